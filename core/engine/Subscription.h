@@ -1,0 +1,62 @@
+#pragma once
+
+#include "filter/Filter.h"
+#include "model/Namespace.h"
+
+#include <QDateTime>
+#include <QList>
+#include <QMetaType>
+#include <QString>
+
+namespace tw {
+
+// A watched scope inside one source: "the orders table of source demo".
+struct SourceNamespace {
+    QString sourceId; // empty: any source
+    Namespace ns;     // empty: everything in the source
+    friend bool operator==(const SourceNamespace& a, const SourceNamespace& b)
+    {
+        return a.sourceId == b.sourceId && a.ns == b.ns;
+    }
+};
+
+// A named, filtered view of the committed feed. Value type; the Engine owns the
+// authoritative list and persists it in the journal.
+struct Subscription {
+    enum class Projection { FullDocument, KeysOnly };
+
+    QString id;
+    QString name;
+    QList<SourceNamespace> namespaces; // empty: every namespace of every source
+    Filter filter;
+    Projection projection = Projection::FullDocument;
+    QDateTime created;
+    bool persistent = true; // ad hoc streams are not stored in the journal
+
+    bool coversNamespace(const QString& sourceId, const Namespace& ns) const
+    {
+        if (namespaces.isEmpty())
+            return true;
+        for (const SourceNamespace& scope : namespaces)
+            if ((scope.sourceId.isEmpty() || scope.sourceId == sourceId) && scope.ns.contains(ns))
+                return true;
+        return false;
+    }
+    bool matches(const ChangeEvent& event) const
+    {
+        // A gap concerns every subscription of its namespace, whatever the filter.
+        if (!coversNamespace(event.sourceId(), event.ns()))
+            return false;
+        return event.operation() == Operation::Gap || filter.matches(event);
+    }
+
+    // {"id","name","namespaces":[{"source","ns"}],"filter":{…},"projection":"full"|"keys","created"}
+    QByteArray toJson() const;
+    static Subscription fromJson(QByteArrayView json, QString* error);
+};
+
+using SubscriptionList = QList<Subscription>;
+
+} // namespace tw
+
+Q_DECLARE_METATYPE(tw::Subscription)

@@ -1,0 +1,277 @@
+#include "ChangeEvent.h"
+
+#include <QDateTime>
+
+namespace tw {
+
+class ChangeEvent::Data : public QSharedData {
+public:
+    qint64 seq = 0;
+    QString sourceId;
+    Namespace ns;
+    Operation op = Operation::Insert;
+    QByteArray ddlName;
+    Bson documentKey;
+    Bson fullDocument;
+    Bson updateDescription;
+    Bson fullDocumentBeforeChange;
+    ClusterTime clusterTime;
+    qint64 wallTimeMs = 0;
+    Bson resumeToken;
+    Namespace renameTarget;
+    QString reason;
+    Bson extra;
+    // Rendered once at finalize().
+    Bson document;
+    QByteArray json;
+};
+
+ChangeEvent::ChangeEvent() : d(new Data) {}
+ChangeEvent::ChangeEvent(const ChangeEvent&) = default;
+ChangeEvent& ChangeEvent::operator=(const ChangeEvent&) = default;
+ChangeEvent::~ChangeEvent() = default;
+
+qint64 ChangeEvent::seq() const { return d->seq; }
+QString ChangeEvent::sourceId() const { return d->sourceId; }
+Namespace ChangeEvent::ns() const { return d->ns; }
+Operation ChangeEvent::operation() const { return d->op; }
+QByteArray ChangeEvent::operationType() const
+{
+    return d->op == Operation::Ddl && !d->ddlName.isEmpty() ? d->ddlName : operationName(d->op);
+}
+Bson ChangeEvent::documentKey() const { return d->documentKey; }
+Bson ChangeEvent::fullDocument() const { return d->fullDocument; }
+Bson ChangeEvent::updateDescription() const { return d->updateDescription; }
+Bson ChangeEvent::fullDocumentBeforeChange() const { return d->fullDocumentBeforeChange; }
+ClusterTime ChangeEvent::clusterTime() const { return d->clusterTime; }
+qint64 ChangeEvent::wallTimeMs() const { return d->wallTimeMs; }
+Bson ChangeEvent::resumeToken() const { return d->resumeToken; }
+Namespace ChangeEvent::renameTarget() const { return d->renameTarget; }
+QString ChangeEvent::reason() const { return d->reason; }
+Bson ChangeEvent::extra() const { return d->extra; }
+
+// Every setter drops the rendered caches: an event is only rendered once it is final.
+#define TW_SET(member, value)                                                                                \
+    d->member = value;                                                                                       \
+    d->document = Bson();                                                                                    \
+    d->json.clear()
+
+void ChangeEvent::setSourceId(const QString& id) { TW_SET(sourceId, id); }
+void ChangeEvent::setNs(const Namespace& ns) { TW_SET(ns, ns); }
+void ChangeEvent::setOperation(Operation op, QByteArrayView ddlName)
+{
+    TW_SET(op, op);
+    d->ddlName = ddlName.toByteArray();
+}
+void ChangeEvent::setDocumentKey(const Bson& key) { TW_SET(documentKey, key); }
+void ChangeEvent::setFullDocument(const Bson& doc) { TW_SET(fullDocument, doc); }
+void ChangeEvent::setUpdateDescription(const Bson& desc) { TW_SET(updateDescription, desc); }
+void ChangeEvent::setFullDocumentBeforeChange(const Bson& doc) { TW_SET(fullDocumentBeforeChange, doc); }
+void ChangeEvent::setClusterTime(ClusterTime time) { TW_SET(clusterTime, time); }
+void ChangeEvent::setWallTimeMs(qint64 ms) { TW_SET(wallTimeMs, ms); }
+void ChangeEvent::setResumeToken(const Bson& token) { TW_SET(resumeToken, token); }
+void ChangeEvent::setRenameTarget(const Namespace& to) { TW_SET(renameTarget, to); }
+void ChangeEvent::setReason(const QString& reason) { TW_SET(reason, reason); }
+void ChangeEvent::setExtra(const Bson& extra) { TW_SET(extra, extra); }
+#undef TW_SET
+
+Bson ChangeEvent::makeUpdateDescription(const Bson& updatedFields, const QList<QByteArray>& removedFields)
+{
+    BsonBuilder b;
+    appendDocument(b.get(), "updatedFields", updatedFields.isAbsent() ? Bson::empty() : updatedFields);
+    bson_t removed;
+    bson_append_array_begin(b.get(), "removedFields", -1, &removed);
+    for (int i = 0; i < removedFields.size(); ++i) {
+        const QByteArray key = QByteArray::number(i);
+        bson_append_utf8(&removed, key.constData(), -1, removedFields[i].constData(), int(removedFields[i].size()));
+    }
+    bson_append_array_end(b.get(), &removed);
+    bson_t truncated;
+    bson_append_array_begin(b.get(), "truncatedArrays", -1, &truncated);
+    bson_append_array_end(b.get(), &truncated);
+    return b.take();
+}
+
+ChangeEvent ChangeEvent::makeGap(const QString& sourceId, const Namespace& ns, const QString& reason)
+{
+    ChangeEvent e;
+    e.setSourceId(sourceId);
+    e.setNs(ns);
+    e.setOperation(Operation::Gap);
+    e.setReason(reason);
+    e.setWallTimeMs(QDateTime::currentMSecsSinceEpoch());
+    return e;
+}
+
+static void appendUtf8(bson_t* doc, const char* key, const QString& value)
+{
+    const QByteArray utf8 = value.toUtf8();
+    bson_append_utf8(doc, key, -1, utf8.constData(), int(utf8.size()));
+}
+
+static void appendNs(bson_t* doc, const char* key, const Namespace& ns)
+{
+    bson_t sub;
+    bson_append_document_begin(doc, key, -1, &sub);
+    appendUtf8(&sub, "db", ns.db);
+    if (!ns.coll.isEmpty())
+        appendUtf8(&sub, "coll", ns.coll);
+    bson_append_document_end(doc, &sub);
+}
+
+static void appendIfPresent(bson_t* doc, const char* key, const Bson& value)
+{
+    if (!value.isAbsent())
+        appendDocument(doc, key, value);
+}
+
+Bson ChangeEvent::buildDocument(bool withSeq) const
+{
+    BsonBuilder b;
+    bson_t* doc = b.get();
+    if (withSeq)
+        bson_append_int64(doc, "seq", -1, d->seq);
+    appendUtf8(doc, "source", d->sourceId);
+    const QByteArray op = operationType();
+    bson_append_utf8(doc, "operationType", -1, op.constData(), int(op.size()));
+    if (!d->ns.db.isEmpty() || !d->ns.coll.isEmpty())
+        appendNs(doc, "ns", d->ns);
+    appendIfPresent(doc, "documentKey", d->documentKey);
+    appendIfPresent(doc, "updateDescription", d->updateDescription);
+    appendIfPresent(doc, "fullDocument", d->fullDocument);
+    appendIfPresent(doc, "fullDocumentBeforeChange", d->fullDocumentBeforeChange);
+    if (!d->renameTarget.db.isEmpty())
+        appendNs(doc, "to", d->renameTarget);
+    if (!d->clusterTime.isNull())
+        bson_append_timestamp(doc, "clusterTime", -1, d->clusterTime.t, d->clusterTime.i);
+    if (d->wallTimeMs)
+        bson_append_date_time(doc, "wallTime", -1, d->wallTimeMs);
+    if (!d->reason.isEmpty())
+        appendUtf8(doc, "reason", d->reason);
+    bson_t extra;
+    if (d->extra.view(&extra)) {
+        bson_iter_t it;
+        if (bson_iter_init(&it, &extra))
+            while (bson_iter_next(&it))
+                bson_append_iter(doc, bson_iter_key(&it), -1, &it);
+    }
+    if (!d->resumeToken.isAbsent())
+        appendDocument(doc, "_id", d->resumeToken);
+    return b.take();
+}
+
+void ChangeEvent::finalize(qint64 seq)
+{
+    d->seq = seq;
+    d->document = buildDocument(true);
+    d->json = d->document.toJson();
+}
+
+Bson ChangeEvent::document() const
+{
+    return d->document.isAbsent() ? buildDocument(d->seq > 0) : d->document;
+}
+
+QByteArray ChangeEvent::toJson() const
+{
+    return d->json.isEmpty() ? document().toJson() : d->json;
+}
+
+QByteArray ChangeEvent::toCanonicalJson() const
+{
+    return document().toJson(Bson::JsonMode::Canonical);
+}
+
+static QString iterUtf8(const bson_iter_t* it)
+{
+    uint32_t len = 0;
+    const char* s = bson_iter_utf8(it, &len);
+    return QString::fromUtf8(s, qsizetype(len));
+}
+
+static Bson iterDocument(const bson_iter_t* it)
+{
+    uint32_t len = 0;
+    const uint8_t* data = nullptr;
+    if (BSON_ITER_HOLDS_DOCUMENT(it))
+        bson_iter_document(it, &len, &data);
+    else if (BSON_ITER_HOLDS_ARRAY(it))
+        bson_iter_array(it, &len, &data);
+    else
+        return {};
+    return Bson::fromRaw(QByteArray(reinterpret_cast<const char*>(data), qsizetype(len)));
+}
+
+static Namespace iterNs(const bson_iter_t* it)
+{
+    Namespace ns;
+    bson_iter_t child;
+    if (!BSON_ITER_HOLDS_DOCUMENT(it) || !bson_iter_recurse(it, &child))
+        return ns;
+    while (bson_iter_next(&child)) {
+        const char* key = bson_iter_key(&child);
+        if (!strcmp(key, "db") && BSON_ITER_HOLDS_UTF8(&child))
+            ns.db = iterUtf8(&child);
+        else if (!strcmp(key, "coll") && BSON_ITER_HOLDS_UTF8(&child))
+            ns.coll = iterUtf8(&child);
+    }
+    return ns;
+}
+
+ChangeEvent ChangeEvent::fromDocument(const Bson& source, qint64 seq, QString* error)
+{
+    ChangeEvent e;
+    bson_t doc;
+    bson_iter_t it;
+    if (!source.view(&doc) || !bson_iter_init(&it, &doc)) {
+        if (error)
+            *error = QStringLiteral("not a BSON document");
+        return e;
+    }
+    BsonBuilder extra;
+    bool haveExtra = false;
+    while (bson_iter_next(&it)) {
+        const char* key = bson_iter_key(&it);
+        if (!strcmp(key, "seq")) {
+            continue;
+        } else if (!strcmp(key, "source") && BSON_ITER_HOLDS_UTF8(&it)) {
+            e.d->sourceId = iterUtf8(&it);
+        } else if (!strcmp(key, "operationType") && BSON_ITER_HOLDS_UTF8(&it)) {
+            uint32_t len = 0;
+            const char* name = bson_iter_utf8(&it, &len);
+            const QByteArrayView view(name, qsizetype(len));
+            e.d->op = operationFromName(view).value_or(Operation::Ddl);
+            if (e.d->op == Operation::Ddl)
+                e.d->ddlName = view.toByteArray();
+        } else if (!strcmp(key, "ns")) {
+            e.d->ns = iterNs(&it);
+        } else if (!strcmp(key, "to")) {
+            e.d->renameTarget = iterNs(&it);
+        } else if (!strcmp(key, "documentKey")) {
+            e.d->documentKey = iterDocument(&it);
+        } else if (!strcmp(key, "updateDescription")) {
+            e.d->updateDescription = iterDocument(&it);
+        } else if (!strcmp(key, "fullDocument")) {
+            e.d->fullDocument = iterDocument(&it);
+        } else if (!strcmp(key, "fullDocumentBeforeChange")) {
+            e.d->fullDocumentBeforeChange = iterDocument(&it);
+        } else if (!strcmp(key, "clusterTime") && BSON_ITER_HOLDS_TIMESTAMP(&it)) {
+            bson_iter_timestamp(&it, &e.d->clusterTime.t, &e.d->clusterTime.i);
+        } else if (!strcmp(key, "wallTime") && BSON_ITER_HOLDS_DATE_TIME(&it)) {
+            e.d->wallTimeMs = bson_iter_date_time(&it);
+        } else if (!strcmp(key, "reason") && BSON_ITER_HOLDS_UTF8(&it)) {
+            e.d->reason = iterUtf8(&it);
+        } else if (!strcmp(key, "_id")) {
+            e.d->resumeToken = iterDocument(&it);
+        } else {
+            bson_append_iter(extra.get(), key, -1, &it);
+            haveExtra = true;
+        }
+    }
+    if (haveExtra)
+        e.d->extra = extra.take();
+    e.finalize(seq);
+    return e;
+}
+
+} // namespace tw

@@ -1,0 +1,91 @@
+#pragma once
+
+#include "Bson.h"
+#include "Namespace.h"
+#include "Operation.h"
+
+#include <QList>
+#include <QMetaType>
+#include <QSharedDataPointer>
+#include <QString>
+
+namespace tw {
+
+struct ClusterTime {
+    quint32 t = 0;
+    quint32 i = 0;
+    bool isNull() const { return t == 0 && i == 0; }
+};
+
+// One change, in the shape of a MongoDB change event plus Tidewatch's `seq` and
+// `source`. Implicitly shared: copies are a reference-count increment, so events
+// travel between threads by value. An event is built by a source, gets its final
+// seq from the Engine at commit (finalize()), and is immutable after that.
+class ChangeEvent {
+public:
+    ChangeEvent();
+    ChangeEvent(const ChangeEvent&);
+    ChangeEvent& operator=(const ChangeEvent&);
+    ~ChangeEvent();
+
+    qint64 seq() const;               // 0 until committed
+    QString sourceId() const;
+    Namespace ns() const;
+    Operation operation() const;
+    QByteArray operationType() const; // the wire name: "insert", …, "createIndexes", "gap"
+    Bson documentKey() const;
+    Bson fullDocument() const;
+    Bson updateDescription() const;   // {updatedFields, removedFields, truncatedArrays}
+    Bson fullDocumentBeforeChange() const;
+    ClusterTime clusterTime() const;
+    qint64 wallTimeMs() const;        // ms since the epoch; 0 when unknown
+    Bson resumeToken() const;         // the source's token for this event (`_id` in MongoDB)
+    Namespace renameTarget() const;   // `to` for rename
+    QString reason() const;           // gap and invalidate: why
+    Bson extra() const;               // other server fields kept verbatim (operationDescription, …)
+
+    void setSourceId(const QString& id);
+    void setNs(const Namespace& ns);
+    void setOperation(Operation op, QByteArrayView ddlName = {});
+    void setDocumentKey(const Bson& key);
+    void setFullDocument(const Bson& doc);
+    void setUpdateDescription(const Bson& desc);
+    void setFullDocumentBeforeChange(const Bson& doc);
+    void setClusterTime(ClusterTime time);
+    void setWallTimeMs(qint64 ms);
+    void setResumeToken(const Bson& token);
+    void setRenameTarget(const Namespace& to);
+    void setReason(const QString& reason);
+    void setExtra(const Bson& extra);
+
+    // Builds {updatedFields, removedFields, truncatedArrays:[]} from a document of
+    // updated fields and a list of removed field names.
+    static Bson makeUpdateDescription(const Bson& updatedFields, const QList<QByteArray>& removedFields);
+    static ChangeEvent makeGap(const QString& sourceId, const Namespace& ns, const QString& reason);
+
+    // Sets the final sequence id and renders the document and its relaxed JSON once.
+    // Called by the Engine after commit; consumers then share the rendered bytes.
+    void finalize(qint64 seq);
+
+    // The full change-event document: {seq?, source, operationType, ns, documentKey, …}.
+    // Cached after finalize(); built on demand before.
+    Bson document() const;
+    // One line of Relaxed Extended JSON (cached after finalize()).
+    QByteArray toJson() const;
+    QByteArray toCanonicalJson() const;
+
+    // Rebuilds an event from document() output (journal replay). `seq` is taken from
+    // the argument, not the document.
+    static ChangeEvent fromDocument(const Bson& doc, qint64 seq, QString* error = nullptr);
+
+private:
+    class Data;
+    QSharedDataPointer<Data> d;
+    Bson buildDocument(bool withSeq) const;
+};
+
+using ChangeEventList = QList<ChangeEvent>;
+
+} // namespace tw
+
+Q_DECLARE_METATYPE(tw::ChangeEvent)

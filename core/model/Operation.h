@@ -1,0 +1,25 @@
+#pragma once
+
+#include <QByteArray>
+#include <optional>
+
+namespace tw {
+
+enum class Operation : quint8 {
+    Insert,
+    Update,
+    Replace,
+    Delete,
+    Drop,
+    Rename,
+    DropDatabase,
+    Invalidate,
+    Ddl, // createIndexes, dropIndexes, create, modify, …: the exact name travels in ChangeEvent
+    Gap, // history was lost: the consumer must re-read
+};
+
+// MongoDB's operationType string ("insert", …, "gap"); Ddl yields "ddl".
+QByteArray operationName(Operation op);
+std::optional<Operation> operationFromName(QByteArrayView name); // unknown DDL names map to Ddl
+
+} // namespace tw
