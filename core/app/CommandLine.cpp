@@ -1,0 +1,181 @@
+#include "CommandLine.h"
+
+#include <QCommandLineParser>
+#include <QDir>
+#include <QFileInfo>
+#include <QRegularExpression>
+#include <QStandardPaths>
+#include <QUrl>
+
+#include <cstdio>
+
+namespace tw {
+
+QString defaultDataDir()
+{
+    const QByteArray override = qgetenv("TIDEWATCH_DATA_DIR");
+    if (!override.isEmpty())
+        return QString::fromLocal8Bit(override);
+    return QStandardPaths::writableLocation(QStandardPaths::AppDataLocation);
+}
+
+QString defaultJournalPath()
+{
+    return QDir(defaultDataDir()).filePath(QStringLiteral("journal.sqlite"));
+}
+
+QString defaultSourceId(const QString& uri)
+{
+    QString base;
+    if (uri.startsWith(QLatin1String("sqlite:"))) {
+        base = QFileInfo(uri.mid(uri.startsWith(QLatin1String("sqlite://")) ? 9 : 7)).completeBaseName();
+    } else {
+        const QUrl url(uri);
+        base = url.host().isEmpty() ? uri.section(QLatin1Char(':'), 0, 0) : url.host();
+        const QString path = url.path().mid(1);
+        if (!path.isEmpty())
+            base += QLatin1Char('-') + path;
+    }
+    base.replace(QRegularExpression(QStringLiteral("[^A-Za-z0-9_-]+")), QStringLiteral("-"));
+    return base.isEmpty() ? QStringLiteral("source") : base;
+}
+
+bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* error, bool* exitNow)
+{
+    *exitNow = false;
+    QCommandLineParser p;
+    p.setApplicationDescription(QStringLiteral(
+        "Watch databases change, live: MongoDB change streams, PostgreSQL and SQLite, filtered and shared over "
+        "Server-Sent Events."));
+    const QCommandLineOption help(QStringList{QStringLiteral("h"), QStringLiteral("help")},
+                                  QStringLiteral("Show this help."));
+    const QCommandLineOption version(QStringLiteral("version"), QStringLiteral("Show the version."));
+    const QCommandLineOption headless(QStringLiteral("headless"),
+                                      QStringLiteral("Run without a window; print committed events as NDJSON."));
+    const QCommandLineOption demo(QStringLiteral("demo"),
+                                  QStringLiteral("Use the built-in demo database and its writer."));
+    const QCommandLineOption demoRate(QStringLiteral("demo-rate"),
+                                      QStringLiteral("Demo writer changes per second (default 20)."),
+                                      QStringLiteral("N"));
+    const QCommandLineOption source(QStringLiteral("source"),
+                                    QStringLiteral("Source URI: sqlite:PATH, mongodb://…, postgresql://…"),
+                                    QStringLiteral("URI"));
+    const QCommandLineOption sourceId(QStringLiteral("source-id"),
+                                      QStringLiteral("Name of the source (default: from the URI)."),
+                                      QStringLiteral("NAME"));
+    const QCommandLineOption watch(QStringLiteral("watch"),
+                                   QStringLiteral("Namespace to watch: a table (SQLite), schema.table (PostgreSQL), "
+                                                  "db.coll (MongoDB). Repeatable."),
+                                   QStringLiteral("NS"));
+    const QCommandLineOption filter(QStringLiteral("filter"),
+                                    QStringLiteral("MongoDB-style filter on the change event, as JSON."),
+                                    QStringLiteral("JSON"));
+    const QCommandLineOption capture(QStringLiteral("capture"),
+                                     QStringLiteral("SQLite: install triggers for exact before/after images "
+                                                    "(writes to the watched file)."));
+    const QCommandLineOption sse(QStringLiteral("sse"),
+                                 QStringLiteral("Serve Server-Sent Events on [ADDR:]PORT (port 0 picks one)."),
+                                 QStringLiteral("[ADDR:]PORT"));
+    const QCommandLineOption fromSeq(QStringLiteral("from-seq"),
+                                     QStringLiteral("Replay committed events from sequence id N before going live."),
+                                     QStringLiteral("N"));
+    const QCommandLineOption workspace(QStringLiteral("workspace"), QStringLiteral("Workspace file to open."),
+                                       QStringLiteral("FILE"));
+    const QCommandLineOption journal(QStringLiteral("journal"),
+                                     QStringLiteral("Journal file (default: in the data folder)."),
+                                     QStringLiteral("FILE"));
+    const QCommandLineOption moveAside(QStringLiteral("move-journal-aside"),
+                                       QStringLiteral("Rename a damaged or foreign journal and start a new one."));
+    const QCommandLineOption screenshot(QStringLiteral("screenshot"),
+                                        QStringLiteral("Render the main window to FILE.png after a few seconds."),
+                                        QStringLiteral("FILE"));
+    const QCommandLineOption screenshotDelay(QStringLiteral("screenshot-delay"),
+                                             QStringLiteral("Milliseconds before --screenshot (default 4000)."),
+                                             QStringLiteral("MS"));
+    for (const auto* option : {&help, &version, &headless, &demo, &demoRate, &source, &sourceId, &watch, &filter,
+                               &capture, &sse, &fromSeq, &workspace, &journal, &moveAside, &screenshot,
+                               &screenshotDelay})
+        p.addOption(*option);
+
+    if (!p.parse(arguments)) {
+        *error = p.errorText() + QStringLiteral(" (see tidewatch --help)");
+        return false;
+    }
+    if (p.isSet(help)) {
+        std::fputs(qPrintable(p.helpText()), stdout);
+        std::fputs("\nExamples:\n  tidewatch --demo\n  tidewatch --headless --source sqlite:shop.sqlite --watch orders "
+                   "--filter '{\"operationType\":\"insert\"}'\n",
+                   stdout);
+        *exitNow = true;
+        return true;
+    }
+    if (p.isSet(version)) {
+        std::puts("tidewatch " TIDEWATCH_VERSION);
+        *exitNow = true;
+        return true;
+    }
+    if (!p.positionalArguments().isEmpty()) {
+        *error = QStringLiteral("unexpected argument \"%1\" (options start with --; see tidewatch --help)")
+                     .arg(p.positionalArguments().constFirst());
+        return false;
+    }
+    o->headless = p.isSet(headless);
+    o->demo = p.isSet(demo);
+    o->source = p.value(source);
+    o->sourceId = p.value(sourceId);
+    o->watches = p.values(watch);
+    o->filter = p.value(filter);
+    o->capture = p.isSet(capture);
+    o->sse = p.value(sse);
+    o->workspace = p.value(workspace);
+    o->journal = p.value(journal);
+    o->moveJournalAside = p.isSet(moveAside);
+    o->screenshot = p.value(screenshot);
+    bool ok = true;
+    if (p.isSet(demoRate)) {
+        o->demoRate = p.value(demoRate).toDouble(&ok);
+        if (!ok || o->demoRate <= 0) {
+            *error = QStringLiteral("--demo-rate needs a positive number, not \"%1\"").arg(p.value(demoRate));
+            return false;
+        }
+    }
+    if (p.isSet(fromSeq)) {
+        o->fromSeq = p.value(fromSeq).toLongLong(&ok);
+        if (!ok || o->fromSeq < 0) {
+            *error = QStringLiteral("--from-seq needs a sequence id (0 or more), not \"%1\"").arg(p.value(fromSeq));
+            return false;
+        }
+    }
+    if (p.isSet(screenshotDelay)) {
+        o->screenshotDelayMs = p.value(screenshotDelay).toInt(&ok);
+        if (!ok || o->screenshotDelayMs < 0) {
+            *error = QStringLiteral("--screenshot-delay needs milliseconds, not \"%1\"").arg(p.value(screenshotDelay));
+            return false;
+        }
+    }
+    if (!o->sse.isEmpty()) {
+        static const QRegularExpression re(QStringLiteral("^(?:(.+):)?(\\d{1,5})$"));
+        const auto m = re.match(o->sse);
+        if (!m.hasMatch() || m.captured(2).toInt() > 65535) {
+            *error = QStringLiteral("--sse needs [ADDR:]PORT, e.g. 8080 or 127.0.0.1:8080, not \"%1\"").arg(o->sse);
+            return false;
+        }
+    }
+    if (o->headless && o->source.isEmpty() && !o->demo && o->workspace.isEmpty()) {
+        *error = QStringLiteral("--headless needs --source URI --watch NS (or --demo, or --workspace FILE)");
+        return false;
+    }
+    if (!o->source.isEmpty() && o->watches.isEmpty()) {
+        *error = QStringLiteral("--source needs at least one --watch NS (e.g. --watch orders)");
+        return false;
+    }
+    if (!o->watches.isEmpty() && o->source.isEmpty() && !o->demo) {
+        *error = QStringLiteral("--watch needs --source URI");
+        return false;
+    }
+    if (o->sourceId.isEmpty() && !o->source.isEmpty())
+        o->sourceId = defaultSourceId(o->source);
+    return true;
+}
+
+} // namespace tw

@@ -1,0 +1,35 @@
+#pragma once
+
+#include <QString>
+#include <QStringList>
+
+namespace tw {
+
+// Everything the command line can say, for the GUI and headless alike.
+struct AppOptions {
+    bool headless = false;
+    bool demo = false;
+    double demoRate = 20.0;
+    QString source;   // URI
+    QString sourceId; // defaults from the URI
+    QStringList watches;
+    QString filter;   // JSON
+    bool capture = false;
+    QString sse;      // "[ADDR:]PORT"; empty: no server
+    qint64 fromSeq = -1;
+    QString workspace;
+    QString journal;
+    bool moveJournalAside = false;
+    QString screenshot;
+    int screenshotDelayMs = 4000;
+};
+
+// Parses argv. On a usage error returns false with a one-line message; on --help or
+// --version prints and sets *exitNow.
+bool parseCommandLine(const QStringList& arguments, AppOptions* options, QString* error, bool* exitNow);
+
+QString defaultDataDir(); // TIDEWATCH_DATA_DIR, or the platform's application data folder
+QString defaultJournalPath();
+QString defaultSourceId(const QString& uri);
+
+} // namespace tw

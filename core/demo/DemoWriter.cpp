@@ -1,0 +1,222 @@
+#include "DemoWriter.h"
+
+#include <QDateTime>
+#include <QDir>
+#include <QFile>
+#include <QFileInfo>
+#include <QRandomGenerator>
+#include <QStandardPaths>
+#include <chrono>
+
+#include <sqlite3.h>
+
+namespace tw {
+
+namespace {
+
+const char* const kSchema = R"sql(
+PRAGMA journal_mode=WAL;
+CREATE TABLE IF NOT EXISTS customers(
+  id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL, city TEXT, tier TEXT NOT NULL,
+  created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS orders(
+  id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL, status TEXT NOT NULL, total REAL NOT NULL,
+  items INTEGER NOT NULL, currency TEXT NOT NULL, updated_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS notifications(
+  id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL,
+  read INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL);
+)sql";
+
+const char* const kFirst[] = {"Ada", "Brian", "Chioma", "Dmitri", "Elena", "Farah", "Goran", "Hana", "Ines", "Jonas",
+                              "Keiko", "Luca", "Maya", "Nils", "Oumar", "Priya", "Quentin", "Rosa", "Sven", "Tomas"};
+const char* const kLast[] = {"Lovelace", "Okafor", "Novak", "Silva", "Tanaka", "Haddad", "Moreau", "Lindqvist",
+                             "Kowalski", "Ibrahim", "Rossi", "Fischer", "Nakamura", "Costa", "Dubois"};
+const char* const kCities[] = {"Lisbon", "Lagos", "Osaka", "Berlin", "Toronto", "Nairobi", "Lyon", "Porto", "Oslo",
+                               "Austin"};
+const char* const kTiers[] = {"standard", "standard", "standard", "gold", "platinum"};
+const char* const kCurrencies[] = {"EUR", "USD", "GBP", "JPY"};
+
+template <typename T, size_t N> const T& pick(QRandomGenerator& rng, const T (&array)[N])
+{
+    return array[rng.bounded(int(N))];
+}
+
+QString now()
+{
+    return QDateTime::currentDateTimeUtc().toString(Qt::ISODateWithMs);
+}
+
+bool runSql(sqlite3* db, const QString& sql, QString* error = nullptr)
+{
+    char* message = nullptr;
+    if (sqlite3_exec(db, sql.toUtf8().constData(), nullptr, nullptr, &message) != SQLITE_OK) {
+        if (error)
+            *error = QString::fromUtf8(message ? message : "unknown error");
+        sqlite3_free(message);
+        return false;
+    }
+    return true;
+}
+
+qint64 scalar(sqlite3* db, const char* sql)
+{
+    sqlite3_stmt* s = nullptr;
+    qint64 v = 0;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+        v = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    return v;
+}
+
+QString quote(const QString& text)
+{
+    QString q = text;
+    q.replace(QLatin1Char('\''), QLatin1String("''"));
+    return QLatin1Char('\'') + q + QLatin1Char('\'');
+}
+
+void insertCustomer(sqlite3* db, QRandomGenerator& rng)
+{
+    const QString first = QLatin1String(pick(rng, kFirst));
+    const QString last = QLatin1String(pick(rng, kLast));
+    const QString email = (first + QLatin1Char('.') + last).toLower() + QString::number(rng.bounded(1000))
+        + QStringLiteral("@example.com");
+    runSql(db, QStringLiteral("INSERT INTO customers(name, email, city, tier, created_at) VALUES(%1, %2, %3, %4, %5)")
+                 .arg(quote(first + QLatin1Char(' ') + last), quote(email), quote(QLatin1String(pick(rng, kCities))),
+                      quote(QLatin1String(pick(rng, kTiers))), quote(now())));
+}
+
+void insertOrder(sqlite3* db, QRandomGenerator& rng)
+{
+    const qint64 customers = std::max<qint64>(1, scalar(db, "SELECT max(id) FROM customers"));
+    const int items = 1 + rng.bounded(6);
+    const double total = double(items) * (5.0 + rng.bounded(9500) / 100.0);
+    runSql(db, QStringLiteral("INSERT INTO orders(customer_id, status, total, items, currency, updated_at) "
+                            "VALUES(%1, 'pending', %2, %3, %4, %5)")
+                 .arg(1 + rng.bounded(customers))
+                 .arg(total, 0, 'f', 2)
+                 .arg(items)
+                 .arg(quote(QLatin1String(pick(rng, kCurrencies))), quote(now())));
+}
+
+} // namespace
+
+DemoWriter::DemoWriter(const QString& path, QObject* parent) : QThread(parent), m_path(path)
+{
+    setObjectName(QStringLiteral("tidewatch-demo-writer"));
+}
+
+DemoWriter::~DemoWriter()
+{
+    requestStop();
+    wait();
+}
+
+QString DemoWriter::defaultPath()
+{
+    const QByteArray override = qgetenv("TIDEWATCH_DATA_DIR");
+    const QString dir = override.isEmpty() ? QStandardPaths::writableLocation(QStandardPaths::AppDataLocation)
+                                           : QString::fromLocal8Bit(override);
+    return QDir(dir).filePath(QStringLiteral("demo.sqlite"));
+}
+
+bool DemoWriter::ensureDatabase(const QString& path, QString* error)
+{
+    QDir().mkpath(QFileInfo(path).absolutePath());
+    const bool fresh = !QFile::exists(path);
+    sqlite3* db = nullptr;
+    if (sqlite3_open_v2(QFile::encodeName(path).constData(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr)
+        != SQLITE_OK) {
+        if (error)
+            *error = QStringLiteral("Cannot create the demo database %1: %2")
+                         .arg(path, QString::fromUtf8(sqlite3_errmsg(db)));
+        sqlite3_close(db);
+        return false;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    bool ok = runSql(db, QLatin1String(kSchema), error);
+    if (ok && fresh) {
+        QRandomGenerator rng(20261122);
+        runSql(db, QStringLiteral("BEGIN"));
+        for (int i = 0; i < 120; ++i)
+            insertCustomer(db, rng);
+        for (int i = 0; i < 400; ++i)
+            insertOrder(db, rng);
+        ok = runSql(db, QStringLiteral("COMMIT"), error);
+    }
+    sqlite3_close(db);
+    return ok;
+}
+
+void DemoWriter::run()
+{
+    QString error;
+    if (!ensureDatabase(m_path, &error)) {
+        qWarning("tidewatch demo: %s", qPrintable(error));
+        return;
+    }
+    sqlite3* db = nullptr;
+    if (sqlite3_open_v2(QFile::encodeName(m_path).constData(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+        sqlite3_close(db);
+        return;
+    }
+    sqlite3_busy_timeout(db, 5000);
+    QRandomGenerator rng(quint32(QDateTime::currentMSecsSinceEpoch()));
+    using clock = std::chrono::steady_clock;
+    auto next = clock::now();
+    while (!m_stop.load()) {
+        const double rate = std::max(0.1, m_rate.load());
+        next += std::chrono::microseconds(qint64(1e6 / rate));
+        const auto wake = next;
+        // Sleep in slices of at most 50 ms so requestStop() is honoured quickly.
+        while (!m_stop.load() && clock::now() < wake)
+            QThread::usleep(quint64(std::min<qint64>(
+                50000, std::chrono::duration_cast<std::chrono::microseconds>(wake - clock::now()).count() + 1)));
+        if (m_stop.load())
+            break;
+        if (clock::now() - next > std::chrono::seconds(1))
+            next = clock::now(); // fell behind (suspended laptop): do not burst
+
+        const int dice = rng.bounded(100);
+        const QString ts = quote(now());
+        if (dice < 30) {
+            insertOrder(db, rng);
+        } else if (dice < 55) {
+            // Move an open order one step along its life.
+            runSql(db, QStringLiteral("UPDATE orders SET status = CASE status WHEN 'pending' THEN 'paid' "
+                                    "WHEN 'paid' THEN 'shipped' ELSE 'delivered' END, updated_at = %1 "
+                                    "WHERE id = (SELECT id FROM orders WHERE status <> 'delivered' "
+                                    "ORDER BY random() LIMIT 1)")
+                         .arg(ts));
+        } else if (dice < 75) {
+            const qint64 customers = std::max<qint64>(1, scalar(db, "SELECT max(id) FROM customers"));
+            static const char* const kinds[] = {"order_shipped", "payment_received", "price_drop", "back_in_stock"};
+            const QString kind = QLatin1String(pick(rng, kinds));
+            runSql(db, QStringLiteral("INSERT INTO notifications(customer_id, kind, message, created_at) "
+                                    "VALUES(%1, %2, %3, %4)")
+                         .arg(1 + rng.bounded(customers))
+                         .arg(quote(kind), quote(QStringLiteral("Your %1 update").arg(kind).replace(QLatin1Char('_'), QLatin1Char(' '))),
+                              ts));
+        } else if (dice < 87) {
+            runSql(db, QStringLiteral("UPDATE notifications SET read = 1 WHERE id = (SELECT id FROM notifications "
+                                    "WHERE read = 0 ORDER BY random() LIMIT 1)"));
+        } else if (dice < 94) {
+            // Purge read notifications, keeping the table small.
+            runSql(db, QStringLiteral("DELETE FROM notifications WHERE id IN (SELECT id FROM notifications "
+                                    "WHERE read = 1 ORDER BY id LIMIT 2)"));
+        } else if (dice < 97) {
+            runSql(db, QStringLiteral("UPDATE customers SET tier = %1, city = %2 WHERE id = (SELECT id FROM customers "
+                                    "ORDER BY random() LIMIT 1)")
+                         .arg(quote(QLatin1String(pick(rng, kTiers))), quote(QLatin1String(pick(rng, kCities)))));
+        } else if (dice < 99) {
+            insertCustomer(db, rng);
+        } else {
+            runSql(db, QStringLiteral("DELETE FROM orders WHERE id = (SELECT id FROM orders WHERE status = 'pending' "
+                                    "ORDER BY random() LIMIT 1)"));
+        }
+        m_written.fetch_add(1);
+    }
+    sqlite3_close(db);
+}
+
+} // namespace tw

@@ -1,0 +1,437 @@
+#include "Engine.h"
+
+#include <QCoreApplication>
+#include <QDateTime>
+#include <QFileInfo>
+#include <QLockFile>
+#include <QLoggingCategory>
+#include <QRandomGenerator>
+#include <QTimer>
+
+Q_LOGGING_CATEGORY(lcEngine, "tidewatch.engine")
+
+namespace tw {
+
+void registerMetaTypes()
+{
+    qRegisterMetaType<ChangeEvent>();
+    qRegisterMetaType<ChangeBatch>();
+    qRegisterMetaType<CommittedBatch>();
+    qRegisterMetaType<SourceRestore>();
+    qRegisterMetaType<SourceStatus>();
+    qRegisterMetaType<NamespaceInfo>();
+    qRegisterMetaType<QList<NamespaceInfo>>();
+    qRegisterMetaType<WatchOptions>();
+    qRegisterMetaType<Namespace>();
+    qRegisterMetaType<Subscription>();
+    qRegisterMetaType<Bson>();
+}
+
+Engine::Engine(const Options& options) : m_options(options)
+{
+    registerMetaTypes();
+    m_thread.setObjectName(QStringLiteral("tidewatch-engine"));
+}
+
+Engine::~Engine()
+{
+    stop();
+}
+
+bool Engine::start(QString* error)
+{
+    if (m_thread.isRunning())
+        return true;
+    // One writer per journal: two engines appending to one file would interleave
+    // sequence ids.
+    m_lock = std::make_unique<QLockFile>(m_options.journalPath + QStringLiteral(".lock"));
+    m_lock->setStaleLockTime(0);
+    if (!m_lock->tryLock(100)) {
+        qint64 pid = 0;
+        QString host, app;
+        m_lock->getLockInfo(&pid, &host, &app);
+        if (error)
+            *error = QStringLiteral("The journal %1 is in use by another Tidewatch (process %2). Close it, or pass "
+                                    "--journal FILE to use another journal.")
+                         .arg(m_options.journalPath)
+                         .arg(pid);
+        m_lock.reset();
+        return false;
+    }
+    if (!m_journal.open(m_options.journalPath, error)) {
+        m_lock.reset();
+        return false;
+    }
+    QStringList problems;
+    const SubscriptionList stored = m_journal.subscriptions(&problems);
+    for (const QString& problem : std::as_const(problems))
+        qCWarning(lcEngine).noquote() << "ignoring a stored" << problem;
+    {
+        QMutexLocker lock(&m_mutex);
+        for (const Subscription& sub : stored) {
+            m_subscriptions.insert(sub.id, sub);
+            m_subscriptionOrder.append(sub.id);
+            m_index.insert(sub);
+        }
+    }
+    m_lastSeq.store(m_journal.lastSeq(), std::memory_order_release);
+
+    moveToThread(&m_thread);
+    m_thread.start();
+    QMetaObject::invokeMethod(
+        this,
+        [this] {
+            m_pruneTimer = new QTimer(this);
+            connect(m_pruneTimer, &QTimer::timeout, this, &Engine::prune);
+            m_pruneTimer->start(m_options.pruneIntervalMs);
+            m_retryTimer = new QTimer(this);
+            m_retryTimer->setSingleShot(true);
+            connect(m_retryTimer, &QTimer::timeout, this, &Engine::flush);
+            prune();
+        },
+        Qt::QueuedConnection);
+    return true;
+}
+
+void Engine::stop()
+{
+    if (!m_thread.isRunning())
+        return;
+    QMetaObject::invokeMethod(this, &Engine::shutdownOnThread, Qt::QueuedConnection);
+    m_thread.wait();
+    // Back to the thread that owns the Engine object, so it can be deleted there.
+    m_lock.reset();
+}
+
+void Engine::shutdownOnThread()
+{
+    QList<SourceEntry> entries;
+    {
+        QMutexLocker lock(&m_mutex);
+        entries = m_sources.values();
+        m_sources.clear();
+    }
+    // Stop the sources in parallel, then wait: each stop() returns within a second.
+    for (const SourceEntry& entry : std::as_const(entries)) {
+        Source* source = entry.source;
+        QThread* thread = entry.thread;
+        QMetaObject::invokeMethod(
+            source,
+            [source, thread] {
+                source->stop();
+                thread->quit();
+            },
+            Qt::QueuedConnection);
+    }
+    for (const SourceEntry& entry : std::as_const(entries)) {
+        entry.thread->wait();
+        // Batches the source emitted before stopping are queued to us: commit them.
+        QCoreApplication::sendPostedEvents(this, QEvent::MetaCall);
+        delete entry.source;
+        delete entry.thread;
+    }
+    QCoreApplication::sendPostedEvents(this, QEvent::MetaCall);
+    flush();
+    m_journal.checkpoint();
+    m_journal.close();
+    delete m_pruneTimer;
+    m_pruneTimer = nullptr;
+    delete m_retryTimer;
+    m_retryTimer = nullptr;
+    moveToThread(QCoreApplication::instance() ? QCoreApplication::instance()->thread() : nullptr);
+    m_thread.quit();
+}
+
+bool Engine::addSource(const QString& id, const QString& uri, QString* error)
+{
+    if (!m_thread.isRunning()) {
+        if (error)
+            *error = QStringLiteral("The engine is not running.");
+        return false;
+    }
+    {
+        QMutexLocker lock(&m_mutex);
+        if (m_sources.contains(id)) {
+            if (error)
+                *error = QStringLiteral("A source named \"%1\" exists already; pick another name.").arg(id);
+            return false;
+        }
+    }
+    Source* source = Source::create(id, uri, error);
+    if (!source)
+        return false;
+    auto* thread = new QThread;
+    thread->setObjectName(QStringLiteral("tidewatch-source-") + id);
+    source->moveToThread(thread);
+    connect(source, &Source::batchReady, this, &Engine::onBatchReady, Qt::QueuedConnection);
+    connect(
+        source, &Source::statusChanged, this,
+        [this](const QString& sourceId, const SourceStatus& status) {
+            {
+                QMutexLocker lock(&m_mutex);
+                auto it = m_sources.find(sourceId);
+                if (it != m_sources.end())
+                    it->status = status;
+            }
+            Q_EMIT sourceStatusChanged(sourceId, status);
+        },
+        Qt::QueuedConnection);
+    connect(source, &Source::namespacesListed, this, &Engine::namespacesListed, Qt::QueuedConnection);
+    connect(source, &Source::watchFailed, this, &Engine::watchFailed, Qt::QueuedConnection);
+    {
+        QMutexLocker lock(&m_mutex);
+        m_sources.insert(id, SourceEntry{Source::redactUri(uri), source, thread, source->status()});
+    }
+    thread->start();
+    QMetaObject::invokeMethod(
+        this,
+        [this, source, id] {
+            const SourceRestore restore = m_journal.restore(id);
+            QMetaObject::invokeMethod(source, [source, restore] { source->start(restore); }, Qt::QueuedConnection);
+        },
+        Qt::QueuedConnection);
+    return true;
+}
+
+void Engine::removeSource(const QString& id)
+{
+    QMetaObject::invokeMethod(
+        this,
+        [this, id] {
+            SourceEntry entry;
+            {
+                QMutexLocker lock(&m_mutex);
+                if (!m_sources.contains(id))
+                    return;
+                entry = m_sources.take(id);
+            }
+            Source* source = entry.source;
+            QThread* thread = entry.thread;
+            QMetaObject::invokeMethod(
+                source,
+                [source, thread] {
+                    source->stop();
+                    thread->quit();
+                },
+                Qt::QueuedConnection);
+            thread->wait();
+            QCoreApplication::sendPostedEvents(this, QEvent::MetaCall);
+            delete source;
+            delete thread;
+        },
+        Qt::QueuedConnection);
+}
+
+void Engine::watch(const QString& sourceId, const Namespace& ns, const WatchOptions& options)
+{
+    // Through the engine thread, so the watch reaches the source after its start().
+    QMetaObject::invokeMethod(
+        this,
+        [this, sourceId, ns, options] {
+            QMutexLocker lock(&m_mutex);
+            const auto it = m_sources.constFind(sourceId);
+            if (it == m_sources.constEnd()) {
+                lock.unlock();
+                Q_EMIT watchFailed(sourceId, ns, QStringLiteral("No source named \"%1\".").arg(sourceId));
+                return;
+            }
+            Source* source = it->source;
+            QMetaObject::invokeMethod(source, [source, ns, options] { source->watch(ns, options); },
+                                      Qt::QueuedConnection);
+        },
+        Qt::QueuedConnection);
+}
+
+void Engine::unwatch(const QString& sourceId, const Namespace& ns)
+{
+    QMetaObject::invokeMethod(
+        this,
+        [this, sourceId, ns] {
+            QMutexLocker lock(&m_mutex);
+            const auto it = m_sources.constFind(sourceId);
+            if (it == m_sources.constEnd())
+                return;
+            Source* source = it->source;
+            QMetaObject::invokeMethod(source, [source, ns] { source->unwatch(ns); }, Qt::QueuedConnection);
+        },
+        Qt::QueuedConnection);
+}
+
+void Engine::listNamespaces(const QString& sourceId, const QString& db)
+{
+    QMetaObject::invokeMethod(
+        this,
+        [this, sourceId, db] {
+            QMutexLocker lock(&m_mutex);
+            const auto it = m_sources.constFind(sourceId);
+            if (it == m_sources.constEnd()) {
+                lock.unlock();
+                Q_EMIT namespacesListed(sourceId, db, {}, QStringLiteral("No source named \"%1\".").arg(sourceId));
+                return;
+            }
+            Source* source = it->source;
+            QMetaObject::invokeMethod(source, [source, db] { source->listNamespaces(db); }, Qt::QueuedConnection);
+        },
+        Qt::QueuedConnection);
+}
+
+QStringList Engine::sourceIds() const
+{
+    QMutexLocker lock(&m_mutex);
+    QStringList ids = m_sources.keys();
+    ids.sort();
+    return ids;
+}
+
+QHash<QString, SourceStatus> Engine::sourceStatuses() const
+{
+    QMutexLocker lock(&m_mutex);
+    QHash<QString, SourceStatus> result;
+    for (auto it = m_sources.cbegin(); it != m_sources.cend(); ++it)
+        result.insert(it.key(), it->status);
+    return result;
+}
+
+QString Engine::sourceUri(const QString& id) const
+{
+    QMutexLocker lock(&m_mutex);
+    return m_sources.value(id).uri;
+}
+
+Subscription Engine::addSubscription(Subscription subscription)
+{
+    if (subscription.id.isEmpty())
+        subscription.id = QStringLiteral("s") + QString::number(QRandomGenerator::global()->generate64(), 36);
+    if (!subscription.created.isValid())
+        subscription.created = QDateTime::currentDateTimeUtc();
+    {
+        QMutexLocker lock(&m_mutex);
+        if (!m_subscriptions.contains(subscription.id))
+            m_subscriptionOrder.append(subscription.id);
+        m_subscriptions.insert(subscription.id, subscription);
+    }
+    QMetaObject::invokeMethod(
+        this,
+        [this, subscription] {
+            m_index.remove(subscription.id);
+            m_index.insert(subscription);
+            if (subscription.persistent) {
+                QString error;
+                if (!m_journal.saveSubscription(subscription, &error))
+                    Q_EMIT journalFailed(error);
+            }
+            Q_EMIT subscriptionsChanged();
+        },
+        Qt::QueuedConnection);
+    return subscription;
+}
+
+bool Engine::removeSubscription(const QString& id)
+{
+    {
+        QMutexLocker lock(&m_mutex);
+        if (!m_subscriptions.remove(id))
+            return false;
+        m_subscriptionOrder.removeAll(id);
+    }
+    QMetaObject::invokeMethod(
+        this,
+        [this, id] {
+            m_index.remove(id);
+            m_journal.removeSubscription(id);
+            Q_EMIT subscriptionsChanged();
+        },
+        Qt::QueuedConnection);
+    return true;
+}
+
+SubscriptionList Engine::subscriptions() const
+{
+    QMutexLocker lock(&m_mutex);
+    SubscriptionList list;
+    for (const QString& id : m_subscriptionOrder)
+        list.append(m_subscriptions.value(id));
+    return list;
+}
+
+std::optional<Subscription> Engine::subscription(const QString& id) const
+{
+    QMutexLocker lock(&m_mutex);
+    const auto it = m_subscriptions.constFind(id);
+    if (it == m_subscriptions.constEnd())
+        return std::nullopt;
+    return *it;
+}
+
+void Engine::submit(const ChangeBatch& batch)
+{
+    QMetaObject::invokeMethod(this, [this, batch] { onBatchReady(batch); }, Qt::QueuedConnection);
+}
+
+void Engine::onBatchReady(const ChangeBatch& batch)
+{
+    m_pending.append(batch);
+    if (!m_flushScheduled) {
+        m_flushScheduled = true;
+        // Queued behind every batch already waiting: they all share one transaction.
+        QMetaObject::invokeMethod(this, &Engine::flush, Qt::QueuedConnection);
+    }
+}
+
+void Engine::flush()
+{
+    m_flushScheduled = false;
+    if (m_pending.isEmpty() || !m_journal.isOpen())
+        return;
+    QList<ChangeBatch> batches;
+    batches.swap(m_pending);
+    QString error;
+    if (!m_journal.append(batches, &error)) {
+        // Keep everything, oldest first, and try again in a second.
+        batches.append(m_pending);
+        m_pending = std::move(batches);
+        Q_EMIT journalFailed(error);
+        if (m_retryTimer)
+            m_retryTimer->start(1000);
+        return;
+    }
+    CommittedBatch out;
+    QHash<QString, QByteArray> tokens;
+    for (const ChangeBatch& batch : std::as_const(batches)) {
+        if (!batch.checkpoint.token.isEmpty())
+            tokens.insert(batch.sourceId, batch.checkpoint.token);
+        for (const ChangeEvent& event : batch.events) {
+            out.events.append(event);
+            const QStringList ids = m_index.route(event);
+            for (const QString& id : ids)
+                out.bySubscription[id].append(event);
+        }
+    }
+    out.lastSeq = m_journal.lastSeq();
+    m_lastSeq.store(out.lastSeq, std::memory_order_release);
+    m_eventsCommitted.fetch_add(out.events.size(), std::memory_order_relaxed);
+    m_commits.fetch_add(1, std::memory_order_relaxed);
+    if (!tokens.isEmpty()) {
+        QMutexLocker lock(&m_mutex);
+        for (auto it = tokens.cbegin(); it != tokens.cend(); ++it) {
+            const auto entry = m_sources.constFind(it.key());
+            if (entry == m_sources.constEnd())
+                continue;
+            Source* source = entry->source;
+            const QByteArray token = it.value();
+            QMetaObject::invokeMethod(source, [source, token] { source->checkpointCommitted(token); },
+                                      Qt::QueuedConnection);
+        }
+    }
+    if (!out.events.isEmpty())
+        Q_EMIT committed(out);
+}
+
+void Engine::prune()
+{
+    const qint64 removed = m_journal.prune(m_options.retention, QDateTime::currentMSecsSinceEpoch());
+    if (removed > 0)
+        qCInfo(lcEngine) << "retention removed" << removed << "events through seq" << m_journal.prunedThrough();
+}
+
+} // namespace tw

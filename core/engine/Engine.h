@@ -1,0 +1,127 @@
+#pragma once
+
+#include "engine/Subscription.h"
+#include "engine/SubscriptionIndex.h"
+#include "journal/Journal.h"
+#include "sources/Source.h"
+
+#include <QHash>
+#include <QMutex>
+#include <QObject>
+#include <QPointer>
+#include <QThread>
+#include <atomic>
+#include <memory>
+#include <optional>
+
+class QLockFile;
+class QTimer;
+
+namespace tw {
+
+// Owns the sources, the journal and the subscription index. It lives on its own
+// thread; each source lives on another. A source's batch reaches the engine by a
+// queued signal, is appended to the journal together with the source's checkpoint in
+// one transaction (group commit: every batch that arrived meanwhile goes into the same
+// transaction), and only then is published with final sequence ids and routed to the
+// matching subscriptions.
+//
+// The public functions may be called from any thread: the ones that change state
+// queue the work to the engine thread; the read-only ones return snapshots.
+class Engine : public QObject {
+    Q_OBJECT
+public:
+    struct Options {
+        QString journalPath;
+        RetentionPolicy retention;
+        int pruneIntervalMs = 60 * 1000;
+    };
+
+    explicit Engine(const Options& options);
+    ~Engine() override; // stops if still running
+
+    // Opens the journal (on the calling thread, so errors come back at once), loads
+    // the stored subscriptions and starts the engine thread.
+    bool start(QString* error = nullptr);
+    // Stops every source (each returns within a second), commits what they handed
+    // over, checkpoints the journal and joins the thread. Blocks the caller.
+    void stop();
+    bool isRunning() const { return m_thread.isRunning(); }
+
+    QString journalPath() const { return m_options.journalPath; }
+    qint64 lastCommittedSeq() const { return m_lastSeq.load(std::memory_order_acquire); }
+
+    // --- sources -------------------------------------------------------------
+    // Creates the source from its URI (errors at once: bad URI, missing file), moves
+    // it to its own thread and starts it from the journal's checkpoint.
+    bool addSource(const QString& id, const QString& uri, QString* error = nullptr);
+    void removeSource(const QString& id);
+    void watch(const QString& sourceId, const Namespace& ns, const WatchOptions& options = {});
+    void unwatch(const QString& sourceId, const Namespace& ns);
+    void listNamespaces(const QString& sourceId, const QString& db);
+    QStringList sourceIds() const;
+    QHash<QString, SourceStatus> sourceStatuses() const;
+    QString sourceUri(const QString& id) const; // password redacted
+
+    // --- subscriptions ---------------------------------------------------------
+    // Assigns an id when empty. A persistent subscription is stored in the journal.
+    Subscription addSubscription(Subscription subscription);
+    bool removeSubscription(const QString& id);
+    SubscriptionList subscriptions() const;
+    std::optional<Subscription> subscription(const QString& id) const;
+
+    // --- counters (any thread) -----------------------------------------------------
+    qint64 eventsCommitted() const { return m_eventsCommitted.load(std::memory_order_relaxed); }
+    qint64 commits() const { return m_commits.load(std::memory_order_relaxed); }
+
+    // Test and benchmark hook: commit this batch as if a source had produced it.
+    void submit(const tw::ChangeBatch& batch);
+
+Q_SIGNALS:
+    // Emitted on the engine thread after each group commit.
+    void committed(const tw::CommittedBatch& batch);
+    void sourceStatusChanged(const QString& sourceId, const tw::SourceStatus& status);
+    void namespacesListed(const QString& sourceId, const QString& db, const QList<tw::NamespaceInfo>& namespaces,
+                          const QString& error);
+    void watchFailed(const QString& sourceId, const tw::Namespace& ns, const QString& error);
+    // The journal refused a write (disk full, I/O error). Pending batches are kept and
+    // retried; nothing accepted is dropped.
+    void journalFailed(const QString& error);
+    void subscriptionsChanged();
+
+private:
+    struct SourceEntry {
+        QString uri;
+        Source* source = nullptr; // owned; deleted on its thread when that thread finishes
+        QThread* thread = nullptr; // owned
+        SourceStatus status;
+    };
+
+    void onBatchReady(const tw::ChangeBatch& batch);
+    void flush();
+    void prune();
+    void shutdownOnThread();
+
+    Options m_options;
+    QThread m_thread;
+    Journal m_journal; // engine thread only
+    std::unique_ptr<QLockFile> m_lock;
+    SubscriptionIndex m_index; // engine thread only
+    QList<ChangeBatch> m_pending; // engine thread only
+    bool m_flushScheduled = false;
+    QTimer* m_pruneTimer = nullptr;
+    QTimer* m_retryTimer = nullptr;
+
+    mutable QMutex m_mutex; // guards the snapshots below
+    QHash<QString, SourceEntry> m_sources;
+    QHash<QString, Subscription> m_subscriptions;
+    QStringList m_subscriptionOrder;
+
+    std::atomic<qint64> m_lastSeq{0};
+    std::atomic<qint64> m_eventsCommitted{0};
+    std::atomic<qint64> m_commits{0};
+};
+
+void registerMetaTypes();
+
+} // namespace tw

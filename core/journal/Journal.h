@@ -1,0 +1,128 @@
+#pragma once
+
+#include "engine/Subscription.h"
+#include "model/ChangeBatch.h"
+
+#include <QString>
+#include <functional>
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace tw {
+
+struct RetentionPolicy {
+    qint64 maxAgeSeconds = 7 * 24 * 3600; // 0: no age limit
+    qint64 maxBytes = qint64(2) << 30;    // 0: no size limit
+};
+
+// The durable record of every committed event, per-source checkpoints and the
+// subscriptions. SQLite in WAL mode. append() writes events and their sources'
+// checkpoints in ONE transaction and only then are the events' sequence ids final;
+// ids are strictly increasing and never reused, across restarts and pruning.
+//
+// Not thread-safe: owned and used by the Engine thread. Readers use JournalReader on
+// their own connection.
+class Journal {
+public:
+    enum class Error { None, CannotOpen, NotAJournal, Corrupt, NewerVersion, Io };
+
+    Journal();
+    ~Journal();
+    Journal(const Journal&) = delete;
+    Journal& operator=(const Journal&) = delete;
+
+    bool open(const QString& path, QString* error = nullptr);
+    void close();
+    bool isOpen() const { return m_db != nullptr; }
+    QString path() const { return m_path; }
+    Error lastError() const { return m_lastError; }
+
+    // Renames a journal that cannot be opened (and its -wal/-shm) to
+    // "<path>.broken-<timestamp>" so a fresh one can be created. Nothing is deleted.
+    static bool moveAside(const QString& path, QString* movedTo = nullptr, QString* error = nullptr);
+
+    // Assigns seqs, finalizes the events (in place) and commits them together with
+    // each batch's checkpoint in one transaction. On failure nothing is committed,
+    // the events keep seq 0, and the next seq is unchanged.
+    bool append(QList<ChangeBatch>& batches, QString* error = nullptr);
+
+    SourceRestore restore(const QString& sourceId);
+    void forgetSource(const QString& sourceId);
+
+    qint64 lastSeq() const { return m_lastSeq; }
+    // Every seq <= prunedThrough() was removed by retention (0: nothing ever pruned).
+    qint64 prunedThrough() const { return m_prunedThrough; }
+
+    bool saveSubscription(const Subscription& subscription, QString* error = nullptr);
+    bool removeSubscription(const QString& id);
+    SubscriptionList subscriptions(QStringList* errors = nullptr);
+
+    // Applies retention; returns how many events were removed.
+    qint64 prune(const RetentionPolicy& policy, qint64 nowMs);
+    qint64 eventCount();
+    qint64 sizeBytes();
+    // Folds the WAL into the main file (on shutdown).
+    void checkpoint();
+
+    // Test hook: runs inside append() after every row is written and before COMMIT.
+    void setBeforeCommitHook(std::function<void()> hook) { m_beforeCommit = std::move(hook); }
+
+private:
+    bool exec(const char* sql, QString* error = nullptr);
+    sqlite3_stmt* prepare(const char* sql);
+    bool fail(Error code, const QString& message, QString* error);
+    bool initSchema(QString* error);
+    bool loadMeta(QString* error);
+    qint64 firstSeq();
+    qint64 firstSeqAtOrAfterTime(qint64 cutoffMs);
+    qint64 deleteThrough(qint64 seq);
+
+    sqlite3* m_db = nullptr;
+    QString m_path;
+    Error m_lastError = Error::None;
+    qint64 m_lastSeq = 0;
+    qint64 m_prunedThrough = 0;
+    sqlite3_stmt* m_insertEvent = nullptr;
+    sqlite3_stmt* m_upsertCheckpoint = nullptr;
+    sqlite3_stmt* m_upsertState = nullptr;
+    sqlite3_stmt* m_deleteState = nullptr;
+    sqlite3_stmt* m_deleteStatePrefix = nullptr;
+    sqlite3_stmt* m_setMeta = nullptr;
+    std::function<void()> m_beforeCommit;
+};
+
+// A read-only view of the journal on its own connection, for replay (SSE
+// Last-Event-ID, long poll, --from-seq, the UI's history). One thread at a time.
+class JournalReader {
+public:
+    JournalReader();
+    ~JournalReader();
+    JournalReader(const JournalReader&) = delete;
+    JournalReader& operator=(const JournalReader&) = delete;
+
+    bool open(const QString& path, QString* error = nullptr);
+    bool isOpen() const { return m_db != nullptr; }
+
+    struct Result {
+        ChangeEventList events;   // matching events with seq > after, ascending
+        qint64 scannedThrough = 0; // highest seq looked at; resume the next read after it
+        qint64 lastSeq = 0;        // the journal's head when read
+        bool gap = false;          // events after `after` were pruned: history lost
+        qint64 firstAvailable = 0; // lowest seq still stored (when gap)
+        bool hasMore = false;      // stopped at the limit before the head
+        QString error;
+    };
+    // Reads events with seq > after, at most `limit` matching ones and at most
+    // `scanLimit` rows looked at. `match` (may be empty) selects the events returned.
+    Result readAfter(qint64 after, int limit, const std::function<bool(const ChangeEvent&)>& match = {},
+                     int scanLimit = 20000);
+    qint64 lastSeq();
+
+private:
+    sqlite3* m_db = nullptr;
+    sqlite3_stmt* m_select = nullptr;
+    sqlite3_stmt* m_meta = nullptr;
+};
+
+} // namespace tw

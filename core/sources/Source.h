@@ -1,0 +1,97 @@
+#pragma once
+
+#include "model/ChangeBatch.h"
+
+#include <QDateTime>
+#include <QObject>
+
+namespace tw {
+
+// What the user sees of a source: its state and, when it is not simply watching, why.
+struct SourceStatus {
+    enum class State { Stopped, Connecting, Watching, Polling, Backoff, Error };
+    State state = State::Stopped;
+    QString reason;       // a sentence a person can act on
+    QDateTime nextRetry;  // Backoff: when the next attempt happens
+    int reconnects = 0;
+    qint64 lastEventMs = 0;
+
+    static QString stateName(State state);
+    QString stateName() const { return stateName(state); }
+};
+
+// One collection/table/view the source offers.
+struct NamespaceInfo {
+    Namespace ns;
+    QString kind; // "collection", "table", "view", "system", "database"
+};
+
+// Per-watch options. Sources ignore the ones that do not apply to them.
+struct WatchOptions {
+    // MongoDB
+    QString fullDocument = QStringLiteral("updateLookup"); // "default", "updateLookup", "whenAvailable", "required"
+    QString fullDocumentBeforeChange = QStringLiteral("off"); // "off", "whenAvailable", "required"
+    bool showExpandedEvents = false;
+    int batchSize = 0;
+    int maxAwaitTimeMs = 500;
+    Bson match; // server-side $match push-down (absent: none)
+    // Polling fallback: a monotonic field for incremental polls ("updatedAt")
+    QString pollField;
+    // SQLite: install triggers and read a changelog (exact before/after images)
+    bool captureMode = false;
+};
+
+// A connection to one database deployment. A Source lives on its own QThread (the
+// Engine moves it there); every slot runs on that thread and may block it, bounded
+// by socket and await timeouts so stop() returns within a second. Results leave by
+// signals carrying value types.
+class Source : public QObject {
+    Q_OBJECT
+public:
+    explicit Source(const QString& id, QObject* parent = nullptr);
+    ~Source() override;
+
+    QString id() const { return m_id; }
+    SourceStatus status() const { return m_status; }
+
+    // Parses `uri` and creates the matching source (not started). On error returns
+    // nullptr and an actionable message (password redacted).
+    static Source* create(const QString& id, const QString& uri, QString* error);
+    // `uri` with any password replaced by "****".
+    static QString redactUri(const QString& uri);
+
+public Q_SLOTS:
+    // Called once on the source's thread before any watch, with what the journal holds.
+    virtual void start(const tw::SourceRestore& restore) = 0;
+    virtual void watch(const tw::Namespace& ns, const tw::WatchOptions& options) = 0;
+    virtual void unwatch(const tw::Namespace& ns) = 0;
+    virtual void listNamespaces(const QString& db) = 0; // db empty: top level
+    // Stops every watch and releases the connection. Must return within a second.
+    virtual void stop() = 0;
+    // The Engine committed everything up to `token`; a source may now discard what it
+    // kept to be able to resume before it (e.g. SQLite capture-mode changelog rows).
+    virtual void checkpointCommitted(const QByteArray& token) { Q_UNUSED(token); }
+
+Q_SIGNALS:
+    // Events with the checkpoint valid after the last of them. The Engine commits
+    // both in one transaction.
+    void batchReady(const tw::ChangeBatch& batch);
+    void statusChanged(const QString& sourceId, const tw::SourceStatus& status);
+    void namespacesListed(const QString& sourceId, const QString& db, const QList<tw::NamespaceInfo>& namespaces,
+                          const QString& error);
+    // A watch could not start (unknown table, no such collection, bad options).
+    void watchFailed(const QString& sourceId, const tw::Namespace& ns, const QString& error);
+
+protected:
+    void setStatus(SourceStatus::State state, const QString& reason = {}, const QDateTime& nextRetry = {});
+    SourceStatus m_status;
+
+private:
+    QString m_id;
+};
+
+} // namespace tw
+
+Q_DECLARE_METATYPE(tw::SourceStatus)
+Q_DECLARE_METATYPE(tw::NamespaceInfo)
+Q_DECLARE_METATYPE(tw::WatchOptions)

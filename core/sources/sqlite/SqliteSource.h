@@ -1,0 +1,91 @@
+#pragma once
+
+#include "sources/Source.h"
+
+#include <QHash>
+#include <QStringList>
+
+struct sqlite3;
+class QTimer;
+
+namespace tw {
+
+// Watches any SQLite file, read-only. Tables are its collections (namespace
+// "main.<table>"). A commit by any other connection bumps PRAGMA data_version; the
+// source then diffs the watched tables by rowid and per-column hashes and emits
+// insert, update (with the changed columns in updatedFields) and delete. A dropped or
+// altered table emits `drop` and is re-snapshotted.
+//
+// The per-row column hashes are the source's checkpoint: they go into the journal
+// with the events, so after a restart the source reports what changed while Tidewatch
+// was closed, or a `gap` when the table changed shape and it cannot tell.
+//
+// Capture mode (WatchOptions::captureMode) is the one case where the file is
+// written to: triggers record exact before/after images in a changelog table.
+class SqliteSource : public Source {
+    Q_OBJECT
+public:
+    // uri: "sqlite:PATH" (also "sqlite://PATH" or a bare path ending in .sqlite/.db).
+    static SqliteSource* create(const QString& id, const QString& uri, QString* error);
+    SqliteSource(const QString& id, const QString& path, QObject* parent = nullptr);
+    ~SqliteSource() override;
+
+    QString path() const { return m_path; }
+    // How often PRAGMA data_version is read. 5 ms: one read costs about 2 µs, and the
+    // p99 target from commit to output is 50 ms.
+    void setPollIntervalMs(int ms);
+
+public Q_SLOTS:
+    void start(const tw::SourceRestore& restore) override;
+    void watch(const tw::Namespace& ns, const tw::WatchOptions& options) override;
+    void unwatch(const tw::Namespace& ns) override;
+    void listNamespaces(const QString& db) override;
+    void stop() override;
+    void checkpointCommitted(const QByteArray& token) override;
+
+private:
+    struct Row {
+        QByteArray hashes; // 8 bytes per column, in column order
+        quint32 generation = 0;
+    };
+    struct Table {
+        QString name;
+        QString sql; // from sqlite_master: the shape we snapshotted
+        QStringList columns;
+        bool hasIdColumn = false; // a column literally named _id becomes the key
+        bool present = true;
+        bool capture = false;
+        bool snapshotted = false;
+        quint32 generation = 0;
+        QHash<qint64, Row> rows;
+    };
+    struct Pending;
+
+    bool openDatabase(QString* error);
+    void closeDatabase();
+    void poll();
+    void scan();
+    void diffTable(Table& table, Pending& out);
+    void readChangelog(Pending& out);
+    bool installCapture(Table& table, QString* error);
+    QString tableSql(const QString& name, bool* isView = nullptr);
+    QStringList tableColumns(const QString& name);
+    void flush(Pending& out, bool force);
+    static QByteArray stateKey(const QString& table, qint64 rowid);
+    static QByteArray schemaKey(const QString& table);
+
+    QString m_path;
+    sqlite3* m_db = nullptr;
+    QTimer* m_timer = nullptr; // owned (child)
+    int m_pollIntervalMs = 5;
+    qint64 m_dataVersion = -1;
+    bool m_started = false;
+    SourceRestore m_restore;
+    QHash<QString, Table> m_tables;
+    qint64 m_changelogSeen = 0; // capture mode: highest changelog id emitted
+    bool m_captureInstalled = false;
+    qint64 m_lastOpenAttemptMs = 0;
+    qint64 m_lastPruneMs = 0;
+};
+
+} // namespace tw
