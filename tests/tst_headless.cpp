@@ -1,0 +1,243 @@
+#include "TestUtil.h"
+
+#include <QJsonArray>
+#include <QProcess>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <csignal>
+
+using namespace tw::test;
+
+// The headless command, as a user or a script runs it: real binary, real SQLite file
+// written by the sqlite3 program, NDJSON read from stdout.
+class TestHeadless : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void init();
+    void filteredNdjsonLineByLine();
+    void fromSeqReplaysThenGoesLive();
+    void sigtermExitsCleanlyWithJournalCheckpointed();
+    void badInputGetsOneLineErrorAndNonZeroExit_data();
+    void badInputGetsOneLineErrorAndNonZeroExit();
+    void damagedJournalIsExplainedAndCanBeMovedAside();
+
+private:
+    QString db() const { return m_dir->filePath(QStringLiteral("shop.sqlite")); }
+    QString journal() const { return m_dir->filePath(QStringLiteral("journal.sqlite")); }
+    void startHeadless(QProcess& p, const QStringList& extra);
+    QList<QJsonObject> readLines(QProcess& p, int count);
+    std::unique_ptr<QTemporaryDir> m_dir;
+    QByteArray m_pending;
+};
+
+void TestHeadless::init()
+{
+    m_dir = std::make_unique<QTemporaryDir>();
+    m_pending.clear();
+    qputenv("TIDEWATCH_DATA_DIR", m_dir->filePath(QStringLiteral("data")).toLocal8Bit());
+    QCOMPARE(runSqlite3(db(), QStringLiteral("PRAGMA journal_mode=WAL;"
+                                              "CREATE TABLE orders(id INTEGER PRIMARY KEY, status TEXT, total REAL);"
+                                              "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT);")),
+             QString());
+}
+
+void TestHeadless::startHeadless(QProcess& p, const QStringList& extra)
+{
+    QStringList args{QStringLiteral("--headless"), QStringLiteral("--source"), QStringLiteral("sqlite:") + db(),
+                     QStringLiteral("--journal"), journal()};
+    args += extra;
+    p.setProcessChannelMode(QProcess::SeparateChannels);
+    p.start(QStringLiteral(TIDEWATCH_BINARY), args);
+    QVERIFY(p.waitForStarted());
+    // Ready once it logs that it is watching.
+    QTRY_VERIFY_WITH_TIMEOUT(p.readAllStandardError().contains("watching") || p.state() != QProcess::Running, 20000);
+    QCOMPARE(p.state(), QProcess::Running);
+    // Give the source its first poll so the baseline is taken before the test writes.
+    QTest::qWait(200);
+}
+
+QList<QJsonObject> TestHeadless::readLines(QProcess& p, int count)
+{
+    QList<QJsonObject> out;
+    QElapsedTimer timer;
+    timer.start();
+    while (out.size() < count && timer.elapsed() < 20000) {
+        if (!p.canReadLine() && m_pending.count('\n') == 0)
+            p.waitForReadyRead(200);
+        m_pending += p.readAllStandardOutput();
+        qsizetype nl;
+        while (out.size() < count && (nl = m_pending.indexOf('\n')) >= 0) {
+            const QByteArray line = m_pending.left(nl);
+            m_pending.remove(0, nl + 1);
+            QJsonParseError err;
+            const QJsonDocument doc = QJsonDocument::fromJson(line, &err);
+            if (err.error != QJsonParseError::NoError)
+                qWarning() << "not JSON:" << line;
+            out.append(doc.object());
+        }
+    }
+    return out;
+}
+
+void TestHeadless::filteredNdjsonLineByLine()
+{
+    QProcess p;
+    startHeadless(p, {QStringLiteral("--watch"), QStringLiteral("orders"), QStringLiteral("--filter"),
+                      QStringLiteral(R"({"operationType": {"$in": ["insert", "delete"]}, "ns.coll": "orders"})")});
+    QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('new', 5);"
+                                              "INSERT INTO customers(name) VALUES('not watched');")),
+             QString());
+    QCOMPARE(runSqlite3(db(), QStringLiteral("UPDATE orders SET status='paid' WHERE id=1")), QString()); // filtered out
+    QCOMPARE(runSqlite3(db(), QStringLiteral("DELETE FROM orders WHERE id=1")), QString());
+    const QList<QJsonObject> lines = readLines(p, 2);
+    QCOMPARE(lines.size(), 2);
+    QCOMPARE(lines[0].value(QLatin1String("operationType")).toString(), QStringLiteral("insert"));
+    QCOMPARE(lines[0].value(QLatin1String("ns")).toObject().value(QLatin1String("coll")).toString(), QStringLiteral("orders"));
+    QCOMPARE(lines[0].value(QLatin1String("fullDocument")).toObject().value(QLatin1String("status")).toString(),
+             QStringLiteral("new"));
+    QCOMPARE(lines[1].value(QLatin1String("operationType")).toString(), QStringLiteral("delete"));
+    const double seq0 = lines[0].value(QLatin1String("seq")).toDouble();
+    const double seq1 = lines[1].value(QLatin1String("seq")).toDouble();
+    QVERIFY(seq0 >= 1);
+    QVERIFY(seq1 > seq0 + 0.5); // the filtered-out update took the seq between them
+    QCOMPARE(lines[0].value(QLatin1String("source")).toString(), QStringLiteral("shop"));
+    p.terminate();
+    QVERIFY(p.waitForFinished(10000));
+    QCOMPARE(p.exitCode(), 0);
+    // Nothing else was printed: the update and the customer insert were filtered out.
+    m_pending += p.readAllStandardOutput();
+    QCOMPARE(m_pending.trimmed(), QByteArray());
+}
+
+void TestHeadless::fromSeqReplaysThenGoesLive()
+{
+    {
+        QProcess p;
+        startHeadless(p, {QStringLiteral("--watch"), QStringLiteral("orders")});
+        QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('a',1);")), QString());
+        QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('b',2);")), QString());
+        QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('c',3);")), QString());
+        QCOMPARE(readLines(p, 3).size(), 3);
+        p.terminate();
+        QVERIFY(p.waitForFinished(10000));
+    }
+    m_pending.clear();
+    QProcess p;
+    startHeadless(p, {QStringLiteral("--watch"), QStringLiteral("orders"), QStringLiteral("--from-seq"), QStringLiteral("2")});
+    QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('d',4);")), QString());
+    const QList<QJsonObject> lines = readLines(p, 3);
+    QCOMPARE(lines.size(), 3);
+    QList<int> seqs;
+    QStringList statuses;
+    for (const QJsonObject& o : lines) {
+        seqs.append(o.value(QLatin1String("seq")).toInt());
+        statuses.append(o.value(QLatin1String("fullDocument")).toObject().value(QLatin1String("status")).toString());
+    }
+    QCOMPARE(seqs, (QList<int>{2, 3, 4}));
+    QCOMPARE(statuses, (QStringList{QStringLiteral("b"), QStringLiteral("c"), QStringLiteral("d")}));
+    p.terminate();
+    QVERIFY(p.waitForFinished(10000));
+}
+
+void TestHeadless::sigtermExitsCleanlyWithJournalCheckpointed()
+{
+    QProcess p;
+    startHeadless(p, {QStringLiteral("--watch"), QStringLiteral("orders")});
+    QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('a',1);")), QString());
+    QCOMPARE(readLines(p, 1).size(), 1);
+    ::kill(pid_t(p.processId()), SIGINT);
+    QVERIFY(p.waitForFinished(10000));
+    QCOMPARE(p.exitStatus(), QProcess::NormalExit);
+    QCOMPARE(p.exitCode(), 0);
+    QVERIFY(p.readAllStandardError().contains("checkpointed"));
+    // Checkpointed: the WAL was folded into the journal file and truncated.
+    QFileInfo wal(journal() + QStringLiteral("-wal"));
+    QVERIFY(!wal.exists() || wal.size() == 0);
+    QVERIFY(!QFile::exists(journal() + QStringLiteral(".lock")));
+}
+
+void TestHeadless::badInputGetsOneLineErrorAndNonZeroExit_data()
+{
+    QTest::addColumn<QStringList>("args");
+    QTest::addColumn<QString>("expected");
+    QTest::newRow("missing file") << QStringList{QStringLiteral("--headless"), QStringLiteral("--source"),
+                                                 QStringLiteral("sqlite:/nonexistent/x.sqlite"), QStringLiteral("--watch"),
+                                                 QStringLiteral("t")}
+                                  << QStringLiteral("No SQLite file at /nonexistent/x.sqlite");
+    QTest::newRow("unknown table") << QStringList{QStringLiteral("--headless"), QStringLiteral("--source"), QStringLiteral("DB"),
+                                                  QStringLiteral("--watch"), QStringLiteral("ordres")}
+                                   << QStringLiteral("No table \"ordres\"");
+    QTest::newRow("bad filter json") << QStringList{QStringLiteral("--headless"), QStringLiteral("--source"), QStringLiteral("DB"),
+                                                    QStringLiteral("--watch"), QStringLiteral("orders"),
+                                                    QStringLiteral("--filter"), QStringLiteral("{\"a\": ")}
+                                     << QStringLiteral("--filter:");
+    QTest::newRow("bad filter operator") << QStringList{QStringLiteral("--headless"), QStringLiteral("--source"), QStringLiteral("DB"),
+                                                        QStringLiteral("--watch"), QStringLiteral("orders"),
+                                                        QStringLiteral("--filter"),
+                                                        QStringLiteral(R"({"fullDocument.total": {"$gtx": 5}})")}
+                                         << QStringLiteral("fullDocument.total");
+    QTest::newRow("no watch") << QStringList{QStringLiteral("--headless"), QStringLiteral("--source"), QStringLiteral("DB")}
+                              << QStringLiteral("--source needs at least one --watch");
+    QTest::newRow("unknown option") << QStringList{QStringLiteral("--headless"), QStringLiteral("--frobnicate")}
+                                    << QStringLiteral("Unknown option 'frobnicate'");
+    QTest::newRow("bad uri") << QStringList{QStringLiteral("--headless"), QStringLiteral("--source"),
+                                            QStringLiteral("ftp://user:secret@host/x"), QStringLiteral("--watch"),
+                                            QStringLiteral("x")}
+                             << QStringLiteral("Unsupported source URI \"ftp://user:****@host/x\"");
+    QTest::newRow("bad from-seq") << QStringList{QStringLiteral("--headless"), QStringLiteral("--source"), QStringLiteral("DB"),
+                                                 QStringLiteral("--watch"), QStringLiteral("orders"),
+                                                 QStringLiteral("--from-seq"), QStringLiteral("soon")}
+                                  << QStringLiteral("--from-seq needs a sequence id");
+}
+
+void TestHeadless::badInputGetsOneLineErrorAndNonZeroExit()
+{
+    QFETCH(QStringList, args);
+    QFETCH(QString, expected);
+    for (QString& a : args)
+        if (a == QLatin1String("DB"))
+            a = QStringLiteral("sqlite:") + db();
+    args << QStringLiteral("--journal") << journal();
+    QProcess p;
+    p.start(QStringLiteral(TIDEWATCH_BINARY), args);
+    QVERIFY(p.waitForFinished(20000));
+    QCOMPARE(p.exitStatus(), QProcess::NormalExit);
+    QVERIFY(p.exitCode() != 0);
+    const QString err = QString::fromUtf8(p.readAllStandardError());
+    const QStringList errorLines = err.split(QLatin1Char('\n'), Qt::SkipEmptyParts).filter(expected);
+    QVERIFY2(errorLines.size() == 1, qPrintable(err));
+    QVERIFY2(!err.contains(QLatin1String("secret")), qPrintable(err));
+    QCOMPARE(p.readAllStandardOutput(), QByteArray());
+}
+
+void TestHeadless::damagedJournalIsExplainedAndCanBeMovedAside()
+{
+    {
+        QFile f(journal());
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(QByteArray(4096, '\x01'));
+    }
+    QProcess p;
+    p.start(QStringLiteral(TIDEWATCH_BINARY), {QStringLiteral("--headless"), QStringLiteral("--source"),
+                                                QStringLiteral("sqlite:") + db(), QStringLiteral("--watch"),
+                                                QStringLiteral("orders"), QStringLiteral("--journal"), journal()});
+    QVERIFY(p.waitForFinished(20000));
+    QCOMPARE(p.exitCode(), 1);
+    const QString err = QString::fromUtf8(p.readAllStandardError());
+    QVERIFY2(err.contains(QLatin1String("--move-journal-aside")), qPrintable(err));
+
+    QProcess again;
+    startHeadless(again, {QStringLiteral("--watch"), QStringLiteral("orders"), QStringLiteral("--move-journal-aside")});
+    QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('a',1);")), QString());
+    const auto lines = readLines(again, 1);
+    QCOMPARE(lines.size(), 1);
+    QCOMPARE(lines[0].value(QLatin1String("seq")).toInt(), 1);
+    again.terminate();
+    QVERIFY(again.waitForFinished(10000));
+    const QStringList moved = QDir(m_dir->path()).entryList({QStringLiteral("journal.sqlite.broken-*")});
+    QCOMPARE(moved.size(), 1);
+}
+
+QTEST_GUILESS_MAIN(TestHeadless)
+#include "tst_headless.moc"

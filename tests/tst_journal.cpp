@@ -1,0 +1,346 @@
+#include "TestUtil.h"
+
+#include "journal/Journal.h"
+
+#include <QCoreApplication>
+#include <QFile>
+#include <QProcess>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <csignal>
+#include <unistd.h>
+
+using namespace tw;
+using tw::test::makeEvent;
+
+namespace {
+
+ChangeBatch batchOf(const QString& source, int first, int count, const QByteArray& token)
+{
+    ChangeBatch b;
+    b.sourceId = source;
+    for (int i = first; i < first + count; ++i)
+        b.events.append(makeEvent(source, QStringLiteral("orders"), i));
+    b.checkpoint.token = token;
+    return b;
+}
+
+// Child mode: commit batch A, then die by SIGKILL inside batch B's transaction after
+// every row is written and before COMMIT.
+int runChild(const QString& path, bool killBeforeCommit)
+{
+    Journal journal;
+    if (!journal.open(path))
+        return 3;
+    QList<ChangeBatch> a{batchOf(QStringLiteral("src"), 1, 10, "A")};
+    if (!journal.append(a))
+        return 4;
+    if (killBeforeCommit)
+        journal.setBeforeCommitHook([] { ::kill(::getpid(), SIGKILL); });
+    QList<ChangeBatch> b{batchOf(QStringLiteral("src"), 11, 10, "B")};
+    journal.append(b);
+    if (!killBeforeCommit)
+        ::kill(::getpid(), SIGKILL); // after COMMIT returned
+    return 5;
+}
+
+} // namespace
+
+class TestJournal : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void seqIncreasesAndSurvivesReopen();
+    void batchAndCheckpointAreAtomic_data();
+    void batchAndCheckpointAreAtomic();
+    void sourceStateUpsertsRemovalsAndPrefixes();
+    void retentionByAgeYieldsGapAndSeqNeverReused();
+    void retentionBySize();
+    void readerFiltersAndPages();
+    void subscriptionsPersist();
+    void corruptFileIsAClearErrorAndCanBeMovedAside();
+    void foreignSqliteFileIsRefused();
+    void failedAppendLeavesNothing();
+};
+
+void TestJournal::seqIncreasesAndSurvivesReopen()
+{
+    QTemporaryDir dir;
+    const QString path = dir.filePath(QStringLiteral("j.sqlite"));
+    {
+        Journal j;
+        QVERIFY(j.open(path));
+        QList<ChangeBatch> batches{batchOf(QStringLiteral("a"), 1, 3, "t1"), batchOf(QStringLiteral("b"), 1, 2, "u1")};
+        QVERIFY(j.append(batches));
+        QCOMPARE(j.lastSeq(), 5);
+        QList<qint64> seqs;
+        for (const auto& b : batches)
+            for (const auto& e : b.events)
+                seqs.append(e.seq());
+        QCOMPARE(seqs, (QList<qint64>{1, 2, 3, 4, 5}));
+        QVERIFY(batches[0].events[0].toJson().startsWith("{ \"seq\" : 1, \"source\" : \"a\""));
+    }
+    Journal j;
+    QVERIFY(j.open(path));
+    QCOMPARE(j.lastSeq(), 5);
+    QCOMPARE(j.restore(QStringLiteral("a")).token, QByteArray("t1"));
+    QCOMPARE(j.restore(QStringLiteral("b")).token, QByteArray("u1"));
+    QList<ChangeBatch> more{batchOf(QStringLiteral("a"), 4, 1, {})};
+    QVERIFY(j.append(more));
+    QCOMPARE(more[0].events[0].seq(), 6);
+    QCOMPARE(j.restore(QStringLiteral("a")).token, QByteArray("t1")); // empty token keeps the old one
+}
+
+void TestJournal::batchAndCheckpointAreAtomic_data()
+{
+    QTest::addColumn<bool>("killBeforeCommit");
+    QTest::addColumn<qint64>("expectedLastSeq");
+    QTest::addColumn<QByteArray>("expectedToken");
+    QTest::newRow("killed before commit: neither") << true << qint64(10) << QByteArray("A");
+    QTest::newRow("killed after commit: both") << false << qint64(20) << QByteArray("B");
+}
+
+void TestJournal::batchAndCheckpointAreAtomic()
+{
+    QFETCH(bool, killBeforeCommit);
+    QFETCH(qint64, expectedLastSeq);
+    QFETCH(QByteArray, expectedToken);
+    QTemporaryDir dir;
+    const QString path = dir.filePath(QStringLiteral("j.sqlite"));
+    QProcess child;
+    child.start(QCoreApplication::applicationFilePath(),
+                {QStringLiteral("--journal-child"), path, killBeforeCommit ? QStringLiteral("before") : QStringLiteral("after")});
+    QVERIFY(child.waitForFinished(60000));
+    QCOMPARE(child.exitStatus(), QProcess::CrashExit); // SIGKILL, not a clean exit
+
+    Journal j;
+    QVERIFY(j.open(path));
+    QCOMPARE(j.lastSeq(), expectedLastSeq);
+    QCOMPARE(j.eventCount(), expectedLastSeq);
+    QCOMPARE(j.restore(QStringLiteral("src")).token, expectedToken);
+    // And the next seq continues after what is committed.
+    QList<ChangeBatch> next{batchOf(QStringLiteral("src"), 100, 1, "C")};
+    QVERIFY(j.append(next));
+    QCOMPARE(next[0].events[0].seq(), expectedLastSeq + 1);
+}
+
+void TestJournal::sourceStateUpsertsRemovalsAndPrefixes()
+{
+    QTemporaryDir dir;
+    Journal j;
+    QVERIFY(j.open(dir.filePath(QStringLiteral("j.sqlite"))));
+    ChangeBatch b;
+    b.sourceId = QStringLiteral("s");
+    b.checkpoint.stateUpserts = {{"t\x1f" "1", "h1"}, {"t\x1f" "2", "h2"}, {"u\x1f" "1", "x"}, {"t\x1e", "schema"}};
+    QList<ChangeBatch> list{b};
+    QVERIFY(j.append(list));
+    QCOMPARE(j.restore(QStringLiteral("s")).state.size(), 4);
+    ChangeBatch c;
+    c.sourceId = QStringLiteral("s");
+    c.checkpoint.stateRemovals = {"u\x1f" "1"};
+    c.checkpoint.stateRemovedPrefixes = {"t\x1f"};
+    list = {c};
+    QVERIFY(j.append(list));
+    const auto state = j.restore(QStringLiteral("s")).state;
+    QCOMPARE(state.size(), 1);
+    QCOMPARE(state.value("t\x1e"), QByteArray("schema"));
+    QVERIFY(j.restore(QStringLiteral("other")).state.isEmpty());
+}
+
+void TestJournal::retentionByAgeYieldsGapAndSeqNeverReused()
+{
+    QTemporaryDir dir;
+    const QString path = dir.filePath(QStringLiteral("j.sqlite"));
+    Journal j;
+    QVERIFY(j.open(path));
+    QList<ChangeBatch> list{batchOf(QStringLiteral("s"), 1, 100, "t")};
+    QVERIFY(j.append(list));
+    RetentionPolicy policy;
+    policy.maxBytes = 0;
+    policy.maxAgeSeconds = 3600;
+    QCOMPARE(j.prune(policy, QDateTime::currentMSecsSinceEpoch()), 0); // all young
+    QCOMPARE(j.prune(policy, QDateTime::currentMSecsSinceEpoch() + 2 * 3600 * 1000), 100);
+    QCOMPARE(j.prunedThrough(), 100);
+    QCOMPARE(j.eventCount(), 0);
+
+    JournalReader reader;
+    QVERIFY(reader.open(path));
+    auto r = reader.readAfter(5, 10);
+    QVERIFY(r.gap);
+    QCOMPARE(r.events.size(), 0);
+
+    list = {batchOf(QStringLiteral("s"), 101, 3, "t")};
+    QVERIFY(j.append(list));
+    QCOMPARE(list[0].events[0].seq(), 101); // never reused, though the table was empty
+    r = reader.readAfter(5, 10);
+    QVERIFY(r.gap);
+    QCOMPARE(r.firstAvailable, 101);
+    QCOMPARE(r.events.size(), 3);
+    QCOMPARE(r.events[0].seq(), 101);
+    r = reader.readAfter(100, 10);
+    QVERIFY(!r.gap); // nothing after 100 was lost
+    QCOMPARE(r.events.size(), 3);
+
+    j.close();
+    QVERIFY(j.open(path));
+    QCOMPARE(j.prunedThrough(), 100);
+    QCOMPARE(j.lastSeq(), 103);
+}
+
+void TestJournal::retentionBySize()
+{
+    QTemporaryDir dir;
+    Journal j;
+    QVERIFY(j.open(dir.filePath(QStringLiteral("j.sqlite"))));
+    for (int round = 0; round < 10; ++round) {
+        ChangeBatch b;
+        b.sourceId = QStringLiteral("s");
+        for (int i = 0; i < 200; ++i)
+            b.events.append(makeEvent(QStringLiteral("s"), QStringLiteral("t"), round * 200 + i, 1024));
+        QList<ChangeBatch> list{b};
+        QVERIFY(j.append(list));
+    }
+    const qint64 before = j.sizeBytes();
+    QVERIFY(before > 2 << 20);
+    RetentionPolicy policy;
+    policy.maxAgeSeconds = 0;
+    policy.maxBytes = before / 2;
+    const qint64 removed = j.prune(policy, QDateTime::currentMSecsSinceEpoch());
+    QVERIFY2(removed >= 900 && removed < 2000, qPrintable(QString::number(removed)));
+    QCOMPARE(j.eventCount(), 2000 - removed);
+    QCOMPARE(j.prunedThrough(), removed); // the oldest went first
+}
+
+void TestJournal::readerFiltersAndPages()
+{
+    QTemporaryDir dir;
+    const QString path = dir.filePath(QStringLiteral("j.sqlite"));
+    Journal j;
+    QVERIFY(j.open(path));
+    QList<ChangeBatch> list{batchOf(QStringLiteral("s"), 1, 50, "t")};
+    QVERIFY(j.append(list));
+    JournalReader reader;
+    QVERIFY(reader.open(path));
+    QCOMPARE(reader.lastSeq(), 50);
+    auto even = [](const ChangeEvent& e) { return e.seq() % 2 == 0; };
+    auto r = reader.readAfter(0, 10, even);
+    QCOMPARE(r.events.size(), 10);
+    QCOMPARE(r.events.first().seq(), 2);
+    QCOMPARE(r.events.last().seq(), 20);
+    QVERIFY(r.hasMore);
+    r = reader.readAfter(r.scannedThrough, 100, even);
+    QCOMPARE(r.events.size(), 15);
+    QVERIFY(!r.hasMore);
+    // The replayed event is the committed one, byte for byte.
+    QCOMPARE(reader.readAfter(6, 1).events.first().toJson(), list[0].events[6].toJson());
+}
+
+void TestJournal::subscriptionsPersist()
+{
+    QTemporaryDir dir;
+    const QString path = dir.filePath(QStringLiteral("j.sqlite"));
+    {
+        Journal j;
+        QVERIFY(j.open(path));
+        Subscription s;
+        s.id = QStringLiteral("paid");
+        s.name = QStringLiteral("Paid orders");
+        s.namespaces = {SourceNamespace{QStringLiteral("demo"), Namespace{QStringLiteral("main"), QStringLiteral("orders")}}};
+        s.filter = Filter::compile(R"({"fullDocument.status": "paid"})");
+        QVERIFY(s.filter.isValid());
+        QVERIFY(j.saveSubscription(s));
+    }
+    Journal j;
+    QVERIFY(j.open(path));
+    const SubscriptionList subs = j.subscriptions();
+    QCOMPARE(subs.size(), 1);
+    QCOMPARE(subs[0].id, QStringLiteral("paid"));
+    QCOMPARE(subs[0].name, QStringLiteral("Paid orders"));
+    QCOMPARE(subs[0].namespaces.size(), 1);
+    QCOMPARE(subs[0].namespaces[0].ns.coll, QStringLiteral("orders"));
+    QVERIFY(subs[0].filter.isValid());
+    QVERIFY(!subs[0].filter.matchesEverything());
+    QVERIFY(j.removeSubscription(QStringLiteral("paid")));
+    QVERIFY(j.subscriptions().isEmpty());
+}
+
+void TestJournal::corruptFileIsAClearErrorAndCanBeMovedAside()
+{
+    QTemporaryDir dir;
+    const QString path = dir.filePath(QStringLiteral("j.sqlite"));
+    {
+        QFile f(path);
+        QVERIFY(f.open(QIODevice::WriteOnly));
+        f.write(QByteArray(8192, '\x5a'));
+    }
+    Journal j;
+    QString error;
+    QVERIFY(!j.open(path, &error));
+    QVERIFY(!j.isOpen());
+    QCOMPARE(j.lastError(), Journal::Error::Corrupt);
+    QVERIFY2(error.contains(path) && error.contains(QLatin1String("Move it aside")), qPrintable(error));
+    QString movedTo;
+    QVERIFY(Journal::moveAside(path, &movedTo));
+    QVERIFY(QFile::exists(movedTo));
+    QVERIFY(!QFile::exists(path));
+    QVERIFY(j.open(path, &error));
+    QCOMPARE(j.lastSeq(), 0);
+}
+
+void TestJournal::foreignSqliteFileIsRefused()
+{
+    QTemporaryDir dir;
+    const QString path = dir.filePath(QStringLiteral("other.sqlite"));
+    QCOMPARE(tw::test::runSqlite3(path, QStringLiteral("CREATE TABLE notes(x); INSERT INTO notes VALUES(1);")), QString());
+    Journal j;
+    QString error;
+    QVERIFY(!j.open(path, &error));
+    QCOMPARE(j.lastError(), Journal::Error::NotAJournal);
+    QVERIFY2(error.contains(QLatin1String("not a Tidewatch journal")), qPrintable(error));
+    // And the foreign file was not touched.
+    QProcess p;
+    p.start(QStringLiteral("sqlite3"), {path, QStringLiteral("SELECT count(*) FROM sqlite_master")});
+    QVERIFY(p.waitForFinished());
+    QCOMPARE(p.readAllStandardOutput().trimmed(), QByteArray("1"));
+}
+
+void TestJournal::failedAppendLeavesNothing()
+{
+    QTemporaryDir dir;
+    const QString path = dir.filePath(QStringLiteral("j.sqlite"));
+    Journal j;
+    QVERIFY(j.open(path));
+    QList<ChangeBatch> ok{batchOf(QStringLiteral("s"), 1, 3, "t1")};
+    QVERIFY(j.append(ok));
+    // A second writer holding the write lock makes BEGIN IMMEDIATE fail after the
+    // busy timeout; the journal must stay as it was.
+    QProcess holder;
+    holder.start(QStringLiteral("sqlite3"), {path});
+    QVERIFY(holder.waitForStarted());
+    holder.write("PRAGMA busy_timeout=100; BEGIN IMMEDIATE; INSERT INTO meta VALUES('x', 1); SELECT 'locked';\n");
+    QTRY_VERIFY_WITH_TIMEOUT(holder.readAllStandardOutput().contains("locked"), 10000);
+    QList<ChangeBatch> blocked{batchOf(QStringLiteral("s"), 4, 3, "t2")};
+    QString error;
+    QVERIFY(!j.append(blocked, &error));
+    QVERIFY(!error.isEmpty());
+    QCOMPARE(blocked[0].events[0].seq(), 0);
+    QCOMPARE(j.lastSeq(), 3);
+    holder.write("ROLLBACK;\n.quit\n");
+    QVERIFY(holder.waitForFinished());
+    QVERIFY(j.append(blocked));
+    QCOMPARE(blocked[0].events[0].seq(), 4);
+    QCOMPARE(j.restore(QStringLiteral("s")).token, QByteArray("t2"));
+}
+
+int main(int argc, char** argv)
+{
+    if (argc == 4 && QByteArray(argv[1]) == "--journal-child") {
+        QCoreApplication app(argc, argv);
+        return runChild(QString::fromLocal8Bit(argv[2]), QByteArray(argv[3]) == "before");
+    }
+    QCoreApplication app(argc, argv);
+    TestJournal test;
+    return QTest::qExec(&test, argc, argv);
+}
+
+#include "tst_journal.moc"

@@ -1,0 +1,261 @@
+#include "EngineFixture.h"
+
+#include "sources/sqlite/SqliteSource.h"
+
+#include <QtTest>
+
+using namespace tw;
+using namespace tw::test;
+
+class TestSqliteSource : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void init();
+    void insertUpdateDeleteFromAnotherProcess();
+    void restartReportsChangesMadeWhileClosed();
+    void restartMidStreamLosesNothing();
+    void droppedTableEmitsDropThenInsertsAfterRecreate();
+    void alteredTableEmitsDropAndResnapshots();
+    void captureModeGivesBeforeAndAfterImages();
+    void unknownTableIsAClearError();
+    void missingAndForeignFilesAreClearErrors();
+    void neverWritesToTheWatchedFile();
+
+private:
+    QString dbPath() const { return m_dir->filePath(QStringLiteral("shop.sqlite")); }
+    QString journalPath() const { return m_dir->filePath(QStringLiteral("journal.sqlite")); }
+    std::unique_ptr<QTemporaryDir> m_dir;
+};
+
+void TestSqliteSource::init()
+{
+    m_dir = std::make_unique<QTemporaryDir>();
+    QCOMPARE(runSqlite3(dbPath(), QStringLiteral("PRAGMA journal_mode=WAL;"
+                                                  "CREATE TABLE orders(id INTEGER PRIMARY KEY, status TEXT, total REAL);"
+                                                  "INSERT INTO orders(status, total) VALUES('pending', 10.5), ('paid', 20);")),
+             QString());
+}
+
+void TestSqliteSource::insertUpdateDeleteFromAnotherProcess()
+{
+    EngineFixture f(journalPath());
+    QVERIFY(f.start());
+    QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
+    f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
+    QTRY_VERIFY_WITH_TIMEOUT(!f.statuses.isEmpty() && f.statuses.last().state == SourceStatus::State::Watching, 10000);
+    // The existing rows are the baseline, not changes.
+    QTest::qWait(50);
+    QCOMPARE(f.events.size(), 0);
+
+    QCOMPARE(runSqlite3(dbPath(), QStringLiteral("INSERT INTO orders(status, total) VALUES('pending', 99.5)")), QString());
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1, 10000);
+    QCOMPARE(runSqlite3(dbPath(), QStringLiteral("UPDATE orders SET status='shipped' WHERE id=1")), QString());
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 2, 10000);
+    QCOMPARE(runSqlite3(dbPath(), QStringLiteral("DELETE FROM orders WHERE id=2")), QString());
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 3, 10000);
+
+    const ChangeEvent& ins = f.events[0];
+    QCOMPARE(ins.operation(), Operation::Insert);
+    QCOMPARE(ins.ns().toString(), QStringLiteral("main.orders"));
+    QCOMPARE(ins.sourceId(), QStringLiteral("shop"));
+    QCOMPARE(fieldJson(ins.documentKey(), "_id"), QStringLiteral("3"));
+    QCOMPARE(fieldJson(ins.fullDocument(), "status"), QStringLiteral("\"pending\""));
+    QCOMPARE(fieldJson(ins.fullDocument(), "total"), QStringLiteral("99.5"));
+
+    const ChangeEvent& upd = f.events[1];
+    QCOMPARE(upd.operation(), Operation::Update);
+    QCOMPARE(fieldJson(upd.documentKey(), "_id"), QStringLiteral("1"));
+    const QJsonObject updJson = parseJson(upd.toJson());
+    QCOMPARE(updJson.value(QLatin1String("updateDescription")).toObject().value(QLatin1String("updatedFields")).toObject(),
+             QJsonObject({{QStringLiteral("status"), QStringLiteral("shipped")}}));
+    QCOMPARE(updJson.value(QLatin1String("fullDocument")).toObject().value(QLatin1String("total")).toDouble(), 10.5);
+
+    const ChangeEvent& del = f.events[2];
+    QCOMPARE(del.operation(), Operation::Delete);
+    QCOMPARE(fieldJson(del.documentKey(), "_id"), QStringLiteral("2"));
+    QVERIFY(del.fullDocument().isAbsent());
+    QVERIFY(f.seqStrictlyIncreasing());
+    QCOMPARE(f.events.last().seq(), f.engine->lastCommittedSeq());
+}
+
+void TestSqliteSource::restartReportsChangesMadeWhileClosed()
+{
+    {
+        EngineFixture f(journalPath());
+        QVERIFY(f.start());
+        QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
+        f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
+        QCOMPARE(runSqlite3(dbPath(), QStringLiteral("INSERT INTO orders(status, total) VALUES('a', 1)")), QString());
+        QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1, 10000);
+    }
+    // Closed: three kinds of change happen.
+    QCOMPARE(runSqlite3(dbPath(), QStringLiteral("INSERT INTO orders(status, total) VALUES('b', 2);"
+                                                  "UPDATE orders SET total = 11 WHERE id = 1;"
+                                                  "DELETE FROM orders WHERE id = 2;")),
+             QString());
+    EngineFixture f(journalPath());
+    QVERIFY(f.start());
+    QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
+    f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 3, 10000);
+    QCOMPARE(f.ofOperation(Operation::Insert).size(), 1);
+    QCOMPARE(f.ofOperation(Operation::Update).size(), 1);
+    QCOMPARE(f.ofOperation(Operation::Delete).size(), 1);
+    QCOMPARE(fieldJson(f.ofOperation(Operation::Update)[0].documentKey(), "_id"), QStringLiteral("1"));
+    QCOMPARE(f.events.first().seq(), 2); // continues after the first run's seq 1
+    QTest::qWait(100);
+    QCOMPARE(f.events.size(), 3); // and nothing else, in particular no re-report of seq 1
+}
+
+void TestSqliteSource::restartMidStreamLosesNothing()
+{
+    // A writer keeps inserting while the engine is stopped and started again; every
+    // row must be reported exactly once across the two runs.
+    QProcess writer;
+    const QString script = QStringLiteral(
+        "for i in $(seq 1 120); do sqlite3 '%1' \"INSERT INTO orders(status,total) VALUES('w',$i)\"; done").arg(dbPath());
+    writer.start(QStringLiteral("bash"), {QStringLiteral("-c"), script});
+    QVERIFY(writer.waitForStarted());
+    QSet<QString> seen;
+    int total = 0;
+    for (int run = 0; run < 3; ++run) {
+        EngineFixture f(journalPath());
+        QVERIFY(f.start());
+        QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
+        f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
+        if (run < 2)
+            QTRY_VERIFY_WITH_TIMEOUT(f.events.size() >= 10, 20000);
+        else {
+            QVERIFY(writer.waitForFinished(60000));
+            QTRY_VERIFY_WITH_TIMEOUT(seen.size() + f.events.size() >= 120, 20000);
+            QTest::qWait(100);
+        }
+        f.stop();
+        for (const ChangeEvent& e : std::as_const(f.events)) {
+            QCOMPARE(e.operation(), Operation::Insert);
+            seen.insert(fieldJson(e.documentKey(), "_id"));
+        }
+        total += int(f.events.size());
+    }
+    QCOMPARE(seen.size(), 120);
+    QCOMPARE(total, 120); // none twice
+}
+
+void TestSqliteSource::droppedTableEmitsDropThenInsertsAfterRecreate()
+{
+    EngineFixture f(journalPath());
+    QVERIFY(f.start());
+    QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
+    f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
+    QTRY_VERIFY_WITH_TIMEOUT(!f.statuses.isEmpty(), 10000);
+    QCOMPARE(runSqlite3(dbPath(), QStringLiteral("DROP TABLE orders")), QString());
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1, 10000);
+    QCOMPARE(f.events[0].operation(), Operation::Drop);
+    QCOMPARE(f.events[0].ns().coll, QStringLiteral("orders"));
+    QCOMPARE(runSqlite3(dbPath(), QStringLiteral("CREATE TABLE orders(id INTEGER PRIMARY KEY, status TEXT);"
+                                                  "INSERT INTO orders(status) VALUES('fresh');")),
+             QString());
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 2, 10000);
+    QCOMPARE(f.events[1].operation(), Operation::Insert);
+    QCOMPARE(fieldJson(f.events[1].fullDocument(), "status"), QStringLiteral("\"fresh\""));
+}
+
+void TestSqliteSource::alteredTableEmitsDropAndResnapshots()
+{
+    EngineFixture f(journalPath());
+    QVERIFY(f.start());
+    QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
+    f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
+    QTRY_VERIFY_WITH_TIMEOUT(!f.statuses.isEmpty(), 10000);
+    QCOMPARE(runSqlite3(dbPath(), QStringLiteral("ALTER TABLE orders ADD COLUMN note TEXT")), QString());
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1, 10000);
+    QCOMPARE(f.events[0].operation(), Operation::Drop);
+    QVERIFY(f.events[0].reason().contains(QLatin1String("altered")));
+    // The two existing rows are the new baseline: an update after it is one update.
+    QCOMPARE(runSqlite3(dbPath(), QStringLiteral("UPDATE orders SET note='x' WHERE id=2")), QString());
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 2, 10000);
+    QCOMPARE(f.events[1].operation(), Operation::Update);
+    QCOMPARE(parseJson(f.events[1].toJson())
+                 .value(QLatin1String("updateDescription")).toObject()
+                 .value(QLatin1String("updatedFields")).toObject().keys(),
+             QStringList{QStringLiteral("note")});
+}
+
+void TestSqliteSource::captureModeGivesBeforeAndAfterImages()
+{
+    EngineFixture f(journalPath());
+    QVERIFY(f.start());
+    QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
+    WatchOptions options;
+    options.captureMode = true;
+    f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")}, options);
+    QTRY_VERIFY_WITH_TIMEOUT(!f.statuses.isEmpty() && f.statuses.last().state == SourceStatus::State::Watching, 10000);
+    QTest::qWait(50);
+    QCOMPARE(runSqlite3(dbPath(), QStringLiteral("UPDATE orders SET status='paid', total=12 WHERE id=1;"
+                                                  "UPDATE orders SET status='refunded' WHERE id=1;"
+                                                  "DELETE FROM orders WHERE id=2;")),
+             QString());
+    // Capture mode sees both updates of one commit, which a diff cannot.
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 3, 10000);
+    QCOMPARE(f.events[0].operation(), Operation::Update);
+    QCOMPARE(fieldJson(f.events[0].fullDocumentBeforeChange(), "status"), QStringLiteral("\"pending\""));
+    QCOMPARE(fieldJson(f.events[0].fullDocument(), "status"), QStringLiteral("\"paid\""));
+    QCOMPARE(fieldJson(f.events[1].fullDocumentBeforeChange(), "status"), QStringLiteral("\"paid\""));
+    QCOMPARE(fieldJson(f.events[1].fullDocument(), "status"), QStringLiteral("\"refunded\""));
+    QCOMPARE(parseJson(f.events[1].toJson())
+                 .value(QLatin1String("updateDescription")).toObject()
+                 .value(QLatin1String("updatedFields")).toObject().keys(),
+             QStringList{QStringLiteral("status")});
+    QCOMPARE(f.events[2].operation(), Operation::Delete);
+    QCOMPARE(fieldJson(f.events[2].fullDocumentBeforeChange(), "total"), QStringLiteral("20"));
+}
+
+void TestSqliteSource::unknownTableIsAClearError()
+{
+    EngineFixture f(journalPath());
+    QVERIFY(f.start());
+    QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
+    f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("ordrs")});
+    QTRY_COMPARE_WITH_TIMEOUT(f.watchErrors.size(), 1, 10000);
+    QVERIFY2(f.watchErrors[0].contains(QLatin1String("No table \"ordrs\"")) && f.watchErrors[0].contains(QLatin1String("orders")),
+             qPrintable(f.watchErrors[0]));
+}
+
+void TestSqliteSource::missingAndForeignFilesAreClearErrors()
+{
+    QString error;
+    QVERIFY(!Source::create(QStringLiteral("x"), QStringLiteral("sqlite:") + m_dir->filePath(QStringLiteral("nope.sqlite")), &error));
+    QVERIFY2(error.contains(QLatin1String("No SQLite file")), qPrintable(error));
+    QFile text(m_dir->filePath(QStringLiteral("notes.db")));
+    QVERIFY(text.open(QIODevice::WriteOnly));
+    text.write("just some text, definitely longer than sixteen bytes\n");
+    text.close();
+    QVERIFY(!Source::create(QStringLiteral("x"), QStringLiteral("sqlite:") + text.fileName(), &error));
+    QVERIFY2(error.contains(QLatin1String("not an SQLite database")), qPrintable(error));
+    QVERIFY(!Source::create(QStringLiteral("x"), QStringLiteral("ftp://example"), &error));
+    QVERIFY2(error.contains(QLatin1String("Unsupported source URI")), qPrintable(error));
+}
+
+void TestSqliteSource::neverWritesToTheWatchedFile()
+{
+    const QByteArray before = [&] {
+        QFile f(dbPath());
+        f.open(QIODevice::ReadOnly);
+        return f.readAll();
+    }();
+    QFile::setPermissions(dbPath(), QFile::ReadOwner | QFile::ReadGroup);
+    {
+        EngineFixture f(journalPath());
+        QVERIFY(f.start());
+        QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
+        f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
+        QTRY_VERIFY_WITH_TIMEOUT(!f.statuses.isEmpty() && f.statuses.last().state == SourceStatus::State::Watching, 10000);
+        QTest::qWait(100);
+    }
+    QFile f(dbPath());
+    QVERIFY(f.open(QIODevice::ReadOnly));
+    QCOMPARE(f.readAll(), before);
+}
+
+QTEST_GUILESS_MAIN(TestSqliteSource)
+#include "tst_sqlitesource.moc"
