@@ -1,0 +1,167 @@
+#include "Subscription.h"
+
+#include "filter/QueryJson.h"
+
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QJsonParseError>
+
+namespace tw {
+
+QByteArray Subscription::toJson() const {
+    QJsonObject envelope;
+    envelope.insert(QStringLiteral("id"), id);
+    envelope.insert(QStringLiteral("name"), name);
+    QJsonArray scopes;
+    for (const SourceNamespace& scope : namespaces) {
+        QJsonObject entry;
+        entry.insert(QStringLiteral("source"), scope.sourceId);
+        entry.insert(QStringLiteral("ns"), scope.ns.toString());
+        scopes.append(entry);
+    }
+    envelope.insert(QStringLiteral("namespaces"), scopes);
+    envelope.insert(QStringLiteral("projection"),
+                    projection == Projection::KeysOnly ? QStringLiteral("keys") : QStringLiteral("full"));
+    if (created.isValid())
+        envelope.insert(QStringLiteral("created"), created.toUTC().toString(Qt::ISODateWithMs));
+    if (!persistent)
+        envelope.insert(QStringLiteral("persistent"), false);
+
+    // The filter is spliced in as text: a QJsonObject sorts keys, and the order of a
+    // literal sub-document is part of its value ({"a": {"x": 1, "y": 2}} is not
+    // {"a": {"y": 2, "x": 1}}).
+    QByteArray text = QJsonDocument(envelope).toJson(QJsonDocument::Compact);
+    text.chop(1); // the closing brace; the envelope always has fields, so a comma follows
+    text += ",\"filter\":";
+    if (filter.isValid()) {
+        text += filter.json();
+    } else {
+        // Kept as the text the person typed, so that it can be shown and corrected.
+        const QJsonArray quoted{QString::fromUtf8(filter.json())};
+        const QByteArray array = QJsonDocument(quoted).toJson(QJsonDocument::Compact);
+        text += array.mid(1, array.size() - 2);
+    }
+    text += '}';
+    return text;
+}
+
+static Subscription failed(QString* error, const QString& message) {
+    if (error)
+        *error = message;
+    return {};
+}
+
+Subscription Subscription::fromJson(QByteArrayView json, QString* error) {
+    QJsonParseError parseError;
+    const QJsonDocument document = QJsonDocument::fromJson(json.toByteArray(), &parseError);
+    if (parseError.error != QJsonParseError::NoError)
+        return failed(error, QStringLiteral("JSON syntax error at offset %1: %2")
+                                 .arg(parseError.offset)
+                                 .arg(parseError.errorString()));
+    if (!document.isObject())
+        return failed(error, QStringLiteral("a subscription must be a JSON object"));
+    const QJsonObject object = document.object();
+
+    Subscription s;
+    const auto readString = [&](const QJsonObject& from, const QString& key, const QString& field,
+                                QString* out) -> bool {
+        const QJsonValue value = from.value(key);
+        if (value.isUndefined() || value.isNull())
+            return true;
+        if (!value.isString()) {
+            if (error)
+                *error = QStringLiteral("%1: must be a string").arg(field);
+            return false;
+        }
+        *out = value.toString();
+        return true;
+    };
+    if (!readString(object, QStringLiteral("id"), QStringLiteral("id"), &s.id) ||
+        !readString(object, QStringLiteral("name"), QStringLiteral("name"), &s.name))
+        return {};
+
+    const QJsonValue scopes = object.value(QStringLiteral("namespaces"));
+    if (!scopes.isUndefined() && !scopes.isNull()) {
+        if (!scopes.isArray())
+            return failed(error,
+                          QStringLiteral("namespaces: must be an array of {\"source\", \"ns\"} objects"));
+        const QJsonArray list = scopes.toArray();
+        for (qsizetype i = 0; i < list.size(); ++i) {
+            const QString field = QStringLiteral("namespaces[%1]").arg(i);
+            if (!list.at(i).isObject())
+                return failed(error,
+                              QStringLiteral("%1: must be an object like {\"source\": \"demo\", \"ns\": "
+                                             "\"main.orders\"}")
+                                  .arg(field));
+            const QJsonObject entry = list.at(i).toObject();
+            SourceNamespace scope;
+            QString ns;
+            if (!readString(entry, QStringLiteral("source"), field + QStringLiteral(".source"),
+                            &scope.sourceId) ||
+                !readString(entry, QStringLiteral("ns"), field + QStringLiteral(".ns"), &ns))
+                return {};
+            scope.ns = Namespace::fromString(ns);
+            s.namespaces.append(scope);
+        }
+    }
+
+    QString projection;
+    if (!readString(object, QStringLiteral("projection"), QStringLiteral("projection"), &projection))
+        return {};
+    if (projection == QLatin1String("keys"))
+        s.projection = Projection::KeysOnly;
+    else if (projection.isEmpty() || projection == QLatin1String("full"))
+        s.projection = Projection::FullDocument;
+    else
+        return failed(error,
+                      QStringLiteral("projection: must be \"full\" or \"keys\", not \"%1\"").arg(projection));
+
+    QString created;
+    if (!readString(object, QStringLiteral("created"), QStringLiteral("created"), &created))
+        return {};
+    if (!created.isEmpty()) {
+        s.created = QDateTime::fromString(created, Qt::ISODateWithMs);
+        if (!s.created.isValid())
+            return failed(error, QStringLiteral("created: \"%1\" is not an ISO 8601 date").arg(created));
+    }
+
+    const QJsonValue persistent = object.value(QStringLiteral("persistent"));
+    if (!persistent.isUndefined() && !persistent.isNull()) {
+        if (!persistent.isBool())
+            return failed(error, QStringLiteral("persistent: must be true or false"));
+        s.persistent = persistent.toBool();
+    }
+
+    const QJsonValue filter = object.value(QStringLiteral("filter"));
+    QString filterError;
+    if (filter.isString()) {
+        s.filter = Filter::compile(filter.toString().toUtf8(), &filterError);
+    } else if (filter.isObject()) {
+        // Read the filter again from the text, not from the QJsonObject: that one has
+        // sorted the keys and turned {"$numberLong": …} values into plain numbers.
+        Bson envelope;
+        if (!parseQueryJson(json, &envelope, &filterError))
+            return failed(error, QStringLiteral("filter: %1").arg(filterError));
+        bson_t view;
+        bson_iter_t it;
+        BsonBuilder wrapped;
+        if (envelope.view(&view) && bson_iter_init_find(&it, &view, "filter") &&
+            BSON_ITER_HOLDS_DOCUMENT(&it)) {
+            uint32_t len = 0;
+            const uint8_t* data = nullptr;
+            bson_iter_document(&it, &len, &data);
+            s.filter = Filter::fromBson(
+                Bson::fromRaw(QByteArray(reinterpret_cast<const char*>(data), qsizetype(len))), &filterError);
+        }
+    } else if (!filter.isUndefined() && !filter.isNull()) {
+        return failed(error, QStringLiteral("filter: must be a query object"));
+    }
+    if (!s.filter.isValid())
+        return failed(error, QStringLiteral("filter: %1").arg(filterError));
+    if (error)
+        error->clear();
+    return s;
+}
+
+} // namespace tw

@@ -1,0 +1,50 @@
+#include "FieldPath.h"
+
+#include <cstring>
+
+namespace tw {
+
+std::vector<PathComponent> splitPath(QByteArrayView dotted) {
+    std::vector<PathComponent> parts;
+    qsizetype start = 0;
+    for (;;) {
+        qsizetype dot = dotted.indexOf('.', start);
+        if (dot < 0)
+            dot = dotted.size();
+        PathComponent part;
+        part.name = dotted.data() + start;
+        part.len = int(dot - start);
+        // "0" or digits without a leading zero index arrays; "01" is a field name, as in
+        // MongoDB. 18 digits keep the value inside int64.
+        if (part.len > 0 && part.len <= 18 && (part.len == 1 || part.name[0] != '0')) {
+            int64_t value = 0;
+            bool digits = true;
+            for (int i = 0; i < part.len && digits; ++i) {
+                const char c = part.name[i];
+                digits = c >= '0' && c <= '9';
+                value = value * 10 + (c - '0');
+            }
+            if (digits)
+                part.index = value;
+        }
+        parts.push_back(part);
+        if (dot >= dotted.size())
+            break;
+        start = dot + 1;
+    }
+    return parts;
+}
+
+bool findNext(bson_iter_t* it, const PathComponent& part) {
+    const size_t len = size_t(part.len);
+    while (bson_iter_next(it))
+        if (bson_iter_key_len(it) == len && std::memcmp(bson_iter_key(it), part.name, len) == 0)
+            return true;
+    return false;
+}
+
+bool findChild(const bson_iter_t* container, const PathComponent& part, bson_iter_t* out) {
+    return bson_iter_recurse(container, out) && findNext(out, part);
+}
+
+} // namespace tw

@@ -1,0 +1,1079 @@
+#include "Filter.h"
+
+#include "BsonValue.h"
+#include "FieldPath.h"
+#include "QueryJson.h"
+
+#include <QRegularExpression>
+
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+namespace tw {
+
+namespace filterimpl {
+
+// The compiled form: a flat array of nodes whose operands point into the query's own
+// BSON bytes, so compiling copies no values and evaluating allocates nothing (except
+// $regex, which needs a QString subject).
+enum class Kind : uint8_t {
+    // Document level: evaluated against a document (the event, or an $elemMatch element).
+    And,
+    Or,
+    Nor,
+    True,
+    False,
+    Path, // a = path, b = value node
+    // Value level: evaluated against the values a path reaches.
+    VAnd, // b = first kid, c = kid count
+    VNot, // a = value node
+    VFalse,
+    Eq, // a = operand
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+    In,             // a = in-list
+    Exists,         // true when some value is present
+    Type,           // a = type mask
+    Regex,          // a = regex
+    Size,           // a = element count
+    ElemMatchDoc,   // a = document-level node run on each element that is a document
+    ElemMatchValue, // a = value node run on each element
+};
+
+struct Node {
+    Kind kind;
+    uint32_t a = 0;
+    uint32_t b = 0;
+    uint32_t c = 0;
+};
+
+struct CompiledPath {
+    QByteArrayView text; // points into the query
+    std::vector<PathComponent> parts;
+    int topSlot = -1; // slot in the per-evaluation cache of top-level fields, or -1
+};
+
+struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+using KeySet = std::unordered_set<std::string, KeyHash, std::equal_to<>>;
+
+struct InList {
+    std::vector<uint32_t> values; // operands compared one by one
+    std::vector<uint32_t> regexes;
+    bool hasNull = false;
+    bool hashed = false; // scalars live in `keys`, `values` keeps only documents and arrays
+    KeySet keys;
+};
+
+struct CompiledRegex {
+    QRegularExpression re;
+    QByteArray pattern;
+    QByteArray flags;
+};
+
+// Distinct first path components resolved by one pass over the event's top level:
+// the five predicates of a typical filter touch three or four of the ~12 top-level
+// fields, and a pass per predicate cost about a third of the evaluation time.
+constexpr size_t kTopSlots = 8;
+
+// bson_iter_t is declared 128-byte aligned but is 80 bytes long, so it cannot be an
+// array element (or a std::vector element) by itself.
+struct IterSlot {
+    bson_iter_t it;
+};
+
+struct RootCache {
+    const uint8_t* data;
+    uint32_t len;
+    bool scanned = false;
+    bool found[kTopSlots];
+    IterSlot iters[kTopSlots];
+};
+
+// An operand kept as the bytes of an iterator positioned on it inside the query:
+// 80 bytes instead of the 128 an aligned bson_iter_t element would take, which counts
+// with a million subscriptions. Copied out (memcpy) before use.
+struct Operand {
+    unsigned char bytes[sizeof(bson_iter_t)];
+};
+
+// The values a path reaches in one document: a single value (or missing) in the
+// common case, or a walk when an array lies on the way.
+struct Source {
+    const bson_iter_t* value = nullptr;
+    const PathComponent* parts = nullptr;
+    size_t n = 0;
+    size_t k = 0;
+    bool walk = false;
+    bool expandable = true; // $elemMatch elements are matched as they are
+};
+
+template <class F> bool anyValue(const Source& s, bool expand, F&& visit) {
+    if (s.walk) {
+        bool yielded = false;
+        if (walkPath(s.parts, s.n, s.k, s.value, expand, yielded, visit))
+            return true;
+        return !yielded && visit(nullptr);
+    }
+    if (s.value && expand && s.expandable && BSON_ITER_HOLDS_ARRAY(s.value)) {
+        bson_iter_t element;
+        if (bson_iter_recurse(s.value, &element))
+            while (bson_iter_next(&element))
+                if (visit(&element))
+                    return true;
+    }
+    return visit(s.value);
+}
+
+uint32_t typeBit(bson_type_t type) {
+    if (type == BSON_TYPE_MINKEY)
+        return 1u << 20;
+    if (type == BSON_TYPE_MAXKEY)
+        return 1u << 21;
+    const unsigned t = unsigned(type);
+    return t >= 1 && t <= 19 ? 1u << t : 0;
+}
+
+struct Program {
+    Bson query;
+    bool valid = true;
+    QByteArray source; // the text of an invalid filter, shown back by json()
+    QString error;
+    uint32_t root = 0;
+    std::vector<Node> nodes;
+    std::vector<uint32_t> kids;
+    std::vector<CompiledPath> paths;
+    std::vector<Operand> operands;
+
+    bson_iter_t operand(uint32_t index) const {
+        bson_iter_t it;
+        std::memcpy(&it, operands[index].bytes, sizeof it);
+        return it;
+    }
+    std::vector<InList> inLists;
+    std::vector<CompiledRegex> regexes;
+    std::vector<PathComponent> topKeys;
+
+    bool isTrue() const { return valid && nodes[root].kind == Kind::True; }
+
+    bool matches(const bson_t* doc) const {
+        RootCache cache;
+        cache.data = bson_get_data(doc);
+        cache.len = doc->len;
+        return evalDoc(root, cache.data, cache.len, &cache);
+    }
+
+    void scan(RootCache* cache) const {
+        cache->scanned = true;
+        std::memset(cache->found, 0, sizeof cache->found);
+        bson_iter_t it;
+        if (!bson_iter_init_from_data(&it, cache->data, cache->len))
+            return;
+        size_t remaining = topKeys.size();
+        while (remaining && bson_iter_next(&it)) {
+            const uint32_t len = bson_iter_key_len(&it);
+            const char* key = bson_iter_key(&it);
+            for (size_t slot = 0; slot < topKeys.size(); ++slot) {
+                const PathComponent& part = topKeys[slot];
+                if (!cache->found[slot] && uint32_t(part.len) == len &&
+                    std::memcmp(key, part.name, len) == 0) {
+                    cache->found[slot] = true;
+                    cache->iters[slot].it = it;
+                    --remaining;
+                    break;
+                }
+            }
+        }
+    }
+
+    // The value of the path's first component, or nullptr when missing.
+    const bson_iter_t* first(const CompiledPath& path, const uint8_t* data, uint32_t len, RootCache* cache,
+                             bson_iter_t* storage) const {
+        if (cache && path.topSlot >= 0) {
+            if (!cache->scanned)
+                scan(cache);
+            return cache->found[path.topSlot] ? &cache->iters[path.topSlot].it : nullptr;
+        }
+        if (!bson_iter_init_from_data(storage, data, len) || !findNext(storage, path.parts[0]))
+            return nullptr;
+        return storage;
+    }
+
+    bool evalDoc(uint32_t index, const uint8_t* data, uint32_t len, RootCache* cache) const {
+        const Node& node = nodes[index];
+        switch (node.kind) {
+        case Kind::And:
+            for (uint32_t i = 0; i < node.c; ++i)
+                if (!evalDoc(kids[node.b + i], data, len, cache))
+                    return false;
+            return true;
+        case Kind::Or:
+            for (uint32_t i = 0; i < node.c; ++i)
+                if (evalDoc(kids[node.b + i], data, len, cache))
+                    return true;
+            return false;
+        case Kind::Nor:
+            for (uint32_t i = 0; i < node.c; ++i)
+                if (evalDoc(kids[node.b + i], data, len, cache))
+                    return false;
+            return true;
+        case Kind::True:
+            return true;
+        case Kind::False:
+            return false;
+        case Kind::Path: {
+            const CompiledPath& path = paths[node.a];
+            bson_iter_t bufA;
+            bson_iter_t bufB;
+            const bson_iter_t* cur = first(path, data, len, cache, &bufA);
+            bson_iter_t* next = cur == &bufA ? &bufB : &bufA;
+            Source src;
+            const size_t n = path.parts.size();
+            size_t k = 1;
+            // Descend through documents without the general walk; only an array on the
+            // way needs it.
+            for (; k < n && cur; ++k) {
+                if (BSON_ITER_HOLDS_DOCUMENT(cur)) {
+                    if (findChild(cur, path.parts[k], next)) {
+                        cur = next;
+                        next = cur == &bufA ? &bufB : &bufA;
+                    } else {
+                        cur = nullptr;
+                    }
+                } else if (BSON_ITER_HOLDS_ARRAY(cur)) {
+                    src.walk = true;
+                    src.parts = path.parts.data();
+                    src.n = n;
+                    src.k = k;
+                    break;
+                } else {
+                    cur = nullptr;
+                }
+            }
+            src.value = cur;
+            return evalValue(node.b, src);
+        }
+        default:
+            return false;
+        }
+    }
+
+    bool evalValue(uint32_t index, const Source& src) const {
+        const Node& node = nodes[index];
+        switch (node.kind) {
+        case Kind::VAnd:
+            for (uint32_t i = 0; i < node.c; ++i)
+                if (!evalValue(kids[node.b + i], src))
+                    return false;
+            return true;
+        case Kind::VNot:
+            return !evalValue(node.a, src);
+        case Kind::VFalse:
+            return false;
+        case Kind::Exists:
+            return anyValue(src, false, [](const bson_iter_t* v) { return v != nullptr; });
+        case Kind::Size:
+            return anyValue(src, false, [&](const bson_iter_t* v) {
+                return v && BSON_ITER_HOLDS_ARRAY(v) && bsonvalue::childCount(v) == node.a;
+            });
+        case Kind::ElemMatchDoc:
+            return anyValue(src, false, [&](const bson_iter_t* v) {
+                bson_iter_t element;
+                if (!v || !BSON_ITER_HOLDS_ARRAY(v) || !bson_iter_recurse(v, &element))
+                    return false;
+                while (bson_iter_next(&element)) {
+                    if (!BSON_ITER_HOLDS_DOCUMENT(&element))
+                        continue;
+                    uint32_t len = 0;
+                    const uint8_t* data = nullptr;
+                    bson_iter_document(&element, &len, &data);
+                    if (evalDoc(node.a, data, len, nullptr))
+                        return true;
+                }
+                return false;
+            });
+        case Kind::ElemMatchValue:
+            return anyValue(src, false, [&](const bson_iter_t* v) {
+                bson_iter_t element;
+                if (!v || !BSON_ITER_HOLDS_ARRAY(v) || !bson_iter_recurse(v, &element))
+                    return false;
+                while (bson_iter_next(&element)) {
+                    Source one;
+                    one.value = &element;
+                    one.expandable = false;
+                    if (evalValue(node.a, one))
+                        return true;
+                }
+                return false;
+            });
+        default:
+            return anyValue(src, true, [&](const bson_iter_t* v) { return leaf(node, v); });
+        }
+    }
+
+    bool leaf(const Node& node, const bson_iter_t* v) const {
+        switch (node.kind) {
+        case Kind::Eq: {
+            const bson_iter_t op = operand(node.a);
+            if (BSON_ITER_HOLDS_NULL(&op))
+                return !v || BSON_ITER_HOLDS_NULL(v);
+            return v && bsonvalue::equal(v, &op);
+        }
+        case Kind::Gt:
+        case Kind::Gte:
+        case Kind::Lt:
+        case Kind::Lte: {
+            if (!v)
+                return false;
+            const bson_iter_t op = operand(node.a);
+            // Comparisons stay inside one type bracket: {$gt: 5} never matches a string.
+            if (bsonvalue::bracket(bson_iter_type(v)) != bsonvalue::bracket(bson_iter_type(&op)))
+                return false;
+            const int c = bsonvalue::compare(v, &op);
+            switch (node.kind) {
+            case Kind::Gt:
+                return c > 0;
+            case Kind::Gte:
+                return c >= 0;
+            case Kind::Lt:
+                return c < 0;
+            default:
+                return c <= 0;
+            }
+        }
+        case Kind::In:
+            return inListMatches(inLists[node.a], v);
+        case Kind::Type:
+            return v && (node.a & typeBit(bson_iter_type(v)));
+        case Kind::Regex:
+            return v && regexMatches(regexes[node.a], v);
+        default:
+            return false;
+        }
+    }
+
+    bool inListMatches(const InList& list, const bson_iter_t* v) const {
+        if (!v || BSON_ITER_HOLDS_NULL(v))
+            return list.hasNull;
+        bool scalar = false;
+        if (list.hashed) {
+            // Reused per thread: after the first few evaluations no allocation remains.
+            thread_local std::string key;
+            key.clear();
+            scalar = bsonvalue::appendKey(v, key);
+            if (scalar && list.keys.find(std::string_view(key)) != list.keys.end())
+                return true;
+        }
+        if (!scalar)
+            for (uint32_t index : list.values) {
+                const bson_iter_t op = operand(index);
+                if (bsonvalue::equal(v, &op))
+                    return true;
+            }
+        for (uint32_t regex : list.regexes)
+            if (regexMatches(regexes[regex], v))
+                return true;
+        return false;
+    }
+
+    static bool regexMatches(const CompiledRegex& regex, const bson_iter_t* v) {
+        uint32_t len = 0;
+        const char* text = nullptr;
+        if (BSON_ITER_HOLDS_UTF8(v)) {
+            text = bson_iter_utf8(v, &len);
+        } else if (BSON_ITER_HOLDS_SYMBOL(v)) {
+            text = bson_iter_symbol(v, &len);
+        } else if (BSON_ITER_HOLDS_REGEX(v)) {
+            // {a: /x/} also finds documents that store the regular expression itself.
+            const char* flags = nullptr;
+            const char* pattern = bson_iter_regex(v, &flags);
+            return regex.pattern == pattern && regex.flags == flags;
+        } else {
+            return false;
+        }
+        return regex.re.match(QString::fromUtf8(text, qsizetype(len))).hasMatch();
+    }
+};
+
+// Type names of $type, as MongoDB spells them.
+struct TypeName {
+    const char* name;
+    int code;
+};
+constexpr TypeName kTypeNames[] = {
+    {"double", 1},    {"string", 2},     {"object", 3},      {"array", 4},    {"binData", 5},
+    {"undefined", 6}, {"objectId", 7},   {"bool", 8},        {"date", 9},     {"null", 10},
+    {"regex", 11},    {"dbPointer", 12}, {"javascript", 13}, {"symbol", 14},  {"javascriptWithScope", 15},
+    {"int", 16},      {"timestamp", 17}, {"long", 18},       {"decimal", 19}, {"minKey", -1},
+    {"maxKey", 127},
+};
+
+uint32_t codeBit(int code) {
+    if (code == -1)
+        return 1u << 20;
+    if (code == 127)
+        return 1u << 21;
+    return code >= 1 && code <= 19 ? 1u << code : 0;
+}
+
+QString keyOf(const bson_iter_t* it) {
+    return QString::fromUtf8(bson_iter_key(it), qsizetype(bson_iter_key_len(it)));
+}
+
+bool isOperatorDocument(const bson_iter_t* it) {
+    bson_iter_t child;
+    return BSON_ITER_HOLDS_DOCUMENT(it) && bson_iter_recurse(it, &child) && bson_iter_next(&child) &&
+           bson_iter_key(&child)[0] == '$';
+}
+
+// A whole number from int32, int64, or a double without fraction.
+bool wholeNumber(const bson_iter_t* it, int64_t* out) {
+    if (BSON_ITER_HOLDS_INT32(it) || BSON_ITER_HOLDS_INT64(it)) {
+        *out = bson_iter_as_int64(it);
+        return true;
+    }
+    if (BSON_ITER_HOLDS_DOUBLE(it) || BSON_ITER_HOLDS_DECIMAL128(it)) {
+        const bsonvalue::Number n = bsonvalue::toNumber(it);
+        if (n.isInt) {
+            *out = n.i;
+            return true;
+        }
+        if (n.d == n.d && n.d >= -9.2e18 && n.d <= 9.2e18 && double(int64_t(n.d)) == n.d) {
+            *out = int64_t(n.d);
+            return true;
+        }
+    }
+    return false;
+}
+
+class Compiler {
+public:
+    explicit Compiler(Program& program)
+        : m_p(program) {}
+
+    bool run() {
+        bson_t doc;
+        bson_iter_t it;
+        if (!m_p.query.view(&doc) || !bson_iter_init(&it, &doc)) {
+            m_error = QStringLiteral("filter must be a document");
+            return false;
+        }
+        return compileDocument(&it, QString(), QString(), false, &m_p.root);
+    }
+
+    QString error() const { return m_error; }
+
+private:
+    bool fail(const QString& message) {
+        m_error = message;
+        return false;
+    }
+    bool failAt(const QString& path, const QString& message) {
+        return fail(path + QStringLiteral(": ") + message);
+    }
+
+    uint32_t add(Kind kind, uint32_t a = 0, uint32_t b = 0, uint32_t c = 0) {
+        m_p.nodes.push_back(Node{kind, a, b, c});
+        return uint32_t(m_p.nodes.size() - 1);
+    }
+
+    uint32_t addList(Kind kind, const std::vector<uint32_t>& kids) {
+        const uint32_t firstKid = uint32_t(m_p.kids.size());
+        m_p.kids.insert(m_p.kids.end(), kids.begin(), kids.end());
+        return add(kind, 0, firstKid, uint32_t(kids.size()));
+    }
+
+    uint32_t addOperand(const bson_iter_t* it) {
+        Operand operand;
+        std::memcpy(operand.bytes, it, sizeof operand.bytes);
+        m_p.operands.push_back(operand);
+        return uint32_t(m_p.operands.size() - 1);
+    }
+
+    uint32_t addPath(const char* key, uint32_t len, bool relative) {
+        CompiledPath path;
+        path.text = QByteArrayView(key, qsizetype(len));
+        path.parts = splitPath(path.text);
+        if (!relative) {
+            const PathComponent& head = path.parts[0];
+            for (size_t slot = 0; slot < m_p.topKeys.size(); ++slot) {
+                const PathComponent& known = m_p.topKeys[slot];
+                if (known.len == head.len && std::memcmp(known.name, head.name, size_t(head.len)) == 0) {
+                    path.topSlot = int(slot);
+                    break;
+                }
+            }
+            if (path.topSlot < 0 && m_p.topKeys.size() < kTopSlots) {
+                m_p.topKeys.push_back(head);
+                path.topSlot = int(m_p.topKeys.size() - 1);
+            }
+        }
+        m_p.paths.push_back(std::move(path));
+        return uint32_t(m_p.paths.size() - 1);
+    }
+
+    // `it` is positioned before the first field. `where` locates nested logical
+    // operators ("$or.1"), `prefix` the enclosing $elemMatch path for messages.
+    bool compileDocument(bson_iter_t* it, const QString& where, const QString& prefix, bool relative,
+                         uint32_t* out) {
+        std::vector<uint32_t> conjuncts;
+        while (bson_iter_next(it)) {
+            const char* key = bson_iter_key(it);
+            if (key[0] != '$') {
+                uint32_t node = 0;
+                if (!compileField(it, prefix, relative, &node))
+                    return false;
+                conjuncts.push_back(node);
+                continue;
+            }
+            const QString name = keyOf(it);
+            if (name == QLatin1String("$comment"))
+                continue;
+            Kind kind;
+            if (name == QLatin1String("$and"))
+                kind = Kind::And;
+            else if (name == QLatin1String("$or"))
+                kind = Kind::Or;
+            else if (name == QLatin1String("$nor"))
+                kind = Kind::Nor;
+            else if (where.isEmpty())
+                return fail(QStringLiteral("unknown top-level operator %1").arg(name));
+            else
+                return fail(QStringLiteral("%1: unknown top-level operator %2").arg(where, name));
+            const QString here = where.isEmpty() ? prefix + name : where + QLatin1Char('.') + name;
+            bson_iter_t element;
+            if (!BSON_ITER_HOLDS_ARRAY(it) || bsonvalue::childCount(it) == 0 ||
+                !bson_iter_recurse(it, &element))
+                return fail(QStringLiteral("%1 must be a non-empty array").arg(here));
+            std::vector<uint32_t> branches;
+            while (bson_iter_next(&element)) {
+                const QString branchWhere = here + QLatin1Char('.') + keyOf(&element);
+                bson_iter_t branch;
+                if (!BSON_ITER_HOLDS_DOCUMENT(&element) || !bson_iter_recurse(&element, &branch))
+                    return fail(QStringLiteral("%1 must be a document").arg(branchWhere));
+                uint32_t node = 0;
+                if (!compileDocument(&branch, branchWhere, prefix, relative, &node))
+                    return false;
+                branches.push_back(node);
+            }
+            conjuncts.push_back(branches.size() == 1 && kind == Kind::And ? branches[0]
+                                                                          : addList(kind, branches));
+        }
+        if (conjuncts.empty())
+            *out = add(Kind::True);
+        else if (conjuncts.size() == 1)
+            *out = conjuncts[0];
+        else
+            *out = addList(Kind::And, conjuncts);
+        return true;
+    }
+
+    bool compileField(const bson_iter_t* it, const QString& prefix, bool relative, uint32_t* out) {
+        const QString path = prefix + keyOf(it);
+        const uint32_t pathIndex = addPath(bson_iter_key(it), bson_iter_key_len(it), relative);
+        uint32_t value = 0;
+        if (isOperatorDocument(it)) {
+            if (!compileOperators(it, path, &value))
+                return false;
+        } else if (BSON_ITER_HOLDS_REGEX(it)) {
+            const char* flags = nullptr;
+            const char* pattern = bson_iter_regex(it, &flags);
+            uint32_t regex = 0;
+            if (!compileRegex(path, pattern, flags, &regex))
+                return false;
+            value = add(Kind::Regex, regex);
+        } else {
+            value = add(Kind::Eq, addOperand(it));
+        }
+        *out = add(Kind::Path, pathIndex, value);
+        return true;
+    }
+
+    bool compileRegex(const QString& path, const char* pattern, const char* flags, uint32_t* out) {
+        QRegularExpression::PatternOptions options;
+        for (const char* f = flags; *f; ++f) {
+            switch (*f) {
+            case 'i':
+                options |= QRegularExpression::CaseInsensitiveOption;
+                break;
+            case 'm':
+                options |= QRegularExpression::MultilineOption;
+                break;
+            case 's':
+                options |= QRegularExpression::DotMatchesEverythingOption;
+                break;
+            case 'x':
+                options |= QRegularExpression::ExtendedPatternSyntaxOption;
+                break;
+            case 'u':
+                break; // QRegularExpression always matches Unicode
+            default:
+                return failAt(
+                    path,
+                    QStringLiteral("$regex: unknown option '%1' (use i, m, s or x)").arg(QLatin1Char(*f)));
+            }
+        }
+        CompiledRegex regex;
+        regex.re = QRegularExpression(QString::fromUtf8(pattern), options);
+        if (!regex.re.isValid())
+            return failAt(path, QStringLiteral("$regex: invalid regular expression: %1 at offset %2")
+                                    .arg(regex.re.errorString())
+                                    .arg(regex.re.patternErrorOffset()));
+        // Compile now: the first match would otherwise do it, on whichever thread runs first.
+        regex.re.optimize();
+        regex.pattern = pattern;
+        regex.flags = flags;
+        m_p.regexes.push_back(std::move(regex));
+        *out = uint32_t(m_p.regexes.size() - 1);
+        return true;
+    }
+
+    bool compileComparison(const QString& path, const QString& name, Kind kind, const bson_iter_t* operand,
+                           uint32_t* out) {
+        if (BSON_ITER_HOLDS_REGEX(operand))
+            return failAt(path, QStringLiteral("%1 cannot take a regular expression").arg(name));
+        if (BSON_ITER_HOLDS_NULL(operand)) {
+            // Only null (and missing) sits in the null bracket: $gte/$lte null are
+            // equality, $gt/$lt null match nothing.
+            *out = kind == Kind::Gte || kind == Kind::Lte ? add(Kind::Eq, addOperand(operand))
+                                                          : add(Kind::VFalse);
+            return true;
+        }
+        *out = add(kind, addOperand(operand));
+        return true;
+    }
+
+    bool compileIn(const QString& path, const QString& name, const bson_iter_t* operand, uint32_t* out) {
+        bson_iter_t element;
+        if (!BSON_ITER_HOLDS_ARRAY(operand) || !bson_iter_recurse(operand, &element))
+            return failAt(path, QStringLiteral("%1 needs an array").arg(name));
+        InList list;
+        std::vector<uint32_t> scalars;
+        while (bson_iter_next(&element)) {
+            if (isOperatorDocument(&element)) {
+                bson_iter_t inner;
+                bson_iter_recurse(&element, &inner);
+                bson_iter_next(&inner);
+                return failAt(path,
+                              QStringLiteral("%1 cannot hold an operator (%2)").arg(name, keyOf(&inner)));
+            }
+            if (BSON_ITER_HOLDS_REGEX(&element)) {
+                const char* flags = nullptr;
+                const char* pattern = bson_iter_regex(&element, &flags);
+                uint32_t regex = 0;
+                if (!compileRegex(path, pattern, flags, &regex))
+                    return false;
+                list.regexes.push_back(regex);
+            } else if (BSON_ITER_HOLDS_NULL(&element)) {
+                list.hasNull = true;
+            } else {
+                list.values.push_back(addOperand(&element));
+            }
+        }
+        // Up to 8 values a linear scan of compare() is as quick as building a key and
+        // hashing it; above that the hash wins (an $in of 1 000 ids is common).
+        if (list.values.size() > 8) {
+            list.hashed = true;
+            std::vector<uint32_t> rest;
+            std::string key;
+            for (uint32_t index : list.values) {
+                key.clear();
+                const bson_iter_t op = m_p.operand(index);
+                if (bsonvalue::appendKey(&op, key))
+                    list.keys.insert(key);
+                else
+                    rest.push_back(index);
+            }
+            list.values = std::move(rest);
+        }
+        m_p.inLists.push_back(std::move(list));
+        const uint32_t in = add(Kind::In, uint32_t(m_p.inLists.size() - 1));
+        *out = name == QLatin1String("$nin") ? add(Kind::VNot, in) : in;
+        return true;
+    }
+
+    bool compileType(const QString& path, const bson_iter_t* operand, uint32_t* mask) {
+        if (BSON_ITER_HOLDS_ARRAY(operand)) {
+            bson_iter_t element;
+            if (bsonvalue::childCount(operand) == 0 || !bson_iter_recurse(operand, &element))
+                return failAt(path, QStringLiteral("$type needs at least one type"));
+            while (bson_iter_next(&element))
+                if (!compileType(path, &element, mask))
+                    return false;
+            return true;
+        }
+        if (BSON_ITER_HOLDS_UTF8(operand)) {
+            uint32_t len = 0;
+            const char* name = bson_iter_utf8(operand, &len);
+            const std::string_view text(name, len);
+            if (text == "number") {
+                *mask |= codeBit(1) | codeBit(16) | codeBit(18) | codeBit(19);
+                return true;
+            }
+            for (const TypeName& type : kTypeNames) {
+                if (text == type.name) {
+                    *mask |= codeBit(type.code);
+                    return true;
+                }
+            }
+            return failAt(
+                path, QStringLiteral("$type: unknown type name \"%1\"").arg(QString::fromUtf8(name, len)));
+        }
+        int64_t code = 0;
+        if (wholeNumber(operand, &code)) {
+            const uint32_t bit = code >= -1 && code <= 127 ? codeBit(int(code)) : 0;
+            if (!bit)
+                return failAt(path, QStringLiteral("$type: unknown type code %1").arg(code));
+            *mask |= bit;
+            return true;
+        }
+        return failAt(path, QStringLiteral("$type needs a type name, a type number or an array of them"));
+    }
+
+    bool compileElemMatch(const QString& path, const bson_iter_t* operand, uint32_t* out) {
+        bson_iter_t inner;
+        if (!BSON_ITER_HOLDS_DOCUMENT(operand) || !bson_iter_recurse(operand, &inner))
+            return failAt(path, QStringLiteral("$elemMatch needs a document"));
+        bson_iter_t probe = inner;
+        bool valueMode = false;
+        if (bson_iter_next(&probe)) {
+            const char* key = bson_iter_key(&probe);
+            // {$elemMatch: {$gt: 1}} tests elements as values; a query whose first key is
+            // a field or a logical operator tests elements that are documents.
+            valueMode = key[0] == '$' && std::strcmp(key, "$and") != 0 && std::strcmp(key, "$or") != 0 &&
+                        std::strcmp(key, "$nor") != 0;
+        }
+        uint32_t child = 0;
+        if (valueMode) {
+            if (!compileOperators(operand, path + QStringLiteral(".$elemMatch"), &child))
+                return false;
+            *out = add(Kind::ElemMatchValue, child);
+            return true;
+        }
+        if (!compileDocument(&inner, QString(), path + QLatin1Char('.'), true, &child))
+            return false;
+        *out = add(Kind::ElemMatchDoc, child);
+        return true;
+    }
+
+    bool compileAll(const QString& path, const bson_iter_t* operand, uint32_t* out) {
+        bson_iter_t element;
+        if (!BSON_ITER_HOLDS_ARRAY(operand) || !bson_iter_recurse(operand, &element))
+            return failAt(path, QStringLiteral("$all needs an array"));
+        std::vector<uint32_t> parts;
+        while (bson_iter_next(&element)) {
+            uint32_t node = 0;
+            if (isOperatorDocument(&element)) {
+                bson_iter_t inner;
+                bson_iter_recurse(&element, &inner);
+                bson_iter_next(&inner);
+                if (std::strcmp(bson_iter_key(&inner), "$elemMatch") != 0)
+                    return failAt(path,
+                                  QStringLiteral("$all cannot hold an operator (%1)").arg(keyOf(&inner)));
+                if (!compileElemMatch(path, &inner, &node))
+                    return false;
+            } else if (BSON_ITER_HOLDS_REGEX(&element)) {
+                const char* flags = nullptr;
+                const char* pattern = bson_iter_regex(&element, &flags);
+                uint32_t regex = 0;
+                if (!compileRegex(path, pattern, flags, &regex))
+                    return false;
+                node = add(Kind::Regex, regex);
+            } else {
+                node = add(Kind::Eq, addOperand(&element));
+            }
+            parts.push_back(node);
+        }
+        // MongoDB: {$all: []} matches nothing.
+        if (parts.empty())
+            *out = add(Kind::VFalse);
+        else
+            *out = parts.size() == 1 ? parts[0] : addList(Kind::VAnd, parts);
+        return true;
+    }
+
+    // `doc` points at a document of operators ({$gt: 1, $lt: 5}); all must hold.
+    bool compileOperators(const bson_iter_t* doc, const QString& path, uint32_t* out) {
+        bson_iter_t it;
+        bson_iter_recurse(doc, &it);
+        // $regex and $options are one predicate written as two fields, in either order.
+        const bson_iter_t* regexField = nullptr;
+        const bson_iter_t* optionsField = nullptr;
+        bson_iter_t regexCopy;
+        bson_iter_t optionsCopy;
+        {
+            bson_iter_t scan = it;
+            while (bson_iter_next(&scan)) {
+                if (!std::strcmp(bson_iter_key(&scan), "$regex")) {
+                    regexCopy = scan;
+                    regexField = &regexCopy;
+                } else if (!std::strcmp(bson_iter_key(&scan), "$options")) {
+                    optionsCopy = scan;
+                    optionsField = &optionsCopy;
+                }
+            }
+        }
+        if (optionsField && !regexField)
+            return failAt(path, QStringLiteral("$options needs $regex"));
+
+        std::vector<uint32_t> parts;
+        while (bson_iter_next(&it)) {
+            const QString name = keyOf(&it);
+            const char* key = bson_iter_key(&it);
+            uint32_t node = 0;
+            if (!std::strcmp(key, "$eq")) {
+                node = add(Kind::Eq, addOperand(&it));
+            } else if (!std::strcmp(key, "$ne")) {
+                node = add(Kind::VNot, add(Kind::Eq, addOperand(&it)));
+            } else if (!std::strcmp(key, "$gt")) {
+                if (!compileComparison(path, name, Kind::Gt, &it, &node))
+                    return false;
+            } else if (!std::strcmp(key, "$gte")) {
+                if (!compileComparison(path, name, Kind::Gte, &it, &node))
+                    return false;
+            } else if (!std::strcmp(key, "$lt")) {
+                if (!compileComparison(path, name, Kind::Lt, &it, &node))
+                    return false;
+            } else if (!std::strcmp(key, "$lte")) {
+                if (!compileComparison(path, name, Kind::Lte, &it, &node))
+                    return false;
+            } else if (!std::strcmp(key, "$in") || !std::strcmp(key, "$nin")) {
+                if (!compileIn(path, name, &it, &node))
+                    return false;
+            } else if (!std::strcmp(key, "$exists")) {
+                const uint32_t exists = add(Kind::Exists);
+                node = bson_iter_as_bool(&it) ? exists : add(Kind::VNot, exists);
+            } else if (!std::strcmp(key, "$type")) {
+                uint32_t mask = 0;
+                if (!compileType(path, &it, &mask))
+                    return false;
+                node = add(Kind::Type, mask);
+            } else if (!std::strcmp(key, "$regex")) {
+                const char* pattern = nullptr;
+                const char* flags = "";
+                if (BSON_ITER_HOLDS_UTF8(&it))
+                    pattern = bson_iter_utf8(&it, nullptr);
+                else if (BSON_ITER_HOLDS_REGEX(&it))
+                    pattern = bson_iter_regex(&it, &flags);
+                else
+                    return failAt(path, QStringLiteral("$regex needs a string or a regular expression"));
+                if (optionsField) {
+                    if (!BSON_ITER_HOLDS_UTF8(optionsField))
+                        return failAt(path, QStringLiteral("$options needs a string"));
+                    const char* extra = bson_iter_utf8(optionsField, nullptr);
+                    if (*flags && *extra)
+                        return failAt(path,
+                                      QStringLiteral("$regex has options both in the regular expression "
+                                                     "and in $options"));
+                    if (*extra)
+                        flags = extra;
+                }
+                uint32_t regex = 0;
+                if (!compileRegex(path, pattern, flags, &regex))
+                    return false;
+                node = add(Kind::Regex, regex);
+            } else if (!std::strcmp(key, "$options")) {
+                continue;
+            } else if (!std::strcmp(key, "$not")) {
+                uint32_t inner = 0;
+                if (BSON_ITER_HOLDS_REGEX(&it)) {
+                    const char* flags = nullptr;
+                    const char* pattern = bson_iter_regex(&it, &flags);
+                    uint32_t regex = 0;
+                    if (!compileRegex(path, pattern, flags, &regex))
+                        return false;
+                    inner = add(Kind::Regex, regex);
+                } else if (BSON_ITER_HOLDS_DOCUMENT(&it)) {
+                    if (bsonvalue::childCount(&it) == 0)
+                        return failAt(path, QStringLiteral("$not cannot be empty"));
+                    if (!isOperatorDocument(&it))
+                        return failAt(path, QStringLiteral("$not needs a regular expression or a document of "
+                                                           "operators"));
+                    if (!compileOperators(&it, path, &inner))
+                        return false;
+                } else {
+                    return failAt(
+                        path, QStringLiteral("$not needs a regular expression or a document of operators"));
+                }
+                node = add(Kind::VNot, inner);
+            } else if (!std::strcmp(key, "$elemMatch")) {
+                if (!compileElemMatch(path, &it, &node))
+                    return false;
+            } else if (!std::strcmp(key, "$size")) {
+                int64_t size = 0;
+                if (!wholeNumber(&it, &size) || size < 0)
+                    return failAt(path, QStringLiteral("$size needs a non-negative integer"));
+                node = size > int64_t(UINT32_MAX) ? add(Kind::VFalse) : add(Kind::Size, uint32_t(size));
+            } else if (!std::strcmp(key, "$all")) {
+                if (!compileAll(path, &it, &node))
+                    return false;
+            } else {
+                return failAt(path, QStringLiteral("unknown operator %1").arg(name));
+            }
+            parts.push_back(node);
+        }
+        *out = parts.size() == 1 ? parts[0] : addList(Kind::VAnd, parts);
+        return true;
+    }
+
+    Program& m_p;
+    QString m_error;
+};
+
+bool indexableOperand(const bson_iter_t* it) {
+    switch (bson_iter_type(it)) {
+    case BSON_TYPE_ARRAY:
+    case BSON_TYPE_DOCUMENT:
+    case BSON_TYPE_NULL:
+    case BSON_TYPE_UNDEFINED:
+    case BSON_TYPE_REGEX:
+        return false;
+    default:
+        return true;
+    }
+}
+
+} // namespace filterimpl
+
+struct Filter::Program : filterimpl::Program {};
+
+using filterimpl::Kind;
+
+Filter::Filter() = default;
+
+Filter Filter::compile(QByteArrayView json, QString* error) {
+    if (json.trimmed().isEmpty()) {
+        // An empty filter box means "no filter", like a default-constructed Filter.
+        if (error)
+            error->clear();
+        return Filter();
+    }
+    Bson query;
+    QString message;
+    if (!parseQueryJson(json, &query, &message)) {
+        auto program = std::make_shared<Program>();
+        program->valid = false;
+        program->source = json.toByteArray();
+        program->error = message;
+        if (error)
+            *error = message;
+        Filter filter;
+        filter.m_program = std::move(program);
+        return filter;
+    }
+    Filter filter = fromBson(query, error);
+    if (!filter.isValid()) {
+        auto program = std::make_shared<Program>(*filter.m_program);
+        program->source = json.toByteArray();
+        filter.m_program = std::move(program);
+    }
+    return filter;
+}
+
+Filter Filter::fromBson(const Bson& query, QString* error) {
+    if (query.isAbsent()) {
+        if (error)
+            error->clear();
+        return Filter();
+    }
+    auto program = std::make_shared<Program>();
+    program->query = query;
+    filterimpl::Compiler compiler(*program);
+    if (!compiler.run()) {
+        program->valid = false;
+        program->error = compiler.error();
+        // The nodes may point at half-built state; an invalid filter evaluates nothing.
+        program->nodes.clear();
+        program->operands.clear();
+    }
+    if (error)
+        *error = program->error;
+    Filter filter;
+    filter.m_program = std::move(program);
+    return filter;
+}
+
+bool Filter::isValid() const {
+    return !m_program || m_program->valid;
+}
+
+bool Filter::matchesEverything() const {
+    return !m_program || m_program->isTrue();
+}
+
+QByteArray Filter::json() const {
+    if (!m_program)
+        return QByteArrayLiteral("{}");
+    if (!m_program->valid && !m_program->source.isEmpty())
+        return m_program->source;
+    return m_program->query.toJson();
+}
+
+Bson Filter::query() const {
+    return m_program ? m_program->query : Bson::empty();
+}
+
+bool Filter::matches(const bson_t* changeDocument) const {
+    if (!m_program)
+        return true;
+    if (!m_program->valid || !changeDocument)
+        return false;
+    return m_program->matches(changeDocument);
+}
+
+bool Filter::matches(const ChangeEvent& event) const {
+    if (matchesEverything())
+        return true;
+    if (!m_program->valid)
+        return false;
+    const Bson document = event.document();
+    bson_t view;
+    return document.view(&view) && m_program->matches(&view);
+}
+
+QList<Filter::Equality> Filter::equalities() const {
+    QList<Equality> result;
+    if (!m_program || !m_program->valid)
+        return result;
+    const filterimpl::Program& p = *m_program;
+    const auto addEquality = [&](const filterimpl::CompiledPath& path, uint32_t operand) {
+        const bson_iter_t value = p.operand(operand);
+        if (!filterimpl::indexableOperand(&value))
+            return;
+        BsonBuilder wrapped;
+        bson_append_iter(wrapped.get(), "v", 1, &value);
+        result.append(Equality{path.text.toByteArray(), wrapped.take()});
+    };
+    const auto visitPath = [&](const filterimpl::Node& node) {
+        const filterimpl::Node& value = p.nodes[node.b];
+        if (value.kind == Kind::Eq) {
+            addEquality(p.paths[node.a], value.a);
+        } else if (value.kind == Kind::VAnd) {
+            for (uint32_t i = 0; i < value.c; ++i) {
+                const filterimpl::Node& part = p.nodes[p.kids[value.b + i]];
+                if (part.kind == Kind::Eq)
+                    addEquality(p.paths[node.a], part.a);
+            }
+        }
+    };
+    // Conjuncts of the top level, including those of top-level $and (nested And nodes).
+    std::vector<uint32_t> pending{p.root};
+    for (size_t i = 0; i < pending.size(); ++i) {
+        const filterimpl::Node& node = p.nodes[pending[i]];
+        if (node.kind == Kind::Path)
+            visitPath(node);
+        else if (node.kind == Kind::And)
+            for (uint32_t k = 0; k < node.c; ++k)
+                pending.push_back(p.kids[node.b + k]);
+    }
+    return result;
+}
+
+} // namespace tw
