@@ -173,12 +173,22 @@ public:
 
 private:
     void run() {
-        mongoc_collection_t* coll =
-            mongoc_client_get_collection(m_client, m_db.constData(), m_coll.constData());
         bson_t pipeline, opts;
         m_pipeline.view(&pipeline);
         m_opts.view(&opts);
-        mongoc_change_stream_t* stream = mongoc_collection_watch(coll, &pipeline, &opts);
+        // An empty collection watches the database, an empty database the deployment.
+        mongoc_collection_t* coll = nullptr;
+        mongoc_change_stream_t* stream = nullptr;
+        if (m_db.isEmpty()) {
+            stream = mongoc_client_watch(m_client, &pipeline, &opts);
+        } else if (m_coll.isEmpty()) {
+            mongoc_database_t* db = mongoc_client_get_database(m_client, m_db.constData());
+            stream = mongoc_database_watch(db, &pipeline, &opts);
+            mongoc_database_destroy(db);
+        } else {
+            coll = mongoc_client_get_collection(m_client, m_db.constData(), m_coll.constData());
+            stream = mongoc_collection_watch(coll, &pipeline, &opts);
+        }
         while (!m_stop) {
             const bson_t* doc = nullptr;
             if (mongoc_change_stream_next(stream, &doc)) {
@@ -351,6 +361,10 @@ private Q_SLOTS:
     void changeStreamGetMoreWaitsForMaxTime();
     void changeStreamResumesAfterDroppedConnection();
     void changeStreamResumesWithStartAfterBeforeFirstEvent();
+    void changeStreamScopes_data();
+    void changeStreamScopes();
+    void changeStreamStartsAtOperationTime();
+    void closeConnectionFailpointIsANetworkError();
     void changeStreamResumability_data();
     void changeStreamResumability();
     void changeStreamHistoryLostSurfaces_data();
@@ -806,6 +820,85 @@ void TestMongoPeer::changeStreamResumesWithStartAfterBeforeFirstEvent() {
                                    json(R"({"operationType": "insert"})"));
     QTRY_COMPARE(reader.eventCount(), 1);
     QCOMPARE(sub(reader.events().first(), "_id"), y);
+}
+
+void TestMongoPeer::changeStreamScopes_data() {
+    QTest::addColumn<QByteArray>("db");
+    QTest::addColumn<QByteArray>("coll");
+    QTest::addColumn<QString>("expectedNs");
+    QTest::addColumn<QStringList>("expectedEvents");
+    QTest::newRow("collection") << QByteArray("shop") << QByteArray("orders") << QStringLiteral("shop.orders")
+                                << QStringList{QStringLiteral("orders")};
+    QTest::newRow("database") << QByteArray("shop") << QByteArray() << QStringLiteral("shop.$cmd.aggregate")
+                              << QStringList{QStringLiteral("orders"), QStringLiteral("users")};
+    QTest::newRow("deployment") << QByteArray() << QByteArray() << QStringLiteral("admin.$cmd.aggregate")
+                                << QStringList{QStringLiteral("orders"), QStringLiteral("users"),
+                                               QStringLiteral("leads")};
+}
+
+void TestMongoPeer::changeStreamScopes() {
+    QFETCH(QByteArray, db);
+    QFETCH(QByteArray, coll);
+    QFETCH(QString, expectedNs);
+    QFETCH(QStringList, expectedEvents);
+    MongoPeer peer;
+    QVERIFY(peer.listen());
+    ClientPtr client = makeClient(peer.uri());
+    StreamReader reader(client.get(), db, coll, json("{}"), json(R"({"maxAwaitTimeMS": 100})"));
+    QTRY_COMPARE(peer.openChangeStreamCount(), 1);
+    peer.pushChange(QStringLiteral("shop"), QStringLiteral("orders"), json(R"({"operationType": "insert"})"));
+    peer.pushChange(QStringLiteral("shop"), QStringLiteral("users"), json(R"({"operationType": "insert"})"));
+    peer.pushChange(QStringLiteral("crm"), QStringLiteral("leads"), json(R"({"operationType": "insert"})"));
+    QTRY_COMPARE(reader.eventCount(), int(expectedEvents.size()));
+    QTest::qWait(200);
+    QStringList colls;
+    for (const Bson& event : reader.events())
+        colls.append(str(event, "ns.coll"));
+    QCOMPARE(colls, expectedEvents);
+    QVERIFY(!reader.hasError());
+    // getMore names the collection part of the cursor's ns, as the driver derives it.
+    const QList<Bson> getMores = peer.receivedCommands(QStringLiteral("getMore"));
+    QVERIFY(!getMores.isEmpty());
+    QCOMPARE(str(getMores.first(), "$db") + QLatin1Char('.') + str(getMores.first(), "collection"),
+             expectedNs);
+    const Bson aggregate = peer.receivedCommands(QStringLiteral("aggregate")).first();
+    QCOMPARE(has(aggregate, "pipeline.0.$changeStream.allChangesForCluster"), db.isEmpty());
+}
+
+void TestMongoPeer::changeStreamStartsAtOperationTime() {
+    MongoPeer peer;
+    QVERIFY(peer.listen());
+    peer.pushChange(
+        QStringLiteral("shop"), QStringLiteral("orders"),
+        json(R"({"operationType": "insert", "clusterTime": {"$timestamp": {"t": 100, "i": 1}}})"));
+    const Bson second = peer.pushChange(
+        QStringLiteral("shop"), QStringLiteral("orders"),
+        json(R"({"operationType": "insert", "clusterTime": {"$timestamp": {"t": 100, "i": 2}}})"));
+    ClientPtr client = makeClient(peer.uri());
+    BsonBuilder opts;
+    bson_append_timestamp(opts.get(), "startAtOperationTime", -1, 100, 2);
+    bson_append_int64(opts.get(), "maxAwaitTimeMS", -1, 100);
+    StreamReader reader(client.get(), "shop", "orders", json("{}"), opts.take());
+    QTRY_COMPARE(reader.eventCount(), 1);
+    QTest::qWait(200);
+    QCOMPARE(reader.eventCount(), 1);
+    QCOMPARE(sub(reader.events().first(), "_id"), second);
+}
+
+void TestMongoPeer::closeConnectionFailpointIsANetworkError() {
+    MongoPeer peer;
+    QVERIFY(peer.listen());
+    ClientPtr client = makeClient(peer.uri());
+    QVERIFY(runCommand(client.get(), "admin", json(R"({"ping": 1})")).ok);
+    QSignalSpy disconnected(&peer, &MongoPeer::clientDisconnected);
+    peer.failNextCommand(QStringLiteral("ping"), json(R"({"closeConnection": true})"));
+    const CommandResult result = runCommand(client.get(), "admin", json(R"({"ping": 1})"));
+    QVERIFY(!result.ok);
+    QCOMPARE(result.error.domain, quint32(MONGOC_ERROR_STREAM));
+    QVERIFY(disconnected.count() >= 1);
+    // The driver reconnects for the next command.
+    QVERIFY(runCommand(client.get(), "admin", json(R"({"ping": 1})")).ok);
+    QVERIFY(peer.totalConnections() >= 2);
 }
 
 void TestMongoPeer::changeStreamResumability_data() {
