@@ -36,11 +36,19 @@ namespace tw::test {
 // libmongoc 1.23 also accepts "?directConnection=true&replicaSet=rs0" (a single
 // topology that still checks the set name).
 //
+// Change streams: resume tokens are {_data: "<16 hex digits>"} (a position in the
+// change log; an invalidate token has "01" appended). A cursor closed by an
+// invalidate must not be advanced again: libmongoc would then resume with
+// resumeAfter=<invalidate token>, which servers (and the peer) refuse with 260.
+//
 // What it does not do: authentication, compression (OP_COMPRESSED), exhaust
 // replies, awaitable hello (no topologyVersion is sent, so drivers poll), sessions
-// and transactions beyond accepting their fields, and any query operator outside
-// $eq $ne $gt $gte $lt $lte $in $nin $exists $and $or $nor (unknown operators are
-// treated as "matches" with a warning, where a real server would reject them).
+// and transactions beyond accepting their fields, update operators other than
+// $set/$unset/$inc on top-level fields, aggregation stages other than $match
+// $sort $skip $limit $project $count and the countDocuments $group, and query
+// operators outside $eq $ne $gt $gte $lt $lte $in $nin $exists $not $and $or $nor
+// (unknown ones are treated as "matches" with a warning, where a real server
+// would reject them). In a change stream pipeline only $match stages are applied.
 class MongoPeer : public QObject {
     Q_OBJECT
 
