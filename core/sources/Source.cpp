@@ -1,5 +1,6 @@
 #include "Source.h"
 
+#include "sources/mongo/MongoSource.h"
 #include "sources/sqlite/SqliteSource.h"
 
 #include <QRegularExpression>
@@ -49,6 +50,9 @@ QString Source::redactUri(const QString& uri)
 
 Source* Source::create(const QString& id, const QString& uri, QString* error)
 {
+    // Before the SQLite suffix test: a MongoDB URI may end in ".db" (…/?appname=orders.db).
+    if (uri.startsWith(QLatin1String("mongodb://")) || uri.startsWith(QLatin1String("mongodb+srv://")))
+        return MongoSource::create(id, uri, error);
     if (uri.startsWith(QLatin1String("sqlite:")) || uri.endsWith(QLatin1String(".sqlite"))
         || uri.endsWith(QLatin1String(".db")) || uri.endsWith(QLatin1String(".sqlite3")))
         return SqliteSource::create(id, uri, error);

@@ -1,0 +1,116 @@
+#pragma once
+
+#include "sources/Source.h"
+
+#include <QElapsedTimer>
+#include <QMap>
+
+#include <atomic>
+#include <memory>
+
+class QTimer;
+struct _mongoc_client_pool_t;
+struct _mongoc_uri_t;
+
+namespace tw {
+
+class ChangeEventMapper;
+
+// Watches a MongoDB deployment through change streams (libmongoc, one pooled client
+// per source). Each watched scope — a collection, a database or the whole
+// deployment — has exactly one upstream change stream, with its own client from the
+// pool, however many subscriptions read it.
+//
+// Everything runs on the source's thread. The blocking driver calls are made from a
+// zero-interval timer, one bounded slice per tick (a getMore waits at most
+// maxAwaitTimeMS, clamped to 800 ms), so the thread's event loop still delivers
+// watch/unwatch/stop between slices and stop() returns within a second.
+//
+// Resume: the checkpoint token is a BSON document {scopeKey: resumeToken} holding
+// the position after the last event handed over for every scope (scopeKey is
+// Namespace::toString(): "db.coll", "db", or "" for the deployment). It is committed
+// with the events, and at start each stream opens with startAfter that token, which
+// also survives an invalidate.
+//
+// Errors (see MongoErrors.h): libmongoc resumes once by itself; when that fails
+// too, the scope reopens from its token after an exponential backoff with jitter
+// (0.5 s doubling to 30 s, shown as state Backoff with the next retry). History lost
+// (286, invalid token) emits a `gap` and restarts from now. No change streams
+// (40573, standalone, missing privilege) switches the scope to polling (MongoPoller).
+class MongoSource : public Source {
+    Q_OBJECT
+public:
+    // uri: mongodb:// or mongodb+srv://, anything libmongoc accepts. Parses only; the
+    // connection is made on the source's thread at start(). On error returns nullptr
+    // with a message that shows the URI with its password redacted.
+    static MongoSource* create(const QString& id, const QString& uri, QString* error);
+    ~MongoSource() override;
+
+    // The BSON document for one subscription filter set: absent (no push-down) when
+    // any filter matches everything or names a field only Tidewatch adds (seq,
+    // source, reason); the filter itself when there is one; {$or: [...]} of the
+    // distinct filters otherwise.
+    static Bson unionMatch(const QList<Bson>& filters);
+    static QString scopeKey(const Namespace& ns) { return ns.toString(); }
+    static QByteArray encodeTokens(const QMap<QString, Bson>& tokens);
+    static QMap<QString, Bson> decodeTokens(const QByteArray& token);
+
+    // Backoff schedule: first delay, cap, and the jitter fraction (0.2 = +/-20 %).
+    void setBackoff(int initialMs, int maxMs, double jitter = 0.2);
+    // Asks a running slice to end early; callable from any thread. stop() still has
+    // to be called on the source's thread.
+    void requestStop() { m_stopRequested.store(true, std::memory_order_relaxed); }
+
+public Q_SLOTS:
+    void start(const tw::SourceRestore& restore) override;
+    // Watching a scope again replaces its options; when they differ (e.g. the
+    // $match push-down changed) the stream reopens from its last token, losing nothing.
+    void watch(const tw::Namespace& ns, const tw::WatchOptions& options) override;
+    void unwatch(const tw::Namespace& ns) override;
+    void listNamespaces(const QString& db) override;
+    void stop() override;
+
+private:
+    struct Scope;
+
+    MongoSource(const QString& id, const QString& uri, _mongoc_uri_t* parsed);
+
+    void tick();
+    void schedule();
+    void openStream(Scope& scope);
+    void closeStream(Scope& scope);
+    void drain(Scope& scope, qint64 deadlineMs);
+    void poll(Scope& scope);
+    void pollCollection(Scope& scope, const Namespace& ns);
+    QList<Namespace> pollTargets(Scope& scope, QString* error);
+    void handleError(Scope& scope, const QString& during, const bson_error_t& error, const bson_t* reply);
+    void enterBackoff(Scope& scope, const QString& reason, bool fatal = false);
+    void enterPolling(Scope& scope, const QString& why);
+    void flush(bool checkpointOnly = false);
+    void updateStatus();
+    int backoffDelayMs(int attempt) const;
+    void releaseClient(Scope& scope);
+    QString describe(const Namespace& ns) const;
+
+    QString m_uri; // as given (may hold a password): only for libmongoc
+    QString m_redactedUri;
+    _mongoc_uri_t* m_parsedUri = nullptr;    // owned
+    _mongoc_client_pool_t* m_pool = nullptr; // owned; destroyed off-thread at stop()
+    std::unique_ptr<ChangeEventMapper> m_mapper;
+    QTimer* m_timer = nullptr;                      // owned (child)
+    QMap<QString, std::shared_ptr<Scope>> m_scopes; // by scopeKey
+    QMap<QString, Bson> m_tokens;                   // the checkpoint: scopeKey -> resume token
+    SourceRestore m_restore;
+    ChangeBatch m_pending;
+    bool m_tokensDirty = false;
+    qint64 m_lastTokenFlushMs = 0;
+    int m_maxWireVersion = 0; // 0 until the first successful selection
+    int m_backoffInitialMs = 500;
+    int m_backoffMaxMs = 30000;
+    double m_jitter = 0.2;
+    int m_roundRobin = 0;
+    bool m_started = false;
+    std::atomic<bool> m_stopRequested{false};
+};
+
+} // namespace tw
