@@ -1,5 +1,7 @@
 #include "BsonValue.h"
 
+#include "FieldPath.h"
+
 #include <charconv>
 #include <cmath>
 #include <cstring>
@@ -68,7 +70,7 @@ static bool integralDouble(double d, int64_t* out) {
 
 Number toNumber(const bson_iter_t* it) {
     Number n;
-    switch (bson_iter_type(it)) {
+    switch (iterType(it)) {
     case BSON_TYPE_INT32:
         n.i = bson_iter_int32(it);
         break;
@@ -154,7 +156,7 @@ static int compareBytes(const void* a, size_t la, const void* b, size_t lb) {
 }
 
 static const char* stringOf(const bson_iter_t* it, uint32_t* len) {
-    return BSON_ITER_HOLDS_SYMBOL(it) ? bson_iter_symbol(it, len) : bson_iter_utf8(it, len);
+    return (iterType(it) == BSON_TYPE_SYMBOL) ? bson_iter_symbol(it, len) : bson_iter_utf8(it, len);
 }
 
 static int compareContainers(const uint8_t* da, uint32_t la, const uint8_t* db, uint32_t lb) {
@@ -167,8 +169,8 @@ static int compareContainers(const uint8_t* da, uint32_t la, const uint8_t* db, 
         const bool moreB = bson_iter_next(&b);
         if (!moreA || !moreB)
             return moreA == moreB ? 0 : (moreA ? 1 : -1);
-        const int ra = bracket(bson_iter_type(&a));
-        const int rb = bracket(bson_iter_type(&b));
+        const int ra = bracket(iterType(&a));
+        const int rb = bracket(iterType(&b));
         if (ra != rb)
             return ra < rb ? -1 : 1;
         const int byName = std::strcmp(bson_iter_key(&a), bson_iter_key(&b));
@@ -181,15 +183,15 @@ static int compareContainers(const uint8_t* da, uint32_t la, const uint8_t* db, 
 }
 
 static void containerOf(const bson_iter_t* it, const uint8_t** data, uint32_t* len) {
-    if (BSON_ITER_HOLDS_ARRAY(it))
+    if ((iterType(it) == BSON_TYPE_ARRAY))
         bson_iter_array(it, len, data);
     else
         bson_iter_document(it, len, data);
 }
 
 int compare(const bson_iter_t* a, const bson_iter_t* b) {
-    const bson_type_t ta = bson_iter_type(a);
-    const bson_type_t tb = bson_iter_type(b);
+    const bson_type_t ta = iterType(a);
+    const bson_type_t tb = iterType(b);
     const int ra = bracket(ta);
     const int rb = bracket(tb);
     if (ra != rb)
@@ -308,7 +310,7 @@ static void appendRaw(std::string& out, char tag, const void* data, size_t len) 
 }
 
 bool appendKey(const bson_iter_t* it, std::string& out) {
-    const bson_type_t type = bson_iter_type(it);
+    const bson_type_t type = iterType(it);
     switch (type) {
     case BSON_TYPE_INT32:
     case BSON_TYPE_INT64:
@@ -384,7 +386,8 @@ bool appendKey(const bson_iter_t* it, std::string& out) {
 
 uint32_t childCount(const bson_iter_t* it) {
     bson_iter_t child;
-    if (!(BSON_ITER_HOLDS_ARRAY(it) || BSON_ITER_HOLDS_DOCUMENT(it)) || !bson_iter_recurse(it, &child))
+    if (!((iterType(it) == BSON_TYPE_ARRAY) || (iterType(it) == BSON_TYPE_DOCUMENT)) ||
+        !bson_iter_recurse(it, &child))
         return 0;
     uint32_t n = 0;
     while (bson_iter_next(&child))

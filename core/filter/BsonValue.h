@@ -31,7 +31,8 @@ int compareNumbers(const Number& a, const Number& b);
 // arrays field by field). Both iterators must point at an element.
 int compare(const bson_iter_t* a, const bson_iter_t* b);
 inline bool equal(const bson_iter_t* a, const bson_iter_t* b) {
-    return bracket(bson_iter_type(a)) == bracket(bson_iter_type(b)) && compare(a, b) == 0;
+    return bracket(bson_type_t(a->raw[a->type])) == bracket(bson_type_t(b->raw[b->type])) &&
+           compare(a, b) == 0;
 }
 
 // Appends bytes such that two scalars have the same key exactly when equal() holds:

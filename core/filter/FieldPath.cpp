@@ -43,8 +43,36 @@ bool findNext(bson_iter_t* it, const PathComponent& part) {
     return false;
 }
 
+bool findInDocument(const uint8_t* data, uint32_t len, const PathComponent& part, bson_iter_t* out) {
+    const uint32_t wanted = uint32_t(part.len);
+    uint32_t found = UINT32_MAX;
+    const bool wellFormed = scanElements(data, len, [&](uint32_t offset, const char* key, uint32_t keyLen) {
+        // First byte before memcmp: most keys differ there, and the call is not free.
+        if (keyLen == wanted &&
+            (wanted == 0 || (key[0] == part.name[0] && std::memcmp(key, part.name, wanted) == 0))) {
+            found = offset;
+            return true;
+        }
+        return false;
+    });
+    if (found != UINT32_MAX)
+        return bson_iter_init_from_data_at_offset(out, data, len, found, wanted);
+    if (wellFormed)
+        return false;
+    // Bytes the scanner does not accept: let libbson decide.
+    return bson_iter_init_from_data(out, data, len) && findNext(out, part);
+}
+
 bool findChild(const bson_iter_t* container, const PathComponent& part, bson_iter_t* out) {
-    return bson_iter_recurse(container, out) && findNext(out, part);
+    uint32_t len = 0;
+    const uint8_t* data = nullptr;
+    if ((iterType(container) == BSON_TYPE_DOCUMENT))
+        bson_iter_document(container, &len, &data);
+    else if ((iterType(container) == BSON_TYPE_ARRAY))
+        bson_iter_array(container, &len, &data);
+    else
+        return false;
+    return findInDocument(data, len, part, out);
 }
 
 } // namespace tw

@@ -55,7 +55,7 @@ struct Node {
 struct CompiledPath {
     QByteArrayView text; // points into the query
     std::vector<PathComponent> parts;
-    int topSlot = -1; // slot in the per-evaluation cache of top-level fields, or -1
+    int leafSlot = -1; // the prefix-cache node of the whole path, or -1 when not cached
 };
 
 struct KeyHash {
@@ -78,10 +78,19 @@ struct CompiledRegex {
     QByteArray flags;
 };
 
-// Distinct first path components resolved by one pass over the event's top level:
-// the five predicates of a typical filter touch three or four of the ~12 top-level
-// fields, and a pass per predicate cost about a third of the evaluation time.
-constexpr size_t kTopSlots = 8;
+// Paths from the event's root share prefixes ("fullDocument.total",
+// "fullDocument.status", "fullDocument.customer.country"). Each distinct prefix is a
+// node of a small trie; during one evaluation a document is scanned once for all the
+// children the filter needs from it, and the values are kept. Without it each
+// predicate rescanned the event and fullDocument: 300 ns of a 450 ns evaluation of the
+// five-predicate benchmark filter. 16 nodes cover any hand-written filter; paths past
+// that are resolved without the cache.
+constexpr size_t kCacheNodes = 16;
+
+struct TrieNode {
+    PathComponent part;
+    int parent = -1; // -1: the root document
+};
 
 // bson_iter_t is declared 128-byte aligned but is 80 bytes long, so it cannot be an
 // array element (or a std::vector element) by itself.
@@ -89,12 +98,12 @@ struct IterSlot {
     bson_iter_t it;
 };
 
-struct RootCache {
-    const uint8_t* data;
+struct PrefixCache {
+    const uint8_t* data; // the root document
     uint32_t len;
-    bool scanned = false;
-    bool found[kTopSlots];
-    IterSlot iters[kTopSlots];
+    uint32_t scanned = 0; // bit p + 1: the children of node p (bit 0: of the root) are known
+    uint32_t found = 0;   // bit n: node n exists in this document
+    IterSlot values[kCacheNodes];
 };
 
 // An operand kept as the bytes of an iterator positioned on it inside the query:
@@ -122,7 +131,7 @@ template <class F> bool anyValue(const Source& s, bool expand, F&& visit) {
             return true;
         return !yielded && visit(nullptr);
     }
-    if (s.value && expand && s.expandable && BSON_ITER_HOLDS_ARRAY(s.value)) {
+    if (s.value && expand && s.expandable && (iterType(s.value) == BSON_TYPE_ARRAY)) {
         bson_iter_t element;
         if (bson_iter_recurse(s.value, &element))
             while (bson_iter_next(&element))
@@ -159,54 +168,107 @@ struct Program {
     }
     std::vector<InList> inLists;
     std::vector<CompiledRegex> regexes;
-    std::vector<PathComponent> topKeys;
+    std::vector<TrieNode> trie;
+    // Trie nodes grouped by parent: those of parent p are children[childStart[p + 1] ..
+    // childStart[p + 2]), so a scan compares each key with two or three names, not all.
+    std::vector<uint8_t> children;
+    uint8_t childStart[kCacheNodes + 2] = {};
+
+    void indexChildren() {
+        children.clear();
+        for (int parent = -1; parent < int(kCacheNodes); ++parent) {
+            childStart[parent + 1] = uint8_t(children.size());
+            for (size_t n = 0; n < trie.size(); ++n)
+                if (trie[n].parent == parent)
+                    children.push_back(uint8_t(n));
+        }
+        childStart[kCacheNodes + 1] = uint8_t(children.size());
+    }
 
     bool isTrue() const { return valid && nodes[root].kind == Kind::True; }
 
     bool matches(const bson_t* doc) const {
-        RootCache cache;
+        PrefixCache cache;
         cache.data = bson_get_data(doc);
         cache.len = doc->len;
         return evalDoc(root, cache.data, cache.len, &cache);
     }
 
-    void scan(RootCache* cache) const {
-        cache->scanned = true;
-        std::memset(cache->found, 0, sizeof cache->found);
-        bson_iter_t it;
-        if (!bson_iter_init_from_data(&it, cache->data, cache->len))
+    // Scans the document of node `parent` (-1: the root) once for all its trie children.
+    void scanChildren(PrefixCache* cache, int parent, const uint8_t* data, uint32_t len) const {
+        const uint32_t bit = 1u << (parent + 1);
+        if (cache->scanned & bit)
             return;
-        size_t remaining = topKeys.size();
-        while (remaining && bson_iter_next(&it)) {
-            const uint32_t len = bson_iter_key_len(&it);
-            const char* key = bson_iter_key(&it);
-            for (size_t slot = 0; slot < topKeys.size(); ++slot) {
-                const PathComponent& part = topKeys[slot];
-                if (!cache->found[slot] && uint32_t(part.len) == len &&
-                    std::memcmp(key, part.name, len) == 0) {
-                    cache->found[slot] = true;
-                    cache->iters[slot].it = it;
-                    --remaining;
+        cache->scanned |= bit;
+        const uint32_t first = childStart[parent + 1];
+        const uint32_t last = childStart[parent + 2];
+        size_t remaining = last - first;
+        const bool wellFormed =
+            scanElements(data, len, [&](uint32_t offset, const char* key, uint32_t keyLen) {
+                for (uint32_t c = first; c < last; ++c) {
+                    const uint32_t n = children[c];
+                    const TrieNode& node = trie[n];
+                    if (uint32_t(node.part.len) != keyLen || (cache->found & (1u << n)))
+                        continue;
+                    if (keyLen &&
+                        (key[0] != node.part.name[0] || std::memcmp(key, node.part.name, keyLen) != 0))
+                        continue;
+                    if (bson_iter_init_from_data_at_offset(&cache->values[n].it, data, len, offset, keyLen))
+                        cache->found |= 1u << n;
+                    return --remaining == 0;
+                }
+                return false;
+            });
+        if (wellFormed || !remaining)
+            return;
+        // Bytes the scanner does not accept: look each field up through libbson.
+        for (size_t n = 0; n < trie.size(); ++n)
+            if (trie[n].parent == parent && !(cache->found & (1u << n)) &&
+                bson_iter_init_from_data(&cache->values[n].it, data, len) &&
+                findNext(&cache->values[n].it, trie[n].part))
+                cache->found |= 1u << n;
+    }
+
+    // Resolves a cached path from the root. Sets src to the single value (or missing), or
+    // to a walk from the first array on the way.
+    void resolveCached(const CompiledPath& path, PrefixCache* cache, Source* src) const {
+        const size_t n = path.parts.size();
+        int chain[kCacheNodes];
+        int node = path.leafSlot;
+        for (size_t k = n; k-- > 0;) {
+            chain[k] = node;
+            node = trie[node].parent;
+        }
+        const bson_iter_t* cur = nullptr;
+        const uint8_t* data = cache->data;
+        uint32_t len = cache->len;
+        for (size_t k = 0; k < n; ++k) {
+            if (k > 0) {
+                const bson_type_t type = iterType(cur);
+                if (type == BSON_TYPE_ARRAY) {
+                    src->walk = true;
+                    src->parts = path.parts.data();
+                    src->n = n;
+                    src->k = k;
                     break;
                 }
+                if (type != BSON_TYPE_DOCUMENT) {
+                    cur = nullptr;
+                    break;
+                }
+                bson_iter_document(cur, &len, &data);
             }
+            scanChildren(cache, k == 0 ? -1 : chain[k - 1], data, len);
+            if (!(cache->found & (1u << chain[k]))) {
+                cur = nullptr;
+                break;
+            }
+            cur = &cache->values[chain[k]].it;
         }
+        src->value = cur;
     }
 
-    // The value of the path's first component, or nullptr when missing.
-    const bson_iter_t* first(const CompiledPath& path, const uint8_t* data, uint32_t len, RootCache* cache,
-                             bson_iter_t* storage) const {
-        if (cache && path.topSlot >= 0) {
-            if (!cache->scanned)
-                scan(cache);
-            return cache->found[path.topSlot] ? &cache->iters[path.topSlot].it : nullptr;
-        }
-        if (!bson_iter_init_from_data(storage, data, len) || !findNext(storage, path.parts[0]))
-            return nullptr;
-        return storage;
-    }
-
-    bool evalDoc(uint32_t index, const uint8_t* data, uint32_t len, RootCache* cache) const {
+    bool evalDoc(uint32_t index, const uint8_t* data, uint32_t len, PrefixCache* cache) const {
         const Node& node = nodes[index];
         switch (node.kind) {
         case Kind::And:
@@ -230,24 +292,28 @@ struct Program {
             return false;
         case Kind::Path: {
             const CompiledPath& path = paths[node.a];
+            Source src;
+            if (cache && path.leafSlot >= 0) {
+                resolveCached(path, cache, &src);
+                return evalValue(node.b, src);
+            }
             bson_iter_t bufA;
             bson_iter_t bufB;
-            const bson_iter_t* cur = first(path, data, len, cache, &bufA);
-            bson_iter_t* next = cur == &bufA ? &bufB : &bufA;
-            Source src;
+            const bson_iter_t* cur = findInDocument(data, len, path.parts[0], &bufA) ? &bufA : nullptr;
+            bson_iter_t* next = &bufB;
             const size_t n = path.parts.size();
             size_t k = 1;
             // Descend through documents without the general walk; only an array on the
             // way needs it.
             for (; k < n && cur; ++k) {
-                if (BSON_ITER_HOLDS_DOCUMENT(cur)) {
+                if ((iterType(cur) == BSON_TYPE_DOCUMENT)) {
                     if (findChild(cur, path.parts[k], next)) {
                         cur = next;
                         next = cur == &bufA ? &bufB : &bufA;
                     } else {
                         cur = nullptr;
                     }
-                } else if (BSON_ITER_HOLDS_ARRAY(cur)) {
+                } else if ((iterType(cur) == BSON_TYPE_ARRAY)) {
                     src.walk = true;
                     src.parts = path.parts.data();
                     src.n = n;
@@ -281,15 +347,15 @@ struct Program {
             return anyValue(src, false, [](const bson_iter_t* v) { return v != nullptr; });
         case Kind::Size:
             return anyValue(src, false, [&](const bson_iter_t* v) {
-                return v && BSON_ITER_HOLDS_ARRAY(v) && bsonvalue::childCount(v) == node.a;
+                return v && (iterType(v) == BSON_TYPE_ARRAY) && bsonvalue::childCount(v) == node.a;
             });
         case Kind::ElemMatchDoc:
             return anyValue(src, false, [&](const bson_iter_t* v) {
                 bson_iter_t element;
-                if (!v || !BSON_ITER_HOLDS_ARRAY(v) || !bson_iter_recurse(v, &element))
+                if (!v || !(iterType(v) == BSON_TYPE_ARRAY) || !bson_iter_recurse(v, &element))
                     return false;
                 while (bson_iter_next(&element)) {
-                    if (!BSON_ITER_HOLDS_DOCUMENT(&element))
+                    if (!(iterType(&element) == BSON_TYPE_DOCUMENT))
                         continue;
                     uint32_t len = 0;
                     const uint8_t* data = nullptr;
@@ -302,7 +368,7 @@ struct Program {
         case Kind::ElemMatchValue:
             return anyValue(src, false, [&](const bson_iter_t* v) {
                 bson_iter_t element;
-                if (!v || !BSON_ITER_HOLDS_ARRAY(v) || !bson_iter_recurse(v, &element))
+                if (!v || !(iterType(v) == BSON_TYPE_ARRAY) || !bson_iter_recurse(v, &element))
                     return false;
                 while (bson_iter_next(&element)) {
                     Source one;
@@ -322,8 +388,8 @@ struct Program {
         switch (node.kind) {
         case Kind::Eq: {
             const bson_iter_t op = operand(node.a);
-            if (BSON_ITER_HOLDS_NULL(&op))
-                return !v || BSON_ITER_HOLDS_NULL(v);
+            if ((iterType(&op) == BSON_TYPE_NULL))
+                return !v || (iterType(v) == BSON_TYPE_NULL);
             return v && bsonvalue::equal(v, &op);
         }
         case Kind::Gt:
@@ -334,7 +400,7 @@ struct Program {
                 return false;
             const bson_iter_t op = operand(node.a);
             // Comparisons stay inside one type bracket: {$gt: 5} never matches a string.
-            if (bsonvalue::bracket(bson_iter_type(v)) != bsonvalue::bracket(bson_iter_type(&op)))
+            if (bsonvalue::bracket(iterType(v)) != bsonvalue::bracket(iterType(&op)))
                 return false;
             const int c = bsonvalue::compare(v, &op);
             switch (node.kind) {
@@ -351,7 +417,7 @@ struct Program {
         case Kind::In:
             return inListMatches(inLists[node.a], v);
         case Kind::Type:
-            return v && (node.a & typeBit(bson_iter_type(v)));
+            return v && (node.a & typeBit(iterType(v)));
         case Kind::Regex:
             return v && regexMatches(regexes[node.a], v);
         default:
@@ -360,7 +426,7 @@ struct Program {
     }
 
     bool inListMatches(const InList& list, const bson_iter_t* v) const {
-        if (!v || BSON_ITER_HOLDS_NULL(v))
+        if (!v || (iterType(v) == BSON_TYPE_NULL))
             return list.hasNull;
         bool scalar = false;
         if (list.hashed) {
@@ -386,11 +452,11 @@ struct Program {
     static bool regexMatches(const CompiledRegex& regex, const bson_iter_t* v) {
         uint32_t len = 0;
         const char* text = nullptr;
-        if (BSON_ITER_HOLDS_UTF8(v)) {
+        if ((iterType(v) == BSON_TYPE_UTF8)) {
             text = bson_iter_utf8(v, &len);
-        } else if (BSON_ITER_HOLDS_SYMBOL(v)) {
+        } else if ((iterType(v) == BSON_TYPE_SYMBOL)) {
             text = bson_iter_symbol(v, &len);
-        } else if (BSON_ITER_HOLDS_REGEX(v)) {
+        } else if ((iterType(v) == BSON_TYPE_REGEX)) {
             // {a: /x/} also finds documents that store the regular expression itself.
             const char* flags = nullptr;
             const char* pattern = bson_iter_regex(v, &flags);
@@ -429,17 +495,17 @@ QString keyOf(const bson_iter_t* it) {
 
 bool isOperatorDocument(const bson_iter_t* it) {
     bson_iter_t child;
-    return BSON_ITER_HOLDS_DOCUMENT(it) && bson_iter_recurse(it, &child) && bson_iter_next(&child) &&
+    return (iterType(it) == BSON_TYPE_DOCUMENT) && bson_iter_recurse(it, &child) && bson_iter_next(&child) &&
            bson_iter_key(&child)[0] == '$';
 }
 
 // A whole number from int32, int64, or a double without fraction.
 bool wholeNumber(const bson_iter_t* it, int64_t* out) {
-    if (BSON_ITER_HOLDS_INT32(it) || BSON_ITER_HOLDS_INT64(it)) {
+    if ((iterType(it) == BSON_TYPE_INT32) || (iterType(it) == BSON_TYPE_INT64)) {
         *out = bson_iter_as_int64(it);
         return true;
     }
-    if (BSON_ITER_HOLDS_DOUBLE(it) || BSON_ITER_HOLDS_DECIMAL128(it)) {
+    if ((iterType(it) == BSON_TYPE_DOUBLE) || (iterType(it) == BSON_TYPE_DECIMAL128)) {
         const bsonvalue::Number n = bsonvalue::toNumber(it);
         if (n.isInt) {
             *out = n.i;
@@ -465,7 +531,10 @@ public:
             m_error = QStringLiteral("filter must be a document");
             return false;
         }
-        return compileDocument(&it, QString(), QString(), false, &m_p.root);
+        if (!compileDocument(&it, QString(), QString(), false, &m_p.root))
+            return false;
+        m_p.indexChildren();
+        return true;
     }
 
     QString error() const { return m_error; }
@@ -497,24 +566,34 @@ private:
         return uint32_t(m_p.operands.size() - 1);
     }
 
+    // The trie node of the whole path, adding the missing prefixes; -1 when the trie is full.
+    int addToTrie(const std::vector<PathComponent>& parts) {
+        int parent = -1;
+        for (const PathComponent& part : parts) {
+            int found = -1;
+            for (size_t n = 0; n < m_p.trie.size() && found < 0; ++n) {
+                const TrieNode& node = m_p.trie[n];
+                if (node.parent == parent && node.part.len == part.len &&
+                    std::memcmp(node.part.name, part.name, size_t(part.len)) == 0)
+                    found = int(n);
+            }
+            if (found < 0) {
+                if (m_p.trie.size() >= kCacheNodes)
+                    return -1;
+                m_p.trie.push_back(TrieNode{part, parent});
+                found = int(m_p.trie.size() - 1);
+            }
+            parent = found;
+        }
+        return parent;
+    }
+
     uint32_t addPath(const char* key, uint32_t len, bool relative) {
         CompiledPath path;
         path.text = QByteArrayView(key, qsizetype(len));
         path.parts = splitPath(path.text);
-        if (!relative) {
-            const PathComponent& head = path.parts[0];
-            for (size_t slot = 0; slot < m_p.topKeys.size(); ++slot) {
-                const PathComponent& known = m_p.topKeys[slot];
-                if (known.len == head.len && std::memcmp(known.name, head.name, size_t(head.len)) == 0) {
-                    path.topSlot = int(slot);
-                    break;
-                }
-            }
-            if (path.topSlot < 0 && m_p.topKeys.size() < kTopSlots) {
-                m_p.topKeys.push_back(head);
-                path.topSlot = int(m_p.topKeys.size() - 1);
-            }
-        }
+        if (!relative)
+            path.leafSlot = addToTrie(path.parts);
         m_p.paths.push_back(std::move(path));
         return uint32_t(m_p.paths.size() - 1);
     }
@@ -549,14 +628,14 @@ private:
                 return fail(QStringLiteral("%1: unknown top-level operator %2").arg(where, name));
             const QString here = where.isEmpty() ? prefix + name : where + QLatin1Char('.') + name;
             bson_iter_t element;
-            if (!BSON_ITER_HOLDS_ARRAY(it) || bsonvalue::childCount(it) == 0 ||
+            if (!(iterType(it) == BSON_TYPE_ARRAY) || bsonvalue::childCount(it) == 0 ||
                 !bson_iter_recurse(it, &element))
                 return fail(QStringLiteral("%1 must be a non-empty array").arg(here));
             std::vector<uint32_t> branches;
             while (bson_iter_next(&element)) {
                 const QString branchWhere = here + QLatin1Char('.') + keyOf(&element);
                 bson_iter_t branch;
-                if (!BSON_ITER_HOLDS_DOCUMENT(&element) || !bson_iter_recurse(&element, &branch))
+                if (!(iterType(&element) == BSON_TYPE_DOCUMENT) || !bson_iter_recurse(&element, &branch))
                     return fail(QStringLiteral("%1 must be a document").arg(branchWhere));
                 uint32_t node = 0;
                 if (!compileDocument(&branch, branchWhere, prefix, relative, &node))
@@ -582,7 +661,7 @@ private:
         if (isOperatorDocument(it)) {
             if (!compileOperators(it, path, &value))
                 return false;
-        } else if (BSON_ITER_HOLDS_REGEX(it)) {
+        } else if ((iterType(it) == BSON_TYPE_REGEX)) {
             const char* flags = nullptr;
             const char* pattern = bson_iter_regex(it, &flags);
             uint32_t regex = 0;
@@ -637,9 +716,9 @@ private:
 
     bool compileComparison(const QString& path, const QString& name, Kind kind, const bson_iter_t* operand,
                            uint32_t* out) {
-        if (BSON_ITER_HOLDS_REGEX(operand))
+        if ((iterType(operand) == BSON_TYPE_REGEX))
             return failAt(path, QStringLiteral("%1 cannot take a regular expression").arg(name));
-        if (BSON_ITER_HOLDS_NULL(operand)) {
+        if ((iterType(operand) == BSON_TYPE_NULL)) {
             // Only null (and missing) sits in the null bracket: $gte/$lte null are
             // equality, $gt/$lt null match nothing.
             *out = kind == Kind::Gte || kind == Kind::Lte ? add(Kind::Eq, addOperand(operand))
@@ -652,7 +731,7 @@ private:
 
     bool compileIn(const QString& path, const QString& name, const bson_iter_t* operand, uint32_t* out) {
         bson_iter_t element;
-        if (!BSON_ITER_HOLDS_ARRAY(operand) || !bson_iter_recurse(operand, &element))
+        if (!(iterType(operand) == BSON_TYPE_ARRAY) || !bson_iter_recurse(operand, &element))
             return failAt(path, QStringLiteral("%1 needs an array").arg(name));
         InList list;
         std::vector<uint32_t> scalars;
@@ -664,14 +743,14 @@ private:
                 return failAt(path,
                               QStringLiteral("%1 cannot hold an operator (%2)").arg(name, keyOf(&inner)));
             }
-            if (BSON_ITER_HOLDS_REGEX(&element)) {
+            if ((iterType(&element) == BSON_TYPE_REGEX)) {
                 const char* flags = nullptr;
                 const char* pattern = bson_iter_regex(&element, &flags);
                 uint32_t regex = 0;
                 if (!compileRegex(path, pattern, flags, &regex))
                     return false;
                 list.regexes.push_back(regex);
-            } else if (BSON_ITER_HOLDS_NULL(&element)) {
+            } else if ((iterType(&element) == BSON_TYPE_NULL)) {
                 list.hasNull = true;
             } else {
                 list.values.push_back(addOperand(&element));
@@ -700,7 +779,7 @@ private:
     }
 
     bool compileType(const QString& path, const bson_iter_t* operand, uint32_t* mask) {
-        if (BSON_ITER_HOLDS_ARRAY(operand)) {
+        if ((iterType(operand) == BSON_TYPE_ARRAY)) {
             bson_iter_t element;
             if (bsonvalue::childCount(operand) == 0 || !bson_iter_recurse(operand, &element))
                 return failAt(path, QStringLiteral("$type needs at least one type"));
@@ -709,7 +788,7 @@ private:
                     return false;
             return true;
         }
-        if (BSON_ITER_HOLDS_UTF8(operand)) {
+        if ((iterType(operand) == BSON_TYPE_UTF8)) {
             uint32_t len = 0;
             const char* name = bson_iter_utf8(operand, &len);
             const std::string_view text(name, len);
@@ -739,7 +818,7 @@ private:
 
     bool compileElemMatch(const QString& path, const bson_iter_t* operand, uint32_t* out) {
         bson_iter_t inner;
-        if (!BSON_ITER_HOLDS_DOCUMENT(operand) || !bson_iter_recurse(operand, &inner))
+        if (!(iterType(operand) == BSON_TYPE_DOCUMENT) || !bson_iter_recurse(operand, &inner))
             return failAt(path, QStringLiteral("$elemMatch needs a document"));
         bson_iter_t probe = inner;
         bool valueMode = false;
@@ -765,7 +844,7 @@ private:
 
     bool compileAll(const QString& path, const bson_iter_t* operand, uint32_t* out) {
         bson_iter_t element;
-        if (!BSON_ITER_HOLDS_ARRAY(operand) || !bson_iter_recurse(operand, &element))
+        if (!(iterType(operand) == BSON_TYPE_ARRAY) || !bson_iter_recurse(operand, &element))
             return failAt(path, QStringLiteral("$all needs an array"));
         std::vector<uint32_t> parts;
         while (bson_iter_next(&element)) {
@@ -779,7 +858,7 @@ private:
                                   QStringLiteral("$all cannot hold an operator (%1)").arg(keyOf(&inner)));
                 if (!compileElemMatch(path, &inner, &node))
                     return false;
-            } else if (BSON_ITER_HOLDS_REGEX(&element)) {
+            } else if ((iterType(&element) == BSON_TYPE_REGEX)) {
                 const char* flags = nullptr;
                 const char* pattern = bson_iter_regex(&element, &flags);
                 uint32_t regex = 0;
@@ -858,14 +937,14 @@ private:
             } else if (!std::strcmp(key, "$regex")) {
                 const char* pattern = nullptr;
                 const char* flags = "";
-                if (BSON_ITER_HOLDS_UTF8(&it))
+                if ((iterType(&it) == BSON_TYPE_UTF8))
                     pattern = bson_iter_utf8(&it, nullptr);
-                else if (BSON_ITER_HOLDS_REGEX(&it))
+                else if ((iterType(&it) == BSON_TYPE_REGEX))
                     pattern = bson_iter_regex(&it, &flags);
                 else
                     return failAt(path, QStringLiteral("$regex needs a string or a regular expression"));
                 if (optionsField) {
-                    if (!BSON_ITER_HOLDS_UTF8(optionsField))
+                    if (!(iterType(optionsField) == BSON_TYPE_UTF8))
                         return failAt(path, QStringLiteral("$options needs a string"));
                     const char* extra = bson_iter_utf8(optionsField, nullptr);
                     if (*flags && *extra)
@@ -883,14 +962,14 @@ private:
                 continue;
             } else if (!std::strcmp(key, "$not")) {
                 uint32_t inner = 0;
-                if (BSON_ITER_HOLDS_REGEX(&it)) {
+                if ((iterType(&it) == BSON_TYPE_REGEX)) {
                     const char* flags = nullptr;
                     const char* pattern = bson_iter_regex(&it, &flags);
                     uint32_t regex = 0;
                     if (!compileRegex(path, pattern, flags, &regex))
                         return false;
                     inner = add(Kind::Regex, regex);
-                } else if (BSON_ITER_HOLDS_DOCUMENT(&it)) {
+                } else if ((iterType(&it) == BSON_TYPE_DOCUMENT)) {
                     if (bsonvalue::childCount(&it) == 0)
                         return failAt(path, QStringLiteral("$not cannot be empty"));
                     if (!isOperatorDocument(&it))
@@ -928,7 +1007,7 @@ private:
 };
 
 bool indexableOperand(const bson_iter_t* it) {
-    switch (bson_iter_type(it)) {
+    switch (iterType(it)) {
     case BSON_TYPE_ARRAY:
     case BSON_TYPE_DOCUMENT:
     case BSON_TYPE_NULL:
