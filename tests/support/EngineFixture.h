@@ -47,8 +47,11 @@ public:
     }
     void stop()
     {
-        if (engine)
+        if (engine) {
             engine->stop();
+            // Batches committed while stopping were emitted to us by queued calls.
+            QCoreApplication::sendPostedEvents(this, QEvent::MetaCall);
+        }
     }
     QList<ChangeEvent> ofOperation(Operation op) const
     {
