@@ -304,6 +304,8 @@ void TestMongoSource::mapsEveryOperationType() {
                  "updateDescription":{"updatedFields":{"status":"paid","n":{"$numberLong":"5"}},
                    "removedFields":["tmp"],"truncatedArrays":[{"field":"items","newSize":2}]},
                  "fullDocument":{"_id":1,"status":"paid"}})"));
+    // Not delivered: an expanded (DDL) event needs showExpandedEvents, which
+    // libmongoc 1.23 cannot send (mapsDdlEventsAndKeepsUnknownFields covers the mapping).
     peer.pushChange(
         shop, orders,
         json(R"({"operationType":"replace","documentKey":{"_id":1},"fullDocument":{"_id":1,"v":2}})"));
@@ -311,16 +313,18 @@ void TestMongoSource::mapsEveryOperationType() {
     peer.pushChange(shop, QStringLiteral("tmp"), json(R"({"operationType":"drop"})"));
     peer.pushChange(shop, QStringLiteral("a"),
                     json(R"({"operationType":"rename","to":{"db":"shop","coll":"b"}})"));
+    // Not delivered: an expanded (DDL) event needs showExpandedEvents, which
+    // libmongoc 1.23 cannot send (mapsDdlEventsAndKeepsUnknownFields covers the mapping).
     peer.pushChange(
         shop, orders,
         json(
             R"({"operationType":"createIndexes","operationDescription":{"indexes":[{"v":2,"key":{"status":1},"name":"status_1"}]}})"));
     peer.pushChange(shop, {}, json(R"({"operationType":"dropDatabase"})")); // invalidates a database stream
 
-    const QStringList expected = {
-        QStringLiteral("insert"),        QStringLiteral("update"),       QStringLiteral("replace"),
-        QStringLiteral("delete"),        QStringLiteral("drop"),         QStringLiteral("rename"),
-        QStringLiteral("createIndexes"), QStringLiteral("dropDatabase"), QStringLiteral("invalidate")};
+    const QStringList expected = {QStringLiteral("insert"),       QStringLiteral("update"),
+                                  QStringLiteral("replace"),      QStringLiteral("delete"),
+                                  QStringLiteral("drop"),         QStringLiteral("rename"),
+                                  QStringLiteral("dropDatabase"), QStringLiteral("invalidate")};
     QTRY_COMPARE_WITH_TIMEOUT(h.operations(), expected, kWait);
     const ChangeEventList& e = h.events;
 
@@ -725,25 +729,30 @@ void TestMongoSource::pushDownIsUnionAndChangingItReopensLosingNothing() {
                               (QStringList{QStringLiteral("insert"), QStringLiteral("delete")}), kWait);
     const Bson lastToken = h.events.last().resumeToken();
 
-    // A subscription for shipped orders joins: these arrive while the stream is
-    // reopened and must be neither lost nor doubled.
-    peer.stall(true);
+    // Written before a subscription for shipped orders joins: the current stream
+    // drops it on the server and reports a position past it.
+    const int getMores = int(peer.receivedCommands(QStringLiteral("getMore")).size());
     peer.pushChange(ns.db, ns.coll, insertEvent(3, "shipped"));
-    peer.pushChange(ns.db, ns.coll, insertEvent(4, "paid"));
+    QTRY_VERIFY_WITH_TIMEOUT(peer.receivedCommands(QStringLiteral("getMore")).size() > getMores + 1, kWait);
+    QCOMPARE(h.events.size(), 2);
+
+    const int aggregatesBefore = int(peer.receivedCommands(QStringLiteral("aggregate")).size());
     options.match = MongoSource::unionMatch({paid, deletes, shipped});
     h.watch(ns, options);
-    QTest::qWait(50);
-    peer.stall(false);
+    QTRY_COMPARE_WITH_TIMEOUT(int(peer.receivedCommands(QStringLiteral("aggregate")).size()),
+                              aggregatesBefore + 1, kWait);
+    peer.pushChange(ns.db, ns.coll, insertEvent(4, "paid"));
     peer.pushChange(ns.db, ns.coll, insertEvent(5, "shipped"));
-    QTRY_COMPARE_WITH_TIMEOUT(ids(h.events), (QList<int>{1, 3, 4, 5}), kWait);
+    peer.pushChange(ns.db, ns.coll, insertEvent(6, "pending"));
+    QTRY_COMPARE_WITH_TIMEOUT(h.events.size(), 5, kWait);
+    // The reopened stream starts at the last delivered event, not at the position
+    // the old one reached: the shipped order written in between is not lost.
+    QCOMPARE(ids(h.events), (QList<int>{1, 3, 4, 5}));
 
-    const QList<Bson> aggregates = peer.receivedCommands(QStringLiteral("aggregate"));
-    const Bson reopened = aggregates.last();
+    const Bson reopened = peer.receivedCommands(QStringLiteral("aggregate")).last();
     QCOMPARE(sub(reopened, "pipeline.1.$match.$or.2"), shipped);
-    const Bson start = sub(changeStreamStage(reopened), "startAfter");
-    // Reopened at the last delivered event, or at the position the old stream had
-    // already reported past it (nothing between them matched).
-    QVERIFY(start == lastToken || !start.isAbsent());
+    QCOMPARE(sub(changeStreamStage(reopened), "startAfter"), lastToken);
+    QTest::qWait(200);
     QCOMPARE(h.events.size(), 5);
 }
 

@@ -64,7 +64,10 @@ public:
 public Q_SLOTS:
     void start(const tw::SourceRestore& restore) override;
     // Watching a scope again replaces its options; when they differ (e.g. the
-    // $match push-down changed) the stream reopens from its last token, losing nothing.
+    // $match push-down changed) the stream reopens startAfter the last event handed
+    // over: nothing the old filter matched is lost or repeated, and the new filter
+    // applies from that event on (not from the later position the old stream
+    // reported), so changes only the new filter matches are not skipped either.
     void watch(const tw::Namespace& ns, const tw::WatchOptions& options) override;
     void unwatch(const tw::Namespace& ns) override;
     void listNamespaces(const QString& db) override;
