@@ -330,7 +330,8 @@ bool Journal::append(QList<ChangeBatch>& batches, QString* error)
         const QByteArray source = batch.sourceId.toUtf8();
         for (ChangeEvent& event : batch.events) {
             event.finalize(++seq);
-            const QByteArray& doc = event.document().raw();
+            const Bson document = event.document(); // keeps the bytes alive through the step
+            const QByteArray& doc = document.raw();
             Statement st(m_insertEvent);
             sqlite3_bind_int64(st.s, 1, seq);
             sqlite3_bind_int64(st.s, 2, now);
