@@ -4,12 +4,13 @@
 
 #include "engine/Engine.h"
 
-#include <QObject>
 #include <memory>
+#include <QObject>
 
 namespace tw {
 
 class DemoWriter;
+class SseServer;
 
 // tidewatch --headless: one engine, one source, one subscription made of --watch and
 // --filter; committed events go to stdout as NDJSON, logs to stderr. Exits on
@@ -29,6 +30,7 @@ private:
     void fail(const QString& message, int code);
     void replay(qint64 fromSeq);
     void writeEvent(const ChangeEvent& event);
+    bool startSse();
 
     AppOptions m_options;
     std::unique_ptr<Engine> m_engine;
@@ -36,7 +38,7 @@ private:
     QString m_subscriptionId;
     Subscription m_subscription;
     qint64 m_lastWritten = 0;
-    QObject* m_sse = nullptr; // the SSE server when --sse is given (owned, child)
+    SseServer* m_sse = nullptr; // the SSE server when --sse is given (owned, child)
 };
 
 // Installs SIGINT/SIGTERM handlers that quit the application's event loop.

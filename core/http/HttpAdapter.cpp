@@ -1,0 +1,433 @@
+#include "HttpAdapter.h"
+
+// The one file that knows QtHttpServer. Written against Qt 6.4, where
+// QAbstractHttpServer hands the complete request and its QTcpSocket to
+// handleRequest(), and QHttpServerResponder writes the status line, headers and body
+// pieces separately (both changed in 6.5–6.8: QHttpHeaders, responder-only handlers).
+
+#include <QAbstractHttpServer>
+#include <QDateTime>
+#include <QHttpServerRequest>
+#include <QHttpServerResponder>
+#include <QTcpServer>
+#include <QTcpSocket>
+#include <QTimer>
+
+namespace tw {
+
+namespace {
+
+qint64 nowMs() {
+    return QDateTime::currentMSecsSinceEpoch();
+}
+
+HttpRequest::Method methodOf(QHttpServerRequest::Method method) {
+    switch (method) {
+    case QHttpServerRequest::Method::Get:
+        return HttpRequest::Method::Get;
+    case QHttpServerRequest::Method::Head:
+        return HttpRequest::Method::Head;
+    case QHttpServerRequest::Method::Post:
+        return HttpRequest::Method::Post;
+    case QHttpServerRequest::Method::Put:
+        return HttpRequest::Method::Put;
+    case QHttpServerRequest::Method::Delete:
+        return HttpRequest::Method::Delete;
+    case QHttpServerRequest::Method::Options:
+        return HttpRequest::Method::Options;
+    case QHttpServerRequest::Method::Patch:
+        return HttpRequest::Method::Patch;
+    default:
+        return HttpRequest::Method::Other;
+    }
+}
+
+QByteArray statusText(int status) {
+    switch (status) {
+    case 413:
+        return QByteArrayLiteral("Payload Too Large");
+    case 431:
+        return QByteArrayLiteral("Request Header Fields Too Large");
+    case 503:
+        return QByteArrayLiteral("Service Unavailable");
+    default:
+        return QByteArrayLiteral("Error");
+    }
+}
+
+} // namespace
+
+// --- HttpRequest ---------------------------------------------------------------------
+
+QByteArray HttpRequest::header(QByteArrayView name) const {
+    for (const auto& h : headers)
+        if (QByteArrayView(h.first).compare(name, Qt::CaseInsensitive) == 0)
+            return h.second;
+    return {};
+}
+
+QString HttpRequest::queryValue(const QString& key) const {
+    return query.queryItemValue(key, QUrl::FullyDecoded);
+}
+
+QStringList HttpRequest::queryValues(const QString& key) const {
+    return query.allQueryItemValues(key, QUrl::FullyDecoded);
+}
+
+// --- HttpResponder -------------------------------------------------------------------
+
+struct HttpResponder::Private {
+    // QHttpServerResponder keeps a raw pointer to the socket and a reference to the
+    // request the socket owns, so it is only touched while `socket` is alive.
+    std::unique_ptr<QHttpServerResponder> responder;
+    QPointer<QTcpSocket> socket;
+    QPointer<HttpAdapter> adapter;
+    QMetaObject::Connection closed;
+    QMetaObject::Connection destroyed;
+    QMetaObject::Connection written;
+};
+
+HttpResponder::HttpResponder() = default;
+HttpResponder::HttpResponder(HttpResponder&&) noexcept = default;
+HttpResponder& HttpResponder::operator=(HttpResponder&&) noexcept = default;
+
+HttpResponder::~HttpResponder() {
+    if (!d)
+        return;
+    QObject::disconnect(d->closed);
+    QObject::disconnect(d->destroyed);
+    QObject::disconnect(d->written);
+}
+
+bool HttpResponder::isOpen() const {
+    return d && d->socket && d->socket->state() == QAbstractSocket::ConnectedState;
+}
+
+void HttpResponder::send(int status, const HttpHeaders& headers, const QByteArray& body) {
+    if (!isOpen())
+        return;
+    d->responder->writeStatusLine(QHttpServerResponder::StatusCode(status));
+    for (const auto& h : headers)
+        d->responder->writeHeader(h.first, h.second);
+    d->responder->writeHeader(QByteArrayLiteral("Content-Length"), QByteArray::number(body.size()));
+    d->responder->writeBody(body);
+    if (d->adapter)
+        d->adapter->requestCompleted(d->socket);
+}
+
+void HttpResponder::beginStream(int status, const HttpHeaders& headers) {
+    if (!isOpen())
+        return;
+    d->responder->writeStatusLine(QHttpServerResponder::StatusCode(status));
+    for (const auto& h : headers)
+        d->responder->writeHeader(h.first, h.second);
+    // Ends the header block; the body follows piece by piece.
+    d->responder->writeBody(QByteArray());
+}
+
+void HttpResponder::write(const QByteArray& bytes) {
+    if (!isOpen())
+        return;
+    // The socket rather than writeBody(): write(QByteArray) lets the socket's ring
+    // buffer share the frame every client gets instead of copying it per client.
+    d->socket->write(bytes);
+}
+
+qint64 HttpResponder::pendingBytes() const {
+    return isOpen() ? d->socket->bytesToWrite() : 0;
+}
+
+void HttpResponder::close() {
+    if (!d || !d->socket)
+        return;
+    QTcpSocket* socket = d->socket;
+    if (socket->state() == QAbstractSocket::ConnectedState)
+        socket->flush();
+    socket->abort();
+}
+
+void HttpResponder::setClosedHandler(QObject* context, std::function<void()> handler) {
+    if (!d || !d->socket) {
+        QMetaObject::invokeMethod(context, std::move(handler), Qt::QueuedConnection);
+        return;
+    }
+    QObject::disconnect(d->closed);
+    QObject::disconnect(d->destroyed);
+    // Either signal may come first (QtHttpServer deletes a socket on disconnect); the
+    // shared flag makes the handler run once.
+    auto fired = std::make_shared<bool>(false);
+    auto once = [fired, handler = std::move(handler)] {
+        if (*fired)
+            return;
+        *fired = true;
+        handler();
+    };
+    d->closed = QObject::connect(d->socket, &QTcpSocket::disconnected, context, once, Qt::QueuedConnection);
+    d->destroyed = QObject::connect(d->socket, &QObject::destroyed, context, once, Qt::QueuedConnection);
+    if (d->socket->state() != QAbstractSocket::ConnectedState)
+        QMetaObject::invokeMethod(context, once, Qt::QueuedConnection);
+}
+
+void HttpResponder::setBytesWrittenHandler(QObject* context, std::function<void()> handler) {
+    if (!d || !d->socket)
+        return;
+    QObject::disconnect(d->written);
+    d->written = QObject::connect(d->socket, &QTcpSocket::bytesWritten, context, std::move(handler));
+}
+
+// --- HttpAdapter ---------------------------------------------------------------------
+
+class HttpAdapter::Listener : public QTcpServer {
+public:
+    Listener(HttpAdapter* adapter, QObject* parent)
+        : QTcpServer(parent)
+        , m_adapter(adapter) {}
+
+protected:
+    // We create the socket so that our guard is connected to readyRead before
+    // QtHttpServer's parser: the guard sees every byte first and can refuse the peer.
+    void incomingConnection(qintptr descriptor) override {
+        auto* socket = new QTcpSocket(this);
+        if (!socket->setSocketDescriptor(descriptor)) {
+            delete socket;
+            return;
+        }
+        if (m_adapter->connectionCount() >= m_adapter->m_limits.maxConnections) {
+            ++m_adapter->m_rejected;
+            socket->write(QByteArrayLiteral(
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"));
+            socket->flush();
+            socket->abort();
+            socket->deleteLater();
+            return;
+        }
+        m_adapter->attach(socket);
+        addPendingConnection(socket);
+    }
+
+private:
+    HttpAdapter* m_adapter; // owns us through m_server
+};
+
+class HttpAdapter::Server : public QAbstractHttpServer {
+public:
+    explicit Server(HttpAdapter* adapter)
+        : QAbstractHttpServer(adapter)
+        , m_adapter(adapter) {}
+
+protected:
+    bool handleRequest(const QHttpServerRequest& request, QTcpSocket* socket) override {
+        HttpRequest r;
+        r.method = methodOf(request.method());
+        const QUrl url = request.url();
+        r.path = url.path(QUrl::FullyDecoded);
+        r.query = QUrlQuery(url);
+        r.headers = request.headers();
+        r.body = request.body();
+        r.peer = QStringLiteral("%1:%2").arg(socket->peerAddress().toString()).arg(socket->peerPort());
+
+        HttpResponder responder;
+        responder.d = std::make_unique<HttpResponder::Private>();
+        responder.d->responder = std::make_unique<QHttpServerResponder>(makeResponder(request, socket));
+        responder.d->socket = socket;
+        responder.d->adapter = m_adapter;
+        // Until the handler answers, the connection is busy with this request: it
+        // may not start another one's timeout.
+        auto guard = m_adapter->m_guards.find(socket);
+        if (guard != m_adapter->m_guards.end()) {
+            guard->received = 0;
+            guard->headerEnd = -1;
+            guard->tailSize = 0;
+            guard->longLived = true;
+        }
+        m_adapter->dispatch(r, std::move(responder));
+        return true;
+    }
+
+    void missingHandler(const QHttpServerRequest&, QTcpSocket*) override {}
+
+private:
+    HttpAdapter* m_adapter; // our parent
+};
+
+HttpAdapter::HttpAdapter(Handler handler, QObject* parent)
+    : QObject(parent)
+    , m_handler(std::move(handler)) {
+    m_server = new Server(this);
+    m_sweepTimer = new QTimer(this);
+    m_sweepTimer->setInterval(250);
+    connect(m_sweepTimer, &QTimer::timeout, this, &HttpAdapter::sweep);
+}
+
+HttpAdapter::~HttpAdapter() {
+    closeAll();
+}
+
+bool HttpAdapter::listen(const QHostAddress& address, quint16 port, QString* error) {
+    if (m_listener) {
+        if (error)
+            *error =
+                QStringLiteral("The server is already listening on port %1.").arg(m_listener->serverPort());
+        return false;
+    }
+    auto* listener = new Listener(this, nullptr);
+    // 2 000 clients connecting at once overflowed the default backlog of 50: SYNs were
+    // dropped and clients waited a second for their retransmit.
+    listener->setListenBacklogSize(4096);
+    if (!listener->listen(address, port)) {
+        if (error) {
+            const QString where = QStringLiteral("%1 port %2").arg(address.toString()).arg(port);
+            switch (listener->serverError()) {
+            case QAbstractSocket::AddressInUseError:
+                *error = QStringLiteral(
+                             "Port %1 on %2 is already in use by another program. Pick another port, or "
+                             "0 for a free one.")
+                             .arg(port)
+                             .arg(address.toString());
+                break;
+            case QAbstractSocket::SocketAddressNotAvailableError:
+                *error = QStringLiteral("Cannot listen on %1: that address does not belong to this machine.")
+                             .arg(where);
+                break;
+            case QAbstractSocket::SocketAccessError:
+                *error = QStringLiteral("Cannot listen on %1: permission denied (ports below 1024 need "
+                                        "privileges).")
+                             .arg(where);
+                break;
+            default:
+                *error = QStringLiteral("Cannot listen on %1: %2").arg(where, listener->errorString());
+            }
+        }
+        delete listener;
+        return false;
+    }
+    m_listener = listener;
+    m_server->bind(listener); // reparents the listener to m_server
+    m_sweepTimer->start();
+    return true;
+}
+
+quint16 HttpAdapter::port() const {
+    return m_listener ? m_listener->serverPort() : 0;
+}
+
+void HttpAdapter::closeAll() {
+    m_sweepTimer->stop();
+    if (m_listener) {
+        m_listener->close();
+        const QList<QTcpSocket*> sockets = m_guards.keys();
+        for (QTcpSocket* socket : sockets)
+            socket->abort();
+        delete m_listener; // deletes the sockets, its children
+        m_listener = nullptr;
+    }
+    m_guards.clear();
+}
+
+void HttpAdapter::setLongLived(HttpResponder& responder, bool longLived) {
+    if (!responder.d || !responder.d->socket || !responder.d->adapter)
+        return;
+    HttpAdapter* adapter = responder.d->adapter;
+    auto it = adapter->m_guards.find(responder.d->socket);
+    if (it == adapter->m_guards.end())
+        return;
+    it->longLived = longLived;
+    if (!longLived)
+        it->deadlineMs = nowMs() + adapter->m_limits.idleTimeoutMs;
+}
+
+void HttpAdapter::attach(QTcpSocket* socket) {
+    Guard guard;
+    guard.deadlineMs = nowMs() + m_limits.requestTimeoutMs;
+    m_guards.insert(socket, guard);
+    connect(socket, &QTcpSocket::readyRead, this, [this, socket] { onReadyRead(socket); });
+    connect(socket, &QObject::destroyed, this, [this, socket] { m_guards.remove(socket); });
+}
+
+void HttpAdapter::onReadyRead(QTcpSocket* socket) {
+    auto it = m_guards.find(socket);
+    if (it == m_guards.end())
+        return;
+    Guard& g = *it;
+    if (g.rejected)
+        return;
+    // Unread bytes only: QtHttpServer's parser consumes everything it is given, so
+    // what is available now arrived since its last pass.
+    const qint64 fresh = socket->bytesAvailable();
+    if (fresh <= 0)
+        return;
+    if (g.received == 0 && !g.longLived)
+        g.deadlineMs = nowMs() + m_limits.requestTimeoutMs;
+    if (g.headerEnd < 0) {
+        // Looking for the blank line that ends the header block; not parsing it.
+        const QByteArray chunk = socket->peek(std::min<qint64>(fresh, m_limits.maxHeaderBytes + 4));
+        QByteArray window = QByteArray(g.tail, g.tailSize) + chunk;
+        qsizetype end = window.indexOf("\r\n\r\n");
+        qsizetype endLength = 4;
+        const qsizetype lf = window.indexOf("\n\n");
+        if (lf >= 0 && (end < 0 || lf < end)) {
+            end = lf;
+            endLength = 2;
+        }
+        if (end >= 0) {
+            g.headerEnd = g.received - g.tailSize + end + endLength;
+        } else {
+            g.tailSize = int(std::min<qsizetype>(3, window.size()));
+            memcpy(g.tail, window.constData() + window.size() - g.tailSize, size_t(g.tailSize));
+        }
+    }
+    g.received += fresh;
+    if (g.headerEnd < 0 && g.received > m_limits.maxHeaderBytes)
+        return reject(socket, 431, "header block too large");
+    if (g.headerEnd >= 0 && g.headerEnd > m_limits.maxHeaderBytes)
+        return reject(socket, 431, "header block too large");
+    if (g.headerEnd >= 0 && g.received - g.headerEnd > m_limits.maxBodyBytes)
+        return reject(socket, 413, "body too large");
+}
+
+void HttpAdapter::reject(QTcpSocket* socket, int status, QByteArrayView reason) {
+    auto it = m_guards.find(socket);
+    if (it != m_guards.end())
+        it->rejected = true;
+    ++m_rejected;
+    // Keep QtHttpServer's parser from buffering any more of this peer's bytes.
+    disconnect(socket, &QTcpSocket::readyRead, m_server, nullptr);
+    socket->setReadBufferSize(1);
+    const QByteArray body = reason.toByteArray() + '\n';
+    socket->write("HTTP/1.1 " + QByteArray::number(status) + ' ' + statusText(status) +
+                  "\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: " +
+                  QByteArray::number(body.size()) + "\r\n\r\n" + body);
+    socket->disconnectFromHost();
+    // A peer that does not read our answer does not get to hold the socket.
+    QPointer<QTcpSocket> guarded(socket);
+    QTimer::singleShot(2000, this, [guarded] {
+        if (guarded)
+            guarded->abort();
+    });
+}
+
+void HttpAdapter::requestCompleted(QTcpSocket* socket) {
+    auto it = m_guards.find(socket);
+    if (it == m_guards.end())
+        return;
+    it->longLived = false;
+    it->deadlineMs = nowMs() + m_limits.idleTimeoutMs;
+}
+
+void HttpAdapter::sweep() {
+    const qint64 now = nowMs();
+    QList<QTcpSocket*> expired;
+    for (auto it = m_guards.cbegin(); it != m_guards.cend(); ++it)
+        if (!it->longLived && !it->rejected && it->deadlineMs <= now)
+            expired.append(it.key());
+    for (QTcpSocket* socket : std::as_const(expired)) {
+        ++m_timedOut;
+        socket->abort();
+    }
+}
+
+void HttpAdapter::dispatch(const HttpRequest& request, HttpResponder&& responder) {
+    m_handler(request, std::move(responder));
+}
+
+} // namespace tw
