@@ -1,0 +1,269 @@
+// The Live Feed model: batching, the bounded ring, pause, search and tail-follow.
+#include "models/ChangeFeedModel.h"
+#include "models/EventFormat.h"
+#include "models/FeedExporter.h"
+#include "models/FeedSearchProxy.h"
+#include "widgets/FeedView.h"
+
+#include <QAbstractItemModelTester>
+#include <QBuffer>
+#include <QScrollBar>
+#include <QSignalSpy>
+#include <QTest>
+#include <QTreeView>
+
+using namespace tw;
+using namespace tw::ui;
+
+namespace {
+
+ChangeEvent makeEvent(qint64 seq, Operation op = Operation::Insert,
+                      const QString& coll = QStringLiteral("orders")) {
+    ChangeEvent e;
+    e.setSourceId(QStringLiteral("demo"));
+    e.setNs(Namespace{QStringLiteral("main"), coll});
+    e.setOperation(op);
+    e.setDocumentKey(Bson::fromJson(QStringLiteral(R"({"_id": %1})").arg(seq).toUtf8()));
+    e.setFullDocument(
+        Bson::fromJson(QStringLiteral(R"({"_id": %1, "status": "paid", "total": 12.5})").arg(seq).toUtf8()));
+    if (op == Operation::Update)
+        e.setUpdateDescription(ChangeEvent::makeUpdateDescription(Bson::fromJson(R"({"status": "paid"})"),
+                                                                  {QByteArray("note")}));
+    e.setWallTimeMs(1700000000000 + seq);
+    e.finalize(seq);
+    return e;
+}
+
+ChangeEventList makeEvents(qint64 first, int count, Operation op = Operation::Insert) {
+    ChangeEventList list;
+    list.reserve(count);
+    for (int i = 0; i < count; ++i)
+        list.append(makeEvent(first + i, op));
+    return list;
+}
+
+} // namespace
+
+class tst_UiFeedModel : public QObject {
+    Q_OBJECT
+private slots:
+    void modelTester();
+    void tenThousandEventsInOneTickAreOneInsert();
+    void timerFlushesAtMostTenTimesASecond();
+    void ringKeepsTheNewestRows();
+    void pauseKeepsRecording();
+    void clear();
+    void displayText();
+    void searchProxy();
+    void tailFollowOnlyAtBottom();
+    void exportNdjsonAndCsv();
+};
+
+void tst_UiFeedModel::modelTester() {
+    ChangeFeedModel model;
+    model.setCapacity(100);
+    QAbstractItemModelTester tester(&model, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    model.append(makeEvents(1, 60));
+    model.flush();
+    model.append(makeEvents(61, 60)); // overflows: removal then insertion
+    model.flush();
+    QCOMPARE(model.rowCount(), 100);
+    model.append(makeEvents(121, 250)); // more than the capacity in one go
+    model.flush();
+    QCOMPARE(model.rowCount(), 100);
+    QCOMPARE(model.eventAt(99).seq(), 370);
+    for (int row = 0; row < model.rowCount(); row += 17)
+        for (int column = 0; column < model.columnCount(); ++column)
+            QVERIFY(model.index(row, column).data().isValid() || column == ChangeFeedModel::SummaryColumn);
+    model.setCapacity(30);
+    QCOMPARE(model.rowCount(), 30);
+    model.clear();
+    QCOMPARE(model.rowCount(), 0);
+}
+
+void tst_UiFeedModel::tenThousandEventsInOneTickAreOneInsert() {
+    ChangeFeedModel model;
+    model.setCapacity(4000);
+    QSignalSpy inserted(&model, &QAbstractItemModel::rowsInserted);
+    QSignalSpy removed(&model, &QAbstractItemModel::rowsRemoved);
+    model.append(makeEvents(1, 10000));
+    QCOMPARE(inserted.count(), 0); // nothing until the flush
+    QTRY_COMPARE_WITH_TIMEOUT(inserted.count(), 1, 2000);
+    QCOMPARE(removed.count(), 0);
+    QCOMPARE(model.rowCount(), 4000);
+    QCOMPARE(model.evictedCount(), 6000);
+    QCOMPARE(model.eventAt(0).seq(), 6001);
+    QCOMPARE(model.eventAt(3999).seq(), 10000);
+    // The next tick with 10 000 more: one removal, one insertion, still bounded.
+    model.append(makeEvents(10001, 10000));
+    model.flush();
+    QCOMPARE(inserted.count(), 2);
+    QCOMPARE(removed.count(), 1);
+    QCOMPARE(model.rowCount(), 4000);
+    QCOMPARE(model.eventAt(3999).seq(), 20000);
+}
+
+void tst_UiFeedModel::timerFlushesAtMostTenTimesASecond() {
+    ChangeFeedModel model;
+    QSignalSpy inserted(&model, &QAbstractItemModel::rowsInserted);
+    QElapsedTimer clock;
+    clock.start();
+    qint64 seq = 1;
+    while (clock.elapsed() < 1000) {
+        model.append(makeEvents(seq, 5)); // 5 events every 2 ms: ~2 500 events/s
+        seq += 5;
+        QTest::qWait(2);
+    }
+    QTest::qWait(150);
+    QCOMPARE(model.rowCount(), int(seq - 1));
+    QVERIFY2(inserted.count() <= 11, qPrintable(QString::number(inserted.count())));
+    QVERIFY(inserted.count() >= 5);
+}
+
+void tst_UiFeedModel::ringKeepsTheNewestRows() {
+    ChangeFeedModel model;
+    model.setCapacity(10);
+    for (int i = 0; i < 7; ++i) {
+        model.append(makeEvents(1 + i * 4, 4));
+        model.flush();
+    }
+    QCOMPARE(model.rowCount(), 10);
+    QCOMPARE(model.evictedCount(), 18);
+    for (int row = 0; row < 10; ++row)
+        QCOMPARE(model.eventAt(row).seq(), 19 + row);
+    const ChangeEventList last = model.lastEvents(3);
+    QCOMPARE(last.size(), 3);
+    QCOMPARE(last.constLast().seq(), 28);
+    QCOMPARE(model.events().constFirst().seq(), 19);
+}
+
+void tst_UiFeedModel::pauseKeepsRecording() {
+    ChangeFeedModel model;
+    model.setPaused(true);
+    model.append(makeEvents(1, 100));
+    model.flush();
+    QTest::qWait(150);
+    QCOMPARE(model.rowCount(), 0);
+    QCOMPARE(model.pendingCount(), 100);
+    QCOMPARE(model.receivedCount(), 100);
+    model.setPaused(false);
+    QTRY_COMPARE(model.rowCount(), 100);
+    QCOMPARE(model.pendingCount(), 0);
+}
+
+void tst_UiFeedModel::clear() {
+    ChangeFeedModel model;
+    model.append(makeEvents(1, 10));
+    model.flush();
+    model.append(makeEvents(11, 5)); // pending ones go too
+    model.clear();
+    model.flush();
+    QCOMPARE(model.rowCount(), 0);
+    QCOMPARE(model.evictedCount(), 0);
+}
+
+void tst_UiFeedModel::displayText() {
+    ChangeFeedModel model;
+    model.append({makeEvent(7, Operation::Update), makeEvent(8, Operation::Delete)});
+    model.flush();
+    QCOMPARE(model.index(0, ChangeFeedModel::OperationColumn).data().toString(), QStringLiteral("update"));
+    QCOMPARE(model.index(0, ChangeFeedModel::NamespaceColumn).data().toString(),
+             QStringLiteral("demo · main.orders"));
+    QCOMPARE(model.index(0, ChangeFeedModel::KeyColumn).data().toString(), QStringLiteral("7"));
+    const QString summary = model.index(0, ChangeFeedModel::SummaryColumn).data().toString();
+    QVERIFY2(summary.contains(QStringLiteral("status → \"paid\"")), qPrintable(summary));
+    QVERIFY2(summary.contains(QStringLiteral("removed: note")), qPrintable(summary));
+    // Operations are coloured, and differently.
+    const QColor update =
+        model.index(0, ChangeFeedModel::OperationColumn).data(Qt::ForegroundRole).value<QColor>();
+    const QColor del =
+        model.index(1, ChangeFeedModel::OperationColumn).data(Qt::ForegroundRole).value<QColor>();
+    QVERIFY(update.isValid());
+    QVERIFY(update != del);
+    QCOMPARE(model.index(1, 0).data(ChangeFeedModel::SeqRole).toLongLong(), 8);
+    QCOMPARE(EventFormat::updatedPaths(makeEvent(1, Operation::Update)),
+             QSet<QString>{QStringLiteral("status")});
+    QCOMPARE(EventFormat::prettyJson(R"({"a":{"b":[1,2]},"c":{}})"),
+             QStringLiteral("{\n  \"a\": {\n    \"b\": [\n      1,\n      2\n    ]\n  },\n  \"c\": {}\n}"));
+}
+
+void tst_UiFeedModel::searchProxy() {
+    ChangeFeedModel model;
+    model.append({makeEvent(1, Operation::Insert, QStringLiteral("orders")),
+                  makeEvent(2, Operation::Insert, QStringLiteral("customers")),
+                  makeEvent(3, Operation::Update, QStringLiteral("orders"))});
+    model.flush();
+    FeedSearchProxy proxy;
+    proxy.setFeed(&model);
+    QAbstractItemModelTester tester(&proxy, QAbstractItemModelTester::FailureReportingMode::QtTest);
+    QCOMPARE(proxy.rowCount(), 3);
+    proxy.setSearchText(QStringLiteral("CUSTOMERS"));
+    QCOMPARE(proxy.rowCount(), 1);
+    proxy.setSearchText(QStringLiteral("\"update\""));
+    QCOMPARE(proxy.rowCount(), 1);
+    model.append({makeEvent(4, Operation::Update)});
+    model.flush();
+    QCOMPARE(proxy.rowCount(), 2);
+}
+
+void tst_UiFeedModel::tailFollowOnlyAtBottom() {
+    ChangeFeedModel model;
+    model.setCapacity(2000);
+    FeedView view(&model);
+    view.resize(600, 300);
+    view.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&view));
+    model.append(makeEvents(1, 500));
+    model.flush();
+    QScrollBar* bar = view.view()->verticalScrollBar();
+    QTRY_VERIFY(bar->maximum() > 0);
+    QCOMPARE(bar->value(), bar->maximum()); // followed the tail
+
+    // Scrolled up: new rows do not move the view.
+    bar->setValue(300);
+    const qint64 topSeq = model.eventAt(view.view()->indexAt(QPoint(5, 5)).row()).seq();
+    model.append(makeEvents(501, 300));
+    model.flush();
+    QCOMPARE(bar->value(), 300);
+    QVERIFY(!view.isFollowingTail());
+
+    // Old rows leaving the ring do not move the rows being read either.
+    model.append(makeEvents(801, 1500)); // 2 300 rows > 2 000: 300 leave
+    model.flush();
+    QCOMPARE(model.eventAt(view.view()->indexAt(QPoint(5, 5)).row()).seq(), topSeq);
+
+    // Back at the bottom: following again.
+    bar->setValue(bar->maximum());
+    model.append(makeEvents(2301, 10));
+    model.flush();
+    QCOMPARE(bar->value(), bar->maximum());
+}
+
+void tst_UiFeedModel::exportNdjsonAndCsv() {
+    const ChangeEventList events = {makeEvent(1), makeEvent(2, Operation::Update)};
+    QBuffer ndjson;
+    ndjson.open(QIODevice::WriteOnly);
+    std::atomic<qint64> progress{0};
+    QString error;
+    QVERIFY(FeedExporter::write(events, FeedExporter::Format::Ndjson, &ndjson, &progress, nullptr, &error));
+    const QList<QByteArray> lines = ndjson.data().trimmed().split('\n');
+    QCOMPARE(lines.size(), 2);
+    QCOMPARE(lines.at(1), events.at(1).toJson());
+    QCOMPARE(progress.load(), 2);
+
+    QBuffer csv;
+    csv.open(QIODevice::WriteOnly);
+    QVERIFY(FeedExporter::write(events, FeedExporter::Format::Csv, &csv, nullptr, nullptr, &error));
+    const QList<QByteArray> rows = csv.data().split('\n');
+    QVERIFY(rows.at(0).startsWith("seq,time,source,operation,namespace"));
+    QVERIFY(rows.at(2).startsWith("2,"));
+    QVERIFY(rows.at(2).contains("\"{\"\"_id\"\" : 2 }\"") || rows.at(2).contains("\"\"_id\"\""));
+
+    std::atomic<bool> cancel{true};
+    QBuffer cancelled;
+    cancelled.open(QIODevice::WriteOnly);
+    QVERIFY(!FeedExporter::write(events, FeedExporter::Format::Ndjson, &cancelled, nullptr, &cancel, &error));
+}
+
+QTEST_MAIN(tst_UiFeedModel)
+#include "tst_ui_feedmodel.moc"

@@ -1,0 +1,182 @@
+// The main window on the demo: rows arrive, the dock layout persists and Reset
+// Layout restores the default, the workspace is written without passwords and
+// reopened.
+#include "app/Settings.h"
+#include "docks/ConnectionsDock.h"
+#include "docks/EventDetailDock.h"
+#include "docks/FiltersDock.h"
+#include "docks/HealthDock.h"
+#include "docks/LiveFeedDock.h"
+#include "engine/Engine.h"
+#include "MainWindow.h"
+#include "models/ChangeFeedModel.h"
+#include "widgets/FeedView.h"
+#include "Workspace.h"
+
+#include <QDockWidget>
+#include <QTemporaryDir>
+#include <QTest>
+#include <QTreeView>
+#include <QTreeWidget>
+
+using namespace tw;
+using namespace tw::ui;
+
+class tst_UiMainWindow : public QObject {
+    Q_OBJECT
+private slots:
+    void initTestCase();
+    void init();
+    void smokeDemoRowsArrive();
+    void dockStateSavedAndRestored();
+    void resetLayoutRestoresDefault();
+    void workspaceReopened();
+
+private:
+    AppOptions options(bool demo) const;
+    QTemporaryDir m_dir;
+    int m_run = 0;
+};
+
+void tst_UiMainWindow::initTestCase() {
+    QVERIFY(m_dir.isValid());
+}
+
+void tst_UiMainWindow::init() {
+    // A fresh data dir per test: settings, demo database, workspace.
+    ++m_run;
+    const QString dataDir = m_dir.filePath(QStringLiteral("data%1").arg(m_run));
+    QDir().mkpath(dataDir);
+    qputenv("TIDEWATCH_DATA_DIR", dataDir.toLocal8Bit());
+}
+
+AppOptions tst_UiMainWindow::options(bool demo) const {
+    AppOptions o;
+    o.demo = demo;
+    o.demoRate = 50;
+    o.journal = QDir(defaultDataDir()).filePath(QStringLiteral("journal.sqlite"));
+    return o;
+}
+
+void tst_UiMainWindow::smokeDemoRowsArrive() {
+    MainWindow window(options(true));
+    QString error;
+    QVERIFY2(window.start(&error), qPrintable(error));
+    window.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&window));
+    QCOMPARE(window.liveFeed()->feedCount(), 2);
+    ChangeFeedModel* all = window.liveFeed()->model(QStringLiteral("all"));
+    QVERIFY(all);
+    QTRY_VERIFY_WITH_TIMEOUT(all->rowCount() > 10, 15000);
+    QVERIFY(all->flushCount() < all->rowCount()); // batched, not one insert per event
+
+    // The tree shows the watched tables ticked.
+    QTRY_VERIFY_WITH_TIMEOUT(!window.connections()
+                                  ->tree()
+                                  ->findItems(QStringLiteral("orders"), Qt::MatchExactly | Qt::MatchRecursive)
+                                  .isEmpty(),
+                             5000);
+    const QTreeWidgetItem* orders =
+        window.connections()
+            ->tree()
+            ->findItems(QStringLiteral("orders"), Qt::MatchExactly | Qt::MatchRecursive)
+            .first();
+    QCOMPARE(orders->checkState(0), Qt::Checked);
+
+    // Selecting a row fills the detail dock.
+    FeedView* feed = window.liveFeed()->currentFeed();
+    feed->view()->setCurrentIndex(feed->view()->model()->index(0, 0));
+    QVERIFY(window.eventDetail()->jsonText().contains(QStringLiteral("\"operationType\"")));
+
+    // Pause holds the rows still while events keep arriving.
+    window.liveFeed()->setPaused(true);
+    QTest::qWait(150);
+    const int frozen = all->rowCount();
+    QTRY_VERIFY_WITH_TIMEOUT(all->pendingCount() > 0, 5000);
+    QCOMPARE(all->rowCount(), frozen);
+    window.liveFeed()->setPaused(false);
+    QTRY_VERIFY(all->rowCount() > frozen);
+
+    // The filter preview sees the recent events.
+    window.filters()->updatePreview();
+    QVERIFY2(window.filters()->previewText().contains(QStringLiteral("of the last")),
+             qPrintable(window.filters()->previewText()));
+}
+
+void tst_UiMainWindow::dockStateSavedAndRestored() {
+    QByteArray saved;
+    {
+        MainWindow window(options(true));
+        QString error;
+        QVERIFY2(window.start(&error), qPrintable(error));
+        window.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&window));
+        window.health()->hide();
+        window.filters()->raise();
+        window.removeDockWidget(window.connections());
+        window.addDockWidget(Qt::RightDockWidgetArea, window.connections());
+        window.connections()->show();
+        saved = window.saveState();
+        window.close(); // writes the state to the settings
+    }
+    QCOMPARE(Settings().value(Settings::Key::UiState).toByteArray(), saved);
+    AppOptions o = options(false); // no --demo: the layout comes from the settings
+    MainWindow window(o);
+    QString error;
+    QVERIFY2(window.start(&error), qPrintable(error));
+    window.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&window));
+    QVERIFY(window.health()->isHidden());
+    QCOMPARE(window.dockWidgetArea(window.connections()), Qt::RightDockWidgetArea);
+    QVERIFY(!window.liveFeed()->isHidden());
+}
+
+void tst_UiMainWindow::resetLayoutRestoresDefault() {
+    MainWindow window(options(true));
+    QString error;
+    QVERIFY2(window.start(&error), qPrintable(error));
+    window.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&window));
+    QCOMPARE(window.dockWidgetArea(window.connections()), Qt::LeftDockWidgetArea);
+    window.health()->hide();
+    window.eventDetail()->setFloating(true);
+    window.removeDockWidget(window.connections());
+    window.addDockWidget(Qt::RightDockWidgetArea, window.connections());
+    window.connections()->show();
+    window.resetLayout();
+    QVERIFY(!window.health()->isHidden());
+    QVERIFY(!window.eventDetail()->isFloating());
+    QCOMPARE(window.dockWidgetArea(window.connections()), Qt::LeftDockWidgetArea);
+    QCOMPARE(window.dockWidgetArea(window.eventDetail()), Qt::RightDockWidgetArea);
+    for (QDockWidget* dock : window.docks())
+        QVERIFY2(!dock->isHidden(), qPrintable(dock->objectName()));
+}
+
+void tst_UiMainWindow::workspaceReopened() {
+    const QString path = QDir(defaultDataDir()).filePath(QStringLiteral("mine.json"));
+    {
+        MainWindow window(options(false)); // first run: the demo, saved as the default workspace
+        QString error;
+        QVERIFY2(window.start(&error), qPrintable(error));
+        QCOMPARE(window.workspacePath(), Workspace::defaultPath());
+        window.filters()->setCurrentSubscription(QStringLiteral("paid-orders"));
+        QVERIFY2(window.saveWorkspace(path, &error), qPrintable(error));
+        window.close();
+    }
+    QCOMPARE(Settings().stringValue(Settings::Key::UiLastWorkspace), path);
+    Workspace w;
+    QString error;
+    QVERIFY2(Workspace::load(path, &w, &error), qPrintable(error));
+    QCOMPARE(w.connections.size(), 1);
+    QCOMPARE(w.connections.at(0).watches.size(), 3);
+    QVERIFY(w.subscriptions.size() >= 2);
+
+    MainWindow window(options(false)); // reopens the last workspace
+    QVERIFY2(window.start(&error), qPrintable(error));
+    QCOMPARE(window.workspacePath(), path);
+    QCOMPARE(window.engine()->sourceIds(), QStringList{QStringLiteral("demo")});
+    QVERIFY(window.liveFeed()->feedCount() >= 2);
+}
+
+QTEST_MAIN(tst_UiMainWindow)
+#include "tst_ui_mainwindow.moc"

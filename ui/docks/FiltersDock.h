@@ -1,0 +1,82 @@
+#pragma once
+
+#include "engine/Subscription.h"
+
+#include <functional>
+#include <QDockWidget>
+#include <QTimer>
+
+class QCheckBox;
+class QComboBox;
+class QLabel;
+class QLineEdit;
+class QListWidget;
+class QPushButton;
+
+namespace tw::ui {
+
+class FilterEditor;
+
+// Edits one subscription: name, namespaces, operation types and the JSON filter,
+// validated as you type, with "N of the last M events would match" computed against
+// recent events before anything is applied. Apply hands the edited subscription to
+// the main window, which gives it to the engine.
+class FiltersDock : public QDockWidget {
+    Q_OBJECT
+public:
+    using RecentEventsFunction = std::function<ChangeEventList()>;
+
+    explicit FiltersDock(QWidget* parent = nullptr);
+
+    void
+    setSubscriptions(const SubscriptionList& subscriptions); // keeps the current one when it still exists
+    void setCurrentSubscription(const QString& id);
+    QString currentSubscriptionId() const;
+    // Namespaces offered as check boxes, as (sourceId, ns).
+    void setKnownNamespaces(const QList<SourceNamespace>& namespaces);
+    void setRecentEventsFunction(RecentEventsFunction function) { m_recent = std::move(function); }
+
+    // The subscription as edited (filter compiled; invalid when the JSON is).
+    Subscription editedSubscription(bool* valid = nullptr) const;
+    FilterEditor* editor() const { return m_editor; }
+    QString previewText() const;
+    void updatePreview();
+
+    // {"$and": [user, {"operationType": {"$nin": excluded}}]}, reduced when one side is empty.
+    static QByteArray combineFilter(const QString& userJson, const QStringList& excludedOperations);
+    // The inverse, for filters this dock wrote; false when `json` has another shape.
+    static bool splitFilter(const QByteArray& json, QString* userJson, QStringList* excludedOperations);
+    static const QStringList& operationNames();
+
+Q_SIGNALS:
+    void applyRequested(const tw::Subscription& subscription);
+    void newSubscriptionRequested();
+    void deleteRequested(const QString& id);
+    void currentSubscriptionChanged(const QString& id);
+
+private:
+    void load(const Subscription& subscription);
+    void onEdited();
+    void updateButtons();
+
+    SubscriptionList m_subscriptions;
+    Subscription m_loaded;
+    QList<SourceNamespace> m_known;
+    RecentEventsFunction m_recent;
+    QTimer m_previewTimer;
+    QTimer m_refreshTimer;
+    bool m_dirty = false;
+    bool m_loading = false;
+
+    QComboBox* m_combo = nullptr; // children, all of them
+    QPushButton* m_delete = nullptr;
+    QLineEdit* m_name = nullptr;
+    QListWidget* m_namespaces = nullptr;
+    QList<QCheckBox*> m_operations;
+    FilterEditor* m_editor = nullptr;
+    QLabel* m_preview = nullptr;
+    QPushButton* m_apply = nullptr;
+    QPushButton* m_revert = nullptr;
+};
+
+} // namespace tw::ui

@@ -1,0 +1,64 @@
+#pragma once
+
+#include <QDockWidget>
+#include <QTimer>
+
+class QComboBox;
+class QLabel;
+class QLineEdit;
+class QPushButton;
+class QSpinBox;
+class QToolButton;
+class QTreeWidget;
+
+namespace tw {
+class Engine;
+class SseServer;
+} // namespace tw
+
+namespace tw::ui {
+
+// The SSE Server: on/off, address and port, the bearer token (hidden until revealed,
+// copyable), connected clients with their subscription and how far behind they are,
+// and "Copy curl command" for the subscription selected in the Live Feed. Settings
+// (enabled, address, port) persist through tw::Settings.
+class SseDock : public QDockWidget {
+    Q_OBJECT
+public:
+    // `engine` is not owned and must outlive the dock; the server is a child of the dock.
+    explicit SseDock(Engine* engine, QWidget* parent = nullptr);
+    ~SseDock() override;
+
+    SseServer* server() const { return m_server; }
+    bool isRunning() const;
+    bool startServer(QString* error = nullptr);
+    void stopServer();
+    void setCurrentSubscription(const QString& id, const QString& name);
+    QString curlCommand() const;
+
+Q_SIGNALS:
+    void runningChanged(bool running, const QUrl& url);
+
+private:
+    void updateState();
+    void refreshClients();
+
+    Engine* m_engine;              // not owned
+    SseServer* m_server = nullptr; // child
+    QString m_subscriptionId;
+    QString m_subscriptionName;
+    QTimer m_refresh;
+
+    QLabel* m_state = nullptr; // children, all of them
+    QPushButton* m_toggle = nullptr;
+    QComboBox* m_address = nullptr;
+    QSpinBox* m_port = nullptr;
+    QLabel* m_url = nullptr;
+    QLineEdit* m_token = nullptr;
+    QToolButton* m_reveal = nullptr;
+    QPushButton* m_curl = nullptr;
+    QLabel* m_error = nullptr;
+    QTreeWidget* m_clients = nullptr;
+};
+
+} // namespace tw::ui

@@ -1,0 +1,177 @@
+#include "FeedView.h"
+
+#include "models/ChangeFeedModel.h"
+#include "models/FeedSearchProxy.h"
+
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QItemSelectionModel>
+#include <QLabel>
+#include <QLocale>
+#include <QPushButton>
+#include <QScrollBar>
+#include <QTreeView>
+#include <QVBoxLayout>
+
+namespace tw::ui {
+
+FeedView::FeedView(ChangeFeedModel* model, QWidget* parent)
+    : QWidget(parent)
+    , m_model(model) {
+    auto* layout = new QVBoxLayout(this);
+    layout->setContentsMargins(0, 0, 0, 0);
+    layout->setSpacing(0);
+
+    m_pausedBar = new QWidget(this);
+    m_pausedBar->setAutoFillBackground(true);
+    m_pausedBar->setBackgroundRole(QPalette::ToolTipBase);
+    auto* pausedLayout = new QHBoxLayout(m_pausedBar);
+    pausedLayout->setContentsMargins(8, 3, 4, 3);
+    m_pausedLabel = new QLabel(m_pausedBar);
+    m_pausedLabel->setForegroundRole(QPalette::ToolTipText);
+    auto* resume = new QPushButton(tr("Resume"), m_pausedBar);
+    resume->setFlat(true);
+    connect(resume, &QPushButton::clicked, this, &FeedView::resumeRequested);
+    pausedLayout->addWidget(m_pausedLabel, 1);
+    pausedLayout->addWidget(resume);
+    m_pausedBar->hide();
+    layout->addWidget(m_pausedBar);
+
+    m_view = new QTreeView(this);
+    m_view->setRootIsDecorated(false);
+    m_view->setUniformRowHeights(true); // lets the view skip measuring 250 000 rows
+    m_view->setAlternatingRowColors(true);
+    m_view->setSelectionMode(QAbstractItemView::ExtendedSelection);
+    m_view->setSelectionBehavior(QAbstractItemView::SelectRows);
+    m_view->setVerticalScrollMode(QAbstractItemView::ScrollPerItem); // scroll value == top row
+    m_view->setAllColumnsShowFocus(true);
+    m_view->setTextElideMode(Qt::ElideRight);
+    m_view->setFrameShape(QFrame::NoFrame);
+    layout->addWidget(m_view, 1);
+
+    m_status = new QLabel(this);
+    m_status->setContentsMargins(8, 2, 8, 2);
+    m_status->setForegroundRole(QPalette::PlaceholderText);
+    layout->addWidget(m_status);
+
+    m_proxy = new FeedSearchProxy(this);
+    m_proxy->setFeed(m_model);
+
+    connect(m_model, &QAbstractItemModel::rowsAboutToBeInserted, this, &FeedView::onAboutToInsert);
+    connect(m_model, &QAbstractItemModel::rowsInserted, this, &FeedView::onInserted);
+    connect(m_model, &QAbstractItemModel::rowsAboutToBeRemoved, this, &FeedView::onAboutToRemove);
+    connect(m_model, &QAbstractItemModel::rowsRemoved, this, &FeedView::onRemoved);
+    connect(m_model, &ChangeFeedModel::countsChanged, this, &FeedView::updateStatusLine);
+    connect(m_model, &ChangeFeedModel::pausedChanged, this, &FeedView::updateStatusLine);
+    connect(m_model, &QAbstractItemModel::modelReset, this, &FeedView::updateStatusLine);
+
+    // The view updates its scroll range after the insert, in a posted layout pass, so
+    // following the tail means following the range.
+    connect(m_view->verticalScrollBar(), &QScrollBar::rangeChanged, this, [this](int, int max) {
+        if (m_follow)
+            m_view->verticalScrollBar()->setValue(max);
+    });
+
+    attachModel(m_model);
+    QHeaderView* header = m_view->header();
+    header->setStretchLastSection(true);
+    header->resizeSection(ChangeFeedModel::TimeColumn, 96);
+    header->resizeSection(ChangeFeedModel::OperationColumn, 84);
+    header->resizeSection(ChangeFeedModel::NamespaceColumn, 170);
+    header->resizeSection(ChangeFeedModel::KeyColumn, 70);
+    updateStatusLine();
+}
+
+void FeedView::attachModel(QAbstractItemModel* model) {
+    m_view->setModel(model);
+    // setModel() replaces the selection model; the old one is deleted with the view's
+    // children only at the end, so connect the new one each time.
+    connect(m_view->selectionModel(), &QItemSelectionModel::currentRowChanged, this,
+            [this] { Q_EMIT currentEventChanged(currentEvent()); });
+}
+
+void FeedView::setSearchText(const QString& text) {
+    const bool wasSearching = m_view->model() == m_proxy;
+    m_proxy->setSearchText(text);
+    // The proxy costs O(rows) on every eviction, so it only sits between the model and
+    // the view while there is something to search for.
+    if (text.isEmpty() && wasSearching)
+        attachModel(m_model);
+    else if (!text.isEmpty() && !wasSearching)
+        attachModel(m_proxy);
+    if (m_follow)
+        m_view->scrollToBottom();
+    updateStatusLine();
+}
+
+QString FeedView::searchText() const {
+    return m_proxy->searchText();
+}
+
+ChangeEvent FeedView::currentEvent() const {
+    const QModelIndex index = m_view->currentIndex();
+    if (!index.isValid())
+        return {};
+    return index.data(ChangeFeedModel::EventRole).value<ChangeEvent>();
+}
+
+ChangeEventList FeedView::selectedEvents() const {
+    QModelIndexList rows = m_view->selectionModel()->selectedRows();
+    std::sort(rows.begin(), rows.end(),
+              [](const QModelIndex& a, const QModelIndex& b) { return a.row() < b.row(); });
+    ChangeEventList out;
+    out.reserve(rows.size());
+    for (const QModelIndex& index : std::as_const(rows))
+        out.append(index.data(ChangeFeedModel::EventRole).value<ChangeEvent>());
+    return out;
+}
+
+void FeedView::onAboutToInsert() {
+    const QScrollBar* bar = m_view->verticalScrollBar();
+    m_follow = bar->value() >= bar->maximum() - 1;
+}
+
+void FeedView::onInserted() {
+    if (m_follow)
+        m_view->scrollToBottom();
+}
+
+void FeedView::onAboutToRemove(const QModelIndex& parent, int first, int last) {
+    if (parent.isValid() || first != 0 || m_view->model() != m_model)
+        return;
+    const QScrollBar* bar = m_view->verticalScrollBar();
+    m_follow = bar->value() >= bar->maximum() - 1;
+    m_scrollBeforeRemoval = bar->value();
+    m_rowsRemoved = last - first + 1;
+}
+
+void FeedView::onRemoved() {
+    if (m_scrollBeforeRemoval < 0)
+        return;
+    // Keep the rows the reader is looking at where they are.
+    if (!m_follow)
+        m_view->verticalScrollBar()->setValue(std::max(0, m_scrollBeforeRemoval - m_rowsRemoved));
+    m_scrollBeforeRemoval = -1;
+}
+
+void FeedView::updateStatusLine() {
+    const QLocale locale;
+    QString text;
+    if (m_view->model() == m_proxy)
+        text = tr("%1 of %2 rows match “%3”")
+                   .arg(locale.toString(m_proxy->rowCount()), locale.toString(m_model->rowCount()),
+                        m_proxy->searchText());
+    else
+        text = tr("%1 rows").arg(locale.toString(m_model->rowCount()));
+    if (m_model->evictedCount() > 0)
+        text += tr("  ·  %1 older events left the view (it keeps the last %2; the journal keeps them all)")
+                    .arg(locale.toString(m_model->evictedCount()), locale.toString(m_model->capacity()));
+    m_status->setText(text);
+
+    m_pausedBar->setVisible(m_model->isPaused());
+    if (m_model->isPaused())
+        m_pausedLabel->setText(tr("Paused — %1 new events are being recorded and will appear on resume.")
+                                   .arg(locale.toString(m_model->pendingCount())));
+}
+
+} // namespace tw::ui
