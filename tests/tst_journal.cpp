@@ -79,7 +79,7 @@ void TestJournal::seqIncreasesAndSurvivesReopen()
             for (const auto& e : b.events)
                 seqs.append(e.seq());
         QCOMPARE(seqs, (QList<qint64>{1, 2, 3, 4, 5}));
-        QVERIFY(batches[0].events[0].toJson().startsWith("{ \"seq\" : 1, \"source\" : \"a\""));
+        QVERIFY(batches[0].events[0].toJson().startsWith(R"({"seq":1,"source":"a","operationType":"insert")"));
     }
     Journal j;
     QVERIFY(j.open(path));

@@ -163,6 +163,16 @@ bool Engine::addSource(const QString& id, const QString& uri, QString* error)
     auto* thread = new QThread;
     thread->setObjectName(QStringLiteral("tidewatch-source-") + id);
     source->moveToThread(thread);
+    // Render each event on the source's thread as the batch leaves (connected first, so
+    // it runs before the queued copy is posted): the engine thread then only splices
+    // in the seq, and rendering of several sources runs in parallel.
+    connect(
+        source, &Source::batchReady, source,
+        [](const ChangeBatch& batch) {
+            for (const ChangeEvent& event : batch.events)
+                event.prepare();
+        },
+        Qt::DirectConnection);
     connect(source, &Source::batchReady, this, &Engine::onBatchReady, Qt::QueuedConnection);
     connect(
         source, &Source::statusChanged, this,
@@ -365,6 +375,8 @@ std::optional<Subscription> Engine::subscription(const QString& id) const
 
 void Engine::submit(const ChangeBatch& batch)
 {
+    for (const ChangeEvent& event : batch.events)
+        event.prepare();
     QMetaObject::invokeMethod(this, [this, batch] { onBatchReady(batch); }, Qt::QueuedConnection);
 }
 

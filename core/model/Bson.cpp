@@ -1,5 +1,7 @@
 #include "Bson.h"
 
+#include "ExtendedJson.h"
+
 namespace tw {
 
 Bson Bson::fromRaw(QByteArray raw)
@@ -48,6 +50,13 @@ QByteArray Bson::toJson(JsonMode mode) const
     bson_t doc;
     if (!view(&doc))
         return QByteArrayLiteral("null");
+    if (mode == JsonMode::Relaxed) {
+        QByteArray out;
+        out.reserve(qsizetype(size()) + qsizetype(size() / 4) + 16);
+        if (appendRelaxedJson(out, &doc))
+            return out;
+        return QByteArrayLiteral("null");
+    }
     size_t length = 0;
     char* text = mode == JsonMode::Canonical ? bson_as_canonical_extended_json(&doc, &length)
                                              : bson_as_relaxed_extended_json(&doc, &length);

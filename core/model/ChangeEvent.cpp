@@ -1,6 +1,7 @@
 #include "ChangeEvent.h"
 
 #include <QDateTime>
+#include <QtEndian>
 
 namespace tw {
 
@@ -21,7 +22,9 @@ public:
     Namespace renameTarget;
     QString reason;
     Bson extra;
-    // Rendered once at finalize().
+    // Rendered once: body and bodyJson (no seq) by prepare(), document and json at finalize().
+    Bson body;
+    QByteArray bodyJson;
     Bson document;
     QByteArray json;
 };
@@ -54,7 +57,9 @@ Bson ChangeEvent::extra() const { return d->extra; }
 #define TW_SET(member, value)                                                                                \
     d->member = value;                                                                                       \
     d->document = Bson();                                                                                    \
-    d->json.clear()
+    d->json.clear();                                                                                         \
+    d->body = Bson();                                                                                        \
+    d->bodyJson.clear()
 
 void ChangeEvent::setSourceId(const QString& id) { TW_SET(sourceId, id); }
 void ChangeEvent::setNs(const Namespace& ns) { TW_SET(ns, ns); }
@@ -160,11 +165,43 @@ Bson ChangeEvent::buildDocument(bool withSeq) const
     return b.take();
 }
 
+void ChangeEvent::prepare() const
+{
+    auto* data = const_cast<Data*>(d.constData());
+    if (!data->body.isAbsent())
+        return;
+    data->body = buildDocument(false);
+    data->bodyJson = data->body.toJson();
+}
+
 void ChangeEvent::finalize(qint64 seq)
 {
+    prepare();
     d->seq = seq;
-    d->document = buildDocument(true);
-    d->json = d->document.toJson();
+    // BSON: header, then the int64 "seq" element, then the body's elements as they are.
+    const QByteArray& body = d->body.raw();
+    const qsizetype elements = body.size() - 5; // without the length prefix and the terminator
+    constexpr qsizetype seqElement = 1 + 4 + 8;  // type byte, "seq\0", int64
+    QByteArray raw(4 + seqElement + elements + 1, Qt::Uninitialized);
+    char* p = raw.data();
+    const qint32 total = qToLittleEndian(qint32(raw.size()));
+    memcpy(p, &total, 4);
+    p[4] = char(BSON_TYPE_INT64);
+    memcpy(p + 5, "seq", 4);
+    const qint64 le = qToLittleEndian(seq);
+    memcpy(p + 9, &le, 8);
+    memcpy(p + 17, body.constData() + 4, size_t(elements));
+    p[raw.size() - 1] = 0;
+    d->document = Bson::fromRaw(raw);
+    // JSON: {"seq":N, + the body without its opening brace.
+    QByteArray json;
+    json.reserve(d->bodyJson.size() + 24);
+    json.append("{\"seq\":").append(QByteArray::number(seq));
+    if (d->bodyJson.size() > 2)
+        json.append(",").append(d->bodyJson.constData() + 1, d->bodyJson.size() - 1);
+    else
+        json.append('}');
+    d->json = json;
 }
 
 Bson ChangeEvent::document() const

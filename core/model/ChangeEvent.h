@@ -63,8 +63,14 @@ public:
     static Bson makeUpdateDescription(const Bson& updatedFields, const QList<QByteArray>& removedFields);
     static ChangeEvent makeGap(const QString& sourceId, const Namespace& ns, const QString& reason);
 
-    // Sets the final sequence id and renders the document and its relaxed JSON once.
-    // Called by the Engine after commit; consumers then share the rendered bytes.
+    // Renders the event without its seq (BSON and relaxed JSON) and keeps both. The
+    // Engine calls it on the source's thread as the batch leaves, so rendering runs in
+    // parallel with the journal; it must not be called while another thread reads
+    // the event. Setters drop the rendering.
+    void prepare() const;
+    // Sets the final sequence id and completes the rendering: seq is spliced in front of
+    // the prepared bytes (prepare() runs here if nobody ran it). Called by the journal
+    // at commit; consumers then share the rendered bytes.
     void finalize(qint64 seq);
 
     // The full change-event document: {seq?, source, operationType, ns, documentKey, …}.

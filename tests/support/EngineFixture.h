@@ -86,8 +86,8 @@ inline QString fieldJson(const Bson& doc, const char* field)
     BsonBuilder b;
     bson_append_iter(b.get(), "v", 1, &it);
     const QByteArray json = b.take().toJson();
-    // { "v" : X } -> X
-    return QString::fromUtf8(json.mid(8, json.size() - 10)).trimmed();
+    // {"v":X} -> X
+    return QString::fromUtf8(json.mid(5, json.size() - 6));
 }
 
 } // namespace tw::test
