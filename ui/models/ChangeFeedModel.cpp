@@ -21,6 +21,9 @@ const ChangeEvent& emptyEvent() {
 ChangeFeedModel::ChangeFeedModel(QObject* parent)
     : QAbstractTableModel(parent)
     , m_palette(QGuiApplication::palette()) {
+    // One array of pointers for the whole ring (2 MB at 250 000 rows): growing it
+    // would copy every event handle, a multi-millisecond stall at the top end.
+    m_ring.reserve(m_capacity);
     m_flushTimer.setSingleShot(true);
     m_flushTimer.setInterval(100);
     connect(&m_flushTimer, &QTimer::timeout, this, &ChangeFeedModel::flush);
@@ -34,6 +37,7 @@ void ChangeFeedModel::setCapacity(int rows) {
     const ChangeEventList kept = lastEvents(rows);
     m_evicted += m_size - kept.size();
     m_ring = kept;
+    m_ring.reserve(rows);
     m_head = 0;
     m_size = int(kept.size());
     m_capacity = rows;
