@@ -262,6 +262,7 @@ private Q_SLOTS:
     void incrementalPollingUsesTheMonotonicField();
     void unionMatchCombinesSubscriptionFilters();
     void pushDownIsUnionAndChangingItReopensLosingNothing();
+    void engineDerivesPushDownFromItsSubscriptions();
     void oneUpstreamStreamPerScope();
     void backoffScheduleAgainstDeadPeer();
     void backoffIsCappedAndStopIsPromptDuringBackoff();
@@ -703,6 +704,63 @@ void TestMongoSource::unionMatchCombinesSubscriptionFilters() {
     QVERIFY(MongoSource::unionMatch({paid.query(), json(R"({"seq": {"$gt": 5}})")}).isAbsent());
     QVERIFY(MongoSource::unionMatch({json(R"({"$or": [{"source": "a"}, {"x": 1}]})")}).isAbsent());
     QVERIFY(MongoSource::unionMatch({}).isAbsent());
+}
+
+void TestMongoSource::engineDerivesPushDownFromItsSubscriptions() {
+    // The Engine, not the caller of watch(), knows the subscriptions: it sends their
+    // union to the server and re-sends it when a subscription comes or goes.
+    MongoPeer peer;
+    QVERIFY(peer.listen());
+    QTemporaryDir dir;
+    Engine::Options options;
+    options.journalPath = dir.filePath(QStringLiteral("journal.sqlite"));
+    auto engine = std::make_unique<Engine>(options);
+    QString error;
+    QVERIFY2(engine->start(&error), qPrintable(error));
+    ChangeEventList committed;
+    QObject receiver;
+    connect(
+        engine.get(), &Engine::committed, &receiver,
+        [&](const CommittedBatch& batch) { committed.append(batch.events); }, Qt::QueuedConnection);
+    const Namespace ns{QStringLiteral("shop"), QStringLiteral("orders")};
+    auto subscribe = [&](const QString& id, const QString& coll, const char* filter) {
+        Subscription s;
+        s.id = id;
+        s.namespaces = {SourceNamespace{QStringLiteral("m"), Namespace{QStringLiteral("shop"), coll}}};
+        s.filter = Filter::compile(filter);
+        engine->addSubscription(s);
+    };
+    subscribe(QStringLiteral("paid"), QStringLiteral("orders"), R"({"fullDocument.status": "paid"})");
+    subscribe(QStringLiteral("other"), QStringLiteral("customers"), R"({"operationType": "insert"})");
+    QVERIFY2(engine->addSource(QStringLiteral("m"), peer.uri(), &error), qPrintable(error));
+    engine->watch(QStringLiteral("m"), ns);
+    QTRY_COMPARE_WITH_TIMEOUT(peer.openChangeStreamCount(), 1, kWait);
+    // Only the subscription that sees shop.orders counts.
+    QCOMPARE(sub(peer.receivedCommands(QStringLiteral("aggregate")).last(), "pipeline.1.$match"),
+             json(R"({"fullDocument.status": "paid"})"));
+    peer.pushChange(ns.db, ns.coll, insertEvent(1, "pending")); // dropped by the server
+    peer.pushChange(ns.db, ns.coll, insertEvent(2, "paid"));
+    QTRY_COMPARE_WITH_TIMEOUT(ids(committed), (QList<int>{2}), kWait);
+
+    const int aggregates = int(peer.receivedCommands(QStringLiteral("aggregate")).size());
+    subscribe(QStringLiteral("deletes"), QStringLiteral("orders"), R"({"operationType": "delete"})");
+    QTRY_COMPARE_WITH_TIMEOUT(int(peer.receivedCommands(QStringLiteral("aggregate")).size()), aggregates + 1, kWait);
+    const Bson reopened = peer.receivedCommands(QStringLiteral("aggregate")).last();
+    QCOMPARE(sub(reopened, "pipeline.1.$match.$or.0"), json(R"({"fullDocument.status": "paid"})"));
+    QCOMPARE(sub(reopened, "pipeline.1.$match.$or.1"), json(R"({"operationType": "delete"})"));
+
+    // A subscription that wants everything turns the push-down off.
+    subscribe(QStringLiteral("all"), QStringLiteral("orders"), "{}");
+    QTRY_COMPARE_WITH_TIMEOUT(int(peer.receivedCommands(QStringLiteral("aggregate")).size()), aggregates + 2, kWait);
+    QVERIFY(!has(peer.receivedCommands(QStringLiteral("aggregate")).last(), "pipeline.1"));
+    peer.pushChange(ns.db, ns.coll, insertEvent(3, "pending"));
+    QTRY_COMPARE_WITH_TIMEOUT(ids(committed), (QList<int>{2, 3}), kWait);
+
+    Engine* e = engine.get();
+    offThread([e] {
+        e->stop();
+        return 0;
+    });
 }
 
 void TestMongoSource::pushDownIsUnionAndChangingItReopensLosingNothing() {

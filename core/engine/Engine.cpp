@@ -1,5 +1,7 @@
 #include "Engine.h"
 
+#include "sources/mongo/MongoSource.h"
+
 #include <QCoreApplication>
 #include <QDateTime>
 #include <QFileInfo>
@@ -215,6 +217,7 @@ void Engine::removeSource(const QString& id)
                     return;
                 entry = m_sources.take(id);
             }
+            m_watches.remove(id);
             Source* source = entry.source;
             QThread* thread = entry.thread;
             QMetaObject::invokeMethod(
@@ -238,18 +241,94 @@ void Engine::watch(const QString& sourceId, const Namespace& ns, const WatchOpti
     QMetaObject::invokeMethod(
         this,
         [this, sourceId, ns, options] {
-            QMutexLocker lock(&m_mutex);
-            const auto it = m_sources.constFind(sourceId);
-            if (it == m_sources.constEnd()) {
-                lock.unlock();
-                Q_EMIT watchFailed(sourceId, ns, QStringLiteral("No source named \"%1\".").arg(sourceId));
-                return;
+            {
+                QMutexLocker lock(&m_mutex);
+                if (!m_sources.contains(sourceId)) {
+                    lock.unlock();
+                    Q_EMIT watchFailed(sourceId, ns, QStringLiteral("No source named \"%1\".").arg(sourceId));
+                    return;
+                }
             }
-            Source* source = it->source;
-            QMetaObject::invokeMethod(source, [source, ns, options] { source->watch(ns, options); },
-                                      Qt::QueuedConnection);
+            QList<WatchRecord>& records = m_watches[sourceId];
+            auto it = std::find_if(records.begin(), records.end(), [&](const WatchRecord& r) { return r.ns == ns; });
+            if (it == records.end())
+                it = records.insert(records.end(), WatchRecord{ns, options, Bson()});
+            else
+                it->options = options;
+            sendWatch(sourceId, *it, true);
         },
         Qt::QueuedConnection);
+}
+
+void Engine::sendWatch(const QString& sourceId, WatchRecord& record, bool force)
+{
+    WatchOptions options = record.options;
+    if (options.match.isAbsent())
+        options.match = pushDownFor(sourceId, record.ns);
+    if (!force && options.match == record.sentMatch)
+        return;
+    record.sentMatch = options.match;
+    QMutexLocker lock(&m_mutex);
+    const auto it = m_sources.constFind(sourceId);
+    if (it == m_sources.constEnd())
+        return;
+    Source* source = it->source;
+    const Namespace ns = record.ns;
+    QMetaObject::invokeMethod(source, [source, ns, options] { source->watch(ns, options); }, Qt::QueuedConnection);
+}
+
+Bson Engine::pushDownFor(const QString& sourceId, const Namespace& scope) const
+{
+    QList<Bson> terms;
+    bool anyone = false;
+    const QList<Subscription> all = m_index.all();
+    for (const Subscription& sub : all) {
+        QList<Namespace> visible; // the parts of `scope` this subscription sees
+        if (sub.namespaces.isEmpty())
+            visible.append(scope);
+        for (const SourceNamespace& sn : sub.namespaces) {
+            if (!sn.sourceId.isEmpty() && sn.sourceId != sourceId)
+                continue;
+            if (sn.ns.contains(scope))
+                visible.append(scope);
+            else if (scope.contains(sn.ns))
+                visible.append(sn.ns);
+        }
+        if (visible.isEmpty())
+            continue;
+        anyone = true;
+        const Bson query = sub.filter.query();
+        for (const Namespace& part : std::as_const(visible)) {
+            if (part == scope) {
+                terms.append(sub.filter.matchesEverything() ? Bson::empty() : query);
+                continue;
+            }
+            // Narrower than the watch: only its own namespace, and only what it matches.
+            BsonBuilder b;
+            bson_t conditions;
+            bson_append_array_begin(b.get(), "$and", 4, &conditions);
+            BsonBuilder where;
+            const QByteArray db = part.db.toUtf8(), coll = part.coll.toUtf8();
+            bson_append_utf8(where.get(), "ns.db", 5, db.constData(), int(db.size()));
+            if (!coll.isEmpty())
+                bson_append_utf8(where.get(), "ns.coll", 7, coll.constData(), int(coll.size()));
+            appendDocument(&conditions, "0", where.take());
+            appendDocument(&conditions, "1", sub.filter.matchesEverything() ? Bson::empty() : query);
+            bson_append_array_end(b.get(), &conditions);
+            terms.append(b.take());
+        }
+    }
+    // Nobody subscribed: everything is journaled, so a subscription made later can replay it.
+    if (!anyone)
+        return {};
+    return MongoSource::unionMatch(terms);
+}
+
+void Engine::refreshPushDown()
+{
+    for (auto it = m_watches.begin(); it != m_watches.end(); ++it)
+        for (WatchRecord& record : it.value())
+            sendWatch(it.key(), record, false);
 }
 
 void Engine::unwatch(const QString& sourceId, const Namespace& ns)
@@ -257,6 +336,9 @@ void Engine::unwatch(const QString& sourceId, const Namespace& ns)
     QMetaObject::invokeMethod(
         this,
         [this, sourceId, ns] {
+            QList<WatchRecord>& records = m_watches[sourceId];
+            records.erase(std::remove_if(records.begin(), records.end(), [&](const WatchRecord& r) { return r.ns == ns; }),
+                          records.end());
             QMutexLocker lock(&m_mutex);
             const auto it = m_sources.constFind(sourceId);
             if (it == m_sources.constEnd())
@@ -325,6 +407,7 @@ Subscription Engine::addSubscription(Subscription subscription)
         [this, subscription] {
             m_index.remove(subscription.id);
             m_index.insert(subscription);
+            refreshPushDown();
             if (subscription.persistent) {
                 QString error;
                 if (!m_journal.saveSubscription(subscription, &error))
@@ -349,6 +432,7 @@ bool Engine::removeSubscription(const QString& id)
         [this, id] {
             m_index.remove(id);
             m_journal.removeSubscription(id);
+            refreshPushDown();
             Q_EMIT subscriptionsChanged();
         },
         Qt::QueuedConnection);

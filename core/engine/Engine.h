@@ -97,7 +97,18 @@ private:
         SourceStatus status;
     };
 
+    struct WatchRecord {
+        Namespace ns;
+        WatchOptions options; // as the caller gave them
+        Bson sentMatch;       // the push-down last sent to the source
+    };
+
     void onBatchReady(const tw::ChangeBatch& batch);
+    // The server-side filter for one watch: the union of the filters of every
+    // subscription that can see events of that scope (absent: no push-down).
+    Bson pushDownFor(const QString& sourceId, const Namespace& scope) const;
+    void sendWatch(const QString& sourceId, WatchRecord& record, bool force);
+    void refreshPushDown();
     void flush();
     void prune();
     void shutdownOnThread();
@@ -107,6 +118,7 @@ private:
     Journal m_journal; // engine thread only
     std::unique_ptr<QLockFile> m_lock;
     SubscriptionIndex m_index; // engine thread only
+    QHash<QString, QList<WatchRecord>> m_watches; // engine thread only
     QList<ChangeBatch> m_pending; // engine thread only
     bool m_flushScheduled = false;
     QTimer* m_pruneTimer = nullptr;
