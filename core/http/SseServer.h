@@ -78,6 +78,8 @@ Q_SIGNALS:
     void stopped();
 
 private:
+    void startThreadWithPollDispatcher();
+
     Engine* m_engine; // not owned
     Options m_options;
     bool m_running = false;
