@@ -168,15 +168,18 @@ Bson ChangeEvent::buildDocument(bool withSeq) const
 void ChangeEvent::prepare() const
 {
     auto* data = const_cast<Data*>(d.constData());
-    if (!data->body.isAbsent())
-        return;
+    if (!data->body.isAbsent() || !data->json.isEmpty())
+        return; // rendered already (or final)
     data->body = buildDocument(false);
     data->bodyJson = data->body.toJson();
 }
 
 void ChangeEvent::finalize(qint64 seq)
 {
-    prepare();
+    if (d->body.isAbsent()) {
+        d->body = buildDocument(false);
+        d->bodyJson = d->body.toJson();
+    }
     d->seq = seq;
     // BSON: header, then the int64 "seq" element, then the body's elements as they are.
     const QByteArray& body = d->body.raw();
@@ -202,6 +205,10 @@ void ChangeEvent::finalize(qint64 seq)
     else
         json.append('}');
     d->json = json;
+    // The seq-less renderings were only scaffolding: an event in a 250 000-row feed
+    // would otherwise carry its document and JSON twice.
+    d->body = Bson();
+    d->bodyJson.clear();
 }
 
 Bson ChangeEvent::document() const

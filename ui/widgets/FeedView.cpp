@@ -10,7 +10,7 @@
 #include <QLocale>
 #include <QPushButton>
 #include <QScrollBar>
-#include <QTreeView>
+#include <QTableView>
 #include <QVBoxLayout>
 
 namespace tw::ui {
@@ -37,14 +37,22 @@ FeedView::FeedView(ChangeFeedModel* model, QWidget* parent)
     m_pausedBar->hide();
     layout->addWidget(m_pausedBar);
 
-    m_view = new QTreeView(this);
-    m_view->setRootIsDecorated(false);
-    m_view->setUniformRowHeights(true); // lets the view skip measuring 250 000 rows
+    // A table, not a tree: QTreeView keeps an item per row and lays all of them out
+    // again when rows leave the front of a full ring (p99 flush stall 26 ms at 250 000
+    // rows); a table with fixed row heights does not look at rows it does not show.
+    m_view = new QTableView(this);
+    m_view->verticalHeader()->hide();
+    m_view->verticalHeader()->setSectionResizeMode(QHeaderView::Fixed);
+    m_view->verticalHeader()->setDefaultSectionSize(fontMetrics().height() + 4);
+    m_view->setShowGrid(false);
+    m_view->setWordWrap(false);
+    m_view->setCornerButtonEnabled(false);
+    m_view->horizontalHeader()->setHighlightSections(false);
+    m_view->horizontalHeader()->setDefaultAlignment(Qt::AlignLeft | Qt::AlignVCenter);
     m_view->setAlternatingRowColors(true);
     m_view->setSelectionMode(QAbstractItemView::ExtendedSelection);
     m_view->setSelectionBehavior(QAbstractItemView::SelectRows);
     m_view->setVerticalScrollMode(QAbstractItemView::ScrollPerItem); // scroll value == top row
-    m_view->setAllColumnsShowFocus(true);
     m_view->setTextElideMode(Qt::ElideRight);
     m_view->setFrameShape(QFrame::NoFrame);
     layout->addWidget(m_view, 1);
@@ -73,7 +81,7 @@ FeedView::FeedView(ChangeFeedModel* model, QWidget* parent)
     });
 
     attachModel(m_model);
-    QHeaderView* header = m_view->header();
+    QHeaderView* header = m_view->horizontalHeader();
     header->setStretchLastSection(true);
     header->resizeSection(ChangeFeedModel::TimeColumn, 96);
     header->resizeSection(ChangeFeedModel::OperationColumn, 84);

@@ -5,7 +5,7 @@
 #include <QWidget>
 
 class QLabel;
-class QTreeView;
+#include <QTableView>
 class QToolButton;
 
 namespace tw::ui {
@@ -24,7 +24,7 @@ public:
     explicit FeedView(ChangeFeedModel* model, QWidget* parent = nullptr);
 
     ChangeFeedModel* model() const { return m_model; }
-    QTreeView* view() const { return m_view; }
+    QTableView* view() const { return m_view; }
 
     void setSearchText(const QString& text);
     QString searchText() const;
@@ -47,7 +47,7 @@ private:
 
     ChangeFeedModel* m_model;           // not owned
     FeedSearchProxy* m_proxy = nullptr; // child
-    QTreeView* m_view = nullptr;        // child
+    QTableView* m_view = nullptr;        // child
     QLabel* m_status = nullptr;         // child
     QWidget* m_pausedBar = nullptr;     // child
     QLabel* m_pausedLabel = nullptr;    // child of m_pausedBar
