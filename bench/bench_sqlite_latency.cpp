@@ -62,7 +62,7 @@ int main(int argc, char** argv)
         err += child.readAllStandardError();
     QThread::msleep(capture ? 500 : 2000); // baseline snapshot of the table
 
-    std::atomic<int> written{0};
+    std::atomic<int> written{0}; // stamps whose commit time is in committedAt
     QThread* writer = QThread::create([&] {
         sqlite3* w = nullptr;
         sqlite3_open(path.constData(), &w);
@@ -100,8 +100,13 @@ int main(int argc, char** argv)
             const QJsonObject o = QJsonDocument::fromJson(buffer.left(nl)).object();
             buffer.remove(0, nl + 1);
             const int stamp = o.value(QLatin1String("fullDocument")).toObject().value(QLatin1String("stamp")).toInt();
-            if (stamp > 0 && stamp <= written.load())
-                latencies.push_back(std::chrono::duration<double, std::milli>(now - committedAt[size_t(stamp)]).count());
+            if (stamp <= 0 || stamp > expected)
+                continue;
+            // The change can reach us before the writer thread has noted its commit time.
+            while (written.load() < stamp)
+                std::this_thread::yield();
+            latencies.push_back(
+                std::max(0.0, std::chrono::duration<double, std::milli>(now - committedAt[size_t(stamp)]).count()));
         }
     }
     writer->wait();

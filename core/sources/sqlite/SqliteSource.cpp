@@ -7,6 +7,8 @@
 #include <QTimer>
 #include <QtEndian>
 
+#include <algorithm>
+
 #include <sqlite3.h>
 
 Q_LOGGING_CATEGORY(lcSqlite, "tidewatch.source.sqlite")
@@ -357,11 +359,22 @@ void SqliteSource::watch(const Namespace& ns, const WatchOptions& options)
         // Resume: the baseline is what the journal last committed; the first diff
         // reports what changed while Tidewatch was not watching.
         const QByteArray prefix = name.toUtf8() + '\x1f';
+        const int columns = int(table.columns.size());
+        std::vector<std::pair<qint64, const QByteArray*>> restored;
         for (auto it = m_restore.state.cbegin(); it != m_restore.state.cend(); ++it) {
             if (!it.key().startsWith(prefix) || it.key().size() != prefix.size() + 8)
                 continue;
             const quint64 raw = qFromBigEndian<quint64>(it.key().constData() + prefix.size());
-            table.rows.insert(qint64(raw ^ (quint64(1) << 63)), Row{it.value(), 0});
+            restored.emplace_back(qint64(raw ^ (quint64(1) << 63)), &it.value());
+        }
+        std::sort(restored.begin(), restored.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+        table.base.columns = columns;
+        table.base.rowids.reserve(restored.size());
+        table.base.hashes.assign(restored.size() * size_t(columns), 0); // a wrong-sized value reads as changed
+        for (size_t i = 0; i < restored.size(); ++i) {
+            table.base.rowids.push_back(restored[i].first);
+            if (restored[i].second->size() == columns * 8)
+                memcpy(&table.base.hashes[i * size_t(columns)], restored[i].second->constData(), size_t(columns) * 8);
         }
         table.snapshotted = true;
     } else if (restoredSchema != m_restore.state.constEnd()) {
@@ -524,7 +537,7 @@ void SqliteSource::diffTable(Table& table, Pending& out)
             out.batch.checkpoint.stateRemovedPrefixes.append(prefix);
         }
         const bool wasAltered = !sql.isEmpty() && table.present;
-        table.rows.clear();
+        table.base.clear();
         table.present = !sql.isEmpty();
         table.sql = sql;
         table.columns = table.present ? tableColumns(table.name) : QStringList();
@@ -538,8 +551,9 @@ void SqliteSource::diffTable(Table& table, Pending& out)
     }
 
     const bool emitEvents = table.snapshotted;
-    const quint32 generation = ++table.generation;
-    const QString select = QStringLiteral("SELECT rowid, * FROM %1").arg(quoteIdentifier(table.name));
+    // ORDER BY rowid costs nothing on a rowid table (it is the b-tree's own order) and
+    // makes the merge against the baseline possible.
+    const QString select = QStringLiteral("SELECT rowid, * FROM %1 ORDER BY rowid").arg(quoteIdentifier(table.name));
     sqlite3_stmt* s = nullptr;
     if (sqlite3_prepare_v2(m_db, select.toUtf8().constData(), -1, &s, nullptr) != SQLITE_OK) {
         // WITHOUT ROWID tables have no rowid to key rows by: say so rather than guess.
@@ -579,60 +593,66 @@ void SqliteSource::diffTable(Table& table, Pending& out)
         return e;
     };
 
-    QByteArray hashes(columnCount * 8, Qt::Uninitialized);
+    const Baseline& old = table.base;
+    const bool comparable = old.columns == columnCount;
+    Baseline next;
+    next.columns = columnCount;
+    next.rowids.reserve(old.rowids.size() + 64);
+    next.hashes.reserve((old.rowids.size() + 64) * size_t(columnCount));
+    std::vector<quint64> hashes(size_t(std::max(columnCount, 1)));
+    const size_t rowBytes = size_t(columnCount) * 8;
+    auto hashBytes = [&] { return QByteArray(reinterpret_cast<const char*>(hashes.data()), qsizetype(rowBytes)); };
+    auto removed = [&](qint64 rowid) {
+        out.batch.checkpoint.stateRemovals.append(stateKey(table.name, rowid));
+        if (emitEvents) {
+            out.batch.events.append(event(Operation::Delete, keyDocument(rowid)));
+            if (out.events() >= kBatchEvents)
+                flush(out, false);
+        }
+    };
+
+    size_t j = 0;
     while (sqlite3_step(s) == SQLITE_ROW) {
         const qint64 rowid = sqlite3_column_int64(s, 0);
-        for (int c = 0; c < columnCount; ++c) {
-            const quint64 h = hashColumn(s, c + 1);
-            memcpy(hashes.data() + c * 8, &h, 8);
-        }
-        auto it = table.rows.find(rowid);
-        if (it == table.rows.end()) {
-            table.rows.insert(rowid, Row{QByteArray(hashes.constData(), hashes.size()), generation});
-            out.batch.checkpoint.stateUpserts.insert(stateKey(table.name, rowid), table.rows[rowid].hashes);
+        for (int c = 0; c < columnCount; ++c)
+            hashes[size_t(c)] = hashColumn(s, c + 1);
+        while (j < old.rowids.size() && old.rowids[j] < rowid)
+            removed(old.rowids[j++]);
+        const quint64* before = nullptr;
+        if (j < old.rowids.size() && old.rowids[j] == rowid)
+            before = old.hashes.data() + j++ * size_t(old.columns);
+        next.rowids.push_back(rowid);
+        next.hashes.insert(next.hashes.end(), hashes.begin(), hashes.begin() + columnCount);
+
+        if (!before) {
+            out.batch.checkpoint.stateUpserts.insert(stateKey(table.name, rowid), hashBytes());
             if (emitEvents) {
                 ChangeEvent e = event(Operation::Insert, documentKey(rowid));
                 e.setFullDocument(rowDocument(rowid));
                 out.batch.events.append(e);
             }
-        } else {
-            it->generation = generation;
-            if (it->hashes == hashes)
-                continue;
+        } else if (!comparable || memcmp(before, hashes.data(), rowBytes) != 0) {
+            out.batch.checkpoint.stateUpserts.insert(stateKey(table.name, rowid), hashBytes());
             if (emitEvents) {
                 BsonBuilder updated;
-                for (int c = 0; c < columnCount; ++c) {
-                    const bool same = it->hashes.size() == hashes.size()
-                        && !memcmp(it->hashes.constData() + c * 8, hashes.constData() + c * 8, 8);
-                    if (!same)
+                for (int c = 0; c < columnCount; ++c)
+                    if (!comparable || before[c] != hashes[size_t(c)])
                         appendColumn(updated.get(), names[c].constData(), s, c + 1);
-                }
                 ChangeEvent e = event(Operation::Update, documentKey(rowid));
                 e.setUpdateDescription(ChangeEvent::makeUpdateDescription(updated.take(), {}));
                 e.setFullDocument(rowDocument(rowid));
                 out.batch.events.append(e);
             }
-            it->hashes = QByteArray(hashes.constData(), hashes.size());
-            out.batch.checkpoint.stateUpserts.insert(stateKey(table.name, rowid), it->hashes);
+        } else {
+            continue;
         }
         if (out.events() >= kBatchEvents)
             flush(out, false);
     }
     sqlite3_finalize(s);
-
-    for (auto it = table.rows.begin(); it != table.rows.end();) {
-        if (it->generation == generation) {
-            ++it;
-            continue;
-        }
-        out.batch.checkpoint.stateRemovals.append(stateKey(table.name, it.key()));
-        if (emitEvents) {
-            out.batch.events.append(event(Operation::Delete, keyDocument(it.key())));
-            if (out.events() >= kBatchEvents)
-                flush(out, false);
-        }
-        it = table.rows.erase(it);
-    }
+    while (j < old.rowids.size())
+        removed(old.rowids[j++]);
+    table.base = std::move(next);
     table.snapshotted = true;
 }
 

@@ -4,6 +4,7 @@
 
 #include <QHash>
 #include <QStringList>
+#include <vector>
 
 struct sqlite3;
 class QTimer;
@@ -44,9 +45,18 @@ public Q_SLOTS:
     void checkpointCommitted(const QByteArray& token) override;
 
 private:
-    struct Row {
-        QByteArray hashes; // 8 bytes per column, in column order
-        quint32 generation = 0;
+    // The last committed state of a table: rowids ascending, and `columns` hashes per
+    // row in one contiguous array. A scan reads rows in rowid order and merges against
+    // it; the hash table it replaced spent a third of each 100 000-row scan in look-ups.
+    struct Baseline {
+        int columns = 0;
+        std::vector<qint64> rowids;
+        std::vector<quint64> hashes;
+        void clear()
+        {
+            rowids.clear();
+            hashes.clear();
+        }
     };
     struct Table {
         QString name;
@@ -56,8 +66,7 @@ private:
         bool present = true;
         bool capture = false;
         bool snapshotted = false;
-        quint32 generation = 0;
-        QHash<qint64, Row> rows;
+        Baseline base;
     };
     struct Pending;
 
