@@ -153,6 +153,12 @@ int HeadlessRunner::start() {
         [this](const QString&, const Namespace&, const QString& message) { fail(message, 2); },
         Qt::QueuedConnection);
     connect(
+        m_engine.get(), &Engine::watchReady, this,
+        [](const QString& id, const Namespace& ns) {
+            logLine(QStringLiteral("ready: %1 in %2 (every change from now on is reported)").arg(ns.toString(), id));
+        },
+        Qt::QueuedConnection);
+    connect(
         m_engine.get(), &Engine::journalFailed, this,
         [](const QString& message) { logLine(QStringLiteral("journal: %1 (retrying)").arg(message)); },
         Qt::QueuedConnection);

@@ -42,7 +42,7 @@ void TestSqliteSource::insertUpdateDeleteFromAnotherProcess()
     QVERIFY(f.start());
     QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
     f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
-    QTRY_VERIFY_WITH_TIMEOUT(!f.statuses.isEmpty() && f.statuses.last().state == SourceStatus::State::Watching, 10000);
+    QTRY_VERIFY_WITH_TIMEOUT(!f.ready.isEmpty(), 10000);
     // The existing rows are the baseline, not changes.
     QTest::qWait(50);
     QCOMPARE(f.events.size(), 0);
@@ -122,9 +122,7 @@ void TestSqliteSource::restartMidStreamLosesNothing()
         QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
         f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
         if (run == 0) {
-            QTRY_VERIFY_WITH_TIMEOUT(!f.statuses.isEmpty() && f.statuses.last().state == SourceStatus::State::Watching,
-                                     10000);
-            QTest::qWait(50); // the first poll takes the baseline
+            QTRY_VERIFY_WITH_TIMEOUT(!f.ready.isEmpty(), 10000);
             writer.start(QStringLiteral("bash"), {QStringLiteral("-c"), script});
             QVERIFY(writer.waitForStarted());
         }
@@ -152,7 +150,7 @@ void TestSqliteSource::droppedTableEmitsDropThenInsertsAfterRecreate()
     QVERIFY(f.start());
     QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
     f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
-    QTRY_VERIFY_WITH_TIMEOUT(!f.statuses.isEmpty(), 10000);
+    QTRY_VERIFY_WITH_TIMEOUT(!f.ready.isEmpty(), 10000);
     QCOMPARE(runSqlite3(dbPath(), QStringLiteral("DROP TABLE orders")), QString());
     QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1, 10000);
     QCOMPARE(f.events[0].operation(), Operation::Drop);
@@ -171,7 +169,7 @@ void TestSqliteSource::alteredTableEmitsDropAndResnapshots()
     QVERIFY(f.start());
     QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
     f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
-    QTRY_VERIFY_WITH_TIMEOUT(!f.statuses.isEmpty(), 10000);
+    QTRY_VERIFY_WITH_TIMEOUT(!f.ready.isEmpty(), 10000);
     QCOMPARE(runSqlite3(dbPath(), QStringLiteral("ALTER TABLE orders ADD COLUMN note TEXT")), QString());
     QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1, 10000);
     QCOMPARE(f.events[0].operation(), Operation::Drop);
@@ -194,8 +192,7 @@ void TestSqliteSource::captureModeGivesBeforeAndAfterImages()
     WatchOptions options;
     options.captureMode = true;
     f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")}, options);
-    QTRY_VERIFY_WITH_TIMEOUT(!f.statuses.isEmpty() && f.statuses.last().state == SourceStatus::State::Watching, 10000);
-    QTest::qWait(50);
+    QTRY_VERIFY_WITH_TIMEOUT(!f.ready.isEmpty(), 10000);
     QCOMPARE(runSqlite3(dbPath(), QStringLiteral("UPDATE orders SET status='paid', total=12 WHERE id=1;"
                                                   "UPDATE orders SET status='refunded' WHERE id=1;"
                                                   "DELETE FROM orders WHERE id=2;")),
@@ -254,7 +251,7 @@ void TestSqliteSource::neverWritesToTheWatchedFile()
         QVERIFY(f.start());
         QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
         f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
-        QTRY_VERIFY_WITH_TIMEOUT(!f.statuses.isEmpty() && f.statuses.last().state == SourceStatus::State::Watching, 10000);
+        QTRY_VERIFY_WITH_TIMEOUT(!f.ready.isEmpty(), 10000);
         QTest::qWait(100);
     }
     QFile f(dbPath());

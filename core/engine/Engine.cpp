@@ -190,6 +190,7 @@ bool Engine::addSource(const QString& id, const QString& uri, QString* error)
         Qt::QueuedConnection);
     connect(source, &Source::namespacesListed, this, &Engine::namespacesListed, Qt::QueuedConnection);
     connect(source, &Source::watchFailed, this, &Engine::watchFailed, Qt::QueuedConnection);
+    connect(source, &Source::watchReady, this, &Engine::watchReady, Qt::QueuedConnection);
     {
         QMutexLocker lock(&m_mutex);
         m_sources.insert(id, SourceEntry{Source::redactUri(uri), source, thread, source->status()});

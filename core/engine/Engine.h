@@ -84,6 +84,7 @@ Q_SIGNALS:
     void namespacesListed(const QString& sourceId, const QString& db, const QList<tw::NamespaceInfo>& namespaces,
                           const QString& error);
     void watchFailed(const QString& sourceId, const tw::Namespace& ns, const QString& error);
+    void watchReady(const QString& sourceId, const tw::Namespace& ns);
     // The journal refused a write (disk full, I/O error). Pending batches are kept and
     // retried; nothing accepted is dropped.
     void journalFailed(const QString& error);

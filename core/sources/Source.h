@@ -79,6 +79,9 @@ Q_SIGNALS:
     void statusChanged(const QString& sourceId, const tw::SourceStatus& status);
     void namespacesListed(const QString& sourceId, const QString& db, const QList<tw::NamespaceInfo>& namespaces,
                           const QString& error);
+    // A watch is live: every change committed to the database from now on will be
+    // reported (the baseline is taken, or the change stream is open).
+    void watchReady(const QString& sourceId, const tw::Namespace& ns);
     // A watch could not start (unknown table, no such collection, bad options).
     void watchFailed(const QString& sourceId, const tw::Namespace& ns, const QString& error);
 

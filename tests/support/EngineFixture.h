@@ -41,6 +41,9 @@ public:
             [this](const QString&, const Namespace&, const QString& error) { watchErrors.append(error); },
             Qt::QueuedConnection);
         connect(
+            engine.get(), &Engine::watchReady, this,
+            [this](const QString&, const Namespace& ns) { ready.append(ns); }, Qt::QueuedConnection);
+        connect(
             engine.get(), &Engine::sourceStatusChanged, this,
             [this](const QString&, const SourceStatus& status) { statuses.append(status); }, Qt::QueuedConnection);
         return true;
@@ -73,6 +76,7 @@ public:
     QList<ChangeEvent> events;
     QHash<QString, QList<ChangeEvent>> routed;
     QStringList watchErrors;
+    QList<Namespace> ready; // watches whose baseline is taken
     QList<SourceStatus> statuses;
 };
 

@@ -555,7 +555,10 @@ void MongoSource::openStream(Scope& scope) {
         ++m_status.reconnects;
     scope.mode = Scope::Mode::Streaming;
     scope.fatal = false;
+    const bool firstOpen = !scope.opened;
     scope.opened = true;
+    if (firstOpen)
+        Q_EMIT watchReady(id(), scope.ns);
     if (!scope.invalidated && scope.reason.endsWith(QLatin1String("; retrying")))
         scope.reason.clear();
     scope.invalidated = false;
@@ -847,6 +850,8 @@ void MongoSource::poll(Scope& scope) {
     if (scope.attempts > 0 && scope.reason.endsWith(QLatin1String("; retrying")))
         scope.reason = QStringLiteral("polling %1: change streams are not available").arg(describe(scope.ns));
     scope.attempts = 0;
+    if (!scope.opened)
+        Q_EMIT watchReady(id(), scope.ns); // the first snapshot is the baseline
     scope.opened = true;
     scope.dueMs = nowMs() + (targets.isEmpty() ? 1000 : interval);
 }

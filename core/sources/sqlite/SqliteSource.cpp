@@ -398,6 +398,7 @@ void SqliteSource::watch(const Namespace& ns, const WatchOptions& options)
     flush(out, true);
     if (m_status.state != SourceStatus::State::Watching)
         setStatus(SourceStatus::State::Watching);
+    Q_EMIT watchReady(id(), ns);
 }
 
 void SqliteSource::unwatch(const Namespace& ns)
