@@ -21,6 +21,8 @@ private Q_SLOTS:
     void badInputGetsOneLineErrorAndNonZeroExit_data();
     void badInputGetsOneLineErrorAndNonZeroExit();
     void damagedJournalIsExplainedAndCanBeMovedAside();
+    void firstRunCreatesTheDataFolder();
+    void unwritableJournalFolderIsExplained();
 
 private:
     QString db() const { return m_dir->filePath(QStringLiteral("shop.sqlite")); }
@@ -252,6 +254,44 @@ void TestHeadless::damagedJournalIsExplainedAndCanBeMovedAside()
     QVERIFY(again.waitForFinished(10000));
     const QStringList moved = QDir(m_dir->path()).entryList({QStringLiteral("journal.sqlite.broken-*")});
     QCOMPARE(moved.size(), 1);
+}
+
+void TestHeadless::firstRunCreatesTheDataFolder()
+{
+    // No --journal, and a data folder that does not exist yet: a new user's first run.
+    const QString data = m_dir->filePath(QStringLiteral("fresh/data"));
+    qputenv("TIDEWATCH_DATA_DIR", data.toLocal8Bit());
+    QProcess p;
+    p.start(QStringLiteral(TIDEWATCH_BINARY), {QStringLiteral("--headless"), QStringLiteral("--source"),
+                                                QStringLiteral("sqlite:") + db(), QStringLiteral("--watch"),
+                                                QStringLiteral("orders")});
+    QVERIFY(p.waitForStarted());
+    QByteArray log;
+    QTRY_VERIFY_WITH_TIMEOUT((log += p.readAllStandardError()).contains("ready: ") || p.state() != QProcess::Running,
+                             20000);
+    QVERIFY2(p.state() == QProcess::Running, log.constData());
+    QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('first',1);")), QString());
+    QCOMPARE(readLines(p, 1).size(), 1);
+    p.terminate();
+    QVERIFY(p.waitForFinished(10000));
+    QVERIFY(QFile::exists(data + QStringLiteral("/journal.sqlite")));
+}
+
+void TestHeadless::unwritableJournalFolderIsExplained()
+{
+    // A journal path under a regular file can never be created.
+    QFile blocker(m_dir->filePath(QStringLiteral("blocker")));
+    QVERIFY(blocker.open(QIODevice::WriteOnly));
+    blocker.close();
+    QProcess p;
+    p.start(QStringLiteral(TIDEWATCH_BINARY), {QStringLiteral("--headless"), QStringLiteral("--source"),
+                                                QStringLiteral("sqlite:") + db(), QStringLiteral("--watch"),
+                                                QStringLiteral("orders"), QStringLiteral("--journal"),
+                                                blocker.fileName() + QStringLiteral("/journal.sqlite")});
+    QVERIFY(p.waitForFinished(20000));
+    QVERIFY(p.exitCode() != 0);
+    const QString err = QString::fromUtf8(p.readAllStandardError());
+    QVERIFY2(err.contains(QLatin1String("Cannot create")) && !err.contains(QLatin1String("in use")), qPrintable(err));
 }
 
 QTEST_GUILESS_MAIN(TestHeadless)

@@ -236,6 +236,9 @@ void TestSqliteSource::missingAndForeignFilesAreClearErrors()
     QVERIFY2(error.contains(QLatin1String("not an SQLite database")), qPrintable(error));
     QVERIFY(!Source::create(QStringLiteral("x"), QStringLiteral("ftp://example"), &error));
     QVERIFY2(error.contains(QLatin1String("Unsupported source URI")), qPrintable(error));
+    QVERIFY(!Source::create(QStringLiteral("x"), QStringLiteral("postgresql://app:hunter2@db/shop"), &error));
+    QVERIFY2(error.contains(QLatin1String("not in this version")) && !error.contains(QLatin1String("hunter2")),
+             qPrintable(error));
 }
 
 void TestSqliteSource::neverWritesToTheWatchedFile()

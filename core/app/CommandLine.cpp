@@ -45,7 +45,7 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
     *exitNow = false;
     QCommandLineParser p;
     p.setApplicationDescription(QStringLiteral(
-        "Watch databases change, live: MongoDB change streams, PostgreSQL and SQLite, filtered and shared over "
+        "Watch databases change, live: MongoDB change streams and SQLite files, filtered and shared over "
         "Server-Sent Events."));
     const QCommandLineOption help(QStringList{QStringLiteral("h"), QStringLiteral("help")},
                                   QStringLiteral("Show this help."));
@@ -58,14 +58,14 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
                                       QStringLiteral("Demo writer changes per second (default 20)."),
                                       QStringLiteral("N"));
     const QCommandLineOption source(QStringLiteral("source"),
-                                    QStringLiteral("Source URI: sqlite:PATH, mongodb://…, postgresql://…"),
+                                    QStringLiteral("Source URI: sqlite:PATH, mongodb://… or mongodb+srv://…"),
                                     QStringLiteral("URI"));
     const QCommandLineOption sourceId(QStringLiteral("source-id"),
                                       QStringLiteral("Name of the source (default: from the URI)."),
                                       QStringLiteral("NAME"));
     const QCommandLineOption watch(QStringLiteral("watch"),
-                                   QStringLiteral("Namespace to watch: a table (SQLite), schema.table (PostgreSQL), "
-                                                  "db.coll (MongoDB). Repeatable."),
+                                   QStringLiteral("Namespace to watch: a table (SQLite), db.coll, a whole db (MongoDB). "
+                                                  "Repeatable."),
                                    QStringLiteral("NS"));
     const QCommandLineOption filter(QStringLiteral("filter"),
                                     QStringLiteral("MongoDB-style filter on the change event, as JSON."),

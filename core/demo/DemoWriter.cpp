@@ -190,13 +190,18 @@ void DemoWriter::run()
                          .arg(ts));
         } else if (dice < 75) {
             const qint64 customers = std::max<qint64>(1, scalar(db, "SELECT max(id) FROM customers"));
-            static const char* const kinds[] = {"order_shipped", "payment_received", "price_drop", "back_in_stock"};
-            const QString kind = QLatin1String(pick(rng, kinds));
+            static const struct {
+                const char* kind;
+                const char* message;
+            } notes[] = {{"order_shipped", "Your order is on its way"},
+                         {"payment_received", "We received your payment, thank you"},
+                         {"price_drop", "An item on your wishlist is now cheaper"},
+                         {"back_in_stock", "An item you wanted is back in stock"}};
+            const auto& note = notes[rng.bounded(4)];
             runSql(db, QStringLiteral("INSERT INTO notifications(customer_id, kind, message, created_at) "
-                                    "VALUES(%1, %2, %3, %4)")
-                         .arg(1 + rng.bounded(customers))
-                         .arg(quote(kind), quote(QStringLiteral("Your %1 update").arg(kind).replace(QLatin1Char('_'), QLatin1Char(' '))),
-                              ts));
+                                      "VALUES(%1, %2, %3, %4)")
+                           .arg(1 + rng.bounded(customers))
+                           .arg(quote(QLatin1String(note.kind)), quote(QLatin1String(note.message)), ts));
         } else if (dice < 87) {
             runSql(db, QStringLiteral("UPDATE notifications SET read = 1 WHERE id = (SELECT id FROM notifications "
                                     "WHERE read = 0 ORDER BY random() LIMIT 1)"));

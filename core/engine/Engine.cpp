@@ -4,6 +4,7 @@
 
 #include <QCoreApplication>
 #include <QDateTime>
+#include <QDir>
 #include <QFileInfo>
 #include <QLockFile>
 #include <QLoggingCategory>
@@ -46,17 +47,24 @@ bool Engine::start(QString* error)
         return true;
     // One writer per journal: two engines appending to one file would interleave
     // sequence ids.
+    // The data folder does not exist on a first run.
+    QDir().mkpath(QFileInfo(m_options.journalPath).absolutePath());
     m_lock = std::make_unique<QLockFile>(m_options.journalPath + QStringLiteral(".lock"));
     m_lock->setStaleLockTime(0);
     if (!m_lock->tryLock(100)) {
-        qint64 pid = 0;
-        QString host, app;
-        m_lock->getLockInfo(&pid, &host, &app);
-        if (error)
-            *error = QStringLiteral("The journal %1 is in use by another Tidewatch (process %2). Close it, or pass "
-                                    "--journal FILE to use another journal.")
-                         .arg(m_options.journalPath)
-                         .arg(pid);
+        if (error) {
+            qint64 pid = 0;
+            QString host, app;
+            if (m_lock->error() == QLockFile::LockFailedError && m_lock->getLockInfo(&pid, &host, &app))
+                *error = QStringLiteral("The journal %1 is in use by another Tidewatch (process %2). Close it, or "
+                                        "pass --journal FILE to use another journal.")
+                             .arg(m_options.journalPath)
+                             .arg(pid);
+            else
+                *error = QStringLiteral("Cannot create %1.lock: check that the folder exists and is writable, or "
+                                        "pass --journal FILE to put the journal elsewhere.")
+                             .arg(m_options.journalPath);
+        }
         m_lock.reset();
         return false;
     }

@@ -56,10 +56,15 @@ Source* Source::create(const QString& id, const QString& uri, QString* error)
     if (uri.startsWith(QLatin1String("sqlite:")) || uri.endsWith(QLatin1String(".sqlite"))
         || uri.endsWith(QLatin1String(".db")) || uri.endsWith(QLatin1String(".sqlite3")))
         return SqliteSource::create(id, uri, error);
-    if (error)
-        *error = QStringLiteral("Unsupported source URI \"%1\": use sqlite:PATH, mongodb://HOST[:PORT] or "
-                                "postgresql://HOST/DB.")
-                     .arg(redactUri(uri));
+    if (error) {
+        if (uri.startsWith(QLatin1String("postgres")))
+            *error = QStringLiteral("PostgreSQL sources (%1) are not in this version of Tidewatch yet; watch "
+                                    "SQLite files (sqlite:PATH) or MongoDB (mongodb://HOST[:PORT]).")
+                         .arg(redactUri(uri));
+        else
+            *error = QStringLiteral("Unsupported source URI \"%1\": use sqlite:PATH or mongodb://HOST[:PORT].")
+                         .arg(redactUri(uri));
+    }
     return nullptr;
 }
 
