@@ -155,7 +155,8 @@ int HeadlessRunner::start() {
     connect(
         m_engine.get(), &Engine::watchReady, this,
         [](const QString& id, const Namespace& ns) {
-            logLine(QStringLiteral("ready: %1 in %2 (every change from now on is reported)").arg(ns.toString(), id));
+            logLine(QStringLiteral("ready: %1 in %2 (every change from now on is reported)")
+                        .arg(ns.toString(), id));
         },
         Qt::QueuedConnection);
     connect(

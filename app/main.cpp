@@ -3,13 +3,12 @@
 
 #include "Gui.h"
 
-#include <QApplication>
-#include <QCoreApplication>
 #include <cstdio>
 #include <memory>
+#include <QApplication>
+#include <QCoreApplication>
 
-int main(int argc, char** argv)
-{
+int main(int argc, char** argv) {
     QCoreApplication::setOrganizationName(QStringLiteral("Tidewatch"));
     QCoreApplication::setApplicationName(QStringLiteral("tidewatch"));
     QCoreApplication::setApplicationVersion(QStringLiteral(TIDEWATCH_VERSION));

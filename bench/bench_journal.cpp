@@ -5,16 +5,15 @@
 #include "engine/Engine.h"
 #include "journal/Journal.h"
 
+#include <cstdio>
 #include <QCoreApplication>
 #include <QElapsedTimer>
 #include <QSignalSpy>
 #include <QTemporaryDir>
-#include <cstdio>
 
 using namespace tw;
 
-static ChangeEvent event1k(int i)
-{
+static ChangeEvent event1k(int i) {
     ChangeEvent e;
     e.setSourceId(QStringLiteral("bench"));
     e.setNs(Namespace{QStringLiteral("shop"), QStringLiteral("orders")});
@@ -33,8 +32,7 @@ static ChangeEvent event1k(int i)
     return e;
 }
 
-int main(int argc, char** argv)
-{
+int main(int argc, char** argv) {
     QCoreApplication app(argc, argv);
     const int total = argc > 1 ? atoi(argv[1]) : 500000;
     const int batchSize = argc > 2 ? atoi(argv[2]) : 1000;

@@ -3,6 +3,10 @@
 // Starts the real `tidewatch --headless` on a table of `rows` rows, updates random
 // rows at `rate` commits/s from this process (each commit stamps the row with a
 // counter), reads the NDJSON from the child's stdout and reports p50/p99/max latency.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <QCoreApplication>
 #include <QElapsedTimer>
 #include <QJsonDocument>
@@ -11,10 +15,6 @@
 #include <QRandomGenerator>
 #include <QTemporaryDir>
 #include <QThread>
-#include <algorithm>
-#include <atomic>
-#include <chrono>
-#include <cstdio>
 #include <thread>
 #include <vector>
 
@@ -22,8 +22,7 @@
 
 using Clock = std::chrono::steady_clock;
 
-int main(int argc, char** argv)
-{
+int main(int argc, char** argv) {
     QCoreApplication app(argc, argv);
     const QStringList args = app.arguments();
     const bool capture = args.contains(QStringLiteral("--capture"));
@@ -37,21 +36,26 @@ int main(int argc, char** argv)
     const QByteArray path = dir.filePath(QStringLiteral("bench.sqlite")).toUtf8();
     sqlite3* db = nullptr;
     sqlite3_open(path.constData(), &db);
-    sqlite3_exec(db,
-                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
-                 "CREATE TABLE t(id INTEGER PRIMARY KEY, stamp INTEGER, name TEXT, amount REAL);"
-                 "BEGIN;"
-                 "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000000) "
-                 "INSERT INTO t(id, stamp, name, amount) SELECT i, 0, 'customer ' || i, i * 1.5 FROM n LIMIT "
-                     + QByteArray::number(rows) + "; COMMIT;",
-                 nullptr, nullptr, nullptr);
+    sqlite3_exec(
+        db,
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, stamp INTEGER, name TEXT, amount REAL);"
+        "BEGIN;"
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000000) "
+        "INSERT INTO t(id, stamp, name, amount) SELECT i, 0, 'customer ' || i, i * 1.5 FROM n LIMIT " +
+            QByteArray::number(rows) + "; COMMIT;",
+        nullptr, nullptr, nullptr);
     // Keep the benchmark's own timestamps; the child process has its own clock.
     std::vector<Clock::time_point> committedAt(size_t(rate) * seconds + 10);
 
     QProcess child;
-    QStringList childArgs{QStringLiteral("--headless"), QStringLiteral("--source"),
-                          QStringLiteral("sqlite:") + QString::fromUtf8(path), QStringLiteral("--watch"),
-                          QStringLiteral("t"), QStringLiteral("--journal"), dir.filePath(QStringLiteral("j.sqlite"))};
+    QStringList childArgs{QStringLiteral("--headless"),
+                          QStringLiteral("--source"),
+                          QStringLiteral("sqlite:") + QString::fromUtf8(path),
+                          QStringLiteral("--watch"),
+                          QStringLiteral("t"),
+                          QStringLiteral("--journal"),
+                          dir.filePath(QStringLiteral("j.sqlite"))};
     if (capture)
         childArgs << QStringLiteral("--capture");
     qputenv("TIDEWATCH_DATA_DIR", dir.filePath(QStringLiteral("data")).toLocal8Bit());
@@ -99,14 +103,15 @@ int main(int argc, char** argv)
         while ((nl = buffer.indexOf('\n')) >= 0) {
             const QJsonObject o = QJsonDocument::fromJson(buffer.left(nl)).object();
             buffer.remove(0, nl + 1);
-            const int stamp = o.value(QLatin1String("fullDocument")).toObject().value(QLatin1String("stamp")).toInt();
+            const int stamp =
+                o.value(QLatin1String("fullDocument")).toObject().value(QLatin1String("stamp")).toInt();
             if (stamp <= 0 || stamp > expected)
                 continue;
             // The change can reach us before the writer thread has noted its commit time.
             while (written.load() < stamp)
                 std::this_thread::yield();
-            latencies.push_back(
-                std::max(0.0, std::chrono::duration<double, std::milli>(now - committedAt[size_t(stamp)]).count()));
+            latencies.push_back(std::max(
+                0.0, std::chrono::duration<double, std::milli>(now - committedAt[size_t(stamp)]).count()));
         }
     }
     writer->wait();
@@ -116,10 +121,13 @@ int main(int argc, char** argv)
     sqlite3_close(db);
 
     std::sort(latencies.begin(), latencies.end());
-    auto pct = [&](double p) { return latencies.empty() ? 0.0 : latencies[size_t(p * double(latencies.size() - 1))]; };
-    std::printf("sqlite source%s: %d rows, %d commits/s for %d s; %zu of %d changes seen on the headless output\n",
-                capture ? " (capture mode)" : "", rows, rate, seconds, latencies.size(), expected);
-    std::printf("  commit -> headless stdout latency: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", pct(0.5), pct(0.99),
-                latencies.empty() ? 0.0 : latencies.back());
+    auto pct = [&](double p) {
+        return latencies.empty() ? 0.0 : latencies[size_t(p * double(latencies.size() - 1))];
+    };
+    std::printf(
+        "sqlite source%s: %d rows, %d commits/s for %d s; %zu of %d changes seen on the headless output\n",
+        capture ? " (capture mode)" : "", rows, rate, seconds, latencies.size(), expected);
+    std::printf("  commit -> headless stdout latency: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", pct(0.5),
+                pct(0.99), latencies.empty() ? 0.0 : latencies.back());
     return 0;
 }

@@ -24,17 +24,16 @@ private:
     std::unique_ptr<QTemporaryDir> m_dir;
 };
 
-void TestEngine::init()
-{
+void TestEngine::init() {
     m_dir = std::make_unique<QTemporaryDir>();
-    QCOMPARE(runSqlite3(db(), QStringLiteral("PRAGMA journal_mode=WAL;"
-                                              "CREATE TABLE orders(id INTEGER PRIMARY KEY, status TEXT, total REAL);"
-                                              "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT, tier TEXT);")),
+    QCOMPARE(runSqlite3(db(), QStringLiteral(
+                                  "PRAGMA journal_mode=WAL;"
+                                  "CREATE TABLE orders(id INTEGER PRIMARY KEY, status TEXT, total REAL);"
+                                  "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT, tier TEXT);")),
              QString());
 }
 
-static Subscription makeSub(const QString& id, const QString& coll, const char* filter)
-{
+static Subscription makeSub(const QString& id, const QString& coll, const char* filter) {
     Subscription s;
     s.id = id;
     s.name = id;
@@ -46,14 +45,14 @@ static Subscription makeSub(const QString& id, const QString& coll, const char* 
     return s;
 }
 
-void TestEngine::writerToFilteredSubscriptions()
-{
+void TestEngine::writerToFilteredSubscriptions() {
     EngineFixture f(journal());
     QVERIFY(f.start());
-    f.engine->addSubscription(makeSub(QStringLiteral("paid"), QStringLiteral("orders"),
-                                      R"({"operationType": "update", "updateDescription.updatedFields.status": "paid"})"));
-    f.engine->addSubscription(makeSub(QStringLiteral("big"), QStringLiteral("orders"),
-                                      R"({"fullDocument.total": {"$gte": 100}})"));
+    f.engine->addSubscription(
+        makeSub(QStringLiteral("paid"), QStringLiteral("orders"),
+                R"({"operationType": "update", "updateDescription.updatedFields.status": "paid"})"));
+    f.engine->addSubscription(
+        makeSub(QStringLiteral("big"), QStringLiteral("orders"), R"({"fullDocument.total": {"$gte": 100}})"));
     f.engine->addSubscription(makeSub(QStringLiteral("gold"), QStringLiteral("customers"),
                                       R"({"fullDocument.tier": {"$in": ["gold", "platinum"]}})"));
     f.engine->addSubscription(makeSub(QStringLiteral("all"), QString(), "{}"));
@@ -62,12 +61,14 @@ void TestEngine::writerToFilteredSubscriptions()
     f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("customers")});
     QTRY_VERIFY_WITH_TIMEOUT(!f.ready.isEmpty(), 10000);
 
-    QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('pending', 50), ('pending', 150);"
-                                              "INSERT INTO customers(name,tier) VALUES('Ada','gold'), ('Bo','standard');")),
+    QCOMPARE(runSqlite3(
+                 db(),
+                 QStringLiteral("INSERT INTO orders(status,total) VALUES('pending', 50), ('pending', 150);"
+                                "INSERT INTO customers(name,tier) VALUES('Ada','gold'), ('Bo','standard');")),
              QString());
     QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 4, 10000);
     QCOMPARE(runSqlite3(db(), QStringLiteral("UPDATE orders SET status='paid' WHERE id=1;"
-                                              "UPDATE orders SET status='shipped' WHERE id=2;")),
+                                             "UPDATE orders SET status='shipped' WHERE id=2;")),
              QString());
     QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 6, 10000);
 
@@ -77,22 +78,25 @@ void TestEngine::writerToFilteredSubscriptions()
     // total >= 100: the insert of order 2 and its update (fullDocument carries the row)
     QCOMPARE(f.routed.value(QStringLiteral("big")).size(), 2);
     QCOMPARE(f.routed.value(QStringLiteral("gold")).size(), 1);
-    QCOMPARE(fieldJson(f.routed.value(QStringLiteral("gold"))[0].fullDocument(), "name"), QStringLiteral("\"Ada\""));
+    QCOMPARE(fieldJson(f.routed.value(QStringLiteral("gold"))[0].fullDocument(), "name"),
+             QStringLiteral("\"Ada\""));
     QVERIFY(f.seqStrictlyIncreasing());
     // Routed events are the same shared objects as the committed ones: rendered once.
     QCOMPARE(f.routed.value(QStringLiteral("paid"))[0].toJson().constData(),
              std::find_if(f.events.cbegin(), f.events.cend(),
-                          [&](const ChangeEvent& e) { return e.seq() == f.routed.value(QStringLiteral("paid"))[0].seq(); })
+                          [&](const ChangeEvent& e) {
+                              return e.seq() == f.routed.value(QStringLiteral("paid"))[0].seq();
+                          })
                  ->toJson()
                  .constData());
 }
 
-void TestEngine::subscriptionsSurviveRestart()
-{
+void TestEngine::subscriptionsSurviveRestart() {
     {
         EngineFixture f(journal());
         QVERIFY(f.start());
-        f.engine->addSubscription(makeSub(QStringLiteral("keep"), QStringLiteral("orders"), R"({"operationType": "insert"})"));
+        f.engine->addSubscription(
+            makeSub(QStringLiteral("keep"), QStringLiteral("orders"), R"({"operationType": "insert"})"));
         Subscription adhoc = makeSub(QStringLiteral("adhoc"), QStringLiteral("orders"), "{}");
         adhoc.persistent = false;
         f.engine->addSubscription(adhoc);
@@ -116,25 +120,26 @@ void TestEngine::subscriptionsSurviveRestart()
     QVERIFY(!f.engine->subscription(QStringLiteral("keep")).has_value());
 }
 
-void TestEngine::gapReachesEverySubscriptionOfItsNamespace()
-{
+void TestEngine::gapReachesEverySubscriptionOfItsNamespace() {
     EngineFixture f(journal());
     QVERIFY(f.start());
-    f.engine->addSubscription(makeSub(QStringLiteral("inserts"), QStringLiteral("orders"), R"({"operationType": "insert"})"));
+    f.engine->addSubscription(
+        makeSub(QStringLiteral("inserts"), QStringLiteral("orders"), R"({"operationType": "insert"})"));
     f.engine->addSubscription(makeSub(QStringLiteral("customers"), QStringLiteral("customers"), "{}"));
     ChangeBatch b;
     b.sourceId = QStringLiteral("shop");
-    b.events = {ChangeEvent::makeGap(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")},
+    b.events = {ChangeEvent::makeGap(QStringLiteral("shop"),
+                                     Namespace{QStringLiteral("main"), QStringLiteral("orders")},
                                      QStringLiteral("history lost"))};
     f.engine->submit(b);
     QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1, 10000);
     QCOMPARE(f.routed.value(QStringLiteral("inserts")).size(), 1); // a gap passes any filter of its namespace
     QCOMPARE(f.routed.value(QStringLiteral("customers")).size(), 0);
-    QCOMPARE(parseJson(f.events[0].toJson()).value(QLatin1String("reason")).toString(), QStringLiteral("history lost"));
+    QCOMPARE(parseJson(f.events[0].toJson()).value(QLatin1String("reason")).toString(),
+             QStringLiteral("history lost"));
 }
 
-void TestEngine::journalWriteFailureIsRetriedWithoutLoss()
-{
+void TestEngine::journalWriteFailureIsRetriedWithoutLoss() {
     EngineFixture f(journal());
     QVERIFY(f.start());
     QSignalSpy failed(f.engine.get(), &Engine::journalFailed);
@@ -163,8 +168,7 @@ void TestEngine::journalWriteFailureIsRetriedWithoutLoss()
         QCOMPARE(fieldJson(f.events[i].documentKey(), "_id"), QString::number(i));
 }
 
-void TestEngine::secondEngineOnTheSameJournalIsRefused()
-{
+void TestEngine::secondEngineOnTheSameJournalIsRefused() {
     EngineFixture first(journal());
     QVERIFY(first.start());
     EngineFixture second(journal());
@@ -173,8 +177,7 @@ void TestEngine::secondEngineOnTheSameJournalIsRefused()
     QVERIFY2(error.contains(QLatin1String("in use by another Tidewatch")), qPrintable(error));
 }
 
-void TestEngine::groupCommitSharesOneTransaction()
-{
+void TestEngine::groupCommitSharesOneTransaction() {
     EngineFixture f(journal());
     QVERIFY(f.start());
     // Batches queued back to back reach the engine together and commit together.

@@ -20,20 +20,24 @@ private Q_SLOTS:
     void roundTripsThroughTheParser();
 };
 
-void TestExtendedJson::agreesWithLibbson_data()
-{
+void TestExtendedJson::agreesWithLibbson_data() {
     QTest::addColumn<QByteArray>("canonical");
-    QTest::newRow("numbers") << QByteArray(R"({"i": {"$numberInt": "-7"}, "l": {"$numberLong": "9007199254740993"}, "d": {"$numberDouble": "3.25"}, "z": {"$numberDouble": "20.0"}})");
-    QTest::newRow("strings") << QByteArray(R"({"s": "plain", "q": "quote \" back \\ slash", "c": "tab\tnl\ncr\r\u0001", "u": "é中😀"})");
-    QTest::newRow("nesting") << QByteArray(R"({"a": [1, [2, {"b": null}], {"c": true, "d": false}], "e": {}, "f": []})");
-    QTest::newRow("oid date ts") << QByteArray(R"({"o": {"$oid": "5f1a2b3c4d5e6f7081920a1b"}, "t": {"$date": {"$numberLong": "1763800000123"}}, "ts": {"$timestamp": {"t": 1700000000, "i": 3}}})");
-    QTest::newRow("binary regex decimal") << QByteArray(R"({"b": {"$binary": {"base64": "AAEC/w==", "subType": "04"}}, "r": {"$regularExpression": {"pattern": "^a.*\"", "options": "im"}}, "n": {"$numberDecimal": "1.5E+3"}})");
+    QTest::newRow("numbers") << QByteArray(
+        R"({"i": {"$numberInt": "-7"}, "l": {"$numberLong": "9007199254740993"}, "d": {"$numberDouble": "3.25"}, "z": {"$numberDouble": "20.0"}})");
+    QTest::newRow("strings") << QByteArray(
+        R"({"s": "plain", "q": "quote \" back \\ slash", "c": "tab\tnl\ncr\r\u0001", "u": "é中😀"})");
+    QTest::newRow("nesting") << QByteArray(
+        R"({"a": [1, [2, {"b": null}], {"c": true, "d": false}], "e": {}, "f": []})");
+    QTest::newRow("oid date ts") << QByteArray(
+        R"({"o": {"$oid": "5f1a2b3c4d5e6f7081920a1b"}, "t": {"$date": {"$numberLong": "1763800000123"}}, "ts": {"$timestamp": {"t": 1700000000, "i": 3}}})");
+    QTest::newRow("binary regex decimal") << QByteArray(
+        R"({"b": {"$binary": {"base64": "AAEC/w==", "subType": "04"}}, "r": {"$regularExpression": {"pattern": "^a.*\"", "options": "im"}}, "n": {"$numberDecimal": "1.5E+3"}})");
     QTest::newRow("keys that need escaping") << QByteArray(R"({"we\"ird": 1, "new\nline": 2})");
-    QTest::newRow("min max undefined code") << QByteArray(R"json({"min": {"$minKey": 1}, "max": {"$maxKey": 1}, "u": {"$undefined": true}, "c": {"$code": "x()"}})json");
+    QTest::newRow("min max undefined code") << QByteArray(
+        R"json({"min": {"$minKey": 1}, "max": {"$maxKey": 1}, "u": {"$undefined": true}, "c": {"$code": "x()"}})json");
 }
 
-void TestExtendedJson::agreesWithLibbson()
-{
+void TestExtendedJson::agreesWithLibbson() {
     QFETCH(QByteArray, canonical);
     QString error;
     const Bson doc = Bson::fromJson(canonical, &error);
@@ -52,25 +56,33 @@ void TestExtendedJson::agreesWithLibbson()
     QCOMPARE(a, b);
 }
 
-void TestExtendedJson::exactForms_data()
-{
+void TestExtendedJson::exactForms_data() {
     QTest::addColumn<QByteArray>("canonical");
     QTest::addColumn<QByteArray>("relaxed");
-    QTest::newRow("integral double keeps .0") << QByteArray(R"({"d": {"$numberDouble": "20.0"}})") << QByteArray(R"({"d":20.0})");
-    QTest::newRow("shortest double") << QByteArray(R"({"d": {"$numberDouble": "0.1"}})") << QByteArray(R"({"d":0.1})");
-    QTest::newRow("negative zero") << QByteArray(R"({"d": {"$numberDouble": "-0.0"}})") << QByteArray(R"({"d":{"$numberDouble":"-0.0"}})");
-    QTest::newRow("infinity") << QByteArray(R"({"d": {"$numberDouble": "-Infinity"}})") << QByteArray(R"({"d":{"$numberDouble":"-Infinity"}})");
-    QTest::newRow("nan") << QByteArray(R"({"d": {"$numberDouble": "NaN"}})") << QByteArray(R"({"d":{"$numberDouble":"NaN"}})");
-    QTest::newRow("date with ms") << QByteArray(R"({"t": {"$date": {"$numberLong": "1763800000123"}}})") << QByteArray(R"({"t":{"$date":"2025-11-22T08:26:40.123Z"}})");
-    QTest::newRow("date epoch") << QByteArray(R"({"t": {"$date": {"$numberLong": "0"}}})") << QByteArray(R"({"t":{"$date":"1970-01-01T00:00:00Z"}})");
-    QTest::newRow("date leap day") << QByteArray(R"({"t": {"$date": {"$numberLong": "951782400000"}}})") << QByteArray(R"({"t":{"$date":"2000-02-29T00:00:00Z"}})");
-    QTest::newRow("date before 1970") << QByteArray(R"({"t": {"$date": {"$numberLong": "-1"}}})") << QByteArray(R"({"t":{"$date":{"$numberLong":"-1"}}})");
-    QTest::newRow("int64 relaxed") << QByteArray(R"({"l": {"$numberLong": "-9223372036854775808"}})") << QByteArray(R"({"l":-9223372036854775808})");
+    QTest::newRow("integral double keeps .0")
+        << QByteArray(R"({"d": {"$numberDouble": "20.0"}})") << QByteArray(R"({"d":20.0})");
+    QTest::newRow("shortest double") << QByteArray(R"({"d": {"$numberDouble": "0.1"}})")
+                                     << QByteArray(R"({"d":0.1})");
+    QTest::newRow("negative zero") << QByteArray(R"({"d": {"$numberDouble": "-0.0"}})")
+                                   << QByteArray(R"({"d":{"$numberDouble":"-0.0"}})");
+    QTest::newRow("infinity") << QByteArray(R"({"d": {"$numberDouble": "-Infinity"}})")
+                              << QByteArray(R"({"d":{"$numberDouble":"-Infinity"}})");
+    QTest::newRow("nan") << QByteArray(R"({"d": {"$numberDouble": "NaN"}})")
+                         << QByteArray(R"({"d":{"$numberDouble":"NaN"}})");
+    QTest::newRow("date with ms") << QByteArray(R"({"t": {"$date": {"$numberLong": "1763800000123"}}})")
+                                  << QByteArray(R"({"t":{"$date":"2025-11-22T08:26:40.123Z"}})");
+    QTest::newRow("date epoch") << QByteArray(R"({"t": {"$date": {"$numberLong": "0"}}})")
+                                << QByteArray(R"({"t":{"$date":"1970-01-01T00:00:00Z"}})");
+    QTest::newRow("date leap day") << QByteArray(R"({"t": {"$date": {"$numberLong": "951782400000"}}})")
+                                   << QByteArray(R"({"t":{"$date":"2000-02-29T00:00:00Z"}})");
+    QTest::newRow("date before 1970") << QByteArray(R"({"t": {"$date": {"$numberLong": "-1"}}})")
+                                      << QByteArray(R"({"t":{"$date":{"$numberLong":"-1"}}})");
+    QTest::newRow("int64 relaxed") << QByteArray(R"({"l": {"$numberLong": "-9223372036854775808"}})")
+                                   << QByteArray(R"({"l":-9223372036854775808})");
     QTest::newRow("control char") << QByteArray(R"({"s": "a\u001fb"})") << QByteArray(R"({"s":"a\u001fb"})");
 }
 
-void TestExtendedJson::exactForms()
-{
+void TestExtendedJson::exactForms() {
     QFETCH(QByteArray, canonical);
     QFETCH(QByteArray, relaxed);
     QString error;
@@ -79,8 +91,7 @@ void TestExtendedJson::exactForms()
     QCOMPARE(doc.toJson(), relaxed);
 }
 
-void TestExtendedJson::invalidUtf8BecomesReplacementCharacter()
-{
+void TestExtendedJson::invalidUtf8BecomesReplacementCharacter() {
     bson_t doc = BSON_INITIALIZER;
     const char bad[] = {'o', 'k', char(0xff), char(0xc3), '"'};
     bson_append_utf8(&doc, "s", 1, bad, sizeof bad);
@@ -94,9 +105,9 @@ void TestExtendedJson::invalidUtf8BecomesReplacementCharacter()
     QVERIFY(parsed.object().value(QLatin1String("s")).toString().endsWith(QLatin1Char('"')));
 }
 
-void TestExtendedJson::roundTripsThroughTheParser()
-{
-    const QByteArray canonical = R"({"a": {"$numberLong": "5000000000"}, "b": [1.5, "x", {"c": {"$oid": "5f1a2b3c4d5e6f7081920a1b"}}], "t": {"$date": {"$numberLong": "1763800000123"}}})";
+void TestExtendedJson::roundTripsThroughTheParser() {
+    const QByteArray canonical =
+        R"({"a": {"$numberLong": "5000000000"}, "b": [1.5, "x", {"c": {"$oid": "5f1a2b3c4d5e6f7081920a1b"}}], "t": {"$date": {"$numberLong": "1763800000123"}}})";
     const Bson doc = Bson::fromJson(canonical);
     const Bson again = Bson::fromJson(doc.toJson());
     QVERIFY(!again.isAbsent());

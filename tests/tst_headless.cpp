@@ -33,21 +33,20 @@ private:
     QByteArray m_pending;
 };
 
-void TestHeadless::init()
-{
+void TestHeadless::init() {
     m_dir = std::make_unique<QTemporaryDir>();
     m_pending.clear();
     qputenv("TIDEWATCH_DATA_DIR", m_dir->filePath(QStringLiteral("data")).toLocal8Bit());
-    QCOMPARE(runSqlite3(db(), QStringLiteral("PRAGMA journal_mode=WAL;"
-                                              "CREATE TABLE orders(id INTEGER PRIMARY KEY, status TEXT, total REAL);"
-                                              "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT);")),
+    QCOMPARE(runSqlite3(db(),
+                        QStringLiteral("PRAGMA journal_mode=WAL;"
+                                       "CREATE TABLE orders(id INTEGER PRIMARY KEY, status TEXT, total REAL);"
+                                       "CREATE TABLE customers(id INTEGER PRIMARY KEY, name TEXT);")),
              QString());
 }
 
-void TestHeadless::startHeadless(QProcess& p, const QStringList& extra)
-{
-    QStringList args{QStringLiteral("--headless"), QStringLiteral("--source"), QStringLiteral("sqlite:") + db(),
-                     QStringLiteral("--journal"), journal()};
+void TestHeadless::startHeadless(QProcess& p, const QStringList& extra) {
+    QStringList args{QStringLiteral("--headless"), QStringLiteral("--source"),
+                     QStringLiteral("sqlite:") + db(), QStringLiteral("--journal"), journal()};
     args += extra;
     p.setProcessChannelMode(QProcess::SeparateChannels);
     p.start(QStringLiteral(TIDEWATCH_BINARY), args);
@@ -64,14 +63,13 @@ void TestHeadless::startHeadless(QProcess& p, const QStringList& extra)
 }
 
 #define START_HEADLESS(p, args)                                                                              \
-    do {                                                                                                       \
-        startHeadless(p, args);                                                                                \
-        if (QTest::currentTestFailed())                                                                        \
-            return;                                                                                            \
+    do {                                                                                                     \
+        startHeadless(p, args);                                                                              \
+        if (QTest::currentTestFailed())                                                                      \
+            return;                                                                                          \
     } while (false)
 
-QList<QJsonObject> TestHeadless::readLines(QProcess& p, int count)
-{
+QList<QJsonObject> TestHeadless::readLines(QProcess& p, int count) {
     QList<QJsonObject> out;
     QElapsedTimer timer;
     timer.start();
@@ -93,26 +91,30 @@ QList<QJsonObject> TestHeadless::readLines(QProcess& p, int count)
     return out;
 }
 
-void TestHeadless::filteredNdjsonLineByLine()
-{
+void TestHeadless::filteredNdjsonLineByLine() {
     QProcess p;
-    START_HEADLESS(p, (QStringList{QStringLiteral("--watch"), QStringLiteral("orders"), QStringLiteral("--filter"),
-                      QStringLiteral(R"({"operationType": {"$in": ["insert", "delete"]}, "ns.coll": "orders"})")}));
+    START_HEADLESS(
+        p, (QStringList{
+               QStringLiteral("--watch"), QStringLiteral("orders"), QStringLiteral("--filter"),
+               QStringLiteral(R"({"operationType": {"$in": ["insert", "delete"]}, "ns.coll": "orders"})")}));
     QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('new', 5);"
-                                              "INSERT INTO customers(name) VALUES('not watched');")),
+                                             "INSERT INTO customers(name) VALUES('not watched');")),
              QString());
     // Diff mode reports the state at each scan: wait for the insert before changing the
     // row again, or insert and update may rightly arrive as one insert of the new state.
     QList<QJsonObject> lines = readLines(p, 1);
     QCOMPARE(lines.size(), 1);
-    QCOMPARE(runSqlite3(db(), QStringLiteral("UPDATE orders SET status='paid' WHERE id=1")), QString()); // filtered out
+    QCOMPARE(runSqlite3(db(), QStringLiteral("UPDATE orders SET status='paid' WHERE id=1")),
+             QString()); // filtered out
     QCOMPARE(runSqlite3(db(), QStringLiteral("DELETE FROM orders WHERE id=1")), QString());
     lines += readLines(p, 1);
     QCOMPARE(lines.size(), 2);
     QCOMPARE(lines[0].value(QLatin1String("operationType")).toString(), QStringLiteral("insert"));
-    QCOMPARE(lines[0].value(QLatin1String("ns")).toObject().value(QLatin1String("coll")).toString(), QStringLiteral("orders"));
-    QCOMPARE(lines[0].value(QLatin1String("fullDocument")).toObject().value(QLatin1String("status")).toString(),
-             QStringLiteral("new"));
+    QCOMPARE(lines[0].value(QLatin1String("ns")).toObject().value(QLatin1String("coll")).toString(),
+             QStringLiteral("orders"));
+    QCOMPARE(
+        lines[0].value(QLatin1String("fullDocument")).toObject().value(QLatin1String("status")).toString(),
+        QStringLiteral("new"));
     QCOMPARE(lines[1].value(QLatin1String("operationType")).toString(), QStringLiteral("delete"));
     const double seq0 = lines[0].value(QLatin1String("seq")).toDouble();
     const double seq1 = lines[1].value(QLatin1String("seq")).toDouble();
@@ -127,21 +129,24 @@ void TestHeadless::filteredNdjsonLineByLine()
     QCOMPARE(m_pending.trimmed(), QByteArray());
 }
 
-void TestHeadless::fromSeqReplaysThenGoesLive()
-{
+void TestHeadless::fromSeqReplaysThenGoesLive() {
     {
         QProcess p;
         START_HEADLESS(p, (QStringList{QStringLiteral("--watch"), QStringLiteral("orders")}));
-        QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('a',1);")), QString());
-        QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('b',2);")), QString());
-        QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('c',3);")), QString());
+        QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('a',1);")),
+                 QString());
+        QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('b',2);")),
+                 QString());
+        QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('c',3);")),
+                 QString());
         QCOMPARE(readLines(p, 3).size(), 3);
         p.terminate();
         QVERIFY(p.waitForFinished(10000));
     }
     m_pending.clear();
     QProcess p;
-    START_HEADLESS(p, (QStringList{QStringLiteral("--watch"), QStringLiteral("orders"), QStringLiteral("--from-seq"), QStringLiteral("2")}));
+    START_HEADLESS(p, (QStringList{QStringLiteral("--watch"), QStringLiteral("orders"),
+                                   QStringLiteral("--from-seq"), QStringLiteral("2")}));
     QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('d',4);")), QString());
     const QList<QJsonObject> lines = readLines(p, 3);
     QCOMPARE(lines.size(), 3);
@@ -149,7 +154,8 @@ void TestHeadless::fromSeqReplaysThenGoesLive()
     QStringList statuses;
     for (const QJsonObject& o : lines) {
         seqs.append(o.value(QLatin1String("seq")).toInt());
-        statuses.append(o.value(QLatin1String("fullDocument")).toObject().value(QLatin1String("status")).toString());
+        statuses.append(
+            o.value(QLatin1String("fullDocument")).toObject().value(QLatin1String("status")).toString());
     }
     QCOMPARE(seqs, (QList<int>{2, 3, 4}));
     QCOMPARE(statuses, (QStringList{QStringLiteral("b"), QStringLiteral("c"), QStringLiteral("d")}));
@@ -157,8 +163,7 @@ void TestHeadless::fromSeqReplaysThenGoesLive()
     QVERIFY(p.waitForFinished(10000));
 }
 
-void TestHeadless::sigtermExitsCleanlyWithJournalCheckpointed()
-{
+void TestHeadless::sigtermExitsCleanlyWithJournalCheckpointed() {
     QProcess p;
     START_HEADLESS(p, (QStringList{QStringLiteral("--watch"), QStringLiteral("orders")}));
     QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('a',1);")), QString());
@@ -174,42 +179,49 @@ void TestHeadless::sigtermExitsCleanlyWithJournalCheckpointed()
     QVERIFY(!QFile::exists(journal() + QStringLiteral(".lock")));
 }
 
-void TestHeadless::badInputGetsOneLineErrorAndNonZeroExit_data()
-{
+void TestHeadless::badInputGetsOneLineErrorAndNonZeroExit_data() {
     QTest::addColumn<QStringList>("args");
     QTest::addColumn<QString>("expected");
     QTest::newRow("missing file") << QStringList{QStringLiteral("--headless"), QStringLiteral("--source"),
-                                                 QStringLiteral("sqlite:/nonexistent/x.sqlite"), QStringLiteral("--watch"),
-                                                 QStringLiteral("t")}
+                                                 QStringLiteral("sqlite:/nonexistent/x.sqlite"),
+                                                 QStringLiteral("--watch"), QStringLiteral("t")}
                                   << QStringLiteral("No SQLite file at /nonexistent/x.sqlite");
-    QTest::newRow("unknown table") << QStringList{QStringLiteral("--headless"), QStringLiteral("--source"), QStringLiteral("DB"),
-                                                  QStringLiteral("--watch"), QStringLiteral("ordres")}
+    QTest::newRow("unknown table") << QStringList{QStringLiteral("--headless"), QStringLiteral("--source"),
+                                                  QStringLiteral("DB"), QStringLiteral("--watch"),
+                                                  QStringLiteral("ordres")}
                                    << QStringLiteral("No table \"ordres\"");
-    QTest::newRow("bad filter json") << QStringList{QStringLiteral("--headless"), QStringLiteral("--source"), QStringLiteral("DB"),
-                                                    QStringLiteral("--watch"), QStringLiteral("orders"),
-                                                    QStringLiteral("--filter"), QStringLiteral("{\"a\": ")}
+    QTest::newRow("bad filter json") << QStringList{QStringLiteral("--headless"), QStringLiteral("--source"),
+                                                    QStringLiteral("DB"),         QStringLiteral("--watch"),
+                                                    QStringLiteral("orders"),     QStringLiteral("--filter"),
+                                                    QStringLiteral("{\"a\": ")}
                                      << QStringLiteral("--filter:");
-    QTest::newRow("bad filter operator") << QStringList{QStringLiteral("--headless"), QStringLiteral("--source"), QStringLiteral("DB"),
-                                                        QStringLiteral("--watch"), QStringLiteral("orders"),
-                                                        QStringLiteral("--filter"),
-                                                        QStringLiteral(R"({"fullDocument.total": {"$gtx": 5}})")}
-                                         << QStringLiteral("fullDocument.total");
-    QTest::newRow("no watch") << QStringList{QStringLiteral("--headless"), QStringLiteral("--source"), QStringLiteral("DB")}
+    QTest::newRow("bad filter operator")
+        << QStringList{QStringLiteral("--headless"),
+                       QStringLiteral("--source"),
+                       QStringLiteral("DB"),
+                       QStringLiteral("--watch"),
+                       QStringLiteral("orders"),
+                       QStringLiteral("--filter"),
+                       QStringLiteral(R"({"fullDocument.total": {"$gtx": 5}})")}
+        << QStringLiteral("fullDocument.total");
+    QTest::newRow("no watch") << QStringList{QStringLiteral("--headless"), QStringLiteral("--source"),
+                                             QStringLiteral("DB")}
                               << QStringLiteral("--source needs at least one --watch");
-    QTest::newRow("unknown option") << QStringList{QStringLiteral("--headless"), QStringLiteral("--frobnicate")}
+    QTest::newRow("unknown option") << QStringList{QStringLiteral("--headless"),
+                                                   QStringLiteral("--frobnicate")}
                                     << QStringLiteral("Unknown option 'frobnicate'");
     QTest::newRow("bad uri") << QStringList{QStringLiteral("--headless"), QStringLiteral("--source"),
-                                            QStringLiteral("ftp://user:secret@host/x"), QStringLiteral("--watch"),
-                                            QStringLiteral("x")}
+                                            QStringLiteral("ftp://user:secret@host/x"),
+                                            QStringLiteral("--watch"), QStringLiteral("x")}
                              << QStringLiteral("Unsupported source URI \"ftp://user:****@host/x\"");
-    QTest::newRow("bad from-seq") << QStringList{QStringLiteral("--headless"), QStringLiteral("--source"), QStringLiteral("DB"),
-                                                 QStringLiteral("--watch"), QStringLiteral("orders"),
-                                                 QStringLiteral("--from-seq"), QStringLiteral("soon")}
+    QTest::newRow("bad from-seq") << QStringList{QStringLiteral("--headless"), QStringLiteral("--source"),
+                                                 QStringLiteral("DB"),         QStringLiteral("--watch"),
+                                                 QStringLiteral("orders"),     QStringLiteral("--from-seq"),
+                                                 QStringLiteral("soon")}
                                   << QStringLiteral("--from-seq needs a sequence id");
 }
 
-void TestHeadless::badInputGetsOneLineErrorAndNonZeroExit()
-{
+void TestHeadless::badInputGetsOneLineErrorAndNonZeroExit() {
     QFETCH(QStringList, args);
     QFETCH(QString, expected);
     for (QString& a : args)
@@ -228,24 +240,24 @@ void TestHeadless::badInputGetsOneLineErrorAndNonZeroExit()
     QCOMPARE(p.readAllStandardOutput(), QByteArray());
 }
 
-void TestHeadless::damagedJournalIsExplainedAndCanBeMovedAside()
-{
+void TestHeadless::damagedJournalIsExplainedAndCanBeMovedAside() {
     {
         QFile f(journal());
         QVERIFY(f.open(QIODevice::WriteOnly));
         f.write(QByteArray(4096, '\x01'));
     }
     QProcess p;
-    p.start(QStringLiteral(TIDEWATCH_BINARY), {QStringLiteral("--headless"), QStringLiteral("--source"),
-                                                QStringLiteral("sqlite:") + db(), QStringLiteral("--watch"),
-                                                QStringLiteral("orders"), QStringLiteral("--journal"), journal()});
+    p.start(QStringLiteral(TIDEWATCH_BINARY),
+            {QStringLiteral("--headless"), QStringLiteral("--source"), QStringLiteral("sqlite:") + db(),
+             QStringLiteral("--watch"), QStringLiteral("orders"), QStringLiteral("--journal"), journal()});
     QVERIFY(p.waitForFinished(20000));
     QCOMPARE(p.exitCode(), 1);
     const QString err = QString::fromUtf8(p.readAllStandardError());
     QVERIFY2(err.contains(QLatin1String("--move-journal-aside")), qPrintable(err));
 
     QProcess again;
-    START_HEADLESS(again, (QStringList{QStringLiteral("--watch"), QStringLiteral("orders"), QStringLiteral("--move-journal-aside")}));
+    START_HEADLESS(again, (QStringList{QStringLiteral("--watch"), QStringLiteral("orders"),
+                                       QStringLiteral("--move-journal-aside")}));
     QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('a',1);")), QString());
     const auto lines = readLines(again, 1);
     QCOMPARE(lines.size(), 1);
@@ -256,42 +268,42 @@ void TestHeadless::damagedJournalIsExplainedAndCanBeMovedAside()
     QCOMPARE(moved.size(), 1);
 }
 
-void TestHeadless::firstRunCreatesTheDataFolder()
-{
+void TestHeadless::firstRunCreatesTheDataFolder() {
     // No --journal, and a data folder that does not exist yet: a new user's first run.
     const QString data = m_dir->filePath(QStringLiteral("fresh/data"));
     qputenv("TIDEWATCH_DATA_DIR", data.toLocal8Bit());
     QProcess p;
-    p.start(QStringLiteral(TIDEWATCH_BINARY), {QStringLiteral("--headless"), QStringLiteral("--source"),
-                                                QStringLiteral("sqlite:") + db(), QStringLiteral("--watch"),
-                                                QStringLiteral("orders")});
+    p.start(QStringLiteral(TIDEWATCH_BINARY),
+            {QStringLiteral("--headless"), QStringLiteral("--source"), QStringLiteral("sqlite:") + db(),
+             QStringLiteral("--watch"), QStringLiteral("orders")});
     QVERIFY(p.waitForStarted());
     QByteArray log;
-    QTRY_VERIFY_WITH_TIMEOUT((log += p.readAllStandardError()).contains("ready: ") || p.state() != QProcess::Running,
-                             20000);
+    QTRY_VERIFY_WITH_TIMEOUT(
+        (log += p.readAllStandardError()).contains("ready: ") || p.state() != QProcess::Running, 20000);
     QVERIFY2(p.state() == QProcess::Running, log.constData());
-    QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('first',1);")), QString());
+    QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('first',1);")),
+             QString());
     QCOMPARE(readLines(p, 1).size(), 1);
     p.terminate();
     QVERIFY(p.waitForFinished(10000));
     QVERIFY(QFile::exists(data + QStringLiteral("/journal.sqlite")));
 }
 
-void TestHeadless::unwritableJournalFolderIsExplained()
-{
+void TestHeadless::unwritableJournalFolderIsExplained() {
     // A journal path under a regular file can never be created.
     QFile blocker(m_dir->filePath(QStringLiteral("blocker")));
     QVERIFY(blocker.open(QIODevice::WriteOnly));
     blocker.close();
     QProcess p;
-    p.start(QStringLiteral(TIDEWATCH_BINARY), {QStringLiteral("--headless"), QStringLiteral("--source"),
-                                                QStringLiteral("sqlite:") + db(), QStringLiteral("--watch"),
-                                                QStringLiteral("orders"), QStringLiteral("--journal"),
-                                                blocker.fileName() + QStringLiteral("/journal.sqlite")});
+    p.start(QStringLiteral(TIDEWATCH_BINARY),
+            {QStringLiteral("--headless"), QStringLiteral("--source"), QStringLiteral("sqlite:") + db(),
+             QStringLiteral("--watch"), QStringLiteral("orders"), QStringLiteral("--journal"),
+             blocker.fileName() + QStringLiteral("/journal.sqlite")});
     QVERIFY(p.waitForFinished(20000));
     QVERIFY(p.exitCode() != 0);
     const QString err = QString::fromUtf8(p.readAllStandardError());
-    QVERIFY2(err.contains(QLatin1String("Cannot create")) && !err.contains(QLatin1String("in use")), qPrintable(err));
+    QVERIFY2(err.contains(QLatin1String("Cannot create")) && !err.contains(QLatin1String("in use")),
+             qPrintable(err));
 }
 
 QTEST_GUILESS_MAIN(TestHeadless)

@@ -17,8 +17,7 @@ using tw::test::makeEvent;
 
 namespace {
 
-ChangeBatch batchOf(const QString& source, int first, int count, const QByteArray& token)
-{
+ChangeBatch batchOf(const QString& source, int first, int count, const QByteArray& token) {
     ChangeBatch b;
     b.sourceId = source;
     for (int i = first; i < first + count; ++i)
@@ -29,8 +28,7 @@ ChangeBatch batchOf(const QString& source, int first, int count, const QByteArra
 
 // Child mode: commit batch A, then die by SIGKILL inside batch B's transaction after
 // every row is written and before COMMIT.
-int runChild(const QString& path, bool killBeforeCommit)
-{
+int runChild(const QString& path, bool killBeforeCommit) {
     Journal journal;
     if (!journal.open(path))
         return 3;
@@ -64,14 +62,14 @@ private Q_SLOTS:
     void failedAppendLeavesNothing();
 };
 
-void TestJournal::seqIncreasesAndSurvivesReopen()
-{
+void TestJournal::seqIncreasesAndSurvivesReopen() {
     QTemporaryDir dir;
     const QString path = dir.filePath(QStringLiteral("j.sqlite"));
     {
         Journal j;
         QVERIFY(j.open(path));
-        QList<ChangeBatch> batches{batchOf(QStringLiteral("a"), 1, 3, "t1"), batchOf(QStringLiteral("b"), 1, 2, "u1")};
+        QList<ChangeBatch> batches{batchOf(QStringLiteral("a"), 1, 3, "t1"),
+                                   batchOf(QStringLiteral("b"), 1, 2, "u1")};
         QVERIFY(j.append(batches));
         QCOMPARE(j.lastSeq(), 5);
         QList<qint64> seqs;
@@ -79,7 +77,8 @@ void TestJournal::seqIncreasesAndSurvivesReopen()
             for (const auto& e : b.events)
                 seqs.append(e.seq());
         QCOMPARE(seqs, (QList<qint64>{1, 2, 3, 4, 5}));
-        QVERIFY(batches[0].events[0].toJson().startsWith(R"({"seq":1,"source":"a","operationType":"insert")"));
+        QVERIFY(
+            batches[0].events[0].toJson().startsWith(R"({"seq":1,"source":"a","operationType":"insert")"));
     }
     Journal j;
     QVERIFY(j.open(path));
@@ -92,8 +91,7 @@ void TestJournal::seqIncreasesAndSurvivesReopen()
     QCOMPARE(j.restore(QStringLiteral("a")).token, QByteArray("t1")); // empty token keeps the old one
 }
 
-void TestJournal::batchAndCheckpointAreAtomic_data()
-{
+void TestJournal::batchAndCheckpointAreAtomic_data() {
     QTest::addColumn<bool>("killBeforeCommit");
     QTest::addColumn<qint64>("expectedLastSeq");
     QTest::addColumn<QByteArray>("expectedToken");
@@ -101,8 +99,7 @@ void TestJournal::batchAndCheckpointAreAtomic_data()
     QTest::newRow("killed after commit: both") << false << qint64(20) << QByteArray("B");
 }
 
-void TestJournal::batchAndCheckpointAreAtomic()
-{
+void TestJournal::batchAndCheckpointAreAtomic() {
     QFETCH(bool, killBeforeCommit);
     QFETCH(qint64, expectedLastSeq);
     QFETCH(QByteArray, expectedToken);
@@ -110,7 +107,8 @@ void TestJournal::batchAndCheckpointAreAtomic()
     const QString path = dir.filePath(QStringLiteral("j.sqlite"));
     QProcess child;
     child.start(QCoreApplication::applicationFilePath(),
-                {QStringLiteral("--journal-child"), path, killBeforeCommit ? QStringLiteral("before") : QStringLiteral("after")});
+                {QStringLiteral("--journal-child"), path,
+                 killBeforeCommit ? QStringLiteral("before") : QStringLiteral("after")});
     QVERIFY(child.waitForFinished(60000));
     QCOMPARE(child.exitStatus(), QProcess::CrashExit); // SIGKILL, not a clean exit
 
@@ -125,20 +123,29 @@ void TestJournal::batchAndCheckpointAreAtomic()
     QCOMPARE(next[0].events[0].seq(), expectedLastSeq + 1);
 }
 
-void TestJournal::sourceStateUpsertsRemovalsAndPrefixes()
-{
+void TestJournal::sourceStateUpsertsRemovalsAndPrefixes() {
     QTemporaryDir dir;
     Journal j;
     QVERIFY(j.open(dir.filePath(QStringLiteral("j.sqlite"))));
     ChangeBatch b;
     b.sourceId = QStringLiteral("s");
-    b.checkpoint.stateUpserts = {{"t\x1f" "1", "h1"}, {"t\x1f" "2", "h2"}, {"u\x1f" "1", "x"}, {"t\x1e", "schema"}};
+    b.checkpoint.stateUpserts = {{"t\x1f"
+                                  "1",
+                                  "h1"},
+                                 {"t\x1f"
+                                  "2",
+                                  "h2"},
+                                 {"u\x1f"
+                                  "1",
+                                  "x"},
+                                 {"t\x1e", "schema"}};
     QList<ChangeBatch> list{b};
     QVERIFY(j.append(list));
     QCOMPARE(j.restore(QStringLiteral("s")).state.size(), 4);
     ChangeBatch c;
     c.sourceId = QStringLiteral("s");
-    c.checkpoint.stateRemovals = {"u\x1f" "1"};
+    c.checkpoint.stateRemovals = {"u\x1f"
+                                  "1"};
     c.checkpoint.stateRemovedPrefixes = {"t\x1f"};
     list = {c};
     QVERIFY(j.append(list));
@@ -148,8 +155,7 @@ void TestJournal::sourceStateUpsertsRemovalsAndPrefixes()
     QVERIFY(j.restore(QStringLiteral("other")).state.isEmpty());
 }
 
-void TestJournal::retentionByAgeYieldsGapAndSeqNeverReused()
-{
+void TestJournal::retentionByAgeYieldsGapAndSeqNeverReused() {
     QTemporaryDir dir;
     const QString path = dir.filePath(QStringLiteral("j.sqlite"));
     Journal j;
@@ -188,8 +194,7 @@ void TestJournal::retentionByAgeYieldsGapAndSeqNeverReused()
     QCOMPARE(j.lastSeq(), 103);
 }
 
-void TestJournal::retentionBySize()
-{
+void TestJournal::retentionBySize() {
     QTemporaryDir dir;
     Journal j;
     QVERIFY(j.open(dir.filePath(QStringLiteral("j.sqlite"))));
@@ -212,8 +217,7 @@ void TestJournal::retentionBySize()
     QCOMPARE(j.prunedThrough(), removed); // the oldest went first
 }
 
-void TestJournal::readerFiltersAndPages()
-{
+void TestJournal::readerFiltersAndPages() {
     QTemporaryDir dir;
     const QString path = dir.filePath(QStringLiteral("j.sqlite"));
     Journal j;
@@ -236,8 +240,7 @@ void TestJournal::readerFiltersAndPages()
     QCOMPARE(reader.readAfter(6, 1).events.first().toJson(), list[0].events[6].toJson());
 }
 
-void TestJournal::subscriptionsPersist()
-{
+void TestJournal::subscriptionsPersist() {
     QTemporaryDir dir;
     const QString path = dir.filePath(QStringLiteral("j.sqlite"));
     {
@@ -246,7 +249,8 @@ void TestJournal::subscriptionsPersist()
         Subscription s;
         s.id = QStringLiteral("paid");
         s.name = QStringLiteral("Paid orders");
-        s.namespaces = {SourceNamespace{QStringLiteral("demo"), Namespace{QStringLiteral("main"), QStringLiteral("orders")}}};
+        s.namespaces = {SourceNamespace{QStringLiteral("demo"),
+                                        Namespace{QStringLiteral("main"), QStringLiteral("orders")}}};
         s.filter = Filter::compile(R"({"fullDocument.status": "paid"})");
         QVERIFY(s.filter.isValid());
         QVERIFY(j.saveSubscription(s));
@@ -265,8 +269,7 @@ void TestJournal::subscriptionsPersist()
     QVERIFY(j.subscriptions().isEmpty());
 }
 
-void TestJournal::corruptFileIsAClearErrorAndCanBeMovedAside()
-{
+void TestJournal::corruptFileIsAClearErrorAndCanBeMovedAside() {
     QTemporaryDir dir;
     const QString path = dir.filePath(QStringLiteral("j.sqlite"));
     {
@@ -288,11 +291,12 @@ void TestJournal::corruptFileIsAClearErrorAndCanBeMovedAside()
     QCOMPARE(j.lastSeq(), 0);
 }
 
-void TestJournal::foreignSqliteFileIsRefused()
-{
+void TestJournal::foreignSqliteFileIsRefused() {
     QTemporaryDir dir;
     const QString path = dir.filePath(QStringLiteral("other.sqlite"));
-    QCOMPARE(tw::test::runSqlite3(path, QStringLiteral("CREATE TABLE notes(x); INSERT INTO notes VALUES(1);")), QString());
+    QCOMPARE(
+        tw::test::runSqlite3(path, QStringLiteral("CREATE TABLE notes(x); INSERT INTO notes VALUES(1);")),
+        QString());
     Journal j;
     QString error;
     QVERIFY(!j.open(path, &error));
@@ -305,8 +309,7 @@ void TestJournal::foreignSqliteFileIsRefused()
     QCOMPARE(p.readAllStandardOutput().trimmed(), QByteArray("1"));
 }
 
-void TestJournal::failedAppendLeavesNothing()
-{
+void TestJournal::failedAppendLeavesNothing() {
     QTemporaryDir dir;
     const QString path = dir.filePath(QStringLiteral("j.sqlite"));
     Journal j;
@@ -317,8 +320,9 @@ void TestJournal::failedAppendLeavesNothing()
     // busy timeout; the journal must stay as it was.
     sqlite3* holder = nullptr;
     QCOMPARE(sqlite3_open(QFile::encodeName(path).constData(), &holder), SQLITE_OK);
-    QCOMPARE(sqlite3_exec(holder, "BEGIN IMMEDIATE; INSERT INTO meta VALUES('x', 1);", nullptr, nullptr, nullptr),
-             SQLITE_OK);
+    QCOMPARE(
+        sqlite3_exec(holder, "BEGIN IMMEDIATE; INSERT INTO meta VALUES('x', 1);", nullptr, nullptr, nullptr),
+        SQLITE_OK);
     QList<ChangeBatch> blocked{batchOf(QStringLiteral("s"), 4, 3, "t2")};
     QString error;
     QVERIFY(!j.append(blocked, &error));
@@ -332,8 +336,7 @@ void TestJournal::failedAppendLeavesNothing()
     QCOMPARE(j.restore(QStringLiteral("s")).token, QByteArray("t2"));
 }
 
-int main(int argc, char** argv)
-{
+int main(int argc, char** argv) {
     if (argc == 4 && QByteArray(argv[1]) == "--journal-child") {
         QCoreApplication app(argc, argv);
         return runChild(QString::fromLocal8Bit(argv[2]), QByteArray(argv[3]) == "before");

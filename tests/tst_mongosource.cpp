@@ -744,14 +744,16 @@ void TestMongoSource::engineDerivesPushDownFromItsSubscriptions() {
 
     const int aggregates = int(peer.receivedCommands(QStringLiteral("aggregate")).size());
     subscribe(QStringLiteral("deletes"), QStringLiteral("orders"), R"({"operationType": "delete"})");
-    QTRY_COMPARE_WITH_TIMEOUT(int(peer.receivedCommands(QStringLiteral("aggregate")).size()), aggregates + 1, kWait);
+    QTRY_COMPARE_WITH_TIMEOUT(int(peer.receivedCommands(QStringLiteral("aggregate")).size()), aggregates + 1,
+                              kWait);
     const Bson reopened = peer.receivedCommands(QStringLiteral("aggregate")).last();
     QCOMPARE(sub(reopened, "pipeline.1.$match.$or.0"), json(R"({"fullDocument.status": "paid"})"));
     QCOMPARE(sub(reopened, "pipeline.1.$match.$or.1"), json(R"({"operationType": "delete"})"));
 
     // A subscription that wants everything turns the push-down off.
     subscribe(QStringLiteral("all"), QStringLiteral("orders"), "{}");
-    QTRY_COMPARE_WITH_TIMEOUT(int(peer.receivedCommands(QStringLiteral("aggregate")).size()), aggregates + 2, kWait);
+    QTRY_COMPARE_WITH_TIMEOUT(int(peer.receivedCommands(QStringLiteral("aggregate")).size()), aggregates + 2,
+                              kWait);
     QVERIFY(!has(peer.receivedCommands(QStringLiteral("aggregate")).last(), "pipeline.1"));
     peer.pushChange(ns.db, ns.coll, insertEvent(3, "pending"));
     QTRY_COMPARE_WITH_TIMEOUT(ids(committed), (QList<int>{2, 3}), kWait);

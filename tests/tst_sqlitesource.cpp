@@ -27,17 +27,17 @@ private:
     std::unique_ptr<QTemporaryDir> m_dir;
 };
 
-void TestSqliteSource::init()
-{
+void TestSqliteSource::init() {
     m_dir = std::make_unique<QTemporaryDir>();
-    QCOMPARE(runSqlite3(dbPath(), QStringLiteral("PRAGMA journal_mode=WAL;"
-                                                  "CREATE TABLE orders(id INTEGER PRIMARY KEY, status TEXT, total REAL);"
-                                                  "INSERT INTO orders(status, total) VALUES('pending', 10.5), ('paid', 20);")),
+    QCOMPARE(runSqlite3(
+                 dbPath(),
+                 QStringLiteral("PRAGMA journal_mode=WAL;"
+                                "CREATE TABLE orders(id INTEGER PRIMARY KEY, status TEXT, total REAL);"
+                                "INSERT INTO orders(status, total) VALUES('pending', 10.5), ('paid', 20);")),
              QString());
 }
 
-void TestSqliteSource::insertUpdateDeleteFromAnotherProcess()
-{
+void TestSqliteSource::insertUpdateDeleteFromAnotherProcess() {
     EngineFixture f(journalPath());
     QVERIFY(f.start());
     QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
@@ -47,9 +47,12 @@ void TestSqliteSource::insertUpdateDeleteFromAnotherProcess()
     QTest::qWait(50);
     QCOMPARE(f.events.size(), 0);
 
-    QCOMPARE(runSqlite3(dbPath(), QStringLiteral("INSERT INTO orders(status, total) VALUES('pending', 99.5)")), QString());
+    QCOMPARE(
+        runSqlite3(dbPath(), QStringLiteral("INSERT INTO orders(status, total) VALUES('pending', 99.5)")),
+        QString());
     QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1, 10000);
-    QCOMPARE(runSqlite3(dbPath(), QStringLiteral("UPDATE orders SET status='shipped' WHERE id=1")), QString());
+    QCOMPARE(runSqlite3(dbPath(), QStringLiteral("UPDATE orders SET status='shipped' WHERE id=1")),
+             QString());
     QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 2, 10000);
     QCOMPARE(runSqlite3(dbPath(), QStringLiteral("DELETE FROM orders WHERE id=2")), QString());
     QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 3, 10000);
@@ -66,9 +69,13 @@ void TestSqliteSource::insertUpdateDeleteFromAnotherProcess()
     QCOMPARE(upd.operation(), Operation::Update);
     QCOMPARE(fieldJson(upd.documentKey(), "_id"), QStringLiteral("1"));
     const QJsonObject updJson = parseJson(upd.toJson());
-    QCOMPARE(updJson.value(QLatin1String("updateDescription")).toObject().value(QLatin1String("updatedFields")).toObject(),
+    QCOMPARE(updJson.value(QLatin1String("updateDescription"))
+                 .toObject()
+                 .value(QLatin1String("updatedFields"))
+                 .toObject(),
              QJsonObject({{QStringLiteral("status"), QStringLiteral("shipped")}}));
-    QCOMPARE(updJson.value(QLatin1String("fullDocument")).toObject().value(QLatin1String("total")).toDouble(), 10.5);
+    QCOMPARE(updJson.value(QLatin1String("fullDocument")).toObject().value(QLatin1String("total")).toDouble(),
+             10.5);
 
     const ChangeEvent& del = f.events[2];
     QCOMPARE(del.operation(), Operation::Delete);
@@ -78,20 +85,20 @@ void TestSqliteSource::insertUpdateDeleteFromAnotherProcess()
     QCOMPARE(f.events.last().seq(), f.engine->lastCommittedSeq());
 }
 
-void TestSqliteSource::restartReportsChangesMadeWhileClosed()
-{
+void TestSqliteSource::restartReportsChangesMadeWhileClosed() {
     {
         EngineFixture f(journalPath());
         QVERIFY(f.start());
         QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
         f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
-        QCOMPARE(runSqlite3(dbPath(), QStringLiteral("INSERT INTO orders(status, total) VALUES('a', 1)")), QString());
+        QCOMPARE(runSqlite3(dbPath(), QStringLiteral("INSERT INTO orders(status, total) VALUES('a', 1)")),
+                 QString());
         QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1, 10000);
     }
     // Closed: three kinds of change happen.
     QCOMPARE(runSqlite3(dbPath(), QStringLiteral("INSERT INTO orders(status, total) VALUES('b', 2);"
-                                                  "UPDATE orders SET total = 11 WHERE id = 1;"
-                                                  "DELETE FROM orders WHERE id = 2;")),
+                                                 "UPDATE orders SET total = 11 WHERE id = 1;"
+                                                 "DELETE FROM orders WHERE id = 2;")),
              QString());
     EngineFixture f(journalPath());
     QVERIFY(f.start());
@@ -107,13 +114,13 @@ void TestSqliteSource::restartReportsChangesMadeWhileClosed()
     QCOMPARE(f.events.size(), 3); // and nothing else, in particular no re-report of seq 1
 }
 
-void TestSqliteSource::restartMidStreamLosesNothing()
-{
+void TestSqliteSource::restartMidStreamLosesNothing() {
     // A writer keeps inserting while the engine is stopped and started again; every
     // row inserted after the first baseline must be reported exactly once.
     QProcess writer;
-    const QString script = QStringLiteral(
-        "for i in $(seq 1 120); do sqlite3 '%1' \"INSERT INTO orders(status,total) VALUES('w',$i)\"; done").arg(dbPath());
+    const QString script = QStringLiteral("for i in $(seq 1 120); do sqlite3 '%1' \"INSERT INTO "
+                                          "orders(status,total) VALUES('w',$i)\"; done")
+                               .arg(dbPath());
     QSet<QString> seen;
     int total = 0;
     for (int run = 0; run < 3; ++run) {
@@ -144,8 +151,7 @@ void TestSqliteSource::restartMidStreamLosesNothing()
     QCOMPARE(total, 120); // none twice
 }
 
-void TestSqliteSource::droppedTableEmitsDropThenInsertsAfterRecreate()
-{
+void TestSqliteSource::droppedTableEmitsDropThenInsertsAfterRecreate() {
     EngineFixture f(journalPath());
     QVERIFY(f.start());
     QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
@@ -156,15 +162,14 @@ void TestSqliteSource::droppedTableEmitsDropThenInsertsAfterRecreate()
     QCOMPARE(f.events[0].operation(), Operation::Drop);
     QCOMPARE(f.events[0].ns().coll, QStringLiteral("orders"));
     QCOMPARE(runSqlite3(dbPath(), QStringLiteral("CREATE TABLE orders(id INTEGER PRIMARY KEY, status TEXT);"
-                                                  "INSERT INTO orders(status) VALUES('fresh');")),
+                                                 "INSERT INTO orders(status) VALUES('fresh');")),
              QString());
     QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 2, 10000);
     QCOMPARE(f.events[1].operation(), Operation::Insert);
     QCOMPARE(fieldJson(f.events[1].fullDocument(), "status"), QStringLiteral("\"fresh\""));
 }
 
-void TestSqliteSource::alteredTableEmitsDropAndResnapshots()
-{
+void TestSqliteSource::alteredTableEmitsDropAndResnapshots() {
     EngineFixture f(journalPath());
     QVERIFY(f.start());
     QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
@@ -179,23 +184,26 @@ void TestSqliteSource::alteredTableEmitsDropAndResnapshots()
     QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 2, 10000);
     QCOMPARE(f.events[1].operation(), Operation::Update);
     QCOMPARE(parseJson(f.events[1].toJson())
-                 .value(QLatin1String("updateDescription")).toObject()
-                 .value(QLatin1String("updatedFields")).toObject().keys(),
+                 .value(QLatin1String("updateDescription"))
+                 .toObject()
+                 .value(QLatin1String("updatedFields"))
+                 .toObject()
+                 .keys(),
              QStringList{QStringLiteral("note")});
 }
 
-void TestSqliteSource::captureModeGivesBeforeAndAfterImages()
-{
+void TestSqliteSource::captureModeGivesBeforeAndAfterImages() {
     EngineFixture f(journalPath());
     QVERIFY(f.start());
     QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
     WatchOptions options;
     options.captureMode = true;
-    f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")}, options);
+    f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")},
+                    options);
     QTRY_VERIFY_WITH_TIMEOUT(!f.ready.isEmpty(), 10000);
     QCOMPARE(runSqlite3(dbPath(), QStringLiteral("UPDATE orders SET status='paid', total=12 WHERE id=1;"
-                                                  "UPDATE orders SET status='refunded' WHERE id=1;"
-                                                  "DELETE FROM orders WHERE id=2;")),
+                                                 "UPDATE orders SET status='refunded' WHERE id=1;"
+                                                 "DELETE FROM orders WHERE id=2;")),
              QString());
     // Capture mode sees both updates of one commit, which a diff cannot.
     QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 3, 10000);
@@ -205,28 +213,32 @@ void TestSqliteSource::captureModeGivesBeforeAndAfterImages()
     QCOMPARE(fieldJson(f.events[1].fullDocumentBeforeChange(), "status"), QStringLiteral("\"paid\""));
     QCOMPARE(fieldJson(f.events[1].fullDocument(), "status"), QStringLiteral("\"refunded\""));
     QCOMPARE(parseJson(f.events[1].toJson())
-                 .value(QLatin1String("updateDescription")).toObject()
-                 .value(QLatin1String("updatedFields")).toObject().keys(),
+                 .value(QLatin1String("updateDescription"))
+                 .toObject()
+                 .value(QLatin1String("updatedFields"))
+                 .toObject()
+                 .keys(),
              QStringList{QStringLiteral("status")});
     QCOMPARE(f.events[2].operation(), Operation::Delete);
     QCOMPARE(fieldJson(f.events[2].fullDocumentBeforeChange(), "total"), QStringLiteral("20.0"));
 }
 
-void TestSqliteSource::unknownTableIsAClearError()
-{
+void TestSqliteSource::unknownTableIsAClearError() {
     EngineFixture f(journalPath());
     QVERIFY(f.start());
     QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
     f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("ordrs")});
     QTRY_COMPARE_WITH_TIMEOUT(f.watchErrors.size(), 1, 10000);
-    QVERIFY2(f.watchErrors[0].contains(QLatin1String("No table \"ordrs\"")) && f.watchErrors[0].contains(QLatin1String("orders")),
+    QVERIFY2(f.watchErrors[0].contains(QLatin1String("No table \"ordrs\"")) &&
+                 f.watchErrors[0].contains(QLatin1String("orders")),
              qPrintable(f.watchErrors[0]));
 }
 
-void TestSqliteSource::missingAndForeignFilesAreClearErrors()
-{
+void TestSqliteSource::missingAndForeignFilesAreClearErrors() {
     QString error;
-    QVERIFY(!Source::create(QStringLiteral("x"), QStringLiteral("sqlite:") + m_dir->filePath(QStringLiteral("nope.sqlite")), &error));
+    QVERIFY(!Source::create(QStringLiteral("x"),
+                            QStringLiteral("sqlite:") + m_dir->filePath(QStringLiteral("nope.sqlite")),
+                            &error));
     QVERIFY2(error.contains(QLatin1String("No SQLite file")), qPrintable(error));
     QFile text(m_dir->filePath(QStringLiteral("notes.db")));
     QVERIFY(text.open(QIODevice::WriteOnly));
@@ -237,12 +249,12 @@ void TestSqliteSource::missingAndForeignFilesAreClearErrors()
     QVERIFY(!Source::create(QStringLiteral("x"), QStringLiteral("ftp://example"), &error));
     QVERIFY2(error.contains(QLatin1String("Unsupported source URI")), qPrintable(error));
     QVERIFY(!Source::create(QStringLiteral("x"), QStringLiteral("postgresql://app:hunter2@db/shop"), &error));
-    QVERIFY2(error.contains(QLatin1String("not in this version")) && !error.contains(QLatin1String("hunter2")),
+    QVERIFY2(error.contains(QLatin1String("not in this version")) &&
+                 !error.contains(QLatin1String("hunter2")),
              qPrintable(error));
 }
 
-void TestSqliteSource::neverWritesToTheWatchedFile()
-{
+void TestSqliteSource::neverWritesToTheWatchedFile() {
     const QByteArray before = [&] {
         QFile f(dbPath());
         f.open(QIODevice::ReadOnly);

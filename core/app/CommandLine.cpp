@@ -11,21 +11,18 @@
 
 namespace tw {
 
-QString defaultDataDir()
-{
+QString defaultDataDir() {
     const QByteArray override = qgetenv("TIDEWATCH_DATA_DIR");
     if (!override.isEmpty())
         return QString::fromLocal8Bit(override);
     return QStandardPaths::writableLocation(QStandardPaths::AppDataLocation);
 }
 
-QString defaultJournalPath()
-{
+QString defaultJournalPath() {
     return QDir(defaultDataDir()).filePath(QStringLiteral("journal.sqlite"));
 }
 
-QString defaultSourceId(const QString& uri)
-{
+QString defaultSourceId(const QString& uri) {
     QString base;
     if (uri.startsWith(QLatin1String("sqlite:"))) {
         base = QFileInfo(uri.mid(uri.startsWith(QLatin1String("sqlite://")) ? 9 : 7)).completeBaseName();
@@ -40,8 +37,7 @@ QString defaultSourceId(const QString& uri)
     return base.isEmpty() ? QStringLiteral("source") : base;
 }
 
-bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* error, bool* exitNow)
-{
+bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* error, bool* exitNow) {
     *exitNow = false;
     QCommandLineParser p;
     p.setApplicationDescription(QStringLiteral(
@@ -50,8 +46,9 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
     const QCommandLineOption help(QStringList{QStringLiteral("h"), QStringLiteral("help")},
                                   QStringLiteral("Show this help."));
     const QCommandLineOption version(QStringLiteral("version"), QStringLiteral("Show the version."));
-    const QCommandLineOption headless(QStringLiteral("headless"),
-                                      QStringLiteral("Run without a window; print committed events as NDJSON."));
+    const QCommandLineOption headless(
+        QStringLiteral("headless"),
+        QStringLiteral("Run without a window; print committed events as NDJSON."));
     const QCommandLineOption demo(QStringLiteral("demo"),
                                   QStringLiteral("Use the built-in demo database and its writer."));
     const QCommandLineOption demoRate(QStringLiteral("demo-rate"),
@@ -63,38 +60,40 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
     const QCommandLineOption sourceId(QStringLiteral("source-id"),
                                       QStringLiteral("Name of the source (default: from the URI)."),
                                       QStringLiteral("NAME"));
-    const QCommandLineOption watch(QStringLiteral("watch"),
-                                   QStringLiteral("Namespace to watch: a table (SQLite), db.coll, a whole db (MongoDB). "
-                                                  "Repeatable."),
-                                   QStringLiteral("NS"));
+    const QCommandLineOption watch(
+        QStringLiteral("watch"),
+        QStringLiteral("Namespace to watch: a table (SQLite), db.coll, a whole db (MongoDB). "
+                       "Repeatable."),
+        QStringLiteral("NS"));
     const QCommandLineOption filter(QStringLiteral("filter"),
                                     QStringLiteral("MongoDB-style filter on the change event, as JSON."),
                                     QStringLiteral("JSON"));
     const QCommandLineOption capture(QStringLiteral("capture"),
                                      QStringLiteral("SQLite: install triggers for exact before/after images "
                                                     "(writes to the watched file)."));
-    const QCommandLineOption sse(QStringLiteral("sse"),
-                                 QStringLiteral("Serve Server-Sent Events on [ADDR:]PORT (port 0 picks one)."),
-                                 QStringLiteral("[ADDR:]PORT"));
-    const QCommandLineOption fromSeq(QStringLiteral("from-seq"),
-                                     QStringLiteral("Replay committed events from sequence id N before going live."),
-                                     QStringLiteral("N"));
+    const QCommandLineOption sse(
+        QStringLiteral("sse"), QStringLiteral("Serve Server-Sent Events on [ADDR:]PORT (port 0 picks one)."),
+        QStringLiteral("[ADDR:]PORT"));
+    const QCommandLineOption fromSeq(
+        QStringLiteral("from-seq"),
+        QStringLiteral("Replay committed events from sequence id N before going live."), QStringLiteral("N"));
     const QCommandLineOption workspace(QStringLiteral("workspace"), QStringLiteral("Workspace file to open."),
                                        QStringLiteral("FILE"));
     const QCommandLineOption journal(QStringLiteral("journal"),
                                      QStringLiteral("Journal file (default: in the data folder)."),
                                      QStringLiteral("FILE"));
-    const QCommandLineOption moveAside(QStringLiteral("move-journal-aside"),
-                                       QStringLiteral("Rename a damaged or foreign journal and start a new one."));
-    const QCommandLineOption screenshot(QStringLiteral("screenshot"),
-                                        QStringLiteral("Render the main window to FILE.png after a few seconds."),
-                                        QStringLiteral("FILE"));
-    const QCommandLineOption screenshotDelay(QStringLiteral("screenshot-delay"),
-                                             QStringLiteral("Milliseconds before --screenshot (default 4000)."),
-                                             QStringLiteral("MS"));
-    for (const auto* option : {&help, &version, &headless, &demo, &demoRate, &source, &sourceId, &watch, &filter,
-                               &capture, &sse, &fromSeq, &workspace, &journal, &moveAside, &screenshot,
-                               &screenshotDelay})
+    const QCommandLineOption moveAside(
+        QStringLiteral("move-journal-aside"),
+        QStringLiteral("Rename a damaged or foreign journal and start a new one."));
+    const QCommandLineOption screenshot(
+        QStringLiteral("screenshot"),
+        QStringLiteral("Render the main window to FILE.png after a few seconds."), QStringLiteral("FILE"));
+    const QCommandLineOption screenshotDelay(
+        QStringLiteral("screenshot-delay"),
+        QStringLiteral("Milliseconds before --screenshot (default 4000)."), QStringLiteral("MS"));
+    for (const auto* option :
+         {&help, &version, &headless, &demo, &demoRate, &source, &sourceId, &watch, &filter, &capture, &sse,
+          &fromSeq, &workspace, &journal, &moveAside, &screenshot, &screenshotDelay})
         p.addOption(*option);
 
     if (!p.parse(arguments)) {
@@ -103,7 +102,8 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
     }
     if (p.isSet(help)) {
         std::fputs(qPrintable(p.helpText()), stdout);
-        std::fputs("\nExamples:\n  tidewatch --demo\n  tidewatch --headless --source sqlite:shop.sqlite --watch orders "
+        std::fputs("\nExamples:\n  tidewatch --demo\n  tidewatch --headless --source sqlite:shop.sqlite "
+                   "--watch orders "
                    "--filter '{\"operationType\":\"insert\"}'\n",
                    stdout);
         *exitNow = true;
@@ -142,14 +142,16 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
     if (p.isSet(fromSeq)) {
         o->fromSeq = p.value(fromSeq).toLongLong(&ok);
         if (!ok || o->fromSeq < 0) {
-            *error = QStringLiteral("--from-seq needs a sequence id (0 or more), not \"%1\"").arg(p.value(fromSeq));
+            *error = QStringLiteral("--from-seq needs a sequence id (0 or more), not \"%1\"")
+                         .arg(p.value(fromSeq));
             return false;
         }
     }
     if (p.isSet(screenshotDelay)) {
         o->screenshotDelayMs = p.value(screenshotDelay).toInt(&ok);
         if (!ok || o->screenshotDelayMs < 0) {
-            *error = QStringLiteral("--screenshot-delay needs milliseconds, not \"%1\"").arg(p.value(screenshotDelay));
+            *error = QStringLiteral("--screenshot-delay needs milliseconds, not \"%1\"")
+                         .arg(p.value(screenshotDelay));
             return false;
         }
     }
@@ -157,7 +159,8 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
         static const QRegularExpression re(QStringLiteral("^(?:(.+):)?(\\d{1,5})$"));
         const auto m = re.match(o->sse);
         if (!m.hasMatch() || m.captured(2).toInt() > 65535) {
-            *error = QStringLiteral("--sse needs [ADDR:]PORT, e.g. 8080 or 127.0.0.1:8080, not \"%1\"").arg(o->sse);
+            *error = QStringLiteral("--sse needs [ADDR:]PORT, e.g. 8080 or 127.0.0.1:8080, not \"%1\"")
+                         .arg(o->sse);
             return false;
         }
     }

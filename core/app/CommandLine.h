@@ -13,9 +13,9 @@ struct AppOptions {
     QString source;   // URI
     QString sourceId; // defaults from the URI
     QStringList watches;
-    QString filter;   // JSON
+    QString filter; // JSON
     bool capture = false;
-    QString sse;      // "[ADDR:]PORT"; empty: no server
+    QString sse; // "[ADDR:]PORT"; empty: no server
     qint64 fromSeq = -1;
     QString workspace;
     QString journal;

@@ -14,8 +14,7 @@ struct Entry {
     QVariant defaultValue;
 };
 
-const QList<Entry>& table()
-{
+const QList<Entry>& table() {
     static const QList<Entry> entries = {
         {Settings::Key::SseEnabled, "sse/enabled", false},
         {Settings::Key::SseAddress, "sse/address", QStringLiteral("127.0.0.1")},
@@ -35,8 +34,7 @@ const QList<Entry>& table()
     return entries;
 }
 
-const Entry& entry(Settings::Key key)
-{
+const Entry& entry(Settings::Key key) {
     for (const Entry& e : table())
         if (e.key == key)
             return e;
@@ -46,33 +44,26 @@ const Entry& entry(Settings::Key key)
 } // namespace
 
 Settings::Settings()
-    : m_settings(QDir(defaultDataDir()).filePath(QStringLiteral("tidewatch.ini")), QSettings::IniFormat)
-{
-}
+    : m_settings(QDir(defaultDataDir()).filePath(QStringLiteral("tidewatch.ini")), QSettings::IniFormat) {}
 
-QString Settings::keyName(Key key)
-{
+QString Settings::keyName(Key key) {
     return QString::fromLatin1(entry(key).name);
 }
 
-QVariant Settings::defaultValue(Key key)
-{
+QVariant Settings::defaultValue(Key key) {
     return entry(key).defaultValue;
 }
 
-QVariant Settings::value(Key key) const
-{
+QVariant Settings::value(Key key) const {
     const Entry& e = entry(key);
     return m_settings.value(QLatin1String(e.name), e.defaultValue);
 }
 
-void Settings::setValue(Key key, const QVariant& value)
-{
+void Settings::setValue(Key key, const QVariant& value) {
     m_settings.setValue(QLatin1String(entry(key).name), value);
 }
 
-void Settings::remove(Key key)
-{
+void Settings::remove(Key key) {
     m_settings.remove(QLatin1String(entry(key).name));
 }
 

@@ -12,20 +12,20 @@ namespace tw {
 class Settings {
 public:
     enum class Key {
-        SseEnabled,        // bool, false
-        SseAddress,        // QString, "127.0.0.1"
-        SsePort,           // int, 8787
-        SseToken,          // QString, "" (generated on first use when no keychain)
-        SseCorsOrigins,    // QStringList, empty
-        SseMaxPendingBytes, // qint64, 4 MiB
-        SseKeepAliveMs,    // int, 15000
-        UiGeometry,        // QByteArray
-        UiState,           // QByteArray
-        UiLastWorkspace,   // QString
-        UiFeedRowCap,      // int, 250000
-        DemoRate,          // double, 20
+        SseEnabled,             // bool, false
+        SseAddress,             // QString, "127.0.0.1"
+        SsePort,                // int, 8787
+        SseToken,               // QString, "" (generated on first use when no keychain)
+        SseCorsOrigins,         // QStringList, empty
+        SseMaxPendingBytes,     // qint64, 4 MiB
+        SseKeepAliveMs,         // int, 15000
+        UiGeometry,             // QByteArray
+        UiState,                // QByteArray
+        UiLastWorkspace,        // QString
+        UiFeedRowCap,           // int, 250000
+        DemoRate,               // double, 20
         RetentionMaxAgeSeconds, // qint64, 7 days
-        RetentionMaxBytes, // qint64, 2 GiB
+        RetentionMaxBytes,      // qint64, 2 GiB
     };
 
     Settings();

@@ -1,12 +1,12 @@
 #include "DemoWriter.h"
 
+#include <chrono>
 #include <QDateTime>
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
 #include <QRandomGenerator>
 #include <QStandardPaths>
-#include <chrono>
 
 #include <sqlite3.h>
 
@@ -27,27 +27,26 @@ CREATE TABLE IF NOT EXISTS notifications(
   read INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL);
 )sql";
 
-const char* const kFirst[] = {"Ada", "Brian", "Chioma", "Dmitri", "Elena", "Farah", "Goran", "Hana", "Ines", "Jonas",
-                              "Keiko", "Luca", "Maya", "Nils", "Oumar", "Priya", "Quentin", "Rosa", "Sven", "Tomas"};
-const char* const kLast[] = {"Lovelace", "Okafor", "Novak", "Silva", "Tanaka", "Haddad", "Moreau", "Lindqvist",
-                             "Kowalski", "Ibrahim", "Rossi", "Fischer", "Nakamura", "Costa", "Dubois"};
-const char* const kCities[] = {"Lisbon", "Lagos", "Osaka", "Berlin", "Toronto", "Nairobi", "Lyon", "Porto", "Oslo",
-                               "Austin"};
+const char* const kFirst[] = {"Ada",   "Brian", "Chioma",  "Dmitri", "Elena", "Farah", "Goran",
+                              "Hana",  "Ines",  "Jonas",   "Keiko",  "Luca",  "Maya",  "Nils",
+                              "Oumar", "Priya", "Quentin", "Rosa",   "Sven",  "Tomas"};
+const char* const kLast[] = {"Lovelace", "Okafor",  "Novak",     "Silva",    "Tanaka",
+                             "Haddad",   "Moreau",  "Lindqvist", "Kowalski", "Ibrahim",
+                             "Rossi",    "Fischer", "Nakamura",  "Costa",    "Dubois"};
+const char* const kCities[] = {"Lisbon",  "Lagos", "Osaka", "Berlin", "Toronto",
+                               "Nairobi", "Lyon",  "Porto", "Oslo",   "Austin"};
 const char* const kTiers[] = {"standard", "standard", "standard", "gold", "platinum"};
 const char* const kCurrencies[] = {"EUR", "USD", "GBP", "JPY"};
 
-template <typename T, size_t N> const T& pick(QRandomGenerator& rng, const T (&array)[N])
-{
+template <typename T, size_t N> const T& pick(QRandomGenerator& rng, const T (&array)[N]) {
     return array[rng.bounded(int(N))];
 }
 
-QString now()
-{
+QString now() {
     return QDateTime::currentDateTimeUtc().toString(Qt::ISODateWithMs);
 }
 
-bool runSql(sqlite3* db, const QString& sql, QString* error = nullptr)
-{
+bool runSql(sqlite3* db, const QString& sql, QString* error = nullptr) {
     char* message = nullptr;
     if (sqlite3_exec(db, sql.toUtf8().constData(), nullptr, nullptr, &message) != SQLITE_OK) {
         if (error)
@@ -58,8 +57,7 @@ bool runSql(sqlite3* db, const QString& sql, QString* error = nullptr)
     return true;
 }
 
-qint64 scalar(sqlite3* db, const char* sql)
-{
+qint64 scalar(sqlite3* db, const char* sql) {
     sqlite3_stmt* s = nullptr;
     qint64 v = 0;
     if (sqlite3_prepare_v2(db, sql, -1, &s, nullptr) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
@@ -68,65 +66,62 @@ qint64 scalar(sqlite3* db, const char* sql)
     return v;
 }
 
-QString quote(const QString& text)
-{
+QString quote(const QString& text) {
     QString q = text;
     q.replace(QLatin1Char('\''), QLatin1String("''"));
     return QLatin1Char('\'') + q + QLatin1Char('\'');
 }
 
-void insertCustomer(sqlite3* db, QRandomGenerator& rng)
-{
+void insertCustomer(sqlite3* db, QRandomGenerator& rng) {
     const QString first = QLatin1String(pick(rng, kFirst));
     const QString last = QLatin1String(pick(rng, kLast));
-    const QString email = (first + QLatin1Char('.') + last).toLower() + QString::number(rng.bounded(1000))
-        + QStringLiteral("@example.com");
-    runSql(db, QStringLiteral("INSERT INTO customers(name, email, city, tier, created_at) VALUES(%1, %2, %3, %4, %5)")
-                 .arg(quote(first + QLatin1Char(' ') + last), quote(email), quote(QLatin1String(pick(rng, kCities))),
-                      quote(QLatin1String(pick(rng, kTiers))), quote(now())));
+    const QString email = (first + QLatin1Char('.') + last).toLower() + QString::number(rng.bounded(1000)) +
+                          QStringLiteral("@example.com");
+    runSql(db, QStringLiteral(
+                   "INSERT INTO customers(name, email, city, tier, created_at) VALUES(%1, %2, %3, %4, %5)")
+                   .arg(quote(first + QLatin1Char(' ') + last), quote(email),
+                        quote(QLatin1String(pick(rng, kCities))), quote(QLatin1String(pick(rng, kTiers))),
+                        quote(now())));
 }
 
-void insertOrder(sqlite3* db, QRandomGenerator& rng)
-{
+void insertOrder(sqlite3* db, QRandomGenerator& rng) {
     const qint64 customers = std::max<qint64>(1, scalar(db, "SELECT max(id) FROM customers"));
     const int items = 1 + rng.bounded(6);
     const double total = double(items) * (5.0 + rng.bounded(9500) / 100.0);
     runSql(db, QStringLiteral("INSERT INTO orders(customer_id, status, total, items, currency, updated_at) "
-                            "VALUES(%1, 'pending', %2, %3, %4, %5)")
-                 .arg(1 + rng.bounded(customers))
-                 .arg(total, 0, 'f', 2)
-                 .arg(items)
-                 .arg(quote(QLatin1String(pick(rng, kCurrencies))), quote(now())));
+                              "VALUES(%1, 'pending', %2, %3, %4, %5)")
+                   .arg(1 + rng.bounded(customers))
+                   .arg(total, 0, 'f', 2)
+                   .arg(items)
+                   .arg(quote(QLatin1String(pick(rng, kCurrencies))), quote(now())));
 }
 
 } // namespace
 
-DemoWriter::DemoWriter(const QString& path, QObject* parent) : QThread(parent), m_path(path)
-{
+DemoWriter::DemoWriter(const QString& path, QObject* parent)
+    : QThread(parent)
+    , m_path(path) {
     setObjectName(QStringLiteral("tidewatch-demo-writer"));
 }
 
-DemoWriter::~DemoWriter()
-{
+DemoWriter::~DemoWriter() {
     requestStop();
     wait();
 }
 
-QString DemoWriter::defaultPath()
-{
+QString DemoWriter::defaultPath() {
     const QByteArray override = qgetenv("TIDEWATCH_DATA_DIR");
     const QString dir = override.isEmpty() ? QStandardPaths::writableLocation(QStandardPaths::AppDataLocation)
                                            : QString::fromLocal8Bit(override);
     return QDir(dir).filePath(QStringLiteral("demo.sqlite"));
 }
 
-bool DemoWriter::ensureDatabase(const QString& path, QString* error)
-{
+bool DemoWriter::ensureDatabase(const QString& path, QString* error) {
     QDir().mkpath(QFileInfo(path).absolutePath());
     const bool fresh = !QFile::exists(path);
     sqlite3* db = nullptr;
-    if (sqlite3_open_v2(QFile::encodeName(path).constData(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr)
-        != SQLITE_OK) {
+    if (sqlite3_open_v2(QFile::encodeName(path).constData(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                        nullptr) != SQLITE_OK) {
         if (error)
             *error = QStringLiteral("Cannot create the demo database %1: %2")
                          .arg(path, QString::fromUtf8(sqlite3_errmsg(db)));
@@ -148,15 +143,15 @@ bool DemoWriter::ensureDatabase(const QString& path, QString* error)
     return ok;
 }
 
-void DemoWriter::run()
-{
+void DemoWriter::run() {
     QString error;
     if (!ensureDatabase(m_path, &error)) {
         qWarning("tidewatch demo: %s", qPrintable(error));
         return;
     }
     sqlite3* db = nullptr;
-    if (sqlite3_open_v2(QFile::encodeName(m_path).constData(), &db, SQLITE_OPEN_READWRITE, nullptr) != SQLITE_OK) {
+    if (sqlite3_open_v2(QFile::encodeName(m_path).constData(), &db, SQLITE_OPEN_READWRITE, nullptr) !=
+        SQLITE_OK) {
         sqlite3_close(db);
         return;
     }
@@ -171,7 +166,8 @@ void DemoWriter::run()
         // Sleep in slices of at most 50 ms so requestStop() is honoured quickly.
         while (!m_stop.load() && clock::now() < wake)
             QThread::usleep(quint64(std::min<qint64>(
-                50000, std::chrono::duration_cast<std::chrono::microseconds>(wake - clock::now()).count() + 1)));
+                50000,
+                std::chrono::duration_cast<std::chrono::microseconds>(wake - clock::now()).count() + 1)));
         if (m_stop.load())
             break;
         if (clock::now() - next > std::chrono::seconds(1))
@@ -184,10 +180,10 @@ void DemoWriter::run()
         } else if (dice < 55) {
             // Move an open order one step along its life.
             runSql(db, QStringLiteral("UPDATE orders SET status = CASE status WHEN 'pending' THEN 'paid' "
-                                    "WHEN 'paid' THEN 'shipped' ELSE 'delivered' END, updated_at = %1 "
-                                    "WHERE id = (SELECT id FROM orders WHERE status <> 'delivered' "
-                                    "ORDER BY random() LIMIT 1)")
-                         .arg(ts));
+                                      "WHEN 'paid' THEN 'shipped' ELSE 'delivered' END, updated_at = %1 "
+                                      "WHERE id = (SELECT id FROM orders WHERE status <> 'delivered' "
+                                      "ORDER BY random() LIMIT 1)")
+                           .arg(ts));
         } else if (dice < 75) {
             const qint64 customers = std::max<qint64>(1, scalar(db, "SELECT max(id) FROM customers"));
             static const struct {
@@ -203,21 +199,25 @@ void DemoWriter::run()
                            .arg(1 + rng.bounded(customers))
                            .arg(quote(QLatin1String(note.kind)), quote(QLatin1String(note.message)), ts));
         } else if (dice < 87) {
-            runSql(db, QStringLiteral("UPDATE notifications SET read = 1 WHERE id = (SELECT id FROM notifications "
-                                    "WHERE read = 0 ORDER BY random() LIMIT 1)"));
+            runSql(db, QStringLiteral(
+                           "UPDATE notifications SET read = 1 WHERE id = (SELECT id FROM notifications "
+                           "WHERE read = 0 ORDER BY random() LIMIT 1)"));
         } else if (dice < 94) {
             // Purge read notifications, keeping the table small.
             runSql(db, QStringLiteral("DELETE FROM notifications WHERE id IN (SELECT id FROM notifications "
-                                    "WHERE read = 1 ORDER BY id LIMIT 2)"));
+                                      "WHERE read = 1 ORDER BY id LIMIT 2)"));
         } else if (dice < 97) {
-            runSql(db, QStringLiteral("UPDATE customers SET tier = %1, city = %2 WHERE id = (SELECT id FROM customers "
-                                    "ORDER BY random() LIMIT 1)")
-                         .arg(quote(QLatin1String(pick(rng, kTiers))), quote(QLatin1String(pick(rng, kCities)))));
+            runSql(db, QStringLiteral(
+                           "UPDATE customers SET tier = %1, city = %2 WHERE id = (SELECT id FROM customers "
+                           "ORDER BY random() LIMIT 1)")
+                           .arg(quote(QLatin1String(pick(rng, kTiers))),
+                                quote(QLatin1String(pick(rng, kCities)))));
         } else if (dice < 99) {
             insertCustomer(db, rng);
         } else {
-            runSql(db, QStringLiteral("DELETE FROM orders WHERE id = (SELECT id FROM orders WHERE status = 'pending' "
-                                    "ORDER BY random() LIMIT 1)"));
+            runSql(db, QStringLiteral(
+                           "DELETE FROM orders WHERE id = (SELECT id FROM orders WHERE status = 'pending' "
+                           "ORDER BY random() LIMIT 1)"));
         }
         m_written.fetch_add(1);
     }

@@ -1,9 +1,9 @@
 #pragma once
 
+#include <atomic>
 #include <QObject>
 #include <QString>
 #include <QThread>
-#include <atomic>
 
 struct sqlite3;
 

@@ -15,8 +15,7 @@ Q_LOGGING_CATEGORY(lcEngine, "tidewatch.engine")
 
 namespace tw {
 
-void registerMetaTypes()
-{
+void registerMetaTypes() {
     qRegisterMetaType<ChangeEvent>();
     qRegisterMetaType<ChangeBatch>();
     qRegisterMetaType<CommittedBatch>();
@@ -30,19 +29,17 @@ void registerMetaTypes()
     qRegisterMetaType<Bson>();
 }
 
-Engine::Engine(const Options& options) : m_options(options)
-{
+Engine::Engine(const Options& options)
+    : m_options(options) {
     registerMetaTypes();
     m_thread.setObjectName(QStringLiteral("tidewatch-engine"));
 }
 
-Engine::~Engine()
-{
+Engine::~Engine() {
     stop();
 }
 
-bool Engine::start(QString* error)
-{
+bool Engine::start(QString* error) {
     if (m_thread.isRunning())
         return true;
     // One writer per journal: two engines appending to one file would interleave
@@ -56,14 +53,16 @@ bool Engine::start(QString* error)
             qint64 pid = 0;
             QString host, app;
             if (m_lock->error() == QLockFile::LockFailedError && m_lock->getLockInfo(&pid, &host, &app))
-                *error = QStringLiteral("The journal %1 is in use by another Tidewatch (process %2). Close it, or "
-                                        "pass --journal FILE to use another journal.")
-                             .arg(m_options.journalPath)
-                             .arg(pid);
+                *error =
+                    QStringLiteral("The journal %1 is in use by another Tidewatch (process %2). Close it, or "
+                                   "pass --journal FILE to use another journal.")
+                        .arg(m_options.journalPath)
+                        .arg(pid);
             else
-                *error = QStringLiteral("Cannot create %1.lock: check that the folder exists and is writable, or "
-                                        "pass --journal FILE to put the journal elsewhere.")
-                             .arg(m_options.journalPath);
+                *error =
+                    QStringLiteral("Cannot create %1.lock: check that the folder exists and is writable, or "
+                                   "pass --journal FILE to put the journal elsewhere.")
+                        .arg(m_options.journalPath);
         }
         m_lock.reset();
         return false;
@@ -103,8 +102,7 @@ bool Engine::start(QString* error)
     return true;
 }
 
-void Engine::stop()
-{
+void Engine::stop() {
     if (!m_thread.isRunning())
         return;
     QMetaObject::invokeMethod(this, &Engine::shutdownOnThread, Qt::QueuedConnection);
@@ -113,8 +111,7 @@ void Engine::stop()
     m_lock.reset();
 }
 
-void Engine::shutdownOnThread()
-{
+void Engine::shutdownOnThread() {
     QList<SourceEntry> entries;
     {
         QMutexLocker lock(&m_mutex);
@@ -152,8 +149,7 @@ void Engine::shutdownOnThread()
     m_thread.quit();
 }
 
-bool Engine::addSource(const QString& id, const QString& uri, QString* error)
-{
+bool Engine::addSource(const QString& id, const QString& uri, QString* error) {
     if (!m_thread.isRunning()) {
         if (error)
             *error = QStringLiteral("The engine is not running.");
@@ -208,14 +204,14 @@ bool Engine::addSource(const QString& id, const QString& uri, QString* error)
         this,
         [this, source, id] {
             const SourceRestore restore = m_journal.restore(id);
-            QMetaObject::invokeMethod(source, [source, restore] { source->start(restore); }, Qt::QueuedConnection);
+            QMetaObject::invokeMethod(
+                source, [source, restore] { source->start(restore); }, Qt::QueuedConnection);
         },
         Qt::QueuedConnection);
     return true;
 }
 
-void Engine::removeSource(const QString& id)
-{
+void Engine::removeSource(const QString& id) {
     QMetaObject::invokeMethod(
         this,
         [this, id] {
@@ -244,8 +240,7 @@ void Engine::removeSource(const QString& id)
         Qt::QueuedConnection);
 }
 
-void Engine::watch(const QString& sourceId, const Namespace& ns, const WatchOptions& options)
-{
+void Engine::watch(const QString& sourceId, const Namespace& ns, const WatchOptions& options) {
     // Through the engine thread, so the watch reaches the source after its start().
     QMetaObject::invokeMethod(
         this,
@@ -259,7 +254,8 @@ void Engine::watch(const QString& sourceId, const Namespace& ns, const WatchOpti
                 }
             }
             QList<WatchRecord>& records = m_watches[sourceId];
-            auto it = std::find_if(records.begin(), records.end(), [&](const WatchRecord& r) { return r.ns == ns; });
+            auto it = std::find_if(records.begin(), records.end(),
+                                   [&](const WatchRecord& r) { return r.ns == ns; });
             if (it == records.end())
                 it = records.insert(records.end(), WatchRecord{ns, options, Bson()});
             else
@@ -269,8 +265,7 @@ void Engine::watch(const QString& sourceId, const Namespace& ns, const WatchOpti
         Qt::QueuedConnection);
 }
 
-void Engine::sendWatch(const QString& sourceId, WatchRecord& record, bool force)
-{
+void Engine::sendWatch(const QString& sourceId, WatchRecord& record, bool force) {
     WatchOptions options = record.options;
     if (options.match.isAbsent())
         options.match = pushDownFor(sourceId, record.ns);
@@ -283,11 +278,11 @@ void Engine::sendWatch(const QString& sourceId, WatchRecord& record, bool force)
         return;
     Source* source = it->source;
     const Namespace ns = record.ns;
-    QMetaObject::invokeMethod(source, [source, ns, options] { source->watch(ns, options); }, Qt::QueuedConnection);
+    QMetaObject::invokeMethod(
+        source, [source, ns, options] { source->watch(ns, options); }, Qt::QueuedConnection);
 }
 
-Bson Engine::pushDownFor(const QString& sourceId, const Namespace& scope) const
-{
+Bson Engine::pushDownFor(const QString& sourceId, const Namespace& scope) const {
     QList<Bson> terms;
     bool anyone = false;
     const QList<Subscription> all = m_index.all();
@@ -333,33 +328,32 @@ Bson Engine::pushDownFor(const QString& sourceId, const Namespace& scope) const
     return MongoSource::unionMatch(terms);
 }
 
-void Engine::refreshPushDown()
-{
+void Engine::refreshPushDown() {
     for (auto it = m_watches.begin(); it != m_watches.end(); ++it)
         for (WatchRecord& record : it.value())
             sendWatch(it.key(), record, false);
 }
 
-void Engine::unwatch(const QString& sourceId, const Namespace& ns)
-{
+void Engine::unwatch(const QString& sourceId, const Namespace& ns) {
     QMetaObject::invokeMethod(
         this,
         [this, sourceId, ns] {
             QList<WatchRecord>& records = m_watches[sourceId];
-            records.erase(std::remove_if(records.begin(), records.end(), [&](const WatchRecord& r) { return r.ns == ns; }),
+            records.erase(std::remove_if(records.begin(), records.end(),
+                                         [&](const WatchRecord& r) { return r.ns == ns; }),
                           records.end());
             QMutexLocker lock(&m_mutex);
             const auto it = m_sources.constFind(sourceId);
             if (it == m_sources.constEnd())
                 return;
             Source* source = it->source;
-            QMetaObject::invokeMethod(source, [source, ns] { source->unwatch(ns); }, Qt::QueuedConnection);
+            QMetaObject::invokeMethod(
+                source, [source, ns] { source->unwatch(ns); }, Qt::QueuedConnection);
         },
         Qt::QueuedConnection);
 }
 
-void Engine::listNamespaces(const QString& sourceId, const QString& db)
-{
+void Engine::listNamespaces(const QString& sourceId, const QString& db) {
     QMetaObject::invokeMethod(
         this,
         [this, sourceId, db] {
@@ -367,25 +361,25 @@ void Engine::listNamespaces(const QString& sourceId, const QString& db)
             const auto it = m_sources.constFind(sourceId);
             if (it == m_sources.constEnd()) {
                 lock.unlock();
-                Q_EMIT namespacesListed(sourceId, db, {}, QStringLiteral("No source named \"%1\".").arg(sourceId));
+                Q_EMIT namespacesListed(sourceId, db, {},
+                                        QStringLiteral("No source named \"%1\".").arg(sourceId));
                 return;
             }
             Source* source = it->source;
-            QMetaObject::invokeMethod(source, [source, db] { source->listNamespaces(db); }, Qt::QueuedConnection);
+            QMetaObject::invokeMethod(
+                source, [source, db] { source->listNamespaces(db); }, Qt::QueuedConnection);
         },
         Qt::QueuedConnection);
 }
 
-QStringList Engine::sourceIds() const
-{
+QStringList Engine::sourceIds() const {
     QMutexLocker lock(&m_mutex);
     QStringList ids = m_sources.keys();
     ids.sort();
     return ids;
 }
 
-QHash<QString, SourceStatus> Engine::sourceStatuses() const
-{
+QHash<QString, SourceStatus> Engine::sourceStatuses() const {
     QMutexLocker lock(&m_mutex);
     QHash<QString, SourceStatus> result;
     for (auto it = m_sources.cbegin(); it != m_sources.cend(); ++it)
@@ -393,14 +387,12 @@ QHash<QString, SourceStatus> Engine::sourceStatuses() const
     return result;
 }
 
-QString Engine::sourceUri(const QString& id) const
-{
+QString Engine::sourceUri(const QString& id) const {
     QMutexLocker lock(&m_mutex);
     return m_sources.value(id).uri;
 }
 
-Subscription Engine::addSubscription(Subscription subscription)
-{
+Subscription Engine::addSubscription(Subscription subscription) {
     if (subscription.id.isEmpty())
         subscription.id = QStringLiteral("s") + QString::number(QRandomGenerator::global()->generate64(), 36);
     if (!subscription.created.isValid())
@@ -428,8 +420,7 @@ Subscription Engine::addSubscription(Subscription subscription)
     return subscription;
 }
 
-bool Engine::removeSubscription(const QString& id)
-{
+bool Engine::removeSubscription(const QString& id) {
     {
         QMutexLocker lock(&m_mutex);
         if (!m_subscriptions.remove(id))
@@ -448,8 +439,7 @@ bool Engine::removeSubscription(const QString& id)
     return true;
 }
 
-SubscriptionList Engine::subscriptions() const
-{
+SubscriptionList Engine::subscriptions() const {
     QMutexLocker lock(&m_mutex);
     SubscriptionList list;
     for (const QString& id : m_subscriptionOrder)
@@ -457,8 +447,7 @@ SubscriptionList Engine::subscriptions() const
     return list;
 }
 
-std::optional<Subscription> Engine::subscription(const QString& id) const
-{
+std::optional<Subscription> Engine::subscription(const QString& id) const {
     QMutexLocker lock(&m_mutex);
     const auto it = m_subscriptions.constFind(id);
     if (it == m_subscriptions.constEnd())
@@ -466,15 +455,14 @@ std::optional<Subscription> Engine::subscription(const QString& id) const
     return *it;
 }
 
-void Engine::submit(const ChangeBatch& batch)
-{
+void Engine::submit(const ChangeBatch& batch) {
     for (const ChangeEvent& event : batch.events)
         event.prepare();
-    QMetaObject::invokeMethod(this, [this, batch] { onBatchReady(batch); }, Qt::QueuedConnection);
+    QMetaObject::invokeMethod(
+        this, [this, batch] { onBatchReady(batch); }, Qt::QueuedConnection);
 }
 
-void Engine::onBatchReady(const ChangeBatch& batch)
-{
+void Engine::onBatchReady(const ChangeBatch& batch) {
     m_pending.append(batch);
     if (!m_flushScheduled) {
         m_flushScheduled = true;
@@ -483,8 +471,7 @@ void Engine::onBatchReady(const ChangeBatch& batch)
     }
 }
 
-void Engine::flush()
-{
+void Engine::flush() {
     m_flushScheduled = false;
     if (m_pending.isEmpty() || !m_journal.isOpen())
         return;
@@ -524,19 +511,19 @@ void Engine::flush()
                 continue;
             Source* source = entry->source;
             const QByteArray token = it.value();
-            QMetaObject::invokeMethod(source, [source, token] { source->checkpointCommitted(token); },
-                                      Qt::QueuedConnection);
+            QMetaObject::invokeMethod(
+                source, [source, token] { source->checkpointCommitted(token); }, Qt::QueuedConnection);
         }
     }
     if (!out.events.isEmpty())
         Q_EMIT committed(out);
 }
 
-void Engine::prune()
-{
+void Engine::prune() {
     const qint64 removed = m_journal.prune(m_options.retention, QDateTime::currentMSecsSinceEpoch());
     if (removed > 0)
-        qCInfo(lcEngine) << "retention removed" << removed << "events through seq" << m_journal.prunedThrough();
+        qCInfo(lcEngine) << "retention removed" << removed << "events through seq"
+                         << m_journal.prunedThrough();
 }
 
 } // namespace tw

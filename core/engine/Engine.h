@@ -5,14 +5,14 @@
 #include "journal/Journal.h"
 #include "sources/Source.h"
 
+#include <atomic>
+#include <memory>
+#include <optional>
 #include <QHash>
 #include <QMutex>
 #include <QObject>
 #include <QPointer>
 #include <QThread>
-#include <atomic>
-#include <memory>
-#include <optional>
 
 class QLockFile;
 class QTimer;
@@ -81,8 +81,8 @@ Q_SIGNALS:
     // Emitted on the engine thread after each group commit.
     void committed(const tw::CommittedBatch& batch);
     void sourceStatusChanged(const QString& sourceId, const tw::SourceStatus& status);
-    void namespacesListed(const QString& sourceId, const QString& db, const QList<tw::NamespaceInfo>& namespaces,
-                          const QString& error);
+    void namespacesListed(const QString& sourceId, const QString& db,
+                          const QList<tw::NamespaceInfo>& namespaces, const QString& error);
     void watchFailed(const QString& sourceId, const tw::Namespace& ns, const QString& error);
     void watchReady(const QString& sourceId, const tw::Namespace& ns);
     // The journal refused a write (disk full, I/O error). Pending batches are kept and
@@ -93,7 +93,7 @@ Q_SIGNALS:
 private:
     struct SourceEntry {
         QString uri;
-        Source* source = nullptr; // owned; deleted on its thread when that thread finishes
+        Source* source = nullptr;  // owned; deleted on its thread when that thread finishes
         QThread* thread = nullptr; // owned
         SourceStatus status;
     };
@@ -118,9 +118,9 @@ private:
     QThread m_thread;
     Journal m_journal; // engine thread only
     std::unique_ptr<QLockFile> m_lock;
-    SubscriptionIndex m_index; // engine thread only
+    SubscriptionIndex m_index;                    // engine thread only
     QHash<QString, QList<WatchRecord>> m_watches; // engine thread only
-    QList<ChangeBatch> m_pending; // engine thread only
+    QList<ChangeBatch> m_pending;                 // engine thread only
     bool m_flushScheduled = false;
     QTimer* m_pruneTimer = nullptr;
     QTimer* m_retryTimer = nullptr;

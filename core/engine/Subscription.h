@@ -14,8 +14,7 @@ namespace tw {
 struct SourceNamespace {
     QString sourceId; // empty: any source
     Namespace ns;     // empty: everything in the source
-    friend bool operator==(const SourceNamespace& a, const SourceNamespace& b)
-    {
+    friend bool operator==(const SourceNamespace& a, const SourceNamespace& b) {
         return a.sourceId == b.sourceId && a.ns == b.ns;
     }
 };
@@ -33,8 +32,7 @@ struct Subscription {
     QDateTime created;
     bool persistent = true; // ad hoc streams are not stored in the journal
 
-    bool coversNamespace(const QString& sourceId, const Namespace& ns) const
-    {
+    bool coversNamespace(const QString& sourceId, const Namespace& ns) const {
         if (namespaces.isEmpty())
             return true;
         for (const SourceNamespace& scope : namespaces)
@@ -42,8 +40,7 @@ struct Subscription {
                 return true;
         return false;
     }
-    bool matches(const ChangeEvent& event) const
-    {
+    bool matches(const ChangeEvent& event) const {
         // A gap concerns every subscription of its namespace, whatever the filter.
         if (!coversNamespace(event.sourceId(), event.ns()))
             return false;

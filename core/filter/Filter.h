@@ -3,9 +3,9 @@
 #include "model/Bson.h"
 #include "model/ChangeEvent.h"
 
+#include <memory>
 #include <QList>
 #include <QMetaType>
-#include <memory>
 
 namespace tw {
 

@@ -42,16 +42,15 @@ CREATE TABLE IF NOT EXISTS meta(
   value INTEGER NOT NULL);
 )sql";
 
-QString sqliteMessage(sqlite3* db)
-{
+QString sqliteMessage(sqlite3* db) {
     return db ? QString::fromUtf8(sqlite3_errmsg(db)) : QStringLiteral("out of memory");
 }
 
 struct Statement {
     sqlite3_stmt* s;
-    explicit Statement(sqlite3_stmt* stmt) : s(stmt) {}
-    ~Statement()
-    {
+    explicit Statement(sqlite3_stmt* stmt)
+        : s(stmt) {}
+    ~Statement() {
         if (s) {
             sqlite3_reset(s);
             sqlite3_clear_bindings(s);
@@ -59,33 +58,29 @@ struct Statement {
     }
 };
 
-void bindText(sqlite3_stmt* s, int index, const QString& text)
-{
+void bindText(sqlite3_stmt* s, int index, const QString& text) {
     const QByteArray utf8 = text.toUtf8();
     sqlite3_bind_text(s, index, utf8.constData(), int(utf8.size()), SQLITE_TRANSIENT);
 }
 
-void bindBlob(sqlite3_stmt* s, int index, const QByteArray& bytes)
-{
+void bindBlob(sqlite3_stmt* s, int index, const QByteArray& bytes) {
     // Static binding: the caller keeps `bytes` alive until the step.
     sqlite3_bind_blob(s, index, bytes.constData(), int(bytes.size()), SQLITE_STATIC);
 }
 
-QByteArray columnBlob(sqlite3_stmt* s, int column)
-{
+QByteArray columnBlob(sqlite3_stmt* s, int column) {
     const void* data = sqlite3_column_blob(s, column);
     return QByteArray(static_cast<const char*>(data), sqlite3_column_bytes(s, column));
 }
 
-bool isCorruption(int rc)
-{
+bool isCorruption(int rc) {
     rc &= 0xff;
     return rc == SQLITE_NOTADB || rc == SQLITE_CORRUPT;
 }
 
-int openConnection(const QString& path, int flags, sqlite3** db)
-{
-    const int rc = sqlite3_open_v2(QFile::encodeName(path).constData(), db, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+int openConnection(const QString& path, int flags, sqlite3** db) {
+    const int rc =
+        sqlite3_open_v2(QFile::encodeName(path).constData(), db, flags | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc == SQLITE_OK) {
         // A writer holds the lock for one group commit (a few ms); waiting beats failing.
         sqlite3_busy_timeout(*db, 5000);
@@ -98,13 +93,11 @@ int openConnection(const QString& path, int flags, sqlite3** db)
 
 Journal::Journal() = default;
 
-Journal::~Journal()
-{
+Journal::~Journal() {
     close();
 }
 
-bool Journal::fail(Error code, const QString& message, QString* error)
-{
+bool Journal::fail(Error code, const QString& message, QString* error) {
     m_lastError = code;
     if (error)
         *error = message;
@@ -112,8 +105,7 @@ bool Journal::fail(Error code, const QString& message, QString* error)
     return false;
 }
 
-bool Journal::exec(const char* sql, QString* error)
-{
+bool Journal::exec(const char* sql, QString* error) {
     char* message = nullptr;
     const int rc = sqlite3_exec(m_db, sql, nullptr, nullptr, &message);
     if (rc != SQLITE_OK) {
@@ -126,8 +118,7 @@ bool Journal::exec(const char* sql, QString* error)
     return true;
 }
 
-sqlite3_stmt* Journal::prepare(const char* sql)
-{
+sqlite3_stmt* Journal::prepare(const char* sql) {
     sqlite3_stmt* stmt = nullptr;
     if (sqlite3_prepare_v3(m_db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr) != SQLITE_OK) {
         qCWarning(lcJournal) << "cannot prepare" << sql << sqliteMessage(m_db);
@@ -136,21 +127,21 @@ sqlite3_stmt* Journal::prepare(const char* sql)
     return stmt;
 }
 
-bool Journal::open(const QString& path, QString* error)
-{
+bool Journal::open(const QString& path, QString* error) {
     close();
     m_lastError = Error::None;
     m_path = path;
     const QString shown = QDir::toNativeSeparators(path);
-    const QString remedy =
-        QStringLiteral(" Move it aside to start a new journal (tidewatch --move-journal-aside, or the offer in "
-                       "the window); the old file is kept.");
+    const QString remedy = QStringLiteral(
+        " Move it aside to start a new journal (tidewatch --move-journal-aside, or the offer in "
+        "the window); the old file is kept.");
     QDir().mkpath(QFileInfo(path).absolutePath());
     if (openConnection(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &m_db) != SQLITE_OK) {
         const QString message = sqliteMessage(m_db);
         sqlite3_close(m_db);
         m_db = nullptr;
-        return fail(Error::CannotOpen, QStringLiteral("Cannot open the journal %1: %2.").arg(shown, message), error);
+        return fail(Error::CannotOpen, QStringLiteral("Cannot open the journal %1: %2.").arg(shown, message),
+                    error);
     }
 
     auto intPragma = [this](const char* sql, int* value) -> int {
@@ -177,29 +168,32 @@ bool Journal::open(const QString& path, QString* error)
         close();
         m_path = path;
         return fail(isCorruption(rc) ? Error::Corrupt : Error::CannotOpen,
-                    QStringLiteral("The journal %1 is damaged or not a database (%2).").arg(shown, message) + remedy,
+                    QStringLiteral("The journal %1 is damaged or not a database (%2).").arg(shown, message) +
+                        remedy,
                     error);
     }
     if (appId != kApplicationId && (appId != 0 || tables > 0)) {
         close();
         m_path = path;
-        return fail(Error::NotAJournal,
-                    QStringLiteral("%1 is an SQLite file of another program, not a Tidewatch journal.").arg(shown)
-                        + remedy,
-                    error);
+        return fail(
+            Error::NotAJournal,
+            QStringLiteral("%1 is an SQLite file of another program, not a Tidewatch journal.").arg(shown) +
+                remedy,
+            error);
     }
     int version = 0;
     intPragma("PRAGMA user_version", &version);
     if (version > kSchemaVersion) {
         close();
         m_path = path;
-        return fail(Error::NewerVersion,
-                    QStringLiteral("The journal %1 was written by a newer Tidewatch (schema %2, this one reads %3). "
-                                   "Update Tidewatch, or use another journal file with --journal.")
-                        .arg(shown)
-                        .arg(version)
-                        .arg(kSchemaVersion),
-                    error);
+        return fail(
+            Error::NewerVersion,
+            QStringLiteral("The journal %1 was written by a newer Tidewatch (schema %2, this one reads %3). "
+                           "Update Tidewatch, or use another journal file with --journal.")
+                .arg(shown)
+                .arg(version)
+                .arg(kSchemaVersion),
+            error);
     }
 
     // WAL: readers never block the writer. synchronous=NORMAL: a commit survives a
@@ -211,12 +205,13 @@ bool Journal::open(const QString& path, QString* error)
     // 2 048 pages (32 MiB) instead of SQLite's default 1 000 pages.
     if (!exec("PRAGMA page_size=16384; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
               "PRAGMA temp_store=MEMORY; PRAGMA cache_size=-32768; PRAGMA wal_autocheckpoint=2048;",
-              &sqlError)
-        || !initSchema(&sqlError) || !loadMeta(&sqlError)) {
+              &sqlError) ||
+        !initSchema(&sqlError) || !loadMeta(&sqlError)) {
         const Error code = m_lastError == Error::Corrupt ? Error::Corrupt : Error::Io;
         close();
         m_path = path;
-        return fail(code, QStringLiteral("The journal %1 cannot be used: %2.").arg(shown, sqlError) + remedy, error);
+        return fail(code, QStringLiteral("The journal %1 cannot be used: %2.").arg(shown, sqlError) + remedy,
+                    error);
     }
 
     m_insertEvent = prepare("INSERT INTO events(seq, committed_ms, source, doc) VALUES(?1, ?2, ?3, ?4)");
@@ -227,28 +222,26 @@ bool Journal::open(const QString& path, QString* error)
     m_deleteState = prepare("DELETE FROM source_state WHERE source = ?1 AND key = ?2");
     m_deleteStatePrefix = prepare("DELETE FROM source_state WHERE source = ?1 AND key >= ?2 AND key < ?3");
     m_setMeta = prepare("INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)");
-    if (!m_insertEvent || !m_upsertCheckpoint || !m_upsertState || !m_deleteState || !m_deleteStatePrefix
-        || !m_setMeta) {
+    if (!m_insertEvent || !m_upsertCheckpoint || !m_upsertState || !m_deleteState || !m_deleteStatePrefix ||
+        !m_setMeta) {
         const QString message = sqliteMessage(m_db);
         close();
         m_path = path;
-        return fail(Error::Io, QStringLiteral("The journal %1 cannot be used: %2.").arg(shown, message) + remedy,
-                    error);
+        return fail(Error::Io,
+                    QStringLiteral("The journal %1 cannot be used: %2.").arg(shown, message) + remedy, error);
     }
     return true;
 }
 
-bool Journal::initSchema(QString* error)
-{
+bool Journal::initSchema(QString* error) {
     if (!exec(kSchema, error))
         return false;
-    const QByteArray pragmas = QByteArray("PRAGMA application_id=") + QByteArray::number(kApplicationId)
-        + "; PRAGMA user_version=" + QByteArray::number(kSchemaVersion) + ";";
+    const QByteArray pragmas = QByteArray("PRAGMA application_id=") + QByteArray::number(kApplicationId) +
+                               "; PRAGMA user_version=" + QByteArray::number(kSchemaVersion) + ";";
     return exec(pragmas.constData(), error);
 }
 
-bool Journal::loadMeta(QString* error)
-{
+bool Journal::loadMeta(QString* error) {
     m_lastSeq = 0;
     m_prunedThrough = 0;
     sqlite3_stmt* s = prepare("SELECT key, value FROM meta");
@@ -280,8 +273,7 @@ bool Journal::loadMeta(QString* error)
     return true;
 }
 
-void Journal::close()
-{
+void Journal::close() {
     for (sqlite3_stmt** s : {&m_insertEvent, &m_upsertCheckpoint, &m_upsertState, &m_deleteState,
                              &m_deleteStatePrefix, &m_setMeta}) {
         sqlite3_finalize(*s);
@@ -293,10 +285,9 @@ void Journal::close()
     }
 }
 
-bool Journal::moveAside(const QString& path, QString* movedTo, QString* error)
-{
-    const QString target =
-        path + QStringLiteral(".broken-") + QDateTime::currentDateTime().toString(QStringLiteral("yyyyMMdd-hhmmss"));
+bool Journal::moveAside(const QString& path, QString* movedTo, QString* error) {
+    const QString target = path + QStringLiteral(".broken-") +
+                           QDateTime::currentDateTime().toString(QStringLiteral("yyyyMMdd-hhmmss"));
     if (QFile::exists(path) && !QFile::rename(path, target)) {
         if (error)
             *error = QStringLiteral("Cannot rename %1 to %2; move it yourself.")
@@ -311,8 +302,7 @@ bool Journal::moveAside(const QString& path, QString* movedTo, QString* error)
     return true;
 }
 
-bool Journal::append(QList<ChangeBatch>& batches, QString* error)
-{
+bool Journal::append(QList<ChangeBatch>& batches, QString* error) {
     if (!m_db)
         return fail(Error::Io, QStringLiteral("The journal is not open."), error);
     if (!exec("BEGIN IMMEDIATE", error))
@@ -395,8 +385,7 @@ bool Journal::append(QList<ChangeBatch>& batches, QString* error)
     return true;
 }
 
-SourceRestore Journal::restore(const QString& sourceId)
-{
+SourceRestore Journal::restore(const QString& sourceId) {
     SourceRestore result;
     if (!m_db)
         return result;
@@ -418,12 +407,12 @@ SourceRestore Journal::restore(const QString& sourceId)
     return result;
 }
 
-void Journal::forgetSource(const QString& sourceId)
-{
+void Journal::forgetSource(const QString& sourceId) {
     if (!m_db)
         return;
     const QByteArray source = sourceId.toUtf8();
-    for (const char* sql : {"DELETE FROM checkpoints WHERE source = ?1", "DELETE FROM source_state WHERE source = ?1"}) {
+    for (const char* sql :
+         {"DELETE FROM checkpoints WHERE source = ?1", "DELETE FROM source_state WHERE source = ?1"}) {
         sqlite3_stmt* s = prepare(sql);
         if (!s)
             continue;
@@ -433,8 +422,7 @@ void Journal::forgetSource(const QString& sourceId)
     }
 }
 
-bool Journal::saveSubscription(const Subscription& subscription, QString* error)
-{
+bool Journal::saveSubscription(const Subscription& subscription, QString* error) {
     if (!m_db)
         return fail(Error::Io, QStringLiteral("The journal is not open."), error);
     sqlite3_stmt* s = prepare("INSERT OR REPLACE INTO subscriptions(id, spec) VALUES(?1, ?2)");
@@ -449,8 +437,7 @@ bool Journal::saveSubscription(const Subscription& subscription, QString* error)
     return ok || fail(Error::Io, message, error);
 }
 
-bool Journal::removeSubscription(const QString& id)
-{
+bool Journal::removeSubscription(const QString& id) {
     if (!m_db)
         return false;
     sqlite3_stmt* s = prepare("DELETE FROM subscriptions WHERE id = ?1");
@@ -462,8 +449,7 @@ bool Journal::removeSubscription(const QString& id)
     return ok;
 }
 
-SubscriptionList Journal::subscriptions(QStringList* errors)
-{
+SubscriptionList Journal::subscriptions(QStringList* errors) {
     SubscriptionList result;
     sqlite3_stmt* s = m_db ? prepare("SELECT id, spec FROM subscriptions ORDER BY rowid") : nullptr;
     if (!s)
@@ -473,9 +459,10 @@ SubscriptionList Journal::subscriptions(QStringList* errors)
         Subscription sub = Subscription::fromJson(columnBlob(s, 1), &error);
         if (!error.isEmpty()) {
             if (errors)
-                errors->append(QStringLiteral("subscription %1: %2")
-                                   .arg(QString::fromUtf8(reinterpret_cast<const char*>(sqlite3_column_text(s, 0))),
-                                        error));
+                errors->append(
+                    QStringLiteral("subscription %1: %2")
+                        .arg(QString::fromUtf8(reinterpret_cast<const char*>(sqlite3_column_text(s, 0))),
+                             error));
             continue;
         }
         result.append(sub);
@@ -484,8 +471,7 @@ SubscriptionList Journal::subscriptions(QStringList* errors)
     return result;
 }
 
-qint64 Journal::firstSeq()
-{
+qint64 Journal::firstSeq() {
     sqlite3_stmt* s = prepare("SELECT min(seq) FROM events");
     qint64 seq = 0;
     if (s && sqlite3_step(s) == SQLITE_ROW)
@@ -494,8 +480,7 @@ qint64 Journal::firstSeq()
     return seq;
 }
 
-qint64 Journal::firstSeqAtOrAfterTime(qint64 cutoffMs)
-{
+qint64 Journal::firstSeqAtOrAfterTime(qint64 cutoffMs) {
     // committed_ms never decreases with seq (one writer, stamped at commit), so a
     // binary search over seq finds the cut without an index on time.
     sqlite3_stmt* s = prepare("SELECT seq, committed_ms FROM events WHERE seq >= ?1 ORDER BY seq LIMIT 1");
@@ -522,8 +507,7 @@ qint64 Journal::firstSeqAtOrAfterTime(qint64 cutoffMs)
     return lo;
 }
 
-qint64 Journal::deleteThrough(qint64 seq)
-{
+qint64 Journal::deleteThrough(qint64 seq) {
     if (seq <= m_prunedThrough)
         return 0;
     qint64 removed = 0;
@@ -553,8 +537,7 @@ qint64 Journal::deleteThrough(qint64 seq)
     return removed;
 }
 
-qint64 Journal::prune(const RetentionPolicy& policy, qint64 nowMs)
-{
+qint64 Journal::prune(const RetentionPolicy& policy, qint64 nowMs) {
     if (!m_db || m_lastSeq == 0)
         return 0;
     qint64 cut = 0; // delete every seq <= cut
@@ -575,8 +558,7 @@ qint64 Journal::prune(const RetentionPolicy& policy, qint64 nowMs)
     return cut > 0 ? deleteThrough(cut) : 0;
 }
 
-qint64 Journal::eventCount()
-{
+qint64 Journal::eventCount() {
     sqlite3_stmt* s = m_db ? prepare("SELECT count(*) FROM events") : nullptr;
     qint64 n = 0;
     if (s && sqlite3_step(s) == SQLITE_ROW)
@@ -585,8 +567,7 @@ qint64 Journal::eventCount()
     return n;
 }
 
-qint64 Journal::sizeBytes()
-{
+qint64 Journal::sizeBytes() {
     if (!m_db)
         return 0;
     auto pragma = [this](const char* sql) {
@@ -600,8 +581,7 @@ qint64 Journal::sizeBytes()
     return (pragma("PRAGMA page_count") - pragma("PRAGMA freelist_count")) * pragma("PRAGMA page_size");
 }
 
-void Journal::checkpoint()
-{
+void Journal::checkpoint() {
     if (m_db)
         exec("PRAGMA wal_checkpoint(TRUNCATE)");
 }
@@ -610,16 +590,14 @@ void Journal::checkpoint()
 
 JournalReader::JournalReader() = default;
 
-JournalReader::~JournalReader()
-{
+JournalReader::~JournalReader() {
     sqlite3_finalize(m_select);
     sqlite3_finalize(m_meta);
     if (m_db)
         sqlite3_close(m_db);
 }
 
-bool JournalReader::open(const QString& path, QString* error)
-{
+bool JournalReader::open(const QString& path, QString* error) {
     if (openConnection(path, SQLITE_OPEN_READONLY, &m_db) != SQLITE_OK) {
         if (error)
             *error = QStringLiteral("Cannot read the journal %1: %2").arg(path, sqliteMessage(m_db));
@@ -627,8 +605,8 @@ bool JournalReader::open(const QString& path, QString* error)
         m_db = nullptr;
         return false;
     }
-    sqlite3_prepare_v3(m_db, "SELECT seq, doc FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-                       -1, SQLITE_PREPARE_PERSISTENT, &m_select, nullptr);
+    sqlite3_prepare_v3(m_db, "SELECT seq, doc FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2", -1,
+                       SQLITE_PREPARE_PERSISTENT, &m_select, nullptr);
     sqlite3_prepare_v3(m_db,
                        "SELECT (SELECT value FROM meta WHERE key='last_seq'), "
                        "(SELECT value FROM meta WHERE key='pruned_through'), (SELECT min(seq) FROM events)",
@@ -641,8 +619,7 @@ bool JournalReader::open(const QString& path, QString* error)
     return true;
 }
 
-qint64 JournalReader::lastSeq()
-{
+qint64 JournalReader::lastSeq() {
     if (!m_meta)
         return 0;
     qint64 last = 0;
@@ -653,8 +630,8 @@ qint64 JournalReader::lastSeq()
 }
 
 JournalReader::Result JournalReader::readAfter(qint64 after, int limit,
-                                               const std::function<bool(const ChangeEvent&)>& match, int scanLimit)
-{
+                                               const std::function<bool(const ChangeEvent&)>& match,
+                                               int scanLimit) {
     Result r;
     r.scannedThrough = after;
     if (!m_db || !m_select) {

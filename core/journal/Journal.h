@@ -3,8 +3,8 @@
 #include "engine/Subscription.h"
 #include "model/ChangeBatch.h"
 
-#include <QString>
 #include <functional>
+#include <QString>
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -105,7 +105,7 @@ public:
     bool isOpen() const { return m_db != nullptr; }
 
     struct Result {
-        ChangeEventList events;   // matching events with seq > after, ascending
+        ChangeEventList events;    // matching events with seq > after, ascending
         qint64 scannedThrough = 0; // highest seq looked at; resume the next read after it
         qint64 lastSeq = 0;        // the journal's head when read
         bool gap = false;          // events after `after` were pruned: history lost

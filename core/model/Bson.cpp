@@ -4,20 +4,17 @@
 
 namespace tw {
 
-Bson Bson::fromRaw(QByteArray raw)
-{
+Bson Bson::fromRaw(QByteArray raw) {
     return Bson(std::move(raw));
 }
 
-Bson Bson::fromBsonT(const bson_t* doc)
-{
+Bson Bson::fromBsonT(const bson_t* doc) {
     if (!doc)
         return {};
     return Bson(QByteArray(reinterpret_cast<const char*>(bson_get_data(doc)), qsizetype(doc->len)));
 }
 
-Bson Bson::fromJson(QByteArrayView json, QString* error)
-{
+Bson Bson::fromJson(QByteArrayView json, QString* error) {
     bson_error_t err;
     bson_t doc;
     if (!bson_init_from_json(&doc, json.data(), json.size(), &err)) {
@@ -30,23 +27,20 @@ Bson Bson::fromJson(QByteArrayView json, QString* error)
     return result;
 }
 
-Bson Bson::empty()
-{
+Bson Bson::empty() {
     bson_t doc = BSON_INITIALIZER;
     Bson result = fromBsonT(&doc);
     bson_destroy(&doc);
     return result;
 }
 
-bool Bson::view(bson_t* out) const
-{
+bool Bson::view(bson_t* out) const {
     if (isAbsent())
         return false;
     return bson_init_static(out, data(), size());
 }
 
-QByteArray Bson::toJson(JsonMode mode) const
-{
+QByteArray Bson::toJson(JsonMode mode) const {
     bson_t doc;
     if (!view(&doc))
         return QByteArrayLiteral("null");
@@ -67,8 +61,7 @@ QByteArray Bson::toJson(JsonMode mode) const
     return result;
 }
 
-void appendDocument(bson_t* parent, const char* key, const Bson& value)
-{
+void appendDocument(bson_t* parent, const char* key, const Bson& value) {
     bson_t doc;
     if (value.view(&doc))
         bson_append_document(parent, key, -1, &doc);

@@ -17,10 +17,10 @@ public:
     enum class JsonMode { Relaxed, Canonical };
 
     Bson() = default;
-    static Bson fromRaw(QByteArray raw);                   // raw must be a valid BSON document
-    static Bson fromBsonT(const bson_t* doc);              // copies
+    static Bson fromRaw(QByteArray raw);      // raw must be a valid BSON document
+    static Bson fromBsonT(const bson_t* doc); // copies
     static Bson fromJson(QByteArrayView json, QString* error = nullptr);
-    static Bson empty();                                   // {}
+    static Bson empty(); // {}
 
     bool isAbsent() const { return m_raw.isEmpty(); }
     bool isEmptyDocument() const { return m_raw.size() == 5; }
@@ -38,7 +38,8 @@ public:
     friend bool operator==(const Bson& a, const Bson& b) { return a.m_raw == b.m_raw; }
 
 private:
-    explicit Bson(QByteArray raw) : m_raw(std::move(raw)) {}
+    explicit Bson(QByteArray raw)
+        : m_raw(std::move(raw)) {}
     QByteArray m_raw;
 };
 

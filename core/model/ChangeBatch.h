@@ -20,10 +20,9 @@ struct SourceCheckpoint {
     QList<QByteArray> stateRemovals;
     QList<QByteArray> stateRemovedPrefixes;
 
-    bool isEmpty() const
-    {
-        return token.isEmpty() && stateUpserts.isEmpty() && stateRemovals.isEmpty()
-            && stateRemovedPrefixes.isEmpty();
+    bool isEmpty() const {
+        return token.isEmpty() && stateUpserts.isEmpty() && stateRemovals.isEmpty() &&
+               stateRemovedPrefixes.isEmpty();
     }
 };
 

@@ -29,29 +29,57 @@ public:
     QByteArray json;
 };
 
-ChangeEvent::ChangeEvent() : d(new Data) {}
+ChangeEvent::ChangeEvent()
+    : d(new Data) {}
 ChangeEvent::ChangeEvent(const ChangeEvent&) = default;
 ChangeEvent& ChangeEvent::operator=(const ChangeEvent&) = default;
 ChangeEvent::~ChangeEvent() = default;
 
-qint64 ChangeEvent::seq() const { return d->seq; }
-QString ChangeEvent::sourceId() const { return d->sourceId; }
-Namespace ChangeEvent::ns() const { return d->ns; }
-Operation ChangeEvent::operation() const { return d->op; }
-QByteArray ChangeEvent::operationType() const
-{
+qint64 ChangeEvent::seq() const {
+    return d->seq;
+}
+QString ChangeEvent::sourceId() const {
+    return d->sourceId;
+}
+Namespace ChangeEvent::ns() const {
+    return d->ns;
+}
+Operation ChangeEvent::operation() const {
+    return d->op;
+}
+QByteArray ChangeEvent::operationType() const {
     return d->op == Operation::Ddl && !d->ddlName.isEmpty() ? d->ddlName : operationName(d->op);
 }
-Bson ChangeEvent::documentKey() const { return d->documentKey; }
-Bson ChangeEvent::fullDocument() const { return d->fullDocument; }
-Bson ChangeEvent::updateDescription() const { return d->updateDescription; }
-Bson ChangeEvent::fullDocumentBeforeChange() const { return d->fullDocumentBeforeChange; }
-ClusterTime ChangeEvent::clusterTime() const { return d->clusterTime; }
-qint64 ChangeEvent::wallTimeMs() const { return d->wallTimeMs; }
-Bson ChangeEvent::resumeToken() const { return d->resumeToken; }
-Namespace ChangeEvent::renameTarget() const { return d->renameTarget; }
-QString ChangeEvent::reason() const { return d->reason; }
-Bson ChangeEvent::extra() const { return d->extra; }
+Bson ChangeEvent::documentKey() const {
+    return d->documentKey;
+}
+Bson ChangeEvent::fullDocument() const {
+    return d->fullDocument;
+}
+Bson ChangeEvent::updateDescription() const {
+    return d->updateDescription;
+}
+Bson ChangeEvent::fullDocumentBeforeChange() const {
+    return d->fullDocumentBeforeChange;
+}
+ClusterTime ChangeEvent::clusterTime() const {
+    return d->clusterTime;
+}
+qint64 ChangeEvent::wallTimeMs() const {
+    return d->wallTimeMs;
+}
+Bson ChangeEvent::resumeToken() const {
+    return d->resumeToken;
+}
+Namespace ChangeEvent::renameTarget() const {
+    return d->renameTarget;
+}
+QString ChangeEvent::reason() const {
+    return d->reason;
+}
+Bson ChangeEvent::extra() const {
+    return d->extra;
+}
 
 // Every setter drops the rendered caches: an event is only rendered once it is final.
 #define TW_SET(member, value)                                                                                \
@@ -61,34 +89,57 @@ Bson ChangeEvent::extra() const { return d->extra; }
     d->body = Bson();                                                                                        \
     d->bodyJson.clear()
 
-void ChangeEvent::setSourceId(const QString& id) { TW_SET(sourceId, id); }
-void ChangeEvent::setNs(const Namespace& ns) { TW_SET(ns, ns); }
-void ChangeEvent::setOperation(Operation op, QByteArrayView ddlName)
-{
+void ChangeEvent::setSourceId(const QString& id) {
+    TW_SET(sourceId, id);
+}
+void ChangeEvent::setNs(const Namespace& ns) {
+    TW_SET(ns, ns);
+}
+void ChangeEvent::setOperation(Operation op, QByteArrayView ddlName) {
     TW_SET(op, op);
     d->ddlName = ddlName.toByteArray();
 }
-void ChangeEvent::setDocumentKey(const Bson& key) { TW_SET(documentKey, key); }
-void ChangeEvent::setFullDocument(const Bson& doc) { TW_SET(fullDocument, doc); }
-void ChangeEvent::setUpdateDescription(const Bson& desc) { TW_SET(updateDescription, desc); }
-void ChangeEvent::setFullDocumentBeforeChange(const Bson& doc) { TW_SET(fullDocumentBeforeChange, doc); }
-void ChangeEvent::setClusterTime(ClusterTime time) { TW_SET(clusterTime, time); }
-void ChangeEvent::setWallTimeMs(qint64 ms) { TW_SET(wallTimeMs, ms); }
-void ChangeEvent::setResumeToken(const Bson& token) { TW_SET(resumeToken, token); }
-void ChangeEvent::setRenameTarget(const Namespace& to) { TW_SET(renameTarget, to); }
-void ChangeEvent::setReason(const QString& reason) { TW_SET(reason, reason); }
-void ChangeEvent::setExtra(const Bson& extra) { TW_SET(extra, extra); }
+void ChangeEvent::setDocumentKey(const Bson& key) {
+    TW_SET(documentKey, key);
+}
+void ChangeEvent::setFullDocument(const Bson& doc) {
+    TW_SET(fullDocument, doc);
+}
+void ChangeEvent::setUpdateDescription(const Bson& desc) {
+    TW_SET(updateDescription, desc);
+}
+void ChangeEvent::setFullDocumentBeforeChange(const Bson& doc) {
+    TW_SET(fullDocumentBeforeChange, doc);
+}
+void ChangeEvent::setClusterTime(ClusterTime time) {
+    TW_SET(clusterTime, time);
+}
+void ChangeEvent::setWallTimeMs(qint64 ms) {
+    TW_SET(wallTimeMs, ms);
+}
+void ChangeEvent::setResumeToken(const Bson& token) {
+    TW_SET(resumeToken, token);
+}
+void ChangeEvent::setRenameTarget(const Namespace& to) {
+    TW_SET(renameTarget, to);
+}
+void ChangeEvent::setReason(const QString& reason) {
+    TW_SET(reason, reason);
+}
+void ChangeEvent::setExtra(const Bson& extra) {
+    TW_SET(extra, extra);
+}
 #undef TW_SET
 
-Bson ChangeEvent::makeUpdateDescription(const Bson& updatedFields, const QList<QByteArray>& removedFields)
-{
+Bson ChangeEvent::makeUpdateDescription(const Bson& updatedFields, const QList<QByteArray>& removedFields) {
     BsonBuilder b;
     appendDocument(b.get(), "updatedFields", updatedFields.isAbsent() ? Bson::empty() : updatedFields);
     bson_t removed;
     bson_append_array_begin(b.get(), "removedFields", -1, &removed);
     for (int i = 0; i < removedFields.size(); ++i) {
         const QByteArray key = QByteArray::number(i);
-        bson_append_utf8(&removed, key.constData(), -1, removedFields[i].constData(), int(removedFields[i].size()));
+        bson_append_utf8(&removed, key.constData(), -1, removedFields[i].constData(),
+                         int(removedFields[i].size()));
     }
     bson_append_array_end(b.get(), &removed);
     bson_t truncated;
@@ -97,8 +148,7 @@ Bson ChangeEvent::makeUpdateDescription(const Bson& updatedFields, const QList<Q
     return b.take();
 }
 
-ChangeEvent ChangeEvent::makeGap(const QString& sourceId, const Namespace& ns, const QString& reason)
-{
+ChangeEvent ChangeEvent::makeGap(const QString& sourceId, const Namespace& ns, const QString& reason) {
     ChangeEvent e;
     e.setSourceId(sourceId);
     e.setNs(ns);
@@ -108,14 +158,12 @@ ChangeEvent ChangeEvent::makeGap(const QString& sourceId, const Namespace& ns, c
     return e;
 }
 
-static void appendUtf8(bson_t* doc, const char* key, const QString& value)
-{
+static void appendUtf8(bson_t* doc, const char* key, const QString& value) {
     const QByteArray utf8 = value.toUtf8();
     bson_append_utf8(doc, key, -1, utf8.constData(), int(utf8.size()));
 }
 
-static void appendNs(bson_t* doc, const char* key, const Namespace& ns)
-{
+static void appendNs(bson_t* doc, const char* key, const Namespace& ns) {
     bson_t sub;
     bson_append_document_begin(doc, key, -1, &sub);
     appendUtf8(&sub, "db", ns.db);
@@ -124,14 +172,12 @@ static void appendNs(bson_t* doc, const char* key, const Namespace& ns)
     bson_append_document_end(doc, &sub);
 }
 
-static void appendIfPresent(bson_t* doc, const char* key, const Bson& value)
-{
+static void appendIfPresent(bson_t* doc, const char* key, const Bson& value) {
     if (!value.isAbsent())
         appendDocument(doc, key, value);
 }
 
-Bson ChangeEvent::buildDocument(bool withSeq) const
-{
+Bson ChangeEvent::buildDocument(bool withSeq) const {
     BsonBuilder b;
     bson_t* doc = b.get();
     if (withSeq)
@@ -165,8 +211,7 @@ Bson ChangeEvent::buildDocument(bool withSeq) const
     return b.take();
 }
 
-void ChangeEvent::prepare() const
-{
+void ChangeEvent::prepare() const {
     auto* data = const_cast<Data*>(d.constData());
     if (!data->body.isAbsent() || !data->json.isEmpty())
         return; // rendered already (or final)
@@ -174,8 +219,7 @@ void ChangeEvent::prepare() const
     data->bodyJson = data->body.toJson();
 }
 
-void ChangeEvent::finalize(qint64 seq)
-{
+void ChangeEvent::finalize(qint64 seq) {
     if (d->body.isAbsent()) {
         d->body = buildDocument(false);
         d->bodyJson = d->body.toJson();
@@ -184,7 +228,7 @@ void ChangeEvent::finalize(qint64 seq)
     // BSON: header, then the int64 "seq" element, then the body's elements as they are.
     const QByteArray& body = d->body.raw();
     const qsizetype elements = body.size() - 5; // without the length prefix and the terminator
-    constexpr qsizetype seqElement = 1 + 4 + 8;  // type byte, "seq\0", int64
+    constexpr qsizetype seqElement = 1 + 4 + 8; // type byte, "seq\0", int64
     QByteArray raw(4 + seqElement + elements + 1, Qt::Uninitialized);
     char* p = raw.data();
     const qint32 total = qToLittleEndian(qint32(raw.size()));
@@ -211,30 +255,25 @@ void ChangeEvent::finalize(qint64 seq)
     d->bodyJson.clear();
 }
 
-Bson ChangeEvent::document() const
-{
+Bson ChangeEvent::document() const {
     return d->document.isAbsent() ? buildDocument(d->seq > 0) : d->document;
 }
 
-QByteArray ChangeEvent::toJson() const
-{
+QByteArray ChangeEvent::toJson() const {
     return d->json.isEmpty() ? document().toJson() : d->json;
 }
 
-QByteArray ChangeEvent::toCanonicalJson() const
-{
+QByteArray ChangeEvent::toCanonicalJson() const {
     return document().toJson(Bson::JsonMode::Canonical);
 }
 
-static QString iterUtf8(const bson_iter_t* it)
-{
+static QString iterUtf8(const bson_iter_t* it) {
     uint32_t len = 0;
     const char* s = bson_iter_utf8(it, &len);
     return QString::fromUtf8(s, qsizetype(len));
 }
 
-static Bson iterDocument(const bson_iter_t* it)
-{
+static Bson iterDocument(const bson_iter_t* it) {
     uint32_t len = 0;
     const uint8_t* data = nullptr;
     if (BSON_ITER_HOLDS_DOCUMENT(it))
@@ -246,8 +285,7 @@ static Bson iterDocument(const bson_iter_t* it)
     return Bson::fromRaw(QByteArray(reinterpret_cast<const char*>(data), qsizetype(len)));
 }
 
-static Namespace iterNs(const bson_iter_t* it)
-{
+static Namespace iterNs(const bson_iter_t* it) {
     Namespace ns;
     bson_iter_t child;
     if (!BSON_ITER_HOLDS_DOCUMENT(it) || !bson_iter_recurse(it, &child))
@@ -262,8 +300,7 @@ static Namespace iterNs(const bson_iter_t* it)
     return ns;
 }
 
-ChangeEvent ChangeEvent::fromDocument(const Bson& source, qint64 seq, QString* error)
-{
+ChangeEvent ChangeEvent::fromDocument(const Bson& source, qint64 seq, QString* error) {
     ChangeEvent e;
     bson_t doc;
     bson_iter_t it;

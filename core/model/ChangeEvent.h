@@ -28,21 +28,21 @@ public:
     ChangeEvent& operator=(const ChangeEvent&);
     ~ChangeEvent();
 
-    qint64 seq() const;               // 0 until committed
+    qint64 seq() const; // 0 until committed
     QString sourceId() const;
     Namespace ns() const;
     Operation operation() const;
     QByteArray operationType() const; // the wire name: "insert", …, "createIndexes", "gap"
     Bson documentKey() const;
     Bson fullDocument() const;
-    Bson updateDescription() const;   // {updatedFields, removedFields, truncatedArrays}
+    Bson updateDescription() const; // {updatedFields, removedFields, truncatedArrays}
     Bson fullDocumentBeforeChange() const;
     ClusterTime clusterTime() const;
-    qint64 wallTimeMs() const;        // ms since the epoch; 0 when unknown
-    Bson resumeToken() const;         // the source's token for this event (`_id` in MongoDB)
-    Namespace renameTarget() const;   // `to` for rename
-    QString reason() const;           // gap and invalidate: why
-    Bson extra() const;               // other server fields kept verbatim (operationDescription, …)
+    qint64 wallTimeMs() const;      // ms since the epoch; 0 when unknown
+    Bson resumeToken() const;       // the source's token for this event (`_id` in MongoDB)
+    Namespace renameTarget() const; // `to` for rename
+    QString reason() const;         // gap and invalidate: why
+    Bson extra() const;             // other server fields kept verbatim (operationDescription, …)
 
     void setSourceId(const QString& id);
     void setNs(const Namespace& ns);

@@ -12,15 +12,13 @@ namespace {
 
 const char kHex[] = "0123456789abcdef";
 
-void appendInt(QByteArray& out, qint64 value)
-{
+void appendInt(QByteArray& out, qint64 value) {
     char buffer[24];
     const auto result = std::to_chars(buffer, buffer + sizeof buffer, value);
     out.append(buffer, result.ptr - buffer);
 }
 
-void appendDouble(QByteArray& out, double value)
-{
+void appendDouble(QByteArray& out, double value) {
     if (std::isnan(value)) {
         out.append("{\"$numberDouble\":\"NaN\"}");
         return;
@@ -43,8 +41,7 @@ void appendDouble(QByteArray& out, double value)
 }
 
 // Days since 1970-01-01 to a proleptic Gregorian date (civil calendar arithmetic).
-void civilFromDays(qint64 days, qint64* year, unsigned* month, unsigned* day)
-{
+void civilFromDays(qint64 days, qint64* year, unsigned* month, unsigned* day) {
     days += 719468;
     const qint64 era = (days >= 0 ? days : days - 146096) / 146097;
     const unsigned dayOfEra = unsigned(days - era * 146097);
@@ -56,8 +53,7 @@ void civilFromDays(qint64 days, qint64* year, unsigned* month, unsigned* day)
     *year = qint64(yearOfEra) + era * 400 + (*month <= 2);
 }
 
-void appendDigits(QByteArray& out, qint64 value, int width)
-{
+void appendDigits(QByteArray& out, qint64 value, int width) {
     char buffer[8];
     for (int i = width - 1; i >= 0; --i) {
         buffer[i] = char('0' + value % 10);
@@ -66,8 +62,7 @@ void appendDigits(QByteArray& out, qint64 value, int width)
     out.append(buffer, width);
 }
 
-void appendDate(QByteArray& out, qint64 ms)
-{
+void appendDate(QByteArray& out, qint64 ms) {
     // Relaxed form only for years 1970 to 9999, as the specification says.
     if (ms < 0 || ms > 253402300799999LL) {
         out.append("{\"$date\":{\"$numberLong\":\"");
@@ -103,8 +98,7 @@ void appendDate(QByteArray& out, qint64 ms)
 
 bool appendValue(QByteArray& out, const bson_iter_t* it);
 
-bool appendContainer(QByteArray& out, const bson_iter_t* parent, bool isArray)
-{
+bool appendContainer(QByteArray& out, const bson_iter_t* parent, bool isArray) {
     bson_iter_t child;
     if (!bson_iter_recurse(parent, &child))
         return false;
@@ -125,8 +119,7 @@ bool appendContainer(QByteArray& out, const bson_iter_t* parent, bool isArray)
     return !child.err_off;
 }
 
-bool appendValue(QByteArray& out, const bson_iter_t* it)
-{
+bool appendValue(QByteArray& out, const bson_iter_t* it) {
     switch (bson_iter_type(it)) {
     case BSON_TYPE_DOUBLE:
         appendDouble(out, bson_iter_double(it));
@@ -269,8 +262,7 @@ bool appendValue(QByteArray& out, const bson_iter_t* it)
 
 } // namespace
 
-void appendJsonString(QByteArray& out, const char* text, size_t length)
-{
+void appendJsonString(QByteArray& out, const char* text, size_t length) {
     const auto* s = reinterpret_cast<const unsigned char*>(text);
     const qsizetype begin = out.size();
     bool ascii = true;
@@ -287,13 +279,27 @@ void appendJsonString(QByteArray& out, const char* text, size_t length)
         out.append(text + start, qsizetype(i - start));
         start = i + 1;
         switch (c) {
-        case '"': out.append("\\\""); break;
-        case '\\': out.append("\\\\"); break;
-        case '\n': out.append("\\n"); break;
-        case '\r': out.append("\\r"); break;
-        case '\t': out.append("\\t"); break;
-        case '\b': out.append("\\b"); break;
-        case '\f': out.append("\\f"); break;
+        case '"':
+            out.append("\\\"");
+            break;
+        case '\\':
+            out.append("\\\\");
+            break;
+        case '\n':
+            out.append("\\n");
+            break;
+        case '\r':
+            out.append("\\r");
+            break;
+        case '\t':
+            out.append("\\t");
+            break;
+        case '\b':
+            out.append("\\b");
+            break;
+        case '\f':
+            out.append("\\f");
+            break;
         default: {
             const char escape[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xf]};
             out.append(escape, 6);
@@ -311,8 +317,7 @@ void appendJsonString(QByteArray& out, const char* text, size_t length)
     }
 }
 
-bool appendRelaxedJson(QByteArray& out, const bson_t* doc)
-{
+bool appendRelaxedJson(QByteArray& out, const bson_t* doc) {
     bson_iter_t it;
     if (!bson_iter_init(&it, doc))
         return false;

@@ -8,25 +8,31 @@
 
 namespace tw {
 
-Source::Source(const QString& id, QObject* parent) : QObject(parent), m_id(id) {}
+Source::Source(const QString& id, QObject* parent)
+    : QObject(parent)
+    , m_id(id) {}
 
 Source::~Source() = default;
 
-QString SourceStatus::stateName(State state)
-{
+QString SourceStatus::stateName(State state) {
     switch (state) {
-    case State::Stopped: return QStringLiteral("stopped");
-    case State::Connecting: return QStringLiteral("connecting");
-    case State::Watching: return QStringLiteral("watching");
-    case State::Polling: return QStringLiteral("polling");
-    case State::Backoff: return QStringLiteral("backoff");
-    case State::Error: return QStringLiteral("error");
+    case State::Stopped:
+        return QStringLiteral("stopped");
+    case State::Connecting:
+        return QStringLiteral("connecting");
+    case State::Watching:
+        return QStringLiteral("watching");
+    case State::Polling:
+        return QStringLiteral("polling");
+    case State::Backoff:
+        return QStringLiteral("backoff");
+    case State::Error:
+        return QStringLiteral("error");
     }
     return QStringLiteral("unknown");
 }
 
-void Source::setStatus(SourceStatus::State state, const QString& reason, const QDateTime& nextRetry)
-{
+void Source::setStatus(SourceStatus::State state, const QString& reason, const QDateTime& nextRetry) {
     if (m_status.state == state && m_status.reason == reason && m_status.nextRetry == nextRetry)
         return;
     m_status.state = state;
@@ -35,8 +41,7 @@ void Source::setStatus(SourceStatus::State state, const QString& reason, const Q
     Q_EMIT statusChanged(m_id, m_status);
 }
 
-QString Source::redactUri(const QString& uri)
-{
+QString Source::redactUri(const QString& uri) {
     // scheme://user:password@host → scheme://user:****@host, without parsing the rest,
     // so even a malformed URI never shows its password.
     static const QRegularExpression re(QStringLiteral("^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):([^@/]*)@"));
@@ -48,13 +53,12 @@ QString Source::redactUri(const QString& uri)
     return out;
 }
 
-Source* Source::create(const QString& id, const QString& uri, QString* error)
-{
+Source* Source::create(const QString& id, const QString& uri, QString* error) {
     // Before the SQLite suffix test: a MongoDB URI may end in ".db" (…/?appname=orders.db).
     if (uri.startsWith(QLatin1String("mongodb://")) || uri.startsWith(QLatin1String("mongodb+srv://")))
         return MongoSource::create(id, uri, error);
-    if (uri.startsWith(QLatin1String("sqlite:")) || uri.endsWith(QLatin1String(".sqlite"))
-        || uri.endsWith(QLatin1String(".db")) || uri.endsWith(QLatin1String(".sqlite3")))
+    if (uri.startsWith(QLatin1String("sqlite:")) || uri.endsWith(QLatin1String(".sqlite")) ||
+        uri.endsWith(QLatin1String(".db")) || uri.endsWith(QLatin1String(".sqlite3")))
         return SqliteSource::create(id, uri, error);
     if (error) {
         if (uri.startsWith(QLatin1String("postgres")))
@@ -62,8 +66,9 @@ Source* Source::create(const QString& id, const QString& uri, QString* error)
                                     "SQLite files (sqlite:PATH) or MongoDB (mongodb://HOST[:PORT]).")
                          .arg(redactUri(uri));
         else
-            *error = QStringLiteral("Unsupported source URI \"%1\": use sqlite:PATH or mongodb://HOST[:PORT].")
-                         .arg(redactUri(uri));
+            *error =
+                QStringLiteral("Unsupported source URI \"%1\": use sqlite:PATH or mongodb://HOST[:PORT].")
+                    .arg(redactUri(uri));
     }
     return nullptr;
 }

@@ -11,8 +11,8 @@ namespace tw {
 struct SourceStatus {
     enum class State { Stopped, Connecting, Watching, Polling, Backoff, Error };
     State state = State::Stopped;
-    QString reason;       // a sentence a person can act on
-    QDateTime nextRetry;  // Backoff: when the next attempt happens
+    QString reason;      // a sentence a person can act on
+    QDateTime nextRetry; // Backoff: when the next attempt happens
     int reconnects = 0;
     qint64 lastEventMs = 0;
 
@@ -29,7 +29,8 @@ struct NamespaceInfo {
 // Per-watch options. Sources ignore the ones that do not apply to them.
 struct WatchOptions {
     // MongoDB
-    QString fullDocument = QStringLiteral("updateLookup"); // "default", "updateLookup", "whenAvailable", "required"
+    QString fullDocument =
+        QStringLiteral("updateLookup"); // "default", "updateLookup", "whenAvailable", "required"
     QString fullDocumentBeforeChange = QStringLiteral("off"); // "off", "whenAvailable", "required"
     bool showExpandedEvents = false;
     int batchSize = 0;
@@ -77,8 +78,8 @@ Q_SIGNALS:
     // both in one transaction.
     void batchReady(const tw::ChangeBatch& batch);
     void statusChanged(const QString& sourceId, const tw::SourceStatus& status);
-    void namespacesListed(const QString& sourceId, const QString& db, const QList<tw::NamespaceInfo>& namespaces,
-                          const QString& error);
+    void namespacesListed(const QString& sourceId, const QString& db,
+                          const QList<tw::NamespaceInfo>& namespaces, const QString& error);
     // A watch is live: every change committed to the database from now on will be
     // reported (the baseline is taken, or the change stream is open).
     void watchReady(const QString& sourceId, const tw::Namespace& ns);

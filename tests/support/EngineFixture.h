@@ -4,10 +4,10 @@
 
 #include "engine/Engine.h"
 
+#include <memory>
 #include <QSignalSpy>
 #include <QTemporaryDir>
 #include <QtTest>
-#include <memory>
 
 namespace tw::test {
 
@@ -16,16 +16,14 @@ namespace tw::test {
 class EngineFixture : public QObject {
     Q_OBJECT
 public:
-    explicit EngineFixture(const QString& journalPath)
-    {
+    explicit EngineFixture(const QString& journalPath) {
         Engine::Options options;
         options.journalPath = journalPath;
         engine = std::make_unique<Engine>(options);
     }
     ~EngineFixture() override { stop(); }
 
-    bool start(QString* error = nullptr)
-    {
+    bool start(QString* error = nullptr) {
         if (!engine->start(error))
             return false;
         connect(
@@ -45,27 +43,25 @@ public:
             [this](const QString&, const Namespace& ns) { ready.append(ns); }, Qt::QueuedConnection);
         connect(
             engine.get(), &Engine::sourceStatusChanged, this,
-            [this](const QString&, const SourceStatus& status) { statuses.append(status); }, Qt::QueuedConnection);
+            [this](const QString&, const SourceStatus& status) { statuses.append(status); },
+            Qt::QueuedConnection);
         return true;
     }
-    void stop()
-    {
+    void stop() {
         if (engine) {
             engine->stop();
             // Batches committed while stopping were emitted to us by queued calls.
             QCoreApplication::sendPostedEvents(this, QEvent::MetaCall);
         }
     }
-    QList<ChangeEvent> ofOperation(Operation op) const
-    {
+    QList<ChangeEvent> ofOperation(Operation op) const {
         QList<ChangeEvent> out;
         for (const ChangeEvent& e : events)
             if (e.operation() == op)
                 out.append(e);
         return out;
     }
-    bool seqStrictlyIncreasing() const
-    {
+    bool seqStrictlyIncreasing() const {
         for (int i = 1; i < events.size(); ++i)
             if (events[i].seq() <= events[i - 1].seq())
                 return false;
@@ -81,8 +77,7 @@ public:
 };
 
 // The value of `field` in a BSON document, as JSON text (e.g. "\"paid\"" or "42").
-inline QString fieldJson(const Bson& doc, const char* field)
-{
+inline QString fieldJson(const Bson& doc, const char* field) {
     bson_t view;
     bson_iter_t it;
     if (!doc.view(&view) || !bson_iter_init_find(&it, &view, field))

@@ -13,8 +13,7 @@ namespace tw::test {
 
 // Runs the sqlite3 program on `path` with `sql`: a separate process writing to the
 // watched file, as another application would. Returns its stderr on failure.
-inline QString runSqlite3(const QString& path, const QString& sql)
-{
+inline QString runSqlite3(const QString& path, const QString& sql) {
     QProcess p;
     p.start(QStringLiteral("sqlite3"), {QStringLiteral("-bail"), path, sql});
     if (!p.waitForFinished(30000))
@@ -24,14 +23,12 @@ inline QString runSqlite3(const QString& path, const QString& sql)
     return {};
 }
 
-inline QJsonObject parseJson(const QByteArray& json)
-{
+inline QJsonObject parseJson(const QByteArray& json) {
     return QJsonDocument::fromJson(json).object();
 }
 
 // A change event with a fullDocument {_id: i, n: i, pad: <size bytes>}.
-inline ChangeEvent makeEvent(const QString& source, const QString& coll, int i, int padBytes = 16)
-{
+inline ChangeEvent makeEvent(const QString& source, const QString& coll, int i, int padBytes = 16) {
     ChangeEvent e;
     e.setSourceId(source);
     e.setNs(Namespace{QStringLiteral("main"), coll});

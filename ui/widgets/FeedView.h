@@ -47,7 +47,7 @@ private:
 
     ChangeFeedModel* m_model;           // not owned
     FeedSearchProxy* m_proxy = nullptr; // child
-    QTableView* m_view = nullptr;        // child
+    QTableView* m_view = nullptr;       // child
     QLabel* m_status = nullptr;         // child
     QWidget* m_pausedBar = nullptr;     // child
     QLabel* m_pausedLabel = nullptr;    // child of m_pausedBar

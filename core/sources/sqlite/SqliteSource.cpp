@@ -4,8 +4,8 @@
 #include <QFile>
 #include <QFileInfo>
 #include <QLoggingCategory>
-#include <QTimer>
 #include <QtEndian>
+#include <QTimer>
 
 #include <algorithm>
 
@@ -23,8 +23,7 @@ constexpr int kBatchEvents = 1000;
 
 // 64-bit hash of one column value, stable across runs and Qt versions because it is
 // persisted in the journal. Murmur-style: 8 bytes a step, then a final avalanche.
-quint64 hashBytes(const void* data, size_t len, quint64 seed)
-{
+quint64 hashBytes(const void* data, size_t len, quint64 seed) {
     constexpr quint64 m = 0xc6a4a7935bd1e995ULL;
     quint64 h = seed ^ (len * m);
     const auto* p = static_cast<const unsigned char*>(data);
@@ -51,8 +50,7 @@ quint64 hashBytes(const void* data, size_t len, quint64 seed)
     return h;
 }
 
-quint64 hashColumn(sqlite3_stmt* s, int column)
-{
+quint64 hashColumn(sqlite3_stmt* s, int column) {
     switch (sqlite3_column_type(s, column)) {
     case SQLITE_INTEGER: {
         const qint64 v = sqlite3_column_int64(s, column);
@@ -75,8 +73,7 @@ quint64 hashColumn(sqlite3_stmt* s, int column)
     }
 }
 
-void appendColumn(bson_t* doc, const char* key, sqlite3_stmt* s, int column)
-{
+void appendColumn(bson_t* doc, const char* key, sqlite3_stmt* s, int column) {
     switch (sqlite3_column_type(s, column)) {
     case SQLITE_INTEGER: {
         const qint64 v = sqlite3_column_int64(s, column);
@@ -103,44 +100,38 @@ void appendColumn(bson_t* doc, const char* key, sqlite3_stmt* s, int column)
     }
 }
 
-void appendRowid(bson_t* doc, qint64 rowid)
-{
+void appendRowid(bson_t* doc, qint64 rowid) {
     if (rowid >= INT32_MIN && rowid <= INT32_MAX)
         bson_append_int32(doc, "_id", 3, int32_t(rowid));
     else
         bson_append_int64(doc, "_id", 3, rowid);
 }
 
-Bson keyDocument(qint64 rowid)
-{
+Bson keyDocument(qint64 rowid) {
     BsonBuilder b;
     appendRowid(b.get(), rowid);
     return b.take();
 }
 
-QString quoteIdentifier(const QString& name)
-{
+QString quoteIdentifier(const QString& name) {
     QString quoted = name;
     quoted.replace(QLatin1Char('"'), QLatin1String("\"\""));
     return QLatin1Char('"') + quoted + QLatin1Char('"');
 }
 
-QString quoteLiteral(const QString& text)
-{
+QString quoteLiteral(const QString& text) {
     QString quoted = text;
     quoted.replace(QLatin1Char('\''), QLatin1String("''"));
     return QLatin1Char('\'') + quoted + QLatin1Char('\'');
 }
 
-QString columnText(sqlite3_stmt* s, int column)
-{
+QString columnText(sqlite3_stmt* s, int column) {
     return QString::fromUtf8(reinterpret_cast<const char*>(sqlite3_column_text(s, column)),
                              sqlite3_column_bytes(s, column));
 }
 
 // True when the element under `ai` and the one under `bi` have the same type and bytes.
-bool sameValue(const bson_iter_t* ai, const bson_iter_t* bi)
-{
+bool sameValue(const bson_iter_t* ai, const bson_iter_t* bi) {
     bson_t one, two;
     bson_init(&one);
     bson_init(&two);
@@ -159,8 +150,7 @@ struct SqliteSource::Pending {
     int events() const { return int(batch.events.size()); }
 };
 
-SqliteSource* SqliteSource::create(const QString& id, const QString& uri, QString* error)
-{
+SqliteSource* SqliteSource::create(const QString& id, const QString& uri, QString* error) {
     QString path = uri;
     if (path.startsWith(QLatin1String("sqlite://")))
         path = path.mid(9);
@@ -168,7 +158,8 @@ SqliteSource* SqliteSource::create(const QString& id, const QString& uri, QStrin
         path = path.mid(7);
     if (path.isEmpty()) {
         if (error)
-            *error = QStringLiteral("The SQLite URI \"%1\" names no file: use sqlite:/path/to/file.sqlite.").arg(uri);
+            *error = QStringLiteral("The SQLite URI \"%1\" names no file: use sqlite:/path/to/file.sqlite.")
+                         .arg(uri);
         return nullptr;
     }
     const QFileInfo info(path);
@@ -196,24 +187,19 @@ SqliteSource* SqliteSource::create(const QString& id, const QString& uri, QStrin
 
 SqliteSource::SqliteSource(const QString& id, const QString& path, QObject* parent)
     : Source(id, parent)
-    , m_path(path)
-{
-}
+    , m_path(path) {}
 
-SqliteSource::~SqliteSource()
-{
+SqliteSource::~SqliteSource() {
     closeDatabase();
 }
 
-void SqliteSource::setPollIntervalMs(int ms)
-{
+void SqliteSource::setPollIntervalMs(int ms) {
     m_pollIntervalMs = std::max(1, ms);
     if (m_timer)
         m_timer->setInterval(m_pollIntervalMs);
 }
 
-bool SqliteSource::openDatabase(QString* error)
-{
+bool SqliteSource::openDatabase(QString* error) {
     if (m_db)
         return true;
     // Read-only: Tidewatch never writes to a watched file outside capture mode.
@@ -221,7 +207,8 @@ bool SqliteSource::openDatabase(QString* error)
                                    SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
     if (rc != SQLITE_OK) {
         if (error)
-            *error = QStringLiteral("Cannot open %1: %2").arg(m_path, QString::fromUtf8(sqlite3_errmsg(m_db)));
+            *error =
+                QStringLiteral("Cannot open %1: %2").arg(m_path, QString::fromUtf8(sqlite3_errmsg(m_db)));
         sqlite3_close(m_db);
         m_db = nullptr;
         return false;
@@ -230,16 +217,14 @@ bool SqliteSource::openDatabase(QString* error)
     return true;
 }
 
-void SqliteSource::closeDatabase()
-{
+void SqliteSource::closeDatabase() {
     if (m_db) {
         sqlite3_close(m_db);
         m_db = nullptr;
     }
 }
 
-QByteArray SqliteSource::stateKey(const QString& table, qint64 rowid)
-{
+QByteArray SqliteSource::stateKey(const QString& table, qint64 rowid) {
     QByteArray key = table.toUtf8();
     key.append('\x1f');
     char be[8];
@@ -248,13 +233,11 @@ QByteArray SqliteSource::stateKey(const QString& table, qint64 rowid)
     return key;
 }
 
-QByteArray SqliteSource::schemaKey(const QString& table)
-{
+QByteArray SqliteSource::schemaKey(const QString& table) {
     return table.toUtf8() + '\x1e';
 }
 
-void SqliteSource::start(const SourceRestore& restore)
-{
+void SqliteSource::start(const SourceRestore& restore) {
     m_restore = restore;
     m_started = true;
     if (restore.token.startsWith("capture:"))
@@ -273,13 +256,12 @@ void SqliteSource::start(const SourceRestore& restore)
     m_timer->start(m_pollIntervalMs);
 }
 
-QString SqliteSource::tableSql(const QString& name, bool* isView)
-{
+QString SqliteSource::tableSql(const QString& name, bool* isView) {
     sqlite3_stmt* s = nullptr;
     QString sql;
-    if (sqlite3_prepare_v2(m_db, "SELECT type, sql FROM sqlite_master WHERE name = ?1 AND type IN ('table','view')",
-                           -1, &s, nullptr)
-        == SQLITE_OK) {
+    if (sqlite3_prepare_v2(m_db,
+                           "SELECT type, sql FROM sqlite_master WHERE name = ?1 AND type IN ('table','view')",
+                           -1, &s, nullptr) == SQLITE_OK) {
         const QByteArray utf8 = name.toUtf8();
         sqlite3_bind_text(s, 1, utf8.constData(), int(utf8.size()), SQLITE_TRANSIENT);
         if (sqlite3_step(s) == SQLITE_ROW) {
@@ -294,8 +276,7 @@ QString SqliteSource::tableSql(const QString& name, bool* isView)
     return sql;
 }
 
-QStringList SqliteSource::tableColumns(const QString& name)
-{
+QStringList SqliteSource::tableColumns(const QString& name) {
     QStringList columns;
     sqlite3_stmt* s = nullptr;
     const QByteArray sql = QStringLiteral("SELECT * FROM %1 LIMIT 0").arg(quoteIdentifier(name)).toUtf8();
@@ -306,8 +287,7 @@ QStringList SqliteSource::tableColumns(const QString& name)
     return columns;
 }
 
-void SqliteSource::watch(const Namespace& ns, const WatchOptions& options)
-{
+void SqliteSource::watch(const Namespace& ns, const WatchOptions& options) {
     const QString name = ns.coll;
     if ((!ns.db.isEmpty() && ns.db != QLatin1String("main")) || name.isEmpty()) {
         Q_EMIT watchFailed(id(), ns,
@@ -325,20 +305,20 @@ void SqliteSource::watch(const Namespace& ns, const WatchOptions& options)
     if (sql.isEmpty() || isView) {
         QStringList tables;
         sqlite3_stmt* s = nullptr;
-        if (sqlite3_prepare_v2(m_db,
-                               "SELECT name FROM sqlite_master WHERE type='table' AND substr(name, 1, 7) <> 'sqlite_' "
-                               "AND name <> '_tidewatch_changelog' ORDER BY name",
-                               -1, &s, nullptr)
-            == SQLITE_OK)
+        if (sqlite3_prepare_v2(
+                m_db,
+                "SELECT name FROM sqlite_master WHERE type='table' AND substr(name, 1, 7) <> 'sqlite_' "
+                "AND name <> '_tidewatch_changelog' ORDER BY name",
+                -1, &s, nullptr) == SQLITE_OK)
             while (sqlite3_step(s) == SQLITE_ROW)
                 tables.append(columnText(s, 0));
         sqlite3_finalize(s);
-        Q_EMIT watchFailed(id(), ns,
-                           isView ? QStringLiteral("\"%1\" in %2 is a view; watch the tables behind it.").arg(name, m_path)
-                                  : QStringLiteral("No table \"%1\" in %2 (tables: %3).")
-                                        .arg(name, m_path,
-                                             tables.isEmpty() ? QStringLiteral("none")
-                                                              : tables.join(QLatin1String(", "))));
+        Q_EMIT watchFailed(
+            id(), ns,
+            isView ? QStringLiteral("\"%1\" in %2 is a view; watch the tables behind it.").arg(name, m_path)
+                   : QStringLiteral("No table \"%1\" in %2 (tables: %3).")
+                         .arg(name, m_path,
+                              tables.isEmpty() ? QStringLiteral("none") : tables.join(QLatin1String(", "))));
         return;
     }
     if (m_tables.contains(name))
@@ -367,14 +347,17 @@ void SqliteSource::watch(const Namespace& ns, const WatchOptions& options)
             const quint64 raw = qFromBigEndian<quint64>(it.key().constData() + prefix.size());
             restored.emplace_back(qint64(raw ^ (quint64(1) << 63)), &it.value());
         }
-        std::sort(restored.begin(), restored.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+        std::sort(restored.begin(), restored.end(),
+                  [](const auto& a, const auto& b) { return a.first < b.first; });
         table.base.columns = columns;
         table.base.rowids.reserve(restored.size());
-        table.base.hashes.assign(restored.size() * size_t(columns), 0); // a wrong-sized value reads as changed
+        table.base.hashes.assign(restored.size() * size_t(columns),
+                                 0); // a wrong-sized value reads as changed
         for (size_t i = 0; i < restored.size(); ++i) {
             table.base.rowids.push_back(restored[i].first);
             if (restored[i].second->size() == columns * 8)
-                memcpy(&table.base.hashes[i * size_t(columns)], restored[i].second->constData(), size_t(columns) * 8);
+                memcpy(&table.base.hashes[i * size_t(columns)], restored[i].second->constData(),
+                       size_t(columns) * 8);
         }
         table.snapshotted = true;
     } else if (restoredSchema != m_restore.state.constEnd()) {
@@ -401,8 +384,7 @@ void SqliteSource::watch(const Namespace& ns, const WatchOptions& options)
     Q_EMIT watchReady(id(), ns);
 }
 
-void SqliteSource::unwatch(const Namespace& ns)
-{
+void SqliteSource::unwatch(const Namespace& ns) {
     if (m_tables.remove(ns.coll)) {
         // Forget the baseline: a later watch starts from a fresh snapshot.
         ChangeBatch batch;
@@ -413,8 +395,7 @@ void SqliteSource::unwatch(const Namespace& ns)
     }
 }
 
-void SqliteSource::listNamespaces(const QString& db)
-{
+void SqliteSource::listNamespaces(const QString& db) {
     QList<NamespaceInfo> result;
     QString error;
     if (!openDatabase(&error)) {
@@ -425,10 +406,9 @@ void SqliteSource::listNamespaces(const QString& db)
         result.append({Namespace{QStringLiteral("main"), {}}, QStringLiteral("database")});
     } else {
         sqlite3_stmt* s = nullptr;
-        if (sqlite3_prepare_v2(m_db,
-                               "SELECT name, type FROM sqlite_master WHERE type IN ('table','view') ORDER BY name", -1,
-                               &s, nullptr)
-            == SQLITE_OK) {
+        if (sqlite3_prepare_v2(
+                m_db, "SELECT name, type FROM sqlite_master WHERE type IN ('table','view') ORDER BY name", -1,
+                &s, nullptr) == SQLITE_OK) {
             while (sqlite3_step(s) == SQLITE_ROW) {
                 const QString name = columnText(s, 0);
                 QString kind = columnText(s, 1);
@@ -444,8 +424,7 @@ void SqliteSource::listNamespaces(const QString& db)
     Q_EMIT namespacesListed(id(), db, result, error);
 }
 
-void SqliteSource::stop()
-{
+void SqliteSource::stop() {
     if (m_timer)
         m_timer->stop();
     m_tables.clear();
@@ -453,8 +432,7 @@ void SqliteSource::stop()
     setStatus(SourceStatus::State::Stopped);
 }
 
-void SqliteSource::poll()
-{
+void SqliteSource::poll() {
     if (!m_db) {
         // The file could not be opened (moved, permissions): retry once a second.
         const qint64 now = QDateTime::currentMSecsSinceEpoch();
@@ -470,7 +448,8 @@ void SqliteSource::poll()
     }
     sqlite3_stmt* s = nullptr;
     qint64 version = -1;
-    if (sqlite3_prepare_v2(m_db, "PRAGMA data_version", -1, &s, nullptr) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+    if (sqlite3_prepare_v2(m_db, "PRAGMA data_version", -1, &s, nullptr) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
         version = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
     if (version < 0) {
@@ -484,8 +463,7 @@ void SqliteSource::poll()
     scan();
 }
 
-void SqliteSource::scan()
-{
+void SqliteSource::scan() {
     if (m_tables.isEmpty())
         return;
     Pending out;
@@ -507,8 +485,7 @@ void SqliteSource::scan()
         setStatus(SourceStatus::State::Watching);
 }
 
-void SqliteSource::flush(Pending& out, bool force)
-{
+void SqliteSource::flush(Pending& out, bool force) {
     if (!force && out.batch.events.isEmpty() && out.batch.checkpoint.isEmpty())
         return;
     if (!out.batch.events.isEmpty())
@@ -518,8 +495,7 @@ void SqliteSource::flush(Pending& out, bool force)
     out.batch.checkpoint = SourceCheckpoint();
 }
 
-void SqliteSource::diffTable(Table& table, Pending& out)
-{
+void SqliteSource::diffTable(Table& table, Pending& out) {
     const Namespace ns{QStringLiteral("main"), table.name};
     const qint64 now = QDateTime::currentMSecsSinceEpoch();
     const QString sql = tableSql(table.name);
@@ -554,7 +530,8 @@ void SqliteSource::diffTable(Table& table, Pending& out)
     const bool emitEvents = table.snapshotted;
     // ORDER BY rowid costs nothing on a rowid table (it is the b-tree's own order) and
     // makes the merge against the baseline possible.
-    const QString select = QStringLiteral("SELECT rowid, * FROM %1 ORDER BY rowid").arg(quoteIdentifier(table.name));
+    const QString select =
+        QStringLiteral("SELECT rowid, * FROM %1 ORDER BY rowid").arg(quoteIdentifier(table.name));
     sqlite3_stmt* s = nullptr;
     if (sqlite3_prepare_v2(m_db, select.toUtf8().constData(), -1, &s, nullptr) != SQLITE_OK) {
         // WITHOUT ROWID tables have no rowid to key rows by: say so rather than guess.
@@ -602,7 +579,9 @@ void SqliteSource::diffTable(Table& table, Pending& out)
     next.hashes.reserve((old.rowids.size() + 64) * size_t(columnCount));
     std::vector<quint64> hashes(size_t(std::max(columnCount, 1)));
     const size_t rowBytes = size_t(columnCount) * 8;
-    auto hashBytes = [&] { return QByteArray(reinterpret_cast<const char*>(hashes.data()), qsizetype(rowBytes)); };
+    auto hashBytes = [&] {
+        return QByteArray(reinterpret_cast<const char*>(hashes.data()), qsizetype(rowBytes));
+    };
     auto removed = [&](qint64 rowid) {
         out.batch.checkpoint.stateRemovals.append(stateKey(table.name, rowid));
         if (emitEvents) {
@@ -657,12 +636,10 @@ void SqliteSource::diffTable(Table& table, Pending& out)
     table.snapshotted = true;
 }
 
-bool SqliteSource::installCapture(Table& table, QString* error)
-{
+bool SqliteSource::installCapture(Table& table, QString* error) {
     sqlite3* rw = nullptr;
-    if (sqlite3_open_v2(QFile::encodeName(m_path).constData(), &rw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                        nullptr)
-        != SQLITE_OK) {
+    if (sqlite3_open_v2(QFile::encodeName(m_path).constData(), &rw,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
         if (error)
             *error = QStringLiteral("Capture mode needs write access to %1: %2")
                          .arg(m_path, QString::fromUtf8(sqlite3_errmsg(rw)));
@@ -687,23 +664,28 @@ bool SqliteSource::installCapture(Table& table, QString* error)
     const QString upd = quoteIdentifier(base + QStringLiteral("_upd"));
     const QString del = quoteIdentifier(base + QStringLiteral("_del"));
     const QString log = QLatin1String(kChangelog);
-    QString script = QStringLiteral("BEGIN IMMEDIATE;"
-                                    "CREATE TABLE IF NOT EXISTS %1(id INTEGER PRIMARY KEY AUTOINCREMENT, "
-                                    "tbl TEXT NOT NULL, op TEXT NOT NULL, row_id INTEGER, before TEXT, after TEXT, "
-                                    "at INTEGER NOT NULL DEFAULT "
-                                    "(CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)));")
-                         .arg(log);
-    script += QStringLiteral("DROP TRIGGER IF EXISTS %1; DROP TRIGGER IF EXISTS %2; DROP TRIGGER IF EXISTS %3;")
-                  .arg(ins, upd, del);
-    script += QStringLiteral("CREATE TRIGGER %1 AFTER INSERT ON %2 BEGIN INSERT INTO %3(tbl, op, row_id, after) "
-                             "VALUES(%4, 'insert', NEW.rowid, %5); END;")
-                  .arg(ins, t, log, lit, image("NEW"));
-    script += QStringLiteral("CREATE TRIGGER %1 AFTER UPDATE ON %2 BEGIN INSERT INTO %3(tbl, op, row_id, before, "
-                             "after) VALUES(%4, 'update', NEW.rowid, %5, %6); END;")
-                  .arg(upd, t, log, lit, image("OLD"), image("NEW"));
-    script += QStringLiteral("CREATE TRIGGER %1 AFTER DELETE ON %2 BEGIN INSERT INTO %3(tbl, op, row_id, before) "
-                             "VALUES(%4, 'delete', OLD.rowid, %5); END;")
-                  .arg(del, t, log, lit, image("OLD"));
+    QString script =
+        QStringLiteral("BEGIN IMMEDIATE;"
+                       "CREATE TABLE IF NOT EXISTS %1(id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                       "tbl TEXT NOT NULL, op TEXT NOT NULL, row_id INTEGER, before TEXT, after TEXT, "
+                       "at INTEGER NOT NULL DEFAULT "
+                       "(CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)));")
+            .arg(log);
+    script +=
+        QStringLiteral("DROP TRIGGER IF EXISTS %1; DROP TRIGGER IF EXISTS %2; DROP TRIGGER IF EXISTS %3;")
+            .arg(ins, upd, del);
+    script +=
+        QStringLiteral("CREATE TRIGGER %1 AFTER INSERT ON %2 BEGIN INSERT INTO %3(tbl, op, row_id, after) "
+                       "VALUES(%4, 'insert', NEW.rowid, %5); END;")
+            .arg(ins, t, log, lit, image("NEW"));
+    script +=
+        QStringLiteral("CREATE TRIGGER %1 AFTER UPDATE ON %2 BEGIN INSERT INTO %3(tbl, op, row_id, before, "
+                       "after) VALUES(%4, 'update', NEW.rowid, %5, %6); END;")
+            .arg(upd, t, log, lit, image("OLD"), image("NEW"));
+    script +=
+        QStringLiteral("CREATE TRIGGER %1 AFTER DELETE ON %2 BEGIN INSERT INTO %3(tbl, op, row_id, before) "
+                       "VALUES(%4, 'delete', OLD.rowid, %5); END;")
+            .arg(del, t, log, lit, image("OLD"));
     script += QStringLiteral("COMMIT;");
     char* message = nullptr;
     const int rc = sqlite3_exec(rw, script.toUtf8().constData(), nullptr, nullptr, &message);
@@ -719,9 +701,9 @@ bool SqliteSource::installCapture(Table& table, QString* error)
     if (m_changelogSeen == 0) {
         // First capture: start after whatever the changelog already holds.
         sqlite3_stmt* s = nullptr;
-        if (sqlite3_prepare_v2(rw, "SELECT coalesce(max(id), 0) FROM _tidewatch_changelog", -1, &s, nullptr)
-                == SQLITE_OK
-            && sqlite3_step(s) == SQLITE_ROW)
+        if (sqlite3_prepare_v2(rw, "SELECT coalesce(max(id), 0) FROM _tidewatch_changelog", -1, &s,
+                               nullptr) == SQLITE_OK &&
+            sqlite3_step(s) == SQLITE_ROW)
             m_changelogSeen = sqlite3_column_int64(s, 0);
         sqlite3_finalize(s);
     }
@@ -732,14 +714,12 @@ bool SqliteSource::installCapture(Table& table, QString* error)
     return true;
 }
 
-void SqliteSource::readChangelog(Pending& out)
-{
+void SqliteSource::readChangelog(Pending& out) {
     sqlite3_stmt* s = nullptr;
     if (sqlite3_prepare_v2(m_db,
                            "SELECT id, tbl, op, row_id, before, after, at FROM _tidewatch_changelog "
                            "WHERE id > ?1 ORDER BY id",
-                           -1, &s, nullptr)
-        != SQLITE_OK) {
+                           -1, &s, nullptr) != SQLITE_OK) {
         sqlite3_finalize(s);
         return;
     }
@@ -805,8 +785,7 @@ void SqliteSource::readChangelog(Pending& out)
     out.batch.checkpoint.token = "capture:" + QByteArray::number(m_changelogSeen);
 }
 
-void SqliteSource::checkpointCommitted(const QByteArray& token)
-{
+void SqliteSource::checkpointCommitted(const QByteArray& token) {
     if (!m_captureInstalled || !token.startsWith("capture:"))
         return;
     // Rows up to the committed id are in the journal; the changelog no longer needs
@@ -816,11 +795,11 @@ void SqliteSource::checkpointCommitted(const QByteArray& token)
         return;
     m_lastPruneMs = now;
     sqlite3* rw = nullptr;
-    if (sqlite3_open_v2(QFile::encodeName(m_path).constData(), &rw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-                        nullptr)
-        == SQLITE_OK) {
+    if (sqlite3_open_v2(QFile::encodeName(m_path).constData(), &rw,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) == SQLITE_OK) {
         sqlite3_busy_timeout(rw, 200);
-        const QByteArray sql = "DELETE FROM _tidewatch_changelog WHERE id <= " + QByteArray::number(token.mid(8).toLongLong());
+        const QByteArray sql =
+            "DELETE FROM _tidewatch_changelog WHERE id <= " + QByteArray::number(token.mid(8).toLongLong());
         sqlite3_exec(rw, sql.constData(), nullptr, nullptr, nullptr);
     }
     sqlite3_close(rw);

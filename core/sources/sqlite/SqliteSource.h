@@ -52,8 +52,7 @@ private:
         int columns = 0;
         std::vector<qint64> rowids;
         std::vector<quint64> hashes;
-        void clear()
-        {
+        void clear() {
             rowids.clear();
             hashes.clear();
         }
