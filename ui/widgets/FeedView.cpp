@@ -90,6 +90,13 @@ FeedView::FeedView(ChangeFeedModel* model, QWidget* parent)
     updateStatusLine();
 }
 
+FeedView::~FeedView() {
+    // ~QWidget hides the children after this object is gone; the table then updates its
+    // scroll range, which must not reach the tail-follow slot any more.
+    disconnect(m_view->verticalScrollBar(), nullptr, this, nullptr);
+    disconnect(m_model, nullptr, this, nullptr);
+}
+
 void FeedView::attachModel(QAbstractItemModel* model) {
     m_view->setModel(model);
     // setModel() replaces the selection model; the old one is deleted with the view's

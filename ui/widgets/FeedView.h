@@ -22,6 +22,7 @@ class FeedView : public QWidget {
 public:
     // `model` is not owned (the dock owns the models, one per subscription).
     explicit FeedView(ChangeFeedModel* model, QWidget* parent = nullptr);
+    ~FeedView() override;
 
     ChangeFeedModel* model() const { return m_model; }
     QTableView* view() const { return m_view; }
