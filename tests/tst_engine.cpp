@@ -101,8 +101,7 @@ void TestEngine::subscriptionsSurviveRestart() {
         adhoc.persistent = false;
         f.engine->addSubscription(adhoc);
         QCOMPARE(f.engine->subscriptions().size(), 2);
-        QSignalSpy changed(f.engine.get(), &Engine::subscriptionsChanged);
-        QVERIFY(changed.wait(5000) || changed.size() > 0);
+        // No wait needed: stop() is queued behind the journal writes on the engine thread.
     }
     EngineFixture f(journal());
     QVERIFY(f.start());
