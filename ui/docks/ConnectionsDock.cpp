@@ -81,13 +81,16 @@ ConnectionsDock::ConnectionsDock(QWidget* parent)
     m_tree = new QTreeWidget(body);
     m_tree->setColumnCount(2);
     m_tree->setHeaderLabels({tr("Name"), tr("State")});
-    m_tree->header()->setStretchLastSection(false);
-    m_tree->header()->setSectionResizeMode(0, QHeaderView::Stretch);
-    m_tree->header()->setSectionResizeMode(1, QHeaderView::ResizeToContents);
+    // Names are never cut short; the state word (also shown by the icon) takes what is left.
+    m_tree->header()->setStretchLastSection(true);
+    m_tree->header()->setSectionResizeMode(0, QHeaderView::ResizeToContents);
     m_tree->setHeaderHidden(true);
     m_tree->setContextMenuPolicy(Qt::CustomContextMenu);
     m_tree->setFrameShape(QFrame::NoFrame);
     m_tree->setUniformRowHeights(true);
+    // Room for a typical collection name and the state word without a scroll bar.
+    m_tree->setMinimumWidth(
+        m_tree->fontMetrics().horizontalAdvance(QStringLiteral("notifications  watching")) + 130);
     layout->addWidget(m_tree, 1);
     setWidget(body);
 
