@@ -1018,6 +1018,9 @@ void MongoPeer::clearReceivedCommands() {
 
 void MongoPeer::onNewConnection() {
     while (QTcpSocket* socket = m_server->nextPendingConnection()) {
+        // As mongod does: no Nagle delay on replies (otherwise each getMore round trip
+        // waited for the driver's delayed ACK, 25 ms a batch).
+        socket->setSocketOption(QAbstractSocket::LowDelayOption, 1);
         auto connection = std::make_unique<Connection>();
         connection->socket = socket;
         connection->id = m_nextConnectionId++;
