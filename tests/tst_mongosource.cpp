@@ -251,6 +251,7 @@ private Q_SLOTS:
     void mapsEveryOperationType();
     void mapsDdlEventsAndKeepsUnknownFields();
     void optionsReachTheServer();
+    void showExpandedEventsIsSentOrExplained();
     void resumesAfterDroppedConnectionLosingNothing();
     void resumesAfterCursorNotFoundLosingNothing();
     void reopensFromStoredTokenAfterDriverResumeFails();
@@ -443,6 +444,26 @@ void TestMongoSource::optionsReachTheServer() {
     QCOMPARE(str(second, "fullDocument"), QStringLiteral("updateLookup"));
     QVERIFY(!has(second, "fullDocumentBeforeChange"));
     QVERIFY(!has(second, "startAfter"));
+}
+
+void TestMongoSource::showExpandedEventsIsSentOrExplained() {
+    // Debian 12's libmongoc (1.23) cannot send showExpandedEvents where a server accepts
+    // it: the state must say so instead of the option silently doing nothing.
+    MongoPeer peer;
+    QVERIFY(peer.listen());
+    Harness h(peer.uri());
+    WatchOptions options;
+    options.showExpandedEvents = true;
+    h.watch(Namespace{QStringLiteral("shop"), QStringLiteral("orders")}, options);
+    QTRY_COMPARE_WITH_TIMEOUT(peer.openChangeStreamCount(), 1, kWait);
+#if MONGOC_CHECK_VERSION(1, 24, 0)
+    QVERIFY(has(changeStreamStage(peer.receivedCommands(QStringLiteral("aggregate")).last()),
+                "showExpandedEvents"));
+#else
+    QTRY_VERIFY_WITH_TIMEOUT(h.status().reason.contains(QLatin1String("need libmongoc 1.24")), kWait);
+    QCOMPARE(h.status().state, SourceStatus::State::Watching);
+    QVERIFY(!has(peer.receivedCommands(QStringLiteral("aggregate")).last(), "showExpandedEvents"));
+#endif
 }
 
 void TestMongoSource::resumesAfterDroppedConnectionLosingNothing() {
