@@ -118,25 +118,7 @@ void Engine::shutdownOnThread() {
         entries = m_sources.values();
         m_sources.clear();
     }
-    // Stop the sources in parallel, then wait: each stop() returns within a second.
-    for (const SourceEntry& entry : std::as_const(entries)) {
-        Source* source = entry.source;
-        QThread* thread = entry.thread;
-        QMetaObject::invokeMethod(
-            source,
-            [source, thread] {
-                source->stop();
-                thread->quit();
-            },
-            Qt::QueuedConnection);
-    }
-    for (const SourceEntry& entry : std::as_const(entries)) {
-        entry.thread->wait();
-        // Batches the source emitted before stopping are queued to us: commit them.
-        QCoreApplication::sendPostedEvents(this, QEvent::MetaCall);
-        delete entry.source;
-        delete entry.thread;
-    }
+    stopSources(entries);
     QCoreApplication::sendPostedEvents(this, QEvent::MetaCall);
     flush();
     m_journal.checkpoint();
@@ -147,6 +129,28 @@ void Engine::shutdownOnThread() {
     m_retryTimer = nullptr;
     moveToThread(QCoreApplication::instance() ? QCoreApplication::instance()->thread() : nullptr);
     m_thread.quit();
+}
+
+void Engine::stopSources(const QList<SourceEntry>& entries) {
+    // Stop them in parallel, then wait: each stop() returns within a second.
+    for (const SourceEntry& entry : entries) {
+        Source* source = entry.source;
+        QThread* thread = entry.thread;
+        QMetaObject::invokeMethod(
+            source,
+            [source, thread] {
+                source->stop();
+                thread->quit();
+            },
+            Qt::QueuedConnection);
+    }
+    for (const SourceEntry& entry : entries) {
+        entry.thread->wait();
+        // Batches the source emitted before stopping are queued to us: commit them.
+        QCoreApplication::sendPostedEvents(this, QEvent::MetaCall);
+        delete entry.source;
+        delete entry.thread;
+    }
 }
 
 bool Engine::addSource(const QString& id, const QString& uri, QString* error) {
@@ -223,19 +227,7 @@ void Engine::removeSource(const QString& id) {
                 entry = m_sources.take(id);
             }
             m_watches.remove(id);
-            Source* source = entry.source;
-            QThread* thread = entry.thread;
-            QMetaObject::invokeMethod(
-                source,
-                [source, thread] {
-                    source->stop();
-                    thread->quit();
-                },
-                Qt::QueuedConnection);
-            thread->wait();
-            QCoreApplication::sendPostedEvents(this, QEvent::MetaCall);
-            delete source;
-            delete thread;
+            stopSources({entry});
         },
         Qt::QueuedConnection);
 }

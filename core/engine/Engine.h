@@ -113,6 +113,8 @@ private:
     void flush();
     void prune();
     void shutdownOnThread();
+    // Stops each source on its thread, commits what they handed over, frees them.
+    void stopSources(const QList<SourceEntry>& entries);
 
     Options m_options;
     QThread m_thread;
