@@ -191,6 +191,11 @@ FiltersDock::FiltersDock(QWidget* parent)
             updatePreview();
     });
     m_refreshTimer.start();
+    // Brought to the front (a tab switch): count at once rather than at the next tick.
+    connect(this, &QDockWidget::visibilityChanged, this, [this](bool visible) {
+        if (visible)
+            updatePreview();
+    });
     connect(m_editor, &FilterEditor::validated, this, &FiltersDock::onEdited);
     connect(m_name, &QLineEdit::textEdited, this, &FiltersDock::onEdited);
     connect(m_namespaces, &QListWidget::itemChanged, this, &FiltersDock::onEdited);
