@@ -171,28 +171,7 @@ void ConnectionsDock::setStatus(const QString& id, const SourceStatus& status) {
     QTreeWidgetItem* item = connectionItem(id);
     if (!item)
         return;
-    QString icon;
-    switch (status.state) {
-    case SourceStatus::State::Watching:
-        icon = QStringLiteral("state-watching");
-        break;
-    case SourceStatus::State::Polling:
-        icon = QStringLiteral("state-polling");
-        break;
-    case SourceStatus::State::Backoff:
-        icon = QStringLiteral("state-backoff");
-        break;
-    case SourceStatus::State::Error:
-        icon = QStringLiteral("state-error");
-        break;
-    case SourceStatus::State::Connecting:
-        icon = QStringLiteral("state-connecting");
-        break;
-    case SourceStatus::State::Stopped:
-        icon = QStringLiteral("state-stopped");
-        break;
-    }
-    item->setIcon(0, Icons::get(icon));
+    item->setIcon(0, Icons::forState(status.state));
     item->setText(1, statusText(status));
     const QString uri = Source::redactUri(m_specs.value(id).uriWithPassword());
     const QString tip = status.reason.isEmpty() ? uri : uri + QStringLiteral("\n\n") + status.reason;

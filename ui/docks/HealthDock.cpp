@@ -170,28 +170,7 @@ void HealthDock::refresh(const QString& id) {
     if (!it)
         return;
     const Row& row = m_rows[id];
-    QString icon;
-    switch (row.status.state) {
-    case SourceStatus::State::Watching:
-        icon = QStringLiteral("state-watching");
-        break;
-    case SourceStatus::State::Polling:
-        icon = QStringLiteral("state-polling");
-        break;
-    case SourceStatus::State::Backoff:
-        icon = QStringLiteral("state-backoff");
-        break;
-    case SourceStatus::State::Error:
-        icon = QStringLiteral("state-error");
-        break;
-    case SourceStatus::State::Connecting:
-        icon = QStringLiteral("state-connecting");
-        break;
-    case SourceStatus::State::Stopped:
-        icon = QStringLiteral("state-stopped");
-        break;
-    }
-    it->setIcon(StateColumn, Icons::get(icon));
+    it->setIcon(StateColumn, Icons::forState(row.status.state));
     it->setText(StateColumn, row.status.stateName());
     it->setToolTip(StateColumn, row.status.reason);
     it->setText(LastEventColumn, ago(row.lastEventMs > 0 ? row.lastEventMs : row.status.lastEventMs));

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "sources/Source.h"
+
 #include <QIcon>
 #include <QString>
 
@@ -7,6 +9,10 @@ namespace tw::ui::Icons {
 
 // The SVG icon resources/icons/<name>.svg (compiled into the binary), cached.
 QIcon get(const QString& name);
+// The icon of a source state: resources/icons/state-<SourceStatus::stateName()>.svg.
+inline QIcon forState(SourceStatus::State state) {
+    return get(QStringLiteral("state-") + SourceStatus::stateName(state));
+}
 // Registers the compiled-in resources (icons, app icon); idempotent.
 void ensureResources();
 
