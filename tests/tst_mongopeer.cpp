@@ -2,6 +2,7 @@
 // pass, the peer answers the way libmongoc expects a server to, and the MongoSource
 // tests that use it test the source rather than the peer.
 
+#include "BsonPaths.h"
 #include "MongoPeer.h"
 
 #include <QElapsedTimer>
@@ -25,52 +26,7 @@ using tw::test::MongoPeer;
 
 namespace {
 
-Bson json(const char* text) {
-    QString error;
-    const Bson doc = Bson::fromJson(text, &error);
-    if (doc.isAbsent())
-        qFatal("bad test JSON %s: %s", text, qPrintable(error));
-    return doc;
-}
-
-// Looks up a dotted path ("cursor.firstBatch.0._id") in a document.
-bool lookup(const Bson& doc, const char* path, bson_iter_t* out) {
-    bson_t view;
-    bson_iter_t it;
-    return doc.view(&view) && bson_iter_init(&it, &view) && bson_iter_find_descendant(&it, path, out);
-}
-
-QString str(const Bson& doc, const char* path) {
-    bson_iter_t it;
-    if (!lookup(doc, path, &it) || !BSON_ITER_HOLDS_UTF8(&it))
-        return QStringLiteral("<missing>");
-    return QString::fromUtf8(bson_iter_utf8(&it, nullptr));
-}
-
-qint64 num(const Bson& doc, const char* path) {
-    bson_iter_t it;
-    return lookup(doc, path, &it) ? bson_iter_as_int64(&it) : -1;
-}
-
-bool has(const Bson& doc, const char* path) {
-    bson_iter_t it;
-    return lookup(doc, path, &it);
-}
-
-Bson sub(const Bson& doc, const char* path) {
-    bson_iter_t it;
-    if (!lookup(doc, path, &it))
-        return {};
-    uint32_t len = 0;
-    const uint8_t* data = nullptr;
-    if (BSON_ITER_HOLDS_DOCUMENT(&it))
-        bson_iter_document(&it, &len, &data);
-    else if (BSON_ITER_HOLDS_ARRAY(&it))
-        bson_iter_array(&it, &len, &data);
-    else
-        return {};
-    return Bson::fromRaw(QByteArray(reinterpret_cast<const char*>(data), qsizetype(len)));
-}
+using namespace tw::test;
 
 // The peer lives on this thread and the driver blocks, so driver calls run on a
 // worker thread while this one spins the event loop until they return. The driver's

@@ -2,6 +2,7 @@
 // resume (dropped connection, CursorNotFound, engine restart with startAfter), history
 // lost -> gap, polling fallback, $match push-down, backoff and prompt stop.
 
+#include "BsonPaths.h"
 #include "engine/Engine.h"
 #include "filter/Filter.h"
 #include "MongoPeer.h"
@@ -24,46 +25,7 @@ using tw::test::MongoPeer;
 
 namespace {
 
-Bson json(const char* text) {
-    QString error;
-    const Bson doc = Bson::fromJson(text, &error);
-    if (doc.isAbsent())
-        qFatal("bad test JSON %s: %s", text, qPrintable(error));
-    return doc;
-}
-
-bool lookup(const Bson& doc, const char* path, bson_iter_t* out) {
-    bson_t view;
-    bson_iter_t it;
-    return doc.view(&view) && bson_iter_init(&it, &view) && bson_iter_find_descendant(&it, path, out);
-}
-
-QString str(const Bson& doc, const char* path) {
-    bson_iter_t it;
-    if (!lookup(doc, path, &it) || !BSON_ITER_HOLDS_UTF8(&it))
-        return QStringLiteral("<missing>");
-    return QString::fromUtf8(bson_iter_utf8(&it, nullptr));
-}
-
-bool has(const Bson& doc, const char* path) {
-    bson_iter_t it;
-    return lookup(doc, path, &it);
-}
-
-Bson sub(const Bson& doc, const char* path) {
-    bson_iter_t it;
-    if (!lookup(doc, path, &it))
-        return {};
-    uint32_t len = 0;
-    const uint8_t* data = nullptr;
-    if (BSON_ITER_HOLDS_DOCUMENT(&it))
-        bson_iter_document(&it, &len, &data);
-    else if (BSON_ITER_HOLDS_ARRAY(&it))
-        bson_iter_array(&it, &len, &data);
-    else
-        return {};
-    return Bson::fromRaw(QByteArray(reinterpret_cast<const char*>(data), qsizetype(len)));
-}
+using namespace tw::test;
 
 // Runs f on a plain thread while this thread keeps serving the peer.
 template <typename F> auto offThread(F&& f) -> decltype(f()) {

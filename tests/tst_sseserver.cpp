@@ -282,6 +282,11 @@ void TestSseServer::unknownIdBeyondHeadGetsGap() {
     const HttpResult bad =
         request("GET", QStringLiteral("/v1/subscriptions/orders/events"), {}, {{"Last-Event-ID", "abc"}});
     QCOMPARE(bad.status, 400);
+    QVERIFY2(bad.body.contains("Last-Event-ID must be an event id"), bad.body.constData());
+    // The ad hoc stream reads it the same way, from the query too.
+    const HttpResult badAdhoc = request("GET", QStringLiteral("/v1/streams?lastEventId=-3"));
+    QCOMPARE(badAdhoc.status, 400);
+    QVERIFY2(badAdhoc.body.contains("not \\\"-3\\\""), badAdhoc.body.constData());
 }
 
 void TestSseServer::auth_data() {

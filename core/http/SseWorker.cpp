@@ -59,6 +59,25 @@ bool parseSeq(const QString& text, qint64* seq) {
     return true;
 }
 
+// The resume point of a stream: the Last-Event-ID header, or lastEventId in the query
+// (EventSource cannot set headers on its first request). False with a message when it
+// is not an event id.
+bool lastEventIdOf(const HttpRequest& request, std::optional<qint64>* lastEventId, QString* error) {
+    QString text = QString::fromUtf8(request.header("last-event-id"));
+    if (text.isEmpty())
+        text = request.queryValue(QStringLiteral("lastEventId"));
+    if (text.isEmpty())
+        return true;
+    qint64 seq = 0;
+    if (!parseSeq(text, &seq)) {
+        *error = QStringLiteral("Last-Event-ID must be an event id (a non-negative integer), not \"%1\"")
+                     .arg(text.left(40));
+        return false;
+    }
+    *lastEventId = seq;
+    return true;
+}
+
 const HttpHeaders& jsonType() {
     static const HttpHeaders headers = {{"Content-Type", "application/json"}, {"Cache-Control", "no-store"}};
     return headers;
@@ -469,19 +488,9 @@ void SseWorker::subscriptionEvents(const HttpRequest& request, HttpResponder&& o
     const int format = formatFor(request, *sub, &error);
     if (!error.isEmpty())
         return sendError(request, out, 400, error);
-    QString lastId = QString::fromUtf8(request.header("last-event-id"));
-    if (lastId.isEmpty())
-        lastId = request.queryValue(QStringLiteral("lastEventId"));
     std::optional<qint64> lastEventId;
-    if (!lastId.isEmpty()) {
-        qint64 seq = 0;
-        if (!parseSeq(lastId, &seq))
-            return sendError(
-                request, out, 400,
-                QStringLiteral("Last-Event-ID must be an event id (a non-negative integer), not \"%1\"")
-                    .arg(lastId.left(40)));
-        lastEventId = seq;
-    }
+    if (!lastEventIdOf(request, &lastEventId, &error))
+        return sendError(request, out, 400, error);
     openStream(request, std::move(out), *sub, false, lastEventId, format);
 }
 
@@ -510,17 +519,9 @@ void SseWorker::adhocStream(const HttpRequest& request, HttpResponder&& out) {
     const int format = formatFor(request, sub, &error);
     if (!error.isEmpty())
         return sendError(request, out, 400, error);
-    QString lastId = QString::fromUtf8(request.header("last-event-id"));
-    if (lastId.isEmpty())
-        lastId = request.queryValue(QStringLiteral("lastEventId"));
     std::optional<qint64> lastEventId;
-    if (!lastId.isEmpty()) {
-        qint64 seq = 0;
-        if (!parseSeq(lastId, &seq))
-            return sendError(request, out, 400,
-                             QStringLiteral("Last-Event-ID must be an event id (a non-negative integer)"));
-        lastEventId = seq;
-    }
+    if (!lastEventIdOf(request, &lastEventId, &error))
+        return sendError(request, out, 400, error);
     sub.id = QStringLiteral("stream-") + QString::number(QRandomGenerator::global()->generate64(), 36);
     sub.name = QStringLiteral("ad hoc stream for %1").arg(request.peer);
     sub.persistent = false;
