@@ -18,7 +18,31 @@ private Q_SLOTS:
     void exactForms();
     void invalidUtf8BecomesReplacementCharacter();
     void roundTripsThroughTheParser();
+    void escapesAtEveryOffsetOfLongStrings();
 };
+
+// Strings are scanned eight bytes at a time; put each character that needs escaping
+// (and a multi-byte one, and invalid UTF-8) at every offset of strings of several
+// lengths, and check that parsing the output gives the string back.
+void TestExtendedJson::escapesAtEveryOffsetOfLongStrings() {
+    const QList<QByteArray> specials = {"\"", "\\", "\n", "\x01", "\x1f", "\x7f", "\xc3\xa9", " ", "\xff"};
+    for (int length : {1, 7, 8, 9, 15, 16, 17, 40}) {
+        for (int at = 0; at < length; ++at) {
+            for (const QByteArray& special : specials) {
+                QByteArray text(length, 'a');
+                text.replace(at, 1, special);
+                QByteArray json("{\"s\":");
+                appendJsonString(json, text.constData(), size_t(text.size()));
+                json.append('}');
+                QJsonParseError error;
+                const QJsonDocument parsed = QJsonDocument::fromJson(json, &error);
+                QVERIFY2(error.error == QJsonParseError::NoError, json.constData());
+                const QString expected = QString::fromUtf8(text); // \xff becomes U+FFFD
+                QCOMPARE(parsed.object().value(QStringLiteral("s")).toString(), expected);
+            }
+        }
+    }
+}
 
 void TestExtendedJson::agreesWithLibbson_data() {
     QTest::addColumn<QByteArray>("canonical");

@@ -4,6 +4,7 @@
 
 #include <QCoreApplication>
 #include <QFile>
+#include <QFileInfo>
 #include <QProcess>
 #include <QTemporaryDir>
 #include <QtTest>
@@ -60,6 +61,7 @@ private Q_SLOTS:
     void corruptFileIsAClearErrorAndCanBeMovedAside();
     void foreignSqliteFileIsRefused();
     void failedAppendLeavesNothing();
+    void walIsFoldedBackInTheBackground();
 };
 
 void TestJournal::seqIncreasesAndSurvivesReopen() {
@@ -334,6 +336,42 @@ void TestJournal::failedAppendLeavesNothing() {
     QVERIFY(j.append(blocked));
     QCOMPARE(blocked[0].events[0].seq(), 4);
     QCOMPARE(j.restore(QStringLiteral("s")).token, QByteArray("t2"));
+}
+
+// The WAL is copied back into the main file by the journal's own background thread:
+// after the writer stops (below the size at which it would fold anything itself), the
+// main file still grows to hold the events, and every event reads back.
+void TestJournal::walIsFoldedBackInTheBackground() {
+    QTemporaryDir dir;
+    const QString path = dir.filePath(QStringLiteral("j.sqlite"));
+    Journal j;
+    QVERIFY(j.open(path));
+    const qint64 mainBefore = QFileInfo(path).size();
+    constexpr int kBatches = 16, kPerBatch = 1000;
+    for (int round = 0; round < kBatches; ++round) {
+        ChangeBatch b;
+        b.sourceId = QStringLiteral("s");
+        for (int i = 0; i < kPerBatch; ++i)
+            b.events.append(makeEvent(QStringLiteral("s"), QStringLiteral("t"), round * kPerBatch + i, 1024));
+        b.checkpoint.token = QByteArray::number(round);
+        QList<ChangeBatch> list{b};
+        QVERIFY(j.append(list));
+    }
+    // About 20 MiB of pages went to the WAL; the writer folds only past 32 MiB.
+    QTRY_VERIFY_WITH_TIMEOUT(QFileInfo(path).size() > mainBefore + (12 << 20), 30000);
+    JournalReader reader;
+    QVERIFY(reader.open(path));
+    qint64 after = 0, seen = 0;
+    for (;;) {
+        const auto r = reader.readAfter(after, 5000);
+        QVERIFY(r.error.isEmpty());
+        for (const ChangeEvent& e : r.events)
+            QCOMPARE(e.seq(), ++seen);
+        after = r.scannedThrough;
+        if (!r.hasMore)
+            break;
+    }
+    QCOMPARE(seen, qint64(kBatches * kPerBatch));
 }
 
 int main(int argc, char** argv) {

@@ -467,8 +467,20 @@ void Engine::flush() {
     m_flushScheduled = false;
     if (m_pending.isEmpty() || !m_journal.isOpen())
         return;
+    // Whole batches (each commits with its checkpoint) up to about kMaxEventsPerCommit
+    // events: a flood is committed in steps, so subscribers see events sooner and the
+    // journal's WAL folder copies one step back while the next is written.
     QList<ChangeBatch> batches;
-    batches.swap(m_pending);
+    qsizetype events = 0;
+    qsizetype taken = 0;
+    while (taken < m_pending.size() && (taken == 0 || events < kMaxEventsPerCommit))
+        events += m_pending.at(taken++).events.size();
+    if (taken == m_pending.size()) {
+        batches.swap(m_pending);
+    } else {
+        batches = m_pending.first(taken);
+        m_pending.remove(0, taken);
+    }
     QString error;
     if (!m_journal.append(batches, &error)) {
         // Keep everything, oldest first, and try again in a second.
@@ -490,6 +502,10 @@ void Engine::flush() {
             for (const QString& id : ids)
                 out.bySubscription[id].append(event);
         }
+    }
+    if (!m_pending.isEmpty() && !m_flushScheduled) {
+        m_flushScheduled = true;
+        QMetaObject::invokeMethod(this, &Engine::flush, Qt::QueuedConnection);
     }
     out.lastSeq = m_journal.lastSeq();
     m_lastSeq.store(out.lastSeq, std::memory_order_release);

@@ -123,6 +123,7 @@ private:
     SubscriptionIndex m_index;                    // engine thread only
     QHash<QString, QList<WatchRecord>> m_watches; // engine thread only
     QList<ChangeBatch> m_pending;                 // engine thread only
+    static constexpr qsizetype kMaxEventsPerCommit = 4096;
     bool m_flushScheduled = false;
     QTimer* m_pruneTimer = nullptr;
     QTimer* m_retryTimer = nullptr;

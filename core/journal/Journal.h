@@ -4,6 +4,7 @@
 #include "model/ChangeBatch.h"
 
 #include <functional>
+#include <memory>
 #include <QString>
 
 struct sqlite3;
@@ -62,7 +63,8 @@ public:
     qint64 prune(const RetentionPolicy& policy, qint64 nowMs);
     qint64 eventCount();
     qint64 sizeBytes();
-    // Folds the WAL into the main file (on shutdown).
+    // Folds the whole WAL into the main file and truncates it (on shutdown). While
+    // open, a background thread folds it as it grows; see WalFolder in Journal.cpp.
     void checkpoint();
 
     // Test hook: runs inside append() after every row is written and before COMMIT.
@@ -77,8 +79,11 @@ private:
     qint64 firstSeq();
     qint64 firstSeqAtOrAfterTime(qint64 cutoffMs);
     qint64 deleteThrough(qint64 seq);
+    static int onWalCommit(void* journal, sqlite3* db, const char* name, int frames);
 
+    class WalFolder;
     sqlite3* m_db = nullptr;
+    std::unique_ptr<WalFolder> m_folder;
     QString m_path;
     Error m_lastError = Error::None;
     qint64 m_lastSeq = 0;

@@ -262,22 +262,48 @@ bool appendValue(QByteArray& out, const bson_iter_t* it) {
 
 } // namespace
 
+namespace {
+
+// Eight bytes at a time: is any of them a control character, '"' or '\\'?
+// (x - 0x01..) & ~x & 0x80.. is non-zero exactly when some byte of x is zero.
+constexpr quint64 kOnes = 0x0101010101010101ULL;
+constexpr quint64 kHighBits = 0x8080808080808080ULL;
+
+inline quint64 anyZeroByte(quint64 x) {
+    return (x - kOnes) & ~x & kHighBits;
+}
+
+inline bool wordNeedsEscape(quint64 w) {
+    return ((w - kOnes * 0x20) & ~w & kHighBits) | anyZeroByte(w ^ (kOnes * '"')) |
+           anyZeroByte(w ^ (kOnes * '\\'));
+}
+
+} // namespace
+
 void appendJsonString(QByteArray& out, const char* text, size_t length) {
     const auto* s = reinterpret_cast<const unsigned char*>(text);
     const qsizetype begin = out.size();
-    bool ascii = true;
+    quint64 seen = 0; // every byte looked at, OR-ed: its high bits say "not ASCII"
     out.append('"');
     size_t start = 0;
-    for (size_t i = 0; i < length; ++i) {
-        const unsigned char c = s[i];
-        if (c >= 0x80) {
-            ascii = false;
-            continue;
+    size_t i = 0;
+    while (i < length) {
+        while (i + 8 <= length) {
+            quint64 w;
+            memcpy(&w, s + i, 8);
+            if (wordNeedsEscape(w))
+                break;
+            seen |= w;
+            i += 8;
         }
+        if (i >= length)
+            break;
+        const unsigned char c = s[i++];
+        seen |= c;
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
-        out.append(text + start, qsizetype(i - start));
-        start = i + 1;
+        out.append(text + start, qsizetype(i - 1 - start));
+        start = i;
         switch (c) {
         case '"':
             out.append("\\\"");
@@ -308,7 +334,7 @@ void appendJsonString(QByteArray& out, const char* text, size_t length) {
     }
     out.append(text + start, qsizetype(length - start));
     out.append('"');
-    if (!ascii && !bson_utf8_validate(text, length, true)) {
+    if ((seen & kHighBits) && !bson_utf8_validate(text, length, true)) {
         // Rare: a malformed string from a driver. Start over on a copy in which every
         // invalid sequence became U+FFFD (valid, so this recursion ends).
         out.truncate(begin);
