@@ -1,3 +1,4 @@
+#include "filter/DocumentIndex.h"
 #include "filter/Filter.h"
 #include "model/ChangeEvent.h"
 
@@ -22,6 +23,7 @@ private slots:
     void jsonRoundTrip();
     void keyOrderOfLiteralDocumentsIsKept();
     void sharedAcrossThreads();
+    void indexOfAVeryWideDocument();
 
 private:
     static void row(const char* filter, const char* document, bool expected) {
@@ -322,6 +324,26 @@ void tst_Filter::matches_data() {
         R"({"a": [{"b": 1}, {"c": 2}]})", true);
     row(R"({"a": {"$all": [{"$elemMatch": {"b": 1}}, {"$elemMatch": {"c": 2}}]}})", R"({"a": [{"b": 1}]})",
         false);
+
+    // Repeated keys: the first one counts, below it too.
+    row(R"({"a.x": 1})", R"({"a": {"x": 1}, "a": {"y": 2}})", true);
+    row(R"({"a.y": 2})", R"({"a": {"x": 1}, "a": {"y": 2}})", false);
+    row(R"({"a": 1})", R"({"a": 1, "a": 2})", true);
+    row(R"({"a": 2})", R"({"a": 1, "a": 2})", false);
+    // A field whose name contains a dot is not what a dotted path reaches.
+    row(R"({"a.b": 2})", R"({"a.b": 1, "a": {"b": 2}})", true);
+    row(R"({"a.b": 1})", R"({"a.b": 1, "a": {"b": 2}})", false);
+    row(R"({"a.b": 1})", R"({"a.b": 1})", false);
+    // Deep paths: past the index's depth the filter scans.
+    row(R"({"a.b.c.d.e.f": {"g": 1}})", R"({"a": {"b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}})", true);
+    row(R"({"a.b.c.d.e.f.g": 1})", R"({"a": {"b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}})", true);
+    row(R"({"a.b.c.d.e.f.g": 2})", R"({"a": {"b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}})", false);
+    row(R"({"a.b.c.d.e.f.h": {"$exists": false}})", R"({"a": {"b": {"c": {"d": {"e": {"f": {"g": 1}}}}}}})",
+        true);
+    // A scalar or an array part-way.
+    row(R"({"a.b.c": {"$exists": false}})", R"({"a": {"b": 5}})", true);
+    row(R"({"a.b.c": 3})", R"({"a": [{"b": [{"c": 1}, {"c": 3}]}]})", true);
+    row(R"({"a.1.c": 3})", R"({"a": [{"c": 1}, {"c": 3}]})", true);
 }
 
 void tst_Filter::matches() {
@@ -339,6 +361,10 @@ void tst_Filter::matches() {
     bson_t view;
     QVERIFY(doc.view(&view));
     QCOMPARE(f.matches(&view), expected);
+    // Routing evaluates through an index of the document shared by all filters; it
+    // must give the same answer on every row.
+    const DocumentIndex index(&view);
+    QCOMPARE(f.matches(index), expected);
 }
 
 static ChangeEvent orderUpdate() {
@@ -408,6 +434,12 @@ void tst_Filter::changeEvent() {
     const Filter f = Filter::compile(filter, &error);
     QVERIFY2(f.isValid(), qPrintable(error));
     QCOMPARE(f.matches(e), expected);
+    const Bson document = e.document();
+    bson_t view;
+    QVERIFY(document.view(&view));
+    const DocumentIndex index(&view);
+    QVERIFY(index.usable());
+    QCOMPARE(f.matches(index), expected);
 }
 
 void tst_Filter::invalid_data() {
@@ -579,6 +611,23 @@ void tst_Filter::keyOrderOfLiteralDocumentsIsKept() {
     const Filter f = Filter::compile(R"({"a": {"y": 1, "x": 2}})");
     QVERIFY(f.isValid());
     QCOMPARE(f.json(), QByteArray(R"({"a":{"y":1,"x":2}})"));
+}
+
+// More fields than the index holds: it says it cannot be used, and the filter scans.
+void tst_Filter::indexOfAVeryWideDocument() {
+    BsonBuilder wide;
+    for (int i = 0; i < 1500; ++i) {
+        const QByteArray key = "f" + QByteArray::number(i);
+        bson_append_int32(wide.get(), key.constData(), int(key.size()), i);
+    }
+    const Bson doc = wide.take();
+    bson_t view;
+    QVERIFY(doc.view(&view));
+    const DocumentIndex index(&view);
+    QVERIFY(!index.usable());
+    QVERIFY(Filter::compile(R"({"f1499": 1499})").matches(index));
+    QVERIFY(!Filter::compile(R"({"f1499": 1})").matches(index));
+    QVERIFY(Filter::compile(R"({"f3": {"$lt": 4}, "f1200": {"$gte": 1200}})").matches(index));
 }
 
 void tst_Filter::sharedAcrossThreads() {

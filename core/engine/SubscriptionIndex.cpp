@@ -1,6 +1,7 @@
 #include "SubscriptionIndex.h"
 
 #include "filter/BsonValue.h"
+#include "filter/DocumentIndex.h"
 #include "filter/FieldPath.h"
 
 #include <cstring>
@@ -309,9 +310,16 @@ QStringList SubscriptionIndex::route(const ChangeEvent& event) const {
     bson_t view;
     if (!document.view(&view))
         return matched;
+    // Several filters to evaluate: index the event once and let each of them probe it.
+    thread_local DocumentIndex shared;
+    const bool indexed = d->unindexed.size() >= 2;
+    if (indexed)
+        shared.rebuild(&view);
     const auto evaluate = [&](const Impl::Entry& entry) {
         const Subscription& s = entry.subscription;
-        if (s.coversNamespace(sourceId, ns) && (entry.keyDecides || s.filter.matches(&view)))
+        if (!s.coversNamespace(sourceId, ns))
+            return;
+        if (entry.keyDecides || (indexed ? s.filter.matches(shared) : s.filter.matches(&view)))
             matched.append(s.id);
     };
 

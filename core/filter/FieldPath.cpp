@@ -27,6 +27,8 @@ std::vector<PathComponent> splitPath(QByteArrayView dotted) {
             if (digits)
                 part.index = value;
         }
+        part.prefixHash = hashPathComponent(parts.empty() ? kPathHashSeed : parts.back().prefixHash,
+                                            part.name, uint32_t(part.len), parts.empty());
         parts.push_back(part);
         if (dot >= dotted.size())
             break;

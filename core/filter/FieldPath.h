@@ -15,10 +15,25 @@ namespace tw {
 struct PathComponent {
     const char* name = nullptr; // not NUL-terminated; points into the path's owner
     int len = 0;
-    int64_t index = -1; // the component read as an array index, or -1
+    int64_t index = -1;      // the component read as an array index, or -1
+    uint64_t prefixHash = 0; // hashPathComponent of the path up to this component
 };
 
+// FNV-1a over a dotted path, component by component: hashing "a" then "b" gives the
+// hash of "a.b", so DocumentIndex hashes incrementally while it descends a document,
+// and splitPath() hashes each prefix of a compiled path once.
+constexpr uint64_t kPathHashSeed = 14695981039346656037ULL;
+inline uint64_t hashPathComponent(uint64_t hash, const char* name, uint32_t len, bool first) {
+    constexpr uint64_t kPrime = 1099511628211ULL;
+    if (!first)
+        hash = (hash ^ uint8_t('.')) * kPrime;
+    for (uint32_t i = 0; i < len; ++i)
+        hash = (hash ^ uint8_t(name[i])) * kPrime;
+    return hash;
+}
+
 // Splits "a.b.0" into components that point into `dotted`, which must outlive them.
+// Each carries the hash of the path so far.
 std::vector<PathComponent> splitPath(QByteArrayView dotted);
 
 // bson_iter_type() is an exported function, called through the PLT for every type test;

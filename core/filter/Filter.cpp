@@ -1,11 +1,13 @@
 #include "Filter.h"
 
 #include "BsonValue.h"
+#include "DocumentIndex.h"
 #include "FieldPath.h"
 #include "QueryJson.h"
 
 #include <QRegularExpression>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <string_view>
@@ -101,16 +103,80 @@ struct IterSlot {
 struct PrefixCache {
     const uint8_t* data; // the root document
     uint32_t len;
-    uint32_t scanned = 0; // bit p + 1: the children of node p (bit 0: of the root) are known
-    uint32_t found = 0;   // bit n: node n exists in this document
+    const DocumentIndex* index = nullptr; // when the caller indexed the document
+    uint32_t scanned = 0;                 // bit p + 1: the children of node p (bit 0: of the root) are known
+    uint32_t found = 0;                   // bit n: node n exists in this document
     IterSlot values[kCacheNodes];
 };
 
+// The operand of an equality or a comparison, read once at compile time when it is a
+// string or a plain number, so the common cases (string against string, number
+// against number) compare the event's bytes directly instead of going through the
+// general compare(). Points into the query, which the Program keeps.
+struct FastOperand {
+    enum Kind : uint8_t { None, String, Int, Double } kind = None;
+    uint32_t len = 0; // String
+    union {
+        const char* text = nullptr;
+        int64_t i;
+        double d;
+    };
+};
+
+// The event's value as a plain number (int32, int64, double); false for anything else.
+inline bool plainNumber(const bson_iter_t* v, bsonvalue::Number* out) {
+    switch (iterType(v)) {
+    case BSON_TYPE_INT32:
+        out->i = bson_iter_int32_unsafe(v);
+        return true;
+    case BSON_TYPE_INT64:
+        out->i = bson_iter_int64_unsafe(v);
+        return true;
+    case BSON_TYPE_DOUBLE:
+        out->isInt = false;
+        out->d = bson_iter_double_unsafe(v);
+        return true;
+    default:
+        return false;
+    }
+}
+
+// Three-way comparison of the event's value with a fast operand, when both are of the
+// kind the operand was read as; false when the general path must decide.
+inline bool fastCompare(const FastOperand& op, const bson_iter_t* v, int* result) {
+    if (op.kind == FastOperand::String) {
+        if (iterType(v) != BSON_TYPE_UTF8)
+            return false;
+        size_t len = 0;
+        const char* text = bson_iter_utf8_unsafe(v, &len);
+        const size_t common = std::min<size_t>(len, op.len);
+        int c = 0;
+        for (size_t i = 0; i < common && !c; ++i)
+            c = int(uint8_t(text[i])) - int(uint8_t(op.text[i]));
+        *result = c ? (c < 0 ? -1 : 1) : (len < op.len ? -1 : (len > op.len ? 1 : 0));
+        return true;
+    }
+    if (op.kind == FastOperand::Int || op.kind == FastOperand::Double) {
+        bsonvalue::Number n;
+        if (!plainNumber(v, &n))
+            return false;
+        bsonvalue::Number operand;
+        operand.isInt = op.kind == FastOperand::Int;
+        operand.i = op.kind == FastOperand::Int ? op.i : 0;
+        operand.d = op.kind == FastOperand::Double ? op.d : 0;
+        *result = bsonvalue::compareNumbers(n, operand);
+        return true;
+    }
+    return false;
+}
+
 // An operand kept as the bytes of an iterator positioned on it inside the query:
 // 80 bytes instead of the 128 an aligned bson_iter_t element would take, which counts
-// with a million subscriptions. Copied out (memcpy) before use.
+// with a million subscriptions. Copied out (memcpy) before use. Strings and plain
+// numbers are also read once, for fastCompare.
 struct Operand {
     unsigned char bytes[sizeof(bson_iter_t)];
+    FastOperand fast;
 };
 
 // The values a path reaches in one document: a single value (or missing) in the
@@ -192,6 +258,48 @@ struct Program {
         cache.data = bson_get_data(doc);
         cache.len = doc->len;
         return evalDoc(root, cache.data, cache.len, &cache);
+    }
+
+    bool matches(const DocumentIndex& index) const {
+        PrefixCache cache;
+        cache.data = index.data();
+        cache.len = index.size();
+        cache.index = index.usable() ? &index : nullptr;
+        return evalDoc(root, cache.data, cache.len, &cache);
+    }
+
+    // Resolves a path from the root through the caller's DocumentIndex: the whole path
+    // in one probe, or, when it is not there, the longest prefix that is (an array on
+    // the way is walked from there, as resolveCached does). False when the index
+    // cannot say (a path deeper than it goes).
+    bool resolveIndexed(const CompiledPath& path, const DocumentIndex& index, Source* src,
+                        bson_iter_t* buffer) const {
+        const size_t n = path.parts.size();
+        bson_type_t type = BSON_TYPE_EOD;
+        for (size_t k = n; k > 0; --k) {
+            switch (index.find(path.parts.data(), k, buffer, &type)) {
+            case DocumentIndex::Lookup::Unindexed:
+                return false;
+            case DocumentIndex::Lookup::Missing:
+                continue;
+            case DocumentIndex::Lookup::Found:
+                if (k == n) {
+                    src->value = buffer;
+                } else if (type == BSON_TYPE_ARRAY) {
+                    src->value = buffer;
+                    src->walk = true;
+                    src->parts = path.parts.data();
+                    src->n = n;
+                    src->k = k;
+                } else {
+                    // A scalar, or a document without the next field: missing.
+                    src->value = nullptr;
+                }
+                return true;
+            }
+        }
+        src->value = nullptr; // not even the first field
+        return true;
     }
 
     // Scans the document of node `parent` (-1: the root) once for all its trie children.
@@ -293,6 +401,9 @@ struct Program {
         case Kind::Path: {
             const CompiledPath& path = paths[node.a];
             Source src;
+            bson_iter_t found;
+            if (cache && cache->index && resolveIndexed(path, *cache->index, &src, &found))
+                return evalValue(node.b, src);
             if (cache && path.leafSlot >= 0) {
                 resolveCached(path, cache, &src);
                 return evalValue(node.b, src);
@@ -387,6 +498,9 @@ struct Program {
     bool leaf(const Node& node, const bson_iter_t* v) const {
         switch (node.kind) {
         case Kind::Eq: {
+            int c = 0;
+            if (v && fastCompare(operands[node.a].fast, v, &c))
+                return c == 0;
             const bson_iter_t op = operand(node.a);
             if ((iterType(&op) == BSON_TYPE_NULL))
                 return !v || (iterType(v) == BSON_TYPE_NULL);
@@ -398,11 +512,14 @@ struct Program {
         case Kind::Lte: {
             if (!v)
                 return false;
-            const bson_iter_t op = operand(node.a);
-            // Comparisons stay inside one type bracket: {$gt: 5} never matches a string.
-            if (bsonvalue::bracket(iterType(v)) != bsonvalue::bracket(iterType(&op)))
-                return false;
-            const int c = bsonvalue::compare(v, &op);
+            int c = 0;
+            if (!fastCompare(operands[node.a].fast, v, &c)) {
+                const bson_iter_t op = operand(node.a);
+                // Comparisons stay inside one type bracket: {$gt: 5} never matches a string.
+                if (bsonvalue::bracket(iterType(v)) != bsonvalue::bracket(iterType(&op)))
+                    return false;
+                c = bsonvalue::compare(v, &op);
+            }
             switch (node.kind) {
             case Kind::Gt:
                 return c > 0;
@@ -439,6 +556,12 @@ struct Program {
         }
         if (!scalar)
             for (uint32_t index : list.values) {
+                int c = 0;
+                if (fastCompare(operands[index].fast, v, &c)) {
+                    if (c == 0)
+                        return true;
+                    continue;
+                }
                 const bson_iter_t op = operand(index);
                 if (bsonvalue::equal(v, &op))
                     return true;
@@ -562,6 +685,16 @@ private:
     uint32_t addOperand(const bson_iter_t* it) {
         Operand operand;
         std::memcpy(operand.bytes, it, sizeof operand.bytes);
+        if (iterType(it) == BSON_TYPE_UTF8) {
+            operand.fast.kind = FastOperand::String;
+            operand.fast.text = bson_iter_utf8(it, &operand.fast.len);
+        } else if (bsonvalue::Number n; plainNumber(it, &n)) {
+            operand.fast.kind = n.isInt ? FastOperand::Int : FastOperand::Double;
+            if (n.isInt)
+                operand.fast.i = n.i;
+            else
+                operand.fast.d = n.d;
+        }
         m_p.operands.push_back(operand);
         return uint32_t(m_p.operands.size() - 1);
     }
@@ -1105,6 +1238,14 @@ bool Filter::matches(const bson_t* changeDocument) const {
     if (!m_program->valid || !changeDocument)
         return false;
     return m_program->matches(changeDocument);
+}
+
+bool Filter::matches(const DocumentIndex& index) const {
+    if (!m_program)
+        return true;
+    if (!m_program->valid || !index.data())
+        return false;
+    return m_program->matches(index);
 }
 
 bool Filter::matches(const ChangeEvent& event) const {
