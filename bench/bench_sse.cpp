@@ -141,6 +141,7 @@ public:
         qint64 lastId = 0;
         qint64 outOfOrder = 0;
     };
+    std::vector<qint64> worstBySeq; // slowest receipt of each event, ns
     ClientGroup(int count, quint16 port, QByteArray request, const qint64* commitNs, qint64 expected)
         : m_count(count)
         , m_port(port)
@@ -236,8 +237,12 @@ public:
                         ++c.outOfOrder;
                     c.lastId = id;
                     const qint64 committed = m_commitNs[id];
-                    if (committed > 0)
+                    if (committed > 0) {
                         histogram.add(now - committed);
+                        if (size_t(id) >= worstBySeq.size())
+                            worstBySeq.resize(size_t(m_expected) + 1, 0);
+                        worstBySeq[size_t(id)] = std::max(worstBySeq[size_t(id)], now - committed);
+                    }
                 }
             }
             pos = nl + 1;
@@ -386,6 +391,28 @@ int runClients(const QStringList& args) {
         static_cast<long long>(expected * clients), static_cast<long long>(outOfOrder), seconds,
         seconds > 0 ? double(delivered) / seconds : 0, h.percentileMs(0.5), h.percentileMs(0.99),
         double(h.maxNs) / 1e6, static_cast<long long>(rssKiB()), cpuSeconds());
+    // The events whose last client got them latest, with when they were committed: a
+    // tail made of a few stalls looks different from one spread over every batch.
+    if (commitNs) {
+        std::vector<std::pair<qint64, qint64>> worst; // (latency, seq)
+        for (qint64 id = 1; id <= expected; ++id) {
+            qint64 w = 0;
+            for (ClientGroup* g : groups)
+                if (size_t(id) < g->worstBySeq.size())
+                    w = std::max(w, g->worstBySeq[size_t(id)]);
+            worst.emplace_back(w, id);
+        }
+        std::sort(worst.rbegin(), worst.rend());
+        qint64 over20 = 0;
+        for (const auto& [ns, id] : worst)
+            over20 += ns > 20'000'000;
+        std::printf("events whose slowest receipt took over 20 ms: %lld of %lld; slowest:",
+                    static_cast<long long>(over20), static_cast<long long>(expected));
+        for (size_t i = 0; i < std::min<size_t>(8, worst.size()); ++i)
+            std::printf(" seq %lld at +%.2f s: %.1f ms;", static_cast<long long>(worst[i].second),
+                        double(commitNs[worst[i].second] - commitNs[1]) / 1e9, double(worst[i].first) / 1e6);
+        std::printf("\n");
+    }
     std::fflush(stdout);
     return 0;
 }
