@@ -6,6 +6,7 @@
 //       receive every event; latency is journal commit -> client receipt, measured
 //       with CLOCK_MONOTONIC shared through a file mapped by both processes. The writer
 //       submits a batch every --interval ms (a source flushes every ~20 ms).
+//       With --pin, the server runs on CPU 0 and the clients on CPU 1.
 //   bench_sse fanout [--clients 100] [--events 20000]
 //       Commits --events as fast as the engine takes them; reports events x clients
 //       delivered per second.
@@ -34,6 +35,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -494,6 +496,8 @@ int runServer(const QStringList& args, bool fanout) {
                           QString::number(threads),
                           QStringLiteral("--token"),
                           sseOptions.token};
+    if (args.contains(QStringLiteral("--pin")))
+        childArgs << QStringLiteral("--cpu") << QStringLiteral("1");
     if (replay)
         childArgs << QStringLiteral("--last-event-id") << QStringLiteral("0");
     else
@@ -562,11 +566,29 @@ int runServer(const QStringList& args, bool fanout) {
     return 0;
 }
 
+// --cpu N pins this process (every thread it starts later inherits it) to one CPU.
+// `latency --pin` runs the server on CPU 0 and the clients on CPU 1: otherwise the
+// scheduler sometimes keeps the client thread on the server's CPU (a wake-up pulls the
+// woken thread towards the waker), and for a while the two queue behind each other.
+void pinIfAsked(const QStringList& args) {
+    const QString cpu = arg(args, QStringLiteral("--cpu"), {});
+    if (cpu.isEmpty())
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu.toInt(), &set);
+    if (sched_setaffinity(0, sizeof set, &set) != 0)
+        std::perror("sched_setaffinity");
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
     QCoreApplication app(argc, argv);
-    const QStringList args = app.arguments();
+    QStringList args = app.arguments();
+    if (args.contains(QStringLiteral("--pin")))
+        args << QStringLiteral("--cpu") << QStringLiteral("0");
+    pinIfAsked(args);
     const QString mode = args.size() > 1 ? args[1] : QStringLiteral("latency");
     if (mode == QLatin1String("clients") || mode == QLatin1String("subscribe"))
         return runClients(args);

@@ -14,6 +14,7 @@ private Q_SLOTS:
     void insertUpdateDeleteFromAnotherProcess();
     void restartReportsChangesMadeWhileClosed();
     void restartMidStreamLosesNothing();
+    void longScanSendsEarlyChangesBeforeItEnds();
     void droppedTableEmitsDropThenInsertsAfterRecreate();
     void alteredTableEmitsDropAndResnapshots();
     void captureModeGivesBeforeAndAfterImages();
@@ -149,6 +150,54 @@ void TestSqliteSource::restartMidStreamLosesNothing() {
     }
     QCOMPARE(seen.size(), 120);
     QCOMPARE(total, 120); // none twice
+}
+
+// Diffing a large table takes tens of milliseconds; a change found at its start is
+// sent on after a few milliseconds instead of waiting for the end of the scan. Each
+// part carries its own rows' state: a restart afterwards reports nothing again.
+void TestSqliteSource::longScanSendsEarlyChangesBeforeItEnds() {
+    constexpr int kRows = 200000;
+    QCOMPARE(
+        runSqlite3(dbPath(), QStringLiteral("WITH RECURSIVE n(i) AS (SELECT 3 UNION ALL SELECT i + 1 FROM n "
+                                            "WHERE i < %1) INSERT INTO orders(id, status, total) "
+                                            "SELECT i, 'pending', i FROM n;")
+                                 .arg(kRows)),
+        QString());
+    {
+        EngineFixture f(journalPath());
+        QVERIFY(f.start());
+        QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
+        f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
+        QTRY_VERIFY_WITH_TIMEOUT(!f.ready.isEmpty(), 30000);
+        // First one change on its own: once it is committed, so is the baseline (the
+        // state of 200 000 rows), and the engine is idle again.
+        QCOMPARE(runSqlite3(dbPath(), QStringLiteral("UPDATE orders SET status = 'late' WHERE id = 100")),
+                 QString());
+        QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1, 30000);
+        f.commits.clear();
+        QCOMPARE(
+            runSqlite3(dbPath(),
+                       QStringLiteral("UPDATE orders SET status = 'paid' WHERE id IN (1, %1)").arg(kRows)),
+            QString());
+        QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 3, 30000);
+        QList<QString> ids;
+        for (const QList<ChangeEvent>& commit : std::as_const(f.commits)) {
+            QStringList inCommit;
+            for (const ChangeEvent& e : commit)
+                inCommit.append(fieldJson(e.documentKey(), "_id"));
+            ids.append(inCommit.join(QLatin1Char(',')));
+        }
+        QCOMPARE(ids, (QList<QString>{QStringLiteral("1"), QString::number(kRows)}));
+    }
+    EngineFixture f(journalPath());
+    QVERIFY(f.start());
+    QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
+    f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
+    QTRY_VERIFY_WITH_TIMEOUT(!f.ready.isEmpty(), 30000);
+    QCOMPARE(runSqlite3(dbPath(), QStringLiteral("UPDATE orders SET status = 'shipped' WHERE id = 2")),
+             QString());
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1, 30000);
+    QCOMPARE(fieldJson(f.events.first().documentKey(), "_id"), QStringLiteral("2"));
 }
 
 void TestSqliteSource::droppedTableEmitsDropThenInsertsAfterRecreate() {

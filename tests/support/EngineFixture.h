@@ -30,6 +30,7 @@ public:
             engine.get(), &Engine::committed, this,
             [this](const CommittedBatch& batch) {
                 events.append(batch.events);
+                commits.append(batch.events);
                 for (auto it = batch.bySubscription.cbegin(); it != batch.bySubscription.cend(); ++it)
                     routed[it.key()].append(it.value());
             },
@@ -70,6 +71,7 @@ public:
 
     std::unique_ptr<Engine> engine;
     QList<ChangeEvent> events;
+    QList<QList<ChangeEvent>> commits; // the same events, as the engine committed them
     QHash<QString, QList<ChangeEvent>> routed;
     QStringList watchErrors;
     QList<Namespace> ready; // watches whose baseline is taken

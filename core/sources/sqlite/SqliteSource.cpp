@@ -1,6 +1,7 @@
 #include "SqliteSource.h"
 
 #include <QDateTime>
+#include <QElapsedTimer>
 #include <QFile>
 #include <QFileInfo>
 #include <QLoggingCategory>
@@ -20,6 +21,7 @@ namespace {
 // A changelog lives in the watched file only in capture mode.
 const char* const kChangelog = "_tidewatch_changelog";
 constexpr int kBatchEvents = 1000;
+constexpr int kFlushAfterMs = 3;
 
 // 64-bit hash of one column value, stable across runs and Qt versions because it is
 // persisted in the journal. Murmur-style: 8 bytes a step, then a final avalanche.
@@ -147,7 +149,16 @@ bool sameValue(const bson_iter_t* ai, const bson_iter_t* bi) {
 
 struct SqliteSource::Pending {
     ChangeBatch batch;
+    QElapsedTimer sinceFlush; // started by scan(), restarted by flush()
     int events() const { return int(batch.events.size()); }
+    // A full batch, or events held for kFlushAfterMs: a scan of a large table takes
+    // tens of milliseconds, and a change found early in it need not wait for the end.
+    // Each partial batch carries the row state of its own events, so a restart after
+    // it resumes correctly.
+    bool due() const {
+        return events() >= kBatchEvents ||
+               (!batch.events.isEmpty() && sinceFlush.isValid() && sinceFlush.elapsed() >= kFlushAfterMs);
+    }
 };
 
 SqliteSource* SqliteSource::create(const QString& id, const QString& uri, QString* error) {
@@ -468,6 +479,7 @@ void SqliteSource::scan() {
         return;
     Pending out;
     out.batch.sourceId = id();
+    out.sinceFlush.start();
     // One read transaction: every table is diffed against the same committed state.
     sqlite3_exec(m_db, "BEGIN", nullptr, nullptr, nullptr);
     bool anyCapture = false;
@@ -493,6 +505,8 @@ void SqliteSource::flush(Pending& out, bool force) {
     Q_EMIT batchReady(out.batch);
     out.batch.events.clear();
     out.batch.checkpoint = SourceCheckpoint();
+    if (out.sinceFlush.isValid())
+        out.sinceFlush.restart();
 }
 
 void SqliteSource::diffTable(Table& table, Pending& out) {
@@ -586,12 +600,13 @@ void SqliteSource::diffTable(Table& table, Pending& out) {
         out.batch.checkpoint.stateRemovals.append(stateKey(table.name, rowid));
         if (emitEvents) {
             out.batch.events.append(event(Operation::Delete, keyDocument(rowid)));
-            if (out.events() >= kBatchEvents)
+            if (out.due())
                 flush(out, false);
         }
     };
 
     size_t j = 0;
+    quint32 unchangedRows = 0;
     while (sqlite3_step(s) == SQLITE_ROW) {
         const qint64 rowid = sqlite3_column_int64(s, 0);
         for (int c = 0; c < columnCount; ++c)
@@ -624,9 +639,12 @@ void SqliteSource::diffTable(Table& table, Pending& out) {
                 out.batch.events.append(e);
             }
         } else {
+            // An unchanged row. Now and then, send what an earlier row found.
+            if ((++unchangedRows & 1023) == 0 && out.due())
+                flush(out, false);
             continue;
         }
-        if (out.events() >= kBatchEvents)
+        if (out.due())
             flush(out, false);
     }
     sqlite3_finalize(s);
