@@ -1,16 +1,16 @@
 // Journal append throughput with group commit, 1 KiB documents.
-//   bench_journal [events=500000] [batch=1000]
+//   bench_journal [events=500000] [batch=1000] [journal|engine]
 // Prints events/s for Journal::append alone and through Engine::submit (which adds
 // routing and the queued hand-over), plus the journal size.
 #include "engine/Engine.h"
 #include "journal/Journal.h"
 
 #include <cstdio>
-#include <unistd.h>
 #include <QCoreApplication>
 #include <QElapsedTimer>
 #include <QSignalSpy>
 #include <QTemporaryDir>
+#include <unistd.h>
 
 using namespace tw;
 
@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
     QCoreApplication app(argc, argv);
     const int total = argc > 1 ? atoi(argv[1]) : 500000;
     const int batchSize = argc > 2 ? atoi(argv[2]) : 1000;
+    // "journal" or "engine" runs only those phases (for profiling one of them).
+    const QByteArray only = argc > 3 ? QByteArray(argv[3]) : QByteArray();
     QTemporaryDir dir;
     std::printf("journal append, %d events of %d bytes (fullDocument), batches of %d\n", total,
                 int(event1k(0).fullDocument().size()), batchSize);
@@ -51,6 +53,8 @@ int main(int argc, char** argv) {
     // source's thread (ChangeEvent::prepare), so the journal thread only splices in the
     // seq, builds the stored BSON and writes. Then the same with rendering included.
     for (const bool rendered : {true, false}) {
+        if (only == "engine")
+            break;
         if (rendered) {
             for (const ChangeEvent& e : prepared)
                 e.prepare();
@@ -81,6 +85,8 @@ int main(int argc, char** argv) {
             rendered ? "bodies rendered beforehand (as sources do)" : "rendering included", total / s, s,
             total * 1.0 / s / 1e6 * 1024, journal.sizeBytes() / 1048576.0);
     }
+    if (only == "journal")
+        return 0;
     // Fresh events: the first pass finalized these in place.
     prepared.clear();
     for (int i = 0; i < total; ++i)
