@@ -185,6 +185,19 @@ void tst_UiFeedModel::displayText() {
              QSet<QString>{QStringLiteral("status")});
     QCOMPARE(EventFormat::prettyJson(R"({"a":{"b":[1,2]},"c":{}})"),
              QStringLiteral("{\n  \"a\": {\n    \"b\": [\n      1,\n      2\n    ]\n  },\n  \"c\": {}\n}"));
+    // Containers say how many they hold, never in a way that reads as a value ("[2]").
+    const Bson containers = Bson::fromJson(R"({"e": [], "one": [7], "two": [1, 2], "d0": {}, "d1": {"x": 1},
+        "d2": {"x": 1, "y": 2}})");
+    bson_t view;
+    QVERIFY(containers.view(&view));
+    QStringList shown;
+    bson_iter_t it;
+    QVERIFY(bson_iter_init(&it, &view));
+    while (bson_iter_next(&it))
+        shown.append(EventFormat::valueText(&it));
+    QCOMPARE(shown, (QStringList{QStringLiteral("[]"), QStringLiteral("[…1 item]"),
+                                 QStringLiteral("[…2 items]"), QStringLiteral("{}"),
+                                 QStringLiteral("{…1 field}"), QStringLiteral("{…2 fields}")}));
 }
 
 void tst_UiFeedModel::searchProxy() {

@@ -91,7 +91,9 @@ QString valueText(const bson_iter_t* iter, int maxLength) {
         if (bson_iter_recurse(iter, &child))
             while (bson_iter_next(&child))
                 ++count;
-        return count == 0 ? QStringLiteral("{}") : QStringLiteral("{…%1 fields}").arg(count);
+        if (count == 0)
+            return QStringLiteral("{}");
+        return count == 1 ? QStringLiteral("{…1 field}") : QStringLiteral("{…%1 fields}").arg(count);
     }
     case BSON_TYPE_ARRAY: {
         bson_iter_t child;
@@ -99,7 +101,10 @@ QString valueText(const bson_iter_t* iter, int maxLength) {
         if (bson_iter_recurse(iter, &child))
             while (bson_iter_next(&child))
                 ++count;
-        return QStringLiteral("[%1]").arg(count);
+        // "[2]" read as an array holding the number 2: say what it is, as for documents.
+        if (count == 0)
+            return QStringLiteral("[]");
+        return count == 1 ? QStringLiteral("[…1 item]") : QStringLiteral("[…%1 items]").arg(count);
     }
     case BSON_TYPE_BINARY:
         return QStringLiteral("Binary");
