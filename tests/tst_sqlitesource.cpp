@@ -23,6 +23,13 @@ private Q_SLOTS:
     void neverWritesToTheWatchedFile();
 
 private:
+    // Starts the engine with the test database as source "shop", watching main.orders.
+    bool startWatchingOrders(EngineFixture& f) const {
+        if (!f.start() || !f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()))
+            return false;
+        f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
+        return true;
+    }
     QString dbPath() const { return m_dir->filePath(QStringLiteral("shop.sqlite")); }
     QString journalPath() const { return m_dir->filePath(QStringLiteral("journal.sqlite")); }
     std::unique_ptr<QTemporaryDir> m_dir;
@@ -40,9 +47,7 @@ void TestSqliteSource::init() {
 
 void TestSqliteSource::insertUpdateDeleteFromAnotherProcess() {
     EngineFixture f(journalPath());
-    QVERIFY(f.start());
-    QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
-    f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
+    QVERIFY(startWatchingOrders(f));
     QTRY_VERIFY_WITH_TIMEOUT(!f.ready.isEmpty(), 10000);
     // The existing rows are the baseline, not changes.
     QTest::qWait(50);
@@ -89,9 +94,7 @@ void TestSqliteSource::insertUpdateDeleteFromAnotherProcess() {
 void TestSqliteSource::restartReportsChangesMadeWhileClosed() {
     {
         EngineFixture f(journalPath());
-        QVERIFY(f.start());
-        QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
-        f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
+        QVERIFY(startWatchingOrders(f));
         QCOMPARE(runSqlite3(dbPath(), QStringLiteral("INSERT INTO orders(status, total) VALUES('a', 1)")),
                  QString());
         QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1, 10000);
@@ -102,9 +105,7 @@ void TestSqliteSource::restartReportsChangesMadeWhileClosed() {
                                                  "DELETE FROM orders WHERE id = 2;")),
              QString());
     EngineFixture f(journalPath());
-    QVERIFY(f.start());
-    QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
-    f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
+    QVERIFY(startWatchingOrders(f));
     QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 3, 10000);
     QCOMPARE(f.ofOperation(Operation::Insert).size(), 1);
     QCOMPARE(f.ofOperation(Operation::Update).size(), 1);
@@ -126,9 +127,7 @@ void TestSqliteSource::restartMidStreamLosesNothing() {
     int total = 0;
     for (int run = 0; run < 3; ++run) {
         EngineFixture f(journalPath());
-        QVERIFY(f.start());
-        QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
-        f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
+        QVERIFY(startWatchingOrders(f));
         if (run == 0) {
             QTRY_VERIFY_WITH_TIMEOUT(!f.ready.isEmpty(), 10000);
             writer.start(QStringLiteral("bash"), {QStringLiteral("-c"), script});
@@ -165,9 +164,7 @@ void TestSqliteSource::longScanSendsEarlyChangesBeforeItEnds() {
         QString());
     {
         EngineFixture f(journalPath());
-        QVERIFY(f.start());
-        QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
-        f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
+        QVERIFY(startWatchingOrders(f));
         QTRY_VERIFY_WITH_TIMEOUT(!f.ready.isEmpty(), 30000);
         // First one change on its own: once it is committed, so is the baseline (the
         // state of 200 000 rows), and the engine is idle again.
@@ -190,9 +187,7 @@ void TestSqliteSource::longScanSendsEarlyChangesBeforeItEnds() {
         QCOMPARE(ids, (QList<QString>{QStringLiteral("1"), QString::number(kRows)}));
     }
     EngineFixture f(journalPath());
-    QVERIFY(f.start());
-    QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
-    f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
+    QVERIFY(startWatchingOrders(f));
     QTRY_VERIFY_WITH_TIMEOUT(!f.ready.isEmpty(), 30000);
     QCOMPARE(runSqlite3(dbPath(), QStringLiteral("UPDATE orders SET status = 'shipped' WHERE id = 2")),
              QString());
@@ -202,9 +197,7 @@ void TestSqliteSource::longScanSendsEarlyChangesBeforeItEnds() {
 
 void TestSqliteSource::droppedTableEmitsDropThenInsertsAfterRecreate() {
     EngineFixture f(journalPath());
-    QVERIFY(f.start());
-    QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
-    f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
+    QVERIFY(startWatchingOrders(f));
     QTRY_VERIFY_WITH_TIMEOUT(!f.ready.isEmpty(), 10000);
     QCOMPARE(runSqlite3(dbPath(), QStringLiteral("DROP TABLE orders")), QString());
     QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1, 10000);
@@ -220,9 +213,7 @@ void TestSqliteSource::droppedTableEmitsDropThenInsertsAfterRecreate() {
 
 void TestSqliteSource::alteredTableEmitsDropAndResnapshots() {
     EngineFixture f(journalPath());
-    QVERIFY(f.start());
-    QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
-    f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
+    QVERIFY(startWatchingOrders(f));
     QTRY_VERIFY_WITH_TIMEOUT(!f.ready.isEmpty(), 10000);
     QCOMPARE(runSqlite3(dbPath(), QStringLiteral("ALTER TABLE orders ADD COLUMN note TEXT")), QString());
     QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1, 10000);
@@ -312,9 +303,7 @@ void TestSqliteSource::neverWritesToTheWatchedFile() {
     QFile::setPermissions(dbPath(), QFile::ReadOwner | QFile::ReadGroup);
     {
         EngineFixture f(journalPath());
-        QVERIFY(f.start());
-        QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
-        f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
+        QVERIFY(startWatchingOrders(f));
         QTRY_VERIFY_WITH_TIMEOUT(!f.ready.isEmpty(), 10000);
         QTest::qWait(100);
     }

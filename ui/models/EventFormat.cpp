@@ -44,6 +44,26 @@ QString operationText(const ChangeEvent& event) {
     return QString::fromLatin1(event.operationType());
 }
 
+namespace {
+
+// "{}" / "{…1 field}" / "{…3 fields}", and the same for arrays with items.
+QString containerText(const bson_iter_t* iter, const char* open, const char* close, const char* one,
+                      const char* many) {
+    bson_iter_t child;
+    int count = 0;
+    if (bson_iter_recurse(iter, &child))
+        while (bson_iter_next(&child))
+            ++count;
+    if (count == 0)
+        return QLatin1String(open) + QLatin1String(close);
+    return QStringLiteral("%1…%2 %3%4")
+        .arg(QLatin1String(open))
+        .arg(count)
+        .arg(QLatin1String(count == 1 ? one : many), QLatin1String(close));
+}
+
+} // namespace
+
 QString valueText(const bson_iter_t* iter, int maxLength) {
     switch (bson_iter_type(iter)) {
     case BSON_TYPE_UTF8: {
@@ -85,27 +105,11 @@ QString valueText(const bson_iter_t* iter, int maxLength) {
         bson_iter_timestamp(iter, &t, &i);
         return QStringLiteral("Timestamp(%1, %2)").arg(t).arg(i);
     }
-    case BSON_TYPE_DOCUMENT: {
-        bson_iter_t child;
-        int count = 0;
-        if (bson_iter_recurse(iter, &child))
-            while (bson_iter_next(&child))
-                ++count;
-        if (count == 0)
-            return QStringLiteral("{}");
-        return count == 1 ? QStringLiteral("{…1 field}") : QStringLiteral("{…%1 fields}").arg(count);
-    }
-    case BSON_TYPE_ARRAY: {
-        bson_iter_t child;
-        int count = 0;
-        if (bson_iter_recurse(iter, &child))
-            while (bson_iter_next(&child))
-                ++count;
-        // "[2]" read as an array holding the number 2: say what it is, as for documents.
-        if (count == 0)
-            return QStringLiteral("[]");
-        return count == 1 ? QStringLiteral("[…1 item]") : QStringLiteral("[…%1 items]").arg(count);
-    }
+    case BSON_TYPE_DOCUMENT:
+        return containerText(iter, "{", "}", "field", "fields");
+    case BSON_TYPE_ARRAY:
+        // Not "[2]", which reads as an array holding the number 2.
+        return containerText(iter, "[", "]", "item", "items");
     case BSON_TYPE_BINARY:
         return QStringLiteral("Binary");
     case BSON_TYPE_REGEX: {
