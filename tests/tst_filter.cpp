@@ -2,7 +2,11 @@
 #include "filter/Filter.h"
 #include "model/ChangeEvent.h"
 
+#include <QtEndian>
 #include <QtTest>
+
+#include <cstring>
+#include <memory>
 
 using namespace tw;
 
@@ -24,6 +28,7 @@ private slots:
     void keyOrderOfLiteralDocumentsIsKept();
     void sharedAcrossThreads();
     void indexOfAVeryWideDocument();
+    void malformedBytesAreNeverReadPastTheirEnd();
 
 private:
     static void row(const char* filter, const char* document, bool expected) {
@@ -628,6 +633,34 @@ void tst_Filter::indexOfAVeryWideDocument() {
     QVERIFY(Filter::compile(R"({"f1499": 1499})").matches(index));
     QVERIFY(!Filter::compile(R"({"f1499": 1})").matches(index));
     QVERIFY(Filter::compile(R"({"f3": {"$lt": 4}, "f1200": {"$gte": 1200}})").matches(index));
+}
+
+// An event's bytes come from a journal file or a socket. A nested document whose length
+// field overruns its container must read as missing (libbson would not read it either),
+// never make a filter read past the buffer: the sanitizer build checks the "never".
+void tst_Filter::malformedBytesAreNeverReadPastTheirEnd() {
+    const Bson good = Bson::fromJson(R"({"a": {"b": 1, "c": "x"}, "z": 1})");
+    const QByteArray raw = good.raw();
+    // Offset of a's length: 4 (document length) + 1 (type) + 2 ("a\0").
+    const qsizetype inner = 7;
+    for (const quint32 badLength : {quint32(0x7fffffff), quint32(raw.size()), quint32(4)}) {
+        // Exactly the document's size on the heap, so one byte too far is caught.
+        std::unique_ptr<uint8_t[]> bytes(new uint8_t[size_t(raw.size())]);
+        std::memcpy(bytes.get(), raw.constData(), size_t(raw.size()));
+        const quint32 le = qToLittleEndian(badLength);
+        std::memcpy(bytes.get() + inner, &le, sizeof le);
+        bson_t view;
+        QVERIFY(bson_init_static(&view, bytes.get(), size_t(raw.size())));
+        const DocumentIndex index(&view);
+        for (const char* text : {R"({"a.b": 1})", R"({"a.c": "x"})", R"({"a.b": {"$exists": true}})"}) {
+            const Filter f = Filter::compile(text);
+            QVERIFY(f.isValid());
+            QVERIFY2(!f.matches(&view), text);
+            QVERIFY2(!f.matches(index), text);
+        }
+        // Fields before the damage are still there; what lies after it cannot be trusted.
+        QVERIFY(Filter::compile(R"({"a.q": {"$exists": false}})").matches(&view));
+    }
 }
 
 void tst_Filter::sharedAcrossThreads() {

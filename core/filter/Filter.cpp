@@ -57,7 +57,8 @@ struct Node {
 struct CompiledPath {
     QByteArrayView text; // points into the query
     std::vector<PathComponent> parts;
-    int leafSlot = -1; // the prefix-cache node of the whole path, or -1 when not cached
+    int leafSlot = -1;          // the prefix-cache node of the whole path, or -1 when not cached
+    std::vector<uint8_t> chain; // when cached: the trie node of each prefix, root first
 };
 
 struct KeyHash {
@@ -92,6 +93,29 @@ constexpr size_t kCacheNodes = 16;
 struct TrieNode {
     PathComponent part;
     int parent = -1; // -1: the root document
+    // The name's first 16 bytes, zero-padded, and which of them count: a key of up to
+    // 16 bytes is compared with two loads and two masks instead of a memcmp call.
+    uint64_t word[2] = {};
+    uint64_t mask[2] = {};
+
+    TrieNode(const PathComponent& p, int parentNode)
+        : part(p)
+        , parent(parentNode) {
+        const size_t n = std::min<size_t>(size_t(p.len), sizeof word);
+        std::memcpy(word, p.name, n);
+        std::memset(mask, 0xff, n);
+    }
+
+    // Whether the key at `key` (keyLen == part.len) is this node's name; `limit` is the
+    // end of the document's bytes, which a wide load must not pass.
+    bool named(const char* key, uint32_t keyLen, const uint8_t* limit) const {
+        const auto* bytes = reinterpret_cast<const uint8_t*>(key);
+        if (keyLen > sizeof word || limit - bytes < qsizetype(sizeof word))
+            return std::memcmp(key, part.name, keyLen) == 0;
+        uint64_t w[2];
+        std::memcpy(w, key, sizeof w);
+        return ((w[0] & mask[0]) == word[0]) & ((w[1] & mask[1]) == word[1]);
+    }
 };
 
 // bson_iter_t is declared 128-byte aligned but is 80 bytes long, so it cannot be an
@@ -106,7 +130,39 @@ struct PrefixCache {
     const DocumentIndex* index = nullptr; // when the caller indexed the document
     uint32_t scanned = 0;                 // bit p + 1: the children of node p (bit 0: of the root) are known
     uint32_t found = 0;                   // bit n: node n exists in this document
+    uint32_t ready = 0;                   // bit n: values[n] is positioned on node n
+    // Where each found node is. Its iterator is made only when a filter reads the
+    // value: a document on the way to a field only needs its bytes.
+    struct Place {
+        const uint8_t* container;
+        uint32_t containerLen;
+        uint32_t offset; // of the element inside its container
+        uint32_t keyLen;
+        uint8_t type() const { return container[offset]; }
+        const uint8_t* valueBytes() const { return container + offset + 1 + keyLen + 1; }
+        // The size of a document's bytes, 0 when it does not fit its container (the
+        // scanner stops at the last field it wants, before checking that field's size).
+        uint32_t documentSize() const {
+            const uint32_t start = offset + 1 + keyLen + 1;
+            return start < containerLen
+                       ? valueSize(BSON_TYPE_DOCUMENT, valueBytes(), containerLen - 1 - start)
+                       : 0;
+        }
+    };
+    Place places[kCacheNodes];
     IterSlot values[kCacheNodes];
+
+    const bson_iter_t* value(int n) {
+        const uint32_t bit = 1u << n;
+        if (!(ready & bit)) {
+            const Place& p = places[n];
+            if (!bson_iter_init_from_data_at_offset(&values[n].it, p.container, p.containerLen, p.offset,
+                                                    p.keyLen))
+                return nullptr; // libbson refuses the element: as if missing
+            ready |= bit;
+        }
+        return &values[n].it;
+    }
 };
 
 // The operand of an equality or a comparison, read once at compile time when it is a
@@ -239,14 +295,19 @@ struct Program {
     // childStart[p + 2]), so a scan compares each key with two or three names, not all.
     std::vector<uint8_t> children;
     uint8_t childStart[kCacheNodes + 2] = {};
+    uint64_t childLengths[kCacheNodes + 1] = {}; // per parent: which name lengths its children have
 
     void indexChildren() {
         children.clear();
         for (int parent = -1; parent < int(kCacheNodes); ++parent) {
             childStart[parent + 1] = uint8_t(children.size());
+            childLengths[parent + 1] = 0;
             for (size_t n = 0; n < trie.size(); ++n)
-                if (trie[n].parent == parent)
+                if (trie[n].parent == parent) {
                     children.push_back(uint8_t(n));
+                    // Bit L: a child's name is L bytes long; bit 63 also stands for longer.
+                    childLengths[parent + 1] |= uint64_t(1) << std::min(trie[n].part.len, 63);
+                }
         }
         childStart[kCacheNodes + 1] = uint8_t(children.size());
     }
@@ -308,72 +369,78 @@ struct Program {
         if (cache->scanned & bit)
             return;
         cache->scanned |= bit;
-        const uint32_t first = childStart[parent + 1];
-        const uint32_t last = childStart[parent + 2];
-        size_t remaining = last - first;
+        // Locals, not members: the compiler cannot keep members in registers across the
+        // writes into the cache's iterators.
+        const uint8_t* const kids = children.data() + childStart[parent + 1];
+        const uint32_t count = uint32_t(childStart[parent + 2] - childStart[parent + 1]);
+        const TrieNode* const nodes = trie.data();
+        const uint64_t lengths = childLengths[parent + 1];
+        const uint8_t* const limit = data + len;
+        uint32_t found = cache->found;
+        size_t remaining = count;
         const bool wellFormed =
             scanElements(data, len, [&](uint32_t offset, const char* key, uint32_t keyLen) {
-                for (uint32_t c = first; c < last; ++c) {
-                    const uint32_t n = children[c];
-                    const TrieNode& node = trie[n];
-                    if (uint32_t(node.part.len) != keyLen || (cache->found & (1u << n)))
+                if (!((lengths >> std::min(keyLen, 63u)) & 1))
+                    return false; // no child has a name this long (the common case)
+                for (uint32_t c = 0; c < count; ++c) {
+                    const uint32_t n = kids[c];
+                    const TrieNode& node = nodes[n];
+                    if (uint32_t(node.part.len) != keyLen || (found & (1u << n)) ||
+                        !node.named(key, keyLen, limit))
                         continue;
-                    if (keyLen &&
-                        (key[0] != node.part.name[0] || std::memcmp(key, node.part.name, keyLen) != 0))
-                        continue;
-                    if (bson_iter_init_from_data_at_offset(&cache->values[n].it, data, len, offset, keyLen))
-                        cache->found |= 1u << n;
+                    cache->places[n] = {data, len, offset, keyLen};
+                    found |= 1u << n;
                     return --remaining == 0;
                 }
                 return false;
             });
+        cache->found = found;
         if (wellFormed || !remaining)
             return;
         // Bytes the scanner does not accept: look each field up through libbson.
-        for (size_t n = 0; n < trie.size(); ++n)
+        for (size_t n = 0; n < trie.size(); ++n) {
+            bson_iter_t* it = &cache->values[n].it;
             if (trie[n].parent == parent && !(cache->found & (1u << n)) &&
-                bson_iter_init_from_data(&cache->values[n].it, data, len) &&
-                findNext(&cache->values[n].it, trie[n].part))
+                bson_iter_init_from_data(it, data, len) && findNext(it, trie[n].part)) {
+                cache->places[n] = {data, len, bson_iter_offset(it), bson_iter_key_len(it)};
                 cache->found |= 1u << n;
+                cache->ready |= 1u << n;
+            }
+        }
     }
 
     // Resolves a cached path from the root. Sets src to the single value (or missing), or
     // to a walk from the first array on the way.
     void resolveCached(const CompiledPath& path, PrefixCache* cache, Source* src) const {
         const size_t n = path.parts.size();
-        int chain[kCacheNodes];
-        int node = path.leafSlot;
-        for (size_t k = n; k-- > 0;) {
-            chain[k] = node;
-            node = trie[node].parent;
-        }
-        const bson_iter_t* cur = nullptr;
+        const uint8_t* chain = path.chain.data();
         const uint8_t* data = cache->data;
         uint32_t len = cache->len;
+        src->value = nullptr;
         for (size_t k = 0; k < n; ++k) {
             if (k > 0) {
-                const bson_type_t type = iterType(cur);
+                const PrefixCache::Place& place = cache->places[chain[k - 1]];
+                const uint8_t type = place.type();
                 if (type == BSON_TYPE_ARRAY) {
-                    src->walk = true;
+                    src->value = cache->value(chain[k - 1]);
+                    src->walk = src->value != nullptr;
                     src->parts = path.parts.data();
                     src->n = n;
                     src->k = k;
-                    break;
+                    return;
                 }
-                if (type != BSON_TYPE_DOCUMENT) {
-                    cur = nullptr;
-                    break;
-                }
-                bson_iter_document(cur, &len, &data);
+                if (type != BSON_TYPE_DOCUMENT)
+                    return; // a scalar on the way: missing
+                data = place.valueBytes();
+                len = place.documentSize();
+                if (len == 0)
+                    return; // malformed: libbson would not read it either
             }
             scanChildren(cache, k == 0 ? -1 : chain[k - 1], data, len);
-            if (!(cache->found & (1u << chain[k]))) {
-                cur = nullptr;
-                break;
-            }
-            cur = &cache->values[chain[k]].it;
+            if (!(cache->found & (1u << chain[k])))
+                return;
         }
-        src->value = cur;
+        src->value = cache->value(chain[n - 1]);
     }
 
     bool evalDoc(uint32_t index, const uint8_t* data, uint32_t len, PrefixCache* cache) const {
@@ -727,6 +794,13 @@ private:
         path.parts = splitPath(path.text);
         if (!relative)
             path.leafSlot = addToTrie(path.parts);
+        if (path.leafSlot >= 0) {
+            path.chain.resize(path.parts.size());
+            for (int k = int(path.parts.size()) - 1, node = path.leafSlot; k >= 0; --k) {
+                path.chain[size_t(k)] = uint8_t(node);
+                node = m_p.trie[size_t(node)].parent;
+            }
+        }
         m_p.paths.push_back(std::move(path));
         return uint32_t(m_p.paths.size() - 1);
     }
