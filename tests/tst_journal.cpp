@@ -15,6 +15,7 @@
 
 using namespace tw;
 using tw::test::makeEvent;
+using tw::test::makeOrderEvent;
 
 namespace {
 
@@ -45,6 +46,70 @@ int runChild(const QString& path, bool killBeforeCommit) {
     return 5;
 }
 
+// Appends order events [first, first + count) prepared as the Engine prepares them (on
+// the source's thread, with the journal's codec); returns them as committed.
+QList<ChangeEvent> appendOrders(Journal& journal, int first, int count) {
+    ChangeBatch b;
+    b.sourceId = QStringLiteral("shop");
+    for (int i = first; i < first + count; ++i) {
+        const ChangeEvent e = makeOrderEvent(i);
+        e.prepare(journal.codec().get());
+        b.events.append(e);
+    }
+    b.checkpoint.token = QByteArray::number(first + count);
+    QList<ChangeBatch> batches{b};
+    if (!journal.append(batches))
+        return {};
+    return batches.first().events;
+}
+
+// The stored bytes of rows [from, to], straight from the file.
+QList<QByteArray> storedDocs(const QString& path, qint64 from, qint64 to) {
+    QList<QByteArray> docs;
+    sqlite3* db = nullptr;
+    sqlite3_open_v2(QFile::encodeName(path).constData(), &db, SQLITE_OPEN_READONLY, nullptr);
+    sqlite3_stmt* s = nullptr;
+    sqlite3_prepare_v2(db, "SELECT doc FROM events WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq", -1, &s,
+                       nullptr);
+    sqlite3_bind_int64(s, 1, from);
+    sqlite3_bind_int64(s, 2, to);
+    while (s && sqlite3_step(s) == SQLITE_ROW)
+        docs.append(
+            QByteArray(static_cast<const char*>(sqlite3_column_blob(s, 0)), sqlite3_column_bytes(s, 0)));
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return docs;
+}
+
+QString execSql(const QString& path, const char* sql) {
+    sqlite3* db = nullptr;
+    sqlite3_open_v2(QFile::encodeName(path).constData(), &db, SQLITE_OPEN_READWRITE, nullptr);
+    char* message = nullptr;
+    const int rc = sqlite3_exec(db, sql, nullptr, nullptr, &message);
+    const QString error = rc == SQLITE_OK ? QString() : QString::fromUtf8(message ? message : "failed");
+    sqlite3_free(message);
+    sqlite3_close(db);
+    return error;
+}
+
+bool isFrame(const QByteArray& stored) {
+    return stored.startsWith(QByteArray::fromHex("28b52ffd"));
+}
+
+// A journal that has trained its dictionary on 2 400 orders (stored as they are) and
+// then stored orders 2 400–3 399 compressed.
+bool makeTrainedJournal(const QString& path, QList<ChangeEvent>* committed) {
+    Journal j;
+    if (!j.open(path))
+        return false;
+    for (int first = 0; first < 2400; first += 400)
+        *committed += appendOrders(j, first, 400);
+    if (!j.finishTraining() || j.codec()->dictionaryId() == 0)
+        return false;
+    *committed += appendOrders(j, 2400, 1000);
+    return committed->size() == 3400;
+}
+
 } // namespace
 
 class TestJournal : public QObject {
@@ -62,6 +127,9 @@ private Q_SLOTS:
     void foreignSqliteFileIsRefused();
     void failedAppendLeavesNothing();
     void walIsFoldedBackInTheBackground();
+    void storedDocumentsAreCompressedOnceADictionaryIsTrained();
+    void anUnreadableStoredEventIsAGapNotASilence();
+    void aVersion1JournalIsUpgradedInPlace();
 };
 
 void TestJournal::seqIncreasesAndSurvivesReopen() {
@@ -372,6 +440,134 @@ void TestJournal::walIsFoldedBackInTheBackground() {
             break;
     }
     QCOMPARE(seen, qint64(kBatches * kPerBatch));
+}
+
+// Documents are stored compressed with a dictionary the journal trains on its first
+// documents, and read back exactly; the dictionary survives a reopen.
+void TestJournal::storedDocumentsAreCompressedOnceADictionaryIsTrained() {
+    QTemporaryDir dir;
+    const QString path = dir.filePath(QStringLiteral("j.sqlite"));
+    QList<ChangeEvent> committed;
+    QVERIFY(makeTrainedJournal(path, &committed));
+
+    // Before the dictionary: stored as they are. After: frames of about a third the size.
+    const QList<QByteArray> before = storedDocs(path, 1, 2400);
+    QCOMPARE(before.size(), 2400);
+    QVERIFY(std::none_of(before.cbegin(), before.cend(), isFrame));
+    const QList<QByteArray> after = storedDocs(path, 2401, 3400);
+    QCOMPARE(after.size(), 1000);
+    QVERIFY(std::all_of(after.cbegin(), after.cend(), isFrame));
+    qint64 plain = 0, stored = 0;
+    for (int k = 2400; k < 3400; ++k)
+        plain += committed.at(k).document().size();
+    for (const QByteArray& doc : after)
+        stored += doc.size();
+    qInfo("1 000 order events: %lld bytes of BSON stored in %lld (%.2fx)", static_cast<long long>(plain),
+          static_cast<long long>(stored), double(plain) / double(stored));
+    QVERIFY2(stored * 2 < plain, "compressed documents should take less than half the bytes");
+
+    // Every event reads back as it was committed.
+    JournalReader reader;
+    QVERIFY(reader.open(path));
+    qint64 after0 = 0;
+    int compared = 0;
+    for (;;) {
+        const JournalReader::Result r = reader.readAfter(after0, 1000);
+        QVERIFY2(r.error.isEmpty(), qPrintable(r.error));
+        for (const ChangeEvent& e : r.events) {
+            QCOMPARE(e.seq(), committed.at(compared).seq());
+            QCOMPARE(e.toJson(), committed.at(compared).toJson());
+            ++compared;
+        }
+        after0 = r.scannedThrough;
+        if (!r.hasMore)
+            break;
+    }
+    QCOMPARE(compared, 3400);
+
+    // Reopened, the journal compresses with the same dictionary at once.
+    Journal again;
+    QVERIFY(again.open(path));
+    QVERIFY(again.codec()->dictionaryId() != 0);
+    const QList<ChangeEvent> more = appendOrders(again, 3400, 10);
+    QCOMPARE(more.size(), 10);
+    const QList<QByteArray> moreDocs = storedDocs(path, 3401, 3410);
+    QVERIFY(std::all_of(moreDocs.cbegin(), moreDocs.cend(), isFrame));
+    const JournalReader::Result r = reader.readAfter(3400, 100);
+    QCOMPARE(r.events.size(), 10);
+    QCOMPARE(r.events.last().toJson(), more.last().toJson());
+}
+
+// A damaged frame, or a frame whose dictionary is gone, is read as a gap at its seq
+// that says why; the events around it read as before, and nothing crashes.
+void TestJournal::anUnreadableStoredEventIsAGapNotASilence() {
+    QTemporaryDir dir;
+    const QString path = dir.filePath(QStringLiteral("j.sqlite"));
+    QList<ChangeEvent> committed;
+    QVERIFY(makeTrainedJournal(path, &committed));
+    QCOMPARE(execSql(path, "UPDATE events SET doc = substr(doc, 1, 12) WHERE seq = 3000"), QString());
+    {
+        JournalReader reader;
+        QVERIFY(reader.open(path));
+        const JournalReader::Result r = reader.readAfter(2998, 3);
+        QCOMPARE(r.events.size(), 3);
+        QCOMPARE(r.events[0].toJson(), committed.at(2998).toJson());
+        QCOMPARE(r.events[1].seq(), 3000);
+        QCOMPARE(r.events[1].operation(), Operation::Gap);
+        QVERIFY2(r.events[1].reason().contains(QLatin1String("event 3000 in the journal cannot be read")),
+                 qPrintable(r.events[1].reason()));
+        QCOMPARE(r.events[1].sourceId(), QStringLiteral("shop"));
+        QCOMPARE(r.events[2].toJson(), committed.at(3000).toJson());
+    }
+    QCOMPARE(execSql(path, "DELETE FROM dictionaries"), QString());
+    JournalReader reader;
+    QVERIFY(reader.open(path));
+    const JournalReader::Result plain = reader.readAfter(2399, 1);
+    QCOMPARE(plain.events.size(), 1);
+    QCOMPARE(plain.events[0].toJson(), committed.at(2399).toJson());
+    const JournalReader::Result lost = reader.readAfter(2400, 1);
+    QCOMPARE(lost.events.size(), 1);
+    QCOMPARE(lost.events[0].operation(), Operation::Gap);
+    QVERIFY2(lost.events[0].reason().contains(QLatin1String("no compression dictionary")),
+             qPrintable(lost.events[0].reason()));
+    // The writer refuses nothing: it trains a new dictionary and goes on.
+    Journal j;
+    QVERIFY(j.open(path));
+    QCOMPARE(j.codec()->dictionaryId(), 0u);
+    QCOMPARE(appendOrders(j, 3400, 5).size(), 5);
+    QCOMPARE(j.lastSeq(), 3405);
+}
+
+// A journal from the version that stored every document as BSON opens, is upgraded,
+// and its events read back.
+void TestJournal::aVersion1JournalIsUpgradedInPlace() {
+    QTemporaryDir dir;
+    const QString path = dir.filePath(QStringLiteral("j.sqlite"));
+    {
+        Journal j;
+        QVERIFY(j.open(path));
+        QList<ChangeBatch> batches{batchOf(QStringLiteral("a"), 1, 20, "t")};
+        QVERIFY(j.append(batches));
+    }
+    QCOMPARE(execSql(path, "DROP TABLE dictionaries; PRAGMA user_version=1;"), QString());
+    Journal j;
+    QString error;
+    QVERIFY2(j.open(path, &error), qPrintable(error));
+    QCOMPARE(j.lastSeq(), 20);
+    QCOMPARE(execSql(path, "SELECT count(*) FROM dictionaries"), QString());
+    sqlite3* db = nullptr;
+    sqlite3_open_v2(QFile::encodeName(path).constData(), &db, SQLITE_OPEN_READONLY, nullptr);
+    sqlite3_stmt* s = nullptr;
+    sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, nullptr);
+    QCOMPARE(sqlite3_step(s), SQLITE_ROW);
+    QCOMPARE(sqlite3_column_int(s, 0), 2);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    JournalReader reader;
+    QVERIFY(reader.open(path));
+    const JournalReader::Result r = reader.readAfter(0, 100);
+    QCOMPARE(r.events.size(), 20);
+    QCOMPARE(r.events.last().seq(), 20);
 }
 
 int main(int argc, char** argv) {

@@ -84,6 +84,7 @@ bool Engine::start(QString* error) {
         }
     }
     m_lastSeq.store(m_journal.lastSeq(), std::memory_order_release);
+    m_codec = m_journal.codec();
 
     moveToThread(&m_thread);
     m_thread.start();
@@ -178,9 +179,9 @@ bool Engine::addSource(const QString& id, const QString& uri, QString* error) {
     // in the seq, and rendering of several sources runs in parallel.
     connect(
         source, &Source::batchReady, source,
-        [](const ChangeBatch& batch) {
+        [codec = m_codec](const ChangeBatch& batch) {
             for (const ChangeEvent& event : batch.events)
-                event.prepare();
+                event.prepare(codec.get());
         },
         Qt::DirectConnection);
     connect(source, &Source::batchReady, this, &Engine::onBatchReady, Qt::QueuedConnection);
@@ -449,7 +450,7 @@ std::optional<Subscription> Engine::subscription(const QString& id) const {
 
 void Engine::submit(const ChangeBatch& batch) {
     for (const ChangeEvent& event : batch.events)
-        event.prepare();
+        event.prepare(m_codec.get());
     QMetaObject::invokeMethod(
         this, [this, batch] { onBatchReady(batch); }, Qt::QueuedConnection);
 }

@@ -50,6 +50,9 @@ public:
 
     QString journalPath() const { return m_options.journalPath; }
     qint64 lastCommittedSeq() const { return m_lastSeq.load(std::memory_order_acquire); }
+    // The journal's document compressor (set by start()); its dictionaryId() tells
+    // whether stored documents are compressed yet.
+    std::shared_ptr<const BodyCodec> codec() const { return m_codec; }
 
     // --- sources -------------------------------------------------------------
     // Creates the source from its URI (errors at once: bad URI, missing file), moves
@@ -119,6 +122,8 @@ private:
     Options m_options;
     QThread m_thread;
     Journal m_journal; // engine thread only
+    // The journal's compressor, used on the sources' threads (set before they start).
+    std::shared_ptr<const BodyCodec> m_codec;
     std::unique_ptr<QLockFile> m_lock;
     SubscriptionIndex m_index;                    // engine thread only
     QHash<QString, QList<WatchRecord>> m_watches; // engine thread only

@@ -24,7 +24,10 @@ namespace {
 // 'TWJL': marks a file as a Tidewatch journal, so a foreign SQLite file is refused
 // instead of being written into.
 constexpr int kApplicationId = 0x54574A4C;
-constexpr int kSchemaVersion = 1;
+// 2: events.doc may be a zstd frame (BodyCodec), and the dictionaries table. A version 1
+// journal is upgraded in place (its rows stay as they are); a version 1 Tidewatch
+// refuses a version 2 journal instead of misreading it.
+constexpr int kSchemaVersion = 2;
 
 const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS events(
@@ -47,7 +50,18 @@ CREATE TABLE IF NOT EXISTS subscriptions(
 CREATE TABLE IF NOT EXISTS meta(
   key TEXT PRIMARY KEY,
   value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dictionaries(
+  id INTEGER PRIMARY KEY,
+  data BLOB NOT NULL,
+  created_ms INTEGER NOT NULL);
 )sql";
+
+// Dictionary training: samples of the first documents stored, up to this many or this
+// many bytes (zstd wants about a hundred times the dictionary's size). Documents below
+// BodyCodec::kMinSize are neither sampled nor compressed.
+constexpr int kSampleCount = 2000;
+constexpr qsizetype kSampleBytes = 2 * 1024 * 1024;
+constexpr int kTrainingAttempts = 3;
 
 QString sqliteMessage(sqlite3* db) {
     return db ? QString::fromUtf8(sqlite3_errmsg(db)) : QStringLiteral("out of memory");
@@ -321,9 +335,84 @@ bool Journal::open(const QString& path, QString* error) {
         return fail(Error::Io,
                     QStringLiteral("The journal %1 cannot be used: %2.").arg(shown, message) + remedy, error);
     }
+    if (!loadDictionary(&sqlError)) {
+        close();
+        m_path = path;
+        return fail(Error::Io,
+                    QStringLiteral("The journal %1 cannot be used: %2.").arg(shown, sqlError) + remedy,
+                    error);
+    }
     m_folder = std::make_unique<WalFolder>(path);
     sqlite3_wal_hook(m_db, &Journal::onWalCommit, this);
     return true;
+}
+
+bool Journal::loadDictionary(QString* error) {
+    m_dictionaryIds.clear();
+    m_pendingDictionary.clear();
+    m_samples.clear();
+    m_sampleBytes = 0;
+    m_trainingAttempts = 0;
+    QByteArray newest;
+    sqlite3_stmt* s = prepare("SELECT id, data FROM dictionaries ORDER BY created_ms, id");
+    if (!s) {
+        if (error)
+            *error = sqliteMessage(m_db);
+        return false;
+    }
+    while (sqlite3_step(s) == SQLITE_ROW) {
+        m_dictionaryIds.insert(uint32_t(sqlite3_column_int64(s, 0)));
+        newest = columnBlob(s, 1);
+    }
+    sqlite3_finalize(s);
+    m_codec->reset();
+    QString why;
+    if (!newest.isEmpty() && !m_codec->use(newest, &why))
+        qCWarning(lcJournal).noquote() << "the journal's compression dictionary cannot be used:" << why
+                                       << "- new events are stored uncompressed";
+    m_sampling = newest.isEmpty();
+    return true;
+}
+
+void Journal::sample(const QByteArray& stored) {
+    if (stored.size() < BodyCodec::kMinSize || BodyCodec::isFrame(stored))
+        return;
+    m_samples.append(stored);
+    m_sampleBytes += stored.size();
+    if (m_samples.size() < kSampleCount && m_sampleBytes < kSampleBytes)
+        return;
+    m_sampling = false;
+    ++m_trainingAttempts;
+    // About a tenth of a second of CPU: off the writer's thread.
+    m_training = std::async(std::launch::async, [samples = std::exchange(m_samples, {})] {
+        QString error;
+        QByteArray dictionary = BodyCodec::train(samples, &error);
+        if (dictionary.isEmpty())
+            qCInfo(lcJournal).noquote()
+                << "no compression dictionary from" << samples.size() << "documents:" << error;
+        return dictionary;
+    });
+    m_sampleBytes = 0;
+}
+
+// A finished training's dictionary moves to m_pendingDictionary, which the next append
+// commits. A failed one starts sampling again, a few times.
+QByteArray Journal::trainedDictionary(bool wait) {
+    if (m_training.valid() &&
+        (wait || m_training.wait_for(std::chrono::seconds(0)) == std::future_status::ready)) {
+        m_pendingDictionary = m_training.get();
+        if (m_pendingDictionary.isEmpty() && m_trainingAttempts < kTrainingAttempts)
+            m_sampling = true;
+    }
+    return m_pendingDictionary;
+}
+
+bool Journal::finishTraining() {
+    if (!m_training.valid())
+        return false;
+    trainedDictionary(true);
+    QList<ChangeBatch> none;
+    return append(none) && m_codec->dictionaryId() != 0;
 }
 
 int Journal::onWalCommit(void* journal, sqlite3* db, const char* name, int frames) {
@@ -379,6 +468,10 @@ bool Journal::loadMeta(QString* error) {
 }
 
 void Journal::close() {
+    if (m_training.valid())
+        m_training.wait();
+    m_training = {};
+    m_codec->reset();
     m_folder.reset();
     for (sqlite3_stmt** s : {&m_insertEvent, &m_upsertCheckpoint, &m_upsertState, &m_deleteState,
                              &m_deleteStatePrefix, &m_setMeta}) {
@@ -415,6 +508,21 @@ bool Journal::append(QList<ChangeBatch>& batches, QString* error) {
         return false;
 
     const qint64 now = QDateTime::currentMSecsSinceEpoch();
+    const QByteArray dictionary = trainedDictionary(false);
+    const uint32_t dictionaryId = dictionary.isEmpty() ? 0 : BodyCodec::idOf(dictionary);
+    if (dictionaryId != 0) {
+        // Commits with this transaction, before any frame made with it can exist.
+        sqlite3_stmt* s =
+            prepare("INSERT OR REPLACE INTO dictionaries(id, data, created_ms) VALUES(?1, ?2, ?3)");
+        if (s) {
+            sqlite3_bind_int64(s, 1, dictionaryId);
+            bindBlob(s, 2, dictionary);
+            sqlite3_bind_int64(s, 3, now);
+            if (sqlite3_step(s) != SQLITE_DONE)
+                qCWarning(lcJournal) << "cannot store the compression dictionary:" << sqliteMessage(m_db);
+            sqlite3_finalize(s);
+        }
+    }
     qint64 seq = m_lastSeq;
     auto rollback = [&](const QString& message) {
         exec("ROLLBACK");
@@ -429,8 +537,14 @@ bool Journal::append(QList<ChangeBatch>& batches, QString* error) {
         const QByteArray source = batch.sourceId.toUtf8();
         for (ChangeEvent& event : batch.events) {
             event.finalize(++seq);
-            const Bson document = event.document(); // keeps the bytes alive through the step
-            const QByteArray& doc = document.raw();
+            QByteArray doc = event.takeStoredBytes();
+            // A frame is stored only when this journal holds its dictionary (an event
+            // prepared for another journal, or before a reopen, is stored as it is).
+            if (BodyCodec::isFrame(doc) && !m_dictionaryIds.contains(BodyCodec::dictionaryOf(doc)) &&
+                BodyCodec::dictionaryOf(doc) != dictionaryId)
+                doc = event.document().raw();
+            if (m_sampling)
+                sample(doc);
             Statement st(m_insertEvent);
             sqlite3_bind_int64(st.s, 1, seq);
             sqlite3_bind_int64(st.s, 2, now);
@@ -488,6 +602,15 @@ bool Journal::append(QList<ChangeBatch>& batches, QString* error) {
     if (!exec("COMMIT", &commitError))
         return rollback(commitError);
     m_lastSeq = seq;
+    if (dictionaryId != 0) {
+        m_dictionaryIds.insert(dictionaryId);
+        m_pendingDictionary.clear();
+        QString why;
+        if (!m_codec->use(dictionary, &why))
+            qCWarning(lcJournal).noquote() << "the new compression dictionary cannot be used:" << why;
+        else
+            qCInfo(lcJournal) << "compressing stored events with dictionary" << dictionaryId;
+    }
     return true;
 }
 
@@ -703,6 +826,7 @@ JournalReader::JournalReader() = default;
 JournalReader::~JournalReader() {
     sqlite3_finalize(m_select);
     sqlite3_finalize(m_meta);
+    sqlite3_finalize(m_dictionary);
     if (m_db)
         sqlite3_close(m_db);
 }
@@ -715,8 +839,21 @@ bool JournalReader::open(const QString& path, QString* error) {
         m_db = nullptr;
         return false;
     }
-    sqlite3_prepare_v3(m_db, "SELECT seq, doc FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2", -1,
+    sqlite3_prepare_v3(m_db, "SELECT seq, doc, source FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2", -1,
                        SQLITE_PREPARE_PERSISTENT, &m_select, nullptr);
+    // Absent from a journal written by an older Tidewatch (which has no frames either).
+    sqlite3_prepare_v3(m_db, "SELECT data FROM dictionaries WHERE id = ?1", -1, SQLITE_PREPARE_PERSISTENT,
+                       &m_dictionary, nullptr);
+    m_decoder = std::make_unique<BodyDecoder>([this](uint32_t id) {
+        QByteArray data;
+        if (!m_dictionary)
+            return data;
+        sqlite3_bind_int64(m_dictionary, 1, id);
+        if (sqlite3_step(m_dictionary) == SQLITE_ROW)
+            data = columnBlob(m_dictionary, 0);
+        sqlite3_reset(m_dictionary);
+        return data;
+    });
     sqlite3_prepare_v3(m_db,
                        "SELECT (SELECT value FROM meta WHERE key='last_seq'), "
                        "(SELECT value FROM meta WHERE key='pruned_through'), (SELECT min(seq) FROM events)",
@@ -770,9 +907,24 @@ JournalReader::Result JournalReader::readAfter(qint64 after, int limit,
     while ((rc = sqlite3_step(m_select)) == SQLITE_ROW) {
         ++scanned;
         const qint64 seq = sqlite3_column_int64(m_select, 0);
-        const Bson doc = Bson::fromRaw(columnBlob(m_select, 1));
-        ChangeEvent event = ChangeEvent::fromDocument(doc, seq);
+        QString damage;
+        const QByteArray bson = m_decoder->decode(columnBlob(m_select, 1), &damage);
         r.scannedThrough = seq;
+        if (bson.isEmpty()) {
+            // Said, not skipped: whoever reads this range learns that an event is lost.
+            const QString source =
+                QString::fromUtf8(reinterpret_cast<const char*>(sqlite3_column_text(m_select, 2)));
+            ChangeEvent gap = ChangeEvent::makeGap(
+                source, {},
+                QStringLiteral("event %1 in the journal cannot be read: %2").arg(seq).arg(damage));
+            gap.finalize(seq);
+            qCWarning(lcJournal).noquote() << gap.reason();
+            r.events.append(gap);
+            if (r.events.size() >= limit)
+                break;
+            continue;
+        }
+        ChangeEvent event = ChangeEvent::fromDocument(Bson::fromRaw(bson), seq);
         if (!match || match(event)) {
             r.events.append(event);
             if (r.events.size() >= limit)

@@ -3,8 +3,12 @@
 #include "engine/Subscription.h"
 #include "model/ChangeBatch.h"
 
+#include "journal/BodyCodec.h"
+
 #include <functional>
+#include <future>
 #include <memory>
+#include <QSet>
 #include <QString>
 
 struct sqlite3;
@@ -67,6 +71,15 @@ public:
     // open, a background thread folds it as it grows; see WalFolder in Journal.cpp.
     void checkpoint();
 
+    // Compresses documents for this journal; pass it to ChangeEvent::prepare on the
+    // thread that renders an event. It has no dictionary until the journal has trained
+    // one on its first documents (or loaded it on open), and until then compresses
+    // nothing. Shared: it outlives the journal in whoever holds it.
+    std::shared_ptr<const BodyCodec> codec() const { return m_codec; }
+    // Waits for a dictionary being trained in the background and commits it with an
+    // empty transaction (tests, benchmarks). False when none was being trained.
+    bool finishTraining();
+
     // Test hook: runs inside append() after every row is written and before COMMIT.
     void setBeforeCommitHook(std::function<void()> hook) { m_beforeCommit = std::move(hook); }
 
@@ -80,6 +93,9 @@ private:
     qint64 firstSeqAtOrAfterTime(qint64 cutoffMs);
     qint64 deleteThrough(qint64 seq);
     static int onWalCommit(void* journal, sqlite3* db, const char* name, int frames);
+    bool loadDictionary(QString* error);
+    void sample(const QByteArray& stored);
+    QByteArray trainedDictionary(bool wait);
 
     class WalFolder;
     sqlite3* m_db = nullptr;
@@ -95,6 +111,17 @@ private:
     sqlite3_stmt* m_deleteStatePrefix = nullptr;
     sqlite3_stmt* m_setMeta = nullptr;
     std::function<void()> m_beforeCommit;
+
+    // Compression: samples of the first documents, a dictionary trained from them on a
+    // background thread, committed with the next append and only then used.
+    std::shared_ptr<BodyCodec> m_codec = std::make_shared<BodyCodec>();
+    QList<QByteArray> m_samples;
+    qsizetype m_sampleBytes = 0;
+    bool m_sampling = false;
+    int m_trainingAttempts = 0;
+    std::future<QByteArray> m_training;
+    QByteArray m_pendingDictionary; // trained, not yet committed
+    QSet<uint32_t> m_dictionaryIds; // committed
 };
 
 // A read-only view of the journal on its own connection, for replay (SSE
@@ -128,6 +155,8 @@ private:
     sqlite3* m_db = nullptr;
     sqlite3_stmt* m_select = nullptr;
     sqlite3_stmt* m_meta = nullptr;
+    sqlite3_stmt* m_dictionary = nullptr;
+    std::unique_ptr<BodyDecoder> m_decoder;
 };
 
 } // namespace tw

@@ -1,7 +1,11 @@
 #include "ChangeEvent.h"
 
+#include "journal/BodyCodec.h"
+
 #include <QDateTime>
 #include <QtEndian>
+
+#include <utility>
 
 namespace tw {
 
@@ -25,6 +29,7 @@ public:
     // Rendered once: body and bodyJson (no seq) by prepare(), document and json at finalize().
     Bson body;
     QByteArray bodyJson;
+    QByteArray stored; // body compressed for the journal, when a codec had a dictionary
     Bson document;
     QByteArray json;
 };
@@ -87,7 +92,8 @@ Bson ChangeEvent::extra() const {
     d->document = Bson();                                                                                    \
     d->json.clear();                                                                                         \
     d->body = Bson();                                                                                        \
-    d->bodyJson.clear()
+    d->bodyJson.clear();                                                                                     \
+    d->stored.clear()
 
 void ChangeEvent::setSourceId(const QString& id) {
     TW_SET(sourceId, id);
@@ -211,12 +217,20 @@ Bson ChangeEvent::buildDocument(bool withSeq) const {
     return b.take();
 }
 
-void ChangeEvent::prepare() const {
+void ChangeEvent::prepare(const BodyCodec* codec) const {
     auto* data = const_cast<Data*>(d.constData());
     if (!data->body.isAbsent() || !data->json.isEmpty())
         return; // rendered already (or final)
     data->body = buildDocument(false);
     data->bodyJson = data->body.toJson();
+    if (codec)
+        data->stored = codec->compress(data->body.raw());
+}
+
+QByteArray ChangeEvent::takeStoredBytes() {
+    if (!d->stored.isEmpty())
+        return std::exchange(d->stored, QByteArray());
+    return document().raw();
 }
 
 void ChangeEvent::finalize(qint64 seq) {

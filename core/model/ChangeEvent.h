@@ -11,6 +11,8 @@
 
 namespace tw {
 
+class BodyCodec;
+
 struct ClusterTime {
     quint32 t = 0;
     quint32 i = 0;
@@ -63,11 +65,12 @@ public:
     static Bson makeUpdateDescription(const Bson& updatedFields, const QList<QByteArray>& removedFields);
     static ChangeEvent makeGap(const QString& sourceId, const Namespace& ns, const QString& reason);
 
-    // Renders the event without its seq (BSON and relaxed JSON) and keeps both. The
-    // Engine calls it on the source's thread as the batch leaves, so rendering runs in
-    // parallel with the journal; it must not be called while another thread reads
-    // the event. Setters drop the rendering.
-    void prepare() const;
+    // Renders the event without its seq (BSON and relaxed JSON) and keeps both, and with
+    // a codec also the bytes the journal will store (the BSON compressed). The Engine
+    // calls it on the source's thread as the batch leaves, so rendering runs in
+    // parallel with the journal; it must not be called while another thread reads the
+    // event. Setters drop the rendering.
+    void prepare(const BodyCodec* codec = nullptr) const;
     // Sets the final sequence id and completes the rendering: seq is spliced in front of
     // the prepared bytes (prepare() runs here if nobody ran it). Called by the journal
     // at commit; consumers then share the rendered bytes.
@@ -79,6 +82,10 @@ public:
     // One line of Relaxed Extended JSON (cached after finalize()).
     QByteArray toJson() const;
     QByteArray toCanonicalJson() const;
+
+    // What the journal stores for a finalized event: the compressed body that
+    // prepare() made, else document(). Taken, not copied: the event does not keep it.
+    QByteArray takeStoredBytes();
 
     // Rebuilds an event from document() output (journal replay). `seq` is taken from
     // the argument, not the document.
