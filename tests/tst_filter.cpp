@@ -349,6 +349,24 @@ void tst_Filter::matches_data() {
     row(R"({"a.b.c": {"$exists": false}})", R"({"a": {"b": 5}})", true);
     row(R"({"a.b.c": 3})", R"({"a": [{"b": [{"c": 1}, {"c": 3}]}]})", true);
     row(R"({"a.1.c": 3})", R"({"a": [{"c": 1}, {"c": 3}]})", true);
+    // The flat path (ANDs of simple tests on strings and numbers) and where it hands
+    // over to the general evaluation: null, other types, arrays, scalars part-way.
+    row(R"({"a": {"$ne": "x"}, "b": 1})", R"({"a": null, "b": 1})", true);
+    row(R"({"a": {"$ne": null}, "b": 1})", R"({"a": null, "b": 1})", false);
+    row(R"({"a": {"$gt": 5}, "b": 1})", R"({"a": "7", "b": 1})", false);
+    row(R"({"a": {"$in": ["x", 5]}, "b": 1})", R"({"a": 5.0, "b": 1})", true);
+    row(R"({"a": {"$in": ["x", 5]}, "b": 1})", R"({"a": "5", "b": 1})", false);
+    row(R"({"a": {"$in": ["x", null]}, "b": 1})", R"({"b": 1})", true);
+    row(R"({"a.b": 1, "c": 1})", R"({"a": 5, "c": 1})", false);
+    row(R"({"a.b": {"$ne": 1}, "c": 1})", R"({"a": 5, "c": 1})", true);
+    row(R"({"a": {"$exists": true, "$ne": 3}})", R"({"a": 4})", true);
+    row(R"({"a": {"$exists": true, "$ne": 3}})", R"({})", false);
+    row(R"({"a": {"$lte": 2.5}, "b": {"$lt": "n"}})", R"({"a": {"$numberLong": "2"}, "b": "m"})", true);
+    row(R"({"a": {"$lte": 2.5}, "b": {"$lt": "n"}})", R"({"a": {"$numberLong": "2"}, "b": "n"})", false);
+    row(R"({"a": "x", "b": 1})", R"({"a": ["y", "x"], "b": 1})", true);
+    row(R"({"a.b": "x", "c": 1})", R"({"a": [{"b": "x"}], "c": 1})", true);
+    row(R"({"a": {"$ne": "x"}, "b": 1})", R"({"a": ["x"], "b": 1})", false);
+    row(R"({"a": "é", "b": {"$gte": -1}})", R"({"a": "é", "b": -1})", true);
 }
 
 void tst_Filter::matches() {

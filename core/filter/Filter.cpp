@@ -124,6 +124,13 @@ struct IterSlot {
     bson_iter_t it;
 };
 
+// A well-formed value's type and bytes (where its BSON value starts: a string's length,
+// a number's first byte).
+struct ValueBytes {
+    uint8_t type;
+    const uint8_t* bytes;
+};
+
 struct PrefixCache {
     const uint8_t* data; // the root document
     uint32_t len;
@@ -140,6 +147,21 @@ struct PrefixCache {
         uint32_t keyLen;
         uint8_t type() const { return container[offset]; }
         const uint8_t* valueBytes() const { return container + offset + 1 + keyLen + 1; }
+        // The value, when its bytes are well-formed for the types the flat path reads
+        // (what libbson would refuse is left to the general path).
+        bool scalar(ValueBytes* out) const {
+            const uint32_t start = offset + 1 + keyLen + 1;
+            if (start >= containerLen)
+                return false;
+            const uint8_t t = type();
+            const uint32_t size = valueSize(t, valueBytes(), containerLen - 1 - start);
+            if (size == 0 || size == kEmptyValue || t == BSON_TYPE_ARRAY || t == BSON_TYPE_DOCUMENT)
+                return false;
+            if (t == BSON_TYPE_UTF8 && valueBytes()[size - 1] != 0)
+                return false;
+            *out = {t, valueBytes()};
+            return true;
+        }
         // The size of a document's bytes, 0 when it does not fit its container (the
         // scanner stops at the last field it wants, before checking that field's size).
         uint32_t documentSize() const {
@@ -180,17 +202,24 @@ struct FastOperand {
 };
 
 // The event's value as a plain number (int32, int64, double); false for anything else.
-inline bool plainNumber(const bson_iter_t* v, bsonvalue::Number* out) {
-    switch (iterType(v)) {
-    case BSON_TYPE_INT32:
-        out->i = bson_iter_int32_unsafe(v);
+inline bool plainNumber(ValueBytes v, bsonvalue::Number* out) {
+    switch (v.type) {
+    case BSON_TYPE_INT32: {
+        int32_t i;
+        std::memcpy(&i, v.bytes, sizeof i);
+        out->i = int32_t(BSON_UINT32_FROM_LE(uint32_t(i)));
         return true;
-    case BSON_TYPE_INT64:
-        out->i = bson_iter_int64_unsafe(v);
+    }
+    case BSON_TYPE_INT64: {
+        int64_t i;
+        std::memcpy(&i, v.bytes, sizeof i);
+        out->i = int64_t(BSON_UINT64_FROM_LE(uint64_t(i)));
         return true;
+    }
     case BSON_TYPE_DOUBLE:
         out->isInt = false;
-        out->d = bson_iter_double_unsafe(v);
+        std::memcpy(&out->d, v.bytes, sizeof out->d);
+        out->d = BSON_DOUBLE_FROM_LE(out->d);
         return true;
     default:
         return false;
@@ -199,12 +228,12 @@ inline bool plainNumber(const bson_iter_t* v, bsonvalue::Number* out) {
 
 // Three-way comparison of the event's value with a fast operand, when both are of the
 // kind the operand was read as; false when the general path must decide.
-inline bool fastCompare(const FastOperand& op, const bson_iter_t* v, int* result) {
+inline bool fastCompare(const FastOperand& op, ValueBytes v, int* result) {
     if (op.kind == FastOperand::String) {
-        if (iterType(v) != BSON_TYPE_UTF8)
+        if (v.type != BSON_TYPE_UTF8)
             return false;
-        size_t len = 0;
-        const char* text = bson_iter_utf8_unsafe(v, &len);
+        const size_t len = readLength(v.bytes) - 1; // well-formed: at least the NUL
+        const char* text = reinterpret_cast<const char*>(v.bytes + 4);
         const size_t common = std::min<size_t>(len, op.len);
         int c = 0;
         for (size_t i = 0; i < common && !c; ++i)
@@ -224,6 +253,12 @@ inline bool fastCompare(const FastOperand& op, const bson_iter_t* v, int* result
         return true;
     }
     return false;
+}
+
+// The same for a value libbson has positioned an iterator on (d1 is where the value
+// starts, as libbson's own inline accessors read it).
+inline bool fastCompare(const FastOperand& op, const bson_iter_t* v, int* result) {
+    return fastCompare(op, ValueBytes{uint8_t(iterType(v)), v->raw + v->d1}, result);
 }
 
 // An operand kept as the bytes of an iterator positioned on it inside the query:
@@ -318,7 +353,160 @@ struct Program {
         PrefixCache cache;
         cache.data = bson_get_data(doc);
         cache.len = doc->len;
+        if (!flat.empty()) {
+            const int result = evalFlat(&cache);
+            if (result >= 0)
+                return result;
+        }
         return evalDoc(root, cache.data, cache.len, &cache);
+    }
+
+    // The flat path: a filter that is an AND of simple tests ($eq, $ne, comparisons,
+    // $in, $exists against strings and plain numbers) on paths of the prefix cache is
+    // evaluated in one loop over those tests, reading each value's bytes directly.
+    // Anything it does not read that way (an array, a value of another type, bytes
+    // libbson would refuse) makes it say "undecided", and the general evaluation
+    // decides, with the cache it filled. Every filter test runs through it.
+    struct FlatTest {
+        uint32_t path;
+        uint32_t value; // value node
+    };
+    std::vector<FlatTest> flat;
+
+    bool flatValueNode(uint32_t index) const {
+        const Node& node = nodes[index];
+        switch (node.kind) {
+        case Kind::VAnd:
+            for (uint32_t i = 0; i < node.c; ++i)
+                if (!flatValueNode(kids[node.b + i]))
+                    return false;
+            return true;
+        case Kind::VNot:
+            return nodes[node.a].kind == Kind::Eq && flatValueNode(node.a);
+        case Kind::Eq:
+        case Kind::Gt:
+        case Kind::Gte:
+        case Kind::Lt:
+        case Kind::Lte:
+            return operands[node.a].fast.kind != FastOperand::None;
+        case Kind::In: {
+            const InList& list = inLists[node.a];
+            if (list.hashed || !list.regexes.empty())
+                return false;
+            for (uint32_t operand : list.values)
+                if (operands[operand].fast.kind == FastOperand::None)
+                    return false;
+            return true;
+        }
+        case Kind::Exists:
+            return true;
+        default:
+            return false;
+        }
+    }
+
+    void buildFlat() {
+        flat.clear();
+        const Node& top = nodes[root];
+        std::vector<uint32_t> tests;
+        if (top.kind == Kind::And)
+            for (uint32_t i = 0; i < top.c; ++i)
+                tests.push_back(kids[top.b + i]);
+        else
+            tests.push_back(root);
+        std::vector<FlatTest> built;
+        for (uint32_t index : tests) {
+            const Node& node = nodes[index];
+            if (node.kind != Kind::Path || paths[node.a].leafSlot < 0 || !flatValueNode(node.b))
+                return;
+            built.push_back({node.a, node.b});
+        }
+        flat = std::move(built);
+    }
+
+    // 1: matches, 0: does not, -1: undecided.
+    int flatValue(uint32_t index, const ValueBytes* v) const {
+        const Node& node = nodes[index];
+        int c = 0;
+        switch (node.kind) {
+        case Kind::VAnd:
+            for (uint32_t i = 0; i < node.c; ++i) {
+                const int r = flatValue(kids[node.b + i], v);
+                if (r <= 0)
+                    return r;
+            }
+            return 1;
+        case Kind::VNot: {
+            const int r = flatValue(node.a, v);
+            return r < 0 ? -1 : !r;
+        }
+        case Kind::Exists:
+            return v != nullptr;
+        case Kind::In:
+            if (!v)
+                return inLists[node.a].hasNull;
+            for (uint32_t operand : inLists[node.a].values) {
+                if (!fastCompare(operands[operand].fast, *v, &c))
+                    return -1;
+                if (c == 0)
+                    return 1;
+            }
+            return 0;
+        default:
+            break;
+        }
+        if (!v)
+            return 0; // a fast operand is never null: missing matches none of these
+        if (!fastCompare(operands[node.a].fast, *v, &c))
+            return -1;
+        switch (node.kind) {
+        case Kind::Eq:
+            return c == 0;
+        case Kind::Gt:
+            return c > 0;
+        case Kind::Gte:
+            return c >= 0;
+        case Kind::Lt:
+            return c < 0;
+        default:
+            return c <= 0;
+        }
+    }
+
+    int evalFlat(PrefixCache* cache) const {
+        for (const FlatTest& test : flat) {
+            const CompiledPath& path = paths[test.path];
+            const uint8_t* chain = path.chain.data();
+            const size_t n = path.parts.size();
+            const uint8_t* data = cache->data;
+            uint32_t len = cache->len;
+            bool missing = false;
+            for (size_t k = 0; k < n && !missing; ++k) {
+                if (k > 0) {
+                    const PrefixCache::Place& place = cache->places[chain[k - 1]];
+                    const uint8_t type = place.type();
+                    if (type == BSON_TYPE_ARRAY)
+                        return -1;
+                    if (type != BSON_TYPE_DOCUMENT) {
+                        missing = true;
+                        break;
+                    }
+                    data = place.valueBytes();
+                    len = place.documentSize();
+                    if (len == 0)
+                        return -1;
+                }
+                scanChildren(cache, k == 0 ? -1 : chain[k - 1], data, len);
+                missing = !(cache->found & (1u << chain[k]));
+            }
+            ValueBytes value;
+            if (!missing && !cache->places[chain[n - 1]].scalar(&value))
+                return -1;
+            const int r = flatValue(test.value, missing ? nullptr : &value);
+            if (r <= 0)
+                return r;
+        }
+        return 1;
     }
 
     bool matches(const DocumentIndex& index) const {
@@ -724,6 +912,7 @@ public:
         if (!compileDocument(&it, QString(), QString(), false, &m_p.root))
             return false;
         m_p.indexChildren();
+        m_p.buildFlat();
         return true;
     }
 
@@ -755,7 +944,8 @@ private:
         if (iterType(it) == BSON_TYPE_UTF8) {
             operand.fast.kind = FastOperand::String;
             operand.fast.text = bson_iter_utf8(it, &operand.fast.len);
-        } else if (bsonvalue::Number n; plainNumber(it, &n)) {
+        } else if (bsonvalue::Number n;
+                   plainNumber(ValueBytes{uint8_t(iterType(it)), it->raw + it->d1}, &n)) {
             operand.fast.kind = n.isInt ? FastOperand::Int : FastOperand::Double;
             if (n.isInt)
                 operand.fast.i = n.i;
