@@ -124,6 +124,23 @@ struct IterSlot {
     bson_iter_t it;
 };
 
+// Whether an equality or comparison holds, given the three-way comparison of the
+// value with the operand.
+inline bool holds(Kind kind, int c) {
+    switch (kind) {
+    case Kind::Eq:
+        return c == 0;
+    case Kind::Gt:
+        return c > 0;
+    case Kind::Gte:
+        return c >= 0;
+    case Kind::Lt:
+        return c < 0;
+    default:
+        return c <= 0;
+    }
+}
+
 // A well-formed value's type and bytes (where its BSON value starts: a string's length,
 // a number's first byte).
 struct ValueBytes {
@@ -459,18 +476,7 @@ struct Program {
             return 0; // a fast operand is never null: missing matches none of these
         if (!fastCompare(operands[node.a].fast, *v, &c))
             return -1;
-        switch (node.kind) {
-        case Kind::Eq:
-            return c == 0;
-        case Kind::Gt:
-            return c > 0;
-        case Kind::Gte:
-            return c >= 0;
-        case Kind::Lt:
-            return c < 0;
-        default:
-            return c <= 0;
-        }
+        return holds(node.kind, c);
     }
 
     int evalFlat(PrefixCache* cache) const {
@@ -775,16 +781,7 @@ struct Program {
                     return false;
                 c = bsonvalue::compare(v, &op);
             }
-            switch (node.kind) {
-            case Kind::Gt:
-                return c > 0;
-            case Kind::Gte:
-                return c >= 0;
-            case Kind::Lt:
-                return c < 0;
-            default:
-                return c <= 0;
-            }
+            return holds(node.kind, c);
         }
         case Kind::In:
             return inListMatches(inLists[node.a], v);
