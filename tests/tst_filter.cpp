@@ -679,6 +679,19 @@ void tst_Filter::malformedBytesAreNeverReadPastTheirEnd() {
         // Fields before the damage are still there; what lies after it cannot be trusted.
         QVERIFY(Filter::compile(R"({"a.q": {"$exists": false}})").matches(&view));
     }
+    // A boolean whose byte is neither 0 nor 1: libbson refuses it, so it reads as
+    // missing on every path, the flat one included.
+    QByteArray flag = Bson::fromJson(R"({"f": true, "g": 1})").raw();
+    flag[4 + 1 + 2] = 2; // type, "f\0", then the value byte
+    bson_t view;
+    QVERIFY(bson_init_static(&view, reinterpret_cast<const uint8_t*>(flag.constData()), size_t(flag.size())));
+    const DocumentIndex index(&view);
+    for (const char* text : {R"({"f": {"$exists": true}, "g": 1})", R"({"f": {"$exists": true}})"}) {
+        const Filter f = Filter::compile(text);
+        QVERIFY2(!f.matches(&view), text);
+        QVERIFY2(!f.matches(index), text);
+    }
+    QVERIFY(Filter::compile(R"({"f": {"$exists": false}, "g": 1})").matches(&view));
 }
 
 void tst_Filter::sharedAcrossThreads() {

@@ -130,6 +130,7 @@ private Q_SLOTS:
     void storedDocumentsAreCompressedOnceADictionaryIsTrained();
     void anUnreadableStoredEventIsAGapNotASilence();
     void aVersion1JournalIsUpgradedInPlace();
+    void aDictionaryThatCannotBeStoredIsNotUsed();
 };
 
 void TestJournal::seqIncreasesAndSurvivesReopen() {
@@ -568,6 +569,46 @@ void TestJournal::aVersion1JournalIsUpgradedInPlace() {
     const JournalReader::Result r = reader.readAfter(0, 100);
     QCOMPARE(r.events.size(), 20);
     QCOMPARE(r.events.last().seq(), 20);
+}
+
+// A dictionary is used only once its row is committed: when the row is refused, events
+// go on being stored as BSON (readable), and the dictionary is stored and used with a
+// later append.
+void TestJournal::aDictionaryThatCannotBeStoredIsNotUsed() {
+    QTemporaryDir dir;
+    const QString path = dir.filePath(QStringLiteral("j.sqlite"));
+    {
+        Journal j;
+        QVERIFY(j.open(path));
+    }
+    QCOMPARE(execSql(path, "CREATE TRIGGER refuse BEFORE INSERT ON dictionaries "
+                           "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;"),
+             QString());
+    Journal j;
+    QVERIFY(j.open(path));
+    for (int first = 0; first < 2400; first += 400)
+        QCOMPARE(appendOrders(j, first, 400).size(), 400);
+    QVERIFY(!j.finishTraining());
+    QCOMPARE(j.codec()->dictionaryId(), 0u);
+    QCOMPARE(appendOrders(j, 2400, 10).size(), 10);
+    const QList<QByteArray> plain = storedDocs(path, 2401, 2410);
+    QCOMPARE(plain.size(), 10);
+    QVERIFY(std::none_of(plain.cbegin(), plain.cend(), isFrame));
+
+    QCOMPARE(execSql(path, "DROP TRIGGER refuse"), QString());
+    QCOMPARE(appendOrders(j, 2410, 10).size(), 10); // stores the dictionary
+    QVERIFY(j.codec()->dictionaryId() != 0);
+    const QList<ChangeEvent> last = appendOrders(j, 2420, 10);
+    QCOMPARE(last.size(), 10);
+    const QList<QByteArray> frames = storedDocs(path, 2421, 2430);
+    QVERIFY(std::all_of(frames.cbegin(), frames.cend(), isFrame));
+    JournalReader reader;
+    QVERIFY(reader.open(path));
+    const JournalReader::Result r = reader.readAfter(2400, 100);
+    QCOMPARE(r.events.size(), 30);
+    for (const ChangeEvent& e : r.events)
+        QVERIFY(e.operation() != Operation::Gap);
+    QCOMPARE(r.events.last().toJson(), last.last().toJson());
 }
 
 int main(int argc, char** argv) {

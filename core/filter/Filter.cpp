@@ -170,9 +170,13 @@ struct PrefixCache {
             const uint32_t start = offset + 1 + keyLen + 1;
             if (start >= containerLen)
                 return false;
+            // Only the types fastCompare reads, which the checks below validate as
+            // strictly as libbson does (a bool byte of 2, say, libbson refuses).
             const uint8_t t = type();
+            if (t != BSON_TYPE_UTF8 && t != BSON_TYPE_INT32 && t != BSON_TYPE_INT64 && t != BSON_TYPE_DOUBLE)
+                return false;
             const uint32_t size = valueSize(t, valueBytes(), containerLen - 1 - start);
-            if (size == 0 || size == kEmptyValue || t == BSON_TYPE_ARRAY || t == BSON_TYPE_DOCUMENT)
+            if (size == 0)
                 return false;
             if (t == BSON_TYPE_UTF8 && valueBytes()[size - 1] != 0)
                 return false;

@@ -80,7 +80,8 @@ bool BodyCodec::use(const QByteArray& dictionary, QString* error) {
 }
 
 QByteArray BodyCodec::compress(const QByteArray& bson) const {
-    if (bson.size() < kMinSize)
+    // Above what a reader accepts to decompress, it is stored as it is.
+    if (bson.size() < kMinSize || quint64(bson.size()) > kMaxContent)
         return {};
     std::shared_ptr<const Dictionary> dictionary;
     {

@@ -509,20 +509,7 @@ bool Journal::append(QList<ChangeBatch>& batches, QString* error) {
 
     const qint64 now = QDateTime::currentMSecsSinceEpoch();
     const QByteArray dictionary = trainedDictionary(false);
-    const uint32_t dictionaryId = dictionary.isEmpty() ? 0 : BodyCodec::idOf(dictionary);
-    if (dictionaryId != 0) {
-        // Commits with this transaction, before any frame made with it can exist.
-        sqlite3_stmt* s =
-            prepare("INSERT OR REPLACE INTO dictionaries(id, data, created_ms) VALUES(?1, ?2, ?3)");
-        if (s) {
-            sqlite3_bind_int64(s, 1, dictionaryId);
-            bindBlob(s, 2, dictionary);
-            sqlite3_bind_int64(s, 3, now);
-            if (sqlite3_step(s) != SQLITE_DONE)
-                qCWarning(lcJournal) << "cannot store the compression dictionary:" << sqliteMessage(m_db);
-            sqlite3_finalize(s);
-        }
-    }
+    uint32_t dictionaryId = dictionary.isEmpty() ? 0 : BodyCodec::idOf(dictionary);
     qint64 seq = m_lastSeq;
     auto rollback = [&](const QString& message) {
         exec("ROLLBACK");
@@ -532,6 +519,28 @@ bool Journal::append(QList<ChangeBatch>& batches, QString* error) {
                     event.finalize(0);
         return fail(Error::Io, QStringLiteral("Journal write failed: %1").arg(message), error);
     };
+    if (dictionaryId != 0) {
+        // Commits with this transaction, before any frame made with it can exist. If it
+        // cannot be stored, it is not used (and is tried again with the next append).
+        sqlite3_stmt* s =
+            prepare("INSERT OR REPLACE INTO dictionaries(id, data, created_ms) VALUES(?1, ?2, ?3)");
+        bool stored = false;
+        if (s) {
+            sqlite3_bind_int64(s, 1, dictionaryId);
+            bindBlob(s, 2, dictionary);
+            sqlite3_bind_int64(s, 3, now);
+            stored = sqlite3_step(s) == SQLITE_DONE;
+            sqlite3_finalize(s);
+        }
+        if (!stored) {
+            const QString message = sqliteMessage(m_db);
+            // Some errors (a full disk) roll the whole transaction back.
+            if (sqlite3_get_autocommit(m_db))
+                return rollback(message);
+            qCWarning(lcJournal).noquote() << "cannot store the compression dictionary:" << message;
+            dictionaryId = 0;
+        }
+    }
 
     for (ChangeBatch& batch : batches) {
         const QByteArray source = batch.sourceId.toUtf8();
