@@ -1,13 +1,11 @@
 # Tidewatch — the two commands a new machine needs:
 #   make run    install what is missing, build (Release) and open the app on the demo
 #   make test   install what is missing, build and run every test
-BUILD      ?= build
-ASAN_BUILD ?= build-asan
-JOBS       ?= $(shell nproc)
-CMAKE_ARGS ?=
-GENERATOR  := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
+# Builds go through CMakePresets.json (release → build/, asan → build-asan/,
+# tsan → build-tsan/, dev → build-dev/).
+JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build run test test-asan bench package clean
+.PHONY: all deps configure build run test test-asan test-tsan test-all format-check bench package clean
 
 all: build
 
@@ -15,35 +13,47 @@ deps:
 	@./packaging/install-deps.sh
 
 configure: deps
-	cmake -S . -B $(BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=Release -DTIDEWATCH_WERROR=ON $(CMAKE_ARGS)
+	cmake --preset release
 
 build: configure
-	cmake --build $(BUILD) -j$(JOBS)
+	cmake --build --preset release -j$(JOBS)
 
 run: build
 	@if [ -z "$$DISPLAY" ] && [ -z "$$WAYLAND_DISPLAY" ]; then \
-	  echo "tidewatch: no display here; running under xvfb-run (use '$(BUILD)/app/tidewatch --headless --demo' for a terminal feed)"; \
-	  xvfb-run -a $(BUILD)/app/tidewatch --demo; \
+	  echo "tidewatch: no display here; running under xvfb-run (use 'build/app/tidewatch --headless --demo' for a terminal feed)"; \
+	  xvfb-run -a build/app/tidewatch --demo; \
 	else \
-	  $(BUILD)/app/tidewatch --demo; \
+	  build/app/tidewatch --demo; \
 	fi
 
 test: build
-	ctest --test-dir $(BUILD) --output-on-failure -j2
+	ctest --preset release
 
 # The same tests in an AddressSanitizer + UndefinedBehaviorSanitizer build.
 test-asan: deps
-	cmake -S . -B $(ASAN_BUILD) $(GENERATOR) -DCMAKE_BUILD_TYPE=Debug -DTIDEWATCH_WERROR=ON \
-	  -DTIDEWATCH_SANITIZE=ON -DTIDEWATCH_BUILD_BENCH=OFF $(CMAKE_ARGS)
-	cmake --build $(ASAN_BUILD) -j$(JOBS)
-	ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j2
+	cmake --preset asan
+	cmake --build --preset asan -j$(JOBS)
+	ctest --preset asan
+
+# The engine, journal, SSE, source and headless suites under ThreadSanitizer
+# (tests/tsan.supp says what is suppressed and why).
+test-tsan: deps
+	cmake --preset tsan
+	cmake --build --preset tsan -j$(JOBS)
+	ctest --preset tsan
+
+# What CI runs after the format check: Release, then both sanitizer builds.
+test-all: test test-asan test-tsan
+
+# Fails when a tracked C++ file is not formatted with the repository's .clang-format.
+format-check:
+	git ls-files -z '*.cpp' '*.h' | xargs -0 clang-format --dry-run -Werror
 
 bench: build
 	@echo "see bench/README.md for each benchmark and its command"
 
 package: build
-	cd $(BUILD) && cpack -G DEB
+	cd build && cpack -G DEB
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf build build-asan build-tsan build-dev
