@@ -18,6 +18,13 @@ struct CompiledRegex {
     QByteArray pattern;
     QByteArray flags;
 
+    // The one reader of a regular expression operand: a BSON regex (a field's value, a
+    // member of $in, $nin or $all, the operand of $not), or the operand of $regex, which
+    // may also be a string and takes its flags from `options` (the $options field) when
+    // given. On error returns false and sets *error to a message without the path.
+    static bool fromOperand(const bson_iter_t* operand, const bson_iter_t* options, CompiledRegex* out,
+                            QString* error);
+
     // Inline: it ran inlined into the evaluation of $regex and $in.
     bool matches(const bson_iter_t* v) const {
         uint32_t len = 0;

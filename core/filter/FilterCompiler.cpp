@@ -5,11 +5,10 @@
 #include "FieldPath.h"
 #include "FlatFilter.h"
 
-#include <QRegularExpression>
-
+#include <algorithm>
 #include <cstring>
+#include <iterator>
 #include <string>
-#include <string_view>
 
 namespace tw::filterimpl {
 
@@ -27,6 +26,27 @@ constexpr TypeName kTypeNames[] = {
     {"int", 16},      {"timestamp", 17}, {"long", 18},       {"decimal", 19}, {"minKey", -1},
     {"maxKey", 127},
 };
+
+// The logical operators of a document level, and the node each compiles to.
+struct LogicalOperator {
+    std::string_view name;
+    Kind kind;
+};
+constexpr LogicalOperator kLogicalOperators[] = {
+    {"$and", Kind::And},
+    {"$or", Kind::Or},
+    {"$nor", Kind::Nor},
+};
+
+const LogicalOperator* findLogical(std::string_view name) {
+    const auto it = std::find_if(std::begin(kLogicalOperators), std::end(kLogicalOperators),
+                                 [&](const LogicalOperator& op) { return op.name == name; });
+    return it == std::end(kLogicalOperators) ? nullptr : it;
+}
+
+std::string_view keyView(const bson_iter_t* it) {
+    return std::string_view(bson_iter_key(it), bson_iter_key_len(it));
+}
 
 QString keyOf(const bson_iter_t* it) {
     return QString::fromUtf8(bson_iter_key(it), qsizetype(bson_iter_key_len(it)));
@@ -60,6 +80,33 @@ bool wholeNumber(const bson_iter_t* it, int64_t* out) {
 
 } // namespace
 
+const FilterCompiler::OperatorSpec* FilterCompiler::findOperator(std::string_view name) {
+    // Every operator of a field, by name. The kind is the node its handler compiles to
+    // ($elemMatch builds ElemMatchValue when its operand is a document of operators;
+    // $all a VAnd of its members).
+    static constexpr OperatorSpec kOperators[] = {
+        {"$eq", &FilterCompiler::compileEquality, Kind::Eq, false},
+        {"$ne", &FilterCompiler::compileEquality, Kind::Eq, true},
+        {"$gt", &FilterCompiler::compileComparison, Kind::Gt, false},
+        {"$gte", &FilterCompiler::compileComparison, Kind::Gte, false},
+        {"$lt", &FilterCompiler::compileComparison, Kind::Lt, false},
+        {"$lte", &FilterCompiler::compileComparison, Kind::Lte, false},
+        {"$in", &FilterCompiler::compileIn, Kind::In, false},
+        {"$nin", &FilterCompiler::compileIn, Kind::In, true},
+        {"$exists", &FilterCompiler::compileExists, Kind::Exists, false},
+        {"$type", &FilterCompiler::compileType, Kind::Type, false},
+        {"$regex", &FilterCompiler::compileRegex, Kind::Regex, false},
+        {"$options", nullptr, Kind::Regex, false}, // read by $regex
+        {"$not", &FilterCompiler::compileNot, Kind::VNot, false},
+        {"$elemMatch", &FilterCompiler::compileElemMatchOperator, Kind::ElemMatchDoc, false},
+        {"$size", &FilterCompiler::compileSize, Kind::Size, false},
+        {"$all", &FilterCompiler::compileAll, Kind::VAnd, false},
+    };
+    const auto it = std::find_if(std::begin(kOperators), std::end(kOperators),
+                                 [&](const OperatorSpec& spec) { return spec.name == name; });
+    return it == std::end(kOperators) ? nullptr : it;
+}
+
 bool FilterCompiler::run() {
     bson_t doc;
     bson_iter_t it;
@@ -78,6 +125,7 @@ bool FilterCompiler::fail(const QString& message) {
     m_error = message;
     return false;
 }
+
 bool FilterCompiler::failAt(const QString& path, const QString& message) {
     return fail(path + QStringLiteral(": ") + message);
 }
@@ -142,19 +190,14 @@ bool FilterCompiler::compileDocument(bson_iter_t* it, const QString& where, cons
             continue;
         }
         const QString name = keyOf(it);
-        if (name == QLatin1String("$comment"))
+        if (keyView(it) == "$comment")
             continue;
-        Kind kind;
-        if (name == QLatin1String("$and"))
-            kind = Kind::And;
-        else if (name == QLatin1String("$or"))
-            kind = Kind::Or;
-        else if (name == QLatin1String("$nor"))
-            kind = Kind::Nor;
-        else if (where.isEmpty())
+        const LogicalOperator* logical = findLogical(keyView(it));
+        if (!logical && where.isEmpty())
             return fail(QStringLiteral("unknown top-level operator %1").arg(name));
-        else
+        if (!logical)
             return fail(QStringLiteral("%1: unknown top-level operator %2").arg(where, name));
+        const Kind kind = logical->kind;
         const QString here = where.isEmpty() ? prefix + name : where + QLatin1Char('.') + name;
         bson_iter_t element;
         if (!(iterType(it) == BSON_TYPE_ARRAY) || bsonvalue::childCount(it) == 0 ||
@@ -192,10 +235,8 @@ bool FilterCompiler::compileField(const bson_iter_t* it, const QString& prefix, 
         if (!compileOperators(it, path, &value))
             return false;
     } else if ((iterType(it) == BSON_TYPE_REGEX)) {
-        const char* flags = nullptr;
-        const char* pattern = bson_iter_regex(it, &flags);
         uint32_t regex = 0;
-        if (!compileRegex(path, pattern, flags, &regex))
+        if (!compileRegexOperand(path, it, nullptr, &regex))
             return false;
         value = add(Kind::Regex, regex);
     } else {
@@ -205,116 +246,65 @@ bool FilterCompiler::compileField(const bson_iter_t* it, const QString& prefix, 
     return true;
 }
 
-bool FilterCompiler::compileRegex(const QString& path, const char* pattern, const char* flags,
-                                  uint32_t* out) {
-    QRegularExpression::PatternOptions options;
-    for (const char* f = flags; *f; ++f) {
-        switch (*f) {
-        case 'i':
-            options |= QRegularExpression::CaseInsensitiveOption;
-            break;
-        case 'm':
-            options |= QRegularExpression::MultilineOption;
-            break;
-        case 's':
-            options |= QRegularExpression::DotMatchesEverythingOption;
-            break;
-        case 'x':
-            options |= QRegularExpression::ExtendedPatternSyntaxOption;
-            break;
-        case 'u':
-            break; // QRegularExpression always matches Unicode
-        default:
-            return failAt(
-                path, QStringLiteral("$regex: unknown option '%1' (use i, m, s or x)").arg(QLatin1Char(*f)));
+// `doc` points at a document of operators ({$gt: 1, $lt: 5}); all must hold.
+bool FilterCompiler::compileOperators(const bson_iter_t* doc, const QString& path, uint32_t* out) {
+    bson_iter_t it;
+    bson_iter_recurse(doc, &it);
+    // $regex and $options are one predicate written as two fields, in either order.
+    const bson_iter_t* regexField = nullptr;
+    const bson_iter_t* optionsField = nullptr;
+    bson_iter_t regexCopy;
+    bson_iter_t optionsCopy;
+    {
+        bson_iter_t scan = it;
+        while (bson_iter_next(&scan)) {
+            if (keyView(&scan) == "$regex") {
+                regexCopy = scan;
+                regexField = &regexCopy;
+            } else if (keyView(&scan) == "$options") {
+                optionsCopy = scan;
+                optionsField = &optionsCopy;
+            }
         }
     }
+    if (optionsField && !regexField)
+        return failAt(path, QStringLiteral("$options needs $regex"));
+
+    std::vector<uint32_t> parts;
+    while (bson_iter_next(&it)) {
+        const QString name = keyOf(&it);
+        const OperatorSpec* spec = findOperator(keyView(&it));
+        if (!spec)
+            return failAt(path, QStringLiteral("unknown operator %1").arg(name));
+        if (!spec->handler)
+            continue;
+        uint32_t node = 0;
+        if (!(this->*spec->handler)(Operator{path, name, &it, optionsField, spec->kind}, &node))
+            return false;
+        parts.push_back(spec->negated ? add(Kind::VNot, node) : node);
+    }
+    *out = parts.size() == 1 ? parts[0] : addList(Kind::VAnd, parts);
+    return true;
+}
+
+bool FilterCompiler::compileRegexOperand(const QString& path, const bson_iter_t* operand,
+                                         const bson_iter_t* options, uint32_t* out) {
     CompiledRegex regex;
-    regex.re = QRegularExpression(QString::fromUtf8(pattern), options);
-    if (!regex.re.isValid())
-        return failAt(path, QStringLiteral("$regex: invalid regular expression: %1 at offset %2")
-                                .arg(regex.re.errorString())
-                                .arg(regex.re.patternErrorOffset()));
-    // Compile now: the first match would otherwise do it, on whichever thread runs first.
-    regex.re.optimize();
-    regex.pattern = pattern;
-    regex.flags = flags;
+    QString message;
+    if (!CompiledRegex::fromOperand(operand, options, &regex, &message))
+        return failAt(path, message);
     m_p.regexes.push_back(std::move(regex));
     *out = uint32_t(m_p.regexes.size() - 1);
     return true;
 }
 
-bool FilterCompiler::compileComparison(const QString& path, const QString& name, Kind kind,
-                                       const bson_iter_t* operand, uint32_t* out) {
-    if ((iterType(operand) == BSON_TYPE_REGEX))
-        return failAt(path, QStringLiteral("%1 cannot take a regular expression").arg(name));
-    if ((iterType(operand) == BSON_TYPE_NULL)) {
-        // Only null (and missing) sits in the null bracket: $gte/$lte null are
-        // equality, $gt/$lt null match nothing.
-        *out =
-            kind == Kind::Gte || kind == Kind::Lte ? add(Kind::Eq, addOperand(operand)) : add(Kind::VFalse);
-        return true;
-    }
-    *out = add(kind, addOperand(operand));
-    return true;
-}
-
-bool FilterCompiler::compileIn(const QString& path, const QString& name, const bson_iter_t* operand,
-                               uint32_t* out) {
-    bson_iter_t element;
-    if (!(iterType(operand) == BSON_TYPE_ARRAY) || !bson_iter_recurse(operand, &element))
-        return failAt(path, QStringLiteral("%1 needs an array").arg(name));
-    InList list;
-    std::vector<uint32_t> scalars;
-    while (bson_iter_next(&element)) {
-        if (isOperatorDocument(&element)) {
-            bson_iter_t inner;
-            bson_iter_recurse(&element, &inner);
-            bson_iter_next(&inner);
-            return failAt(path, QStringLiteral("%1 cannot hold an operator (%2)").arg(name, keyOf(&inner)));
-        }
-        if ((iterType(&element) == BSON_TYPE_REGEX)) {
-            const char* flags = nullptr;
-            const char* pattern = bson_iter_regex(&element, &flags);
-            uint32_t regex = 0;
-            if (!compileRegex(path, pattern, flags, &regex))
-                return false;
-            list.regexes.push_back(regex);
-        } else if ((iterType(&element) == BSON_TYPE_NULL)) {
-            list.hasNull = true;
-        } else {
-            list.values.push_back(addOperand(&element));
-        }
-    }
-    // Up to 8 values a linear scan of compare() is as quick as building a key and
-    // hashing it; above that the hash wins (an $in of 1 000 ids is common).
-    if (list.values.size() > 8) {
-        list.hashed = true;
-        std::vector<uint32_t> rest;
-        std::string key;
-        for (uint32_t index : list.values) {
-            key.clear();
-            const bson_iter_t op = m_p.operand(index);
-            if (bsonvalue::appendKey(&op, key))
-                list.keys.insert(key);
-            else
-                rest.push_back(index);
-        }
-        list.values = std::move(rest);
-    }
-    m_p.inLists.push_back(std::move(list));
-    const uint32_t in = add(Kind::In, uint32_t(m_p.inLists.size() - 1));
-    *out = name == QLatin1String("$nin") ? add(Kind::VNot, in) : in;
-    return true;
-}
-
-bool FilterCompiler::compileType(const QString& path, const bson_iter_t* operand, uint32_t* mask) {
+bool FilterCompiler::compileTypeMask(const QString& path, const bson_iter_t* operand, uint32_t* mask) {
     if ((iterType(operand) == BSON_TYPE_ARRAY)) {
         bson_iter_t element;
         if (bsonvalue::childCount(operand) == 0 || !bson_iter_recurse(operand, &element))
             return failAt(path, QStringLiteral("$type needs at least one type"));
         while (bson_iter_next(&element))
-            if (!compileType(path, &element, mask))
+            if (!compileTypeMask(path, &element, mask))
                 return false;
         return true;
     }
@@ -353,11 +343,9 @@ bool FilterCompiler::compileElemMatch(const QString& path, const bson_iter_t* op
     bson_iter_t probe = inner;
     bool valueMode = false;
     if (bson_iter_next(&probe)) {
-        const char* key = bson_iter_key(&probe);
         // {$elemMatch: {$gt: 1}} tests elements as values; a query whose first key is
         // a field or a logical operator tests elements that are documents.
-        valueMode = key[0] == '$' && std::strcmp(key, "$and") != 0 && std::strcmp(key, "$or") != 0 &&
-                    std::strcmp(key, "$nor") != 0;
+        valueMode = bson_iter_key(&probe)[0] == '$' && !findLogical(keyView(&probe));
     }
     uint32_t child = 0;
     if (valueMode) {
@@ -372,10 +360,130 @@ bool FilterCompiler::compileElemMatch(const QString& path, const bson_iter_t* op
     return true;
 }
 
-bool FilterCompiler::compileAll(const QString& path, const bson_iter_t* operand, uint32_t* out) {
+bool FilterCompiler::compileEquality(const Operator& op, uint32_t* out) {
+    *out = add(Kind::Eq, addOperand(op.operand));
+    return true;
+}
+
+bool FilterCompiler::compileComparison(const Operator& op, uint32_t* out) {
+    if ((iterType(op.operand) == BSON_TYPE_REGEX))
+        return failAt(op.path, QStringLiteral("%1 cannot take a regular expression").arg(op.name));
+    if ((iterType(op.operand) == BSON_TYPE_NULL)) {
+        // Only null (and missing) sits in the null bracket: $gte/$lte null are
+        // equality, $gt/$lt null match nothing.
+        *out = op.kind == Kind::Gte || op.kind == Kind::Lte ? add(Kind::Eq, addOperand(op.operand))
+                                                            : add(Kind::VFalse);
+        return true;
+    }
+    *out = add(op.kind, addOperand(op.operand));
+    return true;
+}
+
+bool FilterCompiler::compileIn(const Operator& op, uint32_t* out) {
     bson_iter_t element;
-    if (!(iterType(operand) == BSON_TYPE_ARRAY) || !bson_iter_recurse(operand, &element))
-        return failAt(path, QStringLiteral("$all needs an array"));
+    if (!(iterType(op.operand) == BSON_TYPE_ARRAY) || !bson_iter_recurse(op.operand, &element))
+        return failAt(op.path, QStringLiteral("%1 needs an array").arg(op.name));
+    InList list;
+    while (bson_iter_next(&element)) {
+        if (isOperatorDocument(&element)) {
+            bson_iter_t inner;
+            bson_iter_recurse(&element, &inner);
+            bson_iter_next(&inner);
+            return failAt(op.path,
+                          QStringLiteral("%1 cannot hold an operator (%2)").arg(op.name, keyOf(&inner)));
+        }
+        if ((iterType(&element) == BSON_TYPE_REGEX)) {
+            uint32_t regex = 0;
+            if (!compileRegexOperand(op.path, &element, nullptr, &regex))
+                return false;
+            list.regexes.push_back(regex);
+        } else if ((iterType(&element) == BSON_TYPE_NULL)) {
+            list.hasNull = true;
+        } else {
+            list.values.push_back(addOperand(&element));
+        }
+    }
+    // Up to 8 values a linear scan of compare() is as quick as building a key and
+    // hashing it; above that the hash wins (an $in of 1 000 ids is common).
+    if (list.values.size() > 8) {
+        list.hashed = true;
+        std::vector<uint32_t> rest;
+        std::string key;
+        for (uint32_t index : list.values) {
+            key.clear();
+            const bson_iter_t value = m_p.operand(index);
+            if (bsonvalue::appendKey(&value, key))
+                list.keys.insert(key);
+            else
+                rest.push_back(index);
+        }
+        list.values = std::move(rest);
+    }
+    m_p.inLists.push_back(std::move(list));
+    *out = add(Kind::In, uint32_t(m_p.inLists.size() - 1));
+    return true;
+}
+
+bool FilterCompiler::compileExists(const Operator& op, uint32_t* out) {
+    const uint32_t exists = add(Kind::Exists);
+    *out = bson_iter_as_bool(op.operand) ? exists : add(Kind::VNot, exists);
+    return true;
+}
+
+bool FilterCompiler::compileType(const Operator& op, uint32_t* out) {
+    uint32_t mask = 0;
+    if (!compileTypeMask(op.path, op.operand, &mask))
+        return false;
+    *out = add(Kind::Type, mask);
+    return true;
+}
+
+bool FilterCompiler::compileRegex(const Operator& op, uint32_t* out) {
+    uint32_t regex = 0;
+    if (!compileRegexOperand(op.path, op.operand, op.options, &regex))
+        return false;
+    *out = add(Kind::Regex, regex);
+    return true;
+}
+
+bool FilterCompiler::compileNot(const Operator& op, uint32_t* out) {
+    uint32_t inner = 0;
+    if ((iterType(op.operand) == BSON_TYPE_REGEX)) {
+        uint32_t regex = 0;
+        if (!compileRegexOperand(op.path, op.operand, nullptr, &regex))
+            return false;
+        inner = add(Kind::Regex, regex);
+    } else if ((iterType(op.operand) == BSON_TYPE_DOCUMENT)) {
+        if (bsonvalue::childCount(op.operand) == 0)
+            return failAt(op.path, QStringLiteral("$not cannot be empty"));
+        if (!isOperatorDocument(op.operand))
+            return failAt(op.path, QStringLiteral("$not needs a regular expression or a document of "
+                                                  "operators"));
+        if (!compileOperators(op.operand, op.path, &inner))
+            return false;
+    } else {
+        return failAt(op.path, QStringLiteral("$not needs a regular expression or a document of operators"));
+    }
+    *out = add(Kind::VNot, inner);
+    return true;
+}
+
+bool FilterCompiler::compileElemMatchOperator(const Operator& op, uint32_t* out) {
+    return compileElemMatch(op.path, op.operand, out);
+}
+
+bool FilterCompiler::compileSize(const Operator& op, uint32_t* out) {
+    int64_t size = 0;
+    if (!wholeNumber(op.operand, &size) || size < 0)
+        return failAt(op.path, QStringLiteral("$size needs a non-negative integer"));
+    *out = size > int64_t(UINT32_MAX) ? add(Kind::VFalse) : add(Kind::Size, uint32_t(size));
+    return true;
+}
+
+bool FilterCompiler::compileAll(const Operator& op, uint32_t* out) {
+    bson_iter_t element;
+    if (!(iterType(op.operand) == BSON_TYPE_ARRAY) || !bson_iter_recurse(op.operand, &element))
+        return failAt(op.path, QStringLiteral("$all needs an array"));
     std::vector<uint32_t> parts;
     while (bson_iter_next(&element)) {
         uint32_t node = 0;
@@ -383,15 +491,14 @@ bool FilterCompiler::compileAll(const QString& path, const bson_iter_t* operand,
             bson_iter_t inner;
             bson_iter_recurse(&element, &inner);
             bson_iter_next(&inner);
-            if (std::strcmp(bson_iter_key(&inner), "$elemMatch") != 0)
-                return failAt(path, QStringLiteral("$all cannot hold an operator (%1)").arg(keyOf(&inner)));
-            if (!compileElemMatch(path, &inner, &node))
+            if (keyView(&inner) != "$elemMatch")
+                return failAt(op.path,
+                              QStringLiteral("$all cannot hold an operator (%1)").arg(keyOf(&inner)));
+            if (!compileElemMatch(op.path, &inner, &node))
                 return false;
         } else if ((iterType(&element) == BSON_TYPE_REGEX)) {
-            const char* flags = nullptr;
-            const char* pattern = bson_iter_regex(&element, &flags);
             uint32_t regex = 0;
-            if (!compileRegex(path, pattern, flags, &regex))
+            if (!compileRegexOperand(op.path, &element, nullptr, &regex))
                 return false;
             node = add(Kind::Regex, regex);
         } else {
@@ -404,129 +511,6 @@ bool FilterCompiler::compileAll(const QString& path, const bson_iter_t* operand,
         *out = add(Kind::VFalse);
     else
         *out = parts.size() == 1 ? parts[0] : addList(Kind::VAnd, parts);
-    return true;
-}
-
-// `doc` points at a document of operators ({$gt: 1, $lt: 5}); all must hold.
-bool FilterCompiler::compileOperators(const bson_iter_t* doc, const QString& path, uint32_t* out) {
-    bson_iter_t it;
-    bson_iter_recurse(doc, &it);
-    // $regex and $options are one predicate written as two fields, in either order.
-    const bson_iter_t* regexField = nullptr;
-    const bson_iter_t* optionsField = nullptr;
-    bson_iter_t regexCopy;
-    bson_iter_t optionsCopy;
-    {
-        bson_iter_t scan = it;
-        while (bson_iter_next(&scan)) {
-            if (!std::strcmp(bson_iter_key(&scan), "$regex")) {
-                regexCopy = scan;
-                regexField = &regexCopy;
-            } else if (!std::strcmp(bson_iter_key(&scan), "$options")) {
-                optionsCopy = scan;
-                optionsField = &optionsCopy;
-            }
-        }
-    }
-    if (optionsField && !regexField)
-        return failAt(path, QStringLiteral("$options needs $regex"));
-
-    std::vector<uint32_t> parts;
-    while (bson_iter_next(&it)) {
-        const QString name = keyOf(&it);
-        const char* key = bson_iter_key(&it);
-        uint32_t node = 0;
-        if (!std::strcmp(key, "$eq")) {
-            node = add(Kind::Eq, addOperand(&it));
-        } else if (!std::strcmp(key, "$ne")) {
-            node = add(Kind::VNot, add(Kind::Eq, addOperand(&it)));
-        } else if (!std::strcmp(key, "$gt")) {
-            if (!compileComparison(path, name, Kind::Gt, &it, &node))
-                return false;
-        } else if (!std::strcmp(key, "$gte")) {
-            if (!compileComparison(path, name, Kind::Gte, &it, &node))
-                return false;
-        } else if (!std::strcmp(key, "$lt")) {
-            if (!compileComparison(path, name, Kind::Lt, &it, &node))
-                return false;
-        } else if (!std::strcmp(key, "$lte")) {
-            if (!compileComparison(path, name, Kind::Lte, &it, &node))
-                return false;
-        } else if (!std::strcmp(key, "$in") || !std::strcmp(key, "$nin")) {
-            if (!compileIn(path, name, &it, &node))
-                return false;
-        } else if (!std::strcmp(key, "$exists")) {
-            const uint32_t exists = add(Kind::Exists);
-            node = bson_iter_as_bool(&it) ? exists : add(Kind::VNot, exists);
-        } else if (!std::strcmp(key, "$type")) {
-            uint32_t mask = 0;
-            if (!compileType(path, &it, &mask))
-                return false;
-            node = add(Kind::Type, mask);
-        } else if (!std::strcmp(key, "$regex")) {
-            const char* pattern = nullptr;
-            const char* flags = "";
-            if ((iterType(&it) == BSON_TYPE_UTF8))
-                pattern = bson_iter_utf8(&it, nullptr);
-            else if ((iterType(&it) == BSON_TYPE_REGEX))
-                pattern = bson_iter_regex(&it, &flags);
-            else
-                return failAt(path, QStringLiteral("$regex needs a string or a regular expression"));
-            if (optionsField) {
-                if (!(iterType(optionsField) == BSON_TYPE_UTF8))
-                    return failAt(path, QStringLiteral("$options needs a string"));
-                const char* extra = bson_iter_utf8(optionsField, nullptr);
-                if (*flags && *extra)
-                    return failAt(path, QStringLiteral("$regex has options both in the regular expression "
-                                                       "and in $options"));
-                if (*extra)
-                    flags = extra;
-            }
-            uint32_t regex = 0;
-            if (!compileRegex(path, pattern, flags, &regex))
-                return false;
-            node = add(Kind::Regex, regex);
-        } else if (!std::strcmp(key, "$options")) {
-            continue;
-        } else if (!std::strcmp(key, "$not")) {
-            uint32_t inner = 0;
-            if ((iterType(&it) == BSON_TYPE_REGEX)) {
-                const char* flags = nullptr;
-                const char* pattern = bson_iter_regex(&it, &flags);
-                uint32_t regex = 0;
-                if (!compileRegex(path, pattern, flags, &regex))
-                    return false;
-                inner = add(Kind::Regex, regex);
-            } else if ((iterType(&it) == BSON_TYPE_DOCUMENT)) {
-                if (bsonvalue::childCount(&it) == 0)
-                    return failAt(path, QStringLiteral("$not cannot be empty"));
-                if (!isOperatorDocument(&it))
-                    return failAt(path, QStringLiteral("$not needs a regular expression or a document of "
-                                                       "operators"));
-                if (!compileOperators(&it, path, &inner))
-                    return false;
-            } else {
-                return failAt(path,
-                              QStringLiteral("$not needs a regular expression or a document of operators"));
-            }
-            node = add(Kind::VNot, inner);
-        } else if (!std::strcmp(key, "$elemMatch")) {
-            if (!compileElemMatch(path, &it, &node))
-                return false;
-        } else if (!std::strcmp(key, "$size")) {
-            int64_t size = 0;
-            if (!wholeNumber(&it, &size) || size < 0)
-                return failAt(path, QStringLiteral("$size needs a non-negative integer"));
-            node = size > int64_t(UINT32_MAX) ? add(Kind::VFalse) : add(Kind::Size, uint32_t(size));
-        } else if (!std::strcmp(key, "$all")) {
-            if (!compileAll(path, &it, &node))
-                return false;
-        } else {
-            return failAt(path, QStringLiteral("unknown operator %1").arg(name));
-        }
-        parts.push_back(node);
-    }
-    *out = parts.size() == 1 ? parts[0] : addList(Kind::VAnd, parts);
     return true;
 }
 
