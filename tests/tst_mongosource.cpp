@@ -8,6 +8,7 @@
 #include "MongoPeer.h"
 #include "sources/mongo/ChangeEventMapper.h"
 #include "sources/mongo/MongoSource.h"
+#include "threads/Threads.h"
 
 #include <QElapsedTimer>
 #include <QTcpServer>
@@ -89,7 +90,7 @@ public:
                 ++listings;
             },
             Qt::QueuedConnection);
-        m_thread.start();
+        tw::startThread(&m_thread);
         MongoSource* source = m_source;
         QMetaObject::invokeMethod(
             source, [source, restore] { source->start(restore); }, Qt::QueuedConnection);

@@ -1,6 +1,7 @@
 #include "Engine.h"
 
 #include "sources/mongo/MongoSource.h"
+#include "threads/Threads.h"
 
 #include <QCoreApplication>
 #include <QDateTime>
@@ -87,7 +88,7 @@ bool Engine::start(QString* error) {
     m_codec = m_journal.codec();
 
     moveToThread(&m_thread);
-    m_thread.start();
+    startThread(&m_thread);
     QMetaObject::invokeMethod(
         this,
         [this] {
@@ -204,7 +205,7 @@ bool Engine::addSource(const QString& id, const QString& uri, QString* error) {
         QMutexLocker lock(&m_mutex);
         m_sources.insert(id, SourceEntry{Source::redactUri(uri), source, thread, source->status()});
     }
-    thread->start();
+    startThread(thread);
     QMetaObject::invokeMethod(
         this,
         [this, source, id] {

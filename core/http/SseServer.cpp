@@ -2,6 +2,7 @@
 
 #include "engine/Engine.h"
 #include "http/SseWorker.h"
+#include "threads/Threads.h"
 
 #include <QSemaphore>
 #include <QUrl>
@@ -78,7 +79,7 @@ void SseServer::startThreadWithPollDispatcher() {
     // creates its dispatcher, which happens before started() is emitted, so the
     // variable is set only until then (Qt's environment access is serialized).
     if (qEnvironmentVariableIsSet("QT_NO_GLIB")) {
-        m_thread.start();
+        startThread(&m_thread);
         return;
     }
     QSemaphore dispatcherCreated;
@@ -86,7 +87,7 @@ void SseServer::startThreadWithPollDispatcher() {
         &m_thread, &QThread::started, &m_thread, [&dispatcherCreated] { dispatcherCreated.release(); },
         Qt::DirectConnection);
     qputenv("QT_NO_GLIB", "1");
-    m_thread.start();
+    startThread(&m_thread);
     dispatcherCreated.acquire();
     qunsetenv("QT_NO_GLIB");
     disconnect(c);
