@@ -1,6 +1,6 @@
 #include "HeadlessRunner.h"
 
-#include "app/Settings.h"
+#include "config/Settings.h"
 #include "demo/DemoWriter.h"
 #include "http/SseServer.h"
 

@@ -1,6 +1,6 @@
 #include "MainWindow.h"
 
-#include "app/Settings.h"
+#include "config/Settings.h"
 #include "demo/DemoWriter.h"
 #include "dialogs/ConnectionDialog.h"
 #include "docks/ConnectionsDock.h"

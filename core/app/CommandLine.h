@@ -1,5 +1,7 @@
 #pragma once
 
+#include "config/DataDir.h"
+
 #include <QString>
 #include <QStringList>
 
@@ -28,8 +30,6 @@ struct AppOptions {
 // --version prints and sets *exitNow.
 bool parseCommandLine(const QStringList& arguments, AppOptions* options, QString* error, bool* exitNow);
 
-QString defaultDataDir(); // TIDEWATCH_DATA_DIR, or the platform's application data folder
-QString defaultJournalPath();
 QString defaultSourceId(const QString& uri);
 
 } // namespace tw

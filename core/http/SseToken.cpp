@@ -2,7 +2,7 @@
 
 #include "http/SseServer.h"
 
-#include "app/Settings.h"
+#include "config/Settings.h"
 
 #include <QCoreApplication>
 #include <QEventLoop>

@@ -1,6 +1,6 @@
 #include "SseDock.h"
 
-#include "app/Settings.h"
+#include "config/Settings.h"
 #include "engine/Engine.h"
 #include "http/SseServer.h"
 #include "widgets/Icons.h"
