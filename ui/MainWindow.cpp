@@ -3,6 +3,7 @@
 #include "config/Settings.h"
 #include "demo/DemoWriter.h"
 #include "dialogs/ConnectionDialog.h"
+#include "dialogs/FeedExportDialog.h"
 #include "docks/ConnectionsDock.h"
 #include "docks/EventDetailDock.h"
 #include "docks/FiltersDock.h"
@@ -13,7 +14,6 @@
 #include "http/SseServer.h"
 #include "Keychain.h"
 #include "models/ChangeFeedModel.h"
-#include "models/FeedExporter.h"
 #include "widgets/FeedView.h"
 #include "widgets/FilterEditor.h"
 #include "widgets/Icons.h"
@@ -27,8 +27,6 @@
 #include <QLocale>
 #include <QMenuBar>
 #include <QMessageBox>
-#include <QProgressDialog>
-#include <QSaveFile>
 #include <QStatusBar>
 #include <QThread>
 #include <QToolBar>
@@ -746,57 +744,8 @@ void MainWindow::exportEvents(bool selectedOnly) {
     if (!view)
         return;
     const ChangeEventList events = selectedOnly ? view->selectedEvents() : view->model()->events();
-    if (events.isEmpty()) {
-        QMessageBox::information(this, tr("Export"),
-                                 selectedOnly ? tr("Select rows in the feed first.")
-                                              : tr("The feed is empty."));
-        return;
-    }
-    QString selectedFilter;
-    QString path =
-        QFileDialog::getSaveFileName(this, tr("Export %1 Events").arg(events.size()),
-                                     QDir::home().filePath(QStringLiteral("tidewatch-export.ndjson")),
-                                     tr("NDJSON (*.ndjson *.jsonl);;CSV (*.csv)"), &selectedFilter);
-    if (path.isEmpty())
-        return;
-    if (selectedFilter.startsWith(QLatin1String("CSV")) && QFileInfo(path).suffix().isEmpty())
-        path += QStringLiteral(".csv");
-    const FeedExporter::Format format = FeedExporter::formatForPath(path);
-
-    auto progress = std::make_shared<std::atomic<qint64>>(0);
-    auto cancel = std::make_shared<std::atomic<bool>>(false);
-    auto error = std::make_shared<QString>();
-    auto ok = std::make_shared<bool>(false);
-    // The worker owns the file from open to commit; the GUI only polls `progress`.
-    QThread* worker = QThread::create([=] {
-        QSaveFile file(path);
-        if (!file.open(QIODevice::WriteOnly)) {
-            *error = file.errorString();
-            return;
-        }
-        *ok = FeedExporter::write(events, format, &file, progress.get(), cancel.get(), error.get()) &&
-              file.commit();
-        if (!*ok && error->isEmpty())
-            *error = file.errorString();
-    });
-    auto* dialog = new QProgressDialog(tr("Exporting %1 events…").arg(events.size()), tr("Cancel"), 0,
-                                       int(events.size()), this);
-    dialog->setWindowModality(Qt::WindowModal);
-    dialog->setMinimumDuration(300); // short exports finish without a flash of a dialog
-    auto* poll = new QTimer(dialog);
-    connect(poll, &QTimer::timeout, dialog, [dialog, progress] { dialog->setValue(int(progress->load())); });
-    connect(dialog, &QProgressDialog::canceled, dialog, [cancel] { cancel->store(true); });
-    connect(worker, &QThread::finished, this, [=, this] {
-        poll->stop();
-        dialog->deleteLater();
-        worker->deleteLater();
-        if (*ok)
-            statusBar()->showMessage(tr("Exported %1 events to %2").arg(events.size()).arg(path), 6000);
-        else if (!cancel->load())
-            QMessageBox::warning(this, tr("Export"), tr("Export to %1 failed: %2").arg(path, *error));
-    });
-    poll->start(100);
-    worker->start();
+    FeedExportDialog::run(events, selectedOnly, this,
+                          [this](const QString& message) { statusBar()->showMessage(message, 6000); });
 }
 
 void MainWindow::selectRecentEvent() {
