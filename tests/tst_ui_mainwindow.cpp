@@ -1,6 +1,7 @@
 // The main window on the demo: rows arrive, the dock layout persists and Reset
 // Layout restores the default, the workspace is written without passwords and
 // reopened.
+#include "config/DataDir.h"
 #include "config/Settings.h"
 #include "docks/ConnectionsDock.h"
 #include "docks/EventDetailDock.h"

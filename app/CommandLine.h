@@ -1,7 +1,5 @@
 #pragma once
 
-#include "config/DataDir.h"
-
 #include <QString>
 #include <QStringList>
 
