@@ -1,11 +1,6 @@
 #include "HeadlessRunner.h"
 
-#include "app/Settings.h"
-#include "demo/DemoWriter.h"
-#include "http/SseServer.h"
-
 #include <QCoreApplication>
-#include <QDir>
 #include <QSocketNotifier>
 #include <QTimer>
 
@@ -59,16 +54,10 @@ HeadlessRunner::HeadlessRunner(const AppOptions& options, QObject* parent)
     , m_options(options) {}
 
 HeadlessRunner::~HeadlessRunner() {
-    // Before the engine: the server's thread reads from it until it has stopped.
-    delete m_sse;
-    m_sse = nullptr;
-    if (m_demo)
-        m_demo->requestStop();
-    if (m_engine) {
-        m_engine->stop();
-        // What the engine committed while stopping is on its way to us as queued
-        // calls: print it before leaving, so stdout has every committed event.
-        QCoreApplication::sendPostedEvents(this, QEvent::MetaCall);
+    if (m_session && m_session->isRunning()) {
+        // The session delivers what the engine committed while stopping, so stdout has
+        // every committed event.
+        m_session->stop();
         logLine(QStringLiteral("stopped; journal checkpointed at seq %1").arg(m_engine->lastCommittedSeq()));
     }
 }
@@ -79,10 +68,15 @@ void HeadlessRunner::fail(const QString& message, int code) {
 }
 
 int HeadlessRunner::start() {
-    const QString journalPath = m_options.journal.isEmpty() ? defaultJournalPath() : m_options.journal;
+    AppSession::Options sessionOptions;
+    sessionOptions.journalPath = m_options.journal;
+    sessionOptions.demoRate = m_options.demoRate;
+    m_session = std::make_unique<AppSession>(sessionOptions);
+    m_engine = m_session->engine();
+    const QString journalPath = m_session->journalPath();
     if (m_options.moveJournalAside) {
         QString movedTo, error;
-        if (!Journal::moveAside(journalPath, &movedTo, &error)) {
+        if (!m_session->moveJournalAside(&movedTo, &error)) {
             logLine(error);
             return 1;
         }
@@ -92,20 +86,14 @@ int HeadlessRunner::start() {
     QString uri = m_options.source;
     QString sourceId = m_options.sourceId;
     QStringList watches = m_options.watches;
-    if (m_options.demo && uri.isEmpty()) {
-        const QString path = QDir(defaultDataDir()).filePath(QStringLiteral("demo.sqlite"));
-        QString error;
-        if (!DemoWriter::ensureDatabase(path, &error)) {
-            logLine(error);
-            return 1;
-        }
-        uri = QStringLiteral("sqlite:") + path;
-        sourceId = QStringLiteral("demo");
+    const bool demo = m_options.demo && uri.isEmpty();
+    if (demo) {
+        const ConnectionSpec spec = AppSession::demoConnection();
+        uri = spec.uri;
+        sourceId = spec.id;
         if (watches.isEmpty())
-            watches = {QStringLiteral("orders"), QStringLiteral("customers"),
-                       QStringLiteral("notifications")};
-        m_demo = std::make_unique<DemoWriter>(path);
-        m_demo->setRate(m_options.demoRate);
+            for (const Namespace& ns : spec.watches)
+                watches.append(ns.coll);
     }
     if (uri.isEmpty()) {
         logLine(QStringLiteral("nothing to watch: give --source URI --watch NS"));
@@ -123,12 +111,8 @@ int HeadlessRunner::start() {
         }
     }
 
-    Engine::Options engineOptions;
-    engineOptions.journalPath = journalPath;
-    m_engine = std::make_unique<Engine>(engineOptions);
-    if (!m_engine->start(&error)) {
+    if (!m_session->start(&error)) {
         logLine(error);
-        m_engine.reset();
         return 1;
     }
 
@@ -145,42 +129,36 @@ int HeadlessRunner::start() {
         namespaces.append(ns);
         m_subscription.namespaces.append(SourceNamespace{sourceId, ns});
     }
-    m_subscription = m_engine->addSubscription(m_subscription);
+    m_subscription = m_session->addSubscription(m_subscription);
 
-    connect(m_engine.get(), &Engine::committed, this, &HeadlessRunner::onCommitted, Qt::QueuedConnection);
-    connect(
-        m_engine.get(), &Engine::watchFailed, this,
-        [this](const QString&, const Namespace&, const QString& message) { fail(message, 2); },
-        Qt::QueuedConnection);
-    connect(
-        m_engine.get(), &Engine::watchReady, this,
-        [](const QString& id, const Namespace& ns) {
-            logLine(QStringLiteral("ready: %1 in %2 (every change from now on is reported)")
-                        .arg(ns.toString(), id));
-        },
-        Qt::QueuedConnection);
-    connect(
-        m_engine.get(), &Engine::journalFailed, this,
-        [](const QString& message) { logLine(QStringLiteral("journal: %1 (retrying)").arg(message)); },
-        Qt::QueuedConnection);
-    connect(
-        m_engine.get(), &Engine::sourceStatusChanged, this,
-        [](const QString& id, const SourceStatus& status) {
-            logLine(
-                QStringLiteral("source %1: %2%3")
-                    .arg(id, status.stateName(),
-                         status.reason.isEmpty() ? QString() : QStringLiteral(" (%1)").arg(status.reason)));
-        },
-        Qt::QueuedConnection);
+    AppSession* session = m_session.get();
+    connect(session, &AppSession::committed, this, &HeadlessRunner::onCommitted);
+    connect(session, &AppSession::watchFailed, this,
+            [this](const QString&, const Namespace&, const QString& message) { fail(message, 2); });
+    connect(session, &AppSession::watchReady, this, [](const QString& id, const Namespace& ns) {
+        logLine(
+            QStringLiteral("ready: %1 in %2 (every change from now on is reported)").arg(ns.toString(), id));
+    });
+    connect(session, &AppSession::journalFailed, this,
+            [](const QString& message) { logLine(QStringLiteral("journal: %1 (retrying)").arg(message)); });
+    connect(session, &AppSession::sourceStatusChanged, this,
+            [](const QString& id, const SourceStatus& status) {
+                logLine(QStringLiteral("source %1: %2%3")
+                            .arg(id, status.stateName(),
+                                 status.reason.isEmpty() ? QString()
+                                                         : QStringLiteral(" (%1)").arg(status.reason)));
+            });
 
-    if (!m_engine->addSource(sourceId, uri, &error)) {
+    ConnectionSpec spec;
+    spec.id = sourceId;
+    spec.uri = uri; // as typed: a password in it stays there, nothing goes to the keychain
+    spec.demo = demo;
+    spec.captureMode = m_options.capture;
+    spec.watches = namespaces;
+    if (!m_session->addConnection(spec, &error)) {
         logLine(error);
         return 2;
     }
-    WatchOptions watchOptions;
-    watchOptions.captureMode = m_options.capture;
-    for (const Namespace& ns : std::as_const(namespaces))
-        m_engine->watch(sourceId, ns, watchOptions);
 
     logLine(QStringLiteral("watching %1 in %2; journal %3 (last seq %4)")
                 .arg(watches.join(QLatin1String(", ")), Source::redactUri(uri), journalPath)
@@ -192,8 +170,6 @@ int HeadlessRunner::start() {
     m_lastWritten = m_engine->lastCommittedSeq();
     if (m_options.fromSeq >= 0)
         replay(m_options.fromSeq);
-    if (m_demo)
-        m_demo->start();
     return -1;
 }
 
@@ -201,38 +177,30 @@ bool HeadlessRunner::startSse() {
     // "[ADDR:]PORT", checked by the command-line parser; "[::1]:8080" for IPv6.
     const QString text = m_options.sse;
     const qsizetype colon = text.lastIndexOf(QLatin1Char(':'));
-    SseServer::Options options;
-    options.port = quint16(text.mid(colon + 1).toUInt());
+    const quint16 port = quint16(text.mid(colon + 1).toUInt());
+    QString host = QStringLiteral("127.0.0.1");
     if (colon > 0) {
-        QString host = text.left(colon);
+        host = text.left(colon);
         if (host.startsWith(QLatin1Char('[')) && host.endsWith(QLatin1Char(']')))
             host = host.mid(1, host.size() - 2);
-        if (!options.address.setAddress(host)) {
-            logLine(QStringLiteral("--sse: \"%1\" is not an IP address (use e.g. 127.0.0.1 or 0.0.0.0)")
-                        .arg(host));
-            return false;
-        }
     }
-    const Settings settings;
-    QString where;
-    options.token = loadOrCreateToken(&where);
-    options.corsOrigins = settings.value(Settings::Key::SseCorsOrigins).toStringList();
-    options.maxPendingBytes = settings.int64Value(Settings::Key::SseMaxPendingBytes);
-    options.keepAliveMs = settings.intValue(Settings::Key::SseKeepAliveMs);
-    m_sse = new SseServer(m_engine.get(), this);
+    connect(m_session.get(), &AppSession::sseStarted, this, &HeadlessRunner::onSseStarted);
+    connect(m_session.get(), &AppSession::sseFailed, this,
+            [this](const QString& message) { fail(QStringLiteral("--sse: %1").arg(message), 2); });
     QString error;
-    if (!m_sse->start(options, &error)) {
+    if (!m_session->startSse(host, port, &error)) {
         logLine(QStringLiteral("--sse: %1").arg(error));
         return false;
     }
-    logLine(QStringLiteral("SSE server listening on %1 (port %2)")
-                .arg(m_sse->baseUrl().toString())
-                .arg(m_sse->port()));
-    logLine(QStringLiteral("SSE bearer token: in %1").arg(where));
-    const QString url =
-        m_sse->baseUrl().toString() + QStringLiteral("/v1/subscriptions/%1/events").arg(m_subscription.id);
-    logLine(QStringLiteral("try: curl -N -H \"Authorization: Bearer $TOKEN\" %1").arg(url));
     return true;
+}
+
+void HeadlessRunner::onSseStarted(const QUrl& url) {
+    logLine(QStringLiteral("SSE server listening on %1 (port %2)").arg(url.toString()).arg(url.port()));
+    logLine(QStringLiteral("SSE bearer token: in %1").arg(m_session->sseTokenLocation()));
+    const QString events =
+        url.toString() + QStringLiteral("/v1/subscriptions/%1/events").arg(m_subscription.id);
+    logLine(QStringLiteral("try: curl -N -H \"Authorization: Bearer $TOKEN\" %1").arg(events));
 }
 
 void HeadlessRunner::replay(qint64 fromSeq) {

@@ -1,6 +1,7 @@
 #pragma once
 
-#include "app/CommandLine.h"
+#include "AppSession.h"
+#include "CommandLine.h"
 
 #include "engine/Engine.h"
 
@@ -9,12 +10,9 @@
 
 namespace tw {
 
-class DemoWriter;
-class SseServer;
-
-// tidewatch --headless: one engine, one source, one subscription made of --watch and
-// --filter; committed events go to stdout as NDJSON, logs to stderr. Exits on
-// SIGINT/SIGTERM with the journal checkpointed.
+// tidewatch --headless: a front end on the application session with one source and
+// one subscription made of --watch and --filter; committed events go to stdout as
+// NDJSON, logs to stderr. Exits on SIGINT/SIGTERM with the journal checkpointed.
 class HeadlessRunner : public QObject {
     Q_OBJECT
 public:
@@ -23,7 +21,7 @@ public:
 
     // Returns a process exit code when start-up fails, -1 when running.
     int start();
-    Engine* engine() const { return m_engine.get(); }
+    Engine* engine() const { return m_engine; }
 
 private:
     void onCommitted(const tw::CommittedBatch& batch);
@@ -31,14 +29,14 @@ private:
     void replay(qint64 fromSeq);
     void writeEvent(const ChangeEvent& event);
     bool startSse();
+    void onSseStarted(const QUrl& url);
 
     AppOptions m_options;
-    std::unique_ptr<Engine> m_engine;
-    std::unique_ptr<DemoWriter> m_demo;
+    std::unique_ptr<AppSession> m_session;
+    Engine* m_engine = nullptr; // the session's
     QString m_subscriptionId;
     Subscription m_subscription;
     qint64 m_lastWritten = 0;
-    SseServer* m_sse = nullptr; // the SSE server when --sse is given (owned, child)
 };
 
 // Installs SIGINT/SIGTERM handlers that quit the application's event loop.

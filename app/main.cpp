@@ -1,4 +1,4 @@
-#include "app/CommandLine.h"
+#include "CommandLine.h"
 #include "HeadlessRunner.h"
 
 #include "Gui.h"

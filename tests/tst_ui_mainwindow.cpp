@@ -1,7 +1,8 @@
 // The main window on the demo: rows arrive, the dock layout persists and Reset
 // Layout restores the default, the workspace is written without passwords and
 // reopened.
-#include "app/Settings.h"
+#include "config/DataDir.h"
+#include "config/Settings.h"
 #include "docks/ConnectionsDock.h"
 #include "docks/EventDetailDock.h"
 #include "docks/FiltersDock.h"

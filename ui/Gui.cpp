@@ -1,7 +1,7 @@
 #include "Gui.h"
 
+#include "AppSession.h"
 #include "engine/Engine.h"
-#include "journal/Journal.h"
 #include "MainWindow.h"
 
 #include <QApplication>
@@ -22,13 +22,15 @@ namespace {
 bool startWithRecovery(MainWindow* window, const AppOptions& options) {
     for (;;) {
         QString error;
-        if (window->start(&error))
+        Engine::StartError code = Engine::StartError::None;
+        if (window->start(&error, &code))
             return true;
         if (!options.screenshot.isEmpty()) {
             std::fprintf(stderr, "tidewatch: %s\n", qPrintable(error));
             return false;
         }
-        const bool inUse = error.contains(QLatin1String("in use by another"));
+        // Another Tidewatch holds it: a fresh journal would not help.
+        const bool inUse = code == Engine::StartError::JournalInUse;
         QMessageBox box(QMessageBox::Critical, QObject::tr("Tidewatch"),
                         QObject::tr("Tidewatch cannot open its journal."), QMessageBox::NoButton);
         box.setInformativeText(error);
@@ -44,7 +46,7 @@ bool startWithRecovery(MainWindow* window, const AppOptions& options) {
         if (!moveAside || box.clickedButton() != moveAside)
             return false;
         QString movedTo;
-        if (!Journal::moveAside(window->engine()->journalPath(), &movedTo, &error)) {
+        if (!window->session()->moveJournalAside(&movedTo, &error)) {
             QMessageBox::critical(nullptr, QObject::tr("Tidewatch"), error);
             return false;
         }
@@ -56,14 +58,12 @@ bool startWithRecovery(MainWindow* window, const AppOptions& options) {
 int runGui(const AppOptions& options) {
     QApplication::setWindowIcon(QIcon(QStringLiteral(":/tidewatch/icon.svg")));
     QApplication::setApplicationDisplayName(QStringLiteral("Tidewatch"));
+    MainWindow window(options);
     if (options.moveJournalAside) {
         QString movedTo, error;
-        const QString path = options.journal.isEmpty() ? defaultJournalPath() : options.journal;
-        if (!Journal::moveAside(path, &movedTo, &error))
+        if (!window.session()->moveJournalAside(&movedTo, &error))
             std::fprintf(stderr, "tidewatch: %s\n", qPrintable(error));
     }
-
-    MainWindow window(options);
     if (!startWithRecovery(&window, options))
         return 1;
     if (!options.screenshot.isEmpty())

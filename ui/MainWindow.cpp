@@ -1,8 +1,9 @@
 #include "MainWindow.h"
 
-#include "app/Settings.h"
-#include "demo/DemoWriter.h"
+#include "AppSession.h"
+#include "config/Settings.h"
 #include "dialogs/ConnectionDialog.h"
+#include "dialogs/FeedExportDialog.h"
 #include "docks/ConnectionsDock.h"
 #include "docks/EventDetailDock.h"
 #include "docks/FiltersDock.h"
@@ -10,29 +11,21 @@
 #include "docks/LiveFeedDock.h"
 #include "docks/SseDock.h"
 #include "engine/Engine.h"
-#include "http/SseServer.h"
-#include "Keychain.h"
 #include "models/ChangeFeedModel.h"
-#include "models/FeedExporter.h"
 #include "widgets/FeedView.h"
 #include "widgets/FilterEditor.h"
 #include "widgets/Icons.h"
+#include "widgets/SessionStatusBar.h"
 
-#include <QApplication>
 #include <QCloseEvent>
 #include <QDir>
-#include <QElapsedTimer>
 #include <QFileDialog>
-#include <QLabel>
 #include <QLocale>
 #include <QMenuBar>
 #include <QMessageBox>
-#include <QProgressDialog>
-#include <QSaveFile>
 #include <QStatusBar>
-#include <QThread>
+#include <QTimer>
 #include <QToolBar>
-#include <QTreeView>
 
 namespace tw::ui {
 
@@ -40,8 +33,12 @@ namespace {
 
 constexpr int kRecentEvents = 5000; // what the filter preview tries a filter on
 
-QString journalPathFor(const AppOptions& options) {
-    return options.journal.isEmpty() ? defaultJournalPath() : options.journal;
+AppSession::Options sessionOptionsFor(const AppOptions& options) {
+    AppSession::Options o;
+    o.journalPath = options.journal;
+    // --demo-rate wins; otherwise the settings' rate (20 is the option's default).
+    o.demoRate = options.demoRate != 20.0 ? options.demoRate : 0;
+    return o;
 }
 
 } // namespace
@@ -56,44 +53,26 @@ MainWindow::MainWindow(const AppOptions& options, QWidget* parent)
                    QMainWindow::AllowTabbedDocks | QMainWindow::GroupedDragging);
     setDocumentMode(true);
 
-    Engine::Options engineOptions;
-    engineOptions.journalPath = journalPathFor(options);
-    Settings settings;
-    engineOptions.retention.maxAgeSeconds = settings.int64Value(Settings::Key::RetentionMaxAgeSeconds);
-    engineOptions.retention.maxBytes = settings.int64Value(Settings::Key::RetentionMaxBytes);
-    m_engine = std::make_unique<Engine>(engineOptions);
+    m_session = std::make_unique<AppSession>(sessionOptionsFor(options));
 
     createDocks();
     createActions();
     applyDefaultLayout();
 
-    m_statusSources = new QLabel(this);
-    m_statusRate = new QLabel(this);
-    m_statusSeq = new QLabel(this);
-    m_statusSse = new QLabel(this);
-    statusBar()->addWidget(m_statusSources, 1);
-    statusBar()->addPermanentWidget(m_statusRate);
-    statusBar()->addPermanentWidget(m_statusSeq);
-    statusBar()->addPermanentWidget(m_statusSse);
-    m_statusTimer.setInterval(1000);
-    connect(&m_statusTimer, &QTimer::timeout, this, [this] {
-        m_eventsLastSecond = m_eventsThisSecond;
-        m_eventsThisSecond = 0;
-        updateStatusBar();
-    });
-    m_statusTimer.start();
+    m_statusBar = new SessionStatusBar(m_session.get(), this);
+    setStatusBar(m_statusBar);
+    connect(m_statusBar, &SessionStatusBar::ticked, this, &MainWindow::updateStatusBar);
     updateStatusBar();
 }
 
 MainWindow::~MainWindow() {
-    if (m_demo)
-        m_demo->requestStop();
-    m_demo.reset();
-    // The SSE server must stop before the engine it listens to.
-    delete m_sseDock;
-    m_sseDock = nullptr;
-    if (m_engine)
-        m_engine->stop();
+    // The window is going: what the session still says while it stops is for nobody.
+    m_session->disconnect(this);
+    m_session->stop();
+}
+
+Engine* MainWindow::engine() const {
+    return m_session->engine();
 }
 
 void MainWindow::createDocks() {
@@ -102,7 +81,7 @@ void MainWindow::createDocks() {
     m_filtersDock = new FiltersDock(this);
     m_detailDock = new EventDetailDock(this);
     m_healthDock = new HealthDock(this);
-    m_sseDock = new SseDock(m_engine.get(), this);
+    m_sseDock = new SseDock(m_session.get(), this);
     m_feedDock->setCapacity(Settings().intValue(Settings::Key::UiFeedRowCap));
 
     // The main window is all docks: the central widget is a hidden placeholder, so
@@ -116,15 +95,16 @@ void MainWindow::createDocks() {
 
     connect(m_connectionsDock, &ConnectionsDock::addRequested, this, &MainWindow::addConnection);
     connect(m_connectionsDock, &ConnectionsDock::editRequested, this, &MainWindow::editConnection);
-    connect(m_connectionsDock, &ConnectionsDock::removeRequested, this, &MainWindow::removeConnection);
+    connect(m_connectionsDock, &ConnectionsDock::removeRequested, m_session.get(),
+            &AppSession::removeConnection);
     connect(m_connectionsDock, &ConnectionsDock::watchToggled, this, &MainWindow::setWatched);
-    connect(m_connectionsDock, &ConnectionsDock::namespacesRequested, this,
-            [this](const QString& id, const QString& db) { m_engine->listNamespaces(id, db); });
+    connect(m_connectionsDock, &ConnectionsDock::namespacesRequested, m_session.get(),
+            &AppSession::listNamespaces);
 
     connect(m_feedDock, &LiveFeedDock::currentEventChanged, m_detailDock, &EventDetailDock::setEvent);
     connect(m_feedDock, &LiveFeedDock::currentSubscriptionChanged, this, [this](const QString& id) {
         m_filtersDock->setCurrentSubscription(id);
-        const auto s = m_engine->subscription(id);
+        const auto s = m_session->subscription(id);
         m_sseDock->setCurrentSubscription(id, s ? s->name : id);
     });
     connect(m_filtersDock, &FiltersDock::currentSubscriptionChanged, m_feedDock,
@@ -134,15 +114,21 @@ void MainWindow::createDocks() {
     connect(m_filtersDock, &FiltersDock::deleteRequested, this, &MainWindow::deleteSubscription);
     connect(m_sseDock, &SseDock::runningChanged, this, &MainWindow::updateStatusBar);
 
-    // Engine → GUI: every signal is emitted on the engine thread.
-    Engine* engine = m_engine.get();
-    connect(engine, &Engine::committed, this, &MainWindow::onCommitted, Qt::QueuedConnection);
-    connect(engine, &Engine::sourceStatusChanged, this, &MainWindow::onSourceStatus, Qt::QueuedConnection);
-    connect(engine, &Engine::namespacesListed, this, &MainWindow::onNamespacesListed, Qt::QueuedConnection);
-    connect(engine, &Engine::watchFailed, this, &MainWindow::onWatchFailed, Qt::QueuedConnection);
-    connect(engine, &Engine::journalFailed, this, &MainWindow::onJournalFailed, Qt::QueuedConnection);
-    connect(engine, &Engine::subscriptionsChanged, this, &MainWindow::refreshSubscriptions,
-            Qt::QueuedConnection);
+    // Session → GUI: the session re-emits the engine's signals on this thread.
+    AppSession* session = m_session.get();
+    connect(session, &AppSession::committed, this, &MainWindow::onCommitted);
+    connect(session, &AppSession::sourceStatusChanged, this, &MainWindow::onSourceStatus);
+    connect(session, &AppSession::namespacesListed, m_connectionsDock, &ConnectionsDock::setNamespaces);
+    connect(session, &AppSession::watchFailed, this, &MainWindow::onWatchFailed);
+    connect(session, &AppSession::journalFailed, this, &MainWindow::onJournalFailed);
+    connect(session, &AppSession::subscriptionsChanged, this, &MainWindow::refreshSubscriptions);
+    connect(session, &AppSession::connectionAdded, this, &MainWindow::onConnectionAdded);
+    connect(session, &AppSession::connectionRemoved, this, &MainWindow::onConnectionRemoved);
+    connect(session, &AppSession::connectionFailed, this, &MainWindow::onConnectionFailed);
+    connect(session, &AppSession::passwordNotStored, this, [this](const QString& id, const QString& message) {
+        statusBar()->showMessage(tr("The password of %1 is kept for this session only: %2").arg(id, message),
+                                 10000);
+    });
 }
 
 QList<QDockWidget*> MainWindow::docks() const {
@@ -152,9 +138,9 @@ QList<QDockWidget*> MainWindow::docks() const {
 void MainWindow::createActions() {
     QMenu* file = menuBar()->addMenu(tr("&File"));
     file->addAction(tr("&New Workspace"), this, [this] {
-        removeAllConnections();
-        for (const Subscription& s : m_engine->subscriptions())
-            m_engine->removeSubscription(s.id);
+        m_session->removeAllConnections();
+        for (const Subscription& s : m_session->subscriptions())
+            m_session->removeSubscription(s.id);
         m_workspacePath.clear();
         refreshSubscriptions();
         refreshKnownNamespaces();
@@ -243,7 +229,7 @@ void MainWindow::createActions() {
             tr("<h3>Tidewatch %1</h3><p>Watch databases change, live: MongoDB change streams, "
                "PostgreSQL and SQLite, filtered and shared over Server-Sent Events.</p>"
                "<p>Journal: %2</p>")
-                .arg(QStringLiteral(TIDEWATCH_VERSION), QDir::toNativeSeparators(m_engine->journalPath())));
+                .arg(QStringLiteral(TIDEWATCH_VERSION), QDir::toNativeSeparators(m_session->journalPath())));
     });
 
     QToolBar* bar = addToolBar(tr("Main"));
@@ -314,10 +300,8 @@ void MainWindow::showEvent(QShowEvent* event) {
     m_shownOnce = true;
 }
 
-bool MainWindow::start(QString* error) {
-    const QString journalPath = journalPathFor(m_options);
-    QDir().mkpath(QFileInfo(journalPath).absolutePath());
-    if (!m_engine->start(error))
+bool MainWindow::start(QString* error, Engine::StartError* code) {
+    if (!m_session->start(error, code))
         return false;
 
     Settings settings;
@@ -345,7 +329,7 @@ bool MainWindow::start(QString* error) {
         m_workspacePath = path;
     } else {
         // First run, or --demo: the demo, already watched, so the feed moves at once.
-        workspace = demoWorkspace();
+        workspace = AppSession::demoWorkspace();
         m_workspacePath = m_options.demo ? QString() : Workspace::defaultPath();
     }
     // The window layout is the person's, not the workspace's, unless the workspace has one.
@@ -363,43 +347,8 @@ bool MainWindow::start(QString* error) {
     return true;
 }
 
-Workspace MainWindow::demoWorkspace() const {
-    Workspace w;
-    ConnectionSpec demo;
-    demo.id = QStringLiteral("demo");
-    demo.uri = QStringLiteral("sqlite:") + QDir(defaultDataDir()).filePath(QStringLiteral("demo.sqlite"));
-    demo.demo = true;
-    demo.watches = {Namespace{QStringLiteral("main"), QStringLiteral("orders")},
-                    Namespace{QStringLiteral("main"), QStringLiteral("customers")},
-                    Namespace{QStringLiteral("main"), QStringLiteral("notifications")}};
-    w.connections.append(demo);
-
-    Subscription all;
-    all.id = QStringLiteral("all");
-    all.name = tr("All changes");
-    w.subscriptions.append(all);
-
-    Subscription paid;
-    paid.id = QStringLiteral("paid-orders");
-    paid.name = tr("Paid orders");
-    paid.namespaces = {
-        SourceNamespace{QStringLiteral("demo"), Namespace{QStringLiteral("main"), QStringLiteral("orders")}}};
-    paid.filter = Filter::compile(R"({"updateDescription.updatedFields.status": "paid"})");
-    w.subscriptions.append(paid);
-    w.currentSubscription = all.id;
-    return w;
-}
-
 void MainWindow::applyWorkspace(const Workspace& workspace, bool restoreLayout) {
-    for (const ConnectionSpec& spec : workspace.connections) {
-        QString error;
-        if (!bringUp(spec, &error)) {
-            m_healthDock->setLastError(spec.id, error);
-            statusBar()->showMessage(tr("%1: %2").arg(spec.id, error), 10000);
-        }
-    }
-    for (const Subscription& s : workspace.subscriptions)
-        m_engine->addSubscription(s);
+    m_session->applyWorkspace(workspace);
     refreshSubscriptions();
     refreshKnownNamespaces();
     if (!workspace.currentSubscription.isEmpty())
@@ -413,91 +362,8 @@ void MainWindow::applyWorkspace(const Workspace& workspace, bool restoreLayout) 
     updateStatusBar();
 }
 
-bool MainWindow::bringUp(ConnectionSpec spec, QString* error) {
-    if (spec.demo) {
-        const QString path = spec.uri.mid(7);
-        if (!DemoWriter::ensureDatabase(path, error))
-            return false;
-    }
-    // A stored password comes from the keychain first; the source starts when it is there.
-    if (spec.hasPassword && spec.password.isEmpty()) {
-        m_connections.append(spec);
-        m_connectionsDock->addConnection(spec);
-        m_healthDock->addSource(spec.id);
-        SourceStatus waiting;
-        waiting.state = SourceStatus::State::Connecting;
-        waiting.reason = tr("Reading the password from the keychain…");
-        onSourceStatus(spec.id, waiting);
-        Keychain::readPassword(
-            spec.id, this, [this, id = spec.id](const QString& password, const QString& message) {
-                auto it = std::find_if(m_connections.begin(), m_connections.end(),
-                                       [&](const ConnectionSpec& c) { return c.id == id; });
-                if (it == m_connections.end())
-                    return;
-                if (!message.isEmpty()) {
-                    SourceStatus failed;
-                    failed.state = SourceStatus::State::Error;
-                    failed.reason =
-                        tr("The password is not in the keychain (%1). Edit the connection to enter it.")
-                            .arg(message);
-                    onSourceStatus(id, failed);
-                    return;
-                }
-                it->password = password;
-                QString error;
-                if (!m_engine->addSource(id, it->uriWithPassword(), &error)) {
-                    SourceStatus failed;
-                    failed.state = SourceStatus::State::Error;
-                    failed.reason = error;
-                    onSourceStatus(id, failed);
-                    return;
-                }
-                WatchOptions options;
-                options.captureMode = it->captureMode;
-                for (const Namespace& ns : std::as_const(it->watches))
-                    m_engine->watch(id, ns, options);
-            });
-        return true;
-    }
-    if (!m_engine->addSource(spec.id, spec.uriWithPassword(), error))
-        return false;
-    WatchOptions options;
-    options.captureMode = spec.captureMode;
-    for (const Namespace& ns : std::as_const(spec.watches))
-        m_engine->watch(spec.id, ns, options);
-    m_connections.append(spec);
-    m_connectionsDock->addConnection(spec);
-    m_connectionsDock->expandConnection(spec.id);
-    m_healthDock->addSource(spec.id);
-    if (spec.demo && !m_demo) {
-        m_demo = std::make_unique<DemoWriter>(spec.uri.mid(7));
-        const double rate = m_options.demoRate != 20.0 ? m_options.demoRate
-                                                       : Settings().value(Settings::Key::DemoRate).toDouble();
-        m_demo->setRate(rate);
-        m_demo->start();
-    }
-    return true;
-}
-
-void MainWindow::removeAllConnections() {
-    const QList<ConnectionSpec> all = m_connections;
-    for (const ConnectionSpec& spec : all)
-        m_engine->removeSource(spec.id);
-    m_connections.clear();
-    m_connectionsDock->clearConnections();
-    m_healthDock->clearSources();
-    if (m_demo) {
-        m_demo->requestStop();
-        m_demo.reset();
-    }
-}
-
 Workspace MainWindow::currentWorkspace() const {
-    Workspace w;
-    w.connections = m_connections;
-    for (const Subscription& s : m_engine->subscriptions())
-        if (s.persistent)
-            w.subscriptions.append(s);
+    Workspace w = m_session->workspace();
     w.currentSubscription = m_feedDock->currentSubscriptionId();
     w.windowState = saveState();
     w.geometry = saveGeometry();
@@ -517,16 +383,13 @@ bool MainWindow::openWorkspace(const QString& path, QString* error) {
     Workspace workspace;
     if (!Workspace::load(path, &workspace, error))
         return false;
-    removeAllConnections();
+    // The session brings up a connection whose id is still being removed once the
+    // id is free, so the new workspace can be applied at once.
+    m_session->removeAllConnections();
     // The previous workspace's subscriptions go; the new one brings its own.
-    for (const Subscription& s : m_engine->subscriptions())
+    for (const Subscription& s : m_session->subscriptions())
         if (s.persistent)
-            m_engine->removeSubscription(s.id);
-    // Removal is queued on the engine thread; wait until the ids are free again.
-    QElapsedTimer clock;
-    clock.start();
-    while (!m_engine->sourceIds().isEmpty() && clock.elapsed() < 3000)
-        QThread::msleep(10);
+            m_session->removeSubscription(s.id);
     m_workspacePath = path;
     Settings().setValue(Settings::Key::UiLastWorkspace, path);
     applyWorkspace(workspace, true);
@@ -535,94 +398,42 @@ bool MainWindow::openWorkspace(const QString& path, QString* error) {
 
 void MainWindow::addConnection() {
     QStringList ids;
-    for (const ConnectionSpec& c : std::as_const(m_connections))
+    for (const ConnectionSpec& c : m_session->connections())
         ids.append(c.id);
     ConnectionDialog dialog(ids, this);
-    dialog.setCommitFunction([this](const ConnectionSpec& spec, QString* error) {
-        if (!bringUp(spec, error))
-            return false;
-        if (!spec.password.isEmpty())
-            Keychain::writePassword(
-                spec.id, spec.password, this, [this, id = spec.id](const QString& message) {
-                    if (!message.isEmpty())
-                        statusBar()->showMessage(
-                            tr("The password of %1 is kept for this session only: %2").arg(id, message),
-                            10000);
-                });
-        return true;
-    });
+    dialog.setCommitFunction(
+        [this](const ConnectionSpec& spec, QString* error) { return m_session->addConnection(spec, error); });
     dialog.exec();
 }
 
 void MainWindow::editConnection(const QString& id) {
-    auto it = std::find_if(m_connections.begin(), m_connections.end(),
-                           [&](const ConnectionSpec& c) { return c.id == id; });
-    if (it == m_connections.end())
+    const std::optional<ConnectionSpec> original = m_session->connection(id);
+    if (!original)
         return;
-    const ConnectionSpec original = *it;
     ConnectionDialog dialog({}, this);
-    dialog.setConnection(original);
-    dialog.setCommitFunction([this, original](const ConnectionSpec& spec, QString* error) {
-        removeConnection(original.id);
-        QElapsedTimer clock;
-        clock.start();
-        // Engine::removeSource is queued; the id is free once the source has stopped
-        // (each source stops within a second).
-        while (m_engine->sourceIds().contains(original.id) && clock.elapsed() < 3000)
-            QThread::msleep(10);
-        ConnectionSpec updated = spec;
-        updated.watches = original.watches;
-        updated.demo = original.demo && updated.uri == original.uri;
-        if (!bringUp(updated, error)) {
-            QString ignored;
-            bringUp(original, &ignored); // put the old one back
-            return false;
-        }
-        if (!spec.password.isEmpty() && spec.password != original.password)
-            Keychain::writePassword(spec.id, spec.password, this);
-        refreshKnownNamespaces();
+    dialog.setConnection(*original);
+    // The old source stops first (within a second); the session then brings up the
+    // edited one, or puts the old one back and reports through connectionFailed().
+    dialog.setCommitFunction([this, id](const ConnectionSpec& spec, QString*) {
+        m_session->replaceConnection(id, spec);
         return true;
     });
     dialog.exec();
 }
 
-void MainWindow::removeConnection(const QString& id) {
-    m_engine->removeSource(id);
-    m_connections.erase(std::remove_if(m_connections.begin(), m_connections.end(),
-                                       [&](const ConnectionSpec& c) { return c.id == id; }),
-                        m_connections.end());
-    m_connectionsDock->removeConnection(id);
-    m_healthDock->removeSource(id);
-    if (id == QLatin1String("demo") && m_demo) {
-        m_demo->requestStop();
-        m_demo.reset();
-    }
-    refreshKnownNamespaces();
-}
-
 void MainWindow::setWatched(const QString& id, const Namespace& ns, bool watch) {
-    auto it = std::find_if(m_connections.begin(), m_connections.end(),
-                           [&](const ConnectionSpec& c) { return c.id == id; });
-    if (it == m_connections.end())
-        return;
-    if (watch) {
-        if (!it->watches.contains(ns))
-            it->watches.append(ns);
-        WatchOptions options;
-        options.captureMode = it->captureMode;
-        m_engine->watch(id, ns, options);
-    } else {
-        it->watches.removeAll(ns);
-        m_engine->unwatch(id, ns);
-    }
+    if (watch)
+        m_session->watch(id, ns);
+    else
+        m_session->unwatch(id, ns);
     refreshKnownNamespaces();
 }
 
 void MainWindow::newSubscription() {
     Subscription s;
-    const int n = int(m_engine->subscriptions().size()) + 1;
+    const int n = int(m_session->subscriptions().size()) + 1;
     s.name = tr("Subscription %1").arg(n);
-    s = m_engine->addSubscription(s);
+    s = m_session->addSubscription(s);
     refreshSubscriptions();
     m_feedDock->setCurrentSubscription(s.id);
     m_filtersDock->setCurrentSubscription(s.id);
@@ -632,7 +443,7 @@ void MainWindow::newSubscription() {
 }
 
 void MainWindow::applySubscription(const Subscription& subscription) {
-    m_engine->addSubscription(subscription);
+    m_session->addSubscription(subscription);
     refreshSubscriptions();
     if (ChangeFeedModel* model = m_feedDock->model(subscription.id))
         model->clear(); // the rows shown so far were chosen by the old filter
@@ -640,19 +451,19 @@ void MainWindow::applySubscription(const Subscription& subscription) {
 }
 
 void MainWindow::deleteSubscription(const QString& id) {
-    const auto s = m_engine->subscription(id);
+    const auto s = m_session->subscription(id);
     if (!s)
         return;
     if (QMessageBox::question(this, tr("Delete Subscription"),
                               tr("Delete “%1”? SSE clients of it will be disconnected.").arg(s->name)) !=
         QMessageBox::Yes)
         return;
-    m_engine->removeSubscription(id);
+    m_session->removeSubscription(id);
     refreshSubscriptions();
 }
 
 void MainWindow::refreshSubscriptions() {
-    const SubscriptionList all = m_engine->subscriptions();
+    const SubscriptionList all = m_session->subscriptions();
     SubscriptionList shown;
     for (const Subscription& s : all)
         if (s.persistent)
@@ -661,22 +472,43 @@ void MainWindow::refreshSubscriptions() {
     m_filtersDock->setSubscriptions(shown);
     const QString current = m_feedDock->currentSubscriptionId();
     m_filtersDock->setCurrentSubscription(current);
-    const auto s = m_engine->subscription(current);
+    const auto s = m_session->subscription(current);
     m_sseDock->setCurrentSubscription(current, s ? s->name : current);
 }
 
 void MainWindow::refreshKnownNamespaces() {
     QList<SourceNamespace> known;
-    for (const ConnectionSpec& c : std::as_const(m_connections))
+    for (const ConnectionSpec& c : m_session->connections())
         for (const Namespace& ns : c.watches)
             known.append(SourceNamespace{c.id, ns});
     m_filtersDock->setKnownNamespaces(known);
 }
 
+void MainWindow::onConnectionAdded(const ConnectionSpec& spec) {
+    m_connectionsDock->addConnection(spec);
+    // One still waiting for its password has nothing to show yet.
+    if (!spec.hasPassword || !spec.password.isEmpty())
+        m_connectionsDock->expandConnection(spec.id);
+    m_healthDock->addSource(spec.id);
+    refreshKnownNamespaces();
+    updateStatusBar();
+}
+
+void MainWindow::onConnectionRemoved(const QString& id) {
+    m_connectionsDock->removeConnection(id);
+    m_healthDock->removeSource(id);
+    refreshKnownNamespaces();
+    updateStatusBar();
+}
+
+void MainWindow::onConnectionFailed(const QString& id, const QString& error) {
+    m_healthDock->setLastError(id, error);
+    statusBar()->showMessage(tr("%1: %2").arg(id, error), 10000);
+}
+
 void MainWindow::onCommitted(const CommittedBatch& batch) {
     m_feedDock->dispatch(batch);
     m_healthDock->recordBatch(batch);
-    m_eventsThisSecond += batch.events.size();
     m_recent.append(batch.events);
     if (m_recent.size() > 2 * kRecentEvents)
         m_recent.remove(0, m_recent.size() - kRecentEvents);
@@ -688,18 +520,9 @@ void MainWindow::onSourceStatus(const QString& id, const SourceStatus& status) {
     updateStatusBar();
 }
 
-void MainWindow::onNamespacesListed(const QString& id, const QString& db,
-                                    const QList<NamespaceInfo>& namespaces, const QString& error) {
-    m_connectionsDock->setNamespaces(id, db, namespaces, error);
-}
-
 void MainWindow::onWatchFailed(const QString& id, const Namespace& ns, const QString& error) {
     m_healthDock->setLastError(id, error);
     m_connectionsDock->setWatched(id, ns, false);
-    auto it = std::find_if(m_connections.begin(), m_connections.end(),
-                           [&](const ConnectionSpec& c) { return c.id == id; });
-    if (it != m_connections.end())
-        it->watches.removeAll(ns);
     statusBar()->showMessage(tr("Cannot watch %1 on %2: %3").arg(ns.toString(), id, error), 10000);
 }
 
@@ -713,26 +536,16 @@ void MainWindow::onJournalFailed(const QString& error) {
 }
 
 void MainWindow::updateStatusBar() {
-    if (!m_statusSources)
+    if (!m_statusBar)
         return;
-    const QHash<QString, SourceStatus> statuses = m_engine->sourceStatuses();
-    QStringList parts;
-    for (const ConnectionSpec& c : std::as_const(m_connections))
-        parts.append(QStringLiteral("%1: %2").arg(c.id, statuses.value(c.id).stateName()));
-    m_statusSources->setText(parts.isEmpty() ? tr("No connections — Connection → Add Connection…")
-                                             : parts.join(QStringLiteral("   ")));
+    m_statusBar->refresh();
+    const Engine* engine = m_session->engine();
     const QLocale locale;
-    m_statusRate->setText(tr("%1 events/s").arg(locale.toString(m_eventsLastSecond)));
-    m_statusSeq->setText(tr("journal seq %1").arg(locale.toString(m_engine->lastCommittedSeq())));
-    m_statusSeq->setToolTip(QDir::toNativeSeparators(m_engine->journalPath()));
-    const bool serving = m_sseDock && m_sseDock->isRunning();
-    m_statusSse->setText(serving ? tr("SSE %1").arg(m_sseDock->server()->baseUrl().toString())
-                                 : tr("SSE off"));
     if (m_journalError.isEmpty())
         m_healthDock->setSummary(tr("Journal %1 · last seq %2 · %3 events committed this session")
-                                     .arg(QDir::toNativeSeparators(m_engine->journalPath()),
-                                          locale.toString(m_engine->lastCommittedSeq()),
-                                          locale.toString(m_engine->eventsCommitted())));
+                                     .arg(QDir::toNativeSeparators(engine->journalPath()),
+                                          locale.toString(engine->lastCommittedSeq()),
+                                          locale.toString(engine->eventsCommitted())));
     QString title = QStringLiteral("Tidewatch");
     if (!m_workspacePath.isEmpty())
         title = QFileInfo(m_workspacePath).completeBaseName() + QStringLiteral(" — Tidewatch");
@@ -746,74 +559,13 @@ void MainWindow::exportEvents(bool selectedOnly) {
     if (!view)
         return;
     const ChangeEventList events = selectedOnly ? view->selectedEvents() : view->model()->events();
-    if (events.isEmpty()) {
-        QMessageBox::information(this, tr("Export"),
-                                 selectedOnly ? tr("Select rows in the feed first.")
-                                              : tr("The feed is empty."));
-        return;
-    }
-    QString selectedFilter;
-    QString path =
-        QFileDialog::getSaveFileName(this, tr("Export %1 Events").arg(events.size()),
-                                     QDir::home().filePath(QStringLiteral("tidewatch-export.ndjson")),
-                                     tr("NDJSON (*.ndjson *.jsonl);;CSV (*.csv)"), &selectedFilter);
-    if (path.isEmpty())
-        return;
-    if (selectedFilter.startsWith(QLatin1String("CSV")) && QFileInfo(path).suffix().isEmpty())
-        path += QStringLiteral(".csv");
-    const FeedExporter::Format format = FeedExporter::formatForPath(path);
-
-    auto progress = std::make_shared<std::atomic<qint64>>(0);
-    auto cancel = std::make_shared<std::atomic<bool>>(false);
-    auto error = std::make_shared<QString>();
-    auto ok = std::make_shared<bool>(false);
-    // The worker owns the file from open to commit; the GUI only polls `progress`.
-    QThread* worker = QThread::create([=] {
-        QSaveFile file(path);
-        if (!file.open(QIODevice::WriteOnly)) {
-            *error = file.errorString();
-            return;
-        }
-        *ok = FeedExporter::write(events, format, &file, progress.get(), cancel.get(), error.get()) &&
-              file.commit();
-        if (!*ok && error->isEmpty())
-            *error = file.errorString();
-    });
-    auto* dialog = new QProgressDialog(tr("Exporting %1 events…").arg(events.size()), tr("Cancel"), 0,
-                                       int(events.size()), this);
-    dialog->setWindowModality(Qt::WindowModal);
-    dialog->setMinimumDuration(300); // short exports finish without a flash of a dialog
-    auto* poll = new QTimer(dialog);
-    connect(poll, &QTimer::timeout, dialog, [dialog, progress] { dialog->setValue(int(progress->load())); });
-    connect(dialog, &QProgressDialog::canceled, dialog, [cancel] { cancel->store(true); });
-    connect(worker, &QThread::finished, this, [=, this] {
-        poll->stop();
-        dialog->deleteLater();
-        worker->deleteLater();
-        if (*ok)
-            statusBar()->showMessage(tr("Exported %1 events to %2").arg(events.size()).arg(path), 6000);
-        else if (!cancel->load())
-            QMessageBox::warning(this, tr("Export"), tr("Export to %1 failed: %2").arg(path, *error));
-    });
-    poll->start(100);
-    worker->start();
+    FeedExportDialog::run(events, selectedOnly, this,
+                          [this](const QString& message) { statusBar()->showMessage(message, 6000); });
 }
 
 void MainWindow::selectRecentEvent() {
-    FeedView* view = m_feedDock->currentFeed();
-    if (!view || view->model()->rowCount() == 0)
-        return;
-    ChangeFeedModel* model = view->model();
-    int row = model->rowCount() - 1;
-    for (int r = model->rowCount() - 1; r >= std::max(0, model->rowCount() - 200); --r) {
-        if (model->eventAt(r).operation() == Operation::Update) {
-            row = r;
-            break;
-        }
-    }
-    const QModelIndex index = view->view()->model()->index(row, 0);
-    view->view()->setCurrentIndex(index);
-    view->view()->scrollTo(index);
+    if (FeedView* view = m_feedDock->currentFeed())
+        view->selectRecentEvent();
 }
 
 void MainWindow::closeEvent(QCloseEvent* event) {
@@ -831,7 +583,7 @@ void MainWindow::closeEvent(QCloseEvent* event) {
 void MainWindow::changeEvent(QEvent* event) {
     if (event->type() == QEvent::PaletteChange && m_feedDock) {
         // Light/dark switch of the system: operation colours are picked per palette.
-        for (const Subscription& s : m_engine->subscriptions())
+        for (const Subscription& s : m_session->subscriptions())
             if (ChangeFeedModel* model = m_feedDock->model(s.id))
                 model->setPalette(palette());
     }

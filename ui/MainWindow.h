@@ -1,6 +1,7 @@
 #pragma once
 
-#include "app/CommandLine.h"
+#include "CommandLine.h"
+#include "engine/Engine.h"
 #include "model/ChangeBatch.h"
 #include "sources/Source.h"
 #include "Workspace.h"
@@ -8,13 +9,9 @@
 #include <memory>
 #include <QHash>
 #include <QMainWindow>
-#include <QTimer>
-
-class QLabel;
 
 namespace tw {
-class DemoWriter;
-class Engine;
+class AppSession;
 } // namespace tw
 
 namespace tw::ui {
@@ -24,23 +21,26 @@ class EventDetailDock;
 class FiltersDock;
 class HealthDock;
 class LiveFeedDock;
+class SessionStatusBar;
 class SseDock;
 
-// The desktop application: docks around the engine. It owns the Engine (its own
-// thread), the demo writer when the demo runs, and the workspace (connections,
-// watches, subscriptions, layout). Engine signals reach it queued; the docks only
-// display and ask, this class acts.
+// The desktop front end: docks, actions and layout around one application session,
+// which it owns (the session owns the engine, the SSE server and the demo writer).
+// The docks only display and ask; this class asks the session and shows what its
+// signals say.
 class MainWindow : public QMainWindow {
     Q_OBJECT
 public:
     explicit MainWindow(const AppOptions& options, QWidget* parent = nullptr);
-    ~MainWindow() override; // stops the demo writer and the engine (journal checkpointed)
+    ~MainWindow() override; // stops the session (journal checkpointed)
 
     // Opens the journal and the workspace (--workspace, else the last one, else the
-    // demo). On failure returns false with a message; nothing is started then.
-    bool start(QString* error);
+    // demo). On failure returns false with a message and, when the journal is what
+    // failed, `code`; nothing is started then.
+    bool start(QString* error, Engine::StartError* code = nullptr);
 
-    Engine* engine() const { return m_engine.get(); }
+    AppSession* session() const { return m_session.get(); }
+    Engine* engine() const; // the session's
     LiveFeedDock* liveFeed() const { return m_feedDock; }
     FiltersDock* filters() const { return m_filtersDock; }
     EventDetailDock* eventDetail() const { return m_detailDock; }
@@ -74,12 +74,8 @@ private:
     void applyDefaultLayout();
     void sizeDefaultDocks();
     void applyWorkspace(const Workspace& workspace, bool restoreLayout);
-    void removeAllConnections();
-    Workspace demoWorkspace() const;
-    bool bringUp(ConnectionSpec spec, QString* error);
     void addConnection();
     void editConnection(const QString& id);
-    void removeConnection(const QString& id);
     void setWatched(const QString& id, const Namespace& ns, bool watch);
     void newSubscription();
     void applySubscription(const Subscription& subscription);
@@ -89,24 +85,20 @@ private:
     void exportEvents(bool selectedOnly);
     void updateStatusBar();
 
+    void onConnectionAdded(const tw::ConnectionSpec& spec);
+    void onConnectionRemoved(const QString& id);
+    void onConnectionFailed(const QString& id, const QString& error);
     void onCommitted(const tw::CommittedBatch& batch);
     void onSourceStatus(const QString& id, const tw::SourceStatus& status);
-    void onNamespacesListed(const QString& id, const QString& db, const QList<tw::NamespaceInfo>& namespaces,
-                            const QString& error);
     void onWatchFailed(const QString& id, const tw::Namespace& ns, const QString& error);
     void onJournalFailed(const QString& error);
 
     AppOptions m_options;
-    std::unique_ptr<Engine> m_engine;
-    std::unique_ptr<DemoWriter> m_demo;
-    QList<ConnectionSpec> m_connections;
+    std::unique_ptr<AppSession> m_session;
     QString m_workspacePath;
     QByteArray m_defaultState; // saved before the user's layout is restored: Reset Layout
     ChangeEventList m_recent;
-    qint64 m_eventsThisSecond = 0;
-    qint64 m_eventsLastSecond = 0;
     QString m_journalError;
-    QTimer m_statusTimer;
     bool m_shownOnce = false;
     bool m_userLayoutRestored = false;
 
@@ -116,10 +108,7 @@ private:
     EventDetailDock* m_detailDock = nullptr;
     HealthDock* m_healthDock = nullptr;
     SseDock* m_sseDock = nullptr;
-    QLabel* m_statusSources = nullptr;
-    QLabel* m_statusRate = nullptr;
-    QLabel* m_statusSeq = nullptr;
-    QLabel* m_statusSse = nullptr;
+    SessionStatusBar* m_statusBar = nullptr;
     QAction* m_pauseAction = nullptr;
     QMenu* m_viewMenu = nullptr;
 };

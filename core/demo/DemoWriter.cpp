@@ -1,12 +1,13 @@
 #include "DemoWriter.h"
 
+#include "config/DataDir.h"
+
 #include <chrono>
 #include <QDateTime>
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
 #include <QRandomGenerator>
-#include <QStandardPaths>
 
 #include <sqlite3.h>
 
@@ -110,10 +111,7 @@ DemoWriter::~DemoWriter() {
 }
 
 QString DemoWriter::defaultPath() {
-    const QByteArray override = qgetenv("TIDEWATCH_DATA_DIR");
-    const QString dir = override.isEmpty() ? QStandardPaths::writableLocation(QStandardPaths::AppDataLocation)
-                                           : QString::fromLocal8Bit(override);
-    return QDir(dir).filePath(QStringLiteral("demo.sqlite"));
+    return QDir(defaultDataDir()).filePath(QStringLiteral("demo.sqlite"));
 }
 
 bool DemoWriter::ensureDatabase(const QString& path, QString* error) {

@@ -21,7 +21,7 @@ public:
 
     // Creates the file and its tables with a few hundred seed rows if absent.
     static bool ensureDatabase(const QString& path, QString* error = nullptr);
-    static QString defaultPath(); // <AppDataLocation>/demo.sqlite
+    static QString defaultPath(); // <data dir>/demo.sqlite
 
     // Changes per second (default 20). Takes effect at once.
     void setRate(double changesPerSecond) { m_rate.store(changesPerSecond); }

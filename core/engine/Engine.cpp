@@ -40,7 +40,9 @@ Engine::~Engine() {
     stop();
 }
 
-bool Engine::start(QString* error) {
+bool Engine::start(QString* error, StartError* code) {
+    if (code)
+        *code = StartError::None;
     if (m_thread.isRunning())
         return true;
     // One writer per journal: two engines appending to one file would interleave
@@ -50,10 +52,12 @@ bool Engine::start(QString* error) {
     m_lock = std::make_unique<QLockFile>(m_options.journalPath + QStringLiteral(".lock"));
     m_lock->setStaleLockTime(0);
     if (!m_lock->tryLock(100)) {
+        qint64 pid = 0;
+        QString host, app;
+        const bool inUse =
+            m_lock->error() == QLockFile::LockFailedError && m_lock->getLockInfo(&pid, &host, &app);
         if (error) {
-            qint64 pid = 0;
-            QString host, app;
-            if (m_lock->error() == QLockFile::LockFailedError && m_lock->getLockInfo(&pid, &host, &app))
+            if (inUse)
                 *error =
                     QStringLiteral("The journal %1 is in use by another Tidewatch (process %2). Close it, or "
                                    "pass --journal FILE to use another journal.")
@@ -65,10 +69,30 @@ bool Engine::start(QString* error) {
                                    "pass --journal FILE to put the journal elsewhere.")
                         .arg(m_options.journalPath);
         }
+        if (code)
+            *code = inUse ? StartError::JournalInUse : StartError::LockUnavailable;
         m_lock.reset();
         return false;
     }
     if (!m_journal.open(m_options.journalPath, error)) {
+        if (code) {
+            switch (m_journal.lastError()) {
+            case Journal::Error::NotAJournal:
+                *code = StartError::NotAJournal;
+                break;
+            case Journal::Error::Corrupt:
+                *code = StartError::Corrupt;
+                break;
+            case Journal::Error::NewerVersion:
+                *code = StartError::NewerVersion;
+                break;
+            case Journal::Error::None:
+            case Journal::Error::CannotOpen:
+            case Journal::Error::Io:
+                *code = StartError::JournalUnreadable;
+                break;
+            }
+        }
         m_lock.reset();
         return false;
     }
@@ -224,12 +248,16 @@ void Engine::removeSource(const QString& id) {
             SourceEntry entry;
             {
                 QMutexLocker lock(&m_mutex);
-                if (!m_sources.contains(id))
+                if (!m_sources.contains(id)) {
+                    lock.unlock();
+                    Q_EMIT sourceRemoved(id); // free already: a waiter need not wait
                     return;
+                }
                 entry = m_sources.take(id);
             }
             m_watches.remove(id);
             stopSources({entry});
+            Q_EMIT sourceRemoved(id);
         },
         Qt::QueuedConnection);
 }

@@ -37,12 +37,24 @@ public:
         int pruneIntervalMs = 60 * 1000;
     };
 
+    // Why start() failed, for the caller to decide on (offer to move the journal
+    // aside, or not) without reading the message.
+    enum class StartError {
+        None,
+        JournalInUse,      // another Tidewatch holds the journal's lock: moving aside would not help
+        LockUnavailable,   // the lock file cannot be created (folder missing or read-only)
+        JournalUnreadable, // Journal::Error::CannotOpen or Io
+        NotAJournal,
+        Corrupt,
+        NewerVersion,
+    };
+
     explicit Engine(const Options& options);
     ~Engine() override; // stops if still running
 
     // Opens the journal (on the calling thread, so errors come back at once), loads
     // the stored subscriptions and starts the engine thread.
-    bool start(QString* error = nullptr);
+    bool start(QString* error = nullptr, StartError* code = nullptr);
     // Stops every source (each returns within a second), commits what they handed
     // over, checkpoints the journal and joins the thread. Blocks the caller.
     void stop();
@@ -84,6 +96,9 @@ Q_SIGNALS:
     // Emitted on the engine thread after each group commit.
     void committed(const tw::CommittedBatch& batch);
     void sourceStatusChanged(const QString& sourceId, const tw::SourceStatus& status);
+    // removeSource(id) has taken effect: the source's thread has finished (or there was
+    // no such source) and addSource() may use the id again.
+    void sourceRemoved(const QString& sourceId);
     void namespacesListed(const QString& sourceId, const QString& db,
                           const QList<tw::NamespaceInfo>& namespaces, const QString& error);
     void watchFailed(const QString& sourceId, const tw::Namespace& ns, const QString& error);

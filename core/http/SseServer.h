@@ -89,9 +89,4 @@ private:
     std::shared_ptr<SseShared> m_shared;
 };
 
-// The SSE bearer token: TIDEWATCH_TOKEN when set; otherwise from QtKeychain when
-// available, else from Settings (Key::SseToken); generated (32 random bytes,
-// base64url) on first use. `where` says where it came from, for the headless log.
-QString loadOrCreateToken(QString* where = nullptr);
-
 } // namespace tw

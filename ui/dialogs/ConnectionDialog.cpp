@@ -1,6 +1,6 @@
 #include "ConnectionDialog.h"
 
-#include "app/CommandLine.h"
+#include "CommandLine.h"
 #include "sources/Source.h"
 
 #include <QCheckBox>

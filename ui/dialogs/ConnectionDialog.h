@@ -18,7 +18,7 @@ namespace tw::ui {
 // and its URI, plus a password field kept apart from the URI so it can go to the
 // keychain. Obviously bad input (empty, unknown scheme, missing SQLite file) is
 // refused here with a message; what only the source can judge comes back from the
-// commit callback (Engine::addSource's error) and is shown in the same place.
+// commit callback (AppSession::addConnection's error) and is shown in the same place.
 class ConnectionDialog : public QDialog {
     Q_OBJECT
 public:

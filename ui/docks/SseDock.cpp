@@ -1,6 +1,7 @@
 #include "SseDock.h"
 
-#include "app/Settings.h"
+#include "AppSession.h"
+#include "config/Settings.h"
 #include "engine/Engine.h"
 #include "http/SseServer.h"
 #include "widgets/Icons.h"
@@ -22,10 +23,9 @@
 
 namespace tw::ui {
 
-SseDock::SseDock(Engine* engine, QWidget* parent)
+SseDock::SseDock(AppSession* session, QWidget* parent)
     : QDockWidget(tr("SSE Server"), parent)
-    , m_engine(engine)
-    , m_server(new SseServer(engine, this)) {
+    , m_session(session) {
     setObjectName(QStringLiteral("SseDock"));
     auto* body = new QWidget(this);
     auto* columns = new QHBoxLayout(body);
@@ -103,17 +103,14 @@ SseDock::SseDock(Engine* engine, QWidget* parent)
     Settings settings;
     m_address->setCurrentText(settings.stringValue(Settings::Key::SseAddress));
     m_port->setValue(settings.intValue(Settings::Key::SsePort));
-    m_token->setText(loadOrCreateToken());
 
     connect(m_toggle, &QPushButton::clicked, this, [this] {
         if (isRunning()) {
             stopServer();
         } else {
             QString error;
-            if (!startServer(&error)) {
-                m_error->setText(error);
-                m_error->show();
-            }
+            if (!startServer(&error))
+                showError(error);
         }
     });
     connect(m_reveal, &QToolButton::toggled, this, [this](bool on) {
@@ -124,50 +121,48 @@ SseDock::SseDock(Engine* engine, QWidget* parent)
             [this] { QApplication::clipboard()->setText(m_token->text()); });
     connect(m_curl, &QPushButton::clicked, this,
             [this] { QApplication::clipboard()->setText(curlCommand()); });
-    connect(m_server, &SseServer::clientsChanged, this, &SseDock::refreshClients);
-    connect(m_server, &SseServer::started, this, &SseDock::updateState);
-    connect(m_server, &SseServer::stopped, this, &SseDock::updateState);
+    connect(m_session, &AppSession::sseClientsChanged, this, &SseDock::refreshClients);
+    connect(m_session, &AppSession::sseStarted, this, [this] {
+        // Persisted once it serves, so a failed start leaves the settings as they were.
+        Settings settings;
+        settings.setValue(Settings::Key::SseEnabled, true);
+        settings.setValue(Settings::Key::SseAddress, m_address->currentText().trimmed());
+        settings.setValue(Settings::Key::SsePort, m_port->value());
+        m_error->hide();
+        updateState();
+    });
+    connect(m_session, &AppSession::sseStopped, this, &SseDock::updateState);
+    connect(m_session, &AppSession::sseFailed, this, &SseDock::showError);
+    connect(m_session, &AppSession::sseTokenLoaded, m_token, &QLineEdit::setText);
     m_refresh.setInterval(1000);
     connect(&m_refresh, &QTimer::timeout, this, &SseDock::refreshClients);
+    // Shown once it is there; from the keychain that takes a moment.
+    m_token->setText(m_session->sseToken());
+    m_session->loadSseToken();
     updateState();
 }
 
-SseDock::~SseDock() {
-    m_server->stop();
+SseServer* SseDock::server() const {
+    return m_session->sseServer();
 }
 
 bool SseDock::isRunning() const {
-    return m_server->isRunning();
+    return m_session->isSseRunning();
 }
 
 bool SseDock::startServer(QString* error) {
-    SseServer::Options options;
-    const QString address = m_address->currentText().trimmed();
-    if (!options.address.setAddress(address)) {
-        if (error)
-            *error = tr("\"%1\" is not an IP address.").arg(address);
-        return false;
-    }
-    options.port = quint16(m_port->value());
-    options.token = m_token->text();
-    Settings settings;
-    options.corsOrigins = settings.value(Settings::Key::SseCorsOrigins).toStringList();
-    options.maxPendingBytes = settings.int64Value(Settings::Key::SseMaxPendingBytes);
-    options.keepAliveMs = settings.intValue(Settings::Key::SseKeepAliveMs);
-    if (!m_server->start(options, error))
-        return false;
-    settings.setValue(Settings::Key::SseEnabled, true);
-    settings.setValue(Settings::Key::SseAddress, address);
-    settings.setValue(Settings::Key::SsePort, m_port->value());
-    m_error->hide();
-    updateState();
-    return true;
+    return m_session->startSse(m_address->currentText().trimmed(), quint16(m_port->value()), error);
 }
 
 void SseDock::stopServer() {
-    m_server->stop();
+    m_session->stopSse();
     Settings().setValue(Settings::Key::SseEnabled, false);
     updateState();
+}
+
+void SseDock::showError(const QString& message) {
+    m_error->setText(message);
+    m_error->show();
 }
 
 void SseDock::setCurrentSubscription(const QString& id, const QString& name) {
@@ -177,14 +172,14 @@ void SseDock::setCurrentSubscription(const QString& id, const QString& name) {
 }
 
 QString SseDock::curlCommand() const {
-    return m_server->curlCommand(m_subscriptionId);
+    return server()->curlCommand(m_subscriptionId);
 }
 
 void SseDock::updateState() {
     const bool running = isRunning();
-    const QUrl url = m_server->baseUrl();
+    const QUrl url = server()->baseUrl();
     m_state->setText(running ? tr("<span style='color:#2da44e'>●</span> <b>Serving</b> %1 client(s)")
-                                   .arg(m_server->clients().size())
+                                   .arg(server()->clients().size())
                              : tr("<span style='color:gray'>○</span> <b>Stopped</b>"));
     m_toggle->setText(running ? tr("Stop") : tr("Start"));
     m_address->setEnabled(!running);
@@ -210,8 +205,8 @@ void SseDock::updateState() {
 }
 
 void SseDock::refreshClients() {
-    const QList<SseServer::ClientInfo> clients = m_server->clients();
-    const qint64 head = m_engine->lastCommittedSeq();
+    const QList<SseServer::ClientInfo> clients = server()->clients();
+    const qint64 head = m_session->engine()->lastCommittedSeq();
     const QLocale locale;
     m_clients->clear();
     for (const SseServer::ClientInfo& c : clients) {

@@ -12,7 +12,7 @@ class QToolButton;
 class QTreeWidget;
 
 namespace tw {
-class Engine;
+class AppSession;
 class SseServer;
 } // namespace tw
 
@@ -21,16 +21,19 @@ namespace tw::ui {
 // The SSE Server: on/off, address and port, the bearer token (hidden until revealed,
 // copyable), connected clients with their subscription and how far behind they are,
 // and "Copy curl command" for the subscription selected in the Live Feed. Settings
-// (enabled, address, port) persist through tw::Settings.
+// (enabled, address, port) persist through tw::Settings. The server is the
+// session's: the dock only shows it and asks the session to start or stop it.
 class SseDock : public QDockWidget {
     Q_OBJECT
 public:
-    // `engine` is not owned and must outlive the dock; the server is a child of the dock.
-    explicit SseDock(Engine* engine, QWidget* parent = nullptr);
-    ~SseDock() override;
+    // `session` is not owned and must outlive the dock.
+    explicit SseDock(AppSession* session, QWidget* parent = nullptr);
 
-    SseServer* server() const { return m_server; }
+    SseServer* server() const;
     bool isRunning() const;
+    // Asks the session to serve on the address and port shown; the settings follow
+    // once it serves. The token may still be on its way from the keychain: the
+    // server then starts when it arrives.
     bool startServer(QString* error = nullptr);
     void stopServer();
     void setCurrentSubscription(const QString& id, const QString& name);
@@ -42,9 +45,9 @@ Q_SIGNALS:
 private:
     void updateState();
     void refreshClients();
+    void showError(const QString& message);
 
-    Engine* m_engine;              // not owned
-    SseServer* m_server = nullptr; // child
+    AppSession* m_session; // not owned
     QString m_subscriptionId;
     QString m_subscriptionName;
     QTimer m_refresh;

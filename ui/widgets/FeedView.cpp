@@ -189,4 +189,19 @@ void FeedView::updateStatusLine() {
                                    .arg(locale.toString(m_model->pendingCount())));
 }
 
+void FeedView::selectRecentEvent() {
+    if (m_model->rowCount() == 0)
+        return;
+    int row = m_model->rowCount() - 1;
+    for (int r = m_model->rowCount() - 1; r >= std::max(0, m_model->rowCount() - 200); --r) {
+        if (m_model->eventAt(r).operation() == Operation::Update) {
+            row = r;
+            break;
+        }
+    }
+    const QModelIndex index = m_view->model()->index(row, 0);
+    m_view->setCurrentIndex(index);
+    m_view->scrollTo(index);
+}
+
 } // namespace tw::ui

@@ -33,6 +33,9 @@ public:
     ChangeEvent currentEvent() const;
     ChangeEventList selectedEvents() const; // in row order
     bool isFollowingTail() const { return m_follow; }
+    // Selects the newest row, or the newest update among the last 200 rows when there
+    // is one, so a screenshot shows the detail dock in use.
+    void selectRecentEvent();
 
 Q_SIGNALS:
     void currentEventChanged(const tw::ChangeEvent& event);

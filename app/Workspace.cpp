@@ -1,6 +1,6 @@
 #include "Workspace.h"
 
-#include "app/CommandLine.h"
+#include "config/DataDir.h"
 
 #include <QDir>
 #include <QFileInfo>
@@ -11,7 +11,7 @@
 #include <QSaveFile>
 #include <QUrl>
 
-namespace tw::ui {
+namespace tw {
 
 namespace {
 
@@ -194,4 +194,4 @@ bool Workspace::load(const QString& path, Workspace* out, QString* error) {
     return true;
 }
 
-} // namespace tw::ui
+} // namespace tw

@@ -4,23 +4,11 @@
 #include <QDir>
 #include <QFileInfo>
 #include <QRegularExpression>
-#include <QStandardPaths>
 #include <QUrl>
 
 #include <cstdio>
 
 namespace tw {
-
-QString defaultDataDir() {
-    const QByteArray override = qgetenv("TIDEWATCH_DATA_DIR");
-    if (!override.isEmpty())
-        return QString::fromLocal8Bit(override);
-    return QStandardPaths::writableLocation(QStandardPaths::AppDataLocation);
-}
-
-QString defaultJournalPath() {
-    return QDir(defaultDataDir()).filePath(QStringLiteral("journal.sqlite"));
-}
 
 QString defaultSourceId(const QString& uri) {
     QString base;

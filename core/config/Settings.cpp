@@ -1,6 +1,6 @@
 #include "Settings.h"
 
-#include "app/CommandLine.h"
+#include "config/DataDir.h"
 
 #include <QDir>
 

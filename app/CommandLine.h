@@ -28,8 +28,6 @@ struct AppOptions {
 // --version prints and sets *exitNow.
 bool parseCommandLine(const QStringList& arguments, AppOptions* options, QString* error, bool* exitNow);
 
-QString defaultDataDir(); // TIDEWATCH_DATA_DIR, or the platform's application data folder
-QString defaultJournalPath();
 QString defaultSourceId(const QString& uri);
 
 } // namespace tw

@@ -7,7 +7,7 @@
 #include <QList>
 #include <QString>
 
-namespace tw::ui {
+namespace tw {
 
 // A connection as the workspace stores it. `uri` never carries the password: that
 // lives in the system keychain (or only in memory when there is none).
@@ -16,7 +16,7 @@ struct ConnectionSpec {
     QString uri;      // password removed
     QString password; // in memory only; never serialised
     bool hasPassword = false;
-    bool demo = false; // the built-in demo: the GUI also runs its writer
+    bool demo = false; // the built-in demo: the session also runs its writer
     bool captureMode = false;
     QList<Namespace> watches;
 
@@ -50,4 +50,4 @@ struct Workspace {
     static QString defaultPath(); // <data dir>/workspace.json
 };
 
-} // namespace tw::ui
+} // namespace tw

@@ -1,0 +1,391 @@
+#include "AppSession.h"
+
+#include "config/DataDir.h"
+#include "config/Settings.h"
+#include "demo/DemoWriter.h"
+#include "http/SseServer.h"
+#include "Keychain.h"
+#include "SseToken.h"
+
+#include <QCoreApplication>
+
+namespace tw {
+
+AppSession::AppSession(const Options& options, QObject* parent)
+    : QObject(parent)
+    , m_options(options) {
+    if (m_options.journalPath.isEmpty())
+        m_options.journalPath = defaultJournalPath();
+    Engine::Options engineOptions;
+    engineOptions.journalPath = m_options.journalPath;
+    const Settings settings;
+    engineOptions.retention.maxAgeSeconds = settings.int64Value(Settings::Key::RetentionMaxAgeSeconds);
+    engineOptions.retention.maxBytes = settings.int64Value(Settings::Key::RetentionMaxBytes);
+    m_engine = std::make_unique<Engine>(engineOptions);
+    m_sse = new SseServer(m_engine.get(), this);
+
+    // Engine → session: every engine signal is emitted on the engine thread.
+    Engine* engine = m_engine.get();
+    connect(engine, &Engine::committed, this, &AppSession::committed, Qt::QueuedConnection);
+    connect(engine, &Engine::sourceStatusChanged, this, &AppSession::sourceStatusChanged,
+            Qt::QueuedConnection);
+    connect(engine, &Engine::namespacesListed, this, &AppSession::namespacesListed, Qt::QueuedConnection);
+    connect(engine, &Engine::watchReady, this, &AppSession::watchReady, Qt::QueuedConnection);
+    connect(engine, &Engine::watchFailed, this, &AppSession::onWatchFailed, Qt::QueuedConnection);
+    connect(engine, &Engine::journalFailed, this, &AppSession::journalFailed, Qt::QueuedConnection);
+    connect(engine, &Engine::subscriptionsChanged, this, &AppSession::subscriptionsChanged,
+            Qt::QueuedConnection);
+    connect(engine, &Engine::sourceRemoved, this, &AppSession::onSourceRemoved, Qt::QueuedConnection);
+
+    connect(m_sse, &SseServer::started, this, &AppSession::sseStarted);
+    connect(m_sse, &SseServer::stopped, this, &AppSession::sseStopped);
+    connect(m_sse, &SseServer::clientsChanged, this, &AppSession::sseClientsChanged);
+}
+
+AppSession::~AppSession() {
+    stop();
+}
+
+bool AppSession::moveJournalAside(QString* movedTo, QString* error) {
+    return Journal::moveAside(m_options.journalPath, movedTo, error);
+}
+
+bool AppSession::start(QString* error, Engine::StartError* code) {
+    return m_engine->start(error, code);
+}
+
+void AppSession::stop() {
+    m_ssePending = false;
+    // Before the engine: the server's thread reads from it until it has stopped.
+    m_sse->stop();
+    stopDemo();
+    if (m_engine->isRunning()) {
+        m_engine->stop();
+        // What the engine committed while stopping is on its way to us as queued
+        // calls: deliver it now, so a front end has every committed event.
+        QCoreApplication::sendPostedEvents(this, QEvent::MetaCall);
+    }
+}
+
+// --- connections ---------------------------------------------------------------------
+
+QList<ConnectionSpec>::iterator AppSession::find(const QString& id) {
+    return std::find_if(m_connections.begin(), m_connections.end(),
+                        [&](const ConnectionSpec& c) { return c.id == id; });
+}
+
+std::optional<ConnectionSpec> AppSession::connection(const QString& id) const {
+    for (const ConnectionSpec& c : m_connections)
+        if (c.id == id)
+            return c;
+    return std::nullopt;
+}
+
+bool AppSession::addConnection(const ConnectionSpec& spec, QString* error) {
+    if (m_removing.contains(spec.id)) {
+        m_waitingAdd.insert(spec.id, PendingAdd{spec, true, std::nullopt});
+        return true;
+    }
+    return bringUp(spec, true, error);
+}
+
+bool AppSession::bringUp(const ConnectionSpec& spec, bool storePassword, QString* error) {
+    if (find(spec.id) != m_connections.end()) {
+        if (error)
+            *error = tr("A connection named \"%1\" exists already; pick another name.").arg(spec.id);
+        return false;
+    }
+    if (spec.demo) {
+        const QString path = spec.uri.mid(7);
+        if (!DemoWriter::ensureDatabase(path, error))
+            return false;
+    }
+    // A stored password comes from the keychain first; the source starts when it is there.
+    if (spec.hasPassword && spec.password.isEmpty()) {
+        m_connections.append(spec);
+        Q_EMIT connectionAdded(spec);
+        SourceStatus waiting;
+        waiting.state = SourceStatus::State::Connecting;
+        waiting.reason = tr("Reading the password from the keychain…");
+        Q_EMIT sourceStatusChanged(spec.id, waiting);
+        Keychain::read(
+            Keychain::connectionKey(spec.id), this,
+            [this, id = spec.id](Keychain::Status status, const QString& password, const QString& message) {
+                onPasswordRead(id, password,
+                               status == Keychain::Status::Ok
+                                   ? QString()
+                                   : (message.isEmpty() ? tr("not found") : message));
+            });
+        return true;
+    }
+    if (!m_engine->addSource(spec.id, spec.uriWithPassword(), error))
+        return false;
+    watchAll(spec);
+    m_connections.append(spec);
+    Q_EMIT connectionAdded(spec);
+    if (spec.demo && !m_demo)
+        startDemo(spec.uri.mid(7));
+    if (storePassword && !spec.password.isEmpty())
+        Keychain::write(Keychain::connectionKey(spec.id), spec.password, this,
+                        [this, id = spec.id](Keychain::Status status, const QString& message) {
+                            if (status != Keychain::Status::Ok)
+                                Q_EMIT passwordNotStored(id, message);
+                        });
+    return true;
+}
+
+void AppSession::onPasswordRead(const QString& id, const QString& password, const QString& message) {
+    const auto it = find(id);
+    if (it == m_connections.end())
+        return;
+    if (!message.isEmpty()) {
+        SourceStatus failed;
+        failed.state = SourceStatus::State::Error;
+        failed.reason =
+            tr("The password is not in the keychain (%1). Edit the connection to enter it.").arg(message);
+        Q_EMIT sourceStatusChanged(id, failed);
+        return;
+    }
+    it->password = password;
+    QString error;
+    if (!m_engine->addSource(id, it->uriWithPassword(), &error)) {
+        SourceStatus failed;
+        failed.state = SourceStatus::State::Error;
+        failed.reason = error;
+        Q_EMIT sourceStatusChanged(id, failed);
+        return;
+    }
+    watchAll(*it);
+}
+
+void AppSession::watchAll(const ConnectionSpec& spec) {
+    WatchOptions options;
+    options.captureMode = spec.captureMode;
+    for (const Namespace& ns : spec.watches)
+        m_engine->watch(spec.id, ns, options);
+}
+
+void AppSession::removeConnection(const QString& id) {
+    m_waitingAdd.remove(id);
+    const auto it = find(id);
+    if (it == m_connections.end())
+        return;
+    m_connections.erase(it);
+    m_removing.insert(id);
+    m_engine->removeSource(id);
+    if (id == QLatin1String("demo"))
+        stopDemo();
+}
+
+void AppSession::removeAllConnections() {
+    const QList<ConnectionSpec> all = m_connections;
+    for (const ConnectionSpec& spec : all)
+        removeConnection(spec.id);
+}
+
+void AppSession::replaceConnection(const QString& id, const ConnectionSpec& spec) {
+    const std::optional<ConnectionSpec> original = connection(id);
+    if (!original)
+        return;
+    ConnectionSpec updated = spec;
+    updated.watches = original->watches;
+    updated.demo = original->demo && updated.uri == original->uri;
+    const bool newPassword = !spec.password.isEmpty() && spec.password != original->password;
+    removeConnection(id);
+    m_waitingAdd.insert(id, PendingAdd{updated, newPassword, original});
+}
+
+void AppSession::onSourceRemoved(const QString& id) {
+    if (!m_removing.remove(id))
+        return; // not ours to report
+    Q_EMIT connectionRemoved(id);
+    const auto it = m_waitingAdd.find(id);
+    if (it == m_waitingAdd.end())
+        return;
+    const PendingAdd pending = it.value();
+    m_waitingAdd.erase(it);
+    QString error;
+    if (bringUp(pending.spec, pending.storePassword, &error))
+        return;
+    if (pending.fallback) {
+        QString ignored;
+        bringUp(*pending.fallback, false, &ignored); // put the old one back
+    }
+    Q_EMIT connectionFailed(pending.spec.id, error);
+}
+
+void AppSession::watch(const QString& id, const Namespace& ns) {
+    const auto it = find(id);
+    if (it == m_connections.end())
+        return;
+    if (!it->watches.contains(ns))
+        it->watches.append(ns);
+    WatchOptions options;
+    options.captureMode = it->captureMode;
+    m_engine->watch(id, ns, options);
+}
+
+void AppSession::unwatch(const QString& id, const Namespace& ns) {
+    const auto it = find(id);
+    if (it == m_connections.end())
+        return;
+    it->watches.removeAll(ns);
+    m_engine->unwatch(id, ns);
+}
+
+void AppSession::onWatchFailed(const QString& id, const Namespace& ns, const QString& error) {
+    const auto it = find(id);
+    if (it != m_connections.end())
+        it->watches.removeAll(ns);
+    Q_EMIT watchFailed(id, ns, error);
+}
+
+void AppSession::listNamespaces(const QString& id, const QString& db) {
+    m_engine->listNamespaces(id, db);
+}
+
+// --- subscriptions and workspace ---------------------------------------------------------
+
+Subscription AppSession::addSubscription(const Subscription& subscription) {
+    return m_engine->addSubscription(subscription);
+}
+
+bool AppSession::removeSubscription(const QString& id) {
+    return m_engine->removeSubscription(id);
+}
+
+SubscriptionList AppSession::subscriptions() const {
+    return m_engine->subscriptions();
+}
+
+std::optional<Subscription> AppSession::subscription(const QString& id) const {
+    return m_engine->subscription(id);
+}
+
+Workspace AppSession::workspace() const {
+    Workspace w;
+    w.connections = m_connections;
+    for (const Subscription& s : m_engine->subscriptions())
+        if (s.persistent)
+            w.subscriptions.append(s);
+    return w;
+}
+
+void AppSession::applyWorkspace(const Workspace& workspace) {
+    for (const ConnectionSpec& spec : workspace.connections) {
+        QString error;
+        if (!addConnection(spec, &error))
+            Q_EMIT connectionFailed(spec.id, error);
+    }
+    for (const Subscription& s : workspace.subscriptions)
+        m_engine->addSubscription(s);
+}
+
+ConnectionSpec AppSession::demoConnection() {
+    ConnectionSpec demo;
+    demo.id = QStringLiteral("demo");
+    demo.uri = QStringLiteral("sqlite:") + DemoWriter::defaultPath();
+    demo.demo = true;
+    demo.watches = {Namespace{QStringLiteral("main"), QStringLiteral("orders")},
+                    Namespace{QStringLiteral("main"), QStringLiteral("customers")},
+                    Namespace{QStringLiteral("main"), QStringLiteral("notifications")}};
+    return demo;
+}
+
+Workspace AppSession::demoWorkspace() {
+    Workspace w;
+    w.connections.append(demoConnection());
+
+    Subscription all;
+    all.id = QStringLiteral("all");
+    all.name = tr("All changes");
+    w.subscriptions.append(all);
+
+    Subscription paid;
+    paid.id = QStringLiteral("paid-orders");
+    paid.name = tr("Paid orders");
+    paid.namespaces = {
+        SourceNamespace{QStringLiteral("demo"), Namespace{QStringLiteral("main"), QStringLiteral("orders")}}};
+    paid.filter = Filter::compile(R"({"updateDescription.updatedFields.status": "paid"})");
+    w.subscriptions.append(paid);
+    w.currentSubscription = all.id;
+    return w;
+}
+
+// --- SSE -------------------------------------------------------------------------------------
+
+bool AppSession::isSseRunning() const {
+    return m_sse->isRunning();
+}
+
+bool AppSession::startSse(const QString& address, quint16 port, QString* error) {
+    QHostAddress host;
+    if (!host.setAddress(address)) {
+        if (error)
+            *error = tr("\"%1\" is not an IP address (use e.g. 127.0.0.1 or 0.0.0.0).").arg(address);
+        return false;
+    }
+    m_sseAddress = host;
+    m_ssePort = port;
+    loadSseToken();
+    if (!m_tokenLoaded) {
+        m_ssePending = true; // started by the token's arrival
+        return true;
+    }
+    return startSseNow(error);
+}
+
+bool AppSession::startSseNow(QString* error) {
+    m_ssePending = false;
+    // The one place settings become server options.
+    SseServer::Options options;
+    options.address = m_sseAddress;
+    options.port = m_ssePort;
+    options.token = m_token;
+    const Settings settings;
+    options.corsOrigins = settings.value(Settings::Key::SseCorsOrigins).toStringList();
+    options.maxPendingBytes = settings.int64Value(Settings::Key::SseMaxPendingBytes);
+    options.keepAliveMs = settings.intValue(Settings::Key::SseKeepAliveMs);
+    return m_sse->start(options, error);
+}
+
+void AppSession::stopSse() {
+    m_ssePending = false;
+    m_sse->stop();
+}
+
+void AppSession::loadSseToken() {
+    if (m_tokenLoaded || m_tokenLoading)
+        return;
+    m_tokenLoading = true;
+    loadOrCreateToken(this, [this](const QString& token, const QString& where) {
+        m_tokenLoading = false;
+        m_tokenLoaded = true;
+        m_token = token;
+        m_tokenWhere = where;
+        Q_EMIT sseTokenLoaded(token, where);
+        if (m_ssePending) {
+            QString error;
+            if (!startSseNow(&error))
+                Q_EMIT sseFailed(error);
+        }
+    });
+}
+
+// --- demo ------------------------------------------------------------------------------------
+
+void AppSession::startDemo(const QString& path) {
+    m_demo = std::make_unique<DemoWriter>(path);
+    m_demo->setRate(m_options.demoRate > 0 ? m_options.demoRate
+                                           : Settings().value(Settings::Key::DemoRate).toDouble());
+    m_demo->start();
+}
+
+void AppSession::stopDemo() {
+    if (!m_demo)
+        return;
+    m_demo->requestStop();
+    m_demo.reset(); // joins the writer's thread
+}
+
+} // namespace tw
