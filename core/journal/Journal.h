@@ -1,9 +1,8 @@
 #pragma once
 
 #include "engine/Subscription.h"
+#include "model/BodyCodec.h"
 #include "model/ChangeBatch.h"
-
-#include "journal/BodyCodec.h"
 
 #include <functional>
 #include <future>
