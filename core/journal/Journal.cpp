@@ -660,15 +660,14 @@ void Journal::forgetSource(const QString& sourceId) {
     }
 }
 
-bool Journal::saveSubscription(const Subscription& subscription, QString* error) {
+bool Journal::saveSubscription(const StoredSubscription& subscription, QString* error) {
     if (!m_db)
         return fail(Error::Io, QStringLiteral("The journal is not open."), error);
     sqlite3_stmt* s = prepare("INSERT OR REPLACE INTO subscriptions(id, spec) VALUES(?1, ?2)");
     if (!s)
         return fail(Error::Io, sqliteMessage(m_db), error);
     bindText(s, 1, subscription.id);
-    const QByteArray spec = subscription.toJson();
-    bindBlob(s, 2, spec);
+    bindBlob(s, 2, subscription.spec);
     const bool ok = sqlite3_step(s) == SQLITE_DONE;
     const QString message = sqliteMessage(m_db);
     sqlite3_finalize(s);
@@ -687,24 +686,14 @@ bool Journal::removeSubscription(const QString& id) {
     return ok;
 }
 
-SubscriptionList Journal::subscriptions(QStringList* errors) {
-    SubscriptionList result;
+QList<StoredSubscription> Journal::subscriptions() {
+    QList<StoredSubscription> result;
     sqlite3_stmt* s = m_db ? prepare("SELECT id, spec FROM subscriptions ORDER BY rowid") : nullptr;
     if (!s)
         return result;
-    while (sqlite3_step(s) == SQLITE_ROW) {
-        QString error;
-        Subscription sub = Subscription::fromJson(columnBlob(s, 1), &error);
-        if (!error.isEmpty()) {
-            if (errors)
-                errors->append(
-                    QStringLiteral("subscription %1: %2")
-                        .arg(QString::fromUtf8(reinterpret_cast<const char*>(sqlite3_column_text(s, 0))),
-                             error));
-            continue;
-        }
-        result.append(sub);
-    }
+    while (sqlite3_step(s) == SQLITE_ROW)
+        result.append(
+            {QString::fromUtf8(reinterpret_cast<const char*>(sqlite3_column_text(s, 0))), columnBlob(s, 1)});
     sqlite3_finalize(s);
     return result;
 }

@@ -1,12 +1,13 @@
 #pragma once
 
-#include "engine/Subscription.h"
 #include "model/BodyCodec.h"
 #include "model/ChangeBatch.h"
 
 #include <functional>
 #include <future>
 #include <memory>
+#include <QByteArray>
+#include <QList>
 #include <QSet>
 #include <QString>
 
@@ -18,6 +19,14 @@ namespace tw {
 struct RetentionPolicy {
     qint64 maxAgeSeconds = 7 * 24 * 3600; // 0: no age limit
     qint64 maxBytes = qint64(2) << 30;    // 0: no size limit
+};
+
+// A subscription as the journal keeps it: its id and the spec the engine wrote
+// (Subscription::toJson). The journal stores the spec and hands it back byte for byte;
+// it never reads it, so it needs nothing from the engine.
+struct StoredSubscription {
+    QString id;
+    QByteArray spec;
 };
 
 // The durable record of every committed event, per-source checkpoints and the
@@ -58,9 +67,11 @@ public:
     // Every seq <= prunedThrough() was removed by retention (0: nothing ever pruned).
     qint64 prunedThrough() const { return m_prunedThrough; }
 
-    bool saveSubscription(const Subscription& subscription, QString* error = nullptr);
+    // Inserts or replaces the subscription with this id.
+    bool saveSubscription(const StoredSubscription& subscription, QString* error = nullptr);
     bool removeSubscription(const QString& id);
-    SubscriptionList subscriptions(QStringList* errors = nullptr);
+    // Oldest save first (replacing one saves it again).
+    QList<StoredSubscription> subscriptions();
 
     // Applies retention; returns how many events were removed.
     qint64 prune(const RetentionPolicy& policy, qint64 nowMs);
