@@ -13,6 +13,7 @@ private Q_SLOTS:
     void init();
     void writerToFilteredSubscriptions();
     void subscriptionsSurviveRestart();
+    void aStoredSubscriptionThatCannotBeReadIsSkipped();
     void gapReachesEverySubscriptionOfItsNamespace();
     void journalWriteFailureIsRetriedWithoutLoss();
     void secondEngineOnTheSameJournalIsRefused();
@@ -117,6 +118,28 @@ void TestEngine::subscriptionsSurviveRestart() {
     QVERIFY(f.engine->removeSubscription(QStringLiteral("keep")));
     QVERIFY(!f.engine->removeSubscription(QStringLiteral("keep")));
     QVERIFY(!f.engine->subscription(QStringLiteral("keep")).has_value());
+}
+
+// The journal keeps a subscription as the spec the engine wrote and never reads it; the
+// engine does, and skips one it cannot read with a warning that names it.
+void TestEngine::aStoredSubscriptionThatCannotBeReadIsSkipped() {
+    {
+        EngineFixture f(journal());
+        QVERIFY(f.start());
+        f.engine->addSubscription(
+            makeSub(QStringLiteral("keep"), QStringLiteral("orders"), R"({"operationType": "insert"})"));
+    }
+    QCOMPARE(runSqlite3(
+                 journal(),
+                 QStringLiteral(R"(INSERT INTO subscriptions(id, spec) VALUES('broken', '{"filter": 7}'))")),
+             QString());
+    QTest::ignoreMessage(QtWarningMsg,
+                         "ignoring a stored subscription broken: filter: must be a query object");
+    EngineFixture f(journal());
+    QVERIFY(f.start());
+    const SubscriptionList subs = f.engine->subscriptions();
+    QCOMPARE(subs.size(), 1);
+    QCOMPARE(subs[0].id, QStringLiteral("keep"));
 }
 
 void TestEngine::gapReachesEverySubscriptionOfItsNamespace() {

@@ -1,5 +1,6 @@
 #include "TestUtil.h"
 
+#include "engine/Subscription.h"
 #include "journal/Journal.h"
 
 #include <QCoreApplication>
@@ -314,28 +315,34 @@ void TestJournal::readerFiltersAndPages() {
 void TestJournal::subscriptionsPersist() {
     QTemporaryDir dir;
     const QString path = dir.filePath(QStringLiteral("j.sqlite"));
+    Subscription s;
+    s.id = QStringLiteral("paid");
+    s.name = QStringLiteral("Paid orders");
+    s.namespaces = {
+        SourceNamespace{QStringLiteral("demo"), Namespace{QStringLiteral("main"), QStringLiteral("orders")}}};
+    s.filter = Filter::compile(R"({"fullDocument.status": "paid"})");
+    QVERIFY(s.filter.isValid());
     {
         Journal j;
         QVERIFY(j.open(path));
-        Subscription s;
-        s.id = QStringLiteral("paid");
-        s.name = QStringLiteral("Paid orders");
-        s.namespaces = {SourceNamespace{QStringLiteral("demo"),
-                                        Namespace{QStringLiteral("main"), QStringLiteral("orders")}}};
-        s.filter = Filter::compile(R"({"fullDocument.status": "paid"})");
-        QVERIFY(s.filter.isValid());
-        QVERIFY(j.saveSubscription(s));
+        QVERIFY(j.saveSubscription({s.id, s.toJson()}));
     }
     Journal j;
     QVERIFY(j.open(path));
-    const SubscriptionList subs = j.subscriptions();
-    QCOMPARE(subs.size(), 1);
-    QCOMPARE(subs[0].id, QStringLiteral("paid"));
-    QCOMPARE(subs[0].name, QStringLiteral("Paid orders"));
-    QCOMPARE(subs[0].namespaces.size(), 1);
-    QCOMPARE(subs[0].namespaces[0].ns.coll, QStringLiteral("orders"));
-    QVERIFY(subs[0].filter.isValid());
-    QVERIFY(!subs[0].filter.matchesEverything());
+    const QList<StoredSubscription> rows = j.subscriptions();
+    QCOMPARE(rows.size(), 1);
+    QCOMPARE(rows[0].id, QStringLiteral("paid"));
+    // The journal hands back the spec it was given, byte for byte.
+    QCOMPARE(rows[0].spec, s.toJson());
+    QString error;
+    const Subscription read = Subscription::fromJson(rows[0].spec, &error);
+    QVERIFY2(error.isEmpty(), qPrintable(error));
+    QCOMPARE(read.id, QStringLiteral("paid"));
+    QCOMPARE(read.name, QStringLiteral("Paid orders"));
+    QCOMPARE(read.namespaces.size(), 1);
+    QCOMPARE(read.namespaces[0].ns.coll, QStringLiteral("orders"));
+    QVERIFY(read.filter.isValid());
+    QVERIFY(!read.filter.matchesEverything());
     QVERIFY(j.removeSubscription(QStringLiteral("paid")));
     QVERIFY(j.subscriptions().isEmpty());
 }

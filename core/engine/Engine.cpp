@@ -96,10 +96,16 @@ bool Engine::start(QString* error, StartError* code) {
         m_lock.reset();
         return false;
     }
-    QStringList problems;
-    const SubscriptionList stored = m_journal.subscriptions(&problems);
-    for (const QString& problem : std::as_const(problems))
-        qCWarning(lcEngine).noquote() << "ignoring a stored" << problem;
+    SubscriptionList stored;
+    for (const StoredSubscription& row : m_journal.subscriptions()) {
+        QString problem;
+        Subscription sub = Subscription::fromJson(row.spec, &problem);
+        if (problem.isEmpty())
+            stored.append(sub);
+        else
+            qCWarning(lcEngine).noquote()
+                << "ignoring a stored" << QStringLiteral("subscription %1: %2").arg(row.id, problem);
+    }
     {
         QMutexLocker lock(&m_mutex);
         for (const Subscription& sub : stored) {
@@ -433,7 +439,7 @@ Subscription Engine::addSubscription(Subscription subscription) {
             refreshPushDown();
             if (subscription.persistent) {
                 QString error;
-                if (!m_journal.saveSubscription(subscription, &error))
+                if (!m_journal.saveSubscription({subscription.id, subscription.toJson()}, &error))
                     Q_EMIT journalFailed(error);
             }
             Q_EMIT subscriptionsChanged();

@@ -1,13 +1,14 @@
 #pragma once
 
-#include "engine/Subscription.h"
+#include "journal/DictionaryTrainer.h"
+#include "journal/JournalReader.h"
+#include "model/BodyCodec.h"
 #include "model/ChangeBatch.h"
 
-#include "journal/BodyCodec.h"
-
 #include <functional>
-#include <future>
 #include <memory>
+#include <QByteArray>
+#include <QList>
 #include <QSet>
 #include <QString>
 
@@ -16,9 +17,19 @@ struct sqlite3_stmt;
 
 namespace tw {
 
+class WalFolder;
+
 struct RetentionPolicy {
     qint64 maxAgeSeconds = 7 * 24 * 3600; // 0: no age limit
     qint64 maxBytes = qint64(2) << 30;    // 0: no size limit
+};
+
+// A subscription as the journal keeps it: its id and the spec the engine wrote
+// (Subscription::toJson). The journal stores the spec and hands it back byte for byte;
+// it never reads it, so it needs nothing from the engine.
+struct StoredSubscription {
+    QString id;
+    QByteArray spec;
 };
 
 // The durable record of every committed event, per-source checkpoints and the
@@ -59,16 +70,18 @@ public:
     // Every seq <= prunedThrough() was removed by retention (0: nothing ever pruned).
     qint64 prunedThrough() const { return m_prunedThrough; }
 
-    bool saveSubscription(const Subscription& subscription, QString* error = nullptr);
+    // Inserts or replaces the subscription with this id.
+    bool saveSubscription(const StoredSubscription& subscription, QString* error = nullptr);
     bool removeSubscription(const QString& id);
-    SubscriptionList subscriptions(QStringList* errors = nullptr);
+    // Oldest save first (replacing one saves it again).
+    QList<StoredSubscription> subscriptions();
 
     // Applies retention; returns how many events were removed.
     qint64 prune(const RetentionPolicy& policy, qint64 nowMs);
     qint64 eventCount();
     qint64 sizeBytes();
     // Folds the whole WAL into the main file and truncates it (on shutdown). While
-    // open, a background thread folds it as it grows; see WalFolder in Journal.cpp.
+    // open, a background thread folds it as it grows; see WalFolder.h.
     void checkpoint();
 
     // Compresses documents for this journal; pass it to ChangeEvent::prepare on the
@@ -84,22 +97,22 @@ public:
     void setBeforeCommitHook(std::function<void()> hook) { m_beforeCommit = std::move(hook); }
 
 private:
+    // Journal.cpp: the writer.
     bool exec(const char* sql, QString* error = nullptr);
     sqlite3_stmt* prepare(const char* sql);
     bool fail(Error code, const QString& message, QString* error);
+    static int onWalCommit(void* journal, sqlite3* db, const char* name, int frames);
+    // JournalSchema.cpp: open, upgrade, close.
     bool initSchema(QString* error);
     bool loadMeta(QString* error);
+    bool loadDictionary(QString* error);
+    // JournalRetention.cpp.
     qint64 firstSeq();
     qint64 firstSeqAtOrAfterTime(qint64 cutoffMs);
     qint64 deleteThrough(qint64 seq);
-    static int onWalCommit(void* journal, sqlite3* db, const char* name, int frames);
-    bool loadDictionary(QString* error);
-    void sample(const QByteArray& stored);
-    QByteArray trainedDictionary(bool wait);
 
-    class WalFolder;
     sqlite3* m_db = nullptr;
-    std::unique_ptr<WalFolder> m_folder;
+    std::unique_ptr<WalFolder> m_folder; // owned; runs while the journal is open
     QString m_path;
     Error m_lastError = Error::None;
     qint64 m_lastSeq = 0;
@@ -115,48 +128,8 @@ private:
     // Compression: samples of the first documents, a dictionary trained from them on a
     // background thread, committed with the next append and only then used.
     std::shared_ptr<BodyCodec> m_codec = std::make_shared<BodyCodec>();
-    QList<QByteArray> m_samples;
-    qsizetype m_sampleBytes = 0;
-    bool m_sampling = false;
-    int m_trainingAttempts = 0;
-    std::future<QByteArray> m_training;
-    QByteArray m_pendingDictionary; // trained, not yet committed
+    DictionaryTrainer m_trainer;
     QSet<uint32_t> m_dictionaryIds; // committed
-};
-
-// A read-only view of the journal on its own connection, for replay (SSE
-// Last-Event-ID, long poll, --from-seq, the UI's history). One thread at a time.
-class JournalReader {
-public:
-    JournalReader();
-    ~JournalReader();
-    JournalReader(const JournalReader&) = delete;
-    JournalReader& operator=(const JournalReader&) = delete;
-
-    bool open(const QString& path, QString* error = nullptr);
-    bool isOpen() const { return m_db != nullptr; }
-
-    struct Result {
-        ChangeEventList events;    // matching events with seq > after, ascending
-        qint64 scannedThrough = 0; // highest seq looked at; resume the next read after it
-        qint64 lastSeq = 0;        // the journal's head when read
-        bool gap = false;          // events after `after` were pruned: history lost
-        qint64 firstAvailable = 0; // lowest seq still stored (when gap)
-        bool hasMore = false;      // stopped at the limit before the head
-        QString error;
-    };
-    // Reads events with seq > after, at most `limit` matching ones and at most
-    // `scanLimit` rows looked at. `match` (may be empty) selects the events returned.
-    Result readAfter(qint64 after, int limit, const std::function<bool(const ChangeEvent&)>& match = {},
-                     int scanLimit = 20000);
-    qint64 lastSeq();
-
-private:
-    sqlite3* m_db = nullptr;
-    sqlite3_stmt* m_select = nullptr;
-    sqlite3_stmt* m_meta = nullptr;
-    sqlite3_stmt* m_dictionary = nullptr;
-    std::unique_ptr<BodyDecoder> m_decoder;
 };
 
 } // namespace tw

@@ -1,6 +1,6 @@
 #include "ChangeEvent.h"
 
-#include "journal/BodyCodec.h"
+#include "BodyCodec.h"
 
 #include <QDateTime>
 #include <QtEndian>

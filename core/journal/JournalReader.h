@@ -1,0 +1,50 @@
+#pragma once
+
+#include "model/BodyCodec.h"
+#include "model/ChangeEvent.h"
+
+#include <functional>
+#include <memory>
+#include <QString>
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace tw {
+
+// A read-only view of the journal on its own connection, for replay (SSE
+// Last-Event-ID, long poll, --from-seq, the UI's history). One thread at a time.
+class JournalReader {
+public:
+    JournalReader();
+    ~JournalReader();
+    JournalReader(const JournalReader&) = delete;
+    JournalReader& operator=(const JournalReader&) = delete;
+
+    bool open(const QString& path, QString* error = nullptr);
+    bool isOpen() const { return m_db != nullptr; }
+
+    struct Result {
+        ChangeEventList events;    // matching events with seq > after, ascending
+        qint64 scannedThrough = 0; // highest seq looked at; resume the next read after it
+        qint64 lastSeq = 0;        // the journal's head when read
+        bool gap = false;          // events after `after` were pruned: history lost
+        qint64 firstAvailable = 0; // lowest seq still stored (when gap)
+        bool hasMore = false;      // stopped at the limit before the head
+        QString error;
+    };
+    // Reads events with seq > after, at most `limit` matching ones and at most
+    // `scanLimit` rows looked at. `match` (may be empty) selects the events returned.
+    Result readAfter(qint64 after, int limit, const std::function<bool(const ChangeEvent&)>& match = {},
+                     int scanLimit = 20000);
+    qint64 lastSeq();
+
+private:
+    sqlite3* m_db = nullptr;
+    sqlite3_stmt* m_select = nullptr;
+    sqlite3_stmt* m_meta = nullptr;
+    sqlite3_stmt* m_dictionary = nullptr;
+    std::unique_ptr<BodyDecoder> m_decoder;
+};
+
+} // namespace tw
