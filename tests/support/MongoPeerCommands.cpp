@@ -10,6 +10,7 @@
 #include "MongoPeerWrites.h"
 
 #include <QDateTime>
+#include <QHash>
 #include <QMap>
 
 #include <algorithm>
@@ -79,42 +80,72 @@ void MongoPeerCommands::dispatch(Connection* connection, const Request& request)
     } else if (request.opCode == MongoPeerWire::OpMsg && request.db.isEmpty()) {
         reply = m_replies.error(40571, QStringLiteral("Location40571"),
                                 QStringLiteral("OP_MSG requests require a $db argument"));
-    } else if (name == QLatin1String("hello")) {
-        reply = hello(connection, request, false);
-    } else if (name.compare(QLatin1String("isMaster"), Qt::CaseInsensitive) == 0) {
-        reply = hello(connection, request, true);
-    } else if (name == QLatin1String("ping") || name == QLatin1String("endSessions")) {
-        BsonBuilder b;
-        reply = m_replies.finish(b.get());
-    } else if (name.compare(QLatin1String("buildInfo"), Qt::CaseInsensitive) == 0) {
-        reply = buildInfo();
-    } else if (name == QLatin1String("listDatabases")) {
-        reply = listDatabases(request);
-    } else if (name == QLatin1String("listCollections")) {
-        reply = listCollections(request);
-    } else if (name == QLatin1String("find")) {
-        reply = find(request);
-    } else if (name == QLatin1String("aggregate")) {
-        reply = aggregate(request);
-    } else if (name == QLatin1String("getMore")) {
-        reply = getMore(connection, request);
+    } else if (const Handler handler = handlerFor(name)) {
+        reply = handler(*this, connection, request);
         if (!reply)
             return; // parked until events arrive or maxTimeMS passes
-    } else if (name == QLatin1String("killCursors")) {
-        reply = killCursors(request);
-    } else if (name == QLatin1String("insert")) {
-        reply = m_writes.insert(request);
-    } else if (name == QLatin1String("update")) {
-        reply = m_writes.update(request);
-    } else if (name == QLatin1String("delete")) {
-        reply = m_writes.remove(request);
-    } else if (name == QLatin1String("count")) {
-        reply = count(request);
     } else {
         reply = m_replies.error(59, QStringLiteral("CommandNotFound"),
                                 QStringLiteral("no such command: '%1'").arg(name));
     }
     m_wire.sendReply(connection, request, *reply);
+}
+
+MongoPeerCommands::Handler MongoPeerCommands::handlerFor(const QString& name) {
+    struct Entry {
+        QString name;
+        Qt::CaseSensitivity caseSensitivity;
+        Handler handler;
+    };
+    // Names match exactly, except isMaster and buildInfo, which match in any case
+    // (drivers send both isMaster and ismaster). Keyed by the lower-cased name so
+    // that one lookup serves both kinds.
+    using Reply = std::optional<Bson>;
+    using Self = MongoPeerCommands;
+    static const QHash<QString, Entry> table = [] {
+        const QList<Entry> entries = {
+            {QStringLiteral("hello"), Qt::CaseSensitive,
+             [](Self& self, Connection* c, const Request& r) { return Reply(self.hello(c, r, false)); }},
+            {QStringLiteral("isMaster"), Qt::CaseInsensitive,
+             [](Self& self, Connection* c, const Request& r) { return Reply(self.hello(c, r, true)); }},
+            {QStringLiteral("ping"), Qt::CaseSensitive,
+             [](Self& self, Connection*, const Request&) { return Reply(self.ok()); }},
+            {QStringLiteral("endSessions"), Qt::CaseSensitive,
+             [](Self& self, Connection*, const Request&) { return Reply(self.ok()); }},
+            {QStringLiteral("buildInfo"), Qt::CaseInsensitive,
+             [](Self& self, Connection*, const Request&) { return Reply(self.buildInfo()); }},
+            {QStringLiteral("listDatabases"), Qt::CaseSensitive,
+             [](Self& self, Connection*, const Request& r) { return Reply(self.listDatabases(r)); }},
+            {QStringLiteral("listCollections"), Qt::CaseSensitive,
+             [](Self& self, Connection*, const Request& r) { return Reply(self.listCollections(r)); }},
+            {QStringLiteral("find"), Qt::CaseSensitive,
+             [](Self& self, Connection*, const Request& r) { return Reply(self.find(r)); }},
+            {QStringLiteral("aggregate"), Qt::CaseSensitive,
+             [](Self& self, Connection*, const Request& r) { return Reply(self.aggregate(r)); }},
+            {QStringLiteral("getMore"), Qt::CaseSensitive,
+             [](Self& self, Connection* c, const Request& r) { return self.getMore(c, r); }},
+            {QStringLiteral("killCursors"), Qt::CaseSensitive,
+             [](Self& self, Connection*, const Request& r) { return Reply(self.killCursors(r)); }},
+            {QStringLiteral("insert"), Qt::CaseSensitive,
+             [](Self& self, Connection*, const Request& r) { return Reply(self.m_writes.insert(r)); }},
+            {QStringLiteral("update"), Qt::CaseSensitive,
+             [](Self& self, Connection*, const Request& r) { return Reply(self.m_writes.update(r)); }},
+            {QStringLiteral("delete"), Qt::CaseSensitive,
+             [](Self& self, Connection*, const Request& r) { return Reply(self.m_writes.remove(r)); }},
+            {QStringLiteral("count"), Qt::CaseSensitive,
+             [](Self& self, Connection*, const Request& r) { return Reply(self.count(r)); }},
+        };
+        QHash<QString, Entry> byName;
+        for (const Entry& entry : entries)
+            byName.insert(entry.name.toLower(), entry);
+        return byName;
+    }();
+    const auto found = table.constFind(name.toLower());
+    if (found == table.cend())
+        return nullptr;
+    if (found->caseSensitivity == Qt::CaseSensitive && found->name != name)
+        return nullptr;
+    return found->handler;
 }
 
 // A failpoint set by failNextCommand answers (or closes the connection) instead
@@ -144,6 +175,11 @@ bool MongoPeerCommands::answerFailpoint(Connection* connection, const Request& r
         return true;
     }
     return false;
+}
+
+Bson MongoPeerCommands::ok() const {
+    BsonBuilder b;
+    return m_replies.finish(b.get());
 }
 
 Bson MongoPeerCommands::hello(Connection* connection, const Request& request, bool legacyName) const {

@@ -16,8 +16,8 @@ class MongoPeerStore;
 class MongoPeerWrites;
 struct MongoPeerSettings;
 
-// The MongoDB test peer's command layer: failpoints first, then the handler for
-// the command's name (hello/isMaster, ping, buildInfo, listDatabases,
+// The MongoDB test peer's command layer: failpoints first, then a table from
+// command name to handler (hello/isMaster, ping, buildInfo, listDatabases,
 // listCollections, find, aggregate, getMore, killCursors, count; the writes and
 // change streams are handed to MongoPeerWrites and MongoPeerChangeStreams). An
 // unknown name gets 59 CommandNotFound, as from a server.
@@ -42,15 +42,19 @@ public:
     void failNextCommand(const QString& command, const Bson& errorDoc, int times);
 
 private:
+    // No value: the request was parked and gets its reply later.
+    using Handler = std::optional<Bson> (*)(MongoPeerCommands& self, Connection* connection,
+                                            const Request& request);
+    static Handler handlerFor(const QString& name); // null for an unknown command
     bool answerFailpoint(Connection* connection, const Request& request);
 
+    Bson ok() const; // {ok: 1}, for ping and endSessions
     Bson hello(Connection* connection, const Request& request, bool legacyName) const;
     Bson buildInfo() const;
     Bson listDatabases(const Request& request) const;
     Bson listCollections(const Request& request) const;
     Bson find(const Request& request);
     Bson aggregate(const Request& request);
-    // No value: the request was parked and gets its reply later.
     std::optional<Bson> getMore(Connection* connection, const Request& request);
     Bson killCursors(const Request& request);
     Bson count(const Request& request) const;
