@@ -1,22 +1,25 @@
 #pragma once
 
 #include "model/Bson.h"
+#include "MongoPeerSettings.h"
 
 #include <QByteArrayView>
-#include <QHash>
 #include <QList>
 #include <QObject>
 #include <QString>
 #include <QStringList>
 
-#include <map>
 #include <memory>
-#include <vector>
-
-class QTcpServer;
-class QTcpSocket;
 
 namespace tw::test {
+
+class MongoPeerChangeStreams;
+class MongoPeerCommands;
+class MongoPeerCursors;
+class MongoPeerReplies;
+class MongoPeerStore;
+class MongoPeerWire;
+class MongoPeerWrites;
 
 // A MongoDB server, as far as libmongoc can tell, for tests: it speaks the wire
 // protocol (OP_QUERY/OP_REPLY for the legacy handshake, OP_MSG for everything
@@ -36,19 +39,19 @@ namespace tw::test {
 // libmongoc 1.23 also accepts "?directConnection=true&replicaSet=rs0" (a single
 // topology that still checks the set name).
 //
-// Change streams: resume tokens are {_data: "<16 hex digits>"} (a position in the
-// change log; an invalidate token has "01" appended). A cursor closed by an
-// invalidate must not be advanced again: libmongoc would then resume with
-// resumeAfter=<invalidate token>, which servers (and the peer) refuse with 260.
-//
-// What it does not do: authentication, compression (OP_COMPRESSED), exhaust
-// replies, awaitable hello (no topologyVersion is sent, so drivers poll), sessions
-// and transactions beyond accepting their fields, update operators other than
-// $set/$unset/$inc on top-level fields, aggregation stages other than $match
-// $sort $skip $limit $project $count and the countDocuments $group, and query
-// operators outside $eq $ne $gt $gte $lt $lte $in $nin $exists $not $and $or $nor
-// (unknown ones are treated as "matches" with a warning, where a real server
-// would reject them). In a change stream pipeline only $match stages are applied.
+// This class is the tests' face of the peer; it owns the parts, one job each, and
+// wires them together. Each part's header says what the peer does not implement
+// in its area:
+//   MongoPeerWire           sockets and message framing
+//   MongoPeerCommands       command dispatch and failpoints, hello, listings, find
+//   MongoPeerWrites         insert, update, delete
+//   MongoPeerStore          documents per namespace and the change log
+//   MongoPeerMatcher        query filters and aggregation stages
+//   MongoPeerChangeStreams  $changeStream cursors, awaiting getMore, invalidate,
+//                           history lost
+//   MongoPeerResumeToken    the resume token format
+//   MongoPeerCursors, MongoPeerReplies, MongoPeerSettings, MongoPeerBson: shared
+//                           by the above
 class MongoPeer : public QObject {
     Q_OBJECT
 
@@ -66,23 +69,23 @@ public:
     // Replica set member (primary of `rs0`) by default; standalone otherwise. A
     // standalone never supports change streams, as a real one.
     void setReplicaSet(bool replicaSet);
-    bool isReplicaSet() const { return m_replicaSet; }
-    void setReplicaSetName(const QString& name) { m_setName = name; }
-    QString replicaSetName() const { return m_setName; }
+    bool isReplicaSet() const { return m_settings.replicaSet; }
+    void setReplicaSetName(const QString& name) { m_settings.setName = name; }
+    QString replicaSetName() const { return m_settings.setName; }
     // 17 = MongoDB 6.0 by default; buildInfo's version follows it.
-    void setMaxWireVersion(int version) { m_maxWireVersion = version; }
-    int maxWireVersion() const { return m_maxWireVersion; }
+    void setMaxWireVersion(int version) { m_settings.maxWireVersion = version; }
+    int maxWireVersion() const { return m_settings.maxWireVersion; }
     // false makes `$changeStream` fail with 40573 even as a replica set, the way a
     // standalone answers.
-    void setChangeStreamsSupported(bool supported) { m_changeStreamsSupported = supported; }
-    bool changeStreamsSupported() const { return m_replicaSet && m_changeStreamsSupported; }
+    void setChangeStreamsSupported(bool supported) { m_settings.changeStreamsSupported = supported; }
+    bool changeStreamsSupported() const { return m_settings.changeStreamsAvailable(); }
     // The error for a resume token that is not in the change log: 286
     // ChangeStreamHistoryLost (default, MongoDB >= 4.4), 280 ChangeStreamFatalError
     // (4.0-4.2) or 260 InvalidResumeToken.
-    void setHistoryLostCode(int code) { m_historyLostCode = code; }
+    void setHistoryLostCode(int code) { m_settings.historyLostCode = code; }
     // How long a change stream getMore without maxTimeMS waits for events. 1000 ms
     // is the server's default for awaitData cursors.
-    void setDefaultAwaitTimeMS(int ms) { m_defaultAwaitMs = ms; }
+    void setDefaultAwaitTimeMS(int ms) { m_settings.defaultAwaitMs = ms; }
 
     // --- stored data --------------------------------------------------------
     void setDocuments(const QString& db, const QString& coll, const QList<Bson>& documents);
@@ -104,7 +107,7 @@ public:
     Bson pushChange(const QString& db, const QString& coll, const Bson& event);
     // Writes through insert/update/delete commands also produce change events
     // (insert, update or replace, delete), as on a replica set. On by default.
-    void setWritesProduceChanges(bool on) { m_writesProduceChanges = on; }
+    void setWritesProduceChanges(bool on) { m_settings.writesProduceChanges = on; }
     // The token of the newest position in the log ({_data: …}); also what a fresh
     // cursor reports as its postBatchResumeToken.
     Bson latestResumeToken() const;
@@ -130,7 +133,7 @@ public:
     // While stalled the peer reads nothing and answers nothing; bytes received
     // meanwhile are processed when the stall ends.
     void stall(bool stalled);
-    bool isStalled() const { return m_stalled; }
+    bool isStalled() const;
 
     // --- observation ----------------------------------------------------------
     // Every command body received (OP_MSG document sequences merged in as arrays),
@@ -139,8 +142,8 @@ public:
     QList<Bson> receivedCommands(const QString& name = {}) const;
     QStringList receivedCommandNames() const;
     void clearReceivedCommands();
-    int connectionCount() const { return int(m_connections.size()); }
-    int totalConnections() const { return m_totalConnections; }
+    int connectionCount() const;
+    int totalConnections() const;
 
 Q_SIGNALS:
     void commandReceived(const QString& name);
@@ -148,85 +151,17 @@ Q_SIGNALS:
     void clientDisconnected();
 
 private:
-    struct Connection;
-    struct Request;
-    struct Cursor;
-    struct PendingGetMore;
-    struct LogEntry;
-    struct Collection;
+    // The parts, each owned; declared in the order they depend on each other, so
+    // that each is destroyed before what it refers to.
+    MongoPeerSettings m_settings;
+    std::unique_ptr<MongoPeerStore> m_store;
+    std::unique_ptr<MongoPeerWire> m_wire;
+    std::unique_ptr<MongoPeerReplies> m_replies;
+    std::unique_ptr<MongoPeerCursors> m_cursors;
+    std::unique_ptr<MongoPeerChangeStreams> m_changeStreams;
+    std::unique_ptr<MongoPeerWrites> m_writes;
+    std::unique_ptr<MongoPeerCommands> m_commands;
 
-    void onNewConnection();
-    void onReadyRead(Connection* connection);
-    void onDisconnected(Connection* connection);
-    void processInput(Connection* connection);
-    bool processMessage(Connection* connection, const QByteArray& message);
-    void dispatch(Connection* connection, const Request& request);
-    void sendReply(Connection* connection, const Request& request, const Bson& reply);
-
-    Bson handleHello(Connection* connection, const Request& request, bool legacyName);
-    Bson handleBuildInfo() const;
-    Bson handleListDatabases(const Request& request) const;
-    Bson handleListCollections(const Request& request) const;
-    Bson handleFind(const Request& request);
-    Bson handleAggregate(const Request& request);
-    Bson handleChangeStream(const Request& request, const QString& coll, const QList<Bson>& stages);
-    bool handleGetMore(Connection* connection, const Request& request, Bson* reply);
-    Bson handleKillCursors(const Request& request);
-    Bson handleInsert(const Request& request);
-    Bson handleUpdate(const Request& request);
-    Bson handleDelete(const Request& request);
-    Bson handleCount(const Request& request);
-
-    Bson finishReply(bson_t* body) const; // adds ok and the replica set's cluster time
-    void appendClusterTime(bson_t* body) const;
-    Bson openFindCursor(const QString& ns, QList<Bson> docs, int batchSize, bool singleBatch);
-    qint64 newCursorId();
-    QList<Bson> runPipeline(QList<Bson> docs, const QList<Bson>& stages, QString* error) const;
-    Bson changeStreamGetMoreReply(PendingGetMore* pending, bool force = false);
-    Bson errorReply(int code, const QString& codeName, const QString& errmsg,
-                    const QStringList& errorLabels = {}) const;
-    QList<Bson> collectionDocuments(const QString& db, const QString& coll, QList<Bson>* pipeline) const;
-    Bson cursorReply(const Cursor& cursor, const QList<Bson>& batch, bool first, qint64 id) const;
-    QList<Bson> takeFindBatch(Cursor& cursor, int batchSize);
-    QList<Bson> takeChangeBatch(Cursor& cursor, int batchSize);
-    bool changeCursorHasEvents(const Cursor& cursor) const;
-    void appendChange(const QString& db, const QString& coll, const Bson& event, const Bson& preImage,
-                      const Bson& postImage);
-    void wakeWaitingGetMores();
-    void answerGetMore(PendingGetMore* pending, bool timedOut);
-    void nextClusterTime(quint32* t, quint32* i);
-
-    QTcpServer* m_server = nullptr; // owned (child)
-    std::map<QTcpSocket*, std::unique_ptr<Connection>> m_connections;
-    std::vector<std::unique_ptr<Connection>> m_closed; // disconnected, deleted on the next loop pass
-    std::map<qint64, std::unique_ptr<Cursor>> m_cursors;
-    QList<PendingGetMore*> m_pending; // owned; each also owns a timer
-
-    bool m_replicaSet = true;
-    bool m_changeStreamsSupported = true;
-    bool m_writesProduceChanges = true;
-    bool m_stalled = false;
-    QString m_setName = QStringLiteral("rs0");
-    int m_maxWireVersion = 17;
-    int m_historyLostCode = 286;
-    int m_defaultAwaitMs = 1000;
-    int m_totalConnections = 0;
-    int m_nextConnectionId = 1;
-    qint32 m_nextRequestId = 1;
-
-    QHash<QString, std::shared_ptr<Collection>> m_store; // "db.coll"
-    QList<LogEntry> m_log;
-    qint64 m_historyStart = 0; // oldest position still resumable
-    qint64 m_lastPosition = 0; // position of the newest entry (or of the start)
-    quint32 m_clusterSeconds = 0;
-    quint32 m_clusterIncrement = 0;
-
-    struct Failure {
-        QString command;
-        Bson reply;
-        int remaining = 0;
-    };
-    QList<Failure> m_failures;
     QList<Bson> m_received;
     QStringList m_receivedNames;
 };
