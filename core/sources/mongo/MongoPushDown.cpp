@@ -54,4 +54,36 @@ Bson MongoPushDown::unionMatch(const QList<Bson>& filters) {
     return b.take();
 }
 
+Bson MongoPushDown::matchFor(const Namespace& scope, const QList<WatchOptions::Reader>& readers) {
+    // Nobody subscribed: everything is journaled, so a subscription made later can replay it.
+    if (readers.isEmpty())
+        return {};
+    QList<Bson> terms;
+    for (const WatchOptions::Reader& reader : readers) {
+        const Bson filter = reader.matchesEverything ? Bson::empty() : reader.filter;
+        if (reader.ns == scope) {
+            terms.append(filter);
+            continue;
+        }
+        // Narrower than the watch: only its own namespace, and only what it matches.
+        BsonBuilder b;
+        bson_t conditions;
+        bson_append_array_begin(b.get(), "$and", 4, &conditions);
+        BsonBuilder where;
+        const QByteArray db = reader.ns.db.toUtf8(), coll = reader.ns.coll.toUtf8();
+        bson_append_utf8(where.get(), "ns.db", 5, db.constData(), int(db.size()));
+        if (!coll.isEmpty())
+            bson_append_utf8(where.get(), "ns.coll", 7, coll.constData(), int(coll.size()));
+        appendDocument(&conditions, "0", where.take());
+        appendDocument(&conditions, "1", filter);
+        bson_append_array_end(b.get(), &conditions);
+        terms.append(b.take());
+    }
+    return unionMatch(terms);
+}
+
+Bson MongoPushDown::matchOf(const Namespace& scope, const WatchOptions& options) {
+    return options.match.isAbsent() ? matchFor(scope, options.readers) : options.match;
+}
+
 } // namespace tw

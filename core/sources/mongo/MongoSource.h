@@ -37,6 +37,9 @@ class MongoConnection;
 // (0.5 s doubling to 30 s, shown as state Backoff with the next retry). History lost
 // (286, invalid token) emits a `gap` and restarts from now. No change streams
 // (40573, standalone, missing privilege) switches the scope to polling (MongoPoller).
+//
+// Push-down: the stream's $match is the explicit WatchOptions::match, or the union
+// of the filters of the watch's readers (MongoPushDown).
 class MongoSource : public Source, private MongoWatchHost {
     Q_OBJECT
 public:

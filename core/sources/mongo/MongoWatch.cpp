@@ -5,6 +5,7 @@
 #include "MongoConnection.h"
 #include "MongoErrors.h"
 #include "MongoPoller.h"
+#include "MongoPushDown.h"
 #include "MongoResumeTokens.h"
 
 #include <QDateTime>
@@ -18,10 +19,12 @@ namespace tw {
 
 namespace {
 
+// Whether two option sets open the same stream, the $match aside (compared as the
+// filter it becomes, not as the readers it comes from).
 bool sameOptions(const WatchOptions& a, const WatchOptions& b) {
     return a.fullDocument == b.fullDocument && a.fullDocumentBeforeChange == b.fullDocumentBeforeChange &&
            a.showExpandedEvents == b.showExpandedEvents && a.batchSize == b.batchSize &&
-           a.maxAwaitTimeMs == b.maxAwaitTimeMs && a.match == b.match && a.pollField == b.pollField;
+           a.maxAwaitTimeMs == b.maxAwaitTimeMs && a.pollField == b.pollField;
 }
 
 } // namespace
@@ -30,7 +33,8 @@ MongoWatch::MongoWatch(const Context& context, const Namespace& ns, const WatchO
     : m_context(context)
     , m_ns(ns)
     , m_key(keyOf(ns))
-    , m_options(options) {}
+    , m_options(options)
+    , m_match(MongoPushDown::matchOf(ns, options)) {}
 
 MongoWatch::~MongoWatch() {
     close();
@@ -49,10 +53,13 @@ QString MongoWatch::describe(const Namespace& ns) {
 }
 
 bool MongoWatch::setOptions(const WatchOptions& options) {
-    if (sameOptions(m_options, options))
-        return false;
+    const Bson match = MongoPushDown::matchOf(m_ns, options);
+    const bool same = sameOptions(m_options, options) && match == m_match;
     const bool pollFieldChanged = m_options.pollField != options.pollField;
     m_options = options;
+    if (same)
+        return false;
+    m_match = match;
     if (m_mode == Mode::Streaming || m_mode == Mode::Backoff || m_mode == Mode::Failed) {
         // Reopen from the token of the last event handed over, not from the
         // position the old stream reported past it: events the old $match dropped
@@ -145,7 +152,7 @@ void MongoWatch::openStream() {
     bson_t stages;
     bson_append_array_begin(pipeline.get(), "pipeline", 8, &stages);
     bson_t match;
-    if (m_options.match.view(&match) && !bson_empty(&match)) {
+    if (m_match.view(&match) && !bson_empty(&match)) {
         bson_t stage;
         bson_append_document_begin(&stages, "0", 1, &stage);
         bson_append_document(&stage, "$match", 6, &match);

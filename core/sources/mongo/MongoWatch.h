@@ -83,7 +83,7 @@ public:
     bool hasOpened() const { return m_opened; } // has streamed or polled at least once
     QString reason() const { return m_reason; } // shown in the status when not simply watching
 
-    // Replaces the options; false when they change nothing.
+    // Replaces the options; false when they change nothing (the same $match too).
     // A stream then reopens startAfter the last event handed over (see
     // MongoSource::watch); a poll with another pollField starts a new baseline.
     bool setOptions(const WatchOptions& options);
@@ -118,6 +118,7 @@ private:
     Namespace m_ns;
     QString m_key;
     WatchOptions m_options;
+    Bson m_match; // the $match the stream opens with (MongoPushDown::matchOf)
     Mode m_mode = Mode::Opening;
     qint64 m_dueMs = 0;
     int m_attempts = 0; // consecutive failures, for the backoff
