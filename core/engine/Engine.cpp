@@ -1,6 +1,5 @@
 #include "Engine.h"
 
-#include "sources/mongo/MongoSource.h"
 #include "threads/Threads.h"
 
 #include <QCoreApplication>
@@ -285,7 +284,7 @@ void Engine::watch(const QString& sourceId, const Namespace& ns, const WatchOpti
             auto it = std::find_if(records.begin(), records.end(),
                                    [&](const WatchRecord& r) { return r.ns == ns; });
             if (it == records.end())
-                it = records.insert(records.end(), WatchRecord{ns, options, Bson()});
+                it = records.insert(records.end(), WatchRecord{ns, options, {}});
             else
                 it->options = options;
             sendWatch(sourceId, *it, true);
@@ -295,11 +294,12 @@ void Engine::watch(const QString& sourceId, const Namespace& ns, const WatchOpti
 
 void Engine::sendWatch(const QString& sourceId, WatchRecord& record, bool force) {
     WatchOptions options = record.options;
+    // An explicit match wins: the source would not read the readers.
     if (options.match.isAbsent())
-        options.match = pushDownFor(sourceId, record.ns);
-    if (!force && options.match == record.sentMatch)
+        options.readers = pushDownFor(sourceId, record.ns);
+    if (!force && options.readers == record.sentReaders)
         return;
-    record.sentMatch = options.match;
+    record.sentReaders = options.readers;
     QMutexLocker lock(&m_mutex);
     const auto it = m_sources.constFind(sourceId);
     if (it == m_sources.constEnd())
@@ -310,9 +310,8 @@ void Engine::sendWatch(const QString& sourceId, WatchRecord& record, bool force)
         source, [source, ns, options] { source->watch(ns, options); }, Qt::QueuedConnection);
 }
 
-Bson Engine::pushDownFor(const QString& sourceId, const Namespace& scope) const {
-    QList<Bson> terms;
-    bool anyone = false;
+QList<WatchOptions::Reader> Engine::pushDownFor(const QString& sourceId, const Namespace& scope) const {
+    QList<WatchOptions::Reader> readers;
     const QList<Subscription> all = m_index.all();
     for (const Subscription& sub : all) {
         QList<Namespace> visible; // the parts of `scope` this subscription sees
@@ -326,34 +325,15 @@ Bson Engine::pushDownFor(const QString& sourceId, const Namespace& scope) const 
             else if (scope.contains(sn.ns))
                 visible.append(sn.ns);
         }
-        if (visible.isEmpty())
-            continue;
-        anyone = true;
-        const Bson query = sub.filter.query();
         for (const Namespace& part : std::as_const(visible)) {
-            if (part == scope) {
-                terms.append(sub.filter.matchesEverything() ? Bson::empty() : query);
-                continue;
-            }
-            // Narrower than the watch: only its own namespace, and only what it matches.
-            BsonBuilder b;
-            bson_t conditions;
-            bson_append_array_begin(b.get(), "$and", 4, &conditions);
-            BsonBuilder where;
-            const QByteArray db = part.db.toUtf8(), coll = part.coll.toUtf8();
-            bson_append_utf8(where.get(), "ns.db", 5, db.constData(), int(db.size()));
-            if (!coll.isEmpty())
-                bson_append_utf8(where.get(), "ns.coll", 7, coll.constData(), int(coll.size()));
-            appendDocument(&conditions, "0", where.take());
-            appendDocument(&conditions, "1", sub.filter.matchesEverything() ? Bson::empty() : query);
-            bson_append_array_end(b.get(), &conditions);
-            terms.append(b.take());
+            const WatchOptions::Reader reader{part, sub.filter.query(), sub.filter.matchesEverything()};
+            if (!readers.contains(reader))
+                readers.append(reader);
         }
     }
-    // Nobody subscribed: everything is journaled, so a subscription made later can replay it.
-    if (!anyone)
-        return {};
-    return MongoSource::unionMatch(terms);
+    // Nobody subscribed: an empty list, and the source narrows nothing. Everything is
+    // journaled, so a subscription made later can replay it.
+    return readers;
 }
 
 void Engine::refreshPushDown() {

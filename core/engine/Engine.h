@@ -118,14 +118,15 @@ private:
 
     struct WatchRecord {
         Namespace ns;
-        WatchOptions options; // as the caller gave them
-        Bson sentMatch;       // the push-down last sent to the source
+        WatchOptions options;                    // as the caller gave them
+        QList<WatchOptions::Reader> sentReaders; // the readers last sent to the source
     };
 
     void onBatchReady(const tw::ChangeBatch& batch);
-    // The server-side filter for one watch: the union of the filters of every
-    // subscription that can see events of that scope (absent: no push-down).
-    Bson pushDownFor(const QString& sourceId, const Namespace& scope) const;
+    // The readers of one watch: every subscription that can see events of that scope,
+    // through which part of it and with which filter, each once (empty: nobody). A
+    // source that filters on the server narrows its reads to their union.
+    QList<WatchOptions::Reader> pushDownFor(const QString& sourceId, const Namespace& scope) const;
     void sendWatch(const QString& sourceId, WatchRecord& record, bool force);
     void refreshPushDown();
     void flush();

@@ -69,4 +69,57 @@ void appendDocument(bson_t* parent, const char* key, const Bson& value) {
         bson_append_null(parent, key, -1);
 }
 
+bool findKey(const bson_t* doc, const char* key, bson_iter_t* out) {
+    return doc && bson_iter_init_find(out, doc, key);
+}
+
+QString stringAt(const bson_t* doc, const char* key) {
+    bson_iter_t it;
+    return findKey(doc, key, &it) ? iterString(&it) : QString();
+}
+
+qint64 intAt(const bson_t* doc, const char* key, qint64 fallback) {
+    bson_iter_t it;
+    if (findKey(doc, key, &it) && BSON_ITER_HOLDS_INT(&it))
+        return bson_iter_as_int64(&it);
+    return fallback;
+}
+
+QString iterString(const bson_iter_t* it) {
+    if (!BSON_ITER_HOLDS_UTF8(it))
+        return {};
+    uint32_t len = 0;
+    const char* s = bson_iter_utf8(it, &len);
+    return QString::fromUtf8(s, qsizetype(len));
+}
+
+Bson copyDocument(const bson_iter_t* it) {
+    if (!BSON_ITER_HOLDS_DOCUMENT(it))
+        return {};
+    uint32_t len = 0;
+    const uint8_t* data = nullptr;
+    bson_iter_document(it, &len, &data);
+    return Bson::fromRaw(QByteArray(reinterpret_cast<const char*>(data), qsizetype(len)));
+}
+
+bool iterView(const bson_iter_t* it, bson_t* out) {
+    uint32_t len = 0;
+    const uint8_t* data = nullptr;
+    if (BSON_ITER_HOLDS_DOCUMENT(it))
+        bson_iter_document(it, &len, &data);
+    else if (BSON_ITER_HOLDS_ARRAY(it))
+        bson_iter_array(it, &len, &data);
+    else
+        return false;
+    return bson_init_static(out, data, len);
+}
+
+QByteArray iterElement(const char* key, const bson_iter_t* it) {
+    bson_t one = BSON_INITIALIZER;
+    bson_append_iter(&one, key, -1, it);
+    QByteArray out(reinterpret_cast<const char*>(bson_get_data(&one)), qsizetype(one.len));
+    bson_destroy(&one);
+    return out;
+}
+
 } // namespace tw

@@ -28,6 +28,17 @@ struct NamespaceInfo {
 
 // Per-watch options. Sources ignore the ones that do not apply to them.
 struct WatchOptions {
+    // A subscription that can see the watch, as the Engine routes it: through which
+    // part of the watched scope (the scope itself, or a narrower namespace inside it)
+    // and with which filter. A source that filters on the server (MongoDB's $match)
+    // reads only what some reader wants.
+    struct Reader {
+        Namespace ns;
+        Bson filter;                    // the subscription's filter query, over the change event
+        bool matchesEverything = false; // the filter lets every event through
+        friend bool operator==(const Reader& a, const Reader& b) = default;
+    };
+
     // MongoDB
     QString fullDocument =
         QStringLiteral("updateLookup"); // "default", "updateLookup", "whenAvailable", "required"
@@ -35,7 +46,10 @@ struct WatchOptions {
     bool showExpandedEvents = false;
     int batchSize = 0;
     int maxAwaitTimeMs = 500;
-    Bson match; // server-side $match push-down (absent: none)
+    Bson match; // an explicit server-side $match (absent: none); wins over `readers`
+    // Set by the Engine: every subscription that can see this scope, each once. Empty:
+    // nobody subscribed, and nothing is narrowed.
+    QList<Reader> readers;
     // Polling fallback: a monotonic field for incremental polls ("updatedAt")
     QString pollField;
     // SQLite: install triggers and read a changelog (exact before/after images)

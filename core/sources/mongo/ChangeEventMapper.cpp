@@ -6,35 +6,18 @@ namespace tw {
 
 namespace {
 
-Bson subDocument(const bson_iter_t* it) {
-    uint32_t len = 0;
-    const uint8_t* data = nullptr;
-    if (BSON_ITER_HOLDS_DOCUMENT(it))
-        bson_iter_document(it, &len, &data);
-    else
-        return {}; // null (e.g. fullDocument of a deleted document under updateLookup)
-    return Bson::fromRaw(QByteArray(reinterpret_cast<const char*>(data), qsizetype(len)));
-}
-
-QString utf8(const bson_iter_t* it) {
-    uint32_t len = 0;
-    const char* s = bson_iter_utf8(it, &len);
-    return QString::fromUtf8(s, qsizetype(len));
-}
-
 Namespace nsOf(const bson_iter_t* it) {
     Namespace ns;
-    bson_iter_t child;
-    if (!BSON_ITER_HOLDS_DOCUMENT(it) || !bson_iter_recurse(it, &child))
+    if (!BSON_ITER_HOLDS_DOCUMENT(it))
         return ns;
-    while (bson_iter_next(&child)) {
+    for (const bson_iter_t& child : BsonFields(it)) {
         const char* key = bson_iter_key(&child);
         if (!BSON_ITER_HOLDS_UTF8(&child))
             continue;
         if (!strcmp(key, "db"))
-            ns.db = utf8(&child);
+            ns.db = iterString(&child);
         else if (!strcmp(key, "coll"))
-            ns.coll = utf8(&child);
+            ns.coll = iterString(&child);
     }
     return ns;
 }
@@ -42,8 +25,8 @@ Namespace nsOf(const bson_iter_t* it) {
 } // namespace
 
 bool ChangeEventMapper::map(const bson_t* document, ChangeEvent* out, QString* error) const {
-    bson_iter_t it;
-    if (!document || !bson_iter_init(&it, document)) {
+    BsonFields fields(document);
+    if (!fields.isValid()) {
         if (error)
             *error = QStringLiteral("the change event is not a BSON document");
         return false;
@@ -53,14 +36,15 @@ bool ChangeEventMapper::map(const bson_t* document, ChangeEvent* out, QString* e
     bool haveOperation = false;
     BsonBuilder extra;
     bool haveExtra = false;
-    while (bson_iter_next(&it)) {
-        const char* key = bson_iter_key(&it);
+    for (const bson_iter_t& field : fields) {
+        const bson_iter_t* it = &field;
+        const char* key = bson_iter_key(it);
         // Ordered by how often the key appears in real events.
         if (!strcmp(key, "_id")) {
-            e.setResumeToken(subDocument(&it));
-        } else if (!strcmp(key, "operationType") && BSON_ITER_HOLDS_UTF8(&it)) {
+            e.setResumeToken(copyDocument(it));
+        } else if (!strcmp(key, "operationType") && BSON_ITER_HOLDS_UTF8(it)) {
             uint32_t len = 0;
-            const char* name = bson_iter_utf8(&it, &len);
+            const char* name = bson_iter_utf8(it, &len);
             const QByteArrayView view(name, qsizetype(len));
             const std::optional<Operation> op = operationFromName(view);
             if (!op || *op == Operation::Gap) {
@@ -72,27 +56,28 @@ bool ChangeEventMapper::map(const bson_t* document, ChangeEvent* out, QString* e
             e.setOperation(*op, *op == Operation::Ddl ? view : QByteArrayView());
             haveOperation = true;
         } else if (!strcmp(key, "ns")) {
-            e.setNs(nsOf(&it));
+            e.setNs(nsOf(it));
         } else if (!strcmp(key, "documentKey")) {
-            e.setDocumentKey(subDocument(&it));
+            e.setDocumentKey(copyDocument(it));
         } else if (!strcmp(key, "fullDocument")) {
-            e.setFullDocument(subDocument(&it));
+            // null for a deleted document under updateLookup: reads as absent
+            e.setFullDocument(copyDocument(it));
         } else if (!strcmp(key, "updateDescription")) {
             // Kept whole: updatedFields, removedFields, truncatedArrays and, since 6.1,
             // disambiguatedPaths.
-            e.setUpdateDescription(subDocument(&it));
+            e.setUpdateDescription(copyDocument(it));
         } else if (!strcmp(key, "fullDocumentBeforeChange")) {
-            e.setFullDocumentBeforeChange(subDocument(&it));
-        } else if (!strcmp(key, "clusterTime") && BSON_ITER_HOLDS_TIMESTAMP(&it)) {
+            e.setFullDocumentBeforeChange(copyDocument(it));
+        } else if (!strcmp(key, "clusterTime") && BSON_ITER_HOLDS_TIMESTAMP(it)) {
             ClusterTime t;
-            bson_iter_timestamp(&it, &t.t, &t.i);
+            bson_iter_timestamp(it, &t.t, &t.i);
             e.setClusterTime(t);
-        } else if (!strcmp(key, "wallTime") && BSON_ITER_HOLDS_DATE_TIME(&it)) {
-            e.setWallTimeMs(bson_iter_date_time(&it));
+        } else if (!strcmp(key, "wallTime") && BSON_ITER_HOLDS_DATE_TIME(it)) {
+            e.setWallTimeMs(bson_iter_date_time(it));
         } else if (!strcmp(key, "to")) {
-            e.setRenameTarget(nsOf(&it));
+            e.setRenameTarget(nsOf(it));
         } else {
-            bson_append_iter(extra.get(), key, -1, &it);
+            bson_append_iter(extra.get(), key, -1, it);
             haveExtra = true;
         }
     }

@@ -1,5 +1,7 @@
 #include "MongoErrors.h"
 
+#include "model/Bson.h"
+
 #include <mongoc/mongoc.h>
 
 #include <cstring>
@@ -13,22 +15,14 @@ namespace {
 constexpr int kLegacyResumableCodes[] = {6,     7,     89,    91, 189, 262,   9001, 10107, 11600,
                                          11602, 13435, 13436, 63, 150, 13388, 234,  133};
 
-QString codeName(const bson_t* reply) {
-    bson_iter_t it;
-    if (reply && bson_iter_init_find(&it, reply, "codeName") && BSON_ITER_HOLDS_UTF8(&it))
-        return QString::fromUtf8(bson_iter_utf8(&it, nullptr));
-    return {};
-}
-
 } // namespace
 
 bool hasErrorLabel(const bson_t* reply, const char* label) {
-    bson_iter_t it, labels;
-    if (!reply || !bson_iter_init_find(&it, reply, "errorLabels") || !BSON_ITER_HOLDS_ARRAY(&it) ||
-        !bson_iter_recurse(&it, &labels))
+    bson_iter_t it;
+    if (!findKey(reply, "errorLabels", &it) || !BSON_ITER_HOLDS_ARRAY(&it))
         return false;
-    while (bson_iter_next(&labels))
-        if (BSON_ITER_HOLDS_UTF8(&labels) && !strcmp(bson_iter_utf8(&labels, nullptr), label))
+    for (const bson_iter_t& element : BsonFields(&it))
+        if (BSON_ITER_HOLDS_UTF8(&element) && !strcmp(bson_iter_utf8(&element, nullptr), label))
             return true;
     return false;
 }
@@ -37,7 +31,7 @@ StreamError classifyStreamError(const bson_error_t& error, const bson_t* reply, 
     StreamError result;
     result.code = int(error.code);
     const QString text = QString::fromUtf8(error.message);
-    const QString name = codeName(reply);
+    const QString name = stringAt(reply, "codeName");
     result.message =
         error.domain == MONGOC_ERROR_SERVER || error.domain == MONGOC_ERROR_WRITE_CONCERN
             ? (name.isEmpty() ? QStringLiteral("code %1: %2").arg(error.code).arg(text)

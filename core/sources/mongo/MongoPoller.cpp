@@ -81,7 +81,7 @@ void MongoPoller::scanQuery(ScanKind kind, bson_t* filter, bson_t* opts) const {
     if (kind == ScanKind::Incremental && !m_high.isEmpty() &&
         bson_init_static(&high, reinterpret_cast<const uint8_t*>(m_high.constData()),
                          size_t(m_high.size())) &&
-        bson_iter_init_find(&it, &high, "v")) {
+        findKey(&high, "v", &it)) {
         // $gte, not $gt: several documents may share the newest value (same second);
         // the ones already seen are skipped by their hash.
         bson_t cond;
@@ -93,25 +93,16 @@ void MongoPoller::scanQuery(ScanKind kind, bson_t* filter, bson_t* opts) const {
 
 QByteArray MongoPoller::idKeyOf(const bson_t* doc) {
     bson_iter_t it;
-    if (!bson_iter_init_find(&it, doc, "_id"))
-        return {};
-    bson_t key = BSON_INITIALIZER;
-    bson_append_iter(&key, "_id", 3, &it);
-    QByteArray out(reinterpret_cast<const char*>(bson_get_data(&key)), qsizetype(key.len));
-    bson_destroy(&key);
-    return out;
+    return findKey(doc, "_id", &it) ? iterElement("_id", &it) : QByteArray();
 }
 
 QByteArray MongoPoller::fieldTable(const bson_t* doc) {
     QByteArray table;
     table.reserve(int(doc->len) / 2);
-    bson_iter_t it;
-    if (!bson_iter_init(&it, doc))
-        return table;
-    while (bson_iter_next(&it)) {
-        const char* key = bson_iter_key(&it);
+    for (const bson_iter_t& field : BsonFields(doc)) {
+        const char* key = bson_iter_key(&field);
         table.append(key, qsizetype(strlen(key) + 1));
-        const quint64 h = valueHash(&it);
+        const quint64 h = valueHash(&field);
         table.append(reinterpret_cast<const char*>(&h), 8);
     }
     return table;
@@ -142,12 +133,8 @@ void MongoPoller::addDocument(const bson_t* doc, ChangeBatch& out) {
     if (isIncremental() && m_scanKind != ScanKind::KeysOnly) {
         bson_iter_t it;
         const QByteArray field = m_pollField.toUtf8();
-        if (bson_iter_init_find(&it, doc, field.constData())) {
-            bson_t high = BSON_INITIALIZER;
-            bson_append_iter(&high, "v", 1, &it);
-            m_scanHigh = QByteArray(reinterpret_cast<const char*>(bson_get_data(&high)), qsizetype(high.len));
-            bson_destroy(&high);
-        }
+        if (findKey(doc, field.constData(), &it))
+            m_scanHigh = iterElement("v", &it);
     }
 
     auto found = m_docs.find(idKey);
@@ -185,14 +172,12 @@ void MongoPoller::addDocument(const bson_t* doc, ChangeBatch& out) {
         pos = nul + 9;
     }
     BsonBuilder updated;
-    bson_iter_t it;
-    bson_iter_init(&it, doc);
-    while (bson_iter_next(&it)) {
-        const char* key = bson_iter_key(&it);
+    for (const bson_iter_t& field : BsonFields(doc)) {
+        const char* key = bson_iter_key(&field);
         const QByteArrayView name(key, qsizetype(strlen(key)));
         const auto o = old.constFind(name);
-        if (o == old.constEnd() || *o != valueHash(&it))
-            bson_append_iter(updated.get(), key, -1, &it);
+        if (o == old.constEnd() || *o != valueHash(&field))
+            bson_append_iter(updated.get(), key, -1, &field);
         if (o != old.constEnd())
             old.erase(o);
     }

@@ -1,25 +1,25 @@
 #pragma once
 
+#include "MongoResumeTokens.h"
+#include "MongoWatch.h"
 #include "sources/Source.h"
 
-#include <QElapsedTimer>
 #include <QMap>
 
 #include <atomic>
 #include <memory>
 
 class QTimer;
-struct _mongoc_client_pool_t;
-struct _mongoc_uri_t;
 
 namespace tw {
 
 class ChangeEventMapper;
+class MongoConnection;
 
 // Watches a MongoDB deployment through change streams (libmongoc, one pooled client
 // per source). Each watched scope — a collection, a database or the whole
 // deployment — has exactly one upstream change stream, with its own client from the
-// pool, however many subscriptions read it.
+// pool, however many subscriptions read it (MongoWatch).
 //
 // Everything runs on the source's thread. The blocking driver calls are made from a
 // zero-interval timer, one bounded slice per tick (a getMore waits at most
@@ -30,14 +30,17 @@ class ChangeEventMapper;
 // the position after the last event handed over for every scope (scopeKey is
 // Namespace::toString(): "db.coll", "db", or "" for the deployment). It is committed
 // with the events, and at start each stream opens with startAfter that token, which
-// also survives an invalidate.
+// also survives an invalidate (MongoResumeTokens).
 //
 // Errors (see MongoErrors.h): libmongoc resumes once by itself; when that fails
 // too, the scope reopens from its token after an exponential backoff with jitter
 // (0.5 s doubling to 30 s, shown as state Backoff with the next retry). History lost
 // (286, invalid token) emits a `gap` and restarts from now. No change streams
 // (40573, standalone, missing privilege) switches the scope to polling (MongoPoller).
-class MongoSource : public Source {
+//
+// Push-down: the stream's $match is the explicit WatchOptions::match, or the union
+// of the filters of the watch's readers (MongoPushDown).
+class MongoSource : public Source, private MongoWatchHost {
     Q_OBJECT
 public:
     // uri: mongodb:// or mongodb+srv://, anything libmongoc accepts. Parses only; the
@@ -46,12 +49,9 @@ public:
     static MongoSource* create(const QString& id, const QString& uri, QString* error);
     ~MongoSource() override;
 
-    // The BSON document for one subscription filter set: absent (no push-down) when
-    // any filter matches everything or names a field only Tidewatch adds (seq,
-    // source, reason); the filter itself when there is one; {$or: [...]} of the
-    // distinct filters otherwise.
+    // See MongoPushDown::unionMatch.
     static Bson unionMatch(const QList<Bson>& filters);
-    static QString scopeKey(const Namespace& ns) { return ns.toString(); }
+    static QString scopeKey(const Namespace& ns) { return MongoWatch::keyOf(ns); }
     static QByteArray encodeTokens(const QMap<QString, Bson>& tokens);
     static QMap<QString, Bson> decodeTokens(const QByteArray& token);
 
@@ -74,46 +74,31 @@ public Q_SLOTS:
     void stop() override;
 
 private:
-    struct Scope;
-
-    MongoSource(const QString& id, const QString& uri, _mongoc_uri_t* parsed);
+    MongoSource(const QString& id, std::unique_ptr<MongoConnection> connection);
 
     void tick();
     void schedule();
-    void openStream(Scope& scope);
-    void closeStream(Scope& scope);
-    void drain(Scope& scope, qint64 deadlineMs);
-    void poll(Scope& scope);
-    void pollCollection(Scope& scope, const Namespace& ns);
-    QList<Namespace> pollTargets(Scope& scope, QString* error);
-    void handleError(Scope& scope, const QString& during, const bson_error_t& error, const bson_t* reply);
-    void enterBackoff(Scope& scope, const QString& reason, bool fatal = false);
-    void enterPolling(Scope& scope, const QString& why);
     void flush(bool checkpointOnly = false);
     void updateStatus();
-    int backoffDelayMs(int attempt) const;
-    void releaseClient(Scope& scope);
-    QString describe(const Namespace& ns) const;
 
-    QString m_uri; // as given (may hold a password): only for libmongoc
-    QString m_redactedUri;
-    _mongoc_uri_t* m_parsedUri = nullptr;    // owned
-    _mongoc_client_pool_t* m_pool = nullptr; // owned; destroyed off-thread at stop()
-    std::unique_ptr<ChangeEventMapper> m_mapper;
-    QTimer* m_timer = nullptr;                      // owned (child)
-    QMap<QString, std::shared_ptr<Scope>> m_scopes; // by scopeKey
-    QMap<QString, Bson> m_tokens;                   // the checkpoint: scopeKey -> resume token
+    // MongoWatchHost
+    ChangeBatch& pendingBatch() override { return m_pending; }
+    void flushPendingBatch() override { flush(); }
+    void watchOpened(const Namespace& ns) override;
+    void watchInvalid(const Namespace& ns, const QString& message) override;
+    void streamReconnected() override { ++m_status.reconnects; }
+
+    // Declared before the watches, which point at them and are destroyed first.
+    std::unique_ptr<MongoConnection> m_connection; // owned
+    std::unique_ptr<ChangeEventMapper> m_mapper;   // owned
+    MongoResumeTokens m_tokens;                    // the checkpoint
     SourceRestore m_restore;
     ChangeBatch m_pending;
-    bool m_tokensDirty = false;
-    qint64 m_lastTokenFlushMs = 0;
-    int m_maxWireVersion = 0; // 0 until the first successful selection
-    int m_backoffInitialMs = 500;
-    int m_backoffMaxMs = 30000;
-    double m_jitter = 0.2;
+    std::atomic<bool> m_stopRequested{false};
+    QTimer* m_timer = nullptr;                           // owned (child)
+    QMap<QString, std::shared_ptr<MongoWatch>> m_scopes; // by scopeKey
     int m_roundRobin = 0;
     bool m_started = false;
-    std::atomic<bool> m_stopRequested{false};
 };
 
 } // namespace tw

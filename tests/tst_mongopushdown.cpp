@@ -1,0 +1,82 @@
+// MongoPushDown: the readers the Engine reports for a watch, turned into the $match a
+// change stream opens with (no server needed).
+
+#include "BsonPaths.h"
+#include "filter/Filter.h"
+#include "sources/mongo/MongoPushDown.h"
+
+#include <QtTest>
+
+using namespace tw;
+using namespace tw::test;
+
+namespace {
+
+WatchOptions::Reader reader(const Namespace& ns, const char* filter) {
+    const Filter f = Filter::compile(filter);
+    return WatchOptions::Reader{ns, f.query(), f.matchesEverything()};
+}
+
+const Namespace kShop{QStringLiteral("shop"), {}};
+const Namespace kOrders{QStringLiteral("shop"), QStringLiteral("orders")};
+const Namespace kUsers{QStringLiteral("shop"), QStringLiteral("users")};
+
+} // namespace
+
+class TestMongoPushDown : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void nobodySubscribedNarrowsNothing();
+    void readersOfTheWholeScopeGiveTheirFilters();
+    void narrowerReadersAreLimitedToTheirNamespace();
+    void aReaderWantingEverythingTurnsItOff();
+    void explicitMatchWinsOverReaders();
+};
+
+void TestMongoPushDown::nobodySubscribedNarrowsNothing() {
+    QVERIFY(MongoPushDown::matchFor(kOrders, {}).isAbsent());
+    QVERIFY(MongoPushDown::matchOf(kOrders, WatchOptions()).isAbsent());
+}
+
+void TestMongoPushDown::readersOfTheWholeScopeGiveTheirFilters() {
+    const Bson one =
+        MongoPushDown::matchFor(kOrders, {reader(kOrders, R"({"fullDocument.status": "paid"})")});
+    QCOMPARE(one, json(R"({"fullDocument.status": "paid"})"));
+    const Bson both = MongoPushDown::matchFor(kOrders, {reader(kOrders, R"({"fullDocument.status": "paid"})"),
+                                                        reader(kOrders, R"({"operationType": "delete"})")});
+    QCOMPARE(sub(both, "$or.0"), json(R"({"fullDocument.status": "paid"})"));
+    QCOMPARE(sub(both, "$or.1"), json(R"({"operationType": "delete"})"));
+}
+
+void TestMongoPushDown::narrowerReadersAreLimitedToTheirNamespace() {
+    // A database watch read by a subscription to one collection, and by one that
+    // wants everything of another: each only in its own namespace.
+    const Bson match = MongoPushDown::matchFor(
+        kShop, {reader(kOrders, R"({"operationType": "insert"})"), reader(kUsers, "{}")});
+    QCOMPARE(sub(match, "$or.0.$and.0"), json(R"({"ns.db": "shop", "ns.coll": "orders"})"));
+    QCOMPARE(sub(match, "$or.0.$and.1"), json(R"({"operationType": "insert"})"));
+    QCOMPARE(sub(match, "$or.1.$and.0"), json(R"({"ns.db": "shop", "ns.coll": "users"})"));
+    QCOMPARE(sub(match, "$or.1.$and.1"), Bson::empty());
+    // A database inside a deployment watch: ns.db alone.
+    const Bson db = MongoPushDown::matchFor(Namespace{}, {reader(kShop, R"({"operationType": "insert"})")});
+    QCOMPARE(sub(db, "$and.0"), json(R"({"ns.db": "shop"})"));
+}
+
+void TestMongoPushDown::aReaderWantingEverythingTurnsItOff() {
+    QVERIFY(MongoPushDown::matchFor(
+                kOrders, {reader(kOrders, R"({"fullDocument.status": "paid"})"), reader(kOrders, "{}")})
+                .isAbsent());
+    // A filter on a field only Tidewatch adds cannot run on the server.
+    QVERIFY(MongoPushDown::matchFor(kOrders, {reader(kOrders, R"({"seq": {"$gt": 5}})")}).isAbsent());
+}
+
+void TestMongoPushDown::explicitMatchWinsOverReaders() {
+    WatchOptions options;
+    options.readers = {reader(kOrders, R"({"fullDocument.status": "paid"})")};
+    QCOMPARE(MongoPushDown::matchOf(kOrders, options), json(R"({"fullDocument.status": "paid"})"));
+    options.match = json(R"({"operationType": "delete"})");
+    QCOMPARE(MongoPushDown::matchOf(kOrders, options), json(R"({"operationType": "delete"})"));
+}
+
+QTEST_GUILESS_MAIN(TestMongoPushDown)
+#include "tst_mongopushdown.moc"
