@@ -1,5 +1,7 @@
 #include "HeadlessRunner.h"
 
+#include "engine/Replay.h"
+
 #include <QCoreApplication>
 #include <QSocketNotifier>
 #include <QTimer>
@@ -212,31 +214,19 @@ void HeadlessRunner::replay(qint64 fromSeq) {
         logLine(error);
         return;
     }
-    qint64 after = std::max<qint64>(0, fromSeq - 1);
-    const Subscription sub = m_subscription;
-    for (;;) {
-        const JournalReader::Result r =
-            reader.readAfter(after, 5000, [&sub](const ChangeEvent& e) { return sub.matches(e); });
-        if (!r.error.isEmpty()) {
-            logLine(QStringLiteral("replay: %1").arg(r.error));
+    Replay history(&reader, Replay::matching(m_subscription), std::max<qint64>(0, fromSeq - 1));
+    while (!history.isAtHead()) {
+        const Replay::Chunk chunk = history.next(5000);
+        if (!chunk.error.isEmpty()) {
+            logLine(QStringLiteral("replay: %1").arg(chunk.error));
             break;
         }
-        if (r.gap) {
-            ChangeEvent gap =
-                ChangeEvent::makeGap(QString(), Namespace(),
-                                     QStringLiteral("events after %1 were removed by retention; the "
-                                                    "first still stored is %2")
-                                         .arg(after)
-                                         .arg(r.firstAvailable));
-            writeEvent(gap);
-        }
-        for (const ChangeEvent& e : r.events)
+        if (chunk.gap)
+            writeEvent(chunk.gap->event);
+        for (const ChangeEvent& e : chunk.events)
             writeEvent(e);
-        after = r.scannedThrough;
-        if (!r.hasMore)
-            break;
     }
-    m_lastWritten = std::max(m_lastWritten, after);
+    m_lastWritten = std::max(m_lastWritten, history.cursor());
     std::fflush(stdout);
 }
 

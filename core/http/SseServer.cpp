@@ -1,7 +1,8 @@
 #include "SseServer.h"
 
 #include "engine/Engine.h"
-#include "http/SseWorker.h"
+#include "http/HttpApi.h"
+#include "http/SseShared.h"
 #include "threads/Threads.h"
 
 #include <QSemaphore>
@@ -47,7 +48,7 @@ bool SseServer::start(const Options& options, QString* error) {
     }
     if (!m_shared)
         m_shared = std::make_shared<SseShared>(); // kept across restarts: the counters keep counting
-    auto* worker = new SseWorker(m_engine, options, m_shared);
+    auto* worker = new HttpApi(m_engine, options, m_shared);
     // Listening here, on the caller's thread, gives start() its error at once; the
     // listening socket then moves to the HTTP thread with the worker.
     if (!worker->listen(error)) {
@@ -62,9 +63,9 @@ bool SseServer::start(const Options& options, QString* error) {
         m_shared->worker = worker;
     }
     m_worker = worker;
-    connect(worker, &SseWorker::clientsChanged, this, &SseServer::clientsChanged, Qt::QueuedConnection);
+    connect(worker, &HttpApi::clientsChanged, this, &SseServer::clientsChanged, Qt::QueuedConnection);
     startThreadWithPollDispatcher();
-    QMetaObject::invokeMethod(worker, &SseWorker::initOnThread, Qt::QueuedConnection);
+    QMetaObject::invokeMethod(worker, &HttpApi::initOnThread, Qt::QueuedConnection);
     m_running = true;
     Q_EMIT started(baseUrl());
     return true;
@@ -96,7 +97,7 @@ void SseServer::startThreadWithPollDispatcher() {
 void SseServer::stop() {
     if (!m_running)
         return;
-    SseWorker* worker = m_worker;
+    HttpApi* worker = m_worker;
     // The worker, its sockets and timers are deleted on their own thread, then the
     // thread ends; wait() joins it.
     QMetaObject::invokeMethod(

@@ -15,7 +15,7 @@
 namespace tw {
 
 class Engine;
-class SseWorker;
+class HttpApi;
 struct SseShared;
 
 // The embedded Server-Sent Events server and the subscription HTTP API (see
@@ -85,7 +85,7 @@ private:
     bool m_running = false;
     quint16 m_port = 0;
     QThread m_thread;
-    SseWorker* m_worker = nullptr; // owned; lives on m_thread, deleted there
+    HttpApi* m_worker = nullptr; // owned; lives on m_thread, deleted there
     std::shared_ptr<SseShared> m_shared;
 };
 

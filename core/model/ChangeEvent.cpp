@@ -154,13 +154,25 @@ Bson ChangeEvent::makeUpdateDescription(const Bson& updatedFields, const QList<Q
     return b.take();
 }
 
-ChangeEvent ChangeEvent::makeGap(const QString& sourceId, const Namespace& ns, const QString& reason) {
+ChangeEvent ChangeEvent::makeGap(const QString& sourceId, const Namespace& ns, const QString& reason,
+                                 const GapPosition& position) {
     ChangeEvent e;
     e.setSourceId(sourceId);
     e.setNs(ns);
     e.setOperation(Operation::Gap);
     e.setReason(reason);
     e.setWallTimeMs(QDateTime::currentMSecsSinceEpoch());
+    // Kept as extra fields, so the journal and every renderer carry them like any other.
+    if (position.requested >= 0 || position.firstAvailable >= 0 || position.resumeAfter >= 0) {
+        BsonBuilder extra;
+        if (position.requested >= 0)
+            bson_append_int64(extra.get(), "requested", -1, position.requested);
+        if (position.firstAvailable >= 0)
+            bson_append_int64(extra.get(), "firstAvailable", -1, position.firstAvailable);
+        if (position.resumeAfter >= 0)
+            bson_append_int64(extra.get(), "resumeAfter", -1, position.resumeAfter);
+        e.setExtra(extra.take());
+    }
     return e;
 }
 

@@ -19,6 +19,15 @@ struct ClusterTime {
     bool isNull() const { return t == 0 && i == 0; }
 };
 
+// Where a gap stands for a reader that resumes by seq: the cursor it asked to resume
+// after, the lowest seq still stored, and the seq reading goes on after. Rendered after
+// the gap's `reason` as "requested", "firstAvailable", "resumeAfter"; negative: left out.
+struct GapPosition {
+    qint64 requested = -1;
+    qint64 firstAvailable = -1;
+    qint64 resumeAfter = -1;
+};
+
 // One change, in the shape of a MongoDB change event plus Tidewatch's `seq` and
 // `source`. Implicitly shared: copies are a reference-count increment, so events
 // travel between threads by value. An event is built by a source, gets its final
@@ -63,7 +72,9 @@ public:
     // Builds {updatedFields, removedFields, truncatedArrays:[]} from a document of
     // updated fields and a list of removed field names.
     static Bson makeUpdateDescription(const Bson& updatedFields, const QList<QByteArray>& removedFields);
-    static ChangeEvent makeGap(const QString& sourceId, const Namespace& ns, const QString& reason);
+    // The one way a gap event is made (sources, journal, replay): a consumer must re-read.
+    static ChangeEvent makeGap(const QString& sourceId, const Namespace& ns, const QString& reason,
+                               const GapPosition& position = {});
 
     // Renders the event without its seq (BSON and relaxed JSON) and keeps both, and with
     // a codec also the bytes the journal will store (the BSON compressed). The Engine

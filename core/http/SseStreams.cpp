@@ -1,0 +1,372 @@
+#include "SseStreams.h"
+
+#include "http/EngineCalls.h"
+#include "journal/Journal.h"
+#include "model/JsonWriter.h"
+
+#include <QLoggingCategory>
+#include <QTimer>
+
+Q_DECLARE_LOGGING_CATEGORY(lcSse)
+
+namespace tw {
+
+namespace {
+
+// Replay reads this many matching events per step, then yields to the event loop so
+// other clients and the live fan-out keep moving while a long history is sent.
+constexpr int kReplayChunk = 500;
+// While replaying, live events are kept in memory only up to this many; past it they
+// are dropped and the replay reads them from the journal instead.
+constexpr qsizetype kReplayBufferCap = 50000;
+
+} // namespace
+
+SseStreams::SseStreams(const SseServer::Options& options, EngineCalls* engineCalls, JournalReader* reader,
+                       std::shared_ptr<SseShared> shared, QObject* parent)
+    : QObject(parent)
+    , m_options(options)
+    , m_engineCalls(engineCalls)
+    , m_reader(reader)
+    , m_shared(std::move(shared)) {
+    // A replay pauses above this many unsent bytes, well before the slow-client cap.
+    m_replayHighWater =
+        std::max<qint64>(16 * 1024, std::min<qint64>(256 * 1024, options.maxPendingBytes / 4));
+}
+
+void SseStreams::start(qint64 head) {
+    m_head = head;
+    m_keepAlive = new QTimer(this);
+    m_keepAlive->setInterval(std::max(100, m_options.keepAliveMs));
+    connect(m_keepAlive, &QTimer::timeout, this, &SseStreams::sendKeepAlive);
+    m_keepAlive->start();
+}
+
+void SseStreams::closeAll() {
+    const QList<quint64> ids = m_clients.keys();
+    for (quint64 id : ids) {
+        const auto client = m_clients.value(id);
+        if (client->adhoc)
+            m_engineCalls->removeSubscription(client->subscription.id);
+        client->out.close();
+    }
+    m_clients.clear();
+    m_clientsBySubscription.clear();
+    delete m_keepAlive;
+    m_keepAlive = nullptr;
+}
+
+int SseStreams::liveCount() const {
+    int live = 0;
+    for (const auto& c : std::as_const(m_clients))
+        live += c->state == State::Live ? 1 : 0;
+    return live;
+}
+
+QList<SseStreams::Position> SseStreams::positions() const {
+    QList<Position> list;
+    list.reserve(m_clients.size());
+    for (const auto& c : std::as_const(m_clients)) {
+        const qint64 bytes = c->out.pendingBytes();
+        // A live client with nothing pending has everything this thread has seen.
+        const qint64 position =
+            c->state == State::Live && bytes == 0 ? std::max(m_head, c->cursor) : c->cursor;
+        list.append(Position{c->id, c->subscription.id, position, bytes});
+    }
+    return list;
+}
+
+void SseStreams::refreshSubscription(const Subscription& subscription) {
+    for (quint64 clientId : m_clientsBySubscription.value(subscription.id))
+        if (const auto client = m_clients.value(clientId))
+            client->subscription = subscription;
+}
+
+void SseStreams::closeSubscription(const QString& subscriptionId) {
+    for (quint64 id : m_clientsBySubscription.value(subscriptionId)) {
+        if (const auto client = m_clients.value(id)) {
+            JsonWriter data;
+            data.beginObject().key("subscription").string(subscriptionId).endObject();
+            client->out.write(EventRenderer::controlFrame("deleted", data.take()));
+            client->state = State::Closed;
+            client->out.close();
+        }
+    }
+}
+
+// --- one stream --------------------------------------------------------------------------
+
+void SseStreams::open(const HttpRequest& request, HttpResponder&& out, const HttpHeaders& cors,
+                      const Subscription& subscription, bool adhoc, std::optional<qint64> lastEventId,
+                      int format) {
+    HttpHeaders headers = cors;
+    headers.emplaceBack("Content-Type", "text/event-stream; charset=utf-8");
+    headers.emplaceBack("Cache-Control", "no-cache");
+    // Reverse proxies (nginx) otherwise buffer the stream.
+    headers.emplaceBack("X-Accel-Buffering", "no");
+    headers.emplaceBack("Connection", "close");
+    out.beginStream(200, headers);
+    HttpAdapter::setLongLived(out, true);
+
+    auto client = std::make_shared<Client>();
+    client->id = m_nextId++;
+    client->subscription = subscription;
+    client->adhoc = adhoc;
+    client->format = format;
+    client->out = std::move(out);
+    client->stats = std::make_shared<SseShared::ClientStats>();
+    client->stats->id = client->id;
+    client->stats->peer = request.peer;
+    client->stats->subscriptionId = subscription.id;
+    client->stats->connectedAt = QDateTime::currentDateTimeUtc();
+    const quint64 id = client->id;
+    // Registered for live events before anything is read from the journal: whatever
+    // commits from now on is either read by the replay or buffered, never missed.
+    m_clients.insert(id, client);
+    m_clientsBySubscription[subscription.id].append(id);
+    {
+        QMutexLocker lock(&m_shared->mutex);
+        m_shared->clients.insert(id, client->stats);
+    }
+    client->out.setClosedHandler(this, [this, id] { removeClient(id); });
+    client->out.setBytesWrittenHandler(this, [this, id] {
+        const auto c = m_clients.value(id);
+        if (!c)
+            return;
+        c->stats->pending.store(c->out.pendingBytes(), std::memory_order_relaxed);
+        if (c->state == State::WaitingForDrain && c->out.pendingBytes() <= m_replayHighWater) {
+            c->state = State::Replaying;
+            scheduleReplay(c.get());
+        }
+    });
+    Q_EMIT clientsChanged();
+
+    client->out.write("retry: " + QByteArray::number(m_options.retryMs) + "\n\n");
+    if (!lastEventId) {
+        client->cursor = m_engineCalls->lastCommittedSeq();
+        goLive(client.get());
+        return;
+    }
+    // The client owns its replay, so the matcher may read the client's snapshot, which
+    // refreshSubscription() keeps current.
+    Client* raw = client.get();
+    client->replay.emplace(
+        m_reader, [raw](const ChangeEvent& event) { return raw->subscription.matches(event); }, *lastEventId);
+    if (const std::optional<Replay::Gap> gap = client->replay->skipUnknownCursor()) {
+        // An id this journal never issued: say so, and carry on from now.
+        writeFrame(raw, EventRenderer::renderFrame(gap->event, client->format, gap->id), 0);
+        client->cursor = client->replay->cursor();
+        goLive(raw);
+        return;
+    }
+    client->cursor = *lastEventId;
+    replayStep(id);
+}
+
+void SseStreams::scheduleReplay(Client* client) {
+    const quint64 id = client->id;
+    QMetaObject::invokeMethod(
+        this, [this, id] { replayStep(id); }, Qt::QueuedConnection);
+}
+
+void SseStreams::replayStep(quint64 clientId) {
+    const auto client = m_clients.value(clientId);
+    if (!client || client->state != State::Replaying)
+        return;
+    if (client->out.pendingBytes() > m_replayHighWater) {
+        // Resumed from the bytesWritten handler: a replay never trips the slow-client
+        // cap by itself.
+        client->state = State::WaitingForDrain;
+        return;
+    }
+    Replay& replay = *client->replay;
+    const Replay::Chunk chunk = replay.next(kReplayChunk);
+    if (!chunk.error.isEmpty()) {
+        qCWarning(lcSse).noquote() << "replay for client" << clientId << "failed:" << chunk.error;
+        client->out.write(": replay failed: " + chunk.error.toUtf8().replace('\n', ' ') + "\n\n");
+        client->state = State::Closed;
+        client->out.close();
+        return;
+    }
+    if (chunk.gap)
+        writeFrame(client.get(), EventRenderer::renderFrame(chunk.gap->event, client->format, chunk.gap->id),
+                   0);
+    if (!chunk.events.isEmpty()) {
+        QByteArray bytes;
+        int count = 0;
+        for (const ChangeEvent& e : chunk.events) {
+            bytes += EventRenderer::renderFrame(e, client->format);
+            ++count;
+            client->lastSent = e.seq();
+            // One step writes about a high-water mark's worth, so a history of large
+            // events never piles up past the slow-client cap; the rest is read again.
+            if (bytes.size() >= m_replayHighWater && count < chunk.events.size()) {
+                replay.rewindTo(e.seq());
+                break;
+            }
+        }
+        writeFrame(client.get(), bytes, count);
+    }
+    client->cursor = replay.cursor();
+    if (client->state == State::Closed)
+        return;
+    if (replay.isAtHead())
+        goLive(client.get());
+    else
+        scheduleReplay(client.get());
+}
+
+void SseStreams::goLive(Client* client) {
+    // Live events that arrived during the replay: the ones the journal read already
+    // covered (seq <= cursor) are skipped, the rest go out in order.
+    QByteArray bytes;
+    int count = 0;
+    for (const ChangeEvent& e : std::as_const(client->buffer)) {
+        if (e.seq() <= client->cursor)
+            continue;
+        bytes += EventRenderer::renderFrame(e, client->format);
+        client->cursor = e.seq();
+        client->lastSent = e.seq();
+        ++count;
+    }
+    client->buffer.clear();
+    client->buffer.squeeze();
+    client->replay.reset();
+    if (count)
+        writeFrame(client, bytes, count);
+    if (client->state != State::Closed)
+        client->state = State::Live;
+    JsonWriter data;
+    data.beginObject()
+        .key("lastEventId")
+        .number(client->cursor)
+        .key("subscription")
+        .string(client->subscription.id)
+        .endObject();
+    writeFrame(client, EventRenderer::controlFrame("ready", data.take(), client->cursor), 0);
+}
+
+void SseStreams::writeFrame(Client* client, const QByteArray& frame, int events) {
+    if (client->state == State::Closed)
+        return;
+    // Slow means the bytes of earlier writes are still waiting: one large batch to a
+    // client that keeps up is not a reason to drop it.
+    if (client->out.pendingBytes() > m_options.maxPendingBytes)
+        return disconnectSlow(client);
+    client->out.write(frame);
+    if (events) {
+        m_shared->eventsSent.fetch_add(events, std::memory_order_relaxed);
+        client->stats->lastSent.store(client->lastSent, std::memory_order_relaxed);
+    }
+    client->stats->pending.store(client->out.pendingBytes(), std::memory_order_relaxed);
+}
+
+void SseStreams::disconnectSlow(Client* client) {
+    qCInfo(lcSse).noquote() << "client" << client->id << "of" << client->subscription.id << "fell"
+                            << client->out.pendingBytes()
+                            << "bytes behind; disconnected (it resumes from its "
+                            << "Last-Event-ID)";
+    m_shared->slowDisconnects.fetch_add(1, std::memory_order_relaxed);
+    client->state = State::Closed;
+    // Unsent bytes are dropped with the connection; the client's Last-Event-ID is the
+    // last event it fully received, so its reconnect replays from there.
+    client->out.close();
+}
+
+void SseStreams::removeClient(quint64 clientId) {
+    const auto client = m_clients.take(clientId);
+    if (!client)
+        return;
+    client->state = State::Closed;
+    auto it = m_clientsBySubscription.find(client->subscription.id);
+    if (it != m_clientsBySubscription.end()) {
+        it->removeOne(clientId);
+        if (it->isEmpty())
+            m_clientsBySubscription.erase(it);
+    }
+    {
+        QMutexLocker lock(&m_shared->mutex);
+        m_shared->clients.remove(clientId);
+    }
+    if (client->adhoc)
+        m_engineCalls->removeSubscription(client->subscription.id);
+    Q_EMIT clientsChanged();
+}
+
+void SseStreams::sendKeepAlive() {
+    // Only idle connections need one; a client with bytes still queued is not idle, and
+    // a comment must not be what pushes it over the slow-client cap.
+    static const QByteArray comment = QByteArrayLiteral(": keep-alive\n\n");
+    for (const auto& client : std::as_const(m_clients))
+        if (client->out.pendingBytes() == 0)
+            writeFrame(client.get(), comment, 0);
+}
+
+// --- fan-out -------------------------------------------------------------------------------
+
+void SseStreams::onCommitted(const CommittedBatch& batch) {
+    m_head = std::max(m_head, batch.lastSeq);
+    // Frames are built at most once per event and format for the whole batch, and a
+    // subscription's run of frames is concatenated once: every client of it gets the
+    // same bytes in one write.
+    QHash<qint64, QByteArray> frames[EventRenderer::FormatCount];
+    auto frameOf = [&frames](const ChangeEvent& e, int format) -> const QByteArray& {
+        QByteArray& slot = frames[format][e.seq()];
+        if (slot.isEmpty())
+            slot = EventRenderer::renderFrame(e, format);
+        return slot;
+    };
+
+    for (auto it = batch.bySubscription.cbegin(); it != batch.bySubscription.cend(); ++it) {
+        const auto clientsIt = m_clientsBySubscription.constFind(it.key());
+        if (clientsIt == m_clientsBySubscription.constEnd())
+            continue;
+        const ChangeEventList& events = it.value();
+        if (events.isEmpty())
+            continue;
+        const qint64 firstSeq = events.first().seq();
+        const qint64 lastSeq = events.last().seq();
+        QByteArray runs[EventRenderer::FormatCount];
+        const QList<quint64> ids = *clientsIt; // writeFrame may close clients
+        for (quint64 id : ids) {
+            Client* c = m_clients.value(id).get();
+            if (!c || c->state == State::Closed)
+                continue;
+            if (c->state != State::Live) {
+                if (c->buffer.size() + events.size() > kReplayBufferCap) {
+                    // The replay will read these from the journal.
+                    c->buffer.clear();
+                    continue;
+                }
+                for (const ChangeEvent& e : events)
+                    if (e.seq() > c->cursor)
+                        c->buffer.append(e);
+                continue;
+            }
+            if (lastSeq <= c->cursor)
+                continue;
+            if (firstSeq > c->cursor) {
+                QByteArray& run = runs[c->format];
+                if (run.isEmpty()) {
+                    for (const ChangeEvent& e : events)
+                        run += frameOf(e, c->format);
+                }
+                c->cursor = c->lastSent = lastSeq;
+                writeFrame(c, run, int(events.size()));
+                continue;
+            }
+            QByteArray bytes;
+            int count = 0;
+            for (const ChangeEvent& e : events) {
+                if (e.seq() <= c->cursor)
+                    continue;
+                bytes += frameOf(e, c->format);
+                ++count;
+            }
+            c->cursor = c->lastSent = lastSeq;
+            writeFrame(c, bytes, count);
+        }
+    }
+}
+
+} // namespace tw

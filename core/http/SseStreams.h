@@ -1,0 +1,116 @@
+#pragma once
+
+#include "engine/Replay.h"
+#include "engine/Subscription.h"
+#include "http/EventRenderer.h"
+#include "http/HttpAdapter.h"
+#include "http/SseServer.h"
+#include "http/SseShared.h"
+#include "model/ChangeBatch.h"
+
+#include <memory>
+#include <optional>
+#include <QHash>
+#include <QList>
+#include <QObject>
+
+class QTimer;
+
+namespace tw {
+
+class EngineCalls;
+class JournalReader;
+
+// The SSE clients of the HTTP thread: each stream replays from the journal, then goes
+// live, and committed batches fan out to the live ones. One State per client says where
+// it is; everything here runs on the HTTP thread.
+class SseStreams : public QObject {
+    Q_OBJECT
+public:
+    // Where a client stands, for the metrics.
+    struct Position {
+        quint64 clientId = 0;
+        QString subscriptionId;
+        qint64 position = 0; // every seq <= position was handed to its socket or does not match
+        qint64 pendingBytes = 0;
+    };
+
+    // None of the pointers is owned: they belong to the HttpApi, the parent, and
+    // outlive this.
+    SseStreams(const SseServer::Options& options, EngineCalls* engineCalls, JournalReader* reader,
+               std::shared_ptr<SseShared> shared, QObject* parent);
+
+    // On the HTTP thread once it runs; `head` is the engine's last committed seq.
+    void start(qint64 head);
+    // Answers `out` with an event stream: from `lastEventId` through the journal, then
+    // live; from now when there is none. `adhoc`: the subscription is removed with the
+    // client. `cors` are the headers the request earned.
+    void open(const HttpRequest& request, HttpResponder&& out, const HttpHeaders& cors,
+              const Subscription& subscription, bool adhoc, std::optional<qint64> lastEventId, int format);
+    void onCommitted(const tw::CommittedBatch& batch);
+
+    QStringList subscriptionIds() const { return m_clientsBySubscription.keys(); }
+    // A changed subscription: replay matches with the new snapshot from now on.
+    void refreshSubscription(const Subscription& subscription);
+    // The subscription is gone: its clients get a `deleted` event and are closed.
+    void closeSubscription(const QString& subscriptionId);
+    // Shutdown: closes every client (ad hoc subscriptions are removed) and the timer.
+    void closeAll();
+
+    int clientCount() const { return int(m_clients.size()); }
+    int liveCount() const;
+    QList<Position> positions() const;
+
+Q_SIGNALS:
+    void clientsChanged();
+
+private:
+    enum class State {
+        // Reading history. Exactly one replay step is queued or running, so a second one
+        // is never queued; live events are buffered meanwhile.
+        Replaying,
+        // The replay paused with more than the high-water mark unsent; the socket's
+        // bytes-written handler resumes it. Live events are still buffered.
+        WaitingForDrain,
+        // Every committed event goes out as its batch arrives.
+        Live,
+        // Nothing more is written; the connection's closed handler removes the client.
+        Closed,
+    };
+
+    struct Client {
+        quint64 id = 0;
+        Subscription subscription; // snapshot, for replay matching
+        bool adhoc = false;        // an engine subscription we created for /v1/streams
+        int format = EventRenderer::Relaxed;
+        HttpResponder out;
+        State state = State::Replaying;
+        std::optional<Replay> replay; // while replaying; its matcher reads `subscription`
+        qint64 cursor = 0;            // every seq <= cursor was sent to this client or does not match
+        qint64 lastSent = 0;          // seq of the last event written
+        ChangeEventList buffer;       // live events that arrived during the replay
+        std::shared_ptr<SseShared::ClientStats> stats;
+    };
+
+    void replayStep(quint64 clientId);
+    void scheduleReplay(Client* client);
+    void goLive(Client* client);
+    void writeFrame(Client* client, const QByteArray& frame, int events);
+    void disconnectSlow(Client* client);
+    void removeClient(quint64 clientId);
+    void sendKeepAlive();
+
+    SseServer::Options m_options;
+    EngineCalls* m_engineCalls; // not owned
+    JournalReader* m_reader;    // not owned; the HTTP thread's replay connection
+    std::shared_ptr<SseShared> m_shared;
+    QTimer* m_keepAlive = nullptr; // owned (child)
+
+    QHash<quint64, std::shared_ptr<Client>> m_clients;
+    QHash<QString, QList<quint64>> m_clientsBySubscription;
+    quint64 m_nextId = 1;
+    qint64 m_head = 0; // highest seq delivered to this thread by committed()
+    qint64 m_replayHighWater = 256 * 1024;
+};
+
+} // namespace tw

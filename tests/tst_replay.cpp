@@ -1,0 +1,224 @@
+#include "TestUtil.h"
+
+#include "engine/Replay.h"
+#include "journal/Journal.h"
+
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QTemporaryDir>
+#include <QtTest>
+
+using namespace tw;
+using tw::test::makeEvent;
+
+namespace {
+
+// Appends `count` events of `coll`, keyed from `first`; returns their seqs.
+QList<qint64> append(Journal& journal, int first, int count, const QString& coll = QStringLiteral("orders")) {
+    ChangeBatch b;
+    b.sourceId = QStringLiteral("s");
+    for (int i = first; i < first + count; ++i)
+        b.events.append(makeEvent(b.sourceId, coll, i));
+    QList<ChangeBatch> batches{b};
+    if (!journal.append(batches))
+        return {};
+    QList<qint64> seqs;
+    for (const ChangeEvent& e : batches.first().events)
+        seqs.append(e.seq());
+    return seqs;
+}
+
+QList<qint64> seqsOf(const ChangeEventList& events) {
+    QList<qint64> seqs;
+    for (const ChangeEvent& e : events)
+        seqs.append(e.seq());
+    return seqs;
+}
+
+QList<qint64> range(qint64 from, qint64 to) {
+    QList<qint64> seqs;
+    for (qint64 s = from; s <= to; ++s)
+        seqs.append(s);
+    return seqs;
+}
+
+QJsonObject parse(const QByteArray& json) {
+    return QJsonDocument::fromJson(json).object();
+}
+
+} // namespace
+
+// The one replay-then-live reader (SSE Last-Event-ID, long poll, --from-seq), on a
+// real journal file.
+class TestReplay : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void init();
+    void cleanup();
+
+    void readsInChunksUpToTheHead_data();
+    void readsInChunksUpToTheHead();
+    void matcherSkipsOthersAndTheCursorCoversThem();
+    void prunedHistoryIsOneGapThenTheEvents();
+    void cursorBeyondTheHeadIsAGapAtTheHead();
+    void rewindReadsAgainAfterTheLastKept();
+    void unreadableJournalIsAnErrorAndTheCursorStays();
+
+private:
+    std::unique_ptr<QTemporaryDir> m_dir;
+    std::unique_ptr<Journal> m_journal;
+    std::unique_ptr<JournalReader> m_reader;
+};
+
+void TestReplay::init() {
+    m_dir = std::make_unique<QTemporaryDir>();
+    QVERIFY(m_dir->isValid());
+    const QString path = m_dir->filePath(QStringLiteral("j.sqlite"));
+    m_journal = std::make_unique<Journal>();
+    QVERIFY(m_journal->open(path));
+    m_reader = std::make_unique<JournalReader>();
+    QVERIFY(m_reader->open(path));
+}
+
+void TestReplay::cleanup() {
+    m_reader.reset();
+    m_journal.reset();
+    m_dir.reset();
+}
+
+void TestReplay::readsInChunksUpToTheHead_data() {
+    QTest::addColumn<int>("limit");
+    QTest::addColumn<qint64>("after");
+    QTest::addColumn<int>("chunks");
+    QTest::newRow("one at a time") << 1 << qint64(0) << 25;
+    QTest::newRow("uneven") << 7 << qint64(0) << 4;
+    QTest::newRow("exact boundary") << 5 << qint64(0) << 5;
+    QTest::newRow("all in one") << 25 << qint64(0) << 1;
+    QTest::newRow("more than there is") << 100 << qint64(0) << 1;
+    QTest::newRow("from the middle") << 10 << qint64(12) << 2;
+    QTest::newRow("from the head") << 10 << qint64(25) << 1;
+}
+
+void TestReplay::readsInChunksUpToTheHead() {
+    QFETCH(int, limit);
+    QFETCH(qint64, after);
+    QFETCH(int, chunks);
+    QCOMPARE(append(*m_journal, 1, 25), range(1, 25));
+    Replay replay(m_reader.get(), {}, after);
+    QList<qint64> seen;
+    int read = 0;
+    while (!replay.isAtHead()) {
+        QVERIFY(read < 100);
+        const Replay::Chunk chunk = replay.next(limit);
+        ++read;
+        QVERIFY(chunk.error.isEmpty());
+        QVERIFY(!chunk.gap);
+        QVERIFY(chunk.events.size() <= limit);
+        seen += seqsOf(chunk.events);
+        // The cursor is exactly what was handed out: the next read neither repeats nor skips.
+        QCOMPARE(replay.cursor(), seen.isEmpty() ? qint64(25) : seen.last());
+    }
+    QCOMPARE(read, chunks);
+    QCOMPARE(seen, range(after + 1, 25));
+    QCOMPARE(replay.cursor(), qint64(25));
+}
+
+void TestReplay::matcherSkipsOthersAndTheCursorCoversThem() {
+    // 1…10 orders, 11…20 others, 21…22 orders.
+    append(*m_journal, 1, 10);
+    append(*m_journal, 11, 10, QStringLiteral("others"));
+    append(*m_journal, 21, 2);
+    Subscription orders;
+    orders.namespaces = {SourceNamespace{{}, Namespace{QStringLiteral("main"), QStringLiteral("orders")}}};
+    Replay replay(m_reader.get(), Replay::matching(orders), 0);
+    Replay::Chunk chunk = replay.next(10);
+    QCOMPARE(seqsOf(chunk.events), range(1, 10));
+    QVERIFY(!replay.isAtHead());
+    QCOMPARE(replay.cursor(), qint64(10));
+    chunk = replay.next(10);
+    QCOMPARE(seqsOf(chunk.events), (QList<qint64>{21, 22}));
+    QVERIFY(replay.isAtHead());
+    // Nothing after 22 matches, yet the head was read: live events after it come next.
+    append(*m_journal, 23, 3, QStringLiteral("others"));
+    chunk = replay.next(10);
+    QVERIFY(chunk.events.isEmpty());
+    QVERIFY(replay.isAtHead());
+    QCOMPARE(replay.cursor(), qint64(25));
+}
+
+void TestReplay::prunedHistoryIsOneGapThenTheEvents() {
+    append(*m_journal, 1, 10);
+    RetentionPolicy policy;
+    policy.maxBytes = 0;
+    policy.maxAgeSeconds = 3600;
+    QCOMPARE(m_journal->prune(policy, QDateTime::currentMSecsSinceEpoch() + 2 * 3600 * 1000), 10);
+    append(*m_journal, 11, 3);
+
+    Replay replay(m_reader.get(), {}, 5);
+    Replay::Chunk chunk = replay.next(2);
+    QVERIFY(chunk.gap);
+    QCOMPARE(chunk.gap->event.operation(), Operation::Gap);
+    QCOMPARE(chunk.gap->id, qint64(10)); // the last seq lost: resuming from it resumes after the gap
+    const QJsonObject gap = parse(chunk.gap->event.toJson());
+    QCOMPARE(gap.value(QStringLiteral("operationType")).toString(), QStringLiteral("gap"));
+    QCOMPARE(gap.value(QStringLiteral("requested")).toInteger(), 5);
+    QCOMPARE(gap.value(QStringLiteral("firstAvailable")).toInteger(), 11);
+    QVERIFY(gap.value(QStringLiteral("reason")).toString().contains(QStringLiteral("retention")));
+    QCOMPARE(seqsOf(chunk.events), (QList<qint64>{11, 12}));
+    // Said once: the next chunk carries on after it.
+    chunk = replay.next(2);
+    QVERIFY(!chunk.gap);
+    QCOMPARE(seqsOf(chunk.events), (QList<qint64>{13}));
+    QVERIFY(replay.isAtHead());
+
+    // Nothing after 10 was lost.
+    Replay fromPruneMark(m_reader.get(), {}, 10);
+    chunk = fromPruneMark.next(10);
+    QVERIFY(!chunk.gap);
+    QCOMPARE(seqsOf(chunk.events), range(11, 13));
+}
+
+void TestReplay::cursorBeyondTheHeadIsAGapAtTheHead() {
+    append(*m_journal, 1, 5);
+    Replay known(m_reader.get(), {}, 5);
+    QVERIFY(!known.skipUnknownCursor());
+    QCOMPARE(known.cursor(), qint64(5));
+
+    Replay unknown(m_reader.get(), {}, 999);
+    const std::optional<Replay::Gap> gap = unknown.skipUnknownCursor();
+    QVERIFY(gap);
+    QCOMPARE(gap->id, qint64(5));
+    const QJsonObject json = parse(gap->event.toJson());
+    QCOMPARE(json.value(QStringLiteral("requested")).toInteger(), 999);
+    QCOMPARE(json.value(QStringLiteral("firstAvailable")).toInteger(), 1);
+    QCOMPARE(json.value(QStringLiteral("resumeAfter")).toInteger(), 5);
+    QVERIFY(unknown.isAtHead());
+    QCOMPARE(unknown.cursor(), qint64(5));
+    append(*m_journal, 6, 2);
+    QCOMPARE(seqsOf(unknown.next(10).events), (QList<qint64>{6, 7}));
+}
+
+void TestReplay::rewindReadsAgainAfterTheLastKept() {
+    append(*m_journal, 1, 10);
+    Replay replay(m_reader.get(), {}, 0);
+    const Replay::Chunk chunk = replay.next(10);
+    QCOMPARE(seqsOf(chunk.events), range(1, 10));
+    QVERIFY(replay.isAtHead());
+    replay.rewindTo(4); // the caller wrote only 1…4
+    QVERIFY(!replay.isAtHead());
+    QCOMPARE(seqsOf(replay.next(100).events), range(5, 10));
+    QVERIFY(replay.isAtHead());
+}
+
+void TestReplay::unreadableJournalIsAnErrorAndTheCursorStays() {
+    JournalReader closed; // never opened
+    Replay replay(&closed, {}, 7);
+    const Replay::Chunk chunk = replay.next(10);
+    QVERIFY(!chunk.error.isEmpty());
+    QVERIFY(chunk.events.isEmpty());
+    QCOMPARE(replay.cursor(), qint64(7));
+    QVERIFY(!replay.isAtHead());
+}
+
+QTEST_GUILESS_MAIN(TestReplay)
+#include "tst_replay.moc"
