@@ -3,6 +3,7 @@
 #include "app/Settings.h"
 #include "demo/DemoWriter.h"
 #include "http/SseServer.h"
+#include "sources/SourceUri.h"
 
 #include <QCoreApplication>
 #include <QDir>
@@ -132,7 +133,7 @@ int HeadlessRunner::start() {
         return 1;
     }
 
-    const bool sqlite = uri.startsWith(QLatin1String("sqlite:")) || !uri.contains(QLatin1String("://"));
+    const bool sqlite = SourceUri(uri).isSqlite();
     m_subscription.id = QStringLiteral("headless");
     m_subscription.name = QStringLiteral("command line");
     m_subscription.filter = filter;

@@ -14,6 +14,7 @@
 #include "Keychain.h"
 #include "models/ChangeFeedModel.h"
 #include "models/FeedExporter.h"
+#include "sources/SourceUri.h"
 #include "widgets/FeedView.h"
 #include "widgets/FilterEditor.h"
 #include "widgets/Icons.h"
@@ -415,7 +416,7 @@ void MainWindow::applyWorkspace(const Workspace& workspace, bool restoreLayout) 
 
 bool MainWindow::bringUp(ConnectionSpec spec, QString* error) {
     if (spec.demo) {
-        const QString path = spec.uri.mid(7);
+        const QString path = SourceUri(spec.uri).sqlitePath();
         if (!DemoWriter::ensureDatabase(path, error))
             return false;
     }
@@ -470,7 +471,7 @@ bool MainWindow::bringUp(ConnectionSpec spec, QString* error) {
     m_connectionsDock->expandConnection(spec.id);
     m_healthDock->addSource(spec.id);
     if (spec.demo && !m_demo) {
-        m_demo = std::make_unique<DemoWriter>(spec.uri.mid(7));
+        m_demo = std::make_unique<DemoWriter>(SourceUri(spec.uri).sqlitePath());
         const double rate = m_options.demoRate != 20.0 ? m_options.demoRate
                                                        : Settings().value(Settings::Key::DemoRate).toDouble();
         m_demo->setRate(rate);

@@ -1,10 +1,8 @@
 #include "Source.h"
 
 #include "sources/mongo/MongoSource.h"
+#include "sources/SourceUri.h"
 #include "sources/sqlite/SqliteSource.h"
-
-#include <QRegularExpression>
-#include <QUrl>
 
 namespace tw {
 
@@ -42,34 +40,28 @@ void Source::setStatus(SourceStatus::State state, const QString& reason, const Q
 }
 
 QString Source::redactUri(const QString& uri) {
-    // scheme://user:password@host → scheme://user:****@host, without parsing the rest,
-    // so even a malformed URI never shows its password.
-    static const QRegularExpression re(QStringLiteral("^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):([^@/]*)@"));
-    QString out = uri;
-    out.replace(re, QStringLiteral("\\1:****@"));
-    static const QRegularExpression param(QStringLiteral("([?&](password|sslpassword)=)[^&]*"),
-                                          QRegularExpression::CaseInsensitiveOption);
-    out.replace(param, QStringLiteral("\\1****"));
-    return out;
+    return SourceUri::redact(uri);
 }
 
 Source* Source::create(const QString& id, const QString& uri, QString* error) {
-    // Before the SQLite suffix test: a MongoDB URI may end in ".db" (…/?appname=orders.db).
-    if (uri.startsWith(QLatin1String("mongodb://")) || uri.startsWith(QLatin1String("mongodb+srv://")))
+    const SourceUri parsed(uri);
+    switch (parsed.kind()) {
+    case SourceUri::Kind::MongoDb:
         return MongoSource::create(id, uri, error);
-    if (uri.startsWith(QLatin1String("sqlite:")) || uri.endsWith(QLatin1String(".sqlite")) ||
-        uri.endsWith(QLatin1String(".db")) || uri.endsWith(QLatin1String(".sqlite3")))
+    case SourceUri::Kind::Sqlite:
         return SqliteSource::create(id, uri, error);
-    if (error) {
-        if (uri.startsWith(QLatin1String("postgres")))
+    case SourceUri::Kind::Postgres:
+        if (error)
             *error = QStringLiteral("PostgreSQL sources (%1) are not in this version of Tidewatch yet; watch "
                                     "SQLite files (sqlite:PATH) or MongoDB (mongodb://HOST[:PORT]).")
-                         .arg(redactUri(uri));
-        else
-            *error =
-                QStringLiteral("Unsupported source URI \"%1\": use sqlite:PATH or mongodb://HOST[:PORT].")
-                    .arg(redactUri(uri));
+                         .arg(parsed.redacted());
+        return nullptr;
+    case SourceUri::Kind::Unknown:
+        break;
     }
+    if (error)
+        *error = QStringLiteral("Unsupported source URI \"%1\": use sqlite:PATH or mongodb://HOST[:PORT].")
+                     .arg(parsed.redacted());
     return nullptr;
 }
 

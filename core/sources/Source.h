@@ -58,7 +58,7 @@ public:
     // Parses `uri` and creates the matching source (not started). On error returns
     // nullptr and an actionable message (password redacted).
     static Source* create(const QString& id, const QString& uri, QString* error);
-    // `uri` with any password replaced by "****".
+    // `uri` with any password replaced by "****" (SourceUri::redacted()).
     static QString redactUri(const QString& uri);
 
 public Q_SLOTS:

@@ -3,12 +3,12 @@
 #include "ChangeEventMapper.h"
 #include "MongoErrors.h"
 #include "MongoPoller.h"
+#include "sources/SourceUri.h"
 
 #include <QDateTime>
 #include <QElapsedTimer>
 #include <QLoggingCategory>
 #include <QRandomGenerator>
-#include <QRegularExpression>
 #include <QTimer>
 #include <QUrl>
 
@@ -66,9 +66,7 @@ void ensureDriver() {
 
 // The password of scheme://user:password@host, percent-encoded as written.
 QString passwordOf(const QString& uri) {
-    static const QRegularExpression re(QStringLiteral("^[A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:([^@/]*)@"));
-    const QRegularExpressionMatch m = re.match(uri);
-    return m.hasMatch() ? m.captured(1) : QString();
+    return SourceUri(uri).encodedPassword();
 }
 
 // A driver message never shows the password, even if it quotes the URI.

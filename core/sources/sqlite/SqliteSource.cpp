@@ -1,5 +1,7 @@
 #include "SqliteSource.h"
 
+#include "sources/SourceUri.h"
+
 #include <QDateTime>
 #include <QElapsedTimer>
 #include <QFile>
@@ -162,11 +164,7 @@ struct SqliteSource::Pending {
 };
 
 SqliteSource* SqliteSource::create(const QString& id, const QString& uri, QString* error) {
-    QString path = uri;
-    if (path.startsWith(QLatin1String("sqlite://")))
-        path = path.mid(9);
-    else if (path.startsWith(QLatin1String("sqlite:")))
-        path = path.mid(7);
+    const QString path = SourceUri(uri).sqlitePath();
     if (path.isEmpty()) {
         if (error)
             *error = QStringLiteral("The SQLite URI \"%1\" names no file: use sqlite:/path/to/file.sqlite.")
