@@ -1,6 +1,7 @@
 #include "Engine.h"
 
 #include "sources/mongo/MongoSource.h"
+#include "sources/SourceFactory.h"
 
 #include <QCoreApplication>
 #include <QDateTime>
@@ -168,7 +169,7 @@ bool Engine::addSource(const QString& id, const QString& uri, QString* error) {
             return false;
         }
     }
-    Source* source = Source::create(id, uri, error);
+    Source* source = SourceFactory::create(id, uri, error);
     if (!source)
         return false;
     auto* thread = new QThread;

@@ -1,8 +1,6 @@
 #include "Source.h"
 
-#include "sources/mongo/MongoSource.h"
 #include "sources/SourceUri.h"
-#include "sources/sqlite/SqliteSource.h"
 
 namespace tw {
 
@@ -41,28 +39,6 @@ void Source::setStatus(SourceStatus::State state, const QString& reason, const Q
 
 QString Source::redactUri(const QString& uri) {
     return SourceUri::redact(uri);
-}
-
-Source* Source::create(const QString& id, const QString& uri, QString* error) {
-    const SourceUri parsed(uri);
-    switch (parsed.kind()) {
-    case SourceUri::Kind::MongoDb:
-        return MongoSource::create(id, uri, error);
-    case SourceUri::Kind::Sqlite:
-        return SqliteSource::create(id, uri, error);
-    case SourceUri::Kind::Postgres:
-        if (error)
-            *error = QStringLiteral("PostgreSQL sources (%1) are not in this version of Tidewatch yet; watch "
-                                    "SQLite files (sqlite:PATH) or MongoDB (mongodb://HOST[:PORT]).")
-                         .arg(parsed.redacted());
-        return nullptr;
-    case SourceUri::Kind::Unknown:
-        break;
-    }
-    if (error)
-        *error = QStringLiteral("Unsupported source URI \"%1\": use sqlite:PATH or mongodb://HOST[:PORT].")
-                     .arg(parsed.redacted());
-    return nullptr;
 }
 
 } // namespace tw

@@ -55,9 +55,6 @@ public:
     QString id() const { return m_id; }
     SourceStatus status() const { return m_status; }
 
-    // Parses `uri` and creates the matching source (not started). On error returns
-    // nullptr and an actionable message (password redacted).
-    static Source* create(const QString& id, const QString& uri, QString* error);
     // `uri` with any password replaced by "****" (SourceUri::redacted()).
     static QString redactUri(const QString& uri);
 
