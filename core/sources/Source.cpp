@@ -41,4 +41,19 @@ QString Source::redactUri(const QString& uri) {
     return SourceUri::redact(uri);
 }
 
+void Source::setBodyCodec(std::shared_ptr<const BodyCodec> codec) {
+    m_codec = std::move(codec);
+}
+
+void Source::publishBatch(const ChangeBatch& batch) {
+    // Render each event here, on the source's thread, before the batch leaves: the
+    // engine thread then only splices in the seq, and rendering of several sources
+    // runs in parallel. Before the emit, so no receiver ever sees an event while it is
+    // being rendered. prepare() is const (it fills a cache): a non-const one would detach,
+    // and so deep-copy, every event of a batch the caller still holds.
+    for (const ChangeEvent& event : batch.events)
+        event.prepare(m_codec.get());
+    Q_EMIT batchReady(batch);
+}
+
 } // namespace tw

@@ -400,7 +400,7 @@ void SqliteSource::unwatch(const Namespace& ns) {
         batch.sourceId = id();
         batch.checkpoint.stateRemovedPrefixes = {ns.coll.toUtf8() + '\x1f'};
         batch.checkpoint.stateRemovals = {schemaKey(ns.coll)};
-        Q_EMIT batchReady(batch);
+        publishBatch(batch);
     }
 }
 
@@ -500,7 +500,7 @@ void SqliteSource::flush(Pending& out, bool force) {
         return;
     if (!out.batch.events.isEmpty())
         m_status.lastEventMs = QDateTime::currentMSecsSinceEpoch();
-    Q_EMIT batchReady(out.batch);
+    publishBatch(out.batch);
     out.batch.events.clear();
     out.batch.checkpoint = SourceCheckpoint();
     if (out.sinceFlush.isValid())
