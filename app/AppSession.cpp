@@ -4,6 +4,7 @@
 #include "config/Settings.h"
 #include "demo/DemoWriter.h"
 #include "http/SseServer.h"
+#include "sources/SourceUri.h"
 #include "Keychain.h"
 #include "SseToken.h"
 
@@ -96,7 +97,7 @@ bool AppSession::bringUp(const ConnectionSpec& spec, bool storePassword, QString
         return false;
     }
     if (spec.demo) {
-        const QString path = spec.uri.mid(7);
+        const QString path = SourceUri(spec.uri).sqlitePath();
         if (!DemoWriter::ensureDatabase(path, error))
             return false;
     }
@@ -124,7 +125,7 @@ bool AppSession::bringUp(const ConnectionSpec& spec, bool storePassword, QString
     m_connections.append(spec);
     Q_EMIT connectionAdded(spec);
     if (spec.demo && !m_demo)
-        startDemo(spec.uri.mid(7));
+        startDemo(SourceUri(spec.uri).sqlitePath());
     if (storePassword && !spec.password.isEmpty())
         Keychain::write(Keychain::connectionKey(spec.id), spec.password, this,
                         [this, id = spec.id](Keychain::Status status, const QString& message) {

@@ -1,5 +1,7 @@
 #include "CommandLine.h"
 
+#include "sources/SourceUri.h"
+
 #include <QCommandLineParser>
 #include <QDir>
 #include <QFileInfo>
@@ -12,8 +14,8 @@ namespace tw {
 
 QString defaultSourceId(const QString& uri) {
     QString base;
-    if (uri.startsWith(QLatin1String("sqlite:"))) {
-        base = QFileInfo(uri.mid(uri.startsWith(QLatin1String("sqlite://")) ? 9 : 7)).completeBaseName();
+    if (const SourceUri parsed(uri); parsed.isSqlite()) {
+        base = QFileInfo(parsed.sqlitePath()).completeBaseName();
     } else {
         const QUrl url(uri);
         base = url.host().isEmpty() ? uri.section(QLatin1Char(':'), 0, 0) : url.host();

@@ -1,6 +1,7 @@
 #include "HeadlessRunner.h"
 
 #include "engine/Replay.h"
+#include "sources/SourceUri.h"
 
 #include <QCoreApplication>
 #include <QSocketNotifier>
@@ -118,7 +119,7 @@ int HeadlessRunner::start() {
         return 1;
     }
 
-    const bool sqlite = uri.startsWith(QLatin1String("sqlite:")) || !uri.contains(QLatin1String("://"));
+    const bool sqlite = SourceUri(uri).isSqlite();
     m_subscription.id = QStringLiteral("headless");
     m_subscription.name = QStringLiteral("command line");
     m_subscription.filter = filter;

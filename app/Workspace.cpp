@@ -1,74 +1,27 @@
 #include "Workspace.h"
 
 #include "config/DataDir.h"
+#include "sources/SourceUri.h"
 
 #include <QDir>
 #include <QFileInfo>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
-#include <QRegularExpression>
 #include <QSaveFile>
-#include <QUrl>
 
 namespace tw {
-
-namespace {
-
-const QRegularExpression& userInfoPattern() {
-    // scheme://user:password@rest — the password may hold anything but '@' and '/'.
-    static const QRegularExpression re(QStringLiteral("^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):([^@/]*)@"));
-    return re;
-}
-
-const QRegularExpression& passwordParamPattern() {
-    static const QRegularExpression re(QStringLiteral("([?&])password=([^&]*)&?"),
-                                       QRegularExpression::CaseInsensitiveOption);
-    return re;
-}
-
-} // namespace
 
 QString ConnectionSpec::uriWithPassword() const {
     return Workspace::insertPassword(uri, password);
 }
 
 QString Workspace::splitPassword(const QString& uri, QString* password) {
-    QString out = uri;
-    QString secret;
-    const QRegularExpressionMatch userInfo = userInfoPattern().match(out);
-    if (userInfo.hasMatch()) {
-        secret = QUrl::fromPercentEncoding(userInfo.captured(2).toUtf8());
-        out.replace(userInfo.capturedStart(), userInfo.capturedLength(),
-                    userInfo.captured(1) + QLatin1Char('@'));
-    }
-    const QRegularExpressionMatch param = passwordParamPattern().match(out);
-    if (param.hasMatch()) {
-        if (secret.isEmpty())
-            secret = QUrl::fromPercentEncoding(param.captured(2).toUtf8());
-        const bool wasFirst = param.captured(1) == QLatin1String("?");
-        const bool hadMore = param.captured(0).endsWith(QLatin1Char('&'));
-        out.replace(param.capturedStart(), param.capturedLength(),
-                    wasFirst ? (hadMore ? QStringLiteral("?") : QString())
-                             : (hadMore ? QStringLiteral("&") : QString()));
-    }
-    if (password)
-        *password = secret;
-    return out;
+    return SourceUri(uri).withoutPassword(password);
 }
 
 QString Workspace::insertPassword(const QString& uri, const QString& password) {
-    if (password.isEmpty())
-        return uri;
-    const qsizetype scheme = uri.indexOf(QLatin1String("://"));
-    if (scheme < 0)
-        return uri;
-    const qsizetype at = uri.indexOf(QLatin1Char('@'), scheme + 3);
-    const qsizetype slash = uri.indexOf(QLatin1Char('/'), scheme + 3);
-    if (at < 0 || (slash >= 0 && slash < at))
-        return uri; // no user to attach the password to
-    const QString encoded = QString::fromUtf8(QUrl::toPercentEncoding(password));
-    return uri.left(at) + QLatin1Char(':') + encoded + uri.mid(at);
+    return SourceUri(uri).withPassword(password);
 }
 
 QString Workspace::defaultPath() {

@@ -8,6 +8,7 @@
 #include "MongoPeer.h"
 #include "sources/mongo/ChangeEventMapper.h"
 #include "sources/mongo/MongoSource.h"
+#include "sources/SourceFactory.h"
 #include "threads/Threads.h"
 
 #include <QElapsedTimer>
@@ -237,8 +238,8 @@ private Q_SLOTS:
 
 void TestMongoSource::createAcceptsMongoUrisAndRedactsPasswords() {
     QString error;
-    std::unique_ptr<Source> source(
-        Source::create(QStringLiteral("a"), QStringLiteral("mongodb://h:27017/?appname=app.db"), &error));
+    std::unique_ptr<Source> source(SourceFactory::create(
+        QStringLiteral("a"), QStringLiteral("mongodb://h:27017/?appname=app.db"), &error));
     QVERIFY2(qobject_cast<MongoSource*>(source.get()), qPrintable(error));
 
     const QStringList bad = {QStringLiteral("mongodb://alice:s3cr3tpw@host:notaport/"),
@@ -246,7 +247,7 @@ void TestMongoSource::createAcceptsMongoUrisAndRedactsPasswords() {
                              QStringLiteral("mongodb+srv://alice:s3cr3tpw@a.example.com:27017/")};
     for (const QString& uri : bad) {
         error.clear();
-        std::unique_ptr<Source> none(Source::create(QStringLiteral("b"), uri, &error));
+        std::unique_ptr<Source> none(SourceFactory::create(QStringLiteral("b"), uri, &error));
         QVERIFY2(!none, qPrintable(uri));
         QVERIFY2(!error.isEmpty(), qPrintable(uri));
         QVERIFY2(!error.contains(QLatin1String("s3cr3tpw")), qPrintable(error));

@@ -1,5 +1,6 @@
 #include "EngineFixture.h"
 
+#include "sources/SourceFactory.h"
 #include "sources/sqlite/SqliteSource.h"
 
 #include <QtTest>
@@ -276,19 +277,20 @@ void TestSqliteSource::unknownTableIsAClearError() {
 
 void TestSqliteSource::missingAndForeignFilesAreClearErrors() {
     QString error;
-    QVERIFY(!Source::create(QStringLiteral("x"),
-                            QStringLiteral("sqlite:") + m_dir->filePath(QStringLiteral("nope.sqlite")),
-                            &error));
+    QVERIFY(!SourceFactory::create(QStringLiteral("x"),
+                                   QStringLiteral("sqlite:") + m_dir->filePath(QStringLiteral("nope.sqlite")),
+                                   &error));
     QVERIFY2(error.contains(QLatin1String("No SQLite file")), qPrintable(error));
     QFile text(m_dir->filePath(QStringLiteral("notes.db")));
     QVERIFY(text.open(QIODevice::WriteOnly));
     text.write("just some text, definitely longer than sixteen bytes\n");
     text.close();
-    QVERIFY(!Source::create(QStringLiteral("x"), QStringLiteral("sqlite:") + text.fileName(), &error));
+    QVERIFY(!SourceFactory::create(QStringLiteral("x"), QStringLiteral("sqlite:") + text.fileName(), &error));
     QVERIFY2(error.contains(QLatin1String("not an SQLite database")), qPrintable(error));
-    QVERIFY(!Source::create(QStringLiteral("x"), QStringLiteral("ftp://example"), &error));
+    QVERIFY(!SourceFactory::create(QStringLiteral("x"), QStringLiteral("ftp://example"), &error));
     QVERIFY2(error.contains(QLatin1String("Unsupported source URI")), qPrintable(error));
-    QVERIFY(!Source::create(QStringLiteral("x"), QStringLiteral("postgresql://app:hunter2@db/shop"), &error));
+    QVERIFY(!SourceFactory::create(QStringLiteral("x"), QStringLiteral("postgresql://app:hunter2@db/shop"),
+                                   &error));
     QVERIFY2(error.contains(QLatin1String("not in this version")) &&
                  !error.contains(QLatin1String("hunter2")),
              qPrintable(error));

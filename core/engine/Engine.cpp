@@ -1,5 +1,6 @@
 #include "Engine.h"
 
+#include "sources/SourceFactory.h"
 #include "threads/Threads.h"
 
 #include <QCoreApplication>
@@ -198,22 +199,13 @@ bool Engine::addSource(const QString& id, const QString& uri, QString* error) {
             return false;
         }
     }
-    Source* source = Source::create(id, uri, error);
+    Source* source = SourceFactory::create(id, uri, error);
     if (!source)
         return false;
     auto* thread = new QThread;
     thread->setObjectName(QStringLiteral("tidewatch-source-") + id);
+    source->setBodyCodec(m_codec); // before the move: the source's thread only reads it
     source->moveToThread(thread);
-    // Render each event on the source's thread as the batch leaves (connected first, so
-    // it runs before the queued copy is posted): the engine thread then only splices
-    // in the seq, and rendering of several sources runs in parallel.
-    connect(
-        source, &Source::batchReady, source,
-        [codec = m_codec](const ChangeBatch& batch) {
-            for (const ChangeEvent& event : batch.events)
-                event.prepare(codec.get());
-        },
-        Qt::DirectConnection);
     connect(source, &Source::batchReady, this, &Engine::onBatchReady, Qt::QueuedConnection);
     connect(
         source, &Source::statusChanged, this,

@@ -77,10 +77,10 @@ public:
                                const GapPosition& position = {});
 
     // Renders the event without its seq (BSON and relaxed JSON) and keeps both, and with
-    // a codec also the bytes the journal will store (the BSON compressed). The Engine
-    // calls it on the source's thread as the batch leaves, so rendering runs in
-    // parallel with the journal; it must not be called while another thread reads the
-    // event. Setters drop the rendering.
+    // a codec also the stored bytes (the BSON compressed). Source::publishBatch calls it
+    // on the source's thread as the batch leaves, so rendering runs in parallel with the
+    // journal; it must not be called while another thread reads the event. Setters drop
+    // the rendering.
     void prepare(const BodyCodec* codec = nullptr) const;
     // Sets the final sequence id and completes the rendering: seq is spliced in front of
     // the prepared bytes (prepare() runs here if nobody ran it). Called by the journal

@@ -1,10 +1,6 @@
 #include "Source.h"
 
-#include "sources/mongo/MongoSource.h"
-#include "sources/sqlite/SqliteSource.h"
-
-#include <QRegularExpression>
-#include <QUrl>
+#include "sources/SourceUri.h"
 
 namespace tw {
 
@@ -42,35 +38,22 @@ void Source::setStatus(SourceStatus::State state, const QString& reason, const Q
 }
 
 QString Source::redactUri(const QString& uri) {
-    // scheme://user:password@host → scheme://user:****@host, without parsing the rest,
-    // so even a malformed URI never shows its password.
-    static const QRegularExpression re(QStringLiteral("^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):([^@/]*)@"));
-    QString out = uri;
-    out.replace(re, QStringLiteral("\\1:****@"));
-    static const QRegularExpression param(QStringLiteral("([?&](password|sslpassword)=)[^&]*"),
-                                          QRegularExpression::CaseInsensitiveOption);
-    out.replace(param, QStringLiteral("\\1****"));
-    return out;
+    return SourceUri::redact(uri);
 }
 
-Source* Source::create(const QString& id, const QString& uri, QString* error) {
-    // Before the SQLite suffix test: a MongoDB URI may end in ".db" (…/?appname=orders.db).
-    if (uri.startsWith(QLatin1String("mongodb://")) || uri.startsWith(QLatin1String("mongodb+srv://")))
-        return MongoSource::create(id, uri, error);
-    if (uri.startsWith(QLatin1String("sqlite:")) || uri.endsWith(QLatin1String(".sqlite")) ||
-        uri.endsWith(QLatin1String(".db")) || uri.endsWith(QLatin1String(".sqlite3")))
-        return SqliteSource::create(id, uri, error);
-    if (error) {
-        if (uri.startsWith(QLatin1String("postgres")))
-            *error = QStringLiteral("PostgreSQL sources (%1) are not in this version of Tidewatch yet; watch "
-                                    "SQLite files (sqlite:PATH) or MongoDB (mongodb://HOST[:PORT]).")
-                         .arg(redactUri(uri));
-        else
-            *error =
-                QStringLiteral("Unsupported source URI \"%1\": use sqlite:PATH or mongodb://HOST[:PORT].")
-                    .arg(redactUri(uri));
-    }
-    return nullptr;
+void Source::setBodyCodec(std::shared_ptr<const BodyCodec> codec) {
+    m_codec = std::move(codec);
+}
+
+void Source::publishBatch(const ChangeBatch& batch) {
+    // Render each event here, on the source's thread, before the batch leaves: the
+    // engine thread then only splices in the seq, and rendering of several sources
+    // runs in parallel. Before the emit, so no receiver ever sees an event while it is
+    // being rendered. prepare() is const (it fills a cache): a non-const one would detach,
+    // and so deep-copy, every event of a batch the caller still holds.
+    for (const ChangeEvent& event : batch.events)
+        event.prepare(m_codec.get());
+    Q_EMIT batchReady(batch);
 }
 
 } // namespace tw

@@ -5,7 +5,11 @@
 #include <QDateTime>
 #include <QObject>
 
+#include <memory>
+
 namespace tw {
+
+class BodyCodec;
 
 // What the user sees of a source: its state and, when it is not simply watching, why.
 struct SourceStatus {
@@ -69,11 +73,14 @@ public:
     QString id() const { return m_id; }
     SourceStatus status() const { return m_status; }
 
-    // Parses `uri` and creates the matching source (not started). On error returns
-    // nullptr and an actionable message (password redacted).
-    static Source* create(const QString& id, const QString& uri, QString* error);
-    // `uri` with any password replaced by "****".
+    // `uri` with any password replaced by "****" (SourceUri::redacted()).
     static QString redactUri(const QString& uri);
+
+    // The codec the journal stores documents with: publishBatch() prepares every event
+    // with it. Set once by the Engine before the source moves to its thread, and never
+    // again, so the source's thread reads it without a lock. Without one, events leave
+    // rendered but uncompressed.
+    void setBodyCodec(std::shared_ptr<const BodyCodec> codec);
 
 public Q_SLOTS:
     // Called once on the source's thread before any watch, with what the journal holds.
@@ -101,11 +108,15 @@ Q_SIGNALS:
     void watchFailed(const QString& sourceId, const tw::Namespace& ns, const QString& error);
 
 protected:
+    // The one way a batch leaves a source: prepares its events (ChangeEvent::prepare,
+    // with the body codec) on this thread, then emits batchReady.
+    void publishBatch(const ChangeBatch& batch);
     void setStatus(SourceStatus::State state, const QString& reason = {}, const QDateTime& nextRetry = {});
     SourceStatus m_status;
 
 private:
     QString m_id;
+    std::shared_ptr<const BodyCodec> m_codec; // shared with the Engine and the journal
 };
 
 } // namespace tw

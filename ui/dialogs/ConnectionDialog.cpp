@@ -2,6 +2,7 @@
 
 #include "CommandLine.h"
 #include "sources/Source.h"
+#include "sources/SourceUri.h"
 
 #include <QCheckBox>
 #include <QComboBox>
@@ -23,10 +24,15 @@ namespace {
 enum Kind { MongoKind, PostgresKind, SqliteKind };
 
 Kind kindOf(const QString& uri) {
-    if (uri.startsWith(QLatin1String("postgres")))
+    switch (SourceUri(uri).kind()) {
+    case SourceUri::Kind::Postgres:
         return PostgresKind;
-    if (uri.startsWith(QLatin1String("sqlite:")))
+    case SourceUri::Kind::Sqlite:
         return SqliteKind;
+    case SourceUri::Kind::MongoDb:
+    case SourceUri::Kind::Unknown:
+        break;
+    }
     return MongoKind;
 }
 
@@ -160,13 +166,12 @@ bool ConnectionDialog::validateUri(const QString& input, QString* error) {
     if (uri.isEmpty())
         return fail(
             tr("Enter a URI: mongodb://host:27017, postgresql://host/db or sqlite:/path/to/file.sqlite."));
-    static const QRegularExpression schemePattern(QStringLiteral("^([A-Za-z][A-Za-z0-9+.-]*):"));
-    const QRegularExpressionMatch scheme = schemePattern.match(uri);
-    const QString name = scheme.hasMatch() ? scheme.captured(1).toLower() : QString();
+    // Keyed on the scheme, not the kind: a bare path is accepted on the command line
+    // but the dialog asks for a URI (Browse… writes sqlite:PATH).
+    const SourceUri parsed(uri);
+    const QString name = parsed.scheme();
     if (name == QLatin1String("sqlite")) {
-        QString path = uri.mid(7);
-        if (path.startsWith(QLatin1String("//")))
-            path = path.mid(2);
+        const QString path = parsed.sqlitePath();
         if (path.isEmpty())
             return fail(tr("The SQLite URI names no file: use sqlite:/path/to/file.sqlite."));
         const QFileInfo info(path);
@@ -177,23 +182,22 @@ bool ConnectionDialog::validateUri(const QString& input, QString* error) {
             return fail(tr("%1 is a folder, not an SQLite file.").arg(info.absoluteFilePath()));
         return true;
     }
-    if (name == QLatin1String("mongodb") || name == QLatin1String("mongodb+srv") ||
-        name == QLatin1String("postgresql") || name == QLatin1String("postgres")) {
+    if (parsed.kind() == SourceUri::Kind::MongoDb || parsed.kind() == SourceUri::Kind::Postgres) {
         if (!uri.mid(name.size()).startsWith(QLatin1String("://")))
             return fail(tr("%1 URIs start with %1://, e.g. %1://localhost").arg(name));
         QString rest = uri.mid(name.size() + 3);
         rest = rest.section(QLatin1Char('/'), 0, 0).section(QLatin1Char('?'), 0, 0);
         const QString hosts = rest.section(QLatin1Char('@'), -1);
-        if (hosts.isEmpty() && !name.startsWith(QLatin1String("postgres")))
+        if (hosts.isEmpty() && parsed.kind() != SourceUri::Kind::Postgres)
             return fail(
-                tr("%1 names no host: add one, e.g. %2://localhost:27017").arg(Source::redactUri(uri), name));
+                tr("%1 names no host: add one, e.g. %2://localhost:27017").arg(parsed.redacted(), name));
         if (hosts.contains(QLatin1Char(' ')))
             return fail(tr("The host list \"%1\" contains a space.").arg(hosts));
         return true;
     }
     if (name.isEmpty())
         return fail(tr("\"%1\" is not a URI: start with mongodb://, postgresql:// or sqlite:")
-                        .arg(Source::redactUri(uri)));
+                        .arg(parsed.redacted()));
     return fail(
         tr("Unknown scheme \"%1:\": Tidewatch connects to mongodb://, mongodb+srv://, postgresql:// and "
            "sqlite: URIs.")

@@ -2,9 +2,9 @@
 
 #include "model/Bson.h"
 #include "sources/Source.h"
+#include "sources/SourceUri.h"
 
 #include <QRandomGenerator>
-#include <QRegularExpression>
 #include <QUrl>
 
 #include <mongoc/mongoc.h>
@@ -46,9 +46,7 @@ void ensureDriver() {
 
 // The password of scheme://user:password@host, percent-encoded as written.
 QString passwordOf(const QString& uri) {
-    static const QRegularExpression re(QStringLiteral("^[A-Za-z][A-Za-z0-9+.-]*://[^:/@]*:([^@/]*)@"));
-    const QRegularExpressionMatch m = re.match(uri);
-    return m.hasMatch() ? m.captured(1) : QString();
+    return SourceUri(uri).encodedPassword();
 }
 
 // A driver message never shows the password, even if it quotes the URI.

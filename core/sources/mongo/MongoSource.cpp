@@ -191,7 +191,7 @@ void MongoSource::flush(bool checkpointOnly) {
     m_pending.sourceId = id();
     if (!m_pending.events.isEmpty())
         m_status.lastEventMs = now;
-    Q_EMIT batchReady(m_pending);
+    publishBatch(m_pending);
     m_pending = ChangeBatch();
 }
 

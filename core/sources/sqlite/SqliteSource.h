@@ -1,10 +1,11 @@
 #pragma once
 
 #include "sources/Source.h"
+#include "SqliteCapture.h"
+#include "SqlitePending.h"
+#include "SqliteTable.h"
 
 #include <QHash>
-#include <QStringList>
-#include <vector>
 
 struct sqlite3;
 class QTimer;
@@ -15,14 +16,14 @@ namespace tw {
 // "main.<table>"). A commit by any other connection bumps PRAGMA data_version; the
 // source then diffs the watched tables by rowid and per-column hashes and emits
 // insert, update (with the changed columns in updatedFields) and delete. A dropped or
-// altered table emits `drop` and is re-snapshotted.
+// altered table emits `drop` and is re-snapshotted. SqliteDiff holds that mode.
 //
 // The per-row column hashes are the source's checkpoint: they go into the journal
 // with the events, so after a restart the source reports what changed while Tidewatch
 // was closed, or a `gap` when the table changed shape and it cannot tell.
 //
-// Capture mode (WatchOptions::captureMode) is the one case where the file is
-// written to: triggers record exact before/after images in a changelog table.
+// Capture mode (WatchOptions::captureMode, SqliteCapture) is the one case where the
+// file is written to: triggers record exact before/after images in a changelog table.
 class SqliteSource : public Source {
     Q_OBJECT
 public:
@@ -45,42 +46,11 @@ public Q_SLOTS:
     void checkpointCommitted(const QByteArray& token) override;
 
 private:
-    // The last committed state of a table: rowids ascending, and `columns` hashes per
-    // row in one contiguous array. A scan reads rows in rowid order and merges against
-    // it; the hash table it replaced spent a third of each 100 000-row scan in look-ups.
-    struct Baseline {
-        int columns = 0;
-        std::vector<qint64> rowids;
-        std::vector<quint64> hashes;
-        void clear() {
-            rowids.clear();
-            hashes.clear();
-        }
-    };
-    struct Table {
-        QString name;
-        QString sql; // from sqlite_master: the shape we snapshotted
-        QStringList columns;
-        bool hasIdColumn = false; // a column literally named _id becomes the key
-        bool present = true;
-        bool capture = false;
-        bool snapshotted = false;
-        Baseline base;
-    };
-    struct Pending;
-
     bool openDatabase(QString* error);
     void closeDatabase();
     void poll();
     void scan();
-    void diffTable(Table& table, Pending& out);
-    void readChangelog(Pending& out);
-    bool installCapture(Table& table, QString* error);
-    QString tableSql(const QString& name, bool* isView = nullptr);
-    QStringList tableColumns(const QString& name);
-    void flush(Pending& out, bool force);
-    static QByteArray stateKey(const QString& table, qint64 rowid);
-    static QByteArray schemaKey(const QString& table);
+    SqlitePending pending(); // a batch that leaves through publishBatch()
 
     QString m_path;
     sqlite3* m_db = nullptr;
@@ -89,11 +59,9 @@ private:
     qint64 m_dataVersion = -1;
     bool m_started = false;
     SourceRestore m_restore;
-    QHash<QString, Table> m_tables;
-    qint64 m_changelogSeen = 0; // capture mode: highest changelog id emitted
-    bool m_captureInstalled = false;
+    QHash<QString, SqliteTable> m_tables;
+    SqliteCapture m_capture;
     qint64 m_lastOpenAttemptMs = 0;
-    qint64 m_lastPruneMs = 0;
 };
 
 } // namespace tw

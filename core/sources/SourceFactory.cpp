@@ -1,0 +1,31 @@
+#include "SourceFactory.h"
+
+#include "sources/mongo/MongoSource.h"
+#include "sources/SourceUri.h"
+#include "sources/sqlite/SqliteSource.h"
+
+namespace tw {
+
+Source* SourceFactory::create(const QString& id, const QString& uri, QString* error) {
+    const SourceUri parsed(uri);
+    switch (parsed.kind()) {
+    case SourceUri::Kind::MongoDb:
+        return MongoSource::create(id, uri, error);
+    case SourceUri::Kind::Sqlite:
+        return SqliteSource::create(id, uri, error);
+    case SourceUri::Kind::Postgres:
+        if (error)
+            *error = QStringLiteral("PostgreSQL sources (%1) are not in this version of Tidewatch yet; watch "
+                                    "SQLite files (sqlite:PATH) or MongoDB (mongodb://HOST[:PORT]).")
+                         .arg(parsed.redacted());
+        return nullptr;
+    case SourceUri::Kind::Unknown:
+        break;
+    }
+    if (error)
+        *error = QStringLiteral("Unsupported source URI \"%1\": use sqlite:PATH or mongodb://HOST[:PORT].")
+                     .arg(parsed.redacted());
+    return nullptr;
+}
+
+} // namespace tw

@@ -1,0 +1,169 @@
+#include "SourceUri.h"
+
+#include <QList>
+#include <QRegularExpression>
+#include <QUrl>
+
+#include <algorithm>
+#include <utility>
+
+namespace tw {
+
+namespace {
+
+// In both patterns a value ends at the '&' that starts another name=value, not at
+// any '&': a password may hold an unencoded '&' ("password=a&b&w=1" hides "a&b").
+
+const QRegularExpression& secretParameterPattern() {
+    // sslpassword: libpq's passphrase for the client key, as secret as the password.
+    static const QRegularExpression re(QStringLiteral("[?&](?:ssl)?password=((?:[^&]|&(?![^&=]*=))*)"),
+                                       QRegularExpression::CaseInsensitiveOption);
+    return re;
+}
+
+const QRegularExpression& passwordParameterPattern() {
+    static const QRegularExpression re(QStringLiteral("([?&])password=((?:[^&]|&(?![^&=]*=))*)"),
+                                       QRegularExpression::CaseInsensitiveOption);
+    return re;
+}
+
+bool isSqliteSuffix(const QString& uri) {
+    return uri.endsWith(QLatin1String(".sqlite")) || uri.endsWith(QLatin1String(".db")) ||
+           uri.endsWith(QLatin1String(".sqlite3"));
+}
+
+} // namespace
+
+SourceUri::SourceUri(const QString& uri)
+    : m_uri(uri) {
+    static const QRegularExpression schemePattern(QStringLiteral("^([A-Za-z][A-Za-z0-9+.-]*):"));
+    const QRegularExpressionMatch scheme = schemePattern.match(uri);
+    if (scheme.hasMatch()) {
+        m_scheme = scheme.captured(1).toLower();
+        if (QStringView(uri).mid(scheme.capturedEnd()).startsWith(QLatin1String("//")))
+            m_authority = scheme.capturedEnd() + 2;
+    }
+    if (m_scheme == QLatin1String("sqlite"))
+        m_kind = Kind::Sqlite;
+    else if (m_scheme == QLatin1String("mongodb") || m_scheme == QLatin1String("mongodb+srv"))
+        m_kind = Kind::MongoDb; // before the suffix test: …/?appname=orders.db is MongoDB
+    else if (m_scheme == QLatin1String("postgresql") || m_scheme == QLatin1String("postgres"))
+        m_kind = Kind::Postgres;
+    else if (m_authority < 0 && isSqliteSuffix(uri))
+        m_kind = Kind::Sqlite; // a bare path (also "C:\…", whose drive reads as a scheme)
+}
+
+QString SourceUri::sqlitePath() const {
+    if (m_kind != Kind::Sqlite)
+        return {};
+    if (m_scheme != QLatin1String("sqlite"))
+        return m_uri;
+    QString path = m_uri.mid(m_scheme.size() + 1);
+    if (path.startsWith(QLatin1String("//")))
+        path = path.mid(2);
+    return path;
+}
+
+qsizetype SourceUri::userInfoEnd(bool guess) const {
+    // An SQLite path has no user info, whatever characters the file name holds.
+    if (m_authority < 0 || m_kind == Kind::Sqlite)
+        return -1;
+    qsizetype end = m_authority;
+    while (end < m_uri.size() && m_uri.at(end) != QLatin1Char('/') && m_uri.at(end) != QLatin1Char('?') &&
+           m_uri.at(end) != QLatin1Char('#'))
+        ++end;
+    // The last '@' of the authority: a password may hold an unencoded '@'.
+    qsizetype at = end > m_authority ? m_uri.lastIndexOf(QLatin1Char('@'), end - 1) : -1;
+    if (at >= m_authority)
+        return at;
+    if (!guess)
+        return -1;
+    at = m_uri.lastIndexOf(QLatin1Char('@'));
+    return at >= m_authority ? at : -1;
+}
+
+SourceUri::Span SourceUri::userPassword(bool guess) const {
+    const qsizetype at = userInfoEnd(guess);
+    if (at < 0)
+        return {};
+    const qsizetype colon = m_uri.indexOf(QLatin1Char(':'), m_authority);
+    if (colon < 0 || colon > at)
+        return {};
+    return {colon + 1, at};
+}
+
+QString SourceUri::redacted() const {
+    // Every span that may hold a secret, found on the URI as written and then merged:
+    // redacting one kind first would move or break the other (a query password
+    // holding '@' looks like the end of user info).
+    QList<std::pair<qsizetype, qsizetype>> spans;
+    const Span user = userPassword(true);
+    if (user.isValid())
+        spans.append({user.start, user.end});
+    QRegularExpressionMatchIterator it = secretParameterPattern().globalMatch(m_uri);
+    while (it.hasNext()) {
+        const QRegularExpressionMatch m = it.next();
+        spans.append({m.capturedStart(1), m.capturedEnd(1)});
+    }
+    if (spans.isEmpty())
+        return m_uri;
+    std::sort(spans.begin(), spans.end());
+    QString out;
+    out.reserve(m_uri.size());
+    qsizetype done = 0;
+    for (qsizetype i = 0; i < spans.size(); ++i) {
+        const qsizetype start = spans.at(i).first;
+        qsizetype end = spans.at(i).second;
+        while (i + 1 < spans.size() && spans.at(i + 1).first <= end)
+            end = std::max(end, spans.at(++i).second);
+        out += QStringView(m_uri).mid(done, start - done);
+        out += QLatin1String("****");
+        done = end;
+    }
+    out += QStringView(m_uri).mid(done);
+    return out;
+}
+
+QString SourceUri::encodedPassword() const {
+    const Span user = userPassword(true);
+    if (user.isValid())
+        return m_uri.mid(user.start, user.end - user.start);
+    const QRegularExpressionMatch param = passwordParameterPattern().match(m_uri);
+    return param.hasMatch() ? param.captured(2) : QString();
+}
+
+QString SourceUri::withoutPassword(QString* password) const {
+    QString out = m_uri;
+    QString secret;
+    const Span user = userPassword(false);
+    if (user.isValid()) {
+        secret = QUrl::fromPercentEncoding(m_uri.mid(user.start, user.end - user.start).toUtf8());
+        out.remove(user.start - 1, user.end - user.start + 1); // ":password"
+    }
+    const QRegularExpressionMatch param = passwordParameterPattern().match(out);
+    if (param.hasMatch()) {
+        if (secret.isEmpty())
+            secret = QUrl::fromPercentEncoding(param.captured(2).toUtf8());
+        const bool hadMore = param.capturedEnd() < out.size();
+        if (param.captured(1) == QLatin1String("?") && hadMore)
+            out.remove(param.capturedStart() + 1, param.capturedLength()); // "password=…&"
+        else
+            out.remove(param.capturedStart(), param.capturedLength()); // "?password=…", "&password=…"
+    }
+    if (password)
+        *password = secret;
+    return out;
+}
+
+QString SourceUri::withPassword(const QString& password) const {
+    if (password.isEmpty())
+        return m_uri;
+    const qsizetype at = userInfoEnd(false);
+    const qsizetype colon = at < 0 ? -1 : m_uri.indexOf(QLatin1Char(':'), m_authority);
+    if (at < 0 || (colon >= 0 && colon < at))
+        return m_uri; // no user to attach the password to, or a password already
+    const QString encoded = QString::fromUtf8(QUrl::toPercentEncoding(password));
+    return m_uri.left(at) + QLatin1Char(':') + encoded + m_uri.mid(at);
+}
+
+} // namespace tw
