@@ -5,7 +5,6 @@
 #include "http/SseShared.h"
 #include "threads/Threads.h"
 
-#include <QSemaphore>
 #include <QUrl>
 
 namespace tw {
@@ -64,34 +63,11 @@ bool SseServer::start(const Options& options, QString* error) {
     }
     m_worker = worker;
     connect(worker, &HttpApi::clientsChanged, this, &SseServer::clientsChanged, Qt::QueuedConnection);
-    startThreadWithPollDispatcher();
+    startThread(&m_thread, EventLoop::Poll); // see EventLoop::Poll for why
     QMetaObject::invokeMethod(worker, &HttpApi::initOnThread, Qt::QueuedConnection);
     m_running = true;
     Q_EMIT started(baseUrl());
     return true;
-}
-
-void SseServer::startThreadWithPollDispatcher() {
-    // The HTTP thread runs Qt's poll()-based event dispatcher rather than the GLib one
-    // the rest of the process may use: with 2 000 streams, GLib's per-iteration walk
-    // over one source per socket made the thread fall behind at 1 000 events/s (30 s of
-    // CPU for 10 s of events), where poll() kept up with 9 s (bench/README.md). Qt has
-    // no public API to pick a thread's dispatcher; it reads QT_NO_GLIB when the thread
-    // creates its dispatcher, which happens before started() is emitted, so the
-    // variable is set only until then (Qt's environment access is serialized).
-    if (qEnvironmentVariableIsSet("QT_NO_GLIB")) {
-        startThread(&m_thread);
-        return;
-    }
-    QSemaphore dispatcherCreated;
-    const QMetaObject::Connection c = connect(
-        &m_thread, &QThread::started, &m_thread, [&dispatcherCreated] { dispatcherCreated.release(); },
-        Qt::DirectConnection);
-    qputenv("QT_NO_GLIB", "1");
-    startThread(&m_thread);
-    dispatcherCreated.acquire();
-    qunsetenv("QT_NO_GLIB");
-    disconnect(c);
 }
 
 void SseServer::stop() {

@@ -78,7 +78,6 @@ Q_SIGNALS:
     void stopped();
 
 private:
-    void startThreadWithPollDispatcher();
 
     Engine* m_engine; // not owned
     Options m_options;

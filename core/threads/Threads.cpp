@@ -1,11 +1,13 @@
 #include "Threads.h"
 
 #include <QThread>
+// Qt has no public API to choose a thread's dispatcher; this file is the one place
+// that uses its private header for it (so a Qt upgrade that moves it breaks here only).
+#include <QtCore/private/qeventdispatcher_unix_p.h>
 
 #if defined(__SANITIZE_THREAD__)
 #include <QAbstractEventDispatcher>
 #include <QCoreApplication>
-#include <QtCore/private/qeventdispatcher_unix_p.h>
 
 extern "C" void __tsan_acquire(void* addr);
 extern "C" void __tsan_release(void* addr);
@@ -44,11 +46,16 @@ const bool g_installed = [] {
 
 namespace tw {
 
-void startThread(QThread* thread) {
+void startThread(QThread* thread, EventLoop loop) {
+    if (!thread->eventDispatcher()) {
 #if defined(__SANITIZE_THREAD__)
-    if (!thread->eventDispatcher())
+        Q_UNUSED(loop);
         thread->setEventDispatcher(new HandoffDispatcher); // owned by the thread
+#else
+        if (loop == EventLoop::Poll)
+            thread->setEventDispatcher(new QEventDispatcherUNIX); // owned by the thread
 #endif
+    }
     thread->start();
 }
 

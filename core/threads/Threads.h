@@ -18,12 +18,22 @@ namespace tw {
 // between them is a queued signal or a posted functor carrying implicitly shared
 // values; see DESIGN.md's "Threads".
 
-// Starts `thread` (not owned). In ThreadSanitizer builds it first installs an event
-// dispatcher that tells the sanitizer about the hand-off through Qt's event queue:
-// QCoreApplication::postEvent and the delivering thread synchronise on Qt's internal
-// futex mutex, which the sanitizer cannot see, so every queued call would otherwise
-// be reported as a race between the code that built its arguments and the slot that
-// reads them. Elsewhere this is QThread::start().
-void startThread(QThread* thread);
+// Which event dispatcher a thread's event loop runs.
+enum class EventLoop {
+    Default, // what Qt picks for the process (GLib on most desktops)
+    // Qt's poll()-based dispatcher. The HTTP thread uses it: with 2 000 streams,
+    // GLib's per-iteration walk over one source per socket made that thread fall behind
+    // at 1 000 events/s (30 s of CPU for 10 s of events), where poll() kept up with 9 s
+    // (bench/README.md).
+    Poll,
+};
+
+// Starts `thread` (not owned) with the given event loop. In ThreadSanitizer builds
+// every thread gets a dispatcher that tells the sanitizer about the hand-off through
+// Qt's event queue: QCoreApplication::postEvent and the delivering thread synchronise
+// on Qt's internal futex mutex, which the sanitizer cannot see, so every queued call
+// would otherwise be reported as a race between the code that built its arguments and
+// the slot that reads them.
+void startThread(QThread* thread, EventLoop loop = EventLoop::Default);
 
 } // namespace tw
