@@ -91,10 +91,12 @@ public:
                 ++listings;
             },
             Qt::QueuedConnection);
-        tw::startThread(&m_thread);
+        // Queued before the thread starts, so starting the thread orders it (the first
+        // thing the new event loop does is deliver it).
         MongoSource* source = m_source;
         QMetaObject::invokeMethod(
             source, [source, restore] { source->start(restore); }, Qt::QueuedConnection);
+        tw::startThread(&m_thread);
     }
     ~Harness() override {
         stop();
