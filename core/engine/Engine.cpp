@@ -118,7 +118,9 @@ bool Engine::start(QString* error, StartError* code) {
     m_codec = m_journal.codec();
 
     moveToThread(&m_thread);
-    startThread(&m_thread);
+    // Queued before the thread starts: starting it orders the set-up before everything
+    // the thread does, which ThreadSanitizer can see (a post to a running thread is
+    // ordered only through QtCore's own mutex).
     QMetaObject::invokeMethod(
         this,
         [this] {
@@ -131,6 +133,7 @@ bool Engine::start(QString* error, StartError* code) {
             prune();
         },
         Qt::QueuedConnection);
+    startThread(&m_thread);
     return true;
 }
 

@@ -63,8 +63,9 @@ bool SseServer::start(const Options& options, QString* error) {
     }
     m_worker = worker;
     connect(worker, &HttpApi::clientsChanged, this, &SseServer::clientsChanged, Qt::QueuedConnection);
-    startThread(&m_thread, EventLoop::Poll); // see EventLoop::Poll for why
+    // Queued before the thread starts, so the start orders it (see Engine::start).
     QMetaObject::invokeMethod(worker, &HttpApi::initOnThread, Qt::QueuedConnection);
+    startThread(&m_thread, EventLoop::Poll); // see EventLoop::Poll for why
     m_running = true;
     Q_EMIT started(baseUrl());
     return true;
