@@ -4,8 +4,10 @@
 #include "config/Settings.h"
 #include "demo/DemoWriter.h"
 #include "http/SseServer.h"
-#include "sources/SourceUri.h"
 #include "Keychain.h"
+#include "sources/Source.h"
+#include "sources/SourceFactory.h"
+#include "sources/SourceUri.h"
 #include "SseToken.h"
 
 #include <QCoreApplication>
@@ -75,27 +77,74 @@ QList<ConnectionSpec>::iterator AppSession::find(const QString& id) {
                         [&](const ConnectionSpec& c) { return c.id == id; });
 }
 
+QList<AppSession::PendingAdd>::iterator AppSession::findWaiting(const QString& id) {
+    return std::find_if(m_waitingAdd.begin(), m_waitingAdd.end(),
+                        [&](const PendingAdd& p) { return p.spec.id == id; });
+}
+
+QList<ConnectionSpec> AppSession::connections() const {
+    QList<ConnectionSpec> all = m_connections;
+    for (const PendingAdd& pending : m_waitingAdd)
+        all.append(pending.spec);
+    return all;
+}
+
 std::optional<ConnectionSpec> AppSession::connection(const QString& id) const {
     for (const ConnectionSpec& c : m_connections)
         if (c.id == id)
             return c;
+    for (const PendingAdd& pending : m_waitingAdd)
+        if (pending.spec.id == id)
+            return pending.spec;
     return std::nullopt;
 }
 
+bool AppSession::isTaken(const QString& id, QString* error) const {
+    for (const ConnectionSpec& c : m_connections) {
+        if (c.id == id) {
+            if (error)
+                *error = tr("A connection named \"%1\" exists already; pick another name.").arg(id);
+            return true;
+        }
+    }
+    for (const PendingAdd& pending : m_waitingAdd) {
+        if (pending.spec.id == id) {
+            if (error)
+                *error = tr("A connection named \"%1\" is already waiting to come up (its old source is "
+                            "still stopping); edit that one, or pick another name.")
+                             .arg(id);
+            return true;
+        }
+    }
+    return false;
+}
+
+bool AppSession::checkAtOnce(const ConnectionSpec& spec, QString* error) const {
+    // The demo database is created when the connection comes up.
+    if (spec.demo)
+        return true;
+    // Creating a source only parses its URI (and, for SQLite, reads the file's first
+    // bytes, as adding it to the engine does); it is never started, so it opens no
+    // connection and needs no thread.
+    std::unique_ptr<Source> probe(SourceFactory::create(spec.id, spec.uriWithPassword(), error));
+    return probe != nullptr;
+}
+
 bool AppSession::addConnection(const ConnectionSpec& spec, QString* error) {
+    if (isTaken(spec.id, error))
+        return false;
     if (m_removing.contains(spec.id)) {
-        m_waitingAdd.insert(spec.id, PendingAdd{spec, true, std::nullopt});
+        if (!checkAtOnce(spec, error))
+            return false;
+        m_waitingAdd.append(PendingAdd{spec.id, spec, true, std::nullopt});
         return true;
     }
     return bringUp(spec, true, error);
 }
 
 bool AppSession::bringUp(const ConnectionSpec& spec, bool storePassword, QString* error) {
-    if (find(spec.id) != m_connections.end()) {
-        if (error)
-            *error = tr("A connection named \"%1\" exists already; pick another name.").arg(spec.id);
+    if (isTaken(spec.id, error))
         return false;
-    }
     if (spec.demo) {
         const QString path = SourceUri(spec.uri).sqlitePath();
         if (!DemoWriter::ensureDatabase(path, error))
@@ -167,7 +216,9 @@ void AppSession::watchAll(const ConnectionSpec& spec) {
 }
 
 void AppSession::removeConnection(const QString& id) {
-    m_waitingAdd.remove(id);
+    const auto waiting = findWaiting(id);
+    if (waiting != m_waitingAdd.end())
+        m_waitingAdd.erase(waiting); // its old source is being removed already
     const auto it = find(id);
     if (it == m_connections.end())
         return;
@@ -179,31 +230,48 @@ void AppSession::removeConnection(const QString& id) {
 }
 
 void AppSession::removeAllConnections() {
-    const QList<ConnectionSpec> all = m_connections;
+    const QList<ConnectionSpec> all = connections(); // those waiting to come up too
     for (const ConnectionSpec& spec : all)
         removeConnection(spec.id);
 }
 
-void AppSession::replaceConnection(const QString& id, const ConnectionSpec& spec) {
+bool AppSession::replaceConnection(const QString& id, const ConnectionSpec& spec, QString* error) {
     const std::optional<ConnectionSpec> original = connection(id);
-    if (!original)
-        return;
+    if (!original) {
+        if (error)
+            *error = tr("There is no connection named \"%1\" any more.").arg(id);
+        return false;
+    }
     ConnectionSpec updated = spec;
     updated.watches = original->watches;
     updated.demo = original->demo && updated.uri == original->uri;
+    if (updated.id != id && isTaken(updated.id, error))
+        return false;
+    // Before the old source goes: the dialog shows these and the connection stays.
+    if (!checkAtOnce(updated, error))
+        return false;
     const bool newPassword = !spec.password.isEmpty() && spec.password != original->password;
+    const auto waiting = findWaiting(id);
+    if (waiting != m_waitingAdd.end()) {
+        // Edited again before it came up: what comes up changes, what comes back does not.
+        waiting->spec = updated;
+        waiting->storePassword = waiting->storePassword || newPassword;
+        return true;
+    }
     removeConnection(id);
-    m_waitingAdd.insert(id, PendingAdd{updated, newPassword, original});
+    m_waitingAdd.append(PendingAdd{id, updated, newPassword, original});
+    return true;
 }
 
 void AppSession::onSourceRemoved(const QString& id) {
     if (!m_removing.remove(id))
         return; // not ours to report
     Q_EMIT connectionRemoved(id);
-    const auto it = m_waitingAdd.find(id);
+    const auto it = std::find_if(m_waitingAdd.begin(), m_waitingAdd.end(),
+                                 [&](const PendingAdd& p) { return p.waitsFor == id; });
     if (it == m_waitingAdd.end())
         return;
-    const PendingAdd pending = it.value();
+    const PendingAdd pending = *it;
     m_waitingAdd.erase(it);
     QString error;
     if (bringUp(pending.spec, pending.storePassword, &error))
@@ -216,6 +284,12 @@ void AppSession::onSourceRemoved(const QString& id) {
 }
 
 void AppSession::watch(const QString& id, const Namespace& ns) {
+    const auto waiting = findWaiting(id);
+    if (waiting != m_waitingAdd.end()) {
+        if (!waiting->spec.watches.contains(ns))
+            waiting->spec.watches.append(ns); // watched once it comes up
+        return;
+    }
     const auto it = find(id);
     if (it == m_connections.end())
         return;
@@ -227,6 +301,11 @@ void AppSession::watch(const QString& id, const Namespace& ns) {
 }
 
 void AppSession::unwatch(const QString& id, const Namespace& ns) {
+    const auto waiting = findWaiting(id);
+    if (waiting != m_waitingAdd.end()) {
+        waiting->spec.watches.removeAll(ns);
+        return;
+    }
     const auto it = find(id);
     if (it == m_connections.end())
         return;
@@ -265,7 +344,7 @@ std::optional<Subscription> AppSession::subscription(const QString& id) const {
 
 Workspace AppSession::workspace() const {
     Workspace w;
-    w.connections = m_connections;
+    w.connections = connections();
     for (const Subscription& s : m_engine->subscriptions())
         if (s.persistent)
             w.subscriptions.append(s);

@@ -5,7 +5,6 @@
 
 #include <memory>
 #include <optional>
-#include <QHash>
 #include <QHostAddress>
 #include <QObject>
 #include <QSet>
@@ -51,23 +50,26 @@ public:
     QString journalPath() const { return m_options.journalPath; }
 
     // --- connections -------------------------------------------------------------
-    QList<ConnectionSpec> connections() const { return m_connections; }
+    // Every connection, with those still waiting for their id to be free in the form
+    // they will come up in (an edit included), so a workspace saved meanwhile has them.
+    QList<ConnectionSpec> connections() const;
     std::optional<ConnectionSpec> connection(const QString& id) const;
     // Puts a connection into service and watches spec.watches: creates the demo
     // database (and runs its writer) for the demo; a stored password is read from the
     // keychain first (status Connecting meanwhile, Error when it is missing); a typed
     // one is stored there (passwordNotStored() when it cannot be). What is known at
     // once (bad URI, missing file, name taken) comes back here. While `spec.id` is
-    // still being removed, the connection comes up once the id is free and a failure
-    // then arrives as connectionFailed().
+    // still being removed, the connection comes up once the id is free and a later
+    // failure arrives as connectionFailed(); a second add for that id is refused.
     bool addConnection(const ConnectionSpec& spec, QString* error = nullptr);
     // connectionRemoved(id) follows once the source has stopped and the id is free.
     void removeConnection(const QString& id);
     void removeAllConnections();
     // Edits connection `id`: removes it and, once the id is free, brings up `spec` with
-    // the old watches. When that fails the old connection comes back and
-    // connectionFailed() says why.
-    void replaceConnection(const QString& id, const ConnectionSpec& spec);
+    // the old watches. What is known at once (bad URI, missing file, name taken) comes
+    // back here and leaves the connection as it was; when the bring-up fails later the
+    // old connection comes back and connectionFailed() says why.
+    bool replaceConnection(const QString& id, const ConnectionSpec& spec, QString* error = nullptr);
     void watch(const QString& id, const Namespace& ns);
     void unwatch(const QString& id, const Namespace& ns);
     void listNamespaces(const QString& id, const QString& db); // → namespacesListed()
@@ -129,12 +131,15 @@ Q_SIGNALS:
 
 private:
     struct PendingAdd {
+        QString waitsFor; // the id being removed; spec.id differs after a rename
         ConnectionSpec spec;
         bool storePassword = true;
         std::optional<ConnectionSpec> fallback; // brought back when `spec` fails
     };
 
     bool bringUp(const ConnectionSpec& spec, bool storePassword, QString* error);
+    bool isTaken(const QString& id, QString* error) const;
+    bool checkAtOnce(const ConnectionSpec& spec, QString* error) const;
     void onPasswordRead(const QString& id, const QString& password, const QString& message);
     void watchAll(const ConnectionSpec& spec);
     void onSourceRemoved(const QString& id);
@@ -143,14 +148,15 @@ private:
     void startDemo(const QString& path);
     void stopDemo();
     QList<ConnectionSpec>::iterator find(const QString& id);
+    QList<PendingAdd>::iterator findWaiting(const QString& id); // by spec.id
 
     Options m_options;
     std::unique_ptr<Engine> m_engine;
     std::unique_ptr<DemoWriter> m_demo; // while the demo connection is up
     SseServer* m_sse = nullptr;         // child; stopped before the engine
     QList<ConnectionSpec> m_connections;
-    QSet<QString> m_removing;                // ids whose source is still stopping
-    QHash<QString, PendingAdd> m_waitingAdd; // by the id being removed
+    QSet<QString> m_removing;       // ids whose source is still stopping
+    QList<PendingAdd> m_waitingAdd; // in the order asked for
 
     QHostAddress m_sseAddress;
     quint16 m_ssePort = 0;

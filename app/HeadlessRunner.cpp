@@ -1,5 +1,6 @@
 #include "HeadlessRunner.h"
 
+#include "demo/DemoWriter.h"
 #include "engine/Replay.h"
 #include "sources/SourceUri.h"
 
@@ -92,6 +93,13 @@ int HeadlessRunner::start() {
     const bool demo = m_options.demo && uri.isEmpty();
     if (demo) {
         const ConnectionSpec spec = AppSession::demoConnection();
+        // Before the journal is opened: a demo database that cannot be made is a setup
+        // failure (exit 1), and leaves no journal behind.
+        QString error;
+        if (!DemoWriter::ensureDatabase(SourceUri(spec.uri).sqlitePath(), &error)) {
+            logLine(error);
+            return 1;
+        }
         uri = spec.uri;
         sourceId = spec.id;
         if (watches.isEmpty())

@@ -27,6 +27,10 @@ private Q_SLOTS:
     void addWhileTheIdIsStillBeingRemovedWaitsForIt();
     void replacedConnectionUsesTheNewUri();
     void failedReplacementPutsTheOldConnectionBack();
+    void replacementErrorKnownAtOnceLeavesTheConnection_data();
+    void replacementErrorKnownAtOnceLeavesTheConnection();
+    void connectionWaitingToComeUpIsInTheWorkspace();
+    void secondAddForAnIdWaitingToComeUpIsRefused();
     void demoConnectionRunsItsWriter();
     void sseServesRealHttp();
     void sseRefusesAnAddressThatIsNotOne();
@@ -221,15 +225,135 @@ void TestAppSession::failedReplacementPutsTheOldConnectionBack() {
     QString error;
     QVERIFY2(session->addConnection(shop(), &error), qPrintable(error));
     QSignalSpy failed(session.get(), &AppSession::connectionFailed);
+    // The file is there when the edit is checked and gone when the old source has
+    // stopped: only the bring-up can tell, so the failure comes as a signal.
+    const QString vanishing = m_dir->filePath(QStringLiteral("missing.sqlite"));
+    QCOMPARE(runSqlite3(vanishing, QStringLiteral("CREATE TABLE orders(id INTEGER PRIMARY KEY);")),
+             QString());
     ConnectionSpec edited = shop();
-    edited.uri = QStringLiteral("sqlite:") + m_dir->filePath(QStringLiteral("missing.sqlite"));
-    session->replaceConnection(QStringLiteral("shop"), edited);
+    edited.uri = QStringLiteral("sqlite:") + vanishing;
+    QVERIFY2(session->replaceConnection(QStringLiteral("shop"), edited, &error), qPrintable(error));
+    // sourceRemoved reaches the session through its event loop, which has not run yet.
+    QVERIFY(QFile::remove(vanishing));
     QTRY_COMPARE_WITH_TIMEOUT(failed.size(), 1, 5000);
     QCOMPARE(failed.first().at(0).toString(), QStringLiteral("shop"));
     QVERIFY2(failed.first().at(1).toString().contains(QLatin1String("missing.sqlite")),
              qPrintable(failed.first().at(1).toString()));
     QCOMPARE(session->connection(QStringLiteral("shop"))->uri, shop().uri);
     QCOMPARE(session->engine()->sourceIds(), QStringList{QStringLiteral("shop")});
+}
+
+void TestAppSession::replacementErrorKnownAtOnceLeavesTheConnection_data() {
+    QTest::addColumn<QString>("id");
+    QTest::addColumn<QString>("uri");
+    QTest::addColumn<QString>("expected");
+    QTest::newRow("missing file") << QStringLiteral("shop") << QStringLiteral("sqlite:MISSING")
+                                  << QStringLiteral("No SQLite file at");
+    QTest::newRow("bad uri") << QStringLiteral("shop") << QStringLiteral("ftp://user:secret@host/x")
+                             << QStringLiteral("Unsupported source URI \"ftp://user:****@host/x\"");
+    QTest::newRow("bad mongodb uri") << QStringLiteral("shop") << QStringLiteral("mongodb://")
+                                     << QStringLiteral("Cannot use the MongoDB URI");
+    QTest::newRow("name taken") << QStringLiteral("other") << QStringLiteral("sqlite:DB")
+                                << QStringLiteral("\"other\" exists already");
+}
+
+void TestAppSession::replacementErrorKnownAtOnceLeavesTheConnection() {
+    // The Edit Connection dialog stays open with the message, as before the session.
+    QFETCH(QString, id);
+    QFETCH(QString, uri);
+    QFETCH(QString, expected);
+    uri.replace(QLatin1String("MISSING"), m_dir->filePath(QStringLiteral("missing.sqlite")));
+    uri.replace(QLatin1String("DB"), db());
+    auto session = startSession();
+    QVERIFY(session);
+    QString error;
+    QVERIFY2(session->addConnection(shop(), &error), qPrintable(error));
+    ConnectionSpec other = shop();
+    other.id = QStringLiteral("other");
+    QVERIFY2(session->addConnection(other, &error), qPrintable(error));
+    QVERIFY(waitReady(QStringLiteral("shop")));
+    QSignalSpy removed(session.get(), &AppSession::connectionRemoved);
+
+    ConnectionSpec edited = shop();
+    edited.id = id;
+    edited.uri = uri;
+    error.clear();
+    QVERIFY(!session->replaceConnection(QStringLiteral("shop"), edited, &error));
+    QVERIFY2(error.contains(expected), qPrintable(error));
+    QVERIFY2(!error.contains(QLatin1String("secret")), qPrintable(error));
+    // Nothing was taken down: the old connection still serves.
+    QCOMPARE(session->connection(QStringLiteral("shop"))->uri, shop().uri);
+    QCOMPARE(session->connections().size(), 2);
+    const qsizetype before = m_events.size();
+    QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status) VALUES('kept');")), QString());
+    QTRY_VERIFY_WITH_TIMEOUT(m_events.size() > before, 10000);
+    QCOMPARE(removed.size(), 0);
+    QCOMPARE(session->engine()->sourceUri(QStringLiteral("shop")), shop().uri);
+}
+
+void TestAppSession::connectionWaitingToComeUpIsInTheWorkspace() {
+    const QString other = m_dir->filePath(QStringLiteral("other.sqlite"));
+    QCOMPARE(runSqlite3(other, QStringLiteral("PRAGMA journal_mode=WAL; "
+                                              "CREATE TABLE orders(id INTEGER PRIMARY KEY, status TEXT);")),
+             QString());
+    auto session = startSession();
+    QVERIFY(session);
+    QString error;
+    QVERIFY2(session->addConnection(shop(), &error), qPrintable(error));
+    QVERIFY(waitReady(QStringLiteral("shop")));
+
+    // Quitting right after Edit Connection saves the workspace while the old source
+    // is still stopping: the edited connection must be in it, in its final form.
+    ConnectionSpec edited = shop();
+    edited.uri = QStringLiteral("sqlite:") + other;
+    edited.watches.clear(); // the edit keeps the watches the connection had
+    QVERIFY2(session->replaceConnection(QStringLiteral("shop"), edited, &error), qPrintable(error));
+    Workspace w = session->workspace();
+    QCOMPARE(w.connections.size(), 1);
+    QCOMPARE(w.connections.first().id, QStringLiteral("shop"));
+    QCOMPARE(w.connections.first().uri, edited.uri);
+    QCOMPARE(w.connections.first().watches, shop().watches);
+    QCOMPARE(session->connections().size(), 1);
+    QCOMPARE(session->connection(QStringLiteral("shop"))->uri, edited.uri);
+
+    // The same for one added while its id is still being removed.
+    QSignalSpy added(session.get(), &AppSession::connectionAdded);
+    QTRY_COMPARE_WITH_TIMEOUT(added.size(), 1, 5000);
+    session->removeConnection(QStringLiteral("shop"));
+    QVERIFY(session->workspace().connections.isEmpty());
+    QVERIFY2(session->addConnection(shop(), &error), qPrintable(error));
+    w = session->workspace();
+    QCOMPARE(w.connections.size(), 1);
+    QCOMPARE(w.connections.first().uri, shop().uri);
+    QTRY_COMPARE_WITH_TIMEOUT(added.size(), 2, 5000);
+    QCOMPARE(session->workspace().connections.size(), 1);
+    QCOMPARE(session->engine()->sourceUri(QStringLiteral("shop")), shop().uri);
+}
+
+void TestAppSession::secondAddForAnIdWaitingToComeUpIsRefused() {
+    const QString other = m_dir->filePath(QStringLiteral("other.sqlite"));
+    QCOMPARE(runSqlite3(other, QStringLiteral("CREATE TABLE orders(id INTEGER PRIMARY KEY);")), QString());
+    auto session = startSession();
+    QVERIFY(session);
+    QString error;
+    QVERIFY2(session->addConnection(shop(), &error), qPrintable(error));
+    QList<ConnectionSpec> added;
+    connect(session.get(), &AppSession::connectionAdded, this,
+            [&added](const ConnectionSpec& spec) { added.append(spec); });
+    session->removeConnection(QStringLiteral("shop"));
+    QVERIFY2(session->addConnection(shop(), &error), qPrintable(error));
+
+    ConnectionSpec second = shop();
+    second.uri = QStringLiteral("sqlite:") + other;
+    error.clear();
+    QVERIFY(!session->addConnection(second, &error));
+    QVERIFY2(error.contains(QLatin1String("\"shop\" is already waiting")), qPrintable(error));
+    QCOMPARE(session->connection(QStringLiteral("shop"))->uri, shop().uri);
+
+    // The first one comes up, not the refused one.
+    QTRY_COMPARE_WITH_TIMEOUT(added.size(), 1, 5000);
+    QCOMPARE(added.first().uri, shop().uri);
+    QCOMPARE(session->engine()->sourceUri(QStringLiteral("shop")), shop().uri);
 }
 
 void TestAppSession::demoConnectionRunsItsWriter() {

@@ -23,6 +23,7 @@ private Q_SLOTS:
     void damagedJournalIsExplainedAndCanBeMovedAside();
     void firstRunCreatesTheDataFolder();
     void unwritableJournalFolderIsExplained();
+    void demoDatabaseThatCannotBeMadeExitsBeforeTheJournal();
 
 private:
     QString db() const { return m_dir->filePath(QStringLiteral("shop.sqlite")); }
@@ -304,6 +305,25 @@ void TestHeadless::unwritableJournalFolderIsExplained() {
     const QString err = QString::fromUtf8(p.readAllStandardError());
     QVERIFY2(err.contains(QLatin1String("Cannot create")) && !err.contains(QLatin1String("in use")),
              qPrintable(err));
+}
+
+void TestHeadless::demoDatabaseThatCannotBeMadeExitsBeforeTheJournal() {
+    // The demo database goes in the data folder, here under a regular file, so it can
+    // never be created: a setup failure (exit 1) found before the journal is opened.
+    QFile blocker(m_dir->filePath(QStringLiteral("blocker")));
+    QVERIFY(blocker.open(QIODevice::WriteOnly));
+    blocker.close();
+    qputenv("TIDEWATCH_DATA_DIR", (blocker.fileName() + QStringLiteral("/data")).toLocal8Bit());
+    QProcess p;
+    p.start(QStringLiteral(TIDEWATCH_BINARY),
+            {QStringLiteral("--headless"), QStringLiteral("--demo"), QStringLiteral("--journal"), journal()});
+    QVERIFY(p.waitForFinished(20000));
+    QCOMPARE(p.exitStatus(), QProcess::NormalExit);
+    QCOMPARE(p.exitCode(), 1);
+    const QString err = QString::fromUtf8(p.readAllStandardError());
+    QVERIFY2(err.contains(QLatin1String("Cannot create the demo database")), qPrintable(err));
+    QVERIFY2(!QFile::exists(journal()), qPrintable(err));
+    QCOMPARE(p.readAllStandardOutput(), QByteArray());
 }
 
 QTEST_GUILESS_MAIN(TestHeadless)

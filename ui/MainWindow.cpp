@@ -412,11 +412,11 @@ void MainWindow::editConnection(const QString& id) {
         return;
     ConnectionDialog dialog({}, this);
     dialog.setConnection(*original);
-    // The old source stops first (within a second); the session then brings up the
-    // edited one, or puts the old one back and reports through connectionFailed().
-    dialog.setCommitFunction([this, id](const ConnectionSpec& spec, QString*) {
-        m_session->replaceConnection(id, spec);
-        return true;
+    // What can be checked at once is, and the dialog stays open to show it. Then the
+    // old source stops (within a second); the session brings up the edited one, or
+    // puts the old one back and reports through connectionFailed().
+    dialog.setCommitFunction([this, id](const ConnectionSpec& spec, QString* error) {
+        return m_session->replaceConnection(id, spec, error);
     });
     dialog.exec();
 }
