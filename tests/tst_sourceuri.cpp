@@ -3,6 +3,7 @@
 #include "sources/SourceUri.h"
 
 #include <QTest>
+#include <QUrl>
 
 using namespace tw;
 
@@ -23,6 +24,8 @@ private Q_SLOTS:
     void withoutPassword();
     void withPassword_data();
     void withPassword();
+    void passwordWithDelimitersRoundTrips_data();
+    void passwordWithDelimitersRoundTrips();
 };
 
 void TestSourceUri::kind_data() {
@@ -263,6 +266,65 @@ void TestSourceUri::withPassword() {
         QCOMPARE(SourceUri(with).withoutPassword(&back), uri);
         QCOMPARE(back, password);
     }
+}
+
+// A password holding an unencoded '?' or '#' ended the user info early, so the saved
+// workspace kept it in clear text. Whatever a user types, the stored URI holds no
+// password, and withPassword() puts back what withoutPassword() took out.
+void TestSourceUri::passwordWithDelimitersRoundTrips_data() {
+    QTest::addColumn<QString>("uri");
+    QTest::addColumn<QString>("stripped");
+    QTest::addColumn<QString>("password");
+    const auto row = [](const char* name, const char* uri, const char* stripped, const char* password) {
+        QTest::newRow(name) << QString::fromUtf8(uri) << QString::fromUtf8(stripped)
+                            << QString::fromUtf8(password);
+    };
+    row("'?', no path", "mongodb://u:pw?x1@host", "mongodb://u@host", "pw?x1");
+    row("'?', port and path", "mongodb://u:pw?x1@host:27017/db", "mongodb://u@host:27017/db", "pw?x1");
+    row("'#'", "mongodb://u:pw#x1@host/db", "mongodb://u@host/db", "pw#x1");
+    row("'#', no path", "mongodb://u:pw#x1@host", "mongodb://u@host", "pw#x1");
+    row("'?' and '#', then a query", "mongodb://alice:s?cr#t1@h:27017/shop?replicaSet=rs0",
+        "mongodb://alice@h:27017/shop?replicaSet=rs0", "s?cr#t1");
+    row("'?' and '=' like a parameter", "mongodb://alice:x?w=majority1@h/", "mongodb://alice@h/",
+        "x?w=majority1");
+    row("'#', srv", "mongodb+srv://u:pw#x1@c.example.net/?retryWrites=true",
+        "mongodb+srv://u@c.example.net/?retryWrites=true", "pw#x1");
+    row("'&'", "mongodb://alice:s&cr=t1@h/?w=1", "mongodb://alice@h/?w=1", "s&cr=t1");
+    row("'?' and '&', postgres", "postgresql://app:a?b&c=d1@db/shop?sslmode=require",
+        "postgresql://app@db/shop?sslmode=require", "a?b&c=d1");
+    row("':'", "mongodb://alice:a:b:c1@h", "mongodb://alice@h", "a:b:c1");
+    row("':' and '?'", "mongodb://alice:a:b?c1@h/db", "mongodb://alice@h/db", "a:b?c1");
+    row("'@'", "mongodb://alice:a@b1@h/db", "mongodb://alice@h/db", "a@b1");
+    row("'?' and '@'", "mongodb://alice:a?b@c1@h/db", "mongodb://alice@h/db", "a?b@c1");
+    row("'@' encoded", "mongodb://alice:a%40b1@h/db", "mongodb://alice@h/db", "a@b1");
+    row("'?' and '#' encoded", "mongodb://alice:a%3Fb%23c1@h", "mongodb://alice@h", "a?b#c1");
+    row("':' and '&' encoded", "postgresql://app:a%3Ab%26c1@db/shop", "postgresql://app@db/shop", "a:b&c1");
+    row("'/' encoded", "mongodb://alice:a%2Fb1@h/db", "mongodb://alice@h/db", "a/b1");
+    // The authority as RFC 3986 ends it still comes first: an '@' in a query right
+    // after the host is the query's.
+    row("'@' in a query after the host", "mongodb://u:pw1@h?appname=a@b", "mongodb://u@h?appname=a@b", "pw1");
+}
+
+void TestSourceUri::passwordWithDelimitersRoundTrips() {
+    QFETCH(QString, uri);
+    QFETCH(QString, stripped);
+    QFETCH(QString, password);
+    QString found;
+    const QString stored = SourceUri(uri).withoutPassword(&found);
+    QCOMPARE(stored, stripped);
+    QCOMPARE(found, password);
+    QVERIFY2(!stored.contains(password), qPrintable(stored));
+    QVERIFY2(!stored.contains(SourceUri(uri).encodedPassword()), qPrintable(stored));
+    QVERIFY2(!SourceUri(uri).redacted().contains(password), qPrintable(SourceUri(uri).redacted()));
+
+    const QString with = SourceUri(stored).withPassword(password);
+    QCOMPARE(SourceUri(with).encodedPassword(), QString::fromUtf8(QUrl::toPercentEncoding(password)));
+    QString back;
+    QCOMPARE(SourceUri(with).withoutPassword(&back), stored);
+    QCOMPARE(back, password);
+    // Once put back the password is encoded, and the URI reads the same every way.
+    QCOMPARE(SourceUri(with).withPassword(QStringLiteral("other")), with);
+    QVERIFY2(!SourceUri(with).redacted().contains(password), qPrintable(SourceUri(with).redacted()));
 }
 
 QTEST_APPLESS_MAIN(TestSourceUri)

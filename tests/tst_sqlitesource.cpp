@@ -17,6 +17,7 @@ private Q_SLOTS:
     void restartMidStreamLosesNothing();
     void longScanSendsEarlyChangesBeforeItEnds();
     void droppedTableEmitsDropThenInsertsAfterRecreate();
+    void resentWatchOfADroppedTableDoesNotFail();
     void alteredTableEmitsDropAndResnapshots();
     void captureModeGivesBeforeAndAfterImages();
     void unknownTableIsAClearError();
@@ -210,6 +211,35 @@ void TestSqliteSource::droppedTableEmitsDropThenInsertsAfterRecreate() {
     QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 2, 10000);
     QCOMPARE(f.events[1].operation(), Operation::Insert);
     QCOMPARE(fieldJson(f.events[1].fullDocument(), "status"), QStringLiteral("\"fresh\""));
+}
+
+// The Engine re-sends a watch whenever its readers change. A re-send that found the
+// watched table dropped at that moment failed the watch, and the session then forgot
+// it; the table must stay watched and be picked up again when it is recreated.
+void TestSqliteSource::resentWatchOfADroppedTableDoesNotFail() {
+    EngineFixture f(journalPath());
+    QVERIFY(startWatchingOrders(f));
+    QTRY_VERIFY_WITH_TIMEOUT(!f.ready.isEmpty(), 10000);
+    QCOMPARE(runSqlite3(dbPath(), QStringLiteral("DROP TABLE orders")), QString());
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1, 10000);
+    QCOMPARE(f.events[0].operation(), Operation::Drop);
+
+    f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
+    // Watches reach the source in the order they were sent, so once the later watch of
+    // a missing table has failed, the re-send has been handled.
+    f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("ordrs")});
+    QTRY_VERIFY_WITH_TIMEOUT(!f.watchErrors.isEmpty(), 10000);
+    QCOMPARE(f.watchErrors.size(), 1);
+    QVERIFY2(f.watchErrors[0].contains(QLatin1String("No table \"ordrs\"")), qPrintable(f.watchErrors[0]));
+
+    QCOMPARE(runSqlite3(dbPath(), QStringLiteral("CREATE TABLE orders(id INTEGER PRIMARY KEY, status TEXT);"
+                                                 "INSERT INTO orders(status) VALUES('fresh');")),
+             QString());
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 2, 10000);
+    QCOMPARE(f.events[1].operation(), Operation::Insert);
+    QCOMPARE(f.events[1].ns().coll, QStringLiteral("orders"));
+    QCOMPARE(fieldJson(f.events[1].fullDocument(), "status"), QStringLiteral("\"fresh\""));
+    QCOMPARE(f.watchErrors.size(), 1);
 }
 
 void TestSqliteSource::alteredTableEmitsDropAndResnapshots() {

@@ -68,18 +68,28 @@ qsizetype SourceUri::userInfoEnd(bool guess) const {
     // An SQLite path has no user info, whatever characters the file name holds.
     if (m_authority < 0 || m_kind == Kind::Sqlite)
         return -1;
+    // The last '@' before `end`, or -1: a password may hold an unencoded '@'.
+    const auto lastAt = [this](qsizetype end) {
+        const qsizetype at = end > m_authority ? m_uri.lastIndexOf(QLatin1Char('@'), end - 1) : -1;
+        return at >= m_authority ? at : -1;
+    };
+    qsizetype slash = m_authority;
+    while (slash < m_uri.size() && m_uri.at(slash) != QLatin1Char('/'))
+        ++slash;
     qsizetype end = m_authority;
-    while (end < m_uri.size() && m_uri.at(end) != QLatin1Char('/') && m_uri.at(end) != QLatin1Char('?') &&
-           m_uri.at(end) != QLatin1Char('#'))
+    while (end < slash && m_uri.at(end) != QLatin1Char('?') && m_uri.at(end) != QLatin1Char('#'))
         ++end;
-    // The last '@' of the authority: a password may hold an unencoded '@'.
-    qsizetype at = end > m_authority ? m_uri.lastIndexOf(QLatin1Char('@'), end - 1) : -1;
-    if (at >= m_authority)
+    // First the authority as RFC 3986 ends it, so an '@' in a query that follows the
+    // host without a '/' ("u:p@h?appname=a@b") stays in the query.
+    const qsizetype at = lastAt(end);
+    if (at >= 0)
         return at;
-    if (!guess)
-        return -1;
-    at = m_uri.lastIndexOf(QLatin1Char('@'));
-    return at >= m_authority ? at : -1;
+    if (guess)
+        return lastAt(m_uri.size());
+    // None there: a password with an unencoded '?' or '#' ended it early. Look up to
+    // the first '/', as libpq and MongoDB's drivers do (and Tidewatch's first rule
+    // did); stopping at '?' or '#' left such a password in the saved workspace.
+    return lastAt(slash);
 }
 
 SourceUri::Span SourceUri::userPassword(bool guess) const {

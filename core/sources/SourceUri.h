@@ -55,10 +55,13 @@ private:
         qsizetype end = -1;
         bool isValid() const { return start >= 0; }
     };
-    // The '@' that ends the user info, or -1. `guess`: when the authority holds none
-    // (a password with an unencoded '/', '?' or '#' ends it early), take the last '@'
-    // of the URI; that hides more than the password when a query holds an '@', never
-    // less, so it is for redacting only.
+    // The '@' that ends the user info, or -1: the last '@' of the authority; when it
+    // holds none (a password with an unencoded '?' or '#' ends it early), the last '@'
+    // before the first '/'. `guess`: instead of the latter, the last '@' of the URI,
+    // which also finds a password holding an unencoded '/'; that hides more than the
+    // password when a path or query holds an '@', never less, so it is for redacting
+    // only. Either way the guess reaches at least as far: whatever withoutPassword()
+    // takes out, redacted() hides.
     qsizetype userInfoEnd(bool guess) const;
     // The password of user:password@ (between the first ':' and that '@').
     Span userPassword(bool guess) const;

@@ -115,6 +115,15 @@ void SqliteSource::watch(const Namespace& ns, const WatchOptions& options) {
                                .arg(ns.toString(), m_path));
         return;
     }
+    // A watch re-sent for a table already watched (the Engine re-sends whenever the
+    // readers change) keeps the table as it is: SQLite reads whole tables and the
+    // Engine filters, so no reader option changes what is read, and capture mode is
+    // the connection's, fixed when the table was first watched. It must not look at
+    // the file again: a table dropped at that moment would fail the watch, and the
+    // session would forget it, where the poll reports the drop and picks the table
+    // up again once it is recreated.
+    if (m_tables.contains(name))
+        return;
     QString error;
     if (!openDatabase(&error)) {
         Q_EMIT watchFailed(id(), ns, error);
@@ -141,8 +150,6 @@ void SqliteSource::watch(const Namespace& ns, const WatchOptions& options) {
                               tables.isEmpty() ? QStringLiteral("none") : tables.join(QLatin1String(", "))));
         return;
     }
-    if (m_tables.contains(name))
-        return;
 
     SqliteTable table;
     table.name = name;
