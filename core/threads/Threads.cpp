@@ -8,6 +8,7 @@
 #if defined(__SANITIZE_THREAD__)
 #include <QAbstractEventDispatcher>
 #include <QCoreApplication>
+#include <QtCore/private/qobject_p.h>
 
 extern "C" void __tsan_acquire(void* addr);
 extern "C" void __tsan_release(void* addr);
@@ -17,8 +18,7 @@ namespace {
 // QCoreApplication::postEvent queues the event under Qt's own mutex, then calls the
 // receiving thread's dispatcher wakeUp(): releasing there and acquiring just before
 // each event is delivered gives the sanitizer the happens-before edge Qt's futex
-// mutex hides. (wakeUp runs just after the queue's lock is released; an event taken
-// in that window by an already-awake receiver is the one case this cannot cover.)
+// mutex hides.
 class HandoffDispatcher : public QEventDispatcherUNIX {
 public:
     void wakeUp() override {
@@ -27,17 +27,32 @@ public:
     }
 };
 
+// wakeUp() runs just after the queue's lock is released, so an event taken by a
+// receiver that was already awake may be delivered before it. A signal, though, is
+// announced before Qt queues its call: every emission releases this one address and
+// every delivery acquires it. That orders more than Qt does (any emission before any
+// later delivery), which can hide a race but never reports a false one.
+char g_emissions;
+
+void releaseOnEmission(QObject*, int, void**) {
+    __tsan_release(&g_emissions);
+}
+
 bool acquireBeforeDelivery(void**) {
+    __tsan_acquire(&g_emissions);
     if (QAbstractEventDispatcher* dispatcher = QAbstractEventDispatcher::instance())
         __tsan_acquire(dispatcher);
     return false; // deliver as usual
 }
 
+QSignalSpyCallbackSet g_spyCallbacks = {releaseOnEmission, nullptr, nullptr, nullptr};
+
 // Before main(): the main thread's dispatcher must be installed before the
-// application object exists, and the delivery hook is process-wide.
+// application object exists, and the hooks are process-wide.
 const bool g_installed = [] {
     QCoreApplication::setEventDispatcher(new HandoffDispatcher);
     QInternal::registerCallback(QInternal::EventNotifyCallback, acquireBeforeDelivery);
+    qt_register_signal_spy_callbacks(&g_spyCallbacks);
     return true;
 }();
 
