@@ -78,7 +78,6 @@ Q_SIGNALS:
     void stopped();
 
 private:
-
     Engine* m_engine; // not owned
     Options m_options;
     bool m_running = false;
