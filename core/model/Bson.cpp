@@ -102,6 +102,28 @@ Bson copyDocument(const bson_iter_t* it) {
     return Bson::fromRaw(QByteArray(reinterpret_cast<const char*>(data), qsizetype(len)));
 }
 
+Bson copyContainer(const bson_iter_t* it) {
+    bson_t view;
+    if (!iterView(it, &view))
+        return {};
+    return Bson::fromRaw(
+        QByteArray(reinterpret_cast<const char*>(bson_get_data(&view)), qsizetype(view.len)));
+}
+
+Namespace namespaceAt(const bson_iter_t* it) {
+    Namespace ns;
+    if (!BSON_ITER_HOLDS_DOCUMENT(it))
+        return ns;
+    for (const bson_iter_t& child : BsonFields(it)) {
+        const char* key = bson_iter_key(&child);
+        if (!strcmp(key, "db"))
+            ns.db = iterString(&child);
+        else if (!strcmp(key, "coll"))
+            ns.coll = iterString(&child);
+    }
+    return ns;
+}
+
 bool iterView(const bson_iter_t* it, bson_t* out) {
     uint32_t len = 0;
     const uint8_t* data = nullptr;

@@ -5,6 +5,8 @@
 #include <QMetaType>
 #include <QString>
 
+#include "model/Namespace.h"
+
 #include <bson/bson.h>
 
 namespace tw {
@@ -121,6 +123,12 @@ QString iterString(const bson_iter_t* it);
 // A copy of the document at `it`; absent unless it holds a document (a null
 // fullDocument, say, reads as absent).
 Bson copyDocument(const bson_iter_t* it);
+// The same for a document or an array (an event read back from the journal keeps
+// whatever container it was stored with).
+Bson copyContainer(const bson_iter_t* it);
+// The {db, coll} document at `it` (MongoDB's `ns` and a rename's `to`); the parts
+// that are not strings read as empty.
+Namespace namespaceAt(const bson_iter_t* it);
 // A read-only view on the document or array at `it` (bson_init_static), valid while
 // the document being iterated lives; false for any other type.
 bool iterView(const bson_iter_t* it, bson_t* out);

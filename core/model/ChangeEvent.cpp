@@ -295,39 +295,6 @@ QByteArray ChangeEvent::toCanonicalJson() const {
     return document().toJson(Bson::JsonMode::Canonical);
 }
 
-static QString iterUtf8(const bson_iter_t* it) {
-    uint32_t len = 0;
-    const char* s = bson_iter_utf8(it, &len);
-    return QString::fromUtf8(s, qsizetype(len));
-}
-
-static Bson iterDocument(const bson_iter_t* it) {
-    uint32_t len = 0;
-    const uint8_t* data = nullptr;
-    if (BSON_ITER_HOLDS_DOCUMENT(it))
-        bson_iter_document(it, &len, &data);
-    else if (BSON_ITER_HOLDS_ARRAY(it))
-        bson_iter_array(it, &len, &data);
-    else
-        return {};
-    return Bson::fromRaw(QByteArray(reinterpret_cast<const char*>(data), qsizetype(len)));
-}
-
-static Namespace iterNs(const bson_iter_t* it) {
-    Namespace ns;
-    bson_iter_t child;
-    if (!BSON_ITER_HOLDS_DOCUMENT(it) || !bson_iter_recurse(it, &child))
-        return ns;
-    while (bson_iter_next(&child)) {
-        const char* key = bson_iter_key(&child);
-        if (!strcmp(key, "db") && BSON_ITER_HOLDS_UTF8(&child))
-            ns.db = iterUtf8(&child);
-        else if (!strcmp(key, "coll") && BSON_ITER_HOLDS_UTF8(&child))
-            ns.coll = iterUtf8(&child);
-    }
-    return ns;
-}
-
 ChangeEvent ChangeEvent::fromDocument(const Bson& source, qint64 seq, QString* error) {
     ChangeEvent e;
     bson_t doc;
@@ -344,7 +311,7 @@ ChangeEvent ChangeEvent::fromDocument(const Bson& source, qint64 seq, QString* e
         if (!strcmp(key, "seq")) {
             continue;
         } else if (!strcmp(key, "source") && BSON_ITER_HOLDS_UTF8(&it)) {
-            e.d->sourceId = iterUtf8(&it);
+            e.d->sourceId = iterString(&it);
         } else if (!strcmp(key, "operationType") && BSON_ITER_HOLDS_UTF8(&it)) {
             uint32_t len = 0;
             const char* name = bson_iter_utf8(&it, &len);
@@ -353,25 +320,25 @@ ChangeEvent ChangeEvent::fromDocument(const Bson& source, qint64 seq, QString* e
             if (e.d->op == Operation::Ddl)
                 e.d->ddlName = view.toByteArray();
         } else if (!strcmp(key, "ns")) {
-            e.d->ns = iterNs(&it);
+            e.d->ns = namespaceAt(&it);
         } else if (!strcmp(key, "to")) {
-            e.d->renameTarget = iterNs(&it);
+            e.d->renameTarget = namespaceAt(&it);
         } else if (!strcmp(key, "documentKey")) {
-            e.d->documentKey = iterDocument(&it);
+            e.d->documentKey = copyContainer(&it);
         } else if (!strcmp(key, "updateDescription")) {
-            e.d->updateDescription = iterDocument(&it);
+            e.d->updateDescription = copyContainer(&it);
         } else if (!strcmp(key, "fullDocument")) {
-            e.d->fullDocument = iterDocument(&it);
+            e.d->fullDocument = copyContainer(&it);
         } else if (!strcmp(key, "fullDocumentBeforeChange")) {
-            e.d->fullDocumentBeforeChange = iterDocument(&it);
+            e.d->fullDocumentBeforeChange = copyContainer(&it);
         } else if (!strcmp(key, "clusterTime") && BSON_ITER_HOLDS_TIMESTAMP(&it)) {
             bson_iter_timestamp(&it, &e.d->clusterTime.t, &e.d->clusterTime.i);
         } else if (!strcmp(key, "wallTime") && BSON_ITER_HOLDS_DATE_TIME(&it)) {
             e.d->wallTimeMs = bson_iter_date_time(&it);
         } else if (!strcmp(key, "reason") && BSON_ITER_HOLDS_UTF8(&it)) {
-            e.d->reason = iterUtf8(&it);
+            e.d->reason = iterString(&it);
         } else if (!strcmp(key, "_id")) {
-            e.d->resumeToken = iterDocument(&it);
+            e.d->resumeToken = copyContainer(&it);
         } else {
             bson_append_iter(extra.get(), key, -1, &it);
             haveExtra = true;

@@ -4,26 +4,6 @@
 
 namespace tw {
 
-namespace {
-
-Namespace nsOf(const bson_iter_t* it) {
-    Namespace ns;
-    if (!BSON_ITER_HOLDS_DOCUMENT(it))
-        return ns;
-    for (const bson_iter_t& child : BsonFields(it)) {
-        const char* key = bson_iter_key(&child);
-        if (!BSON_ITER_HOLDS_UTF8(&child))
-            continue;
-        if (!strcmp(key, "db"))
-            ns.db = iterString(&child);
-        else if (!strcmp(key, "coll"))
-            ns.coll = iterString(&child);
-    }
-    return ns;
-}
-
-} // namespace
-
 bool ChangeEventMapper::map(const bson_t* document, ChangeEvent* out, QString* error) const {
     BsonFields fields(document);
     if (!fields.isValid()) {
@@ -56,7 +36,7 @@ bool ChangeEventMapper::map(const bson_t* document, ChangeEvent* out, QString* e
             e.setOperation(*op, *op == Operation::Ddl ? view : QByteArrayView());
             haveOperation = true;
         } else if (!strcmp(key, "ns")) {
-            e.setNs(nsOf(it));
+            e.setNs(namespaceAt(it));
         } else if (!strcmp(key, "documentKey")) {
             e.setDocumentKey(copyDocument(it));
         } else if (!strcmp(key, "fullDocument")) {
@@ -75,7 +55,7 @@ bool ChangeEventMapper::map(const bson_t* document, ChangeEvent* out, QString* e
         } else if (!strcmp(key, "wallTime") && BSON_ITER_HOLDS_DATE_TIME(it)) {
             e.setWallTimeMs(bson_iter_date_time(it));
         } else if (!strcmp(key, "to")) {
-            e.setRenameTarget(nsOf(it));
+            e.setRenameTarget(namespaceAt(it));
         } else {
             bson_append_iter(extra.get(), key, -1, it);
             haveExtra = true;
