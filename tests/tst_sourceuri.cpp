@@ -9,6 +9,23 @@ using namespace tw;
 
 Q_DECLARE_METATYPE(tw::SourceUri::Kind)
 
+namespace {
+
+// The columns of the password-splitting tables: a URI, the URI without its password,
+// and the password taken out of it.
+void addStrippedColumns() {
+    QTest::addColumn<QString>("uri");
+    QTest::addColumn<QString>("stripped");
+    QTest::addColumn<QString>("password");
+}
+
+void strippedRow(const char* name, const char* uri, const char* stripped, const char* password) {
+    QTest::newRow(name) << QString::fromUtf8(uri) << QString::fromUtf8(stripped)
+                        << QString::fromUtf8(password);
+}
+
+} // namespace
+
 class TestSourceUri : public QObject {
     Q_OBJECT
 private Q_SLOTS:
@@ -198,13 +215,8 @@ void TestSourceUri::encodedPassword() {
 }
 
 void TestSourceUri::withoutPassword_data() {
-    QTest::addColumn<QString>("uri");
-    QTest::addColumn<QString>("stripped");
-    QTest::addColumn<QString>("password");
-    const auto row = [](const char* name, const char* uri, const char* stripped, const char* password) {
-        QTest::newRow(name) << QString::fromUtf8(uri) << QString::fromUtf8(stripped)
-                            << QString::fromUtf8(password);
-    };
+    addStrippedColumns();
+    const auto row = strippedRow;
     row("user info, decoded", "postgresql://app:s%40cret@db/shop", "postgresql://app@db/shop", "s@cret");
     row("'@' in the password", "mongodb://alice:p@ss@h/db", "mongodb://alice@h/db", "p@ss");
     row("':' in the password", "mongodb://alice:a:b@h", "mongodb://alice@h", "a:b");
@@ -272,13 +284,8 @@ void TestSourceUri::withPassword() {
 // workspace kept it in clear text. Whatever a user types, the stored URI holds no
 // password, and withPassword() puts back what withoutPassword() took out.
 void TestSourceUri::passwordWithDelimitersRoundTrips_data() {
-    QTest::addColumn<QString>("uri");
-    QTest::addColumn<QString>("stripped");
-    QTest::addColumn<QString>("password");
-    const auto row = [](const char* name, const char* uri, const char* stripped, const char* password) {
-        QTest::newRow(name) << QString::fromUtf8(uri) << QString::fromUtf8(stripped)
-                            << QString::fromUtf8(password);
-    };
+    addStrippedColumns();
+    const auto row = strippedRow;
     row("'?', no path", "mongodb://u:pw?x1@host", "mongodb://u@host", "pw?x1");
     row("'?', port and path", "mongodb://u:pw?x1@host:27017/db", "mongodb://u@host:27017/db", "pw?x1");
     row("'#'", "mongodb://u:pw#x1@host/db", "mongodb://u@host/db", "pw#x1");
