@@ -26,6 +26,7 @@ void tst_Subscription::roundTrip() {
     s.projection = Subscription::Projection::KeysOnly;
     s.created = QDateTime(QDate(2024, 6, 1), QTime(12, 30, 5, 250), Qt::UTC);
     s.persistent = false;
+    s.options = QJsonObject{{QStringLiteral("polling_interval"), 5}, {QStringLiteral("include_data"), true}};
 
     QString error;
     const Subscription back = Subscription::fromJson(s.toJson(), &error);
@@ -40,6 +41,7 @@ void tst_Subscription::roundTrip() {
     QCOMPARE(back.projection, Subscription::Projection::KeysOnly);
     QCOMPARE(back.created, s.created);
     QCOMPARE(back.persistent, false);
+    QCOMPARE(back.options, s.options);
 
     const QJsonObject envelope = QJsonDocument::fromJson(s.toJson()).object();
     QCOMPARE(envelope.value(QStringLiteral("projection")).toString(), QStringLiteral("keys"));
@@ -92,6 +94,8 @@ void tst_Subscription::errors_data() {
     QTest::newRow("syntax") << QByteArray(R"({"id": )")
                             << QStringLiteral("JSON syntax error at offset 7: unterminated object");
     QTest::newRow("id") << QByteArray(R"({"id": 5})") << QStringLiteral("id: must be a string");
+    QTest::newRow("options") << QByteArray(R"({"options": [1]})")
+                             << QStringLiteral("options: must be an object");
     QTest::newRow("namespaces") << QByteArray(R"({"namespaces": "main.orders"})")
                                 << QStringLiteral(
                                        "namespaces: must be an array of {\"source\", \"ns\"} objects");

@@ -27,6 +27,8 @@ QByteArray Subscription::toJson() const {
         envelope.insert(QStringLiteral("created"), created.toUTC().toString(Qt::ISODateWithMs));
     if (!persistent)
         envelope.insert(QStringLiteral("persistent"), false);
+    if (!options.isEmpty())
+        envelope.insert(QStringLiteral("options"), options);
 
     // The filter is spliced in as text: a QJsonObject sorts keys, and the order of a
     // literal sub-document is part of its value ({"a": {"x": 1, "y": 2}} is not
@@ -131,6 +133,13 @@ Subscription Subscription::fromJson(QByteArrayView json, QString* error) {
         if (!persistent.isBool())
             return failed(error, QStringLiteral("persistent: must be true or false"));
         s.persistent = persistent.toBool();
+    }
+
+    const QJsonValue options = object.value(QStringLiteral("options"));
+    if (!options.isUndefined() && !options.isNull()) {
+        if (!options.isObject())
+            return failed(error, QStringLiteral("options: must be an object"));
+        s.options = options.toObject();
     }
 
     const QJsonValue filter = object.value(QStringLiteral("filter"));

@@ -4,6 +4,7 @@
 #include "model/Namespace.h"
 
 #include <QDateTime>
+#include <QJsonObject>
 #include <QList>
 #include <QMetaType>
 #include <QString>
@@ -31,6 +32,10 @@ struct Subscription {
     Projection projection = Projection::FullDocument;
     QDateTime created;
     bool persistent = true; // ad hoc streams are not stored in the journal
+    // A front end's own settings, stored with the subscription verbatim (MCP keeps its
+    // resource_type, polling_interval, include_data and batch_size here). The engine
+    // does not read them.
+    QJsonObject options;
 
     bool coversNamespace(const QString& sourceId, const Namespace& ns) const {
         if (namespaces.isEmpty())
@@ -47,7 +52,8 @@ struct Subscription {
         return event.operation() == Operation::Gap || filter.matches(event);
     }
 
-    // {"id","name","namespaces":[{"source","ns"}],"filter":{…},"projection":"full"|"keys","created"}
+    // {"id","name","namespaces":[{"source","ns"}],"filter":{…},"projection":"full"|"keys","created",
+    //  "options":{…}}
     QByteArray toJson() const;
     static Subscription fromJson(QByteArrayView json, QString* error);
 };

@@ -22,4 +22,12 @@ enum class Operation : quint8 {
 QByteArray operationName(Operation op);
 std::optional<Operation> operationFromName(QByteArrayView name); // unknown DDL names map to Ddl
 
+// A change of the schema rather than of the data: drop, rename, dropDatabase and every
+// DDL event (create, createIndexes, dropIndexes, modify, shardCollection, …). What a
+// subscription's "data changes / schema changes" choice and MCP's resource_type split on.
+constexpr bool isSchemaOperation(Operation op) {
+    return op == Operation::Drop || op == Operation::Rename || op == Operation::DropDatabase ||
+           op == Operation::Ddl;
+}
+
 } // namespace tw
