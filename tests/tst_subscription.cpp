@@ -26,6 +26,7 @@ void tst_Subscription::roundTrip() {
     s.projection = Subscription::Projection::KeysOnly;
     s.created = QDateTime(QDate(2024, 6, 1), QTime(12, 30, 5, 250), Qt::UTC);
     s.persistent = false;
+    s.changes = Subscription::Changes::Schema;
     s.options = QJsonObject{{QStringLiteral("polling_interval"), 5}, {QStringLiteral("include_data"), true}};
 
     QString error;
@@ -42,6 +43,7 @@ void tst_Subscription::roundTrip() {
     QCOMPARE(back.created, s.created);
     QCOMPARE(back.persistent, false);
     QCOMPARE(back.options, s.options);
+    QCOMPARE(back.changes, Subscription::Changes::Schema);
 
     const QJsonObject envelope = QJsonDocument::fromJson(s.toJson()).object();
     QCOMPARE(envelope.value(QStringLiteral("projection")).toString(), QStringLiteral("keys"));
@@ -94,6 +96,9 @@ void tst_Subscription::errors_data() {
     QTest::newRow("syntax") << QByteArray(R"({"id": )")
                             << QStringLiteral("JSON syntax error at offset 7: unterminated object");
     QTest::newRow("id") << QByteArray(R"({"id": 5})") << QStringLiteral("id: must be a string");
+    QTest::newRow("changes") << QByteArray(R"({"changes": "ddl"})")
+                             << QStringLiteral(
+                                    "changes: must be \"all\", \"data\" or \"schema\", not \"ddl\"");
     QTest::newRow("options") << QByteArray(R"({"options": [1]})")
                              << QStringLiteral("options: must be an object");
     QTest::newRow("namespaces") << QByteArray(R"({"namespaces": "main.orders"})")

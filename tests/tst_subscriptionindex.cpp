@@ -19,6 +19,7 @@ private slots:
     void numericKeysMeetAcrossTypes();
     void equalityOnArrayElements();
     void gapReachesEveryCoveringSubscription();
+    void dataAndSchemaChanges();
     void insertReplacesSameId();
     void removeAndReinsert();
     void copiesAreIndependent();
@@ -157,6 +158,39 @@ void tst_SubscriptionIndex::gapReachesEveryCoveringSubscription() {
     QCOMPARE(sorted(index.route(gap)),
              (QStringList{QStringLiteral("byField"), QStringLiteral("byId"), QStringLiteral("wholeDb")}));
     QCOMPARE(sorted(index.route(gap)), sorted(bruteForce(index, gap)));
+}
+
+void tst_SubscriptionIndex::dataAndSchemaChanges() {
+    const Namespace orders{QStringLiteral("shop"), QStringLiteral("orders")};
+    SubscriptionIndex index;
+    index.insert(make(QStringLiteral("all"), "{}"));
+    Subscription data = make(QStringLiteral("data"), "{}");
+    data.changes = Subscription::Changes::Data;
+    index.insert(data);
+    Subscription schema = make(QStringLiteral("schema"), "{}");
+    schema.changes = Subscription::Changes::Schema;
+    index.insert(schema);
+    // Keyed on documentKey._id: the kind is checked on the indexed path too.
+    Subscription keyedSchema =
+        make(QStringLiteral("keyedSchema"),
+             QStringLiteral(R"({"documentKey._id": {"$oid": "%1"}})").arg(oidHex(3)).toUtf8());
+    keyedSchema.changes = Subscription::Changes::Schema;
+    index.insert(keyedSchema);
+
+    const ChangeEvent insert = makeEvent(QStringLiteral("s"), orders, Operation::Insert, keyFor(3), {});
+    QCOMPARE(sorted(index.route(insert)), (QStringList{QStringLiteral("all"), QStringLiteral("data")}));
+    QCOMPARE(sorted(index.route(insert)), sorted(bruteForce(index, insert)));
+
+    ChangeEvent create = makeEvent(QStringLiteral("s"), orders, Operation::Ddl, {}, {});
+    create.setOperation(Operation::Ddl, "createIndexes");
+    QCOMPARE(sorted(index.route(create)), (QStringList{QStringLiteral("all"), QStringLiteral("schema")}));
+    QCOMPARE(sorted(index.route(create)), sorted(bruteForce(index, create)));
+    const ChangeEvent drop = makeEvent(QStringLiteral("s"), orders, Operation::Drop, keyFor(3), {});
+    QCOMPARE(sorted(index.route(drop)),
+             (QStringList{QStringLiteral("all"), QStringLiteral("keyedSchema"), QStringLiteral("schema")}));
+
+    const ChangeEvent gap = ChangeEvent::makeGap(QStringLiteral("s"), orders, QStringLiteral("lost"));
+    QCOMPARE(index.route(gap).size(), 4);
 }
 
 void tst_SubscriptionIndex::insertReplacesSameId() {

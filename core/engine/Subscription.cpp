@@ -27,6 +27,8 @@ QByteArray Subscription::toJson() const {
         envelope.insert(QStringLiteral("created"), created.toUTC().toString(Qt::ISODateWithMs));
     if (!persistent)
         envelope.insert(QStringLiteral("persistent"), false);
+    if (changes != Changes::All)
+        envelope.insert(QStringLiteral("changes"), changesName(changes));
     if (!options.isEmpty())
         envelope.insert(QStringLiteral("options"), options);
 
@@ -46,6 +48,25 @@ QByteArray Subscription::toJson() const {
     }
     text += '}';
     return text;
+}
+
+QString Subscription::changesName(Changes changes) {
+    switch (changes) {
+    case Changes::Data:
+        return QStringLiteral("data");
+    case Changes::Schema:
+        return QStringLiteral("schema");
+    case Changes::All:
+        break;
+    }
+    return QStringLiteral("all");
+}
+
+std::optional<Subscription::Changes> Subscription::changesFromName(const QString& name) {
+    for (const Changes changes : {Changes::All, Changes::Data, Changes::Schema})
+        if (name == changesName(changes))
+            return changes;
+    return std::nullopt;
 }
 
 static Subscription failed(QString* error, const QString& message) {
@@ -133,6 +154,18 @@ Subscription Subscription::fromJson(QByteArrayView json, QString* error) {
         if (!persistent.isBool())
             return failed(error, QStringLiteral("persistent: must be true or false"));
         s.persistent = persistent.toBool();
+    }
+
+    QString changes;
+    if (!readString(object, QStringLiteral("changes"), QStringLiteral("changes"), &changes))
+        return {};
+    if (!changes.isEmpty()) {
+        const std::optional<Changes> kind = changesFromName(changes);
+        if (!kind)
+            return failed(
+                error,
+                QStringLiteral("changes: must be \"all\", \"data\" or \"schema\", not \"%1\"").arg(changes));
+        s.changes = *kind;
     }
 
     const QJsonValue options = object.value(QStringLiteral("options"));

@@ -3,6 +3,7 @@
 #include "filter/Filter.h"
 #include "model/Namespace.h"
 
+#include <optional>
 #include <QDateTime>
 #include <QJsonObject>
 #include <QList>
@@ -24,12 +25,16 @@ struct SourceNamespace {
 // authoritative list and persists it in the journal.
 struct Subscription {
     enum class Projection { FullDocument, KeysOnly };
+    // Which kinds of change the subscription receives (isSchemaOperation() splits them).
+    // A gap reaches every subscription of its namespace whatever this says.
+    enum class Changes { All, Data, Schema };
 
     QString id;
     QString name;
     QList<SourceNamespace> namespaces; // empty: every namespace of every source
     Filter filter;
     Projection projection = Projection::FullDocument;
+    Changes changes = Changes::All;
     QDateTime created;
     bool persistent = true; // ad hoc streams are not stored in the journal
     // A front end's own settings, stored with the subscription verbatim (MCP keeps its
@@ -45,15 +50,23 @@ struct Subscription {
                 return true;
         return false;
     }
+    bool wantsKind(Operation op) const {
+        if (changes == Changes::All || op == Operation::Gap)
+            return true;
+        return isSchemaOperation(op) == (changes == Changes::Schema);
+    }
     bool matches(const ChangeEvent& event) const {
         // A gap concerns every subscription of its namespace, whatever the filter.
         if (!coversNamespace(event.sourceId(), event.ns()))
             return false;
-        return event.operation() == Operation::Gap || filter.matches(event);
+        return event.operation() == Operation::Gap || (wantsKind(event.operation()) && filter.matches(event));
     }
+    // "all", "data", "schema"; nullopt for anything else.
+    static QString changesName(Changes changes);
+    static std::optional<Changes> changesFromName(const QString& name);
 
     // {"id","name","namespaces":[{"source","ns"}],"filter":{…},"projection":"full"|"keys","created",
-    //  "options":{…}}
+    //  "changes":"all"|"data"|"schema","options":{…}}
     QByteArray toJson() const;
     static Subscription fromJson(QByteArrayView json, QString* error);
 };

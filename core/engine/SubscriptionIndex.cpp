@@ -317,7 +317,7 @@ QStringList SubscriptionIndex::route(const ChangeEvent& event) const {
         shared.rebuild(&view);
     const auto evaluate = [&](const Impl::Entry& entry) {
         const Subscription& s = entry.subscription;
-        if (!s.coversNamespace(sourceId, ns))
+        if (!s.coversNamespace(sourceId, ns) || !s.wantsKind(event.operation()))
             return;
         if (entry.keyDecides || (indexed ? s.filter.matches(shared) : s.filter.matches(&view)))
             matched.append(s.id);
