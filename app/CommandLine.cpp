@@ -52,7 +52,7 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
                                       QStringLiteral("NAME"));
     const QCommandLineOption watch(
         QStringLiteral("watch"),
-        QStringLiteral("Namespace to watch: a table (SQLite), db.coll, a whole db (MongoDB). "
+        QStringLiteral("Namespace to watch: a table or '*' for all (SQLite), db.coll, a whole db (MongoDB). "
                        "Repeatable."),
         QStringLiteral("NS"));
     const QCommandLineOption filter(QStringLiteral("filter"),

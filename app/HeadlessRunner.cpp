@@ -134,9 +134,10 @@ int HeadlessRunner::start() {
     m_subscription.persistent = false;
     QList<Namespace> namespaces;
     for (const QString& text : std::as_const(watches)) {
-        Namespace ns = sqlite ? Namespace{QStringLiteral("main"),
-                                          text.startsWith(QLatin1String("main.")) ? text.mid(5) : text}
-                              : Namespace::fromString(text);
+        QString table = text.startsWith(QLatin1String("main.")) ? text.mid(5) : text;
+        if (table == QLatin1String("*"))
+            table.clear(); // the whole file: tables created later are followed too
+        Namespace ns = sqlite ? Namespace{QStringLiteral("main"), table} : Namespace::fromString(text);
         namespaces.append(ns);
         m_subscription.namespaces.append(SourceNamespace{sourceId, ns});
     }

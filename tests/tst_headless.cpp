@@ -17,6 +17,7 @@ private Q_SLOTS:
     void init();
     void filteredNdjsonLineByLine();
     void fromSeqReplaysThenGoesLive();
+    void watchStarFollowsANewTableAndFiltersSchemaEvents();
     void sigtermExitsCleanlyWithJournalCheckpointed();
     void badInputGetsOneLineErrorAndNonZeroExit_data();
     void badInputGetsOneLineErrorAndNonZeroExit();
@@ -128,6 +129,33 @@ void TestHeadless::filteredNdjsonLineByLine() {
     // Nothing else was printed: the update and the customer insert were filtered out.
     m_pending += p.readAllStandardOutput();
     QCOMPARE(m_pending.trimmed(), QByteArray());
+}
+
+// --watch '*' follows a table created after the start; schema events are filtered by
+// their MongoDB names like any other operation.
+void TestHeadless::watchStarFollowsANewTableAndFiltersSchemaEvents() {
+    QProcess p;
+    START_HEADLESS(p, (QStringList{QStringLiteral("--watch"), QStringLiteral("*"), QStringLiteral("--filter"),
+                                   QStringLiteral(R"({"operationType": {"$in": ["create", "insert"]}})")}));
+    QCOMPARE(runSqlite3(db(), QStringLiteral("CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT);"
+                                             "CREATE INDEX by_name ON items(name);"
+                                             "INSERT INTO items(name) VALUES('first');")),
+             QString());
+    QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('a',1);")), QString());
+    const QList<QJsonObject> lines = readLines(p, 3);
+    QCOMPARE(lines.size(), 3);
+    const auto coll = [](const QJsonObject& line) {
+        return line.value(QLatin1String("ns")).toObject().value(QLatin1String("coll")).toString();
+    };
+    QCOMPARE(lines[0].value(QLatin1String("operationType")).toString(), QStringLiteral("create"));
+    QCOMPARE(coll(lines[0]), QStringLiteral("items"));
+    QCOMPARE(lines[1].value(QLatin1String("operationType")).toString(), QStringLiteral("insert"));
+    QCOMPARE(coll(lines[1]), QStringLiteral("items"));
+    QCOMPARE(lines[1].value(QLatin1String("fullDocument")).toObject().value(QLatin1String("name")).toString(),
+             QStringLiteral("first"));
+    // The createIndexes between them did not pass the filter.
+    QCOMPARE(lines[2].value(QLatin1String("operationType")).toString(), QStringLiteral("insert"));
+    QCOMPARE(coll(lines[2]), QStringLiteral("orders"));
 }
 
 void TestHeadless::fromSeqReplaysThenGoesLive() {

@@ -18,7 +18,7 @@ private Q_SLOTS:
     void longScanSendsEarlyChangesBeforeItEnds();
     void droppedTableEmitsDropThenInsertsAfterRecreate();
     void resentWatchOfADroppedTableDoesNotFail();
-    void alteredTableEmitsDropAndResnapshots();
+    void alteredTableEmitsModifyAndResnapshots();
     void captureModeGivesBeforeAndAfterImages();
     void unknownTableIsAClearError();
     void missingAndForeignFilesAreClearErrors();
@@ -208,9 +208,12 @@ void TestSqliteSource::droppedTableEmitsDropThenInsertsAfterRecreate() {
     QCOMPARE(runSqlite3(dbPath(), QStringLiteral("CREATE TABLE orders(id INTEGER PRIMARY KEY, status TEXT);"
                                                  "INSERT INTO orders(status) VALUES('fresh');")),
              QString());
-    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 2, 10000);
-    QCOMPARE(f.events[1].operation(), Operation::Insert);
-    QCOMPARE(fieldJson(f.events[1].fullDocument(), "status"), QStringLiteral("\"fresh\""));
+    // The new table's create, then its row.
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 3, 10000);
+    QCOMPARE(f.events[1].operationType(), QByteArray("create"));
+    QCOMPARE(f.events[1].ns().coll, QStringLiteral("orders"));
+    QCOMPARE(f.events[2].operation(), Operation::Insert);
+    QCOMPARE(fieldJson(f.events[2].fullDocument(), "status"), QStringLiteral("\"fresh\""));
 }
 
 // The Engine re-sends a watch whenever its readers change. A re-send that found the
@@ -235,21 +238,26 @@ void TestSqliteSource::resentWatchOfADroppedTableDoesNotFail() {
     QCOMPARE(runSqlite3(dbPath(), QStringLiteral("CREATE TABLE orders(id INTEGER PRIMARY KEY, status TEXT);"
                                                  "INSERT INTO orders(status) VALUES('fresh');")),
              QString());
-    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 2, 10000);
-    QCOMPARE(f.events[1].operation(), Operation::Insert);
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 3, 10000);
+    QCOMPARE(f.events[1].operationType(), QByteArray("create"));
     QCOMPARE(f.events[1].ns().coll, QStringLiteral("orders"));
-    QCOMPARE(fieldJson(f.events[1].fullDocument(), "status"), QStringLiteral("\"fresh\""));
+    QCOMPARE(f.events[2].operation(), Operation::Insert);
+    QCOMPARE(f.events[2].ns().coll, QStringLiteral("orders"));
+    QCOMPARE(fieldJson(f.events[2].fullDocument(), "status"), QStringLiteral("\"fresh\""));
     QCOMPARE(f.watchErrors.size(), 1);
 }
 
-void TestSqliteSource::alteredTableEmitsDropAndResnapshots() {
+void TestSqliteSource::alteredTableEmitsModifyAndResnapshots() {
     EngineFixture f(journalPath());
     QVERIFY(startWatchingOrders(f));
     QTRY_VERIFY_WITH_TIMEOUT(!f.ready.isEmpty(), 10000);
     QCOMPARE(runSqlite3(dbPath(), QStringLiteral("ALTER TABLE orders ADD COLUMN note TEXT")), QString());
     QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1, 10000);
-    QCOMPARE(f.events[0].operation(), Operation::Drop);
-    QVERIFY(f.events[0].reason().contains(QLatin1String("altered")));
+    // An alter was a `drop` with reason "altered" until schema events; now it is
+    // MongoDB's `modify`, with the columns after it.
+    QCOMPARE(f.events[0].operation(), Operation::Ddl);
+    QCOMPARE(f.events[0].operationType(), QByteArray("modify"));
+    QVERIFY(f.events[0].toJson().contains(R"("name":"note")"));
     // The two existing rows are the new baseline: an update after it is one update.
     QCOMPARE(runSqlite3(dbPath(), QStringLiteral("UPDATE orders SET note='x' WHERE id=2")), QString());
     QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 2, 10000);

@@ -1,9 +1,11 @@
 // The Live Feed model: batching, the bounded ring, pause, search and tail-follow.
+#include "docks/EventDetailDock.h"
 #include "models/ChangeFeedModel.h"
 #include "models/EventFormat.h"
 #include "models/FeedExporter.h"
 #include "models/FeedSearchProxy.h"
 #include "widgets/FeedView.h"
+#include "widgets/Icons.h"
 
 #include <QAbstractItemModelTester>
 #include <QBuffer>
@@ -11,6 +13,7 @@
 #include <QSignalSpy>
 #include <QTest>
 #include <QTreeView>
+#include <QTreeWidget>
 
 using namespace tw;
 using namespace tw::ui;
@@ -57,6 +60,7 @@ private slots:
     void searchProxy();
     void tailFollowOnlyAtBottom();
     void exportNdjsonAndCsv();
+    void schemaEventsStandOutAndReadInTheDetail();
 };
 
 void tst_UiFeedModel::modelTester() {
@@ -276,6 +280,64 @@ void tst_UiFeedModel::exportNdjsonAndCsv() {
     QBuffer cancelled;
     cancelled.open(QIODevice::WriteOnly);
     QVERIFY(!FeedExporter::write(events, FeedExporter::Format::Ndjson, &cancelled, nullptr, &cancel, &error));
+}
+
+// A schema event has its own colour across the row and an icon, its summary reads the
+// index or columns, and the Event Detail lists the columns before and after.
+void tst_UiFeedModel::schemaEventsStandOutAndReadInTheDetail() {
+    ChangeEvent index;
+    index.setSourceId(QStringLiteral("shop"));
+    index.setNs(Namespace{QStringLiteral("main"), QStringLiteral("orders")});
+    index.setOperation(Operation::Ddl, "createIndexes");
+    index.setExtra(Bson::fromJson(R"({"operationDescription": {"indexes": [{"v": 2, "key": {"status": 1,
+        "total": -1}, "name": "by_status", "unique": true}]}})"));
+    index.setWallTimeMs(1700000000000);
+    index.finalize(2);
+    ChangeEvent modify;
+    modify.setSourceId(QStringLiteral("shop"));
+    modify.setNs(Namespace{QStringLiteral("main"), QStringLiteral("orders")});
+    modify.setOperation(Operation::Ddl, "modify");
+    modify.setExtra(Bson::fromJson(R"({"operationDescription": {
+        "columns": [{"name": "id", "type": "INTEGER"}, {"name": "note", "type": "TEXT", "notNull": true}],
+        "previousColumns": [{"name": "id", "type": "INTEGER"}]}})"));
+    modify.setWallTimeMs(1700000000001);
+    modify.finalize(3);
+
+    ChangeFeedModel model;
+    model.setSchemaIcon(Icons::forOperation(Operation::Ddl));
+    model.append({makeEvent(1), index, modify});
+    model.flush();
+    QCOMPARE(model.rowCount(), 3);
+    const auto color = [&](int row, int column) {
+        return model.index(row, column).data(Qt::ForegroundRole).value<QColor>();
+    };
+    QVERIFY(color(1, ChangeFeedModel::OperationColumn).isValid());
+    QVERIFY(color(1, ChangeFeedModel::OperationColumn) != color(0, ChangeFeedModel::OperationColumn));
+    QCOMPARE(color(1, ChangeFeedModel::NamespaceColumn), color(1, ChangeFeedModel::OperationColumn));
+    QVERIFY(!model.index(0, ChangeFeedModel::NamespaceColumn).data(Qt::ForegroundRole).isValid());
+    QVERIFY(
+        !model.index(1, ChangeFeedModel::OperationColumn).data(Qt::DecorationRole).value<QIcon>().isNull());
+    QVERIFY(
+        model.index(0, ChangeFeedModel::OperationColumn).data(Qt::DecorationRole).value<QIcon>().isNull());
+    QCOMPARE(model.index(1, ChangeFeedModel::OperationColumn).data().toString(),
+             QStringLiteral("createIndexes"));
+    // The key in index order, which a JSON object would have sorted.
+    QCOMPARE(model.index(1, ChangeFeedModel::SummaryColumn).data().toString(),
+             QStringLiteral("index by_status on status ↑, total ↓ (unique)"));
+
+    EventDetailDock detail;
+    detail.setEvent(modify);
+    QCOMPARE(detail.schemaText(), QStringLiteral("columns before: id INTEGER\n"
+                                                 "columns after: id INTEGER, note TEXT NOT NULL"));
+    QTreeWidgetItem* description = nullptr;
+    for (int i = 0; i < detail.tree()->topLevelItemCount(); ++i)
+        if (detail.tree()->topLevelItem(i)->text(0) == QLatin1String("operationDescription"))
+            description = detail.tree()->topLevelItem(i);
+    QVERIFY(description);
+    QVERIFY(description->isExpanded());
+    QVERIFY(description->child(0)->isExpanded()); // "columns", and each column below it
+    detail.setEvent(makeEvent(4));
+    QCOMPARE(detail.schemaText(), QString());
 }
 
 QTEST_MAIN(tst_UiFeedModel)

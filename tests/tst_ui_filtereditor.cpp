@@ -3,6 +3,7 @@
 #include "docks/FiltersDock.h"
 #include "widgets/FilterEditor.h"
 
+#include <QCheckBox>
 #include <QLabel>
 #include <QPlainTextEdit>
 #include <QSignalSpy>
@@ -35,6 +36,7 @@ private slots:
     void validatesAsYouType();
     void combineAndSplit();
     void previewCountsRecentEvents();
+    void dataAndSchemaCheckBoxesSetChanges();
 };
 
 void tst_UiFilterEditor::validation_data() {
@@ -141,6 +143,42 @@ void tst_UiFilterEditor::previewCountsRecentEvents() {
     QCOMPARE(edited.id, s.id);
     QVERIFY(edited.filter.matches(recent.at(1)));
     QVERIFY(!edited.filter.matches(recent.at(0)));
+}
+
+void tst_UiFilterEditor::dataAndSchemaCheckBoxesSetChanges() {
+    FiltersDock dock;
+    ChangeEventList recent{makeEvent(1, Operation::Insert, QStringLiteral("paid")),
+                           makeEvent(2, Operation::Drop, QStringLiteral("paid"))};
+    dock.setRecentEventsFunction([recent] { return recent; });
+    Subscription s;
+    s.id = QStringLiteral("s1");
+    s.changes = Subscription::Changes::Schema;
+    dock.setSubscriptions({s});
+    QCheckBox* data = nullptr;
+    QCheckBox* schema = nullptr;
+    for (QCheckBox* box : dock.findChildren<QCheckBox*>()) {
+        if (box->text() == QLatin1String("Data changes"))
+            data = box;
+        else if (box->text() == QLatin1String("Schema changes"))
+            schema = box;
+    }
+    QVERIFY(data && schema);
+    // Loaded from the subscription.
+    QVERIFY(!data->isChecked());
+    QVERIFY(schema->isChecked());
+    QCOMPARE(dock.editedSubscription().changes, Subscription::Changes::Schema);
+    dock.updatePreview();
+    QVERIFY2(dock.previewText().contains(QStringLiteral("<b>1</b> of the last 2")),
+             qPrintable(dock.previewText()));
+
+    data->setChecked(true);
+    QCOMPARE(dock.editedSubscription().changes, Subscription::Changes::All);
+    schema->setChecked(false);
+    QCOMPARE(dock.editedSubscription().changes, Subscription::Changes::Data);
+    // Neither would match nothing: unticking the last one ticks the other.
+    data->setChecked(false);
+    QVERIFY(schema->isChecked());
+    QCOMPARE(dock.editedSubscription().changes, Subscription::Changes::Schema);
 }
 
 QTEST_MAIN(tst_UiFilterEditor)

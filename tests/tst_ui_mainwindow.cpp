@@ -3,6 +3,7 @@
 // reopened.
 #include "config/DataDir.h"
 #include "config/Settings.h"
+#include "demo/DemoWriter.h"
 #include "docks/ConnectionsDock.h"
 #include "docks/EventDetailDock.h"
 #include "docks/FiltersDock.h"
@@ -11,6 +12,7 @@
 #include "engine/Engine.h"
 #include "MainWindow.h"
 #include "models/ChangeFeedModel.h"
+#include "TestUtil.h"
 #include "widgets/FeedView.h"
 #include "Workspace.h"
 
@@ -29,6 +31,7 @@ private slots:
     void initTestCase();
     void init();
     void smokeDemoRowsArrive();
+    void tickedDatabaseFollowsTablesInTheTree();
     void dockStateSavedAndRestored();
     void resetLayoutRestoresDefault();
     void workspaceReopened();
@@ -102,6 +105,37 @@ void tst_UiMainWindow::smokeDemoRowsArrive() {
     window.filters()->updatePreview();
     QVERIFY2(window.filters()->previewText().contains(QStringLiteral("of the last")),
              qPrintable(window.filters()->previewText()));
+}
+
+// Ticking the demo's "main" watches the whole file; a table another process creates
+// then appears in the tree, and a rename replaces it there.
+void tst_UiMainWindow::tickedDatabaseFollowsTablesInTheTree() {
+    MainWindow window(options(true));
+    QString error;
+    QVERIFY2(window.start(&error), qPrintable(error));
+    window.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&window));
+    QTreeWidget* tree = window.connections()->tree();
+    const auto find = [tree](const QString& text) {
+        const QList<QTreeWidgetItem*> items = tree->findItems(text, Qt::MatchExactly | Qt::MatchRecursive);
+        return items.isEmpty() ? nullptr : items.first();
+    };
+    QTRY_VERIFY_WITH_TIMEOUT(find(QStringLiteral("orders")), 10000);
+    QTreeWidgetItem* main = find(QStringLiteral("main"));
+    QVERIFY(main);
+    QVERIFY(main->flags() & Qt::ItemIsUserCheckable);
+    main->setCheckState(0, Qt::Checked);
+    // The demo writer commits all the time: wait for the file's lock rather than fail.
+    const QString demo = DemoWriter::defaultPath();
+    QCOMPARE(tw::test::runSqlite3(demo, QStringLiteral("PRAGMA busy_timeout=10000; CREATE TABLE audit(x)")),
+             QString());
+    QTRY_VERIFY_WITH_TIMEOUT(find(QStringLiteral("audit")), 10000);
+    QCOMPARE(tw::test::runSqlite3(demo, QStringLiteral("PRAGMA busy_timeout=10000; "
+                                                       "ALTER TABLE audit RENAME TO audit_log")),
+             QString());
+    QTRY_VERIFY_WITH_TIMEOUT(find(QStringLiteral("audit_log")), 10000);
+    QVERIFY(!find(QStringLiteral("audit")));
+    QCOMPARE(find(QStringLiteral("main"))->checkState(0), Qt::Checked);
 }
 
 void tst_UiMainWindow::dockStateSavedAndRestored() {

@@ -119,6 +119,7 @@ void MainWindow::createDocks() {
     connect(session, &AppSession::committed, this, &MainWindow::onCommitted);
     connect(session, &AppSession::sourceStatusChanged, this, &MainWindow::onSourceStatus);
     connect(session, &AppSession::namespacesListed, m_connectionsDock, &ConnectionsDock::setNamespaces);
+    connect(session, &AppSession::committed, m_connectionsDock, &ConnectionsDock::noteCommitted);
     connect(session, &AppSession::watchFailed, this, &MainWindow::onWatchFailed);
     connect(session, &AppSession::journalFailed, this, &MainWindow::onJournalFailed);
     connect(session, &AppSession::subscriptionsChanged, this, &MainWindow::refreshSubscriptions);

@@ -9,6 +9,8 @@
 #include <QTreeWidget>
 #include <QVBoxLayout>
 
+#include <utility>
+
 namespace tw::ui {
 
 namespace {
@@ -111,6 +113,31 @@ ConnectionsDock::ConnectionsDock(QWidget* parent)
 
     m_countdown.setInterval(1000);
     connect(&m_countdown, &QTimer::timeout, this, &ConnectionsDock::refreshStatusText);
+    // 250 ms: a migration renaming fifty tables reloads the list once, and a person
+    // still sees the new table at once.
+    m_reload.setSingleShot(true);
+    m_reload.setInterval(250);
+    connect(&m_reload, &QTimer::timeout, this, [this] {
+        for (const auto& [id, db] : std::exchange(m_stale, {})) {
+            QTreeWidgetItem* connection = connectionItem(id);
+            QTreeWidgetItem* parent = connection && !db.isEmpty() ? databaseItem(connection, db) : connection;
+            if (parent && parent->data(0, LoadedRole).toBool())
+                Q_EMIT namespacesRequested(id, db);
+        }
+    });
+}
+
+void ConnectionsDock::noteCommitted(const CommittedBatch& batch) {
+    for (const ChangeEvent& e : batch.events) {
+        const Operation op = e.operation();
+        if (op == Operation::Drop || op == Operation::Rename ||
+            (op == Operation::Ddl && e.operationType() == "create"))
+            m_stale.insert({e.sourceId(), e.ns().db});
+        else if (op == Operation::DropDatabase)
+            m_stale.insert({e.sourceId(), QString()});
+    }
+    if (!m_stale.isEmpty() && !m_reload.isActive())
+        m_reload.start();
 }
 
 QTreeWidgetItem* ConnectionsDock::connectionItem(const QString& id) const {
@@ -242,6 +269,11 @@ void ConnectionsDock::setNamespaces(const QString& id, const QString& db,
             item->setText(0, info.ns.db);
             item->setIcon(0, Icons::get(QStringLiteral("database")));
             item->setChildIndicatorPolicy(QTreeWidgetItem::ShowIndicator);
+            // Ticking a database watches all of it, collections created later too.
+            item->setFlags(item->flags() | Qt::ItemIsUserCheckable);
+            item->setCheckState(0, watched.contains(info.ns.db) ? Qt::Checked : Qt::Unchecked);
+            item->setToolTip(0, tr("Tick to watch all of %1, including collections and tables created later")
+                                    .arg(info.ns.db));
             // Open databases that hold watched collections, so ticks are visible.
             for (const QString& ns : watched)
                 if (Namespace::fromString(ns).db == info.ns.db)
@@ -284,16 +316,20 @@ void ConnectionsDock::setWatched(const QString& id, const Namespace& ns, bool wa
     if (!db)
         return;
     const QSignalBlocker blocker(m_tree);
-    for (int i = 0; i < db->childCount(); ++i)
+    if (ns.coll.isEmpty())
+        db->setCheckState(0, watched ? Qt::Checked : Qt::Unchecked);
+    for (int i = 0; i < db->childCount() && !ns.coll.isEmpty(); ++i)
         if (db->child(i)->data(0, CollRole).toString() == ns.coll)
             db->child(i)->setCheckState(0, watched ? Qt::Checked : Qt::Unchecked);
 }
 
 void ConnectionsDock::onChanged(QTreeWidgetItem* item, int column) {
-    if (m_updating || column != 0 || item->data(0, KindRole).toInt() != CollectionItem)
+    const int kind = item->data(0, KindRole).toInt();
+    if (m_updating || column != 0 || (kind != CollectionItem && kind != DatabaseItem))
         return;
     const QString id = item->data(0, IdRole).toString();
-    const Namespace ns{item->data(0, DbRole).toString(), item->data(0, CollRole).toString()};
+    const Namespace ns{item->data(0, DbRole).toString(),
+                       kind == DatabaseItem ? QString() : item->data(0, CollRole).toString()};
     const bool watch = item->checkState(0) == Qt::Checked;
     if (watch == m_watched.value(id).contains(ns.toString()))
         return;

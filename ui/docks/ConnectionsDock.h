@@ -1,5 +1,6 @@
 #pragma once
 
+#include "model/ChangeBatch.h"
 #include "sources/Source.h"
 #include "Workspace.h"
 
@@ -31,6 +32,9 @@ public:
                        const QString& error);
     void setWatched(const QString& id, const Namespace& ns, bool watched);
     void expandConnection(const QString& id);
+    // Reloads the listings a committed create, drop, rename or dropDatabase changed
+    // (those already loaded; once per quarter second, however many events).
+    void noteCommitted(const tw::CommittedBatch& batch);
 
     QString currentConnectionId() const;
     QTreeWidget* tree() const { return m_tree; }
@@ -56,6 +60,8 @@ private:
     QHash<QString, SourceStatus> m_statuses;
     QHash<QString, QSet<QString>> m_watched; // id → namespaces as text
     QTimer m_countdown;                      // ticks once a second while a source backs off
+    QTimer m_reload;                         // single shot: reloads m_stale
+    QSet<QPair<QString, QString>> m_stale;   // (connection, db; "" for its database list)
     bool m_updating = false;
 };
 

@@ -19,7 +19,10 @@
 #include <QToolButton>
 #include <QTreeWidget>
 #include <QTreeWidgetItemIterator>
+
 #include <QVBoxLayout>
+
+#include <functional>
 
 namespace tw::ui {
 
@@ -156,6 +159,12 @@ EventDetailDock::EventDetailDock(QWidget* parent)
     connect(copy, &QToolButton::clicked, this, [this] { copyJson(false); });
     headerRow->addWidget(copy);
     layout->addLayout(headerRow);
+    m_schema = new QLabel(body);
+    m_schema->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_schema->setWordWrap(true);
+    m_schema->setContentsMargins(8, 0, 8, 4);
+    m_schema->hide();
+    layout->addWidget(m_schema);
 
     m_tabs = new QTabWidget(body);
     m_tabs->setDocumentMode(true);
@@ -212,6 +221,11 @@ void EventDetailDock::rebuild() {
                  palette().color(QPalette::Disabled, QPalette::Text).name())
             .arg(m_event.seq())
             .arg(EventFormat::timeText(m_event), EventFormat::keyText(m_event).toHtmlEscaped()));
+
+    const QStringList schemaLines = EventFormat::schemaLines(m_event);
+    m_schema->setText(schemaLines.join(QLatin1Char('\n')));
+    m_schema->setStyleSheet(QStringLiteral("color:%1").arg(opColor.name()));
+    m_schema->setVisible(!schemaLines.isEmpty());
 
     const QSet<QString> updated = EventFormat::updatedPaths(m_event);
     const QSet<QString> removed = EventFormat::removedPaths(m_event);
@@ -309,9 +323,22 @@ void EventDetailDock::fillTree(QTreeWidget* tree, const Bson& document, const QS
         if (key == QLatin1String("fullDocument") || key == QLatin1String("updateDescription") ||
             key == QLatin1String("documentKey") || key == QLatin1String("ns") || compareWith)
             item->setExpanded(true);
+        // Index specs and column lists are the point of a schema event: open them all.
+        if (key == QLatin1String("operationDescription")) {
+            const std::function<void(QTreeWidgetItem*)> expand = [&expand](QTreeWidgetItem* node) {
+                node->setExpanded(true);
+                for (int c = 0; c < node->childCount(); ++c)
+                    expand(node->child(c));
+            };
+            expand(item);
+        }
     }
     if (compareWith)
         tree->expandAll();
+}
+
+QString EventDetailDock::schemaText() const {
+    return m_schema->isHidden() ? QString() : m_schema->text();
 }
 
 QString EventDetailDock::jsonText() const {

@@ -33,6 +33,9 @@ public:
     bool hasBeforeAfter() const;
     // Items of the tree highlighted as updated, as dotted paths (for tests).
     QStringList highlightedPaths() const;
+    // A schema event's operationDescription in words, one line per index or column
+    // list ("columns before: …" / "columns after: …"); empty otherwise.
+    QString schemaText() const;
 
     void copyJson(bool canonical = false) const;
 
@@ -48,6 +51,7 @@ private:
     ChangeEvent m_event;
     QStackedWidget* m_stack = nullptr; // children, all of them
     QLabel* m_header = nullptr;
+    QLabel* m_schema = nullptr; // shown for schema events only
     QTabWidget* m_tabs = nullptr;
     QTreeWidget* m_tree = nullptr;
     QPlainTextEdit* m_json = nullptr;

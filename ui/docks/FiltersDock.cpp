@@ -158,6 +158,23 @@ FiltersDock::FiltersDock(QWidget* parent)
         m_operations.append(box);
     }
     layout->addLayout(grid);
+    // Subscription::changes; at least one stays ticked, since neither would match nothing.
+    auto* kinds = new QHBoxLayout;
+    m_dataChanges = new QCheckBox(tr("Data changes"), body);
+    m_schemaChanges = new QCheckBox(tr("Schema changes"), body);
+    m_schemaChanges->setToolTip(tr("create, drop, rename, modify, createIndexes, dropIndexes, …"));
+    for (QCheckBox* box : {m_dataChanges, m_schemaChanges}) {
+        box->setChecked(true);
+        QCheckBox* other = box == m_dataChanges ? m_schemaChanges : m_dataChanges;
+        connect(box, &QCheckBox::toggled, this, [this, other](bool on) {
+            if (!on && !other->isChecked())
+                other->setChecked(true);
+            onEdited();
+        });
+        kinds->addWidget(box);
+    }
+    kinds->addStretch(1);
+    layout->addLayout(kinds);
 
     layout->addWidget(new QLabel(tr("<b>Filter</b> <span style='color:gray'>(MongoDB query on the change "
                                     "event)</span>"),
@@ -302,6 +319,11 @@ void FiltersDock::load(const Subscription& subscription) {
         const QSignalBlocker blocker(box);
         box->setChecked(!excluded.contains(box->text()));
     }
+    for (QCheckBox* box : {m_dataChanges, m_schemaChanges}) {
+        const QSignalBlocker blocker(box);
+        box->setChecked(subscription.changes == Subscription::Changes::All ||
+                        (box == m_schemaChanges) == (subscription.changes == Subscription::Changes::Schema));
+    }
     m_editor->setText(user.trimmed());
     m_dirty = false;
     m_loading = false;
@@ -320,6 +342,9 @@ Subscription FiltersDock::editedSubscription(bool* valid) const {
     for (QCheckBox* box : m_operations)
         if (!box->isChecked())
             excluded.append(box->text());
+    s.changes = !m_schemaChanges->isChecked() ? Subscription::Changes::Data
+                : !m_dataChanges->isChecked() ? Subscription::Changes::Schema
+                                              : Subscription::Changes::All;
     QString error;
     s.filter = Filter::compile(combineFilter(m_editor->text(), excluded), &error);
     if (valid)

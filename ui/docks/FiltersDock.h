@@ -73,6 +73,8 @@ private:
     QLineEdit* m_name = nullptr;
     QListWidget* m_namespaces = nullptr;
     QList<QCheckBox*> m_operations;
+    QCheckBox* m_dataChanges = nullptr; // with m_schemaChanges: Subscription::changes
+    QCheckBox* m_schemaChanges = nullptr;
     FilterEditor* m_editor = nullptr;
     QLabel* m_preview = nullptr;
     QPushButton* m_apply = nullptr;

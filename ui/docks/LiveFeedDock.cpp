@@ -64,6 +64,7 @@ void LiveFeedDock::setSubscriptions(const SubscriptionList& subscriptions) {
         auto* model = new ChangeFeedModel(this);
         model->setCapacity(m_capacity);
         model->setPaused(m_paused);
+        model->setSchemaIcon(Icons::forOperation(Operation::Ddl));
         m_models.insert(s.id, model);
         auto* view = new FeedView(model, m_tabs);
         view->setProperty("subscriptionId", s.id);

@@ -208,10 +208,17 @@ QVariant ChangeFeedModel::data(const QModelIndex& index, int role) const {
         return {};
     }
     case Qt::ForegroundRole:
-        if (index.column() == OperationColumn || at(row).operation() == Operation::Gap)
+        // Gaps and schema changes are coloured across the row: they are rare, and a
+        // reader must not miss one among thousands of data changes.
+        if (index.column() == OperationColumn || at(row).operation() == Operation::Gap ||
+            (index.column() != TimeColumn && isSchemaOperation(at(row).operation())))
             return EventFormat::operationColor(at(row).operation(), m_palette);
         if (index.column() == TimeColumn)
             return m_palette.color(QPalette::Disabled, QPalette::Text);
+        return {};
+    case Qt::DecorationRole:
+        if (index.column() == OperationColumn)
+            return isSchemaOperation(at(row).operation()) ? m_schemaIcon : QIcon();
         return {};
     case Qt::FontRole:
         if (index.column() == OperationColumn) {

@@ -5,6 +5,7 @@
 #include <QAbstractTableModel>
 #include <QElapsedTimer>
 #include <QHash>
+#include <QIcon>
 #include <QPalette>
 #include <QTimer>
 
@@ -56,6 +57,9 @@ public:
     ChangeEventList lastEvents(int count) const;
 
     void setPalette(const QPalette& palette);
+    // The mark of a schema change in the Operation column (Icons::forOperation; the
+    // model does not load resources itself).
+    void setSchemaIcon(const QIcon& icon) { m_schemaIcon = icon; }
 
     int rowCount(const QModelIndex& parent = {}) const override;
     int columnCount(const QModelIndex& parent = {}) const override;
@@ -90,6 +94,7 @@ private:
     QElapsedTimer m_countsClock;
 
     QPalette m_palette;
+    QIcon m_schemaIcon;
     // Bounded display cache keyed by absolute row; cleared wholesale instead of evicted
     // entry by entry (a screenful is ~50 rows, so 4 096 covers fast scrolling).
     mutable QHash<qint64, RowText> m_textCache;

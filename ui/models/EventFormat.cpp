@@ -1,6 +1,11 @@
 #include "EventFormat.h"
 
 #include <QDateTime>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+
+#include <cstring>
 
 namespace tw::ui::EventFormat {
 
@@ -42,6 +47,76 @@ QString namespaceText(const ChangeEvent& event) {
 
 QString operationText(const ChangeEvent& event) {
     return QString::fromLatin1(event.operationType());
+}
+
+namespace {
+
+// "id INTEGER, status TEXT NOT NULL", from [{name, type, notNull, …}].
+QString columnsText(const QJsonArray& columns) {
+    QStringList parts;
+    for (const QJsonValue& v : columns) {
+        const QJsonObject c = v.toObject();
+        QString part = c.value(QLatin1String("name")).toString();
+        const QString type = c.value(QLatin1String("type")).toString();
+        if (!type.isEmpty())
+            part += QLatin1Char(' ') + type;
+        if (c.value(QLatin1String("notNull")).toBool())
+            part += QStringLiteral(" NOT NULL");
+        parts.append(part);
+    }
+    return parts.join(QStringLiteral(", "));
+}
+
+// "index by_status on status ↑, total ↓ (unique)", from a MongoDB index spec. Read
+// from the BSON: a JSON object would sort a compound key's columns.
+QString indexText(const bson_iter_t* spec) {
+    QString name;
+    QStringList keys;
+    bool unique = false;
+    for (const bson_iter_t& field : BsonFields(spec)) {
+        const char* key = bson_iter_key(&field);
+        if (!strcmp(key, "name") && BSON_ITER_HOLDS_UTF8(&field)) {
+            name = QString::fromUtf8(bson_iter_utf8(&field, nullptr));
+        } else if (!strcmp(key, "unique")) {
+            unique = bson_iter_as_bool(&field);
+        } else if (!strcmp(key, "key")) {
+            for (const bson_iter_t& column : BsonFields(&field))
+                keys.append(QString::fromUtf8(bson_iter_key(&column)) +
+                            (bson_iter_as_int64(&column) < 0 ? QStringLiteral(" ↓") : QStringLiteral(" ↑")));
+        }
+    }
+    QString text = QStringLiteral("index %1 on %2").arg(name, keys.join(QStringLiteral(", ")));
+    if (unique)
+        text += QStringLiteral(" (unique)");
+    return text;
+}
+
+} // namespace
+
+QStringList schemaLines(const ChangeEvent& event) {
+    QStringList lines;
+    if (!isSchemaOperation(event.operation()))
+        return lines;
+    if (event.operation() == Operation::Rename)
+        lines.append(QStringLiteral("renamed to ") + event.renameTarget().toString());
+    const QJsonObject description = QJsonDocument::fromJson(event.extra().toJson())
+                                        .object()
+                                        .value(QLatin1String("operationDescription"))
+                                        .toObject();
+    bson_t extra;
+    bson_iter_t it, indexes;
+    if (event.extra().view(&extra) && bson_iter_init(&it, &extra) &&
+        bson_iter_find_descendant(&it, "operationDescription.indexes", &indexes))
+        for (const bson_iter_t& spec : BsonFields(&indexes))
+            lines.append(indexText(&spec));
+    const bool hasBefore = description.contains(QLatin1String("previousColumns"));
+    if (hasBefore)
+        lines.append(QStringLiteral("columns before: ") +
+                     columnsText(description.value(QLatin1String("previousColumns")).toArray()));
+    if (description.contains(QLatin1String("columns")))
+        lines.append((hasBefore ? QStringLiteral("columns after: ") : QStringLiteral("columns: ")) +
+                     columnsText(description.value(QLatin1String("columns")).toArray()));
+    return lines;
 }
 
 namespace {
@@ -178,6 +253,8 @@ QString summaryText(const ChangeEvent& event) {
         return QString();
     case Operation::Rename:
         return QStringLiteral("→ ") + event.renameTarget().toString();
+    case Operation::Ddl:
+        return schemaLines(event).join(QStringLiteral("; "));
     case Operation::Gap:
     case Operation::Invalidate:
         return event.reason();
@@ -240,6 +317,12 @@ QColor operationColor(Operation op, const QPalette& palette) {
     case Operation::Gap:
     case Operation::Invalidate:
         return dark ? QColor(0xf0, 0xb7, 0x2f) : QColor(0x9a, 0x67, 0x00);
+    case Operation::Drop:
+    case Operation::Rename:
+    case Operation::DropDatabase:
+    case Operation::Ddl:
+        // Schema changes: teal, a hue no data change uses.
+        return dark ? QColor(0x4f, 0xd1, 0xc5) : QColor(0x0b, 0x72, 0x85);
     default:
         return dark ? QColor(0xe3, 0x9b, 0x5a) : QColor(0xbc, 0x4c, 0x00);
     }

@@ -18,6 +18,10 @@ QString namespaceText(const ChangeEvent& event); // "demo · main.orders"
 QString keyText(const ChangeEvent& event);       // the _id value, or the key as JSON
 QString summaryText(const ChangeEvent& event);   // "status → "paid", total → 41.5; removed: note"
 QString operationText(const ChangeEvent& event); // "update", "createIndexes", …
+// Schema events: operationDescription in words, one line per part ("index by_status on
+// status ↑, total ↓ (unique)", "columns before: …", "columns after: …"); empty for
+// data changes. The feed shows the lines joined, the Event Detail one per line.
+QStringList schemaLines(const ChangeEvent& event);
 
 // A short one-line rendering of the value `iter` points at (strings quoted,
 // documents abbreviated).

@@ -13,6 +13,11 @@ QIcon get(const QString& name);
 inline QIcon forState(SourceStatus::State state) {
     return get(QStringLiteral("state-") + SourceStatus::stateName(state));
 }
+// The Live Feed's mark for a schema change (create, drop, rename, index, modify); no
+// icon for data changes, so the schema rows stand out.
+inline QIcon forOperation(Operation op) {
+    return isSchemaOperation(op) ? get(QStringLiteral("schema")) : QIcon();
+}
 // Registers the compiled-in resources (icons, app icon); idempotent.
 void ensureResources();
 

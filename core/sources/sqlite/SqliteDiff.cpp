@@ -155,17 +155,10 @@ bool SqliteDiff::diffTable(sqlite3* db, SqliteTable& table, SqlitePending& out, 
     const QByteArray prefix = table.name.toUtf8() + '\x1f';
 
     if (sql.isEmpty() || sql != table.sql) {
-        if (table.present && table.snapshotted) {
-            ChangeEvent drop;
-            drop.setSourceId(out.sourceId());
-            drop.setNs(ns);
-            drop.setOperation(Operation::Drop);
-            drop.setWallTimeMs(now);
-            if (!sql.isEmpty())
-                drop.setReason(QStringLiteral("table altered; re-snapshotted"));
-            out.batch.events.append(drop);
+        // The schema comparison (SqliteSchema) has said what happened: drop, rename or
+        // modify. Here only the row state follows.
+        if (table.present && table.snapshotted)
             out.batch.checkpoint.stateRemovedPrefixes.append(prefix);
-        }
         const bool wasAltered = !sql.isEmpty() && table.present;
         table.base.clear();
         table.present = !sql.isEmpty();

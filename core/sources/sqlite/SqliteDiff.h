@@ -15,7 +15,8 @@ struct SqliteTable;
 // Diff mode of an SQLite source: the file is only read. After each commit a watched
 // table is read in rowid order and merged against its baseline (a hash per column and
 // row), which yields insert, update (the changed columns in updatedFields) and
-// delete; a dropped or altered table yields `drop` and is re-snapshotted.
+// delete. A dropped or altered table is re-snapshotted; SqliteSchema reports the
+// schema change itself (drop, rename, modify).
 //
 // The per-row hashes are the checkpoint: they go into the journal with the events
 // (stateKey → hashes, schemaKey → CREATE statement), so after a restart the first

@@ -93,6 +93,8 @@ void SqliteSource::start(const SourceRestore& restore) {
     m_restore = restore;
     m_started = true;
     m_capture.restore(restore.token);
+    m_schema = SqliteSchema::deserialize(restore.state.value(SqliteSchema::stateKey()));
+    m_schemaVersion = -1;
     setStatus(SourceStatus::State::Connecting, QStringLiteral("opening %1").arg(m_path));
     QString error;
     if (!openDatabase(&error))
@@ -109,10 +111,32 @@ void SqliteSource::start(const SourceRestore& restore) {
 
 void SqliteSource::watch(const Namespace& ns, const WatchOptions& options) {
     const QString name = ns.coll;
-    if ((!ns.db.isEmpty() && ns.db != QLatin1String("main")) || name.isEmpty()) {
+    if ((!ns.db.isEmpty() && ns.db != QLatin1String("main")) || (name.isEmpty() && ns.db.isEmpty())) {
         Q_EMIT watchFailed(id(), ns,
-                           QStringLiteral("\"%1\" is not a table of %2: name a table, e.g. --watch orders.")
+                           QStringLiteral("\"%1\" is not a table of %2: name a table, e.g. --watch orders, "
+                                          "or watch them all with --watch '*'.")
                                .arg(ns.toString(), m_path));
+        return;
+    }
+    if (name.isEmpty()) {
+        QString error;
+        if (options.captureMode) {
+            Q_EMIT watchFailed(
+                id(), ns,
+                QStringLiteral("Capture mode installs triggers per table: name the tables of %1 "
+                               "to capture instead of watching them all.")
+                    .arg(m_path));
+            return;
+        }
+        SqlitePending out = pending();
+        if (!openDatabase(&error) || !watchAll(out, &error)) {
+            Q_EMIT watchFailed(id(), ns, error);
+            return;
+        }
+        out.flush(true);
+        if (m_status.state != SourceStatus::State::Watching)
+            setStatus(SourceStatus::State::Watching);
+        Q_EMIT watchReady(id(), ns);
         return;
     }
     // A watch re-sent for a table already watched (the Engine re-sends whenever the
@@ -151,33 +175,114 @@ void SqliteSource::watch(const Namespace& ns, const WatchOptions& options) {
         return;
     }
 
-    SqliteTable table;
-    table.name = name;
-    table.sql = sql;
-    table.columns = sqlite::tableColumns(m_db, name);
-    table.hasIdColumn = table.columns.contains(QLatin1String("_id"));
-    table.capture = options.captureMode;
-
     SqlitePending out = pending();
-    SqliteDiff::resume(table, m_restore, out);
-
-    if (table.capture && !m_capture.install(table, &error)) {
+    if (!addTable(name, sql, options.captureMode, out, &error)) {
         Q_EMIT watchFailed(id(), ns, error);
         return;
     }
-    SqliteTable& stored = m_tables[name];
-    stored = std::move(table);
-    if (stored.capture)
-        m_capture.read(m_db, m_tables, out);
-    else if (!SqliteDiff::diffTable(m_db, stored, out, &error))
-        setStatus(SourceStatus::State::Error, error);
     out.flush(true);
     if (m_status.state != SourceStatus::State::Watching)
         setStatus(SourceStatus::State::Watching);
     Q_EMIT watchReady(id(), ns);
 }
 
+bool SqliteSource::addTable(const QString& name, const QString& sql, bool capture, SqlitePending& out,
+                            QString* error) {
+    SqliteTable table;
+    table.name = name;
+    table.sql = sql;
+    table.columns = sqlite::tableColumns(m_db, name);
+    table.hasIdColumn = table.columns.contains(QLatin1String("_id"));
+    table.capture = capture;
+
+    SqliteDiff::resume(table, m_restore, out);
+
+    if (table.capture && !m_capture.install(table, error))
+        return false;
+    SqliteTable& stored = m_tables[name];
+    stored = std::move(table);
+    QString diffError;
+    if (stored.capture)
+        m_capture.read(m_db, m_tables, out);
+    else if (!SqliteDiff::diffTable(m_db, stored, out, &diffError))
+        setStatus(SourceStatus::State::Error, diffError);
+    return true;
+}
+
+void SqliteSource::addCreatedTable(const QString& name) {
+    // Not present and without a shape: the first diff finds it "recreated", takes its
+    // shape and reports every row as an insert.
+    SqliteTable& table = m_tables[name];
+    table = SqliteTable();
+    table.name = name;
+    table.present = false;
+}
+
+bool SqliteSource::watchAll(SqlitePending& out, QString* error) {
+    m_watchAll = true;
+    SqliteSchema now;
+    if (!now.read(m_db, m_schema, error))
+        return false;
+    for (const QString& name : now.tableNames()) {
+        if (m_tables.contains(name))
+            continue;
+        // Created while Tidewatch was closed: the first scan reports its `create`, then
+        // its rows.
+        if (!m_schema.isNull() && !m_schema.hasTable(name))
+            addCreatedTable(name);
+        else if (!addTable(name, sqlite::tableSql(m_db, name), false, out, error))
+            return false;
+    }
+    return true;
+}
+
+void SqliteSource::checkSchema(SqlitePending& out) {
+    // schema_version moves with every schema change: one integer read per commit keeps
+    // the comparison off the latency path when only rows changed.
+    sqlite3_stmt* s = nullptr;
+    qint64 version = -1;
+    if (sqlite3_prepare_v2(m_db, "PRAGMA schema_version", -1, &s, nullptr) == SQLITE_OK &&
+        sqlite3_step(s) == SQLITE_ROW)
+        version = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    if (version >= 0 && version == m_schemaVersion)
+        return;
+    SqliteSchema now;
+    QString error;
+    if (!now.read(m_db, m_schema, &error)) {
+        setStatus(SourceStatus::State::Error, error);
+        return;
+    }
+    m_schemaVersion = version;
+    if (!m_schema.isNull()) {
+        const auto inScope = [this](const QString& table) { return m_watchAll || m_tables.contains(table); };
+        out.batch.events.append(
+            SqliteSchema::diff(m_schema, now, id(), QDateTime::currentMSecsSinceEpoch(), inScope));
+        if (m_watchAll) {
+            // A renamed table keeps its rows: they are its baseline, not inserts.
+            const QList<QString> renamedTo = SqliteSchema::renames(m_schema, now).values();
+            for (const QString& name : now.tableNames()) {
+                if (m_tables.contains(name))
+                    continue;
+                QString addError;
+                if (m_schema.hasTable(name) || renamedTo.contains(name))
+                    addTable(name, sqlite::tableSql(m_db, name), false, out, &addError);
+                else
+                    addCreatedTable(name);
+            }
+        }
+    }
+    const QByteArray copy = now.serialize();
+    if (m_schema.isNull() || copy != m_schema.serialize())
+        out.batch.checkpoint.stateUpserts.insert(SqliteSchema::stateKey(), copy);
+    m_schema = std::move(now);
+}
+
 void SqliteSource::unwatch(const Namespace& ns) {
+    // Tables already followed stay watched: the Engine routes nothing of them to a
+    // reader that left, and a named watch of one of them may remain.
+    if (ns.coll.isEmpty())
+        m_watchAll = false;
     if (m_tables.remove(ns.coll)) {
         // Forget the baseline: a later watch starts from a fresh snapshot.
         ChangeBatch batch;
@@ -222,6 +327,7 @@ void SqliteSource::stop() {
     if (m_timer)
         m_timer->stop();
     m_tables.clear();
+    m_watchAll = false;
     closeDatabase();
     setStatus(SourceStatus::State::Stopped);
 }
@@ -258,12 +364,14 @@ void SqliteSource::poll() {
 }
 
 void SqliteSource::scan() {
-    if (m_tables.isEmpty())
+    if (m_tables.isEmpty() && !m_watchAll)
         return;
     SqlitePending out = pending();
     out.sinceFlush.start();
-    // One read transaction: every table is diffed against the same committed state.
+    // One read transaction: the schema and every table are read in the same committed
+    // state, so a table's `create` comes before its rows.
     sqlite3_exec(m_db, "BEGIN", nullptr, nullptr, nullptr);
+    checkSchema(out);
     bool anyCapture = false;
     QString error;
     for (auto it = m_tables.begin(); it != m_tables.end(); ++it) {

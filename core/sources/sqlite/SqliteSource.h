@@ -3,6 +3,7 @@
 #include "sources/Source.h"
 #include "SqliteCapture.h"
 #include "SqlitePending.h"
+#include "SqliteSchema.h"
 #include "SqliteTable.h"
 
 #include <QHash>
@@ -15,8 +16,12 @@ namespace tw {
 // Watches any SQLite file, read-only. Tables are its collections (namespace
 // "main.<table>"). A commit by any other connection bumps PRAGMA data_version; the
 // source then diffs the watched tables by rowid and per-column hashes and emits
-// insert, update (with the changed columns in updatedFields) and delete. A dropped or
-// altered table emits `drop` and is re-snapshotted. SqliteDiff holds that mode.
+// insert, update (with the changed columns in updatedFields) and delete. SqliteDiff
+// holds that mode. When PRAGMA schema_version moves, SqliteSchema compares
+// sqlite_master with the last copy reported and emits create, drop, rename, modify,
+// createIndexes and dropIndexes; an altered table is re-snapshotted without events.
+// Watching "main" (an empty table name; --watch '*') follows every table, including
+// those created later, whose rows are reported after their `create`.
 //
 // The per-row column hashes are the source's checkpoint: they go into the journal
 // with the events, so after a restart the source reports what changed while Tidewatch
@@ -50,6 +55,15 @@ private:
     void closeDatabase();
     void poll();
     void scan();
+    // Adds table `name` (CREATE statement `sql`) to the watched tables: resumes its
+    // baseline from the checkpoint and takes the file's rows as it.
+    bool addTable(const QString& name, const QString& sql, bool capture, SqlitePending& out, QString* error);
+    // A table that appeared after the watch began: all its rows are inserts.
+    void addCreatedTable(const QString& name);
+    bool watchAll(SqlitePending& out, QString* error);
+    // Compares the schema with m_schema when schema_version moved (inside scan()'s read
+    // transaction) and queues the events for the watched tables.
+    void checkSchema(SqlitePending& out);
     SqlitePending pending(); // a batch that leaves through publishBatch()
 
     QString m_path;
@@ -61,6 +75,9 @@ private:
     SourceRestore m_restore;
     QHash<QString, SqliteTable> m_tables;
     SqliteCapture m_capture;
+    SqliteSchema m_schema; // the copy last reported (and checkpointed); null before the first read
+    qint64 m_schemaVersion = -1;
+    bool m_watchAll = false;
     qint64 m_lastOpenAttemptMs = 0;
 };
 
