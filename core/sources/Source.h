@@ -47,7 +47,7 @@ struct WatchOptions {
     QString fullDocument =
         QStringLiteral("updateLookup"); // "default", "updateLookup", "whenAvailable", "required"
     QString fullDocumentBeforeChange = QStringLiteral("off"); // "off", "whenAvailable", "required"
-    bool showExpandedEvents = false;
+    bool showExpandedEvents = true; // DDL events (createIndexes, modify, …) where the server has them
     int batchSize = 0;
     int maxAwaitTimeMs = 500;
     Bson match; // an explicit server-side $match (absent: none); wins over `readers`
