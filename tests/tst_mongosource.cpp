@@ -254,6 +254,7 @@ private Q_SLOTS:
     void unionMatchCombinesSubscriptionFilters();
     void pushDownIsUnionAndChangingItReopensLosingNothing();
     void engineDerivesPushDownFromItsSubscriptions();
+    void engineLeavesOutDataChangesForSchemaSubscriptions();
     void oneUpstreamStreamPerScope();
     void backoffScheduleAgainstDeadPeer();
     void backoffIsCappedAndStopIsPromptDuringBackoff();
@@ -994,6 +995,68 @@ void TestMongoSource::pushDownIsUnionAndChangingItReopensLosingNothing() {
     QCOMPARE(sub(changeStreamStage(reopened), "startAfter"), lastToken);
     QTest::qWait(200);
     QCOMPARE(h.events.size(), 5);
+}
+
+void TestMongoSource::engineLeavesOutDataChangesForSchemaSubscriptions() {
+    // A subscription to schema changes only: the server sends no data changes, and
+    // the schema events it wants still come.
+    MongoPeer peer;
+    QVERIFY(peer.listen());
+    QTemporaryDir dir;
+    Engine::Options options;
+    options.journalPath = dir.filePath(QStringLiteral("journal.sqlite"));
+    auto engine = std::make_unique<Engine>(options);
+    QString error;
+    QVERIFY2(engine->start(&error), qPrintable(error));
+    ChangeEventList committed;
+    QObject receiver;
+    connect(
+        engine.get(), &Engine::committed, &receiver,
+        [&](const CommittedBatch& batch) { committed.append(batch.events); }, Qt::QueuedConnection);
+    const Namespace ns{QStringLiteral("shop"), QStringLiteral("orders")};
+    Subscription schema;
+    schema.id = QStringLiteral("schema");
+    schema.changes = Subscription::Changes::Schema;
+    schema.filter = Filter::compile("{}");
+    engine->addSubscription(schema);
+    QVERIFY2(engine->addSource(QStringLiteral("m"), peer.uri(), &error), qPrintable(error));
+    engine->watch(QStringLiteral("m"), ns);
+    QTRY_COMPARE_WITH_TIMEOUT(peer.openChangeStreamCount(), 1, kWait);
+    const Bson aggregate = peer.receivedCommands(QStringLiteral("aggregate")).last();
+    QCOMPARE(sub(aggregate, "pipeline.1.$match"),
+             json(R"({"operationType": {"$nin": ["insert", "update", "replace", "delete"]}})"));
+    QVERIFY(has(changeStreamStage(aggregate), "showExpandedEvents"));
+
+    peer.pushChange(ns.db, ns.coll, insertEvent(1)); // dropped by the server
+    QVERIFY(runCommand(peer.uri(), "shop",
+                       R"({"createIndexes": "orders", "indexes": [{"key": {"n": 1}, "name": "n_1"}]})"));
+    const auto operations = [&] {
+        QStringList out;
+        for (const ChangeEvent& e : committed)
+            out.append(QString::fromUtf8(e.operationType()));
+        return out;
+    };
+    QTRY_COMPARE_WITH_TIMEOUT(
+        operations(), (QStringList{QStringLiteral("create"), QStringLiteral("createIndexes")}), kWait);
+
+    // A subscription to data changes too: the server sends everything again.
+    Subscription data;
+    data.id = QStringLiteral("data");
+    data.changes = Subscription::Changes::Data;
+    data.filter = Filter::compile("{}");
+    const int aggregates = int(peer.receivedCommands(QStringLiteral("aggregate")).size());
+    engine->addSubscription(data);
+    QTRY_COMPARE_WITH_TIMEOUT(int(peer.receivedCommands(QStringLiteral("aggregate")).size()), aggregates + 1,
+                              kWait);
+    QVERIFY(!has(peer.receivedCommands(QStringLiteral("aggregate")).last(), "pipeline.1"));
+    peer.pushChange(ns.db, ns.coll, insertEvent(2));
+    QTRY_COMPARE_WITH_TIMEOUT(ids(committed), (QList<int>{2}), kWait);
+
+    Engine* e = engine.get();
+    offThread([e] {
+        e->stop();
+        return 0;
+    });
 }
 
 void TestMongoSource::oneUpstreamStreamPerScope() {

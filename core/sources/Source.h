@@ -40,6 +40,7 @@ struct WatchOptions {
         Namespace ns;
         Bson filter;                    // the subscription's filter query, over the change event
         bool matchesEverything = false; // the filter lets every event through
+        bool schemaOnly = false;        // the subscription takes schema changes only (isSchemaOperation)
         friend bool operator==(const Reader& a, const Reader& b) = default;
     };
 
