@@ -1,6 +1,7 @@
 // MongoDB source throughput, socket to journal: the wire peer streams prepared change
-// events to a MongoSource (real libmongoc, change stream getMores over TCP), which maps
-// them and hands batches to the Engine, which commits them to the journal.
+// events to a MongoSource (real libmongoc sending the aggregate and getMores of our own
+// change stream cursor, MongoChangeCursor, over TCP), which maps them and hands batches
+// to the Engine, which commits them to the journal.
 //   bench_mongo [events=200000] [batchSize=1000]
 // Run it on one core to get the figure the design asks for:
 //   taskset -c 0 build/bench/bench_mongo

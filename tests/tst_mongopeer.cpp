@@ -4,6 +4,7 @@
 
 #include "BsonPaths.h"
 #include "MongoPeer.h"
+#include "MongoPeerBson.h"
 
 #include <QElapsedTimer>
 #include <QSignalSpy>
@@ -328,6 +329,8 @@ private Q_SLOTS:
     void changeStreamHistoryLostAfterForgetHistory();
     void changeStreamOnStandaloneFailsWith40573();
     void changeStreamInvalidatedByDrop();
+    void changeStreamRefusesShowExpandedEventsAsMongoDb50();
+    void schemaCommandsLogTheExpandedEvents();
     void stalledPeerAnswersAfterStallEnds();
     void rawOpMsgFramingAndChecksum();
     void rawOpMsgMoreToComeGetsNoReply();
@@ -977,6 +980,126 @@ void TestMongoPeer::changeStreamOnStandaloneFailsWith40573() {
     StreamReader reader2(client2.get(), "shop", "orders", json("{}"), json("{}"));
     QTRY_VERIFY(reader2.hasError());
     QCOMPARE(reader2.errorCode(), 40573u);
+}
+
+void TestMongoPeer::changeStreamRefusesShowExpandedEventsAsMongoDb50() {
+    // MongoDB 5.0 parses $changeStream with its IDL parser, which refuses a field it
+    // does not know with 40415; showExpandedEvents came with 6.0.
+    const Bson aggregate = json(
+        R"({"aggregate": "orders", "pipeline": [{"$changeStream": {"showExpandedEvents": true}}], "cursor": {}})");
+    MongoPeer old;
+    old.setMaxWireVersion(13);
+    QVERIFY(old.listen());
+    ClientPtr client = makeClient(old.uri());
+    const CommandResult refused = runCommand(client.get(), "shop", aggregate);
+    QVERIFY(!refused.ok);
+    QCOMPARE(refused.error.code, 40415u);
+    QCOMPARE(str(refused.reply, "codeName"), QStringLiteral("Location40415"));
+    QCOMPARE(str(refused.reply, "errmsg"),
+             QStringLiteral("BSON field '$changeStream.showExpandedEvents' is an unknown field."));
+    QCOMPARE(old.openChangeStreamCount(), 0);
+    // Without it the same server opens the stream.
+    const CommandResult plain =
+        runCommand(client.get(), "shop",
+                   json(R"({"aggregate": "orders", "pipeline": [{"$changeStream": {}}], "cursor": {}})"));
+    QVERIFY2(plain.ok, plain.error.message);
+
+    MongoPeer current; // 6.0
+    QVERIFY(current.listen());
+    ClientPtr client2 = makeClient(current.uri());
+    const CommandResult accepted = runCommand(client2.get(), "shop", aggregate);
+    QVERIFY2(accepted.ok, accepted.error.message);
+    QCOMPARE(current.openChangeStreamCount(), 1);
+}
+
+void TestMongoPeer::schemaCommandsLogTheExpandedEvents() {
+    MongoPeer peer;
+    QVERIFY(peer.listen());
+    ClientPtr client = makeClient(peer.uri());
+    const auto open = [&](bool expanded) {
+        BsonBuilder b;
+        bson_append_utf8(b.get(), "aggregate", -1, "a", -1);
+        bson_t pipeline, stage, spec, cursor;
+        bson_append_array_begin(b.get(), "pipeline", -1, &pipeline);
+        bson_append_document_begin(&pipeline, "0", 1, &stage);
+        bson_append_document_begin(&stage, "$changeStream", -1, &spec);
+        if (expanded)
+            bson_append_bool(&spec, "showExpandedEvents", -1, true);
+        bson_append_document_end(&stage, &spec);
+        bson_append_document_end(&pipeline, &stage);
+        bson_append_array_end(b.get(), &pipeline);
+        bson_append_document_begin(b.get(), "cursor", -1, &cursor);
+        bson_append_document_end(b.get(), &cursor);
+        const CommandResult result = runCommand(client.get(), "shop", b.take());
+        return result.ok ? num(result.reply, "cursor.id") : qint64(-1);
+    };
+    const qint64 expanded = open(true);
+    const qint64 plain = open(false);
+    QVERIFY(expanded > 0 && plain > 0);
+
+    const auto ok = [&](const char* db, const char* command) {
+        const CommandResult result = runCommand(client.get(), db, json(command));
+        if (!result.ok)
+            qWarning("%s: %s", command, result.error.message);
+        return result.ok;
+    };
+    QVERIFY(ok("shop", R"({"create": "a", "validator": {"n": {"$gte": 0}}})"));
+    QVERIFY(ok("shop", R"({"createIndexes": "a", "indexes": [{"key": {"n": 1}, "name": "n_1"}]})"));
+    QVERIFY(ok("shop", R"({"collMod": "a", "index": {"name": "n_1", "hidden": true}})"));
+    QVERIFY(ok("shop", R"({"dropIndexes": "a", "index": "n_1"})"));
+    QVERIFY(ok("admin", R"({"renameCollection": "shop.a", "to": "shop.b"})"));
+    const CommandResult missing =
+        runCommand(client.get(), "shop", json(R"({"dropIndexes": "b", "index": "x_1"})"));
+    QVERIFY(!missing.ok);
+    QCOMPARE(missing.error.code, 27u); // IndexNotFound
+
+    const auto batch = [&](qint64 id) {
+        BsonBuilder b;
+        bson_append_int64(b.get(), "getMore", -1, id);
+        bson_append_utf8(b.get(), "collection", -1, "a", -1);
+        bson_append_int64(b.get(), "maxTimeMS", -1, 100);
+        const CommandResult result = runCommand(client.get(), "shop", b.take());
+        QList<Bson> events;
+        bson_iter_t it;
+        if (result.ok && lookup(result.reply, "cursor.nextBatch", &it))
+            events = tw::test::peerbson::arrayDocuments(&it);
+        return events;
+    };
+    const QList<Bson> events = batch(expanded);
+    QStringList operations;
+    for (const Bson& e : events)
+        operations.append(str(e, "operationType"));
+    QCOMPARE(operations, (QStringList{QStringLiteral("create"), QStringLiteral("createIndexes"),
+                                      QStringLiteral("modify"), QStringLiteral("dropIndexes"),
+                                      QStringLiteral("rename"), QStringLiteral("invalidate")}));
+    // The shapes of MongoDB's documentation.
+    QCOMPARE(str(events[0], "operationDescription.idIndex.name"), QStringLiteral("_id_"));
+    QCOMPARE(num(events[0], "operationDescription.validator.n.$gte"), 0);
+    QCOMPARE(str(events[1], "operationDescription.indexes.0.name"), QStringLiteral("n_1"));
+    QCOMPARE(num(events[1], "operationDescription.indexes.0.v"), 2);
+    QCOMPARE(num(events[1], "operationDescription.indexes.0.key.n"), 1);
+    QCOMPARE(str(events[2], "operationDescription.index.name"), QStringLiteral("n_1"));
+    bson_iter_t it;
+    QVERIFY(lookup(events[2], "operationDescription.index.hidden", &it) && bson_iter_as_bool(&it));
+    QVERIFY(lookup(events[2], "stateBeforeChange.indexOptions.hidden", &it) && !bson_iter_as_bool(&it));
+    QCOMPARE(str(events[3], "operationDescription.indexes.0.name"), QStringLiteral("n_1"));
+    QCOMPARE(str(events[4], "operationDescription.to.coll"), QStringLiteral("b"));
+    QCOMPARE(str(events[4], "to.coll"), QStringLiteral("b"));
+    for (int i = 0; i < 5; ++i) {
+        QCOMPARE(str(events[i], "ns.db"), QStringLiteral("shop"));
+        QCOMPARE(str(events[i], "ns.coll"), QStringLiteral("a"));
+        QVERIFY(lookup(events[i], "collectionUUID", &it) && BSON_ITER_HOLDS_BINARY(&it));
+        QVERIFY(has(events[i], "wallTime") && has(events[i], "clusterTime"));
+    }
+
+    // Without showExpandedEvents: only the rename, in its 5.0 shape.
+    const QList<Bson> older = batch(plain);
+    QCOMPARE(older.size(), 2);
+    QCOMPARE(str(older[0], "operationType"), QStringLiteral("rename"));
+    QCOMPARE(str(older[0], "to.coll"), QStringLiteral("b"));
+    QVERIFY(!has(older[0], "operationDescription"));
+    QVERIFY(!has(older[0], "collectionUUID"));
+    QCOMPARE(str(older[1], "operationType"), QStringLiteral("invalidate"));
 }
 
 void TestMongoPeer::changeStreamInvalidatedByDrop() {

@@ -31,6 +31,7 @@ private Q_SLOTS:
     void narrowerReadersAreLimitedToTheirNamespace();
     void aReaderWantingEverythingTurnsItOff();
     void explicitMatchWinsOverReaders();
+    void aSchemaOnlyReaderLeavesOutDataChanges();
 };
 
 void TestMongoPushDown::nobodySubscribedNarrowsNothing() {
@@ -76,6 +77,35 @@ void TestMongoPushDown::explicitMatchWinsOverReaders() {
     QCOMPARE(MongoPushDown::matchOf(kOrders, options), json(R"({"fullDocument.status": "paid"})"));
     options.match = json(R"({"operationType": "delete"})");
     QCOMPARE(MongoPushDown::matchOf(kOrders, options), json(R"({"operationType": "delete"})"));
+}
+
+void TestMongoPushDown::aSchemaOnlyReaderLeavesOutDataChanges() {
+    const Bson notData = json(R"({"operationType": {"$nin": ["insert", "update", "replace", "delete"]}})");
+    WatchOptions::Reader schema = reader(kOrders, "{}");
+    schema.schemaOnly = true;
+    QCOMPARE(MongoPushDown::matchFor(kOrders, {schema}), notData);
+
+    WatchOptions::Reader indexes = reader(kOrders, R"({"operationType": "createIndexes"})");
+    indexes.schemaOnly = true;
+    const Bson narrowed = MongoPushDown::matchFor(kOrders, {indexes});
+    QCOMPARE(sub(narrowed, "$and.0"), notData);
+    QCOMPARE(sub(narrowed, "$and.1"), json(R"({"operationType": "createIndexes"})"));
+
+    // Beside a reader of data changes, the union keeps what either wants.
+    const Bson both =
+        MongoPushDown::matchFor(kOrders, {schema, reader(kOrders, R"({"fullDocument.status": "paid"})")});
+    QCOMPARE(sub(both, "$or.0"), notData);
+    QCOMPARE(sub(both, "$or.1"), json(R"({"fullDocument.status": "paid"})"));
+    // Beside one that wants everything, nothing is narrowed.
+    QVERIFY(MongoPushDown::matchFor(kOrders, {schema, reader(kOrders, "{}")}).isAbsent());
+    // Narrower than the watch: its namespace, then the schema limit.
+    const Bson inDb = MongoPushDown::matchFor(kShop, {[] {
+                                                  WatchOptions::Reader r = reader(kOrders, "{}");
+                                                  r.schemaOnly = true;
+                                                  return r;
+                                              }()});
+    QCOMPARE(sub(inDb, "$and.0"), json(R"({"ns.db": "shop", "ns.coll": "orders"})"));
+    QCOMPARE(sub(inDb, "$and.1"), notData);
 }
 
 QTEST_GUILESS_MAIN(TestMongoPushDown)

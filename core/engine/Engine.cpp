@@ -321,7 +321,8 @@ QList<WatchOptions::Reader> Engine::pushDownFor(const QString& sourceId, const N
                 visible.append(sn.ns);
         }
         for (const Namespace& part : std::as_const(visible)) {
-            const WatchOptions::Reader reader{part, sub.filter.query(), sub.filter.matchesEverything()};
+            const WatchOptions::Reader reader{part, sub.filter.query(), sub.filter.matchesEverything(),
+                                              sub.changes == Subscription::Changes::Schema};
             if (!readers.contains(reader))
                 readers.append(reader);
         }

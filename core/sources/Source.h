@@ -40,6 +40,7 @@ struct WatchOptions {
         Namespace ns;
         Bson filter;                    // the subscription's filter query, over the change event
         bool matchesEverything = false; // the filter lets every event through
+        bool schemaOnly = false;        // the subscription takes schema changes only (isSchemaOperation)
         friend bool operator==(const Reader& a, const Reader& b) = default;
     };
 
@@ -47,7 +48,7 @@ struct WatchOptions {
     QString fullDocument =
         QStringLiteral("updateLookup"); // "default", "updateLookup", "whenAvailable", "required"
     QString fullDocumentBeforeChange = QStringLiteral("off"); // "off", "whenAvailable", "required"
-    bool showExpandedEvents = false;
+    bool showExpandedEvents = true; // DDL events (createIndexes, modify, …) where the server has them
     int batchSize = 0;
     int maxAwaitTimeMs = 500;
     Bson match; // an explicit server-side $match (absent: none); wins over `readers`

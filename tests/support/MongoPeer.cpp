@@ -5,6 +5,7 @@
 #include "MongoPeerCursors.h"
 #include "MongoPeerReplies.h"
 #include "MongoPeerResumeToken.h"
+#include "MongoPeerSchema.h"
 #include "MongoPeerStore.h"
 #include "MongoPeerWire.h"
 #include "MongoPeerWrites.h"
@@ -20,8 +21,9 @@ MongoPeer::MongoPeer(QObject* parent)
     , m_changeStreams(
           std::make_unique<MongoPeerChangeStreams>(m_settings, *m_store, *m_cursors, *m_wire, *m_replies))
     , m_writes(std::make_unique<MongoPeerWrites>(m_settings, *m_store, *m_replies))
+    , m_schema(std::make_unique<MongoPeerSchema>(m_settings, *m_store, *m_replies))
     , m_commands(std::make_unique<MongoPeerCommands>(m_settings, *m_store, *m_cursors, *m_changeStreams,
-                                                     *m_writes, *m_wire, *m_replies)) {
+                                                     *m_writes, *m_schema, *m_wire, *m_replies)) {
     m_wire->setRequestHandler(
         [this](MongoPeerWire::Connection* connection, const MongoPeerWire::Request& request) {
             m_received.append(request.body);

@@ -17,6 +17,7 @@ class MongoPeerChangeStreams;
 class MongoPeerCommands;
 class MongoPeerCursors;
 class MongoPeerReplies;
+class MongoPeerSchema;
 class MongoPeerStore;
 class MongoPeerWire;
 class MongoPeerWrites;
@@ -45,6 +46,9 @@ class MongoPeerWrites;
 //   MongoPeerWire           sockets and message framing
 //   MongoPeerCommands       command dispatch and failpoints, hello, listings, find
 //   MongoPeerWrites         insert, update, delete
+//   MongoPeerSchema         create, createIndexes, dropIndexes, collMod, drop,
+//                           renameCollection, dropDatabase, shardCollection and
+//                           their (expanded) change events
 //   MongoPeerStore          documents per namespace and the change log
 //   MongoPeerMatcher        query filters and aggregation stages
 //   MongoPeerChangeStreams  $changeStream cursors, awaiting getMore, invalidate,
@@ -72,7 +76,8 @@ public:
     bool isReplicaSet() const { return m_settings.replicaSet; }
     void setReplicaSetName(const QString& name) { m_settings.setName = name; }
     QString replicaSetName() const { return m_settings.setName; }
-    // 17 = MongoDB 6.0 by default; buildInfo's version follows it.
+    // 17 = MongoDB 6.0 by default; buildInfo's version follows it. Below 17 (13 =
+    // 5.0) a $changeStream with showExpandedEvents fails with 40415, as on 5.0.
     void setMaxWireVersion(int version) { m_settings.maxWireVersion = version; }
     int maxWireVersion() const { return m_settings.maxWireVersion; }
     // false makes `$changeStream` fail with 40573 even as a replica set, the way a
@@ -160,6 +165,7 @@ private:
     std::unique_ptr<MongoPeerCursors> m_cursors;
     std::unique_ptr<MongoPeerChangeStreams> m_changeStreams;
     std::unique_ptr<MongoPeerWrites> m_writes;
+    std::unique_ptr<MongoPeerSchema> m_schema;
     std::unique_ptr<MongoPeerCommands> m_commands;
 
     QList<Bson> m_received;

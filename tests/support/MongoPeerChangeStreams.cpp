@@ -89,7 +89,11 @@ Bson MongoPeerChangeStreams::open(const Request& request, const QString& coll, c
     if (view.isValid() && bson_iter_init(&it, view.get())) {
         while (bson_iter_next(&it)) {
             const QString key = QString::fromUtf8(bson_iter_key(&it));
-            if (!known.contains(key))
+            // showExpandedEvents came with 6.0 (wire version 17): a 5.0 server's parser
+            // refuses it like any field it does not know.
+            const bool tooNew = key == QLatin1String("showExpandedEvents") &&
+                                m_settings.maxWireVersion < MongoPeerSettings::ExpandedEventsWireVersion;
+            if (!known.contains(key) || tooNew)
                 return m_replies.error(
                     40415, QStringLiteral("Location40415"),
                     QStringLiteral("BSON field '$changeStream.%1' is an unknown field.").arg(key));
@@ -309,6 +313,14 @@ QList<Bson> MongoPeerChangeStreams::takeBatch(Cursor& cursor, int batchSize) {
             continue;
 
         Bson delivered = entry.event;
+        if (entry.hasExpandedFields && !cursor.showExpandedEvents) {
+            // drop, rename and dropDatabase carry these only in the expanded shape.
+            BsonBuilder b;
+            View base(entry.event);
+            bson_copy_to_excluding_noinit(base.get(), b.get(), "collectionUUID", "operationDescription",
+                                          nullptr);
+            delivered = b.take();
+        }
         if (entry.fromWrite) {
             BsonBuilder b;
             View base(entry.event);

@@ -5,6 +5,7 @@
 #include "MongoPeerCursors.h"
 #include "MongoPeerMatcher.h"
 #include "MongoPeerReplies.h"
+#include "MongoPeerSchema.h"
 #include "MongoPeerSettings.h"
 #include "MongoPeerStore.h"
 #include "MongoPeerWrites.h"
@@ -47,13 +48,14 @@ bool isHelloName(const QString& name) {
 
 MongoPeerCommands::MongoPeerCommands(const MongoPeerSettings& settings, const MongoPeerStore& store,
                                      MongoPeerCursors& cursors, MongoPeerChangeStreams& changeStreams,
-                                     MongoPeerWrites& writes, MongoPeerWire& wire,
+                                     MongoPeerWrites& writes, MongoPeerSchema& schema, MongoPeerWire& wire,
                                      const MongoPeerReplies& replies)
     : m_settings(settings)
     , m_store(store)
     , m_cursors(cursors)
     , m_changeStreams(changeStreams)
     , m_writes(writes)
+    , m_schema(schema)
     , m_wire(wire)
     , m_replies(replies) {}
 
@@ -134,6 +136,26 @@ MongoPeerCommands::Handler MongoPeerCommands::handlerFor(const QString& name) {
              [](Self& self, Connection*, const Request& r) { return Reply(self.m_writes.remove(r)); }},
             {QStringLiteral("count"), Qt::CaseSensitive,
              [](Self& self, Connection*, const Request& r) { return Reply(self.count(r)); }},
+            {QStringLiteral("create"), Qt::CaseSensitive,
+             [](Self& self, Connection*, const Request& r) { return Reply(self.m_schema.create(r)); }},
+            {QStringLiteral("createIndexes"), Qt::CaseSensitive,
+             [](Self& self, Connection*, const Request& r) { return Reply(self.m_schema.createIndexes(r)); }},
+            {QStringLiteral("dropIndexes"), Qt::CaseSensitive,
+             [](Self& self, Connection*, const Request& r) { return Reply(self.m_schema.dropIndexes(r)); }},
+            {QStringLiteral("collMod"), Qt::CaseSensitive,
+             [](Self& self, Connection*, const Request& r) { return Reply(self.m_schema.collMod(r)); }},
+            {QStringLiteral("drop"), Qt::CaseSensitive,
+             [](Self& self, Connection*, const Request& r) { return Reply(self.m_schema.drop(r)); }},
+            {QStringLiteral("renameCollection"), Qt::CaseSensitive,
+             [](Self& self, Connection*, const Request& r) {
+                 return Reply(self.m_schema.renameCollection(r));
+             }},
+            {QStringLiteral("dropDatabase"), Qt::CaseSensitive,
+             [](Self& self, Connection*, const Request& r) { return Reply(self.m_schema.dropDatabase(r)); }},
+            {QStringLiteral("shardCollection"), Qt::CaseSensitive,
+             [](Self& self, Connection*, const Request& r) {
+                 return Reply(self.m_schema.shardCollection(r));
+             }},
         };
         QHash<QString, Entry> byName;
         for (const Entry& entry : entries)

@@ -12,14 +12,16 @@ namespace tw::test {
 class MongoPeerChangeStreams;
 class MongoPeerCursors;
 class MongoPeerReplies;
+class MongoPeerSchema;
 class MongoPeerStore;
 class MongoPeerWrites;
 struct MongoPeerSettings;
 
 // The MongoDB test peer's command layer: failpoints first, then a table from
 // command name to handler (hello/isMaster, ping, buildInfo, listDatabases,
-// listCollections, find, aggregate, getMore, killCursors, count; the writes and
-// change streams are handed to MongoPeerWrites and MongoPeerChangeStreams). An
+// listCollections, find, aggregate, getMore, killCursors, count; the writes, the
+// schema commands and change streams are handed to MongoPeerWrites, MongoPeerSchema
+// and MongoPeerChangeStreams). An
 // unknown name gets 59 CommandNotFound, as from a server.
 //
 // Not implemented: awaitable hello (no topologyVersion is sent, so drivers poll),
@@ -33,7 +35,8 @@ public:
     // All must outlive this object.
     MongoPeerCommands(const MongoPeerSettings& settings, const MongoPeerStore& store,
                       MongoPeerCursors& cursors, MongoPeerChangeStreams& changeStreams,
-                      MongoPeerWrites& writes, MongoPeerWire& wire, const MongoPeerReplies& replies);
+                      MongoPeerWrites& writes, MongoPeerSchema& schema, MongoPeerWire& wire,
+                      const MongoPeerReplies& replies);
 
     // Answers `request` on `connection`, now or (a parked getMore) later.
     void dispatch(Connection* connection, const Request& request);
@@ -64,6 +67,7 @@ private:
     MongoPeerCursors& m_cursors;
     MongoPeerChangeStreams& m_changeStreams;
     MongoPeerWrites& m_writes;
+    MongoPeerSchema& m_schema;
     MongoPeerWire& m_wire;
     const MongoPeerReplies& m_replies;
 

@@ -38,6 +38,21 @@ void MongoPeerStore::createCollection(const QString& db, const QString& coll) {
     m_collections.insert(key, c);
 }
 
+bool MongoPeerStore::dropCollection(const QString& db, const QString& coll) {
+    return m_collections.remove(keyOf(db, coll)) > 0;
+}
+
+bool MongoPeerStore::renameCollection(const QString& db, const QString& from, const QString& toDb,
+                                      const QString& to) {
+    const std::shared_ptr<Collection> c = m_collections.take(keyOf(db, from));
+    if (!c)
+        return false;
+    c->db = toDb;
+    c->name = to;
+    m_collections.insert(keyOf(toDb, to), c);
+    return true;
+}
+
 void MongoPeerStore::createView(const QString& db, const QString& name, const QString& viewOn,
                                 const QList<Bson>& pipeline) {
     createCollection(db, name);
@@ -110,6 +125,9 @@ qint64 MongoPeerStore::appendChange(const QString& db, const QString& coll, cons
     entry.preImage = preImage;
     entry.postImage = postImage;
     entry.fromWrite = !preImage.isAbsent() || !postImage.isAbsent();
+    bson_iter_t probe;
+    entry.hasExpandedFields =
+        findField(event, "collectionUUID", &probe) || findField(event, "operationDescription", &probe);
 
     View source(event);
     BsonBuilder b;

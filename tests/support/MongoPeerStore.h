@@ -25,6 +25,8 @@ public:
         QString viewOn;
         QList<Bson> pipeline;
         QByteArray uuid;
+        QList<Bson> indexes; // index specs after _id_ ({v, key, name, …}), as createIndexes made them
+        Bson options;        // create/collMod options (validator, …) as given
     };
 
     struct LogEntry {
@@ -33,6 +35,8 @@ public:
         Bson event; // with _id, as delivered (before per-cursor full document options)
         Bson preImage, postImage;
         bool fromWrite = false;
+        bool hasExpandedFields =
+            false; // collectionUUID or operationDescription: only with showExpandedEvents
         quint32 t = 0, i = 0;
     };
 
@@ -43,6 +47,10 @@ public:
     void createView(const QString& db, const QString& name, const QString& viewOn,
                     const QList<Bson>& pipeline);
     void dropAll();
+    // Removes db.coll; false when it did not exist.
+    bool dropCollection(const QString& db, const QString& coll);
+    // Moves db.from to toDb.to (replacing a collection there); false when db.from did not exist.
+    bool renameCollection(const QString& db, const QString& from, const QString& toDb, const QString& to);
     // Null when db.coll does not exist. Shared so that a command can hold it while it writes.
     std::shared_ptr<Collection> collection(const QString& db, const QString& coll) const;
     // By "db.coll".

@@ -133,7 +133,7 @@ void MongoConnection::pushClient(mongoc_client_t*& client) {
     client = nullptr;
 }
 
-bool MongoConnection::selectServer(mongoc_client_t* client, bson_error_t* error) {
+bool MongoConnection::selectServer(mongoc_client_t* client, bson_error_t* error, quint32* serverId) {
     // Selecting a server is also where an unreachable deployment shows, within
     // serverSelectionTimeoutMS.
     mongoc_server_description_t* server = mongoc_client_select_server(client, false, nullptr, error);
@@ -141,6 +141,8 @@ bool MongoConnection::selectServer(mongoc_client_t* client, bson_error_t* error)
         return false;
     const bson_t* hello = mongoc_server_description_hello_response(server);
     m_maxWireVersion = int(intAt(hello, "maxWireVersion", m_maxWireVersion));
+    if (serverId)
+        *serverId = mongoc_server_description_id(server);
     mongoc_server_description_destroy(server);
     return true;
 }

@@ -46,8 +46,9 @@ public:
     void pushClient(_mongoc_client_t*& client);
 
     // Selects a server for `client` and records its maxWireVersion; false and *error
-    // when none answers within serverSelectionTimeoutMS.
-    bool selectServer(_mongoc_client_t* client, bson_error_t* error);
+    // when none answers within serverSelectionTimeoutMS. *serverId (when given) names
+    // the server, for commands that must all go to it (a cursor's getMore).
+    bool selectServer(_mongoc_client_t* client, bson_error_t* error, quint32* serverId = nullptr);
     // The wire version decides which errors are resumable (see MongoErrors.h); 0 until
     // the first successful selection.
     int maxWireVersion() const { return m_maxWireVersion; }

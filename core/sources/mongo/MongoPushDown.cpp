@@ -1,5 +1,7 @@
 #include "MongoPushDown.h"
 
+#include "model/Operation.h"
+
 #include <cstring>
 
 namespace tw {
@@ -26,6 +28,31 @@ bool namesLocalField(const bson_t* query, bool isArray = false) {
             return true;
     }
     return false;
+}
+
+// `filter`, limited to events that are no data change.
+Bson schemaOnly(const Bson& filter) {
+    BsonBuilder notData;
+    bson_t condition, names;
+    bson_append_document_begin(notData.get(), "operationType", 13, &condition);
+    bson_append_array_begin(&condition, "$nin", 4, &names);
+    const char* index[] = {"0", "1", "2", "3"};
+    int i = 0;
+    for (const Operation op : {Operation::Insert, Operation::Update, Operation::Replace, Operation::Delete}) {
+        const QByteArray name = operationName(op);
+        bson_append_utf8(&names, index[i++], 1, name.constData(), int(name.size()));
+    }
+    bson_append_array_end(&condition, &names);
+    bson_append_document_end(notData.get(), &condition);
+    if (filter.isAbsent() || filter.isEmptyDocument())
+        return notData.take();
+    BsonBuilder b;
+    bson_t conditions;
+    bson_append_array_begin(b.get(), "$and", 4, &conditions);
+    appendDocument(&conditions, "0", notData.take());
+    appendDocument(&conditions, "1", filter);
+    bson_append_array_end(b.get(), &conditions);
+    return b.take();
 }
 
 } // namespace
@@ -60,7 +87,8 @@ Bson MongoPushDown::matchFor(const Namespace& scope, const QList<WatchOptions::R
         return {};
     QList<Bson> terms;
     for (const WatchOptions::Reader& reader : readers) {
-        const Bson filter = reader.matchesEverything ? Bson::empty() : reader.filter;
+        const Bson given = reader.matchesEverything ? Bson::empty() : reader.filter;
+        const Bson filter = reader.schemaOnly ? schemaOnly(given) : given;
         if (reader.ns == scope) {
             terms.append(filter);
             continue;

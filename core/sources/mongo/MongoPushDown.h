@@ -16,7 +16,10 @@ public:
     static Bson unionMatch(const QList<Bson>& filters);
     // The union for the readers of a watch on `scope`: a reader that sees all of the
     // scope contributes its filter; one that sees a narrower namespace contributes
-    // {$and: [{ns.db, ns.coll}, filter]}. No readers: absent.
+    // {$and: [{ns.db, ns.coll}, filter]}. No readers: absent. A reader that takes schema
+    // changes only also leaves out the data changes: {$and: [{operationType: {$nin:
+    // [insert, update, replace, delete]}}, filter]}. Naming the data operations, a
+    // closed set, rather than the schema ones keeps DDL events a newer server adds.
     static Bson matchFor(const Namespace& scope, const QList<WatchOptions::Reader>& readers);
     // What a watch on `scope` opens with: the explicit options.match when there is
     // one, the readers' union otherwise.

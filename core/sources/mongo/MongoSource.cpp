@@ -225,13 +225,8 @@ void MongoSource::updateStatus() {
                 notes.append(scope->reason());
             break;
         }
-#if !MONGOC_CHECK_VERSION(1, 24, 0)
-        if (scope->options().showExpandedEvents)
-            notes.append(
-                QStringLiteral("%1: DDL events (createIndexes, create, modify, …) need libmongoc 1.24 or "
-                               "newer, this build has %2; drop, rename and dropDatabase are reported")
-                    .arg(MongoWatch::describe(scope->ns()), QStringLiteral(MONGOC_VERSION_S)));
-#endif
+        if (!scope->expandedEventsNote().isEmpty())
+            notes.append(scope->expandedEventsNote());
     }
     const QString separator = QStringLiteral("; ");
     const QString uri = m_connection->redactedUri();

@@ -32,7 +32,12 @@ class MongoConnection;
 // with the events, and at start each stream opens with startAfter that token, which
 // also survives an invalidate (MongoResumeTokens).
 //
-// Errors (see MongoErrors.h): libmongoc resumes once by itself; when that fails
+// DDL events: WatchOptions::showExpandedEvents (on by default) goes into the
+// $changeStream stage of our own cursor (MongoChangeCursor), which libmongoc 1.23's
+// change stream API cannot do. A server older than 6.0 has no such events: the status
+// says so and the stream carries on with drop, rename and dropDatabase.
+//
+// Errors (see MongoErrors.h): the cursor resumes once by itself; when that fails
 // too, the scope reopens from its token after an exponential backoff with jitter
 // (0.5 s doubling to 30 s, shown as state Backoff with the next retry). History lost
 // (286, invalid token) emits a `gap` and restarts from now. No change streams

@@ -2,6 +2,7 @@
 
 #include "ChangeEventMapper.h"
 #include "MongoCatalog.h"
+#include "MongoChangeCursor.h"
 #include "MongoConnection.h"
 #include "MongoErrors.h"
 #include "MongoPoller.h"
@@ -14,6 +15,7 @@
 #include <mongoc/mongoc.h>
 
 #include <algorithm>
+#include <cstring>
 
 namespace tw {
 
@@ -26,6 +28,10 @@ bool sameOptions(const WatchOptions& a, const WatchOptions& b) {
            a.showExpandedEvents == b.showExpandedEvents && a.batchSize == b.batchSize &&
            a.maxAwaitTimeMs == b.maxAwaitTimeMs && a.pollField == b.pollField;
 }
+
+// MongoDB 6.0 (wire version 17) is the first to send the expanded change events
+// (create, createIndexes, modify, …) and to accept showExpandedEvents.
+constexpr int kExpandedEventsWireVersion = 17;
 
 } // namespace
 
@@ -118,15 +124,7 @@ void MongoWatch::releaseClient() {
 }
 
 void MongoWatch::closeStream() {
-    if (m_stream)
-        mongoc_change_stream_destroy(m_stream); // kills the server cursor
-    m_stream = nullptr;
-    if (m_collection)
-        mongoc_collection_destroy(m_collection);
-    m_collection = nullptr;
-    if (m_database)
-        mongoc_database_destroy(m_database);
-    m_database = nullptr;
+    m_cursor.reset(); // kills the server cursor
 }
 
 void MongoWatch::openStream() {
@@ -143,64 +141,52 @@ void MongoWatch::openStream() {
     // Selecting a server is also where an unreachable deployment shows, within
     // serverSelectionTimeoutMS.
     bson_error_t error;
-    if (!connection.selectServer(m_client, &error)) {
+    MongoChangeCursor::Options o;
+    if (!connection.selectServer(m_client, &error, &o.serverId)) {
         handleError(QStringLiteral("connecting for"), error, nullptr);
         return;
     }
-
-    BsonBuilder pipeline;
-    bson_t stages;
-    bson_append_array_begin(pipeline.get(), "pipeline", 8, &stages);
-    bson_t match;
-    if (m_match.view(&match) && !bson_empty(&match)) {
-        bson_t stage;
-        bson_append_document_begin(&stages, "0", 1, &stage);
-        bson_append_document(&stage, "$match", 6, &match);
-        bson_append_document_end(&stages, &stage);
-    }
-    bson_append_array_end(pipeline.get(), &stages);
-
-    BsonBuilder opts;
-    const WatchOptions& o = m_options;
-    if (!o.fullDocument.isEmpty() && o.fullDocument != QLatin1String("default")) {
-        const QByteArray v = o.fullDocument.toUtf8();
-        bson_append_utf8(opts.get(), "fullDocument", -1, v.constData(), int(v.size()));
-    }
-    if (!o.fullDocumentBeforeChange.isEmpty() && o.fullDocumentBeforeChange != QLatin1String("off")) {
-        const QByteArray v = o.fullDocumentBeforeChange.toUtf8();
-        bson_append_utf8(opts.get(), "fullDocumentBeforeChange", -1, v.constData(), int(v.size()));
-    }
-#if MONGOC_CHECK_VERSION(1, 24, 0)
-    if (o.showExpandedEvents)
-        bson_append_bool(opts.get(), "showExpandedEvents", -1, true);
-#else
-    // libmongoc 1.23 knows no showExpandedEvents and would put it at the top of the
-    // aggregate command, where a server rejects it (40415): DDL events beyond drop,
-    // rename and dropDatabase need a newer driver. See the note in
-    // MongoSource::updateStatus().
-#endif
-    if (o.batchSize > 0)
-        bson_append_int32(opts.get(), "batchSize", -1, o.batchSize);
-    bson_append_int64(opts.get(), "maxAwaitTimeMS", -1, std::clamp(o.maxAwaitTimeMs, 1, kMaxAwaitMs));
+    o.ns = m_ns;
+    o.match = m_match;
+    o.fullDocument = m_options.fullDocument;
+    o.fullDocumentBeforeChange = m_options.fullDocumentBeforeChange;
+    o.batchSize = m_options.batchSize;
+    o.maxAwaitMs = std::clamp(m_options.maxAwaitTimeMs, 1, kMaxAwaitMs);
+    o.maxWireVersion = connection.maxWireVersion();
     const Bson token = m_context.tokens->value(m_key);
-    bson_t tokenView;
-    if (token.view(&tokenView))
-        bson_append_document(opts.get(), "startAfter", -1, &tokenView); // survives an invalidate
-
-    const QByteArray db = m_ns.db.toUtf8();
-    if (m_ns.isDeployment()) {
-        m_stream = mongoc_client_watch(m_client, pipeline.get(), opts.get());
-    } else if (m_ns.isDatabase()) {
-        m_database = mongoc_client_get_database(m_client, db.constData());
-        m_stream = mongoc_database_watch(m_database, pipeline.get(), opts.get());
-    } else {
-        const QByteArray coll = m_ns.coll.toUtf8();
-        m_collection = mongoc_client_get_collection(m_client, db.constData(), coll.constData());
-        m_stream = mongoc_collection_watch(m_collection, pipeline.get(), opts.get());
+    o.startAfter = token; // startAfter survives an invalidate
+    m_expandedEventsNote.clear();
+    if (m_options.showExpandedEvents) {
+        const QString without = QStringLiteral(
+            "no DDL events (create, createIndexes, modify, …); drop, rename and dropDatabase are reported");
+        if (m_expandedRefused)
+            m_expandedEventsNote =
+                QStringLiteral("%1: the server refused showExpandedEvents: %2").arg(describe(m_ns), without);
+        else if (o.maxWireVersion < kExpandedEventsWireVersion)
+            m_expandedEventsNote =
+                QStringLiteral("%1: the server (wire version %2) is older than MongoDB 6.0: %3")
+                    .arg(describe(m_ns))
+                    .arg(o.maxWireVersion)
+                    .arg(without);
+        else
+            o.showExpandedEvents = true;
     }
-    const bson_t* reply = nullptr;
-    if (mongoc_change_stream_error_document(m_stream, &error, &reply)) {
-        handleError(QStringLiteral("opening the change stream on"), error, reply);
+
+    m_cursor = std::make_unique<MongoChangeCursor>(m_client);
+    if (!m_cursor->open(o)) {
+        const bson_error_t failure = m_cursor->error();
+        const int code = int(failure.code);
+        if (o.showExpandedEvents && failure.domain == MONGOC_ERROR_SERVER && code == 40415 &&
+            strstr(failure.message, "showExpandedEvents")) {
+            // A server that reports 6.0's wire version yet does not know the field (an
+            // emulation, say): carry on without DDL events rather than fail the watch.
+            m_expandedRefused = true;
+            closeStream();
+            m_dueMs = 0;
+            openStream();
+            return;
+        }
+        handleError(QStringLiteral("opening the change stream on"), failure, m_cursor->errorReply());
         return;
     }
     if (m_opened && !m_fatal && m_attempts > 0)
@@ -217,7 +203,7 @@ void MongoWatch::openStream() {
     if (token.isAbsent()) {
         // Starting from now: make the position durable before any event, so a restart
         // resumes here rather than at a later "now".
-        if (const bson_t* start = mongoc_change_stream_get_resume_token(m_stream))
+        if (const bson_t* start = m_cursor->resumeToken())
             m_context.tokens->insert(m_key, Bson::fromBsonT(start), true);
     }
 }
@@ -227,15 +213,14 @@ void MongoWatch::drain(qint64 deadlineMs) {
     int taken = 0;
     const bson_t* doc = nullptr;
     while (!isStopRequested()) {
-        if (!mongoc_change_stream_next(m_stream, &doc)) {
-            bson_error_t error;
-            const bson_t* reply = nullptr;
-            if (mongoc_change_stream_error_document(m_stream, &error, &reply)) {
-                handleError(QStringLiteral("reading the change stream of"), error, reply);
+        if (!m_cursor->next(&doc)) {
+            if (m_cursor->hasError()) {
+                const bson_error_t error = m_cursor->error();
+                handleError(QStringLiteral("reading the change stream of"), error, m_cursor->errorReply());
                 return;
             }
             m_attempts = 0;
-            if (m_invalidated) {
+            if (m_invalidated || m_cursor->isClosed()) {
                 // The server closed the cursor after invalidate. Reopening with
                 // startAfter the invalidate token picks up the collection when it is
                 // created again.
@@ -246,7 +231,7 @@ void MongoWatch::drain(qint64 deadlineMs) {
             }
             // An empty batch after maxAwaitTimeMS: persist the position the server
             // reached (postBatchResumeToken) so a filtered-out stretch is not re-read.
-            if (const bson_t* position = mongoc_change_stream_get_resume_token(m_stream)) {
+            if (const bson_t* position = m_cursor->resumeToken()) {
                 const Bson token = Bson::fromBsonT(position);
                 if (!(token == m_context.tokens->value(m_key)))
                     m_context.tokens->insert(m_key, token);

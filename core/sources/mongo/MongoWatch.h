@@ -7,14 +7,12 @@
 #include <map>
 #include <memory>
 
-struct _mongoc_change_stream_t;
 struct _mongoc_client_t;
-struct _mongoc_collection_t;
-struct _mongoc_database_t;
 
 namespace tw {
 
 class ChangeEventMapper;
+class MongoChangeCursor;
 class MongoConnection;
 class MongoPoller;
 class MongoResumeTokens;
@@ -42,7 +40,9 @@ protected:
 // however many subscriptions read it.
 //
 // The stream opens startAfter the scope's resume token and is drained in bounded
-// slices. libmongoc resumes once by itself; when that fails too, the scope reopens
+// slices through our own cursor (MongoChangeCursor), which asks for the expanded
+// (DDL) events where the server has them (6.0 and later) and resumes once by
+// itself; when that fails too, the scope reopens
 // from its token after an exponential backoff with jitter (MongoConnection's
 // schedule, shown as state Backoff with the next retry). History lost (286, invalid
 // token) emits a `gap` and restarts from now. An invalidate reopens startAfter it, so
@@ -82,6 +82,9 @@ public:
     bool isFatal() const { return m_fatal; }
     bool hasOpened() const { return m_opened; } // has streamed or polled at least once
     QString reason() const { return m_reason; } // shown in the status when not simply watching
+    // Non-empty when the options ask for DDL events and the server cannot send them
+    // (older than 6.0): the status says so, and the stream carries on without them.
+    QString expandedEventsNote() const { return m_expandedEventsNote; }
 
     // Replaces the options; false when they change nothing (the same $match too).
     // A stream then reopens startAfter the last event handed over (see
@@ -127,11 +130,11 @@ private:
     bool m_opened = false;
     Bson m_lastEventToken; // `_id` of the last event handed over (not a postBatchResumeToken)
     QString m_reason;
+    QString m_expandedEventsNote;
+    bool m_expandedRefused = false; // the server refused showExpandedEvents: never sent again
 
     _mongoc_client_t* m_client = nullptr;                      // popped from the pool; pushed back on release
-    _mongoc_database_t* m_database = nullptr;                  // owned
-    _mongoc_collection_t* m_collection = nullptr;              // owned
-    _mongoc_change_stream_t* m_stream = nullptr;               // owned
+    std::unique_ptr<MongoChangeCursor> m_cursor;               // on m_client
     std::map<QString, std::unique_ptr<MongoPoller>> m_pollers; // by "db.coll"
 };
 
