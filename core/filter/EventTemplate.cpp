@@ -30,8 +30,13 @@ constexpr const char* kEventFields[] = {"_id",
                                         "lsid",
                                         "stateBeforeChange"};
 
+QByteArray topField(const QByteArray& path) {
+    const qsizetype dot = path.indexOf('.');
+    return dot < 0 ? path : path.left(dot);
+}
+
 bool isEventField(const QByteArray& path) {
-    const QByteArray top = path.left(path.indexOf('.'));
+    const QByteArray top = topField(path);
     for (const char* field : kEventFields)
         if (top == field)
             return true;
@@ -122,7 +127,7 @@ EventTemplate EventTemplate::compile(QStringView text, QString* error) {
         if (!isEventField(path))
             return fail(QStringLiteral("{%1}: a change event has no field %2 (try {operationType}, "
                                        "{ns.db}, {ns.coll}, {source} or {fullDocument.FIELD})")
-                            .arg(QString::fromUtf8(path), QString::fromUtf8(path.left(path.indexOf('.')))));
+                            .arg(QString::fromUtf8(path), QString::fromUtf8(topField(path))));
         data->parts.push_back({{}, path});
         data->constant = false;
         i = close + 1;
