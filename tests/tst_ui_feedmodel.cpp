@@ -1,4 +1,6 @@
 // The Live Feed model: batching, the bounded ring, pause, search and tail-follow.
+#include "engine/Subscription.h"
+#include "http/EventRenderer.h"
 #include "models/ChangeFeedModel.h"
 #include "models/EventFormat.h"
 #include "models/FeedExporter.h"
@@ -57,6 +59,7 @@ private slots:
     void searchProxy();
     void tailFollowOnlyAtBottom();
     void exportNdjsonAndCsv();
+    void exportNdjsonInASubscriptionsShape();
 };
 
 void tst_UiFeedModel::modelTester() {
@@ -276,6 +279,26 @@ void tst_UiFeedModel::exportNdjsonAndCsv() {
     QBuffer cancelled;
     cancelled.open(QIODevice::WriteOnly);
     QVERIFY(!FeedExporter::write(events, FeedExporter::Format::Ndjson, &cancelled, nullptr, &cancel, &error));
+}
+
+void tst_UiFeedModel::exportNdjsonInASubscriptionsShape() {
+    const ChangeEventList events = {makeEvent(1), makeEvent(2, Operation::Update)};
+    Subscription s;
+    QVERIFY(s.setProjection(R"({"documentKey": 1})", nullptr));
+    s.event = EventTemplate::compile(QStringLiteral("{ns.coll}.{operationType}"), nullptr);
+    QBuffer ndjson;
+    ndjson.open(QIODevice::WriteOnly);
+    QString error;
+    QVERIFY(FeedExporter::write(events, FeedExporter::Format::Ndjson, &ndjson, nullptr, nullptr, &error,
+                                s.shape()));
+    const QList<QByteArray> lines = ndjson.data().trimmed().split('\n');
+    QCOMPARE(lines.size(), 2);
+    // The same bytes a long poll of that subscription returns.
+    for (int i = 0; i < 2; ++i)
+        QCOMPARE(lines.at(i), EventRenderer::renderJson(events.at(i), s, false));
+    QVERIFY(lines.at(1).startsWith(R"({"event":")"));
+    QVERIFY(lines.at(1).contains(R"(.update","data":{"seq":2,"documentKey":)"));
+    QVERIFY(!lines.at(1).contains("fullDocument"));
 }
 
 QTEST_MAIN(tst_UiFeedModel)
