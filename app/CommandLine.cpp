@@ -58,6 +58,14 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
     const QCommandLineOption filter(QStringLiteral("filter"),
                                     QStringLiteral("MongoDB-style filter on the change event, as JSON."),
                                     QStringLiteral("JSON"));
+    const QCommandLineOption projection(
+        QStringLiteral("projection"),
+        QStringLiteral("What each event keeps: full, keys or a MongoDB projection as JSON."),
+        QStringLiteral("JSON"));
+    const QCommandLineOption event(
+        QStringLiteral("event"),
+        QStringLiteral("Name events ({ns.coll}.{operationType}, a constant); lines become {event, data}."),
+        QStringLiteral("TEMPLATE"));
     const QCommandLineOption capture(QStringLiteral("capture"),
                                      QStringLiteral("SQLite: install triggers for exact before/after images "
                                                     "(writes to the watched file)."));
@@ -82,8 +90,8 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
         QStringLiteral("screenshot-delay"),
         QStringLiteral("Milliseconds before --screenshot (default 4000)."), QStringLiteral("MS"));
     for (const auto* option :
-         {&help, &version, &headless, &demo, &demoRate, &source, &sourceId, &watch, &filter, &capture, &sse,
-          &fromSeq, &workspace, &journal, &moveAside, &screenshot, &screenshotDelay})
+         {&help, &version, &headless, &demo, &demoRate, &source, &sourceId, &watch, &filter, &projection,
+          &event, &capture, &sse, &fromSeq, &workspace, &journal, &moveAside, &screenshot, &screenshotDelay})
         p.addOption(*option);
 
     if (!p.parse(arguments)) {
@@ -115,6 +123,8 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
     o->sourceId = p.value(sourceId);
     o->watches = p.values(watch);
     o->filter = p.value(filter);
+    o->projection = p.value(projection);
+    o->event = p.value(event);
     o->capture = p.isSet(capture);
     o->sse = p.value(sse);
     o->workspace = p.value(workspace);

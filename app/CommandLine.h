@@ -13,7 +13,9 @@ struct AppOptions {
     QString source;   // URI
     QString sourceId; // defaults from the URI
     QStringList watches;
-    QString filter; // JSON
+    QString filter;     // JSON
+    QString projection; // full, keys or a projection object as JSON; empty: full
+    QString event;      // event-name template; empty: NDJSON lines are the events themselves
     bool capture = false;
     QString sse; // "[ADDR:]PORT"; empty: no server
     qint64 fromSeq = -1;

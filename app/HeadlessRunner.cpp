@@ -122,6 +122,16 @@ int HeadlessRunner::start() {
         }
     }
 
+    if (!m_subscription.setProjection(m_options.projection.toUtf8(), &error)) {
+        logLine(QStringLiteral("--projection: %1").arg(error));
+        return 2;
+    }
+    m_subscription.event = EventTemplate::compile(m_options.event, &error);
+    if (!error.isEmpty()) {
+        logLine(QStringLiteral("--event: %1").arg(error));
+        return 2;
+    }
+
     if (!m_session->start(&error)) {
         logLine(error);
         return 1;
@@ -142,6 +152,7 @@ int HeadlessRunner::start() {
         m_subscription.namespaces.append(SourceNamespace{sourceId, ns});
     }
     m_subscription = m_session->addSubscription(m_subscription);
+    m_shape = m_subscription.shape();
 
     AppSession* session = m_session.get();
     connect(session, &AppSession::committed, this, &HeadlessRunner::onCommitted);
@@ -241,7 +252,7 @@ void HeadlessRunner::replay(qint64 fromSeq) {
 }
 
 void HeadlessRunner::writeEvent(const ChangeEvent& event) {
-    const QByteArray json = event.toJson();
+    const QByteArray json = m_shape.namedJson(event);
     std::fwrite(json.constData(), 1, size_t(json.size()), stdout);
     std::fputc('\n', stdout);
     if (event.seq() > 0)

@@ -36,6 +36,7 @@ private:
     Engine* m_engine = nullptr; // the session's
     QString m_subscriptionId;
     Subscription m_subscription;
+    EventShape m_shape; // of m_subscription: what each NDJSON line holds
     qint64 m_lastWritten = 0;
 };
 

@@ -12,6 +12,9 @@
 //       delivered per second.
 //   bench_sse fanout --replay [--clients 100] [--events 20000]
 //       Commits everything first; the clients then drain it from Last-Event-ID 0.
+//   bench_sse shape [--clients 1000] [--events 20000] [--shaped-first]
+//       The fan-out run twice in one process: unshaped, then shaped (an inclusion of three
+//       fields and a constant event name); prints server CPU per delivery for both.
 //   bench_sse subscribe --url URL --clients N --events E [--publish URL] --no-ready
 //       Only the client side (used against nginx + nchan): N SSE clients on URL; with
 //       --publish, POSTs E messages there once everyone is connected (with --clients 0:
@@ -419,7 +422,9 @@ int runClients(const QStringList& args) {
     return 0;
 }
 
-int runServer(const QStringList& args, bool fanout) {
+// `shaped`: the subscription keeps three fields under a constant event name. With
+// `cpuPerDelivery`, the server's CPU seconds per event delivered to a client are stored.
+int runServer(const QStringList& args, bool fanout, bool shaped = false, double* cpuPerDelivery = nullptr) {
     const int clients =
         arg(args, QStringLiteral("--clients"), fanout ? QStringLiteral("100") : QStringLiteral("2000"))
             .toInt();
@@ -442,6 +447,11 @@ int runServer(const QStringList& args, bool fanout) {
     Subscription sub;
     sub.id = QStringLiteral("orders");
     sub.persistent = false;
+    if (shaped) {
+        sub.setProjection(R"({"documentKey": 1, "fullDocument.status": 1, "fullDocument.total": 1})",
+                          nullptr);
+        sub.event = EventTemplate::compile(QStringLiteral("notification_received"), nullptr);
+    }
     engine.addSubscription(sub);
 
     // Commit times by seq, shared with the client process.
@@ -561,6 +571,8 @@ int runServer(const QStringList& args, bool fanout) {
         static_cast<long long>(peakRss), static_cast<long long>(server.eventsSent()),
         static_cast<long long>(server.slowDisconnects()), cpuSeconds() - cpuAtStart);
     std::fflush(stdout);
+    if (cpuPerDelivery)
+        *cpuPerDelivery = (cpuSeconds() - cpuAtStart) / double(std::max<qint64>(1, server.eventsSent()));
     server.stop();
     engine.stop();
     return 0;
@@ -596,6 +608,24 @@ int main(int argc, char** argv) {
         return runServer(args, true);
     if (mode == QLatin1String("latency"))
         return runServer(args, false);
-    std::fprintf(stderr, "usage: bench_sse latency|fanout|subscribe [options]\n");
+    if (mode == QLatin1String("shape")) {
+        if (!args.contains(QStringLiteral("--clients")))
+            args << QStringLiteral("--clients") << QStringLiteral("1000");
+        double plain = 0, shaped = 0;
+        // --shaped-first swaps the order, to see what warm caches give the second run.
+        const bool shapedFirst = args.contains(QStringLiteral("--shaped-first"));
+        for (const bool shapedRun : {shapedFirst, !shapedFirst}) {
+            std::printf(shapedRun
+                            ? "--- shaped: {documentKey, fullDocument.status, fullDocument.total}, event "
+                              "notification_received\n"
+                            : "--- unshaped\n");
+            if (const int rc = runServer(args, true, shapedRun, shapedRun ? &shaped : &plain))
+                return rc;
+        }
+        std::printf("server CPU per delivery: unshaped %.1f ns, shaped %.1f ns (%+.1f %%)\n", plain * 1e9,
+                    shaped * 1e9, (shaped / plain - 1) * 100);
+        return 0;
+    }
+    std::fprintf(stderr, "usage: bench_sse latency|fanout|shape|subscribe [options]\n");
     return 2;
 }

@@ -18,6 +18,7 @@ private Q_SLOTS:
     void filteredNdjsonLineByLine();
     void fromSeqReplaysThenGoesLive();
     void watchStarFollowsANewTableAndFiltersSchemaEvents();
+    void projectionAndEventNameShapeLinesReplayAlike();
     void sigtermExitsCleanlyWithJournalCheckpointed();
     void badInputGetsOneLineErrorAndNonZeroExit_data();
     void badInputGetsOneLineErrorAndNonZeroExit();
@@ -192,6 +193,51 @@ void TestHeadless::fromSeqReplaysThenGoesLive() {
     QVERIFY(p.waitForFinished(10000));
 }
 
+void TestHeadless::projectionAndEventNameShapeLinesReplayAlike() {
+    const QStringList shape{
+        QStringLiteral("--watch"),      QStringLiteral("orders"),
+        QStringLiteral("--projection"), QStringLiteral(R"({"documentKey": 1, "fullDocument.status": 1})"),
+        QStringLiteral("--event"),      QStringLiteral("{ns.coll}.{operationType}")};
+    QList<QJsonObject> live;
+    {
+        QProcess p;
+        START_HEADLESS(p, shape);
+        QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('a',1);")),
+                 QString());
+        live = readLines(p, 1);
+        QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('b',2);")),
+                 QString());
+        live += readLines(p, 1);
+        p.terminate();
+        QVERIFY(p.waitForFinished(10000));
+    }
+    QCOMPARE(live.size(), 2);
+    for (const QJsonObject& line : std::as_const(live)) {
+        QCOMPARE(line.keys(), (QStringList{QStringLiteral("data"), QStringLiteral("event")}));
+        QCOMPARE(line.value(QLatin1String("event")).toString(), QStringLiteral("orders.insert"));
+        const QJsonObject data = line.value(QLatin1String("data")).toObject();
+        QCOMPARE(data.keys(), (QStringList{QStringLiteral("documentKey"), QStringLiteral("fullDocument"),
+                                           QStringLiteral("seq")}));
+        QCOMPARE(data.value(QLatin1String("fullDocument")).toObject().keys(),
+                 QStringList{QStringLiteral("status")});
+    }
+    QCOMPARE(live[1]
+                 .value(QLatin1String("data"))
+                 .toObject()
+                 .value(QLatin1String("fullDocument"))
+                 .toObject()
+                 .value(QLatin1String("status"))
+                 .toString(),
+             QStringLiteral("b"));
+    // Replayed from the journal, the lines are the live ones.
+    m_pending.clear();
+    QProcess p;
+    START_HEADLESS(p, (shape + QStringList{QStringLiteral("--from-seq"), QStringLiteral("1")}));
+    QCOMPARE(readLines(p, 2), live);
+    p.terminate();
+    QVERIFY(p.waitForFinished(10000));
+}
+
 void TestHeadless::sigtermExitsCleanlyWithJournalCheckpointed() {
     QProcess p;
     START_HEADLESS(p, (QStringList{QStringLiteral("--watch"), QStringLiteral("orders")}));
@@ -233,6 +279,20 @@ void TestHeadless::badInputGetsOneLineErrorAndNonZeroExit_data() {
                        QStringLiteral("--filter"),
                        QStringLiteral(R"({"fullDocument.total": {"$gtx": 5}})")}
         << QStringLiteral("fullDocument.total");
+    QTest::newRow("bad projection")
+        << QStringList{QStringLiteral("--headless"),
+                       QStringLiteral("--source"),
+                       QStringLiteral("DB"),
+                       QStringLiteral("--watch"),
+                       QStringLiteral("orders"),
+                       QStringLiteral("--projection"),
+                       QStringLiteral(R"({"fullDocument.status": 1, "fullDocument.total": 0})")}
+        << QStringLiteral("--projection: projection: Cannot do exclusion on field fullDocument.total");
+    QTest::newRow("bad event") << QStringList{QStringLiteral("--headless"), QStringLiteral("--source"),
+                                              QStringLiteral("DB"),         QStringLiteral("--watch"),
+                                              QStringLiteral("orders"),     QStringLiteral("--event"),
+                                              QStringLiteral("{ns.coll")}
+                               << QStringLiteral("--event: event: unclosed { at offset 0");
     QTest::newRow("no watch") << QStringList{QStringLiteral("--headless"), QStringLiteral("--source"),
                                              QStringLiteral("DB")}
                               << QStringLiteral("--source needs at least one --watch");

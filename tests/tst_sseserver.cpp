@@ -57,6 +57,8 @@ private Q_SLOTS:
     void subscriptionCrudAndStreamFromNext();
     void adhocStreamFiltersAndIsRemovedWhenClientLeaves();
     void keysOnlyProjectionAndCanonicalFormat();
+    void shapedSubscriptionReplayLiveAndLongPollAgree();
+    void adhocStreamShapedByQuery();
     void hostileRequestsGetClearErrors_data();
     void hostileRequestsGetClearErrors();
     void oversizedHeadersAndBodiesAreRefused();
@@ -561,6 +563,142 @@ void TestSseServer::keysOnlyProjectionAndCanonicalFormat() {
     QCOMPARE(request("GET", QStringLiteral("/v1/subscriptions/orders/events?format=xml")).status, 400);
 }
 
+void TestSseServer::shapedSubscriptionReplayLiveAndLongPollAgree() {
+    startServer();
+    const QByteArray body = R"({"id": "shaped", "namespaces": [{"source": "t", "ns": "main.orders"}],
+        "event": "{ns.coll}.{operationType}", "projection": {"documentKey": 1, "fullDocument.n": 1}})";
+    const HttpResult created = request("POST", QStringLiteral("/v1/subscriptions"), body);
+    QCOMPARE(created.status, 201);
+    const QJsonObject sub = parseJson(created.body).value(QStringLiteral("subscription")).toObject();
+    QCOMPARE(sub.value(QStringLiteral("event")).toString(), QStringLiteral("{ns.coll}.{operationType}"));
+    QCOMPARE(sub.value(QStringLiteral("projection")).toObject().keys(),
+             (QStringList{QStringLiteral("documentKey"), QStringLiteral("fullDocument.n")}));
+    // Two live clients of one shape, one with another JSON flavour.
+    SseTestClient live, second, canonical;
+    live.open(url(QStringLiteral("/v1/subscriptions/shaped/events")), kToken, "0");
+    second.open(url(QStringLiteral("/v1/subscriptions/shaped/events")), kToken, "0");
+    canonical.open(url(QStringLiteral("/v1/subscriptions/shaped/events?format=canonical")), kToken, "0");
+    QTRY_VERIFY_WITH_TIMEOUT(
+        live.readyCount() == 1 && second.readyCount() == 1 && canonical.readyCount() == 1, 10000);
+    submit(5);
+    submit(2, 16, QStringLiteral("customers"));
+    QTRY_COMPARE_WITH_TIMEOUT(live.seqs(), (QList<qint64>{1, 2, 3, 4, 5}), 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(second.seqs().size(), 5, 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(canonical.seqs().size(), 5, 20000);
+    QList<SseMessage> liveEvents;
+    for (const SseMessage& m : std::as_const(live.messages))
+        if (m.event != "ready")
+            liveEvents.append(m);
+    for (const SseMessage& m : std::as_const(liveEvents)) {
+        QCOMPARE(m.event, QByteArray("orders.insert"));
+        const QJsonObject doc = parseJson(m.data);
+        QCOMPARE(doc.keys(), (QStringList{QStringLiteral("documentKey"), QStringLiteral("fullDocument"),
+                                          QStringLiteral("seq")}));
+        QCOMPARE(doc.value(QStringLiteral("fullDocument")).toObject().keys(),
+                 QStringList{QStringLiteral("n")});
+        QCOMPARE(m.data, QByteArray(R"({"seq":)" + m.id + R"(,"documentKey":{"_id":)" + m.id +
+                                    R"(},"fullDocument":{"n":)" + m.id + "}}"));
+    }
+    QCOMPARE(canonical.messages.at(1).event, QByteArray("orders.insert"));
+    QCOMPARE(parseJson(canonical.messages.at(1).data)
+                 .value(QStringLiteral("fullDocument"))
+                 .toObject()
+                 .value(QStringLiteral("n"))
+                 .toObject()
+                 .value(QStringLiteral("$numberInt"))
+                 .toString(),
+             QStringLiteral("1"));
+
+    // Replay renders the frames live clients got, byte for byte.
+    SseTestClient replay;
+    replay.open(url(QStringLiteral("/v1/subscriptions/shaped/events")), kToken, "0");
+    QTRY_COMPARE_WITH_TIMEOUT(replay.readyCount(), 1, 10000);
+    QList<SseMessage> replayed;
+    for (const SseMessage& m : std::as_const(replay.messages))
+        if (m.event != "ready")
+            replayed.append(m);
+    QCOMPARE(replayed.size(), liveEvents.size());
+    for (qsizetype i = 0; i < replayed.size(); ++i) {
+        QCOMPARE(replayed[i].id, liveEvents[i].id);
+        QCOMPARE(replayed[i].event, liveEvents[i].event);
+        QCOMPARE(replayed[i].data, liveEvents[i].data);
+        QCOMPARE(second.messages.at(i + 1).data, liveEvents[i].data);
+    }
+
+    // The long poll carries the name with the same data.
+    const HttpResult poll =
+        request("GET", QStringLiteral("/v1/subscriptions/shaped/changes?after=0&timeout=0"));
+    QCOMPARE(poll.status, 200);
+    QByteArray expected = R"({"changes":[)";
+    for (qsizetype i = 0; i < liveEvents.size(); ++i)
+        expected +=
+            (i ? "," : "") + QByteArray(R"({"event":"orders.insert","data":)") + liveEvents[i].data + '}';
+    expected += R"(],"next":"7","hasMore":false})";
+    QCOMPARE(poll.body, expected);
+    // ?event= and ?projection= on a long poll override the subscription's.
+    const HttpResult plain = request(
+        "GET", QStringLiteral("/v1/subscriptions/shaped/changes?after=4&timeout=0&projection=full&event="));
+    QCOMPARE(plain.status, 200);
+    const QJsonArray changes = parseJson(plain.body).value(QStringLiteral("changes")).toArray();
+    QCOMPARE(changes.size(), 1);
+    QVERIFY(changes.first()
+                .toObject()
+                .value(QStringLiteral("fullDocument"))
+                .toObject()
+                .contains(QStringLiteral("pad")));
+}
+
+void TestSseServer::adhocStreamShapedByQuery() {
+    startServer();
+    const QString projection = QString::fromUtf8(
+        QUrl::toPercentEncoding(QStringLiteral(R"({"fullDocument.pad": 0, "fullDocument._id": 0})")));
+    SseTestClient client;
+    client.open(url(QStringLiteral("/v1/streams?ns=main.orders&event=notification_received&projection=") +
+                    projection),
+                kToken);
+    QTRY_COMPARE_WITH_TIMEOUT(client.readyCount(), 1, 10000);
+    const std::optional<Subscription> adhoc = [&]() -> std::optional<Subscription> {
+        for (const Subscription& sub : m_fx->engine->subscriptions())
+            if (!sub.persistent)
+                return sub;
+        return std::nullopt;
+    }();
+    QVERIFY(adhoc);
+    QCOMPARE(adhoc->event.text(), QStringLiteral("notification_received"));
+    QCOMPARE(adhoc->fieldProjection.json(), QByteArray(R"({"fullDocument.pad":0,"fullDocument._id":0})"));
+    submit(3);
+    QTRY_COMPARE_WITH_TIMEOUT(client.seqs().size(), 3, 20000);
+    for (const SseMessage& m : std::as_const(client.messages)) {
+        if (m.event == "ready")
+            continue;
+        QCOMPARE(m.event, QByteArray("notification_received"));
+        const QJsonObject doc = parseJson(m.data);
+        QCOMPARE(doc.value(QStringLiteral("fullDocument")).toObject().keys(),
+                 QStringList{QStringLiteral("n")});
+        QVERIFY(doc.contains(QStringLiteral("documentKey")));
+        QVERIFY(doc.contains(QStringLiteral("wallTime")));
+    }
+    // Bad shapes are a 400 that names the path or the parameter.
+    const auto get = [&](const QString& query) {
+        return request("GET", QStringLiteral("/v1/streams?ns=main.orders&") + query);
+    };
+    HttpResult bad = get(QStringLiteral("projection=") +
+                         QString::fromUtf8(QUrl::toPercentEncoding(
+                             QStringLiteral(R"({"fullDocument.title": 1, "fullDocument.password": 0})"))));
+    QCOMPARE(bad.status, 400);
+    QVERIFY2(bad.body.contains("Cannot do exclusion on field fullDocument.password in inclusion projection"),
+             bad.body.constData());
+    bad = get(QStringLiteral("projection=half"));
+    QCOMPARE(bad.status, 400);
+    QVERIFY2(bad.body.contains("projection must be"), bad.body.constData());
+    bad = get(QStringLiteral("event=%7Bns.coll"));
+    QCOMPARE(bad.status, 400);
+    QVERIFY2(bad.body.contains("event: unclosed {"), bad.body.constData());
+    bad = request("GET", QStringLiteral("/v1/subscriptions/orders/events?event=%7Bnope%7D"));
+    QCOMPARE(bad.status, 400);
+    QVERIFY2(bad.body.contains("no field nope"), bad.body.constData());
+}
+
 // --- hostile input ---------------------------------------------------------------------------
 
 void TestSseServer::hostileRequestsGetClearErrors_data() {
@@ -576,6 +714,17 @@ void TestSseServer::hostileRequestsGetClearErrors_data() {
     QTest::newRow("invalid filter") << QByteArray("POST") << QStringLiteral("/v1/subscriptions")
                                     << QByteArray(R"({"filter":{"fullDocument.total":{"$in":5}}})") << 400
                                     << QByteArray("fullDocument.total");
+    QTest::newRow("invalid projection")
+        << QByteArray("POST") << QStringLiteral("/v1/subscriptions")
+        << QByteArray(R"({"projection":{"fullDocument.a":1,"fullDocument.a.b":1}})") << 400
+        << QByteArray("Path collision at fullDocument.a.b");
+    QTest::newRow("invalid projection value")
+        << QByteArray("POST") << QStringLiteral("/v1/subscriptions")
+        << QByteArray(R"({"projection":{"fullDocument.a":{"$slice":2}}})") << 400
+        << QByteArray("fullDocument.a.$slice");
+    QTest::newRow("invalid event name")
+        << QByteArray("POST") << QStringLiteral("/v1/subscriptions")
+        << QByteArray(R"({"event":"{ns.coll}.{}"})") << 400 << QByteArray("empty field {}");
     QTest::newRow("unknown subscription events")
         << QByteArray("GET") << QStringLiteral("/v1/subscriptions/nope/events") << QByteArray() << 404
         << QByteArray("nope");

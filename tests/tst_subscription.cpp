@@ -12,6 +12,8 @@ private slots:
     void filterKeepsKeyOrderAndTypes();
     void filterAsString();
     void minimal();
+    void shapeRoundTrip();
+    void shapeShorthands();
     void errors_data();
     void errors();
 };
@@ -88,6 +90,55 @@ void tst_Subscription::minimal() {
     QVERIFY(s.persistent);
 }
 
+void tst_Subscription::shapeRoundTrip() {
+    QString error;
+    const QByteArray json = R"({"id": "n", "event": "{ns.coll}.{operationType}",
+        "projection": {"fullDocument.title": 1, "documentKey": 1, "fullDocument.user_id": {"$numberInt": "1"}}})";
+    const Subscription s = Subscription::fromJson(json, &error);
+    QVERIFY2(error.isEmpty(), qPrintable(error));
+    QCOMPARE(s.event.text(), QStringLiteral("{ns.coll}.{operationType}"));
+    QVERIFY(s.fieldProjection.isInclusion());
+    // The paths keep the order they were written in.
+    QCOMPARE(s.fieldProjection.json(),
+             QByteArray(R"({"fullDocument.title":1,"documentKey":1,"fullDocument.user_id":1})"));
+
+    const QByteArray text = s.toJson();
+    const QJsonObject envelope = QJsonDocument::fromJson(text).object();
+    QCOMPARE(envelope.value(QStringLiteral("event")).toString(), QStringLiteral("{ns.coll}.{operationType}"));
+    QVERIFY(envelope.value(QStringLiteral("projection")).isObject());
+    const Subscription back = Subscription::fromJson(text, &error);
+    QVERIFY2(error.isEmpty(), qPrintable(error));
+    QCOMPARE(back.event, s.event);
+    QCOMPARE(back.fieldProjection, s.fieldProjection);
+    QCOMPARE(back.shape().key(), s.shape().key());
+    QCOMPARE(back.toJson(), text);
+}
+
+void tst_Subscription::shapeShorthands() {
+    QString error;
+    Subscription s =
+        Subscription::fromJson(R"({"id": "k", "projection": "keys", "event": "changed"})", &error);
+    QVERIFY2(error.isEmpty(), qPrintable(error));
+    QCOMPARE(s.projection, Subscription::Projection::KeysOnly);
+    QVERIFY(s.fieldProjection.isNull());
+    QCOMPARE(s.projectionJson(), QByteArray("keys"));
+    QCOMPARE(s.shape().projection(), Projection::keysOnly());
+    QVERIFY(s.setProjection(R"({"fullDocument.password": 0})", &error));
+    QCOMPARE(s.projection, Subscription::Projection::FullDocument);
+    QCOMPARE(s.projectionJson(), QByteArray(R"({"fullDocument.password":0})"));
+    QVERIFY(!s.setProjection(R"({"a": 1, "b": 0})", &error));
+    QCOMPARE(error, QStringLiteral("projection: Cannot do exclusion on field b in inclusion projection"));
+    QCOMPARE(s.projectionJson(), QByteArray(R"({"fullDocument.password":0})"));
+    QVERIFY(s.setProjection("full", &error));
+    QVERIFY(s.fieldProjection.isNull());
+    QVERIFY(s.shape().projection().isNull());
+    // The default name is not written, so subscriptions stored before names existed read
+    // back unchanged.
+    const Subscription plain = Subscription::fromJson(R"({"id": "p"})", &error);
+    QVERIFY(plain.event.isDefault());
+    QVERIFY(!QJsonDocument::fromJson(plain.toJson()).object().contains(QStringLiteral("event")));
+}
+
 void tst_Subscription::errors_data() {
     QTest::addColumn<QByteArray>("json");
     QTest::addColumn<QString>("message");
@@ -112,6 +163,26 @@ void tst_Subscription::errors_data() {
                                   << QStringLiteral("namespaces[0].ns: must be a string");
     QTest::newRow("projection") << QByteArray(R"({"projection": "half"})")
                                 << QStringLiteral("projection: must be \"full\" or \"keys\", not \"half\"");
+    QTest::newRow("projection object")
+        << QByteArray(R"({"projection": {"fullDocument.title": 1, "fullDocument.password": 0}})")
+        << QStringLiteral(
+               "projection: Cannot do exclusion on field fullDocument.password in inclusion projection");
+    QTest::newRow("projection path") << QByteArray(R"({"projection": {"fullDocument..x": 1}})")
+                                     << QStringLiteral(
+                                            "projection: \"fullDocument..x\": field names may not be "
+                                            "empty; write a dotted path such as \"fullDocument.title\"");
+    QTest::newRow("projection type") << QByteArray(R"({"projection": 1})")
+                                     << QStringLiteral(
+                                            "projection: must be \"full\", \"keys\" or a projection "
+                                            "object such as {\"documentKey\": 1}");
+    QTest::newRow("event type") << QByteArray(R"({"event": 3})") << QStringLiteral("event: must be a string");
+    QTest::newRow("event unclosed") << QByteArray(R"({"event": "{ns.coll"})")
+                                    << QStringLiteral(
+                                           "event: unclosed { at offset 0; a field is written {ns.coll}");
+    QTest::newRow("event unknown field")
+        << QByteArray(R"({"event": "{nss.coll}"})")
+        << QStringLiteral("event: {nss.coll}: a change event has no field nss (try {operationType}, {ns.db}, "
+                          "{ns.coll}, {source} or {fullDocument.FIELD})");
     QTest::newRow("created") << QByteArray(R"({"created": "yesterday"})")
                              << QStringLiteral("created: \"yesterday\" is not an ISO 8601 date");
     QTest::newRow("filter operator") << QByteArray(R"({"filter": {"fullDocument.total": {"$gtx": 1}}})")

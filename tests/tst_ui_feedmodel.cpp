@@ -1,5 +1,7 @@
 // The Live Feed model: batching, the bounded ring, pause, search and tail-follow.
 #include "docks/EventDetailDock.h"
+#include "engine/Subscription.h"
+#include "http/EventRenderer.h"
 #include "models/ChangeFeedModel.h"
 #include "models/EventFormat.h"
 #include "models/FeedExporter.h"
@@ -61,6 +63,7 @@ private slots:
     void tailFollowOnlyAtBottom();
     void exportNdjsonAndCsv();
     void schemaEventsStandOutAndReadInTheDetail();
+    void exportNdjsonInASubscriptionsShape();
 };
 
 void tst_UiFeedModel::modelTester() {
@@ -338,6 +341,26 @@ void tst_UiFeedModel::schemaEventsStandOutAndReadInTheDetail() {
     QVERIFY(description->child(0)->isExpanded()); // "columns", and each column below it
     detail.setEvent(makeEvent(4));
     QCOMPARE(detail.schemaText(), QString());
+}
+
+void tst_UiFeedModel::exportNdjsonInASubscriptionsShape() {
+    const ChangeEventList events = {makeEvent(1), makeEvent(2, Operation::Update)};
+    Subscription s;
+    QVERIFY(s.setProjection(R"({"documentKey": 1})", nullptr));
+    s.event = EventTemplate::compile(QStringLiteral("{ns.coll}.{operationType}"), nullptr);
+    QBuffer ndjson;
+    ndjson.open(QIODevice::WriteOnly);
+    QString error;
+    QVERIFY(FeedExporter::write(events, FeedExporter::Format::Ndjson, &ndjson, nullptr, nullptr, &error,
+                                s.shape()));
+    const QList<QByteArray> lines = ndjson.data().trimmed().split('\n');
+    QCOMPARE(lines.size(), 2);
+    // The same bytes a long poll of that subscription returns.
+    for (int i = 0; i < 2; ++i)
+        QCOMPARE(lines.at(i), EventRenderer::renderJson(events.at(i), s, false));
+    QVERIFY(lines.at(1).startsWith(R"({"event":")"));
+    QVERIFY(lines.at(1).contains(R"(.update","data":{"seq":2,"documentKey":)"));
+    QVERIFY(!lines.at(1).contains("fullDocument"));
 }
 
 QTEST_MAIN(tst_UiFeedModel)

@@ -5,6 +5,7 @@
 
 #include <QCheckBox>
 #include <QLabel>
+#include <QLineEdit>
 #include <QPlainTextEdit>
 #include <QSignalSpy>
 #include <QTest>
@@ -37,6 +38,7 @@ private slots:
     void combineAndSplit();
     void previewCountsRecentEvents();
     void dataAndSchemaCheckBoxesSetChanges();
+    void projectionAndEventNameValidateAsYouType();
 };
 
 void tst_UiFilterEditor::validation_data() {
@@ -179,6 +181,43 @@ void tst_UiFilterEditor::dataAndSchemaCheckBoxesSetChanges() {
     data->setChecked(false);
     QVERIFY(schema->isChecked());
     QCOMPARE(dock.editedSubscription().changes, Subscription::Changes::Schema);
+}
+
+void tst_UiFilterEditor::projectionAndEventNameValidateAsYouType() {
+    FiltersDock dock;
+    Subscription s;
+    s.id = QStringLiteral("s1");
+    s.event = EventTemplate::compile(QStringLiteral("order_{operationType}"), nullptr);
+    QVERIFY(s.setProjection(R"({"fullDocument.status": 1})", nullptr));
+    dock.setSubscriptions({s});
+    auto* projection = dock.findChild<QLineEdit*>(QStringLiteral("projection"));
+    auto* eventName = dock.findChild<QLineEdit*>(QStringLiteral("eventName"));
+    auto* error = dock.findChild<QLabel*>(QStringLiteral("shapeError"));
+    QVERIFY(projection && eventName && error);
+    QCOMPARE(projection->text(), QStringLiteral(R"({"fullDocument.status":1})"));
+    QCOMPARE(eventName->text(), QStringLiteral("order_{operationType}"));
+
+    projection->clear();
+    QTest::keyClicks(projection, QStringLiteral(R"({"fullDocument.status": 1, "fullDocument.total": 0})"));
+    QVERIFY2(error->text().contains(QStringLiteral("Cannot do exclusion on field fullDocument.total")),
+             qPrintable(error->text()));
+    bool valid = true;
+    dock.editedSubscription(&valid);
+    QVERIFY(!valid);
+
+    projection->clear();
+    QTest::keyClicks(projection, QStringLiteral("keys"));
+    QVERIFY(error->text().isEmpty());
+    eventName->clear();
+    QTest::keyClicks(eventName, QStringLiteral("{ns.coll"));
+    QVERIFY2(error->text().contains(QStringLiteral("unclosed {")), qPrintable(error->text()));
+    QTest::keyClicks(eventName, QStringLiteral("}.changed"));
+    QVERIFY(error->text().isEmpty());
+    const Subscription edited = dock.editedSubscription(&valid);
+    QVERIFY(valid);
+    QCOMPARE(edited.projection, Subscription::Projection::KeysOnly);
+    QVERIFY(edited.fieldProjection.isNull());
+    QCOMPARE(edited.event.text(), QStringLiteral("{ns.coll}.changed"));
 }
 
 QTEST_MAIN(tst_UiFilterEditor)

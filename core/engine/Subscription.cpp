@@ -21,8 +21,11 @@ QByteArray Subscription::toJson() const {
         scopes.append(entry);
     }
     envelope.insert(QStringLiteral("namespaces"), scopes);
-    envelope.insert(QStringLiteral("projection"),
-                    projection == Projection::KeysOnly ? QStringLiteral("keys") : QStringLiteral("full"));
+    if (fieldProjection.isNull())
+        envelope.insert(QStringLiteral("projection"),
+                        projection == Projection::KeysOnly ? QStringLiteral("keys") : QStringLiteral("full"));
+    if (!event.isDefault())
+        envelope.insert(QStringLiteral("event"), event.text());
     if (created.isValid())
         envelope.insert(QStringLiteral("created"), created.toUTC().toString(Qt::ISODateWithMs));
     if (!persistent)
@@ -46,8 +49,45 @@ QByteArray Subscription::toJson() const {
         const QByteArray array = QJsonDocument(quoted).toJson(QJsonDocument::Compact);
         text += array.mid(1, array.size() - 2);
     }
+    if (!fieldProjection.isNull()) {
+        // Spliced like the filter: the paths keep the order they were written in.
+        text += ",\"projection\":";
+        text += fieldProjection.json();
+    }
     text += '}';
     return text;
+}
+
+EventShape Subscription::shape(bool canonical) const {
+    tw::Projection applied = fieldProjection;
+    if (applied.isNull() && projection == Projection::KeysOnly)
+        applied = tw::Projection::keysOnly();
+    return EventShape(applied, event, canonical);
+}
+
+QByteArray Subscription::projectionJson() const {
+    if (!fieldProjection.isNull())
+        return fieldProjection.json();
+    return projection == Projection::KeysOnly ? QByteArrayLiteral("keys") : QByteArrayLiteral("full");
+}
+
+bool Subscription::setProjection(QByteArrayView text, QString* error) {
+    const QByteArray trimmed = text.toByteArray().trimmed();
+    if (trimmed.isEmpty() || trimmed == "full" || trimmed == "keys") {
+        projection = trimmed == "keys" ? Projection::KeysOnly : Projection::FullDocument;
+        fieldProjection = {};
+        return true;
+    }
+    QString projectionError;
+    tw::Projection compiled = tw::Projection::fromJson(trimmed, &projectionError);
+    if (!projectionError.isEmpty()) {
+        if (error)
+            *error = projectionError;
+        return false;
+    }
+    projection = Projection::FullDocument;
+    fieldProjection = compiled;
+    return true;
 }
 
 QString Subscription::changesName(Changes changes) {
@@ -129,16 +169,40 @@ Subscription Subscription::fromJson(QByteArrayView json, QString* error) {
         }
     }
 
-    QString projection;
-    if (!readString(object, QStringLiteral("projection"), QStringLiteral("projection"), &projection))
+    const QJsonValue projection = object.value(QStringLiteral("projection"));
+    if (projection.isObject()) {
+        // From the text, like the filter below: the paths keep their order and types.
+        Bson envelope;
+        QString projectionError;
+        if (!parseQueryJson(json, &envelope, &projectionError))
+            return failed(error, QStringLiteral("projection: %1").arg(projectionError));
+        bson_t view;
+        bson_iter_t it;
+        if (envelope.view(&view) && bson_iter_init_find(&it, &view, "projection"))
+            s.fieldProjection = tw::Projection::fromBson(copyDocument(&it), &projectionError);
+        if (!projectionError.isEmpty())
+            return failed(error, projectionError);
+    } else if (projection.isString()) {
+        const QString name = projection.toString();
+        if (name == QLatin1String("keys"))
+            s.projection = Projection::KeysOnly;
+        else if (name.isEmpty() || name == QLatin1String("full"))
+            s.projection = Projection::FullDocument;
+        else
+            return failed(error,
+                          QStringLiteral("projection: must be \"full\" or \"keys\", not \"%1\"").arg(name));
+    } else if (!projection.isUndefined() && !projection.isNull()) {
+        return failed(error, QStringLiteral("projection: must be \"full\", \"keys\" or a projection object "
+                                            "such as {\"documentKey\": 1}"));
+    }
+
+    QString eventText;
+    if (!readString(object, QStringLiteral("event"), QStringLiteral("event"), &eventText))
         return {};
-    if (projection == QLatin1String("keys"))
-        s.projection = Projection::KeysOnly;
-    else if (projection.isEmpty() || projection == QLatin1String("full"))
-        s.projection = Projection::FullDocument;
-    else
-        return failed(error,
-                      QStringLiteral("projection: must be \"full\" or \"keys\", not \"%1\"").arg(projection));
+    QString eventError;
+    s.event = EventTemplate::compile(eventText, &eventError);
+    if (!eventError.isEmpty())
+        return failed(error, eventError);
 
     QString created;
     if (!readString(object, QStringLiteral("created"), QStringLiteral("created"), &created))

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "filter/EventShape.h"
 #include "filter/Filter.h"
 #include "model/Namespace.h"
 
@@ -34,6 +35,11 @@ struct Subscription {
     QList<SourceNamespace> namespaces; // empty: every namespace of every source
     Filter filter;
     Projection projection = Projection::FullDocument;
+    // A MongoDB projection object over the event; when set it replaces the shorthand
+    // `projection` ("full" or "keys").
+    tw::Projection fieldProjection;
+    // The SSE event name (and the NDJSON "event" of a headless run); default {operationType}.
+    EventTemplate event;
     Changes changes = Changes::All;
     QDateTime created;
     bool persistent = true; // ad hoc streams are not stored in the journal
@@ -61,12 +67,20 @@ struct Subscription {
             return false;
         return event.operation() == Operation::Gap || (wantsKind(event.operation()) && filter.matches(event));
     }
+    // What a consumer of the subscription receives, in Relaxed or Canonical Extended JSON.
+    EventShape shape(bool canonical = false) const;
+    // "full", "keys" or a projection object as JSON, the way toJson() writes it.
+    QByteArray projectionJson() const;
+    // Reads "full", "keys" or a projection object (Extended JSON) into `projection` and
+    // `fieldProjection`; false with a message naming the path on error.
+    bool setProjection(QByteArrayView text, QString* error);
+
     // "all", "data", "schema"; nullopt for anything else.
     static QString changesName(Changes changes);
     static std::optional<Changes> changesFromName(const QString& name);
 
-    // {"id","name","namespaces":[{"source","ns"}],"filter":{…},"projection":"full"|"keys","created",
-    //  "changes":"all"|"data"|"schema","options":{…}}
+    // {"id","name","namespaces":[{"source","ns"}],"filter":{…},"projection":"full"|"keys"|{…},
+    //  "event":"…","created","changes":"all"|"data"|"schema","options":{…}}
     QByteArray toJson() const;
     static Subscription fromJson(QByteArrayView json, QString* error);
 };

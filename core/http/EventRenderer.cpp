@@ -2,50 +2,40 @@
 
 namespace tw {
 
-int EventRenderer::formatFor(const HttpRequest& request, const Subscription& subscription, QString* error) {
-    int format = subscription.projection == Subscription::Projection::KeysOnly ? KeysOnly : Relaxed;
+EventShape EventRenderer::shapeFor(const HttpRequest& request, const Subscription& subscription,
+                                   QString* error) {
+    bool canonical = false;
     const QString json = request.queryValue(QStringLiteral("format"));
     if (json == QLatin1String("canonical"))
-        format |= Canonical;
+        canonical = true;
     else if (!json.isEmpty() && json != QLatin1String("relaxed"))
         *error = QStringLiteral("format must be \"relaxed\" or \"canonical\", not \"%1\"").arg(json);
+    Subscription shaped = subscription;
     const QString projection = request.queryValue(QStringLiteral("projection"));
-    if (projection == QLatin1String("keys"))
-        format |= KeysOnly;
-    else if (projection == QLatin1String("full"))
-        format &= ~KeysOnly;
-    else if (!projection.isEmpty())
-        *error = QStringLiteral("projection must be \"full\" or \"keys\", not \"%1\"").arg(projection);
-    return format;
-}
-
-QByteArray EventRenderer::renderJson(const ChangeEvent& event, int format) {
-    if (format == Relaxed)
-        return event.toJson(); // rendered once at commit
-    Bson doc = event.document();
-    if (format & KeysOnly) {
-        bson_t source;
-        if (doc.view(&source)) {
-            bson_t stripped;
-            bson_init(&stripped);
-            bson_copy_to_excluding_noinit(&source, &stripped, "fullDocument", "fullDocumentBeforeChange",
-                                          static_cast<const char*>(nullptr));
-            doc = Bson::fromBsonT(&stripped);
-            bson_destroy(&stripped);
-        }
+    if (!projection.isEmpty() && !shaped.setProjection(projection.toUtf8(), error)) {
+        if (!projection.trimmed().startsWith(QLatin1Char('{')))
+            *error = QStringLiteral("projection must be \"full\", \"keys\" or a projection object such as "
+                                    "{\"documentKey\":1}, not \"%1\"")
+                         .arg(projection.left(40));
     }
-    return doc.toJson(format & Canonical ? Bson::JsonMode::Canonical : Bson::JsonMode::Relaxed);
+    if (!request.queryValues(QStringLiteral("event")).isEmpty()) {
+        QString eventError;
+        shaped.event = EventTemplate::compile(request.queryValue(QStringLiteral("event")), &eventError);
+        if (!eventError.isEmpty())
+            *error = eventError;
+    }
+    return shaped.shape(canonical);
 }
 
-QByteArray EventRenderer::renderFrame(const ChangeEvent& event, int format, qint64 id) {
-    const QByteArray json = renderJson(event, format);
-    const QByteArray op = event.operationType();
+QByteArray EventRenderer::renderFrame(const ChangeEvent& event, const EventShape& shape, qint64 id) {
+    const QByteArray json = shape.json(event);
+    const QByteArray name = shape.eventName(event);
     QByteArray frame;
-    frame.reserve(json.size() + op.size() + 40);
+    frame.reserve(json.size() + name.size() + 40);
     frame += "id: ";
     frame += QByteArray::number(id);
     frame += "\nevent: ";
-    frame += op;
+    frame += name;
     frame += "\ndata: ";
     frame += json;
     frame += "\n\n";

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "engine/Subscription.h"
+#include "filter/EventShape.h"
 #include "http/HttpAdapter.h"
 #include "model/ChangeEvent.h"
 
@@ -10,25 +11,29 @@
 
 namespace tw {
 
-// How an event is written for a client: its JSON in one of four formats, and its SSE
-// frame. The fan-out renders a frame once per event and format, whatever the number of
-// clients (SseStreams::onCommitted); the replay and the long poll render per reader.
+// How an event is written for a client: its JSON in the client's shape (projection, JSON
+// flavour, event name) and its SSE frame. The fan-out renders a frame once per event and
+// shape, whatever the number of clients (SseStreams::onCommitted); the replay and the
+// long poll render per reader through the same functions, so the bytes are the same.
 class EventRenderer {
 public:
-    // Bit 0: canonical Extended JSON; bit 1: keys only (no full documents).
-    enum Format { Relaxed = 0, Canonical = 1, KeysOnly = 2, FormatCount = 4 };
+    // The shape a request asks for (?format=relaxed|canonical, ?projection=full|keys|{…},
+    // ?event=TEMPLATE) over the subscription's own; sets `error`, naming the parameter and
+    // the path, when a value is wrong.
+    static EventShape shapeFor(const HttpRequest& request, const Subscription& subscription, QString* error);
 
-    // The format a request asks for (?format=relaxed|canonical, ?projection=full|keys)
-    // over the subscription's projection; sets `error` when a value is unknown.
-    static int formatFor(const HttpRequest& request, const Subscription& subscription, QString* error);
-
-    static QByteArray renderJson(const ChangeEvent& event, int format);
-    // id: <seq>, event: <operation>, data: <json>.
-    static QByteArray renderFrame(const ChangeEvent& event, int format) {
-        return renderFrame(event, format, event.seq());
+    // The shaped JSON of an event for a subscription, as a long poll returns it (wrapped in
+    // {"event", "data"} when the subscription names its events): what any other front end
+    // (MCP) hands its consumers.
+    static QByteArray renderJson(const ChangeEvent& event, const Subscription& subscription, bool canonical) {
+        return subscription.shape(canonical).namedJson(event);
+    }
+    // id: <seq>, event: <name>, data: <json>.
+    static QByteArray renderFrame(const ChangeEvent& event, const EventShape& shape) {
+        return renderFrame(event, shape, event.seq());
     }
     // The same with another id: a gap stands between seqs and carries none of its own.
-    static QByteArray renderFrame(const ChangeEvent& event, int format, qint64 id);
+    static QByteArray renderFrame(const ChangeEvent& event, const EventShape& shape, qint64 id);
     // A frame of our own (ready, deleted): `data` is one line of JSON; no id line when
     // `id` is negative.
     static QByteArray controlFrame(QByteArrayView event, const QByteArray& data, qint64 id = -1);

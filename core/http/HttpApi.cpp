@@ -394,13 +394,13 @@ void HttpApi::subscriptionEvents(const HttpRequest& request, HttpResponder&& out
     if (!sub)
         return m_reply.sendError(request, out, 404, noSuchSubscription(id));
     QString error;
-    const int format = EventRenderer::formatFor(request, *sub, &error);
+    const EventShape shape = EventRenderer::shapeFor(request, *sub, &error);
     if (!error.isEmpty())
         return m_reply.sendError(request, out, 400, error);
     std::optional<qint64> lastEventId;
     if (!RequestValues::lastEventId(request, &lastEventId, &error))
         return m_reply.sendError(request, out, 400, error);
-    m_streams->open(request, std::move(out), m_reply.corsHeaders(request), *sub, false, lastEventId, format);
+    m_streams->open(request, std::move(out), m_reply.corsHeaders(request), *sub, false, lastEventId, shape);
 }
 
 void HttpApi::adhocStream(const HttpRequest& request, HttpResponder&& out) {
@@ -423,12 +423,12 @@ void HttpApi::adhocStream(const HttpRequest& request, HttpResponder&& out) {
             return m_reply.sendError(request, out, 400, QStringLiteral("filter: %1").arg(error));
     }
     QString error;
-    const QString projection = request.queryValue(QStringLiteral("projection"));
-    if (projection == QLatin1String("keys"))
-        sub.projection = Subscription::Projection::KeysOnly;
-    const int format = EventRenderer::formatFor(request, sub, &error);
+    // The ad hoc subscription carries the shape, so the subscription list shows it.
+    const EventShape shape = EventRenderer::shapeFor(request, sub, &error);
     if (!error.isEmpty())
         return m_reply.sendError(request, out, 400, error);
+    sub.setProjection(request.queryValue(QStringLiteral("projection")).toUtf8(), nullptr);
+    sub.event = shape.event();
     std::optional<qint64> lastEventId;
     if (!RequestValues::lastEventId(request, &lastEventId, &error))
         return m_reply.sendError(request, out, 400, error);
@@ -440,13 +440,13 @@ void HttpApi::adhocStream(const HttpRequest& request, HttpResponder&& out) {
     // keeps its promise.
     auto responder = std::make_shared<HttpResponder>(std::move(out));
     auto kept = std::make_shared<HttpRequest>(request);
-    m_engineCalls.afterEngine([this, responder, kept, sub, lastEventId, format] {
+    m_engineCalls.afterEngine([this, responder, kept, sub, lastEventId, shape] {
         if (!responder->isOpen()) {
             m_engineCalls.removeSubscription(sub.id);
             return;
         }
         m_streams->open(*kept, std::move(*responder), m_reply.corsHeaders(*kept), sub, true, lastEventId,
-                        format);
+                        shape);
     });
 }
 

@@ -44,14 +44,14 @@ void LongPolls::closeAll() {
     m_waiters.clear();
 }
 
-QByteArray LongPolls::changesJson(const ChangeEvent* gap, const ChangeEventList& events, int format,
-                                  qint64 next, bool hasMore) {
+QByteArray LongPolls::changesJson(const ChangeEvent* gap, const ChangeEventList& events,
+                                  const EventShape& shape, qint64 next, bool hasMore) {
     JsonWriter json;
     json.beginObject().key("changes").beginArray();
     if (gap)
-        json.raw(EventRenderer::renderJson(*gap, format));
+        json.raw(shape.namedJson(*gap));
     for (const ChangeEvent& e : events)
-        json.raw(EventRenderer::renderJson(e, format));
+        json.raw(shape.namedJson(e));
     json.endArray().key("next").string(QByteArray::number(next)).key("hasMore").boolean(hasMore).endObject();
     return json.take();
 }
@@ -62,7 +62,7 @@ void LongPolls::handle(const HttpRequest& request, HttpResponder&& out, const QS
         return m_reply->sendError(request, out, 404,
                                   QStringLiteral("no subscription with id \"%1\"").arg(id));
     QString error;
-    const int format = EventRenderer::formatFor(request, *sub, &error);
+    const EventShape shape = EventRenderer::shapeFor(request, *sub, &error);
     if (!error.isEmpty())
         return m_reply->sendError(request, out, 400, error);
     qint64 after = 0;
@@ -94,14 +94,14 @@ void LongPolls::handle(const HttpRequest& request, HttpResponder&& out, const QS
     if (!chunk.events.isEmpty() || chunk.gap || hasMore || timeoutS == 0)
         return m_reply->sendJson(
             request, out, 200,
-            changesJson(chunk.gap ? &chunk.gap->event : nullptr, chunk.events, format, cursor, hasMore));
+            changesJson(chunk.gap ? &chunk.gap->event : nullptr, chunk.events, shape, cursor, hasMore));
 
     // Nothing yet: park until a matching commit or the timeout. Commits after this read
     // reach onCommitted() after we return, so none is missed.
     auto waiter = std::make_shared<Waiter>();
     waiter->id = m_nextId++;
     waiter->subscriptionId = id;
-    waiter->format = format;
+    waiter->shape = shape;
     waiter->limit = int(limit);
     waiter->cursor = cursor;
     waiter->origin = request.header("origin");
@@ -164,7 +164,7 @@ void LongPolls::answer(quint64 waiterId, const ChangeEventList& events, qint64 n
     waiter->timer->deleteLater();
     waiter->timer = nullptr;
     m_reply->sendJson(waiter->origin, waiter->out, 200,
-                      changesJson(nullptr, events, waiter->format, next, hasMore));
+                      changesJson(nullptr, events, waiter->shape, next, hasMore));
 }
 
 } // namespace tw

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "filter/EventShape.h"
 #include "http/HttpAdapter.h"
 #include "model/ChangeBatch.h"
 
@@ -38,7 +39,7 @@ private:
     struct Waiter {
         quint64 id = 0;
         QString subscriptionId;
-        int format = 0;
+        EventShape shape;
         int limit = 100;
         qint64 cursor = 0;
         HttpResponder out;
@@ -48,9 +49,9 @@ private:
 
     void answer(quint64 waiterId, const ChangeEventList& events, qint64 next, bool hasMore);
     // {"changes":[gap?, events…], "next":"<cursor>", "hasMore":bool}; the events' JSON is
-    // spliced in as rendered.
-    static QByteArray changesJson(const ChangeEvent* gap, const ChangeEventList& events, int format,
-                                  qint64 next, bool hasMore);
+    // spliced in as rendered, in the waiter's shape (EventShape::namedJson).
+    static QByteArray changesJson(const ChangeEvent* gap, const ChangeEventList& events,
+                                  const EventShape& shape, qint64 next, bool hasMore);
 
     EngineCalls* m_engineCalls; // not owned
     JournalReader* m_reader;    // not owned; the HTTP thread's replay connection

@@ -78,8 +78,11 @@ QList<SseStreams::Position> SseStreams::positions() const {
 
 void SseStreams::refreshSubscription(const Subscription& subscription) {
     for (quint64 clientId : m_clientsBySubscription.value(subscription.id))
-        if (const auto client = m_clients.value(clientId))
+        if (const auto client = m_clients.value(clientId)) {
             client->subscription = subscription;
+            if (client->shapeFollowsSubscription)
+                client->shape = subscription.shape(client->shape.isCanonical());
+        }
 }
 
 void SseStreams::closeSubscription(const QString& subscriptionId) {
@@ -98,7 +101,7 @@ void SseStreams::closeSubscription(const QString& subscriptionId) {
 
 void SseStreams::open(const HttpRequest& request, HttpResponder&& out, const HttpHeaders& cors,
                       const Subscription& subscription, bool adhoc, std::optional<qint64> lastEventId,
-                      int format) {
+                      const EventShape& shape) {
     HttpHeaders headers = cors;
     headers.emplaceBack("Content-Type", "text/event-stream; charset=utf-8");
     headers.emplaceBack("Cache-Control", "no-cache");
@@ -112,7 +115,8 @@ void SseStreams::open(const HttpRequest& request, HttpResponder&& out, const Htt
     client->id = m_nextId++;
     client->subscription = subscription;
     client->adhoc = adhoc;
-    client->format = format;
+    client->shape = shape;
+    client->shapeFollowsSubscription = shape.key() == subscription.shape(shape.isCanonical()).key();
     client->out = std::move(out);
     client->stats = std::make_shared<SseShared::ClientStats>();
     client->stats->id = client->id;
@@ -154,7 +158,7 @@ void SseStreams::open(const HttpRequest& request, HttpResponder&& out, const Htt
         m_reader, [raw](const ChangeEvent& event) { return raw->subscription.matches(event); }, *lastEventId);
     if (const std::optional<Replay::Gap> gap = client->replay->skipUnknownCursor()) {
         // An id this journal never issued: say so, and carry on from now.
-        writeFrame(raw, EventRenderer::renderFrame(gap->event, client->format, gap->id), 0);
+        writeFrame(raw, EventRenderer::renderFrame(gap->event, client->shape, gap->id), 0);
         client->cursor = client->replay->cursor();
         goLive(raw);
         return;
@@ -189,13 +193,13 @@ void SseStreams::replayStep(quint64 clientId) {
         return;
     }
     if (chunk.gap)
-        writeFrame(client.get(), EventRenderer::renderFrame(chunk.gap->event, client->format, chunk.gap->id),
+        writeFrame(client.get(), EventRenderer::renderFrame(chunk.gap->event, client->shape, chunk.gap->id),
                    0);
     if (!chunk.events.isEmpty()) {
         QByteArray bytes;
         int count = 0;
         for (const ChangeEvent& e : chunk.events) {
-            bytes += EventRenderer::renderFrame(e, client->format);
+            bytes += EventRenderer::renderFrame(e, client->shape);
             ++count;
             client->lastSent = e.seq();
             // One step writes about a high-water mark's worth, so a history of large
@@ -224,7 +228,7 @@ void SseStreams::goLive(Client* client) {
     for (const ChangeEvent& e : std::as_const(client->buffer)) {
         if (e.seq() <= client->cursor)
             continue;
-        bytes += EventRenderer::renderFrame(e, client->format);
+        bytes += EventRenderer::renderFrame(e, client->shape);
         client->cursor = e.seq();
         client->lastSent = e.seq();
         ++count;
@@ -306,14 +310,14 @@ void SseStreams::sendKeepAlive() {
 
 void SseStreams::onCommitted(const CommittedBatch& batch) {
     m_head = std::max(m_head, batch.lastSeq);
-    // Frames are built at most once per event and format for the whole batch, and a
-    // subscription's run of frames is concatenated once: every client of it gets the
-    // same bytes in one write.
-    QHash<qint64, QByteArray> frames[EventRenderer::FormatCount];
-    auto frameOf = [&frames](const ChangeEvent& e, int format) -> const QByteArray& {
-        QByteArray& slot = frames[format][e.seq()];
+    // Frames are built at most once per event and shape (EventShape::key()) for the whole
+    // batch, and a subscription's run of frames is concatenated once per shape: every
+    // client of it with that shape gets the same bytes in one write.
+    QHash<QByteArray, QHash<qint64, QByteArray>> frames;
+    auto frameOf = [&frames](const ChangeEvent& e, const EventShape& shape) -> const QByteArray& {
+        QByteArray& slot = frames[shape.key()][e.seq()];
         if (slot.isEmpty())
-            slot = EventRenderer::renderFrame(e, format);
+            slot = EventRenderer::renderFrame(e, shape);
         return slot;
     };
 
@@ -326,7 +330,7 @@ void SseStreams::onCommitted(const CommittedBatch& batch) {
             continue;
         const qint64 firstSeq = events.first().seq();
         const qint64 lastSeq = events.last().seq();
-        QByteArray runs[EventRenderer::FormatCount];
+        QHash<QByteArray, QByteArray> runs;
         const QList<quint64> ids = *clientsIt; // writeFrame may close clients
         for (quint64 id : ids) {
             Client* c = m_clients.value(id).get();
@@ -346,10 +350,10 @@ void SseStreams::onCommitted(const CommittedBatch& batch) {
             if (lastSeq <= c->cursor)
                 continue;
             if (firstSeq > c->cursor) {
-                QByteArray& run = runs[c->format];
+                QByteArray& run = runs[c->shape.key()];
                 if (run.isEmpty()) {
                     for (const ChangeEvent& e : events)
-                        run += frameOf(e, c->format);
+                        run += frameOf(e, c->shape);
                 }
                 c->cursor = c->lastSent = lastSeq;
                 writeFrame(c, run, int(events.size()));
@@ -360,7 +364,7 @@ void SseStreams::onCommitted(const CommittedBatch& batch) {
             for (const ChangeEvent& e : events) {
                 if (e.seq() <= c->cursor)
                     continue;
-                bytes += frameOf(e, c->format);
+                bytes += frameOf(e, c->shape);
                 ++count;
             }
             c->cursor = c->lastSent = lastSeq;

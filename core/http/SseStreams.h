@@ -46,11 +46,13 @@ public:
     // live; from now when there is none. `adhoc`: the subscription is removed with the
     // client. `cors` are the headers the request earned.
     void open(const HttpRequest& request, HttpResponder&& out, const HttpHeaders& cors,
-              const Subscription& subscription, bool adhoc, std::optional<qint64> lastEventId, int format);
+              const Subscription& subscription, bool adhoc, std::optional<qint64> lastEventId,
+              const EventShape& shape);
     void onCommitted(const tw::CommittedBatch& batch);
 
     QStringList subscriptionIds() const { return m_clientsBySubscription.keys(); }
-    // A changed subscription: replay matches with the new snapshot from now on.
+    // A changed subscription: replay matches with the new snapshot from now on, and the
+    // clients that took the subscription's shape take its new one.
     void refreshSubscription(const Subscription& subscription);
     // The subscription is gone: its clients get a `deleted` event and are closed.
     void closeSubscription(const QString& subscriptionId);
@@ -82,7 +84,9 @@ private:
         quint64 id = 0;
         Subscription subscription; // snapshot, for replay matching
         bool adhoc = false;        // an engine subscription we created for /v1/streams
-        int format = EventRenderer::Relaxed;
+        EventShape shape;          // what the client receives; clients of one shape share the frames
+        // No ?projection= or ?event= of its own: a changed subscription changes its shape.
+        bool shapeFollowsSubscription = true;
         HttpResponder out;
         State state = State::Replaying;
         std::optional<Replay> replay; // while replaying; its matcher reads `subscription`

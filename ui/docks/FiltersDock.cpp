@@ -135,7 +135,23 @@ FiltersDock::FiltersDock(QWidget* parent)
     form->setContentsMargins(0, 0, 0, 0);
     m_name = new QLineEdit(body);
     form->addRow(tr("Name:"), m_name);
+    m_projection = new QLineEdit(body);
+    m_projection->setObjectName(QStringLiteral("projection"));
+    m_projection->setPlaceholderText(tr("full, keys or {\"documentKey\": 1, \"fullDocument.title\": 1}"));
+    m_projection->setToolTip(tr("What each event keeps: a MongoDB projection over the change event"));
+    form->addRow(tr("Projection:"), m_projection);
+    m_event = new QLineEdit(body);
+    m_event->setObjectName(QStringLiteral("eventName"));
+    m_event->setPlaceholderText(QStringLiteral("{operationType}"));
+    m_event->setToolTip(tr("The SSE event name: a constant, or fields such as {ns.coll}.{operationType}"));
+    form->addRow(tr("Event name:"), m_event);
     layout->addLayout(form);
+    m_shapeError = new QLabel(body);
+    m_shapeError->setObjectName(QStringLiteral("shapeError"));
+    m_shapeError->setWordWrap(true);
+    m_shapeError->setStyleSheet(QStringLiteral("color: #b00020"));
+    m_shapeError->hide();
+    layout->addWidget(m_shapeError);
 
     auto* nsLabel =
         new QLabel(tr("<b>Namespaces</b> <span style='color:gray'>(none ticked: all)</span>"), body);
@@ -215,6 +231,11 @@ FiltersDock::FiltersDock(QWidget* parent)
     });
     connect(m_editor, &FilterEditor::validated, this, &FiltersDock::onEdited);
     connect(m_name, &QLineEdit::textEdited, this, &FiltersDock::onEdited);
+    for (QLineEdit* field : {m_projection, m_event})
+        connect(field, &QLineEdit::textEdited, this, [this] {
+            validateShape();
+            onEdited();
+        });
     connect(m_namespaces, &QListWidget::itemChanged, this, &FiltersDock::onEdited);
     connect(m_combo, &QComboBox::currentIndexChanged, this, [this](int index) {
         if (m_loading || index < 0 || index >= m_subscriptions.size())
@@ -325,6 +346,10 @@ void FiltersDock::load(const Subscription& subscription) {
                         (box == m_schemaChanges) == (subscription.changes == Subscription::Changes::Schema));
     }
     m_editor->setText(user.trimmed());
+    const QByteArray projection = subscription.projectionJson();
+    m_projection->setText(projection == "full" ? QString() : QString::fromUtf8(projection));
+    m_event->setText(subscription.event.text());
+    validateShape();
     m_dirty = false;
     m_loading = false;
     updateButtons();
@@ -347,9 +372,27 @@ Subscription FiltersDock::editedSubscription(bool* valid) const {
                                               : Subscription::Changes::All;
     QString error;
     s.filter = Filter::compile(combineFilter(m_editor->text(), excluded), &error);
+    const bool shaped = applyShape(&s).isEmpty();
     if (valid)
-        *valid = m_editor->isValid() && s.filter.isValid();
+        *valid = m_editor->isValid() && s.filter.isValid() && shaped;
     return s;
+}
+
+QString FiltersDock::applyShape(Subscription* s) const {
+    QString error;
+    if (!s->setProjection(m_projection->text().toUtf8(), &error))
+        return error;
+    s->event = EventTemplate::compile(m_event->text().trimmed(), &error);
+    return error;
+}
+
+void FiltersDock::validateShape() {
+    Subscription scratch;
+    const QString error = applyShape(&scratch);
+    m_shapeValid = error.isEmpty();
+    m_shapeError->setText(error);
+    m_shapeError->setVisible(!m_shapeValid);
+    updateButtons();
 }
 
 void FiltersDock::onEdited() {
@@ -362,11 +405,13 @@ void FiltersDock::onEdited() {
 
 void FiltersDock::updateButtons() {
     const bool haveSubscription = !m_loaded.id.isEmpty();
-    m_apply->setEnabled(haveSubscription && m_dirty && m_editor->isValid());
+    m_apply->setEnabled(haveSubscription && m_dirty && m_editor->isValid() && m_shapeValid);
     m_revert->setEnabled(haveSubscription && m_dirty);
     m_delete->setEnabled(haveSubscription);
     m_name->setEnabled(haveSubscription);
     m_editor->setEnabled(haveSubscription);
+    m_projection->setEnabled(haveSubscription);
+    m_event->setEnabled(haveSubscription);
 }
 
 void FiltersDock::updatePreview() {

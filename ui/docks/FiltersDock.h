@@ -17,10 +17,10 @@ namespace tw::ui {
 
 class FilterEditor;
 
-// Edits one subscription: name, namespaces, operation types and the JSON filter,
-// validated as you type, with "N of the last M events would match" computed against
-// recent events before anything is applied. Apply hands the edited subscription to
-// the main window, which gives it to the engine.
+// Edits one subscription: name, namespaces, operation types, the JSON filter and what a
+// consumer receives (a projection and an SSE event name), validated as you type, with "N of the last M events
+// would match" computed against recent events before anything is applied. Apply hands the edited subscription
+// to the main window, which gives it to the engine.
 class FiltersDock : public QDockWidget {
     Q_OBJECT
 public:
@@ -58,6 +58,10 @@ private:
     void load(const Subscription& subscription);
     void onEdited();
     void updateButtons();
+    // Compiles the projection and event-name fields into `s`; the message names what is
+    // wrong (empty when both are fine).
+    QString applyShape(Subscription* s) const;
+    void validateShape();
 
     SubscriptionList m_subscriptions;
     Subscription m_loaded;
@@ -67,10 +71,14 @@ private:
     QTimer m_refreshTimer;
     bool m_dirty = false;
     bool m_loading = false;
+    bool m_shapeValid = true;
 
     QComboBox* m_combo = nullptr; // children, all of them
     QPushButton* m_delete = nullptr;
     QLineEdit* m_name = nullptr;
+    QLineEdit* m_projection = nullptr;
+    QLineEdit* m_event = nullptr;
+    QLabel* m_shapeError = nullptr;
     QListWidget* m_namespaces = nullptr;
     QList<QCheckBox*> m_operations;
     QCheckBox* m_dataChanges = nullptr; // with m_schemaChanges: Subscription::changes

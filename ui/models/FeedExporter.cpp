@@ -41,7 +41,8 @@ FeedExporter::Format FeedExporter::formatForPath(const QString& path) {
 }
 
 bool FeedExporter::write(const ChangeEventList& events, Format format, QIODevice* out,
-                         std::atomic<qint64>* progress, const std::atomic<bool>* cancel, QString* error) {
+                         std::atomic<qint64>* progress, const std::atomic<bool>* cancel, QString* error,
+                         const EventShape& shape) {
     const auto failed = [&] {
         if (error)
             *error = out->errorString();
@@ -60,7 +61,7 @@ bool FeedExporter::write(const ChangeEventList& events, Format format, QIODevice
         if (format == Format::Csv) {
             chunk += csvRow(e);
         } else {
-            chunk += e.toJson();
+            chunk += shape.namedJson(e);
             chunk += '\n';
         }
         ++done;
