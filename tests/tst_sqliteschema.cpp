@@ -1,4 +1,5 @@
 #include "EngineFixture.h"
+#include "sources/sqlite/SqliteSource.h"
 
 #include <QtTest>
 
@@ -15,6 +16,8 @@ private Q_SLOTS:
     void indexCreateAndDropCarryTheIndexSpec();
     void addAndRenameColumnAreModifyWithoutFalseUpdates();
     void renamedTableIsRenameWithTo();
+    void renameRightAfterReadyOnANewJournalIsReported();
+    void dropAndCreateInOneCommitIsNoRename();
     void droppedTableIsOneDropWithoutItsIndexes();
     void schemaChangedWhileClosedIsReportedAfterRestart();
     void oldCheckpointWithoutSchemaResumesQuietly();
@@ -174,6 +177,61 @@ void TestSqliteSchema::renamedTableIsRenameWithTo() {
     QCOMPARE(f.events[1].ns().toString(), QStringLiteral("main.orders"));
     QCOMPARE(f.events[2].operation(), Operation::Insert);
     QCOMPARE(fieldJson(f.events[2].fullDocument(), "status"), QStringLiteral("\"new\""));
+}
+
+// On a new journal there is no stored schema: the copy is taken by watch() itself, so a
+// rename made after watchReady and before the first scan is still reported.
+void TestSqliteSchema::renameRightAfterReadyOnANewJournalIsReported() {
+    SqliteSource source(QStringLiteral("shop"), dbPath());
+    source.setPollIntervalMs(2000); // the first scan comes well after the rename
+    QList<ChangeEvent> events;
+    connect(&source, &Source::batchReady, this,
+            [&](const ChangeBatch& batch) { events.append(batch.events); });
+    QSignalSpy ready(&source, &Source::watchReady);
+    source.start(SourceRestore{});
+    source.watch(Namespace{QStringLiteral("main"), QStringLiteral("orders")}, WatchOptions{});
+    QCOMPARE(ready.size(), 1);
+    QCOMPARE(runSqlite3(dbPath(), QStringLiteral("ALTER TABLE orders RENAME TO purchases;")), QString());
+    QTRY_VERIFY_WITH_TIMEOUT(!events.isEmpty(), 10000);
+    QCOMPARE(events.first().operation(), Operation::Rename);
+    QCOMPARE(events.first().renameTarget().toString(), QStringLiteral("main.purchases"));
+    source.stop();
+}
+
+// Everything in one commit, read by one scan: a rename and a new table of the old name
+// are a rename, a create and the new table's row as an insert; a drop and a create that
+// reuses the freed root page are a drop and a create, not a rename.
+void TestSqliteSchema::dropAndCreateInOneCommitIsNoRename() {
+    SqliteSource source(QStringLiteral("shop"), dbPath());
+    source.setPollIntervalMs(1000);
+    QList<ChangeEvent> events;
+    connect(&source, &Source::batchReady, this,
+            [&](const ChangeBatch& batch) { events.append(batch.events); });
+    source.start(SourceRestore{});
+    source.watch(Namespace{QStringLiteral("main"), QString()}, WatchOptions{});
+    QCOMPARE(runSqlite3(dbPath(), QStringLiteral("BEGIN; ALTER TABLE orders RENAME TO purchases;"
+                                                 "CREATE TABLE orders(id INTEGER PRIMARY KEY, status TEXT);"
+                                                 "INSERT INTO orders(status) VALUES('new'); COMMIT;")),
+             QString());
+    QTRY_COMPARE_WITH_TIMEOUT(events.size(), 3, 10000);
+    QCOMPARE(events[0].operation(), Operation::Rename);
+    QCOMPARE(events[0].ns().toString(), QStringLiteral("main.orders"));
+    QCOMPARE(events[0].renameTarget().toString(), QStringLiteral("main.purchases"));
+    QCOMPARE(events[1].operationType(), QByteArray("create"));
+    QCOMPARE(events[1].ns().toString(), QStringLiteral("main.orders"));
+    QCOMPARE(events[2].operation(), Operation::Insert);
+    QCOMPARE(events[2].ns().toString(), QStringLiteral("main.orders"));
+
+    events.clear();
+    QCOMPARE(
+        runSqlite3(dbPath(), QStringLiteral("BEGIN; DROP TABLE purchases; CREATE TABLE marker(x); COMMIT;")),
+        QString());
+    QTRY_COMPARE_WITH_TIMEOUT(events.size(), 2, 10000);
+    QCOMPARE(events[0].operation(), Operation::Drop);
+    QCOMPARE(events[0].ns().toString(), QStringLiteral("main.purchases"));
+    QCOMPARE(events[1].operationType(), QByteArray("create"));
+    QCOMPARE(events[1].ns().toString(), QStringLiteral("main.marker"));
+    source.stop();
 }
 
 void TestSqliteSchema::droppedTableIsOneDropWithoutItsIndexes() {

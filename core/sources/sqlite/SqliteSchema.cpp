@@ -198,13 +198,28 @@ SqliteSchema SqliteSchema::deserialize(const QByteArray& bytes) {
 
 QHash<QString, QString> SqliteSchema::renames(const SqliteSchema& before, const SqliteSchema& after) {
     QHash<QString, QString> result;
-    QHash<qint64, QString> goneByRoot;
+    // A name whose b-tree moved no longer denotes the table it did: that table is gone
+    // under this name, and may live on under another (renamed, then the name reused).
+    const auto moved = [](const SqliteSchema& other, const Entry& e) {
+        const auto it = other.m_entries.constFind(e.name);
+        return it == other.m_entries.constEnd() || it->isIndex || it->rootPage != e.rootPage;
+    };
+    QHash<qint64, const Entry*> goneByRoot;
     for (const Entry& e : before.m_entries)
-        if (!e.isIndex && !after.hasTable(e.name))
-            goneByRoot.insert(e.rootPage, e.name);
-    for (const Entry& e : after.m_entries)
-        if (!e.isIndex && !before.hasTable(e.name) && goneByRoot.contains(e.rootPage))
-            result.insert(goneByRoot.take(e.rootPage), e.name);
+        if (!e.isIndex && moved(after, e))
+            goneByRoot.insert(e.rootPage, &e);
+    // ALTER TABLE … RENAME keeps the root page and every column. A new table that only
+    // reuses the freed root page of a dropped one (DROP and CREATE in one commit) has
+    // other columns, and is not a rename.
+    for (const Entry& e : after.m_entries) {
+        if (e.isIndex || !moved(before, e))
+            continue;
+        const auto gone = goneByRoot.constFind(e.rootPage);
+        if (gone != goneByRoot.constEnd() && (*gone)->columns == e.columns) {
+            result.insert((*gone)->name, e.name);
+            goneByRoot.erase(gone);
+        }
+    }
     return result;
 }
 
@@ -283,7 +298,10 @@ ChangeEventList SqliteSchema::diff(const SqliteSchema& before, const SqliteSchem
         out.append(e);
     }
     for (const QString& name : names) {
-        if (!after.hasTable(name) || before.hasTable(name) || renamedTo.contains(name) || !inScope(name))
+        // A name renamed away and taken by a new table in the same commit is a create.
+        const bool reused = renamed.contains(name);
+        if (!after.hasTable(name) || (before.hasTable(name) && !reused) || renamedTo.contains(name) ||
+            !inScope(name))
             continue;
         ChangeEvent e = event(name, Operation::Ddl, "create");
         describe(e, "{\"columns\":" + jsonText(after.m_entries.value(name).columns) + '}');
@@ -292,7 +310,8 @@ ChangeEventList SqliteSchema::diff(const SqliteSchema& before, const SqliteSchem
     for (const QString& name : names) {
         if (!after.hasTable(name) || !inScope(name))
             continue;
-        const QString oldName = renamed.key(name, before.hasTable(name) ? name : QString());
+        const QString oldName =
+            renamed.key(name, before.hasTable(name) && !renamed.contains(name) ? name : QString());
         if (oldName.isEmpty())
             continue;
         const Entry& was = before.m_entries[oldName];

@@ -133,6 +133,7 @@ void SqliteSource::watch(const Namespace& ns, const WatchOptions& options) {
             Q_EMIT watchFailed(id(), ns, error);
             return;
         }
+        takeSchemaBaseline(out);
         out.flush(true);
         if (m_status.state != SourceStatus::State::Watching)
             setStatus(SourceStatus::State::Watching);
@@ -180,6 +181,7 @@ void SqliteSource::watch(const Namespace& ns, const WatchOptions& options) {
         Q_EMIT watchFailed(id(), ns, error);
         return;
     }
+    takeSchemaBaseline(out);
     out.flush(true);
     if (m_status.state != SourceStatus::State::Watching)
         setStatus(SourceStatus::State::Watching);
@@ -236,6 +238,14 @@ bool SqliteSource::watchAll(SqlitePending& out, QString* error) {
     return true;
 }
 
+void SqliteSource::takeSchemaBaseline(SqlitePending& out) {
+    // watchReady promises that every later change is reported, schema changes
+    // included: without a stored copy (a new journal), take it now rather than at the
+    // first scan, or a rename or drop made before that scan would pass unseen.
+    if (m_schema.isNull())
+        checkSchema(out);
+}
+
 void SqliteSource::checkSchema(SqlitePending& out) {
     // schema_version moves with every schema change: one integer read per commit keeps
     // the comparison off the latency path when only rows changed.
@@ -258,6 +268,12 @@ void SqliteSource::checkSchema(SqlitePending& out) {
         const auto inScope = [this](const QString& table) { return m_watchAll || m_tables.contains(table); };
         out.batch.events.append(
             SqliteSchema::diff(m_schema, now, id(), QDateTime::currentMSecsSinceEpoch(), inScope));
+        // A watched name renamed away and taken by a new table: its rows are new rows,
+        // reported as inserts after its `create`, not a baseline.
+        const QHash<QString, QString> renamed = SqliteSchema::renames(m_schema, now);
+        for (auto it = renamed.constBegin(); it != renamed.constEnd(); ++it)
+            if (m_tables.contains(it.key()) && now.hasTable(it.key()) && !m_tables[it.key()].capture)
+                addCreatedTable(it.key());
         if (m_watchAll) {
             // A renamed table keeps its rows: they are its baseline, not inserts.
             const QList<QString> renamedTo = SqliteSchema::renames(m_schema, now).values();

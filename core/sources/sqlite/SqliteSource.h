@@ -63,6 +63,7 @@ private:
     bool watchAll(SqlitePending& out, QString* error);
     // Compares the schema with m_schema when schema_version moved (inside scan()'s read
     // transaction) and queues the events for the watched tables.
+    void takeSchemaBaseline(SqlitePending& out);
     void checkSchema(SqlitePending& out);
     SqlitePending pending(); // a batch that leaves through publishBatch()
 
