@@ -80,8 +80,11 @@ int McpRunner::start() {
     connect(m_session.get(), &AppSession::journalFailed, this,
             [](const QString& message) { logLine(QStringLiteral("journal: %1 (retrying)").arg(message)); });
 
-    if (!m_options.workspace.isEmpty())
+    if (!m_options.workspace.isEmpty()) {
         m_session->applyWorkspace(workspace);
+        // Sources and watches the control tools change are kept in the same file.
+        m_session->setWorkspacePath(m_options.workspace);
+    }
     if (!m_options.source.isEmpty()) {
         const bool sqlite = SourceUri(m_options.source).isSqlite();
         ConnectionSpec spec;

@@ -45,10 +45,9 @@ QString McpResources::uriFor(const QString& sourceId, const Namespace& ns) {
 
 QList<McpResources::Scope> McpResources::watched() const {
     QList<Scope> scopes;
-    const QList<ConnectionSpec> connections = m_session->connections();
-    for (const ConnectionSpec& spec : connections)
-        for (const Namespace& ns : spec.watches)
-            scopes.append(Scope{spec.id, ns});
+    const QList<SourceNamespace> watched = m_session->engine()->watchedScopes();
+    for (const SourceNamespace& scope : watched)
+        scopes.append(Scope{scope.sourceId, scope.ns});
     return scopes;
 }
 

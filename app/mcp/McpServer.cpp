@@ -34,6 +34,18 @@ McpServer::McpServer(AppSession* session, QObject* parent)
     // The session emits on this thread, so polls and resources see commits in order.
     connect(session, &AppSession::committed, m_tools->polls(), &McpPolls::onCommitted);
     connect(session, &AppSession::committed, m_resources, &McpResources::onCommitted);
+    // What is watched changed, by any front end: clients re-read resources/list.
+    // Not before initialize: the lifecycle lets a server speak first only with pings
+    // and logs.
+    const auto listChanged = [this] {
+        if (m_version.isEmpty())
+            return;
+        Q_EMIT messageReady(
+            JsonRpc::notification(QStringLiteral("notifications/resources/list_changed"), {}));
+    };
+    connect(session, &AppSession::watchReady, this, listChanged);
+    connect(session, &AppSession::connectionRemoved, this, listChanged);
+    connect(m_tools, &McpTools::watchesChanged, this, listChanged);
     connect(m_resources, &McpResources::updated, this, [this](const QString& uri) {
         Q_EMIT messageReady(JsonRpc::notification(QStringLiteral("notifications/resources/updated"),
                                                   QJsonObject{{QStringLiteral("uri"), uri}}));
@@ -113,7 +125,7 @@ QJsonObject McpServer::initialize(const QJsonObject& params, JsonRpc::Error* err
         {QStringLiteral("capabilities"),
          QJsonObject{{QStringLiteral("tools"), QJsonObject{{QStringLiteral("listChanged"), false}}},
                      {QStringLiteral("resources"), QJsonObject{{QStringLiteral("subscribe"), true},
-                                                               {QStringLiteral("listChanged"), false}}}}},
+                                                               {QStringLiteral("listChanged"), true}}}}},
         {QStringLiteral("serverInfo"),
          QJsonObject{{QStringLiteral("name"), QStringLiteral("tidewatch")},
                      {QStringLiteral("title"), QStringLiteral("Tidewatch")},

@@ -115,6 +115,44 @@ const char* const kTools = R"json([
     },
     "required": ["subscriptions", "total_count"]
   }
+},
+{
+  "name": "list_sources",
+  "title": "List sources",
+  "description": "The databases Tidewatch watches: id, URI (password hidden), state and watched namespaces.",
+  "inputSchema": {"type": "object", "properties": {}, "additionalProperties": false},
+  "outputSchema": {"type": "object", "properties": {"sources": {"type": "array", "items": {"type": "object"}}},
+    "required": ["sources"]}
+},
+{
+  "name": "list_namespaces",
+  "title": "List a source's namespaces",
+  "description": "The tables, collections and views of a source, and whether each is watched.",
+  "inputSchema": {"type": "object", "properties": {"source": {"type": "string", "description": "A source id from list_sources"}},
+    "required": ["source"], "additionalProperties": false},
+  "outputSchema": {"type": "object", "properties": {"namespaces": {"type": "array", "items": {"type": "object"}}},
+    "required": ["namespaces"]}
+},
+{
+  "name": "watch",
+  "title": "Watch a namespace",
+  "description": "Starts watching a namespace of a source; answers once the watch is live, with the seq its changes follow.",
+  "inputSchema": {"type": "object", "properties": {
+      "source": {"type": "string", "description": "A source id from list_sources"},
+      "namespace": {"type": "string", "description": "A table (SQLite), db.coll or a whole db (MongoDB)"},
+      "options": {"type": "object", "description": "Watch options, as the HTTP API's watch body takes them"}},
+    "required": ["source", "namespace"], "additionalProperties": false},
+  "outputSchema": {"type": "object", "properties": {"source": {"type": "string"}, "ns": {"type": "string"},
+    "live": {"type": "boolean"}, "seq": {"type": "integer"}}}
+},
+{
+  "name": "unwatch",
+  "title": "Stop watching a namespace",
+  "description": "Stops watching a namespace; its journaled changes stay.",
+  "inputSchema": {"type": "object", "properties": {"source": {"type": "string"}, "namespace": {"type": "string"}},
+    "required": ["source", "namespace"], "additionalProperties": false},
+  "outputSchema": {"type": "object", "properties": {"source": {"type": "string"}, "namespace": {"type": "string"},
+    "unwatched": {"type": "boolean"}}, "required": ["source", "namespace", "unwatched"]}
 }
 ])json";
 

@@ -3,6 +3,7 @@
 #include "McpToolSchemas.h"
 
 #include "AppSession.h"
+#include "http/SourceControl.h"
 #include "sources/SourceUri.h"
 
 #include <QJsonDocument>
@@ -91,6 +92,8 @@ void McpTools::call(const QString& name, const QJsonObject& arguments, const QSt
         unsubscribe(arguments, wrap);
     else if (name == QLatin1String("get_subscriptions"))
         getSubscriptions(arguments, wrap);
+    else
+        control(name, arguments, done);
 }
 
 void McpTools::cancel(const QString& key) {
@@ -264,6 +267,47 @@ void McpTools::getSubscriptions(const QJsonObject& arguments, const Done& done) 
             list.append(describe(subscription));
     done(nullptr,
          QJsonObject{{QStringLiteral("subscriptions"), list}, {QStringLiteral("total_count"), list.size()}});
+}
+
+void McpTools::control(const QString& name, const QJsonObject& arguments, const Done& done) {
+    const QString source = arguments.value(QLatin1String("source")).toString();
+    const QString ns = arguments.value(QLatin1String("namespace")).toString();
+    // The control answers in HTTP terms: a client mistake (400, 404, 409) is bad input;
+    // anything else that failed is the tool's own error, which the client can show.
+    const auto reply = [this, name, source, ns, done](const ControlReply& answer) {
+        const QString message = answer.body.value(QLatin1String("error")).toString();
+        if (answer.status == 400 || answer.status == 404 || answer.status == 409) {
+            const JsonRpc::Error e = invalid(QStringLiteral("%1: %2").arg(name, message));
+            return done(&e, {});
+        }
+        if (answer.status >= 300) {
+            QJsonObject failed = toolResult(answer.body);
+            failed.insert(QStringLiteral("isError"), true);
+            failed.insert(QStringLiteral("content"),
+                          QJsonArray{QJsonObject{
+                              {QStringLiteral("type"), QStringLiteral("text")},
+                              {QStringLiteral("text"),
+                               QStringLiteral("%1: %2 (status %3)").arg(name, message).arg(answer.status)}}});
+            return done(nullptr, failed);
+        }
+        QJsonObject body = answer.body;
+        if (name == QLatin1String("unwatch"))
+            body = QJsonObject{{QStringLiteral("source"), source},
+                               {QStringLiteral("namespace"), ns},
+                               {QStringLiteral("unwatched"), true}};
+        if (name == QLatin1String("watch") || name == QLatin1String("unwatch"))
+            Q_EMIT watchesChanged();
+        done(nullptr, toolResult(body));
+    };
+    SourceControl* control = m_session->control();
+    if (name == QLatin1String("list_sources"))
+        control->listSources(this, reply);
+    else if (name == QLatin1String("list_namespaces"))
+        control->listNamespaces(source, this, reply);
+    else if (name == QLatin1String("watch"))
+        control->watch(source, ns, arguments.value(QLatin1String("options")).toObject(), this, reply);
+    else if (name == QLatin1String("unwatch"))
+        control->unwatch(source, ns, this, reply);
 }
 
 } // namespace tw::mcp

@@ -38,11 +38,16 @@ public:
     // The tool result for a structured value: {content:[{type:text}], structuredContent}.
     static QJsonObject toolResult(const QJsonObject& structured);
 
+Q_SIGNALS:
+    void watchesChanged(); // a watch or unwatch through the tools succeeded
+
 private:
     void subscribeChanges(const QJsonObject& arguments, const Done& done);
     void pollChanges(const QJsonObject& arguments, const QString& key, const Done& done);
     void unsubscribe(const QJsonObject& arguments, const Done& done);
     void getSubscriptions(const QJsonObject& arguments, const Done& done);
+    // list_sources, list_namespaces, watch, unwatch: through the session's SourceControl.
+    void control(const QString& name, const QJsonObject& arguments, const Done& done);
     QJsonObject describe(const Subscription& subscription) const;
     bool resolveScope(const QString& collectionId, QString* sourceId, Namespace* ns, QString* error) const;
 
