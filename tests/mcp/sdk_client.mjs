@@ -79,7 +79,10 @@ await client.ping();
 
 const { tools } = await client.listTools();
 const names = tools.map((t) => t.name);
-for (const name of ['subscribe_changes', 'poll_changes', 'unsubscribe', 'get_subscriptions'])
+for (const name of [
+  'subscribe_changes', 'poll_changes', 'unsubscribe', 'get_subscriptions',
+  'list_sources', 'list_namespaces', 'watch', 'unwatch',
+])
   assert.ok(names.includes(name), `tools/list has ${name}: ${names}`);
 for (const tool of tools) {
   assert.equal(tool.inputSchema.type, 'object');
@@ -152,6 +155,23 @@ await assert.rejects(
   /poll_token/,
 );
 await assert.rejects(client.callTool({ name: 'no_such_tool', arguments: {} }), /unknown tool/);
+
+// Run-time control: a table made now is listed, watched and unwatched.
+sqlite('CREATE TABLE notes(id INTEGER PRIMARY KEY, text TEXT);');
+const sources = (await client.callTool({ name: 'list_sources', arguments: {} })).structuredContent.sources;
+assert.deepEqual(sources.map((s) => s.id), ['shop']);
+const namespaces = (await client.callTool({ name: 'list_namespaces', arguments: { source: 'shop' } }))
+  .structuredContent.namespaces;
+assert.ok(namespaces.some((n) => n.ns.endsWith('notes') && !n.watched), JSON.stringify(namespaces));
+const watched = await client.callTool({ name: 'watch', arguments: { source: 'shop', namespace: 'notes' } });
+assert.equal(watched.structuredContent.live, true, JSON.stringify(watched));
+assert.ok((await client.listResources()).resources.some((r) => r.uri.endsWith('main.notes')));
+const unwatched = await client.callTool({ name: 'unwatch', arguments: { source: 'shop', namespace: 'notes' } });
+assert.equal(unwatched.structuredContent.unwatched, true);
+await assert.rejects(
+  client.callTool({ name: 'watch', arguments: { source: 'shop', namespace: 'no_such_table' } }),
+  /watch:/,
+);
 
 const cancelled = await client.callTool({ name: 'unsubscribe', arguments: { subscription_id: subscription } });
 assert.equal(cancelled.structuredContent.cancelled, true);
