@@ -2,8 +2,7 @@
 
 #include "mcp/McpServer.h"
 #include "mcp/McpStdio.h"
-
-#include "sources/SourceUri.h"
+#include "mcp/McpTools.h"
 
 #include <QCoreApplication>
 
@@ -86,16 +85,12 @@ int McpRunner::start() {
         m_session->setWorkspacePath(m_options.workspace);
     }
     if (!m_options.source.isEmpty()) {
-        const bool sqlite = SourceUri(m_options.source).isSqlite();
         ConnectionSpec spec;
         spec.id = m_options.sourceId;
         spec.uri = m_options.source;
         spec.captureMode = m_options.capture;
         for (const QString& text : std::as_const(m_options.watches))
-            spec.watches.append(sqlite
-                                    ? Namespace{QStringLiteral("main"),
-                                                text.startsWith(QLatin1String("main.")) ? text.mid(5) : text}
-                                    : Namespace::fromString(text));
+            spec.watches.append(mcp::McpTools::namespaceIn(spec.uri, text));
         if (!m_session->addConnection(spec, &error)) {
             logLine(error);
             return 2;

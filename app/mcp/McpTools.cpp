@@ -100,6 +100,13 @@ void McpTools::cancel(const QString& key) {
     m_polls.cancel(key);
 }
 
+Namespace McpTools::namespaceIn(const QString& uri, const QString& text) {
+    if (SourceUri(uri).isSqlite())
+        return Namespace{QStringLiteral("main"),
+                         text.startsWith(QLatin1String("main.")) ? text.mid(5) : text};
+    return Namespace::fromString(text);
+}
+
 bool McpTools::resolveScope(const QString& collectionId, QString* sourceId, Namespace* ns,
                             QString* error) const {
     // "source/namespace" names the source; a bare namespace is looked up among the
@@ -128,11 +135,8 @@ bool McpTools::resolveScope(const QString& collectionId, QString* sourceId, Name
             }
         }
         if (!source.isEmpty()) {
-            const bool sqlite = SourceUri(spec.uri).isSqlite();
             *sourceId = spec.id;
-            *ns = sqlite ? Namespace{QStringLiteral("main"),
-                                     text.startsWith(QLatin1String("main.")) ? text.mid(5) : text}
-                         : Namespace::fromString(text);
+            *ns = namespaceIn(spec.uri, text);
             return true;
         }
     }

@@ -35,6 +35,9 @@ public:
     void cancel(const QString& key);
     McpPolls* polls() { return &m_polls; }
 
+    // A namespace as typed for a source at `uri`: SQLite's tables live in "main", so
+    // "orders" and "main.orders" are the same; elsewhere "db.coll" or "db".
+    static Namespace namespaceIn(const QString& uri, const QString& text);
     // The tool result for a structured value: {content:[{type:text}], structuredContent}.
     static QJsonObject toolResult(const QJsonObject& structured);
 
