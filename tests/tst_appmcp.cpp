@@ -1,5 +1,8 @@
 #include "TestUtil.h"
 
+#include "http/EventRenderer.h"
+#include "journal/Journal.h"
+#include "mcp/McpPolls.h"
 #include "mcp/McpStdio.h"
 
 #include <QJsonArray>
@@ -26,6 +29,10 @@ private Q_SLOTS:
     void cancelledPollIsNeverAnswered();
     void pollTokenOfAnotherSubscriptionIsRefused();
     void endOfInputStopsCleanly();
+    void waitingPollReportsProgress();
+    void tokenBelowRetentionYieldsAGapFirst();
+    void changesAreTypedByOperation_data();
+    void changesAreTypedByOperation();
 
 private:
     QString db() const { return m_dir->filePath(QStringLiteral("shop.sqlite")); }
@@ -322,6 +329,138 @@ void TestAppMcp::endOfInputStopsCleanly() {
     m_log += m_process->readAllStandardError();
     QVERIFY2(m_log.contains("journal checkpointed"), m_log.constData());
     QCOMPARE(m_process->readAllStandardOutput(), QByteArray());
+}
+
+void TestAppMcp::waitingPollReportsProgress() {
+    const QString id = callTool(1, QStringLiteral("subscribe_changes"), {})
+                           .value(QLatin1String("result"))
+                           .toObject()
+                           .value(QLatin1String("structuredContent"))
+                           .toObject()
+                           .value(QLatin1String("subscription_id"))
+                           .toString();
+    // Progress comes every 5 s while the call waits: a 7 s timeout sees one, then the
+    // empty answer.
+    send(QJsonDocument(
+             QJsonObject{{QStringLiteral("jsonrpc"), QStringLiteral("2.0")},
+                         {QStringLiteral("id"), 2},
+                         {QStringLiteral("method"), QStringLiteral("tools/call")},
+                         {QStringLiteral("params"),
+                          QJsonObject{{QStringLiteral("name"), QStringLiteral("poll_changes")},
+                                      {QStringLiteral("_meta"),
+                                       QJsonObject{{QStringLiteral("progressToken"), QStringLiteral("p1")}}},
+                                      {QStringLiteral("arguments"),
+                                       QJsonObject{{QStringLiteral("subscription_id"), id},
+                                                   {QStringLiteral("timeout"), 7}}}}}})
+             .toJson(QJsonDocument::Compact));
+    const QJsonObject progress = next();
+    QCOMPARE(progress.value(QLatin1String("method")).toString(), QStringLiteral("notifications/progress"));
+    QCOMPARE(
+        progress.value(QLatin1String("params")).toObject().value(QLatin1String("progressToken")).toString(),
+        QStringLiteral("p1"));
+    const QJsonObject answer = next();
+    QCOMPARE(answer.value(QLatin1String("id")).toInt(), 2);
+    const QJsonObject out =
+        answer.value(QLatin1String("result")).toObject().value(QLatin1String("structuredContent")).toObject();
+    QCOMPARE(out.value(QLatin1String("changes")).toArray().size(), 0);
+    QCOMPARE(out.value(QLatin1String("subscription_active")).toBool(), true);
+}
+
+void TestAppMcp::tokenBelowRetentionYieldsAGapFirst() {
+    // In process, on a journal written here: 10 events pruned, 3 kept after them.
+    const QString path = m_dir->filePath(QStringLiteral("pruned.sqlite"));
+    tw::Journal journal;
+    QVERIFY(journal.open(path));
+    const auto append = [&journal](int first, int count) {
+        tw::ChangeBatch batch;
+        batch.sourceId = QStringLiteral("s");
+        for (int i = first; i < first + count; ++i)
+            batch.events.append(makeEvent(batch.sourceId, QStringLiteral("orders"), i));
+        QList<tw::ChangeBatch> batches{batch};
+        return journal.append(batches);
+    };
+    QVERIFY(append(1, 10));
+    tw::RetentionPolicy policy;
+    policy.maxBytes = 0;
+    policy.maxAgeSeconds = 3600;
+    QCOMPARE(journal.prune(policy, QDateTime::currentMSecsSinceEpoch() + 2 * 3600 * 1000), 10);
+    QVERIFY(append(11, 3));
+
+    tw::mcp::McpPolls polls;
+    QString error;
+    QVERIFY2(polls.open(path, &error), qPrintable(error));
+    tw::Subscription subscription;
+    subscription.id = QStringLiteral("sub");
+    QJsonObject result;
+    polls.poll(subscription, 5, 0, QStringLiteral("k"),
+               [&result](const tw::mcp::JsonRpc::Error* e, const QJsonObject& r) {
+                   QVERIFY(!e);
+                   result = r;
+               });
+    const QJsonArray changes = result.value(QLatin1String("changes")).toArray();
+    QCOMPARE(changes.size(), 4);
+    QCOMPARE(changes.at(0).toObject().value(QLatin1String("type")).toString(), QStringLiteral("gap"));
+    QVERIFY(changes.at(0)
+                .toObject()
+                .value(QLatin1String("event"))
+                .toObject()
+                .value(QLatin1String("reason"))
+                .toString()
+                .contains(QLatin1String("retention")));
+    for (int i = 1; i < 4; ++i)
+        QCOMPARE(changes.at(i).toObject().value(QLatin1String("version")).toInteger(), qint64(10 + i));
+    qint64 seq = 0;
+    QVERIFY(tw::mcp::McpPolls::parseToken(result.value(QLatin1String("poll_token")).toString(),
+                                          QStringLiteral("sub"), &seq, &error));
+    QCOMPARE(seq, qint64(13));
+    QVERIFY(!tw::mcp::McpPolls::parseToken(QStringLiteral("bm90IGEgdG9rZW4"), QStringLiteral("sub"), &seq,
+                                           &error));
+    QVERIFY2(error.contains(QLatin1String("poll_token")), qPrintable(error));
+}
+
+void TestAppMcp::changesAreTypedByOperation_data() {
+    QTest::addColumn<int>("operation");
+    QTest::addColumn<QString>("type");
+    QTest::addColumn<QString>("resourceType");
+    QTest::addColumn<QString>("resourceId");
+    QTest::newRow("insert") << int(tw::Operation::Insert) << "created"
+                            << "document"
+                            << "7";
+    QTest::newRow("update") << int(tw::Operation::Update) << "updated"
+                            << "document"
+                            << "7";
+    QTest::newRow("replace") << int(tw::Operation::Replace) << "updated"
+                             << "document"
+                             << "7";
+    QTest::newRow("delete") << int(tw::Operation::Delete) << "deleted"
+                            << "document"
+                            << "7";
+    QTest::newRow("drop") << int(tw::Operation::Drop) << "drop"
+                          << "collection"
+                          << "main.orders";
+}
+
+void TestAppMcp::changesAreTypedByOperation() {
+    QFETCH(int, operation);
+    QFETCH(QString, type);
+    QFETCH(QString, resourceType);
+    QFETCH(QString, resourceId);
+    tw::ChangeEvent event = makeEvent(QStringLiteral("s"), QStringLiteral("orders"), 7);
+    event.setOperation(tw::Operation(operation));
+    if (event.operation() == tw::Operation::Delete || event.operation() == tw::Operation::Drop)
+        event.setFullDocument(tw::Bson());
+    const QJsonObject change = tw::mcp::McpPolls::renderChange(event, true, tw::EventRenderer::Relaxed);
+    QCOMPARE(change.value(QLatin1String("type")).toString(), type);
+    QCOMPARE(change.value(QLatin1String("resource_type")).toString(), resourceType);
+    QCOMPARE(change.value(QLatin1String("resource_id")).toString(), resourceId);
+    QCOMPARE(change.value(QLatin1String("new_data")).isObject(),
+             event.operation() != tw::Operation::Delete && event.operation() != tw::Operation::Drop);
+    QVERIFY(change.value(QLatin1String("old_data")).isNull());
+    QCOMPARE(change.value(QLatin1String("timestamp")).toString(), QStringLiteral("2023-11-14T22:13:20.007Z"));
+    // Without data, neither the change nor its event carries documents.
+    const QJsonObject keys = tw::mcp::McpPolls::renderChange(event, false, tw::EventRenderer::KeysOnly);
+    QVERIFY(!keys.contains(QLatin1String("new_data")));
+    QVERIFY(!keys.value(QLatin1String("event")).toObject().contains(QLatin1String("fullDocument")));
 }
 
 QTEST_GUILESS_MAIN(TestAppMcp)
