@@ -46,6 +46,7 @@ int McpRunner::start() {
 
     AppSession::Options sessionOptions;
     sessionOptions.journalPath = m_options.journal;
+    sessionOptions.demoRate = m_options.demoRate;
     m_session = std::make_unique<AppSession>(sessionOptions);
     if (m_options.moveJournalAside) {
         QString movedTo, error;
@@ -83,6 +84,12 @@ int McpRunner::start() {
         m_session->applyWorkspace(workspace);
         // Sources and watches the control tools change are kept in the same file.
         m_session->setWorkspacePath(m_options.workspace);
+    }
+    // The session creates the demo database and runs its writer.
+    if (m_options.demo && m_options.source.isEmpty() &&
+        !m_session->addConnection(AppSession::demoConnection(), &error)) {
+        logLine(error);
+        return 1;
     }
     if (!m_options.source.isEmpty()) {
         ConnectionSpec spec;

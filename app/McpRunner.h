@@ -14,7 +14,7 @@ class McpStdio;
 } // namespace mcp
 
 // tidewatch --mcp: a front end on the application session that speaks the Model Context
-// Protocol on stdin/stdout. Sources come from --workspace and --source/--watch. stdout
+// Protocol on stdin/stdout. Sources come from --workspace, --source/--watch and --demo. stdout
 // carries protocol messages only: the process's descriptor 1 is pointed at stderr at
 // start, so a stray print cannot break the stream. Ends at end of input or on
 // SIGINT/SIGTERM with the journal checkpointed.
