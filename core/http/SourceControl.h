@@ -19,7 +19,8 @@ struct ControlReply {
 // The run-time control of sources and watches. Implemented by the application session
 // (app/SessionControl); the HTTP API (core/http/SourcesApi) and the MCP front end call
 // it. Every call may be made from any thread; `done` runs on `context`'s thread, and is
-// dropped when `context` is gone first.
+// dropped when `context` is gone first. (Delete `context` on its own thread: the check
+// that it is still there is made when the answer is posted.)
 //
 // Requests and answers are JSON objects in the shape of the HTTP API's bodies (see the
 // README, "Sources and watches at run time"), so both front ends speak one language.
