@@ -11,6 +11,7 @@ all: build
 
 deps:
 	@./packaging/install-deps.sh
+	@[ -d tests/mcp/node_modules ] || { command -v npm >/dev/null || apt-get install -y --no-install-recommends nodejs npm; npm ci --prefix tests/mcp --no-audit --no-fund; }
 
 configure: deps
 	cmake --preset release

@@ -5,12 +5,15 @@
 #include "demo/DemoWriter.h"
 #include "http/SseServer.h"
 #include "Keychain.h"
+#include "SessionControl.h"
 #include "sources/Source.h"
 #include "sources/SourceFactory.h"
 #include "sources/SourceUri.h"
 #include "SseToken.h"
+#include "WatchOptionsJson.h"
 
 #include <QCoreApplication>
+#include <QFileInfo>
 
 namespace tw {
 
@@ -43,10 +46,16 @@ AppSession::AppSession(const Options& options, QObject* parent)
     connect(m_sse, &SseServer::started, this, &AppSession::sseStarted);
     connect(m_sse, &SseServer::stopped, this, &AppSession::sseStopped);
     connect(m_sse, &SseServer::clientsChanged, this, &AppSession::sseClientsChanged);
+    // After the connections above: its handlers see the session's state as updated.
+    m_control = std::make_unique<SessionControl>(this);
 }
 
 AppSession::~AppSession() {
     stop();
+}
+
+SourceControl* AppSession::control() const {
+    return m_control.get();
 }
 
 bool AppSession::moveJournalAside(QString* movedTo, QString* error) {
@@ -137,9 +146,13 @@ bool AppSession::addConnection(const ConnectionSpec& spec, QString* error) {
         if (!checkAtOnce(spec, error))
             return false;
         m_waitingAdd.append(PendingAdd{spec.id, spec, true, std::nullopt});
+        connectionsChanged();
         return true;
     }
-    return bringUp(spec, true, error);
+    if (!bringUp(spec, true, error))
+        return false;
+    connectionsChanged();
+    return true;
 }
 
 bool AppSession::bringUp(const ConnectionSpec& spec, bool storePassword, QString* error) {
@@ -209,10 +222,42 @@ void AppSession::onPasswordRead(const QString& id, const QString& password, cons
 }
 
 void AppSession::watchAll(const ConnectionSpec& spec) {
-    WatchOptions options;
-    options.captureMode = spec.captureMode;
     for (const Namespace& ns : spec.watches)
-        m_engine->watch(spec.id, ns, options);
+        m_engine->watch(spec.id, ns, optionsFor(spec, ns));
+}
+
+WatchOptions AppSession::optionsFor(const ConnectionSpec& spec, const Namespace& ns) {
+    WatchOptions base;
+    base.captureMode = spec.captureMode;
+    WatchOptions options = base;
+    QString error;
+    // Checked when they were set; a hand-edited workspace with a bad one gets the defaults.
+    if (!WatchOptionsJson::read(spec.watchOptions.value(ns.toString()), base, &options, &error)) {
+        qWarning().noquote() << "connection" << spec.id << "watch" << ns.toString() << ":" << error;
+        return base;
+    }
+    return options;
+}
+
+void AppSession::connectionsChanged() {
+    if (m_applyingWorkspace)
+        return;
+    QString error;
+    if (!saveWorkspace(&error))
+        qWarning().noquote() << "cannot save the workspace:" << error;
+}
+
+bool AppSession::saveWorkspace(QString* error) const {
+    if (m_workspacePath.isEmpty())
+        return true;
+    Workspace w = workspace();
+    Workspace stored;
+    if (QFileInfo::exists(m_workspacePath) && Workspace::load(m_workspacePath, &stored, nullptr)) {
+        w.currentSubscription = stored.currentSubscription;
+        w.windowState = stored.windowState;
+        w.geometry = stored.geometry;
+    }
+    return w.save(m_workspacePath, error);
 }
 
 void AppSession::removeConnection(const QString& id) {
@@ -227,6 +272,7 @@ void AppSession::removeConnection(const QString& id) {
     m_engine->removeSource(id);
     if (id == QLatin1String("demo"))
         stopDemo();
+    connectionsChanged();
 }
 
 void AppSession::removeAllConnections() {
@@ -260,6 +306,7 @@ bool AppSession::replaceConnection(const QString& id, const ConnectionSpec& spec
     }
     removeConnection(id);
     m_waitingAdd.append(PendingAdd{id, updated, newPassword, original});
+    connectionsChanged();
     return true;
 }
 
@@ -280,14 +327,26 @@ void AppSession::onSourceRemoved(const QString& id) {
         QString ignored;
         bringUp(*pending.fallback, false, &ignored); // put the old one back
     }
+    connectionsChanged();
     Q_EMIT connectionFailed(pending.spec.id, error);
 }
 
-void AppSession::watch(const QString& id, const Namespace& ns) {
+void AppSession::watch(const QString& id, const Namespace& ns, const std::optional<QJsonObject>& options) {
+    const auto setOptions = [&](ConnectionSpec& spec) {
+        if (!options)
+            return;
+        if (options->isEmpty())
+            spec.watchOptions.remove(ns.toString());
+        else
+            spec.watchOptions.insert(ns.toString(), *options);
+    };
     const auto waiting = findWaiting(id);
     if (waiting != m_waitingAdd.end()) {
         if (!waiting->spec.watches.contains(ns))
             waiting->spec.watches.append(ns); // watched once it comes up
+        setOptions(waiting->spec);
+        connectionsChanged();
+        Q_EMIT watchChanged(id, ns, true);
         return;
     }
     const auto it = find(id);
@@ -295,28 +354,38 @@ void AppSession::watch(const QString& id, const Namespace& ns) {
         return;
     if (!it->watches.contains(ns))
         it->watches.append(ns);
-    WatchOptions options;
-    options.captureMode = it->captureMode;
-    m_engine->watch(id, ns, options);
+    setOptions(*it);
+    m_engine->watch(id, ns, optionsFor(*it, ns));
+    connectionsChanged();
+    Q_EMIT watchChanged(id, ns, true);
 }
 
 void AppSession::unwatch(const QString& id, const Namespace& ns) {
     const auto waiting = findWaiting(id);
     if (waiting != m_waitingAdd.end()) {
         waiting->spec.watches.removeAll(ns);
+        waiting->spec.watchOptions.remove(ns.toString());
+        connectionsChanged();
+        Q_EMIT watchChanged(id, ns, false);
         return;
     }
     const auto it = find(id);
     if (it == m_connections.end())
         return;
     it->watches.removeAll(ns);
+    it->watchOptions.remove(ns.toString());
     m_engine->unwatch(id, ns);
+    connectionsChanged();
+    Q_EMIT watchChanged(id, ns, false);
 }
 
 void AppSession::onWatchFailed(const QString& id, const Namespace& ns, const QString& error) {
     const auto it = find(id);
-    if (it != m_connections.end())
-        it->watches.removeAll(ns);
+    if (it != m_connections.end() && it->watches.removeAll(ns) > 0) {
+        it->watchOptions.remove(ns.toString());
+        connectionsChanged();
+        Q_EMIT watchChanged(id, ns, false);
+    }
     Q_EMIT watchFailed(id, ns, error);
 }
 
@@ -352,6 +421,7 @@ Workspace AppSession::workspace() const {
 }
 
 void AppSession::applyWorkspace(const Workspace& workspace) {
+    m_applyingWorkspace = true;
     for (const ConnectionSpec& spec : workspace.connections) {
         QString error;
         if (!addConnection(spec, &error))
@@ -359,6 +429,7 @@ void AppSession::applyWorkspace(const Workspace& workspace) {
     }
     for (const Subscription& s : workspace.subscriptions)
         m_engine->addSubscription(s);
+    m_applyingWorkspace = false;
 }
 
 ConnectionSpec AppSession::demoConnection() {
@@ -426,6 +497,8 @@ bool AppSession::startSseNow(QString* error) {
     options.corsOrigins = settings.value(Settings::Key::SseCorsOrigins).toStringList();
     options.maxPendingBytes = settings.int64Value(Settings::Key::SseMaxPendingBytes);
     options.keepAliveMs = settings.intValue(Settings::Key::SseKeepAliveMs);
+    options.control = m_control.get();
+    options.refuseUnwatched = true; // the session knows what its sources watch
     return m_sse->start(options, error);
 }
 

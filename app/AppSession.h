@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <QHostAddress>
+#include <QJsonObject>
 #include <QObject>
 #include <QSet>
 #include <QUrl>
@@ -13,6 +14,8 @@
 namespace tw {
 
 class DemoWriter;
+class SessionControl;
+class SourceControl;
 class SseServer;
 
 // One application session, shared by every front end (the window, headless, MCP):
@@ -70,7 +73,11 @@ public:
     // back here and leaves the connection as it was; when the bring-up fails later the
     // old connection comes back and connectionFailed() says why.
     bool replaceConnection(const QString& id, const ConnectionSpec& spec, QString* error = nullptr);
-    void watch(const QString& id, const Namespace& ns);
+    // `options`: the watch's options as WatchOptionsJson spells them (checked by the
+    // caller), replacing what the watch had; none: a new watch has the defaults, one
+    // already there keeps its options. watchChanged() tells every front end.
+    void watch(const QString& id, const Namespace& ns,
+               const std::optional<QJsonObject>& options = std::nullopt);
     void unwatch(const QString& id, const Namespace& ns);
     void listNamespaces(const QString& id, const QString& db); // → namespacesListed()
 
@@ -86,6 +93,15 @@ public:
     // Brings up the workspace's connections (one that fails is reported by
     // connectionFailed() and does not stop the others) and adds its subscriptions.
     void applyWorkspace(const Workspace& workspace);
+    // The file the connections and their watches are saved to whenever they change,
+    // whoever changed them (the window, HTTP, MCP); empty: none. The layout and the
+    // current subscription in the file are the window's and are kept as they are.
+    void setWorkspacePath(const QString& path) { m_workspacePath = path; }
+    QString workspacePath() const { return m_workspacePath; }
+    bool saveWorkspace(QString* error = nullptr) const; // atomically; true when there is no path
+    // The run-time control of sources and watches (HTTP, MCP); owned, lives on this
+    // object's thread, exists from construction.
+    SourceControl* control() const;
     static ConnectionSpec demoConnection(); // "demo": the demo database, its three tables watched
     static Workspace demoWorkspace();       // the demo connection, "All changes" and "Paid orders"
 
@@ -115,6 +131,9 @@ Q_SIGNALS:
     void watchReady(const QString& id, const tw::Namespace& ns);
     void watchFailed(const QString& id, const tw::Namespace& ns,
                      const QString& error); // dropped from the connection
+    // A watch was added to or dropped from a connection (by any front end, or because it
+    // failed); the workspace is saved already.
+    void watchChanged(const QString& id, const tw::Namespace& ns, bool watched);
     void journalFailed(const QString& error);
     void subscriptionsChanged();
 
@@ -142,6 +161,10 @@ private:
     bool checkAtOnce(const ConnectionSpec& spec, QString* error) const;
     void onPasswordRead(const QString& id, const QString& password, const QString& message);
     void watchAll(const ConnectionSpec& spec);
+    static WatchOptions optionsFor(const ConnectionSpec& spec, const Namespace& ns);
+    // The connections or their watches changed: saves the workspace (not while one is
+    // being applied: it would write back what was just read).
+    void connectionsChanged();
     void onSourceRemoved(const QString& id);
     void onWatchFailed(const QString& id, const tw::Namespace& ns, const QString& error);
     bool startSseNow(QString* error);
@@ -157,6 +180,9 @@ private:
     QList<ConnectionSpec> m_connections;
     QSet<QString> m_removing;       // ids whose source is still stopping
     QList<PendingAdd> m_waitingAdd; // in the order asked for
+    QString m_workspacePath;
+    bool m_applyingWorkspace = false;
+    std::unique_ptr<SessionControl> m_control; // destroyed before the children (the SSE server)
 
     QHostAddress m_sseAddress;
     quint16 m_ssePort = 0;

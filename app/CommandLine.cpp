@@ -39,6 +39,9 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
     const QCommandLineOption headless(
         QStringLiteral("headless"),
         QStringLiteral("Run without a window; print committed events as NDJSON."));
+    const QCommandLineOption mcp(
+        QStringLiteral("mcp"),
+        QStringLiteral("Serve the Model Context Protocol on stdin/stdout (logs on stderr)."));
     const QCommandLineOption demo(QStringLiteral("demo"),
                                   QStringLiteral("Use the built-in demo database and its writer."));
     const QCommandLineOption demoRate(QStringLiteral("demo-rate"),
@@ -90,8 +93,9 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
         QStringLiteral("screenshot-delay"),
         QStringLiteral("Milliseconds before --screenshot (default 4000)."), QStringLiteral("MS"));
     for (const auto* option :
-         {&help, &version, &headless, &demo, &demoRate, &source, &sourceId, &watch, &filter, &projection,
-          &event, &capture, &sse, &fromSeq, &workspace, &journal, &moveAside, &screenshot, &screenshotDelay})
+         {&help,     &version,   &headless, &mcp,        &demo,       &demoRate,       &source,
+          &sourceId, &watch,     &filter,   &projection, &event,      &capture,        &sse,
+          &fromSeq,  &workspace, &journal,  &moveAside,  &screenshot, &screenshotDelay})
         p.addOption(*option);
 
     if (!p.parse(arguments)) {
@@ -118,6 +122,7 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
         return false;
     }
     o->headless = p.isSet(headless);
+    o->mcp = p.isSet(mcp);
     o->demo = p.isSet(demo);
     o->source = p.value(source);
     o->sourceId = p.value(sourceId);
@@ -166,6 +171,10 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
     }
     if (o->headless && o->source.isEmpty() && !o->demo && o->workspace.isEmpty()) {
         *error = QStringLiteral("--headless needs --source URI --watch NS (or --demo, or --workspace FILE)");
+        return false;
+    }
+    if (o->mcp && o->headless) {
+        *error = QStringLiteral("--mcp and --headless are two front ends: choose one");
         return false;
     }
     if (!o->source.isEmpty() && o->watches.isEmpty()) {

@@ -8,6 +8,7 @@ namespace tw {
 // Everything the command line can say, for the GUI and headless alike.
 struct AppOptions {
     bool headless = false;
+    bool mcp = false; // --mcp: the Model Context Protocol on stdin/stdout
     bool demo = false;
     double demoRate = 20.0;
     QString source;   // URI

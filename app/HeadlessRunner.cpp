@@ -5,6 +5,7 @@
 #include "sources/SourceUri.h"
 
 #include <QCoreApplication>
+#include <QFileInfo>
 #include <QSocketNotifier>
 #include <QTimer>
 
@@ -106,7 +107,18 @@ int HeadlessRunner::start() {
             for (const Namespace& ns : spec.watches)
                 watches.append(ns.coll);
     }
-    if (uri.isEmpty()) {
+    // --workspace FILE: its connections come up, and whatever changes them (the HTTP
+    // API) is saved there. A file not there yet is made at the first change.
+    Workspace workspace;
+    const QString workspacePath = m_options.workspace;
+    if (!workspacePath.isEmpty() && QFileInfo::exists(workspacePath)) {
+        QString error;
+        if (!Workspace::load(workspacePath, &workspace, &error)) {
+            logLine(QStringLiteral("--workspace: %1").arg(error));
+            return 2;
+        }
+    }
+    if (uri.isEmpty() && workspacePath.isEmpty()) {
         logLine(QStringLiteral("nothing to watch: give --source URI --watch NS"));
         return 2;
     }
@@ -137,7 +149,10 @@ int HeadlessRunner::start() {
         return 1;
     }
 
-    const bool sqlite = SourceUri(uri).isSqlite();
+    // Before any source comes up: what they commit from now on is printed, even when it
+    // is committed before start() returns (a workspace's source resuming at once).
+    m_lastWritten = m_engine->lastCommittedSeq();
+    const bool sqlite = !uri.isEmpty() && SourceUri(uri).isSqlite();
     m_subscription.id = QStringLiteral("headless");
     m_subscription.name = QStringLiteral("command line");
     m_subscription.filter = filter;
@@ -156,8 +171,15 @@ int HeadlessRunner::start() {
 
     AppSession* session = m_session.get();
     connect(session, &AppSession::committed, this, &HeadlessRunner::onCommitted);
+    // A command-line watch that cannot start is a usage error; one asked for later (over
+    // HTTP) is answered there and must not end the process.
     connect(session, &AppSession::watchFailed, this,
-            [this](const QString&, const Namespace&, const QString& message) { fail(message, 2); });
+            [this, sourceId, namespaces](const QString& id, const Namespace& ns, const QString& message) {
+                if (id == sourceId && namespaces.contains(ns))
+                    fail(message, 2);
+                else
+                    logLine(QStringLiteral("watch %1 in %2 failed: %3").arg(ns.toString(), id, message));
+            });
     connect(session, &AppSession::watchReady, this, [](const QString& id, const Namespace& ns) {
         logLine(
             QStringLiteral("ready: %1 in %2 (every change from now on is reported)").arg(ns.toString(), id));
@@ -172,6 +194,30 @@ int HeadlessRunner::start() {
                                                          : QStringLiteral(" (%1)").arg(status.reason)));
             });
 
+    if (!workspacePath.isEmpty()) {
+        m_session->setWorkspacePath(workspacePath);
+        m_session->applyWorkspace(workspace);
+        logLine(QStringLiteral("workspace %1: %2 connection(s)")
+                    .arg(workspacePath)
+                    .arg(workspace.connections.size()));
+    }
+    // A workspace that has the command line's source already brings it up itself.
+    if (!uri.isEmpty() && !m_session->connection(sourceId) &&
+        !addCommandLineSource(uri, sourceId, demo, namespaces))
+        return 2;
+    logLine(QStringLiteral("journal %1 (last seq %2)").arg(journalPath).arg(m_engine->lastCommittedSeq()));
+
+    if (!m_options.sse.isEmpty() && !startSse())
+        return 2;
+
+    if (m_options.fromSeq >= 0)
+        replay(m_options.fromSeq);
+    return -1;
+}
+
+bool HeadlessRunner::addCommandLineSource(const QString& uri, const QString& sourceId, bool demo,
+                                          const QList<Namespace>& namespaces) {
+    QString error;
     ConnectionSpec spec;
     spec.id = sourceId;
     spec.uri = uri; // as typed: a password in it stays there, nothing goes to the keychain
@@ -180,20 +226,13 @@ int HeadlessRunner::start() {
     spec.watches = namespaces;
     if (!m_session->addConnection(spec, &error)) {
         logLine(error);
-        return 2;
+        return false;
     }
-
-    logLine(QStringLiteral("watching %1 in %2; journal %3 (last seq %4)")
-                .arg(watches.join(QLatin1String(", ")), Source::redactUri(uri), journalPath)
-                .arg(m_engine->lastCommittedSeq()));
-
-    if (!m_options.sse.isEmpty() && !startSse())
-        return 2;
-
-    m_lastWritten = m_engine->lastCommittedSeq();
-    if (m_options.fromSeq >= 0)
-        replay(m_options.fromSeq);
-    return -1;
+    QStringList names;
+    for (const Namespace& ns : namespaces)
+        names.append(ns.toString());
+    logLine(QStringLiteral("watching %1 in %2").arg(names.join(QLatin1String(", ")), Source::redactUri(uri)));
+    return true;
 }
 
 bool HeadlessRunner::startSse() {

@@ -45,8 +45,15 @@ QByteArray Workspace::toJson() const {
         if (c.captureMode)
             o.insert(QStringLiteral("captureMode"), true);
         QJsonArray watches;
-        for (const Namespace& ns : c.watches)
-            watches.append(ns.toString());
+        for (const Namespace& ns : c.watches) {
+            // A watch without options stays a plain string, as older versions wrote it.
+            const QJsonObject options = c.watchOptions.value(ns.toString());
+            if (options.isEmpty())
+                watches.append(ns.toString());
+            else
+                watches.append(
+                    QJsonObject{{QStringLiteral("ns"), ns.toString()}, {QStringLiteral("options"), options}});
+        }
         o.insert(QStringLiteral("watches"), watches);
         connectionArray.append(o);
     }
@@ -93,8 +100,20 @@ bool Workspace::fromJson(const QByteArray& json, Workspace* out, QString* error)
         c.demo = o.value(QStringLiteral("demo")).toBool();
         c.captureMode = o.value(QStringLiteral("captureMode")).toBool();
         const QJsonArray watches = o.value(QStringLiteral("watches")).toArray();
-        for (const QJsonValue& ns : watches)
-            c.watches.append(Namespace::fromString(ns.toString()));
+        for (const QJsonValue& watch : watches) {
+            if (!watch.isObject()) {
+                c.watches.append(Namespace::fromString(watch.toString()));
+                continue;
+            }
+            // "" is a MongoDB deployment watch: only a missing "ns" is wrong.
+            const QString ns = watch.toObject().value(QStringLiteral("ns")).toString();
+            if (!watch.toObject().value(QStringLiteral("ns")).isString())
+                return fail(QObject::tr("connection \"%1\": a watch has no \"ns\"").arg(c.id));
+            c.watches.append(Namespace::fromString(ns));
+            const QJsonObject options = watch.toObject().value(QStringLiteral("options")).toObject();
+            if (!options.isEmpty())
+                c.watchOptions.insert(ns, options);
+        }
         w.connections.append(c);
     }
     const QJsonArray subscriptionArray = root.value(QStringLiteral("subscriptions")).toArray();

@@ -4,6 +4,8 @@
 #include "model/Namespace.h"
 
 #include <QByteArray>
+#include <QHash>
+#include <QJsonObject>
 #include <QList>
 #include <QString>
 
@@ -19,6 +21,10 @@ struct ConnectionSpec {
     bool demo = false; // the built-in demo: the session also runs its writer
     bool captureMode = false;
     QList<Namespace> watches;
+    // The options of the watches that have some, by Namespace::toString(), as
+    // WatchOptionsJson spells them; a watch without an entry uses the defaults (and
+    // captureMode above).
+    QHash<QString, QJsonObject> watchOptions;
 
     QString uriWithPassword() const;
 };
@@ -28,7 +34,8 @@ struct ConnectionSpec {
 // returns false with a message and leaves *out untouched.
 //
 // {"format": "tidewatch-workspace", "version": 1,
-//  "connections": [{"id", "uri", "hasPassword", "demo", "captureMode", "watches": ["main.orders"]}],
+//  "connections": [{"id", "uri", "hasPassword", "demo", "captureMode",
+//                   "watches": ["main.orders", {"ns": "main.items", "options": {"capture": true}}]}],
 //  "subscriptions": [<Subscription::toJson()>], "currentSubscription": "…",
 //  "layout": {"state": "<base64>", "geometry": "<base64>"}}
 struct Workspace {

@@ -1,5 +1,6 @@
 #include "CommandLine.h"
 #include "HeadlessRunner.h"
+#include "McpRunner.h"
 
 #include "Gui.h"
 
@@ -29,6 +30,14 @@ int main(int argc, char** argv) {
     }
     if (exitNow)
         return 0;
+
+    if (options.mcp) {
+        QCoreApplication app(argc, argv);
+        tw::installQuitOnSignals();
+        tw::McpRunner runner(options);
+        const int code = runner.start();
+        return code >= 0 ? code : app.exec();
+    }
 
     if (options.headless) {
         QCoreApplication app(argc, argv);

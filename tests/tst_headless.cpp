@@ -1,7 +1,10 @@
 #include "TestUtil.h"
 
 #include <QJsonArray>
+#include <QNetworkAccessManager>
+#include <QNetworkReply>
 #include <QProcess>
+#include <QRegularExpression>
 #include <QTemporaryDir>
 #include <QtTest>
 
@@ -26,6 +29,7 @@ private Q_SLOTS:
     void firstRunCreatesTheDataFolder();
     void unwritableJournalFolderIsExplained();
     void demoDatabaseThatCannotBeMadeExitsBeforeTheJournal();
+    void workspaceKeepsWhatHttpAddedAcrossARestart();
 
 private:
     QString db() const { return m_dir->filePath(QStringLiteral("shop.sqlite")); }
@@ -412,6 +416,98 @@ void TestHeadless::demoDatabaseThatCannotBeMadeExitsBeforeTheJournal() {
     QVERIFY2(err.contains(QLatin1String("Cannot create the demo database")), qPrintable(err));
     QVERIFY2(!QFile::exists(journal()), qPrintable(err));
     QCOMPARE(p.readAllStandardOutput(), QByteArray());
+}
+
+namespace {
+
+// Starts `tidewatch --headless --workspace … --sse 127.0.0.1:0` and returns the port it
+// logged (0 on failure).
+quint16 startWithWorkspace(QProcess& p, const QStringList& args) {
+    p.setProcessChannelMode(QProcess::SeparateChannels);
+    p.start(QStringLiteral(TIDEWATCH_BINARY), args);
+    if (!p.waitForStarted())
+        return 0;
+    static const QRegularExpression portPattern(
+        QStringLiteral("SSE server listening on \\S+ \\(port (\\d+)\\)"));
+    QByteArray log;
+    quint16 port = 0;
+    const bool done = QTest::qWaitFor(
+        [&] {
+            log += p.readAllStandardError();
+            const QRegularExpressionMatch m = portPattern.match(QString::fromUtf8(log));
+            if (m.hasMatch())
+                port = quint16(m.captured(1).toUInt());
+            return port != 0 || p.state() != QProcess::Running;
+        },
+        20000);
+    if (!done || port == 0)
+        qWarning("no port logged: %s", log.constData());
+    return port;
+}
+
+int send(QNetworkAccessManager& nam, quint16 port, const QByteArray& method, const QString& path,
+         const QByteArray& body = {}) {
+    QNetworkRequest r(QUrl(QStringLiteral("http://127.0.0.1:%1%2").arg(port).arg(path)));
+    r.setRawHeader("Authorization", "Bearer headless-token");
+    r.setHeader(QNetworkRequest::ContentTypeHeader, QByteArrayLiteral("application/json"));
+    QNetworkReply* reply = nam.sendCustomRequest(r, method, body);
+    // A watch answers once the table is read: generous for a loaded machine.
+    if (!QTest::qWaitFor([reply] { return reply->isFinished(); }, 40000))
+        return 0;
+    const int status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
+    reply->deleteLater();
+    return status;
+}
+
+} // namespace
+
+void TestHeadless::workspaceKeepsWhatHttpAddedAcrossARestart() {
+    qputenv("TIDEWATCH_TOKEN", "headless-token");
+    const QString workspace = m_dir->filePath(QStringLiteral("workspace.json")); // not there yet
+    const QStringList args{QStringLiteral("--headless"),
+                           QStringLiteral("--workspace"),
+                           workspace,
+                           QStringLiteral("--journal"),
+                           journal(),
+                           QStringLiteral("--sse"),
+                           QStringLiteral("127.0.0.1:0")};
+    QNetworkAccessManager nam;
+    {
+        QProcess p;
+        const quint16 port = startWithWorkspace(p, args);
+        QVERIFY(port != 0);
+        const QByteArray source =
+            QJsonDocument(QJsonObject{{QStringLiteral("id"), QStringLiteral("shop")},
+                                      {QStringLiteral("uri"), QStringLiteral("sqlite:") + db()}})
+                .toJson(QJsonDocument::Compact);
+        QCOMPARE(send(nam, port, "POST", QStringLiteral("/v1/sources"), source), 201);
+        QCOMPARE(send(nam, port, "PUT", QStringLiteral("/v1/sources/shop/watches/orders")), 201);
+        QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('first run',1);")),
+                 QString());
+        QCOMPARE(readLines(p, 1).size(), 1);
+        QVERIFY(QFile::exists(workspace));
+        p.terminate();
+        QVERIFY(p.waitForFinished(10000));
+        QCOMPARE(p.exitCode(), 0);
+    }
+    QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('while closed',2);")),
+             QString());
+    m_pending.clear();
+    QProcess p;
+    const quint16 port = startWithWorkspace(p, args);
+    QVERIFY(port != 0);
+    // The source and its watch came back from the workspace and resumed from the journal:
+    // only the row written while it was closed is new.
+    const QList<QJsonObject> lines = readLines(p, 1);
+    QCOMPARE(lines.size(), 1);
+    QCOMPARE(
+        lines[0].value(QLatin1String("fullDocument")).toObject().value(QLatin1String("status")).toString(),
+        QStringLiteral("while closed"));
+    QCOMPARE(send(nam, port, "PUT", QStringLiteral("/v1/sources/shop/watches/orders")), 200);
+    QCOMPARE(send(nam, port, "DELETE", QStringLiteral("/v1/sources/shop")), 204);
+    p.terminate();
+    QVERIFY(p.waitForFinished(10000));
+    qunsetenv("TIDEWATCH_TOKEN");
 }
 
 QTEST_GUILESS_MAIN(TestHeadless)

@@ -70,6 +70,8 @@ private Q_SLOTS:
     void healthAndMetricsWithRealSqliteSource();
     void refusesNonLoopbackWithoutTokenAndPortInUse();
     void headlessSseServesTheCommandLineSubscription();
+    void sourcesEndpointsWithoutAControlAre501();
+    void unwatchedNamespacesAreRefusedWhenTheServerKnowsItsWatches();
 
 private:
     void startServer(const SseServer::Options& overrides = {}, bool useOverrides = false);
@@ -1045,6 +1047,75 @@ void TestSseServer::headlessSseServesTheCommandLineSubscription() {
     p.terminate();
     QVERIFY(p.waitForFinished(20000));
     QCOMPARE(p.exitCode(), 0);
+}
+
+void TestSseServer::sourcesEndpointsWithoutAControlAre501() {
+    startServer();
+    for (const auto& [method, path] : {std::pair<QByteArray, QString>{"GET", QStringLiteral("/v1/sources")},
+                                       {"DELETE", QStringLiteral("/v1/sources/shop")},
+                                       {"PUT", QStringLiteral("/v1/sources/shop/watches/main.orders")}}) {
+        const HttpResult r = request(method, path);
+        QCOMPARE(r.status, 501);
+        QVERIFY2(parseJson(r.body)
+                     .value(QStringLiteral("error"))
+                     .toString()
+                     .contains(QLatin1String("application")),
+                 r.body.constData());
+    }
+    QCOMPARE(request("GET", QStringLiteral("/v1/sources/shop/nothing")).status, 404);
+}
+
+void TestSseServer::unwatchedNamespacesAreRefusedWhenTheServerKnowsItsWatches() {
+    const QString db = m_dir->filePath(QStringLiteral("shop.sqlite"));
+    QCOMPARE(
+        runSqlite3(db, QStringLiteral("PRAGMA journal_mode=WAL; CREATE TABLE items(id INTEGER PRIMARY KEY); "
+                                      "CREATE TABLE other(id INTEGER PRIMARY KEY);")),
+        QString());
+    QString error;
+    QVERIFY2(m_fx->engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + db, &error),
+             qPrintable(error));
+    const SourceNamespace items{QStringLiteral("shop"),
+                                Namespace{QStringLiteral("main"), QStringLiteral("items")}};
+    const SourceNamespace other{QStringLiteral("shop"),
+                                Namespace{QStringLiteral("main"), QStringLiteral("other")}};
+    m_fx->engine->watch(items.sourceId, items.ns);
+    QTRY_COMPARE_WITH_TIMEOUT(m_fx->engine->watchedScopes(), QList<SourceNamespace>{items}, 10000);
+    SseServer::Options options = defaults();
+    options.refuseUnwatched = true;
+    startServer(options, true);
+
+    HttpResult r = request("GET", QStringLiteral("/v1/streams?source=shop&ns=main.other"));
+    QCOMPARE(r.status, 404);
+    QJsonObject body = parseJson(r.body);
+    QVERIFY2(body.value(QStringLiteral("error")).toString().contains(QLatin1String("shop/main.other")),
+             r.body.constData());
+    QCOMPARE(body.value(QStringLiteral("watched")).toArray(),
+             (QJsonArray{QJsonObject{{QStringLiteral("source"), QStringLiteral("shop")},
+                                     {QStringLiteral("ns"), QStringLiteral("main.items")}}}));
+    QCOMPARE(body.value(QStringLiteral("unwatched")).toArray().size(), 1);
+
+    r = request(
+        "POST", QStringLiteral("/v1/subscriptions"),
+        R"({"namespaces": [{"source": "shop", "ns": "main.items"}, {"source": "shop", "ns": "main.other"}]})");
+    QCOMPARE(r.status, 404);
+    r = request("POST", QStringLiteral("/v1/subscriptions"), R"({"namespaces": [{"ns": "main.items"}]})");
+    QCOMPARE(r.status, 201); // any source: shop's watch covers it
+
+    Subscription sub;
+    sub.id = QStringLiteral("other");
+    sub.namespaces = {other};
+    m_fx->engine->addSubscription(sub);
+    QCOMPARE(request("GET", QStringLiteral("/v1/subscriptions/other/changes")).status, 404);
+    QCOMPARE(request("GET", QStringLiteral("/v1/subscriptions/other/events")).status, 404);
+
+    // What is watched streams; once unwatched, it is refused too.
+    SseTestClient client;
+    client.open(url(QStringLiteral("/v1/streams?source=shop&ns=main.items")), kToken);
+    QTRY_COMPARE_WITH_TIMEOUT(client.readyCount(), 1, 10000);
+    QCOMPARE(client.status(), 200);
+    m_fx->engine->unwatch(items.sourceId, items.ns);
+    QTRY_VERIFY_WITH_TIMEOUT(m_fx->engine->watchedScopes().isEmpty(), 10000);
+    QCOMPARE(request("GET", QStringLiteral("/v1/streams?source=shop&ns=main.items")).status, 404);
 }
 
 QTEST_GUILESS_MAIN(TestSseServer)

@@ -1,6 +1,7 @@
 // The main window on the demo: rows arrive, the dock layout persists and Reset
 // Layout restores the default, the workspace is written without passwords and
 // reopened.
+#include "AppSession.h"
 #include "config/DataDir.h"
 #include "config/Settings.h"
 #include "demo/DemoWriter.h"
@@ -10,6 +11,7 @@
 #include "docks/HealthDock.h"
 #include "docks/LiveFeedDock.h"
 #include "engine/Engine.h"
+#include "http/SourceControl.h"
 #include "MainWindow.h"
 #include "models/ChangeFeedModel.h"
 #include "TestUtil.h"
@@ -35,6 +37,7 @@ private slots:
     void dockStateSavedAndRestored();
     void resetLayoutRestoresDefault();
     void workspaceReopened();
+    void watchChangedOverTheControlShowsInTheTreeAndIsSaved();
 
 private:
     AppOptions options(bool demo) const;
@@ -211,6 +214,44 @@ void tst_UiMainWindow::workspaceReopened() {
     QCOMPARE(window.workspacePath(), path);
     QCOMPARE(window.engine()->sourceIds(), QStringList{QStringLiteral("demo")});
     QVERIFY(window.liveFeed()->feedCount() >= 2);
+}
+
+void tst_UiMainWindow::watchChangedOverTheControlShowsInTheTreeAndIsSaved() {
+    // The control is what the HTTP API and the MCP front end call.
+    MainWindow window(options(false));
+    QString error;
+    QVERIFY2(window.start(&error), qPrintable(error));
+    window.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&window));
+    window.connections()->expandConnection(QStringLiteral("demo"));
+    const auto customers = [&]() -> QTreeWidgetItem* {
+        const QList<QTreeWidgetItem*> found = window.connections()->tree()->findItems(
+            QStringLiteral("customers"), Qt::MatchExactly | Qt::MatchRecursive);
+        return found.isEmpty() ? nullptr : found.first();
+    };
+    QTRY_VERIFY_WITH_TIMEOUT(customers() != nullptr, 15000);
+    QCOMPARE(customers()->checkState(0), Qt::Checked);
+
+    SourceControl* control = window.session()->control();
+    int status = 0;
+    control->unwatch(QStringLiteral("demo"), QStringLiteral("main.customers"), this,
+                     [&](const ControlReply& reply) { status = reply.status; });
+    QTRY_COMPARE_WITH_TIMEOUT(status, 204, 10000);
+    QCOMPARE(customers()->checkState(0), Qt::Unchecked);
+    Workspace saved;
+    QVERIFY2(Workspace::load(window.workspacePath(), &saved, &error), qPrintable(error));
+    QCOMPARE(saved.connections.size(), 1);
+    QVERIFY(!saved.connections.first().watches.contains(
+        Namespace{QStringLiteral("main"), QStringLiteral("customers")}));
+
+    status = 0;
+    control->watch(QStringLiteral("demo"), QStringLiteral("main.customers"), {}, this,
+                   [&](const ControlReply& reply) { status = reply.status; });
+    QTRY_COMPARE_WITH_TIMEOUT(status, 201, 30000);
+    QCOMPARE(customers()->checkState(0), Qt::Checked);
+    QVERIFY2(Workspace::load(window.workspacePath(), &saved, &error), qPrintable(error));
+    QVERIFY(saved.connections.first().watches.contains(
+        Namespace{QStringLiteral("main"), QStringLiteral("customers")}));
 }
 
 QTEST_MAIN(tst_UiMainWindow)

@@ -121,6 +121,7 @@ void MainWindow::createDocks() {
     connect(session, &AppSession::namespacesListed, m_connectionsDock, &ConnectionsDock::setNamespaces);
     connect(session, &AppSession::committed, m_connectionsDock, &ConnectionsDock::noteCommitted);
     connect(session, &AppSession::watchFailed, this, &MainWindow::onWatchFailed);
+    connect(session, &AppSession::watchChanged, m_connectionsDock, &ConnectionsDock::setWatched);
     connect(session, &AppSession::journalFailed, this, &MainWindow::onJournalFailed);
     connect(session, &AppSession::subscriptionsChanged, this, &MainWindow::refreshSubscriptions);
     connect(session, &AppSession::connectionAdded, this, &MainWindow::onConnectionAdded);
@@ -139,6 +140,7 @@ QList<QDockWidget*> MainWindow::docks() const {
 void MainWindow::createActions() {
     QMenu* file = menuBar()->addMenu(tr("&File"));
     file->addAction(tr("&New Workspace"), this, [this] {
+        m_session->setWorkspacePath({}); // the old file keeps its connections
         m_session->removeAllConnections();
         for (const Subscription& s : m_session->subscriptions())
             m_session->removeSubscription(s.id);
@@ -349,6 +351,8 @@ bool MainWindow::start(QString* error, Engine::StartError* code) {
 }
 
 void MainWindow::applyWorkspace(const Workspace& workspace, bool restoreLayout) {
+    // Changes made anywhere (HTTP too) are saved to the window's workspace as they happen.
+    m_session->setWorkspacePath(m_options.screenshot.isEmpty() ? m_workspacePath : QString());
     m_session->applyWorkspace(workspace);
     refreshSubscriptions();
     refreshKnownNamespaces();
@@ -375,6 +379,7 @@ bool MainWindow::saveWorkspace(const QString& path, QString* error) {
     if (!currentWorkspace().save(path, error))
         return false;
     m_workspacePath = path;
+    m_session->setWorkspacePath(path);
     Settings().setValue(Settings::Key::UiLastWorkspace, path);
     updateStatusBar();
     return true;
@@ -386,6 +391,7 @@ bool MainWindow::openWorkspace(const QString& path, QString* error) {
         return false;
     // The session brings up a connection whose id is still being removed once the
     // id is free, so the new workspace can be applied at once.
+    m_session->setWorkspacePath({}); // the old file keeps its connections
     m_session->removeAllConnections();
     // The previous workspace's subscriptions go; the new one brings its own.
     for (const Subscription& s : m_session->subscriptions())

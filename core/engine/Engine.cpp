@@ -154,6 +154,8 @@ void Engine::shutdownOnThread() {
         m_sources.clear();
     }
     stopSources(entries);
+    m_watches.clear();
+    publishWatchedScopes();
     QCoreApplication::sendPostedEvents(this, QEvent::MetaCall);
     flush();
     m_journal.checkpoint();
@@ -223,7 +225,7 @@ bool Engine::addSource(const QString& id, const QString& uri, QString* error) {
         },
         Qt::QueuedConnection);
     connect(source, &Source::namespacesListed, this, &Engine::namespacesListed, Qt::QueuedConnection);
-    connect(source, &Source::watchFailed, this, &Engine::watchFailed, Qt::QueuedConnection);
+    connect(source, &Source::watchFailed, this, &Engine::onWatchFailed, Qt::QueuedConnection);
     connect(source, &Source::watchReady, this, &Engine::watchReady, Qt::QueuedConnection);
     {
         QMutexLocker lock(&m_mutex);
@@ -256,6 +258,7 @@ void Engine::removeSource(const QString& id) {
                 entry = m_sources.take(id);
             }
             m_watches.remove(id);
+            publishWatchedScopes();
             stopSources({entry});
             Q_EMIT sourceRemoved(id);
         },
@@ -282,6 +285,7 @@ void Engine::watch(const QString& sourceId, const Namespace& ns, const WatchOpti
                 it = records.insert(records.end(), WatchRecord{ns, options, {}});
             else
                 it->options = options;
+            publishWatchedScopes();
             sendWatch(sourceId, *it, true);
         },
         Qt::QueuedConnection);
@@ -346,6 +350,7 @@ void Engine::unwatch(const QString& sourceId, const Namespace& ns) {
             records.erase(std::remove_if(records.begin(), records.end(),
                                          [&](const WatchRecord& r) { return r.ns == ns; }),
                           records.end());
+            publishWatchedScopes();
             QMutexLocker lock(&m_mutex);
             const auto it = m_sources.constFind(sourceId);
             if (it == m_sources.constEnd())
@@ -374,6 +379,32 @@ void Engine::listNamespaces(const QString& sourceId, const QString& db) {
                 source, [source, db] { source->listNamespaces(db); }, Qt::QueuedConnection);
         },
         Qt::QueuedConnection);
+}
+
+void Engine::onWatchFailed(const QString& sourceId, const Namespace& ns, const QString& error) {
+    // A failed watch reads nothing: it leaves the snapshot, so the HTTP API does not
+    // open a stream for it that would never carry an event.
+    const auto it = m_watches.find(sourceId);
+    if (it != m_watches.end()) {
+        it->erase(std::remove_if(it->begin(), it->end(), [&](const WatchRecord& r) { return r.ns == ns; }),
+                  it->end());
+        publishWatchedScopes();
+    }
+    Q_EMIT watchFailed(sourceId, ns, error);
+}
+
+void Engine::publishWatchedScopes() {
+    QList<SourceNamespace> scopes;
+    for (auto it = m_watches.cbegin(); it != m_watches.cend(); ++it)
+        for (const WatchRecord& record : it.value())
+            scopes.append(SourceNamespace{it.key(), record.ns});
+    QMutexLocker lock(&m_mutex);
+    m_watchedScopes = std::move(scopes);
+}
+
+QList<SourceNamespace> Engine::watchedScopes() const {
+    QMutexLocker lock(&m_mutex);
+    return m_watchedScopes;
 }
 
 QStringList Engine::sourceIds() const {

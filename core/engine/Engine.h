@@ -77,6 +77,11 @@ public:
     QStringList sourceIds() const;
     QHash<QString, SourceStatus> sourceStatuses() const;
     QString sourceUri(const QString& id) const; // password redacted
+    // What is watched (asked for and not failed), one entry per watch with its scope as
+    // given: a database or deployment scope (Namespace::isDatabase(), isDeployment())
+    // covers collections that do not exist yet, so test an event's namespace with
+    // Namespace::contains(). A snapshot under the mutex; any thread.
+    QList<SourceNamespace> watchedScopes() const;
 
     // --- subscriptions ---------------------------------------------------------
     // Assigns an id when empty. A persistent subscription is stored in the journal.
@@ -123,6 +128,9 @@ private:
     };
 
     void onBatchReady(const tw::ChangeBatch& batch);
+    void onWatchFailed(const QString& sourceId, const tw::Namespace& ns, const QString& error);
+    // Copies m_watches into m_watchedScopes; after every change to m_watches.
+    void publishWatchedScopes();
     // The readers of one watch: every subscription that can see events of that scope,
     // through which part of it and with which filter, each once (empty: nobody). A
     // source that filters on the server narrows its reads to their union.
@@ -153,6 +161,7 @@ private:
     QHash<QString, SourceEntry> m_sources;
     QHash<QString, Subscription> m_subscriptions;
     QStringList m_subscriptionOrder;
+    QList<SourceNamespace> m_watchedScopes; // m_watches' scopes, for watchedScopes()
 
     std::atomic<qint64> m_lastSeq{0};
     std::atomic<qint64> m_eventsCommitted{0};

@@ -25,6 +25,10 @@ bool EngineCalls::isRunning() const {
     return m_engine->isRunning();
 }
 
+QList<SourceNamespace> EngineCalls::watchedScopes() const {
+    return m_engine->watchedScopes();
+}
+
 QHash<QString, SourceStatus> EngineCalls::sourceStatuses() const {
     return m_engine->sourceStatuses();
 }

@@ -36,6 +36,7 @@ public:
     // Snapshots copied under the engine's mutex.
     QHash<QString, SourceStatus> sourceStatuses() const;
     QString sourceUri(const QString& id) const;
+    QList<SourceNamespace> watchedScopes() const;
     std::optional<Subscription> subscription(const QString& id) const;
     SubscriptionList subscriptions() const;
     // Update the snapshot under the mutex and post the index change to the engine

@@ -4,6 +4,7 @@
 #include "http/EventRenderer.h"
 #include "http/LongPolls.h"
 #include "http/RequestValues.h"
+#include "http/SourcesApi.h"
 #include "http/SseShared.h"
 #include "http/SseStreams.h"
 #include "model/JsonWriter.h"
@@ -62,6 +63,7 @@ HttpApi::HttpApi(Engine* engine, const SseServer::Options& options, std::shared_
     m_streams = new SseStreams(options, &m_engineCalls, &m_reader, m_shared, this);
     connect(m_streams, &SseStreams::clientsChanged, this, &HttpApi::clientsChanged);
     m_polls = new LongPolls(&m_engineCalls, &m_reader, &m_reply, this);
+    m_sources = std::make_unique<SourcesApi>(options, &m_engineCalls, &m_reply, this);
 }
 
 HttpApi::~HttpApi() {
@@ -147,6 +149,8 @@ void HttpApi::route(const HttpRequest& request, HttpResponder&& out, const QStri
         return method == M::Get ? health(request, std::move(out)) : methodNotAllowed("GET");
     if (area == QLatin1String("streams") && parts.size() == 2)
         return method == M::Get ? adhocStream(request, std::move(out)) : methodNotAllowed("GET");
+    if (area == QLatin1String("sources"))
+        return m_sources->handle(request, std::move(out), parts);
     if (area == QLatin1String("subscriptions")) {
         if (parts.size() == 2) {
             if (method == M::Get)
@@ -166,6 +170,9 @@ void HttpApi::route(const HttpRequest& request, HttpResponder&& out, const QStri
         if (parts.size() == 4 && parts[3] == QLatin1String("events"))
             return method == M::Get ? subscriptionEvents(request, std::move(out), id)
                                     : methodNotAllowed("GET");
+        if (parts.size() == 4 && parts[3] == QLatin1String("changes") && method == M::Get &&
+            m_sources->refuseUnwatched(request, out, m_engineCalls.subscription(id)))
+            return;
         if (parts.size() == 4 && parts[3] == QLatin1String("changes"))
             return method == M::Get ? m_polls->handle(request, std::move(out), id) : methodNotAllowed("GET");
     }
@@ -189,7 +196,7 @@ bool HttpApi::isAuthorized(const HttpRequest& request) const {
 void HttpApi::preflight(const HttpRequest& request, HttpResponder&& out) {
     const QByteArray origin = request.header("origin");
     if (origin.isEmpty()) {
-        out.send(204, {{"Allow", "GET, POST, DELETE, OPTIONS"}}, {});
+        out.send(204, {{"Allow", "GET, POST, PUT, DELETE, OPTIONS"}}, {});
         return;
     }
     if (!m_reply.isOriginAllowed(origin)) {
@@ -201,7 +208,7 @@ void HttpApi::preflight(const HttpRequest& request, HttpResponder&& out) {
     out.send(204,
              {{"Access-Control-Allow-Origin", origin},
               {"Vary", "Origin"},
-              {"Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS"},
+              {"Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS"},
               {"Access-Control-Allow-Headers", "Authorization, Content-Type, Last-Event-ID, Cache-Control"},
               {"Access-Control-Max-Age", "600"}},
              {});
@@ -334,6 +341,8 @@ void HttpApi::createSubscription(const HttpRequest& request, HttpResponder&& out
     Subscription sub = Subscription::fromJson(request.body, &error);
     if (!error.isEmpty())
         return m_reply.sendError(request, out, 400, error);
+    if (m_sources->refuseUnwatched(request, out, sub.namespaces))
+        return;
     if (!sub.id.isEmpty() && m_engineCalls.subscription(sub.id))
         return m_reply.sendError(request, out, 409,
                                  QStringLiteral("a subscription with id \"%1\" exists already").arg(sub.id));
@@ -393,6 +402,8 @@ void HttpApi::subscriptionEvents(const HttpRequest& request, HttpResponder&& out
     const std::optional<Subscription> sub = m_engineCalls.subscription(id);
     if (!sub)
         return m_reply.sendError(request, out, 404, noSuchSubscription(id));
+    if (m_sources->refuseUnwatched(request, out, sub))
+        return;
     QString error;
     const EventShape shape = EventRenderer::shapeFor(request, *sub, &error);
     if (!error.isEmpty())
@@ -415,6 +426,8 @@ void HttpApi::adhocStream(const HttpRequest& request, HttpResponder&& out) {
     }
     if (namespaces.isEmpty() && !source.isEmpty())
         sub.namespaces.append(SourceNamespace{source, Namespace()});
+    if (m_sources->refuseUnwatched(request, out, sub.namespaces))
+        return;
     const QString filterText = request.queryValue(QStringLiteral("filter"));
     if (!filterText.isEmpty()) {
         QString error;

@@ -14,6 +14,7 @@ namespace tw {
 
 class Engine;
 class LongPolls;
+class SourcesApi;
 class SseStreams;
 struct SseShared;
 
@@ -68,6 +69,7 @@ private:
     JournalReader m_reader;          // this thread's replay connection, for streams and long polls
     SseStreams* m_streams = nullptr; // owned (child); deleted first, it reads m_reader
     LongPolls* m_polls = nullptr;    // owned (child); deleted first, it reads m_reader
+    std::unique_ptr<SourcesApi> m_sources;
 };
 
 } // namespace tw

@@ -16,6 +16,7 @@ namespace tw {
 
 class Engine;
 class HttpApi;
+class SourceControl;
 struct SseShared;
 
 // The embedded Server-Sent Events server and the subscription HTTP API (see
@@ -39,6 +40,12 @@ public:
         qint64 maxBodyBytes = 1024 * 1024;
         int requestTimeoutMs = 10000;
         int maxConnections = 10000;
+        // The run-time control of sources and watches behind /v1/sources (not owned; it
+        // outlives the server). None: those endpoints answer 501.
+        SourceControl* control = nullptr;
+        // Refuse (404) a stream, subscription or long poll naming a namespace nothing
+        // watches. The application sets it; a server fed by Engine::submit() does not.
+        bool refuseUnwatched = false;
     };
 
     explicit SseServer(Engine* engine, QObject* parent = nullptr); // engine not owned; must outlive us
