@@ -171,8 +171,7 @@ QString SourceUri::redacted() const {
             .globalMatch(m_uri);
     while (it.hasNext()) {
         const QRegularExpressionMatch m = it.next();
-        if (m.capturedLength(1) > 0)
-            spans.append({m.capturedStart(1), m.capturedEnd(1)});
+        spans.append({m.capturedStart(1), m.capturedEnd(1)});
     }
     if (spans.isEmpty())
         return m_uri;
@@ -243,8 +242,8 @@ QString SourceUri::withPassword(const QString& password) const {
     if (m_kind == Kind::Postgres && m_scheme.isEmpty()) {
         if (conninfoPasswordPattern().match(m_uri).hasMatch())
             return m_uri;
-        // The keychain holds it decoded; a conninfo value is quoted with \ and ' escaped.
-        QString quoted = QUrl::fromPercentEncoding(password.toUtf8());
+        // A conninfo value is quoted, with \ and ' escaped.
+        QString quoted = password;
         quoted.replace(QLatin1Char('\\'), QLatin1String("\\\\"))
             .replace(QLatin1Char('\''), QLatin1String("\\'"));
         return m_uri + QStringLiteral(" password='") + quoted + QLatin1Char('\'');
