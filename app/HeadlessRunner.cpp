@@ -127,7 +127,8 @@ int HeadlessRunner::start() {
         return 1;
     }
 
-    const bool sqlite = SourceUri(uri).isSqlite();
+    const SourceUri parsedUri(uri);
+    const bool sqlite = parsedUri.isSqlite();
     m_subscription.id = QStringLiteral("headless");
     m_subscription.name = QStringLiteral("command line");
     m_subscription.filter = filter;
@@ -137,6 +138,8 @@ int HeadlessRunner::start() {
         Namespace ns = sqlite ? Namespace{QStringLiteral("main"),
                                           text.startsWith(QLatin1String("main.")) ? text.mid(5) : text}
                               : Namespace::fromString(text);
+        if (parsedUri.kind() == SourceUri::Kind::Postgres && text.count(QLatin1Char('.')) < 2)
+            ns = Namespace{parsedUri.postgresDatabase(), text}; // schema.table in the URI's database
         namespaces.append(ns);
         m_subscription.namespaces.append(SourceNamespace{sourceId, ns});
     }
