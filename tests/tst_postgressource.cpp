@@ -5,7 +5,13 @@
 #include "sources/SourceFactory.h"
 
 #include <QJsonArray>
+#include <QProcess>
 #include <QtTest>
+
+#include <atomic>
+#include <thread>
+
+#include <libpq-fe.h>
 
 using namespace tw;
 using namespace tw::test;
@@ -33,6 +39,7 @@ private Q_SLOTS:
     void roleWithoutReplicationIsExplained();
     void invalidatedSlotGivesOneGapThenLive();
     void badConnectionStringIsAClearError();
+    void killNineMidStreamTwentyTimesDeliversEachChangeOnce();
 
 private:
     bool startWatching(EngineFixture& f, const QString& id, const QString& table,
@@ -451,6 +458,139 @@ void TestPostgresSource::badConnectionStringIsAClearError() {
     std::unique_ptr<Source> ok(
         SourceFactory::create(QStringLiteral("x"), QStringLiteral("host=db dbname=shop"), &error));
     QVERIFY2(ok, qPrintable(error));
+}
+
+namespace {
+
+// Reads NDJSON lines from a headless process's stdout as they come.
+struct LineReader {
+    QProcess& process;
+    QByteArray pending;
+    QList<QJsonObject> lines;
+    void poll() {
+        pending += process.readAllStandardOutput();
+        qsizetype nl;
+        while ((nl = pending.indexOf('\n')) >= 0) {
+            lines.append(QJsonDocument::fromJson(pending.left(nl)).object());
+            pending.remove(0, nl + 1);
+        }
+    }
+};
+
+} // namespace
+
+void TestPostgresSource::killNineMidStreamTwentyTimesDeliversEachChangeOnce() {
+    QCOMPARE(exec(QStringLiteral("CREATE TABLE kn(id int PRIMARY KEY, counter int NOT NULL)")), QString());
+    qputenv("TIDEWATCH_DATA_DIR", m_dir->filePath(QStringLiteral("data")).toLocal8Bit());
+    const QStringList args{QStringLiteral("--headless"),
+                           QStringLiteral("--source"),
+                           m_cluster->uri(),
+                           QStringLiteral("--watch"),
+                           QStringLiteral("public.kn"),
+                           QStringLiteral("--journal"),
+                           journalPath()};
+
+    // A first run makes the slot: every change from its "ready" on must arrive.
+    {
+        QProcess p;
+        p.start(QStringLiteral(TIDEWATCH_BINARY), args);
+        QVERIFY(p.waitForStarted());
+        QByteArray log;
+        QTRY_VERIFY_WITH_TIMEOUT((log += p.readAllStandardError(), log.contains("tidewatch: ready: ")),
+                                 30000);
+        p.kill();
+        QVERIFY(p.waitForFinished(10000));
+    }
+
+    // Writes go on in their own connection for the whole test: new rows, and updates
+    // that bump a per-row counter, each in its own transaction.
+    std::atomic<bool> writing{true};
+    std::atomic<int> rows{0};
+    const QByteArray conninfo = m_cluster->conninfo().toUtf8();
+    std::thread writer([&] {
+        PGconn* conn = PQconnectdb(conninfo.constData());
+        for (int i = 1; writing.load() && PQstatus(conn) == CONNECTION_OK; ++i) {
+            const QByteArray sql = QStringLiteral("INSERT INTO kn VALUES (%1, 0); "
+                                                  "UPDATE kn SET counter = counter + 1 WHERE id = %2")
+                                       .arg(i)
+                                       .arg((i + 1) / 2)
+                                       .toUtf8();
+            PQclear(PQexec(conn, sql.constData())); // two statements, two transactions
+            rows.store(i);
+        }
+        PQfinish(conn);
+    });
+    const auto stopWriter = qScopeGuard([&] {
+        writing.store(false);
+        if (writer.joinable())
+            writer.join();
+    });
+
+    for (int round = 0; round < 20; ++round) {
+        QProcess p;
+        p.start(QStringLiteral(TIDEWATCH_BINARY), args);
+        QVERIFY(p.waitForStarted());
+        LineReader reader{p, {}, {}};
+        // Killed once it has printed a few changes: mid-stream, writes still coming.
+        QTRY_VERIFY_WITH_TIMEOUT((reader.poll(), reader.lines.size() >= 10 || p.state() != QProcess::Running),
+                                 30000);
+        QCOMPARE(p.state(), QProcess::Running);
+        p.kill(); // SIGKILL
+        QVERIFY(p.waitForFinished(10000));
+    }
+    writing.store(false);
+    writer.join();
+    const int written = rows.load();
+    QVERIFY(written > 20);
+    QCOMPARE(exec(QStringLiteral("INSERT INTO kn VALUES (-1, 0)")), QString()); // the last change
+
+    // Everything the journal holds, from its first event, then live up to the marker.
+    QProcess p;
+    p.start(QStringLiteral(TIDEWATCH_BINARY),
+            args + QStringList{QStringLiteral("--from-seq"), QStringLiteral("0")});
+    QVERIFY(p.waitForStarted());
+    LineReader reader{p, {}, {}};
+    const auto sawMarker = [&] {
+        reader.poll();
+        for (const QJsonObject& line : std::as_const(reader.lines))
+            if (line.value(QLatin1String("documentKey")).toObject().value(QLatin1String("id")).toInt() == -1)
+                return true;
+        return false;
+    };
+    QTRY_VERIFY_WITH_TIMEOUT(sawMarker(), 60000);
+    p.terminate();
+    p.waitForFinished(10000);
+
+    // Exactly once: one insert per row, and each row's counter values 1..final once each.
+    QHash<int, int> inserts;
+    QHash<int, QList<int>> counters;
+    qint64 lastSeq = 0;
+    for (const QJsonObject& line : std::as_const(reader.lines)) {
+        const qint64 seq = qint64(line.value(QLatin1String("seq")).toDouble());
+        QVERIFY2(seq > lastSeq, "seq ids increase");
+        lastSeq = seq;
+        const int id = line.value(QLatin1String("documentKey")).toObject().value(QLatin1String("id")).toInt();
+        const QString op = line.value(QLatin1String("operationType")).toString();
+        if (op == QLatin1String("insert"))
+            ++inserts[id];
+        else if (op == QLatin1String("update"))
+            counters[id].append(
+                line.value(QLatin1String("fullDocument")).toObject().value(QLatin1String("counter")).toInt());
+        else
+            QFAIL(qPrintable(QStringLiteral("unexpected event ") + op));
+    }
+    const QList<QStringList> truth =
+        m_cluster->query(QStringLiteral("SELECT id, counter FROM kn WHERE id > 0"));
+    QCOMPARE(truth.size(), written);
+    QCOMPARE(inserts.size(), written + 1);
+    for (const QStringList& row : truth) {
+        const int id = row[0].toInt();
+        QCOMPARE(inserts.value(id), 1);
+        QList<int> expected;
+        for (int c = 1; c <= row[1].toInt(); ++c)
+            expected.append(c);
+        QCOMPARE(counters.value(id), expected);
+    }
 }
 
 QTEST_GUILESS_MAIN(TestPostgresSource)

@@ -145,7 +145,7 @@ bool ensurePublication(PgConnection& conn, const QString& name, QString* error) 
 }
 
 bool setPublicationTables(PgConnection& conn, const QString& publication, const QSet<QString>& tables,
-                          QString* error) {
+                          bool dropOthers, QString* error) {
     QList<QStringList> rows;
     if (!conn.exec(QStringLiteral("SELECT format('%I.%I', schemaname, tablename) FROM pg_publication_tables "
                                   "WHERE pubname = %1")
@@ -174,7 +174,7 @@ bool setPublicationTables(PgConnection& conn, const QString& publication, const 
             !conn.exec(QStringLiteral("ALTER PUBLICATION %1 ADD TABLE %2").arg(pub, t), nullptr, error))
             return false;
     for (const QString& t : present)
-        if (!wanted.contains(t) &&
+        if (dropOthers && !wanted.contains(t) &&
             !conn.exec(QStringLiteral("ALTER PUBLICATION %1 DROP TABLE %2").arg(pub, t), nullptr, error))
             return false;
     return true;

@@ -49,9 +49,10 @@ Table table(PgConnection& conn, const QString& schema, const QString& name, QStr
 QString replicationBlocker(PgConnection& conn, const QString& where);
 
 bool ensurePublication(PgConnection& conn, const QString& name, QString* error);
-// Makes the publication list exactly `tables` (each quoted "schema"."table").
+// Adds the missing `tables` ("schema.table") to the publication; with `dropOthers`
+// also drops every other table, so it lists exactly `tables`.
 bool setPublicationTables(PgConnection& conn, const QString& publication, const QSet<QString>& tables,
-                          QString* error);
+                          bool dropOthers, QString* error);
 Slot slot(PgConnection& conn, const QString& name, QString* error);
 bool dropSlot(PgConnection& conn, const QString& name, QString* error);
 bool dropPublication(PgConnection& conn, const QString& name, QString* error);

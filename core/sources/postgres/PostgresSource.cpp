@@ -28,6 +28,11 @@ constexpr qint64 kLagIntervalMs = 5000;
 // A batch leaves at the end of each read of the socket or at this many events,
 // whichever comes first; a transaction is never split.
 constexpr int kBatchEvents = 4096;
+// How long the stream waits at start for the tables the last run watched to be
+// watched again: the session sends them right after start(), well within this.
+constexpr qint64 kWaitForWatchesMs = 2000;
+// State keys of the watched tables, so a restart knows them before watch() comes.
+constexpr char kWatchKeyPrefix[] = "pgwatch\x1f";
 
 qint64 nowMs() {
     return QDateTime::currentMSecsSinceEpoch();
@@ -88,6 +93,10 @@ void PostgresSource::start(const SourceRestore& restore) {
     m_restoredLsn = lsnOf(restore.token);
     m_committedLsn = m_restoredLsn;
     m_publishedLsn = m_restoredLsn;
+    m_expectedWatches.clear();
+    for (auto it = restore.state.cbegin(); it != restore.state.cend(); ++it)
+        if (it.key().startsWith(kWatchKeyPrefix))
+            m_expectedWatches.insert(QString::fromUtf8(it.key().mid(int(sizeof kWatchKeyPrefix) - 1)));
     if (!m_tick) {
         m_tick = new QTimer(this);
         connect(m_tick, &QTimer::timeout, this, &PostgresSource::onTick);
@@ -135,15 +144,17 @@ bool PostgresSource::connectAll() {
     }
     bool fresh = false;
     if (slot.exists && slot.walStatus == QLatin1String("lost")) {
-        startOver(QStringLiteral("the server removed the WAL that replication slot \"%1\" still needed "
-                                 "(max_slot_wal_keep_size)")
-                      .arg(m_slotName));
+        startOver(lostSlotReason());
         QString ignored;
         PgCatalog::dropSlot(m_sql, m_slotName, &ignored);
         fresh = true;
     } else if (!slot.exists) {
         if (m_restoredLsn != 0)
-            startOver(QStringLiteral("replication slot \"%1\" was dropped on the server").arg(m_slotName));
+            startOver(
+                !m_lostReason.isEmpty()
+                    ? m_lostReason
+                    : QStringLiteral("replication slot \"%1\" was dropped on the server").arg(m_slotName));
+        m_lostReason.clear();
         fresh = true;
     }
     if (fresh) {
@@ -158,33 +169,15 @@ bool PostgresSource::connectAll() {
         }
         m_restoredLsn = m_committedLsn = m_publishedLsn = 0;
     }
-    if (!syncPublication(&error)) {
+    if (!syncPublication(false, &error)) {
         enterBackoff(error);
         return false;
     }
-    if (!m_replication.start(m_slotName, m_committedLsn, m_slotName, &error)) {
-        // An invalidated slot shows up here when it was lost after we looked.
-        const PgCatalog::Slot again = PgCatalog::slot(m_sql, m_slotName, nullptr);
-        if (again.exists && again.walStatus == QLatin1String("lost")) {
-            m_replication.close();
-            QString ignored;
-            PgCatalog::dropSlot(m_sql, m_slotName, &ignored);
-            return connectAll();
-        }
-        enterBackoff(QStringLiteral("Cannot start replication from slot \"%1\" on %2: %3")
-                         .arg(m_slotName, m_described, error));
-        return false;
-    }
-    m_notifier = new QSocketNotifier(qintptr(m_replication.socket()), QSocketNotifier::Read, this);
-    connect(m_notifier, &QSocketNotifier::activated, this, &PostgresSource::onReadable);
     m_connected = true;
     m_attempts = 0;
-    m_sinceStatus.start();
     if (m_everConnected)
         ++m_status.reconnects;
     m_everConnected = true;
-    setStatus(SourceStatus::State::Watching,
-              QStringLiteral("slot and publication \"%1\"%2").arg(m_slotName, m_identityNote));
     // Watches that were live before the connection was lost are live again; those
     // asked for while disconnected start now.
     for (const WatchedTable& t : std::as_const(m_watched))
@@ -192,8 +185,51 @@ bool PostgresSource::connectAll() {
     const auto pendingWatches = std::exchange(m_pendingWatches, {});
     for (const Namespace& ns : pendingWatches)
         watch(ns, {});
-    onReadable();
+    m_streamDeadlineMs = nowMs() + kWaitForWatchesMs;
+    maybeStartStreaming();
     return true;
+}
+
+void PostgresSource::maybeStartStreaming() {
+    if (!m_connected || m_replication.isStreaming())
+        return;
+    // The stream resumes from the journal's position: a table the last run watched
+    // must be watched again before it starts, or its changes in between would be
+    // read while nobody wanted them and dropped.
+    for (const QString& coll : std::as_const(m_expectedWatches))
+        if (!m_watched.contains(coll) && nowMs() < m_streamDeadlineMs)
+            return;
+    startStreaming();
+}
+
+void PostgresSource::startStreaming() {
+    QString error;
+    if (!m_replication.start(m_slotName, m_committedLsn, m_slotName, &error)) {
+        // An invalidated slot shows up here when it was lost after we looked.
+        const PgCatalog::Slot again = PgCatalog::slot(m_sql, m_slotName, nullptr);
+        if (again.exists && again.walStatus == QLatin1String("lost")) {
+            QString ignored;
+            PgCatalog::dropSlot(m_sql, m_slotName, &ignored);
+            m_lostReason = lostSlotReason();
+            connectAll();
+            return;
+        }
+        enterBackoff(QStringLiteral("Cannot start replication from slot \"%1\" on %2: %3")
+                         .arg(m_slotName, m_described, error));
+        return;
+    }
+    m_notifier = new QSocketNotifier(qintptr(m_replication.socket()), QSocketNotifier::Read, this);
+    connect(m_notifier, &QSocketNotifier::activated, this, &PostgresSource::onReadable);
+    m_sinceStatus.start();
+    setStatus(SourceStatus::State::Watching,
+              QStringLiteral("slot and publication \"%1\"%2").arg(m_slotName, m_identityNote));
+    onReadable();
+}
+
+QString PostgresSource::lostSlotReason() const {
+    return QStringLiteral("the server removed the WAL that replication slot \"%1\" still needed "
+                          "(max_slot_wal_keep_size)")
+        .arg(m_slotName);
 }
 
 void PostgresSource::startOver(const QString& why) {
@@ -249,7 +285,12 @@ void PostgresSource::onTick() {
             connectAll();
         return;
     }
-    if (!m_sql.isHealthy() || !m_replication.isStreaming()) {
+    if (!m_replication.isStreaming()) {
+        maybeStartStreaming();
+        if (!m_replication.isStreaming())
+            return;
+    }
+    if (!m_sql.isHealthy()) {
         enterBackoff(QStringLiteral("Lost the connection to %1").arg(m_described));
         return;
     }
@@ -511,7 +552,7 @@ void PostgresSource::flushOutgoing() {
 }
 
 void PostgresSource::sendStatus(bool replyRequested) {
-    if (!m_connected)
+    if (!m_connected || !m_replication.isStreaming())
         return;
     // Confirm what the journal holds; while nothing is in flight, also what the
     // server skipped past (other tables' transactions), so the slot does not keep
@@ -536,11 +577,14 @@ void PostgresSource::checkpointCommitted(const QByteArray& token) {
     sendStatus(false);
 }
 
-bool PostgresSource::syncPublication(QString* error) {
+bool PostgresSource::syncPublication(bool dropOthers, QString* error) {
     QSet<QString> tables;
     for (const WatchedTable& t : std::as_const(m_watched))
         tables.insert(t.ns.coll);
-    if (PgCatalog::setPublicationTables(m_sql, m_slotName, tables, error))
+    // Only an unwatch takes a table out. At connect the watches have not been asked
+    // for again yet: dropping the last run's tables then would lose their changes
+    // until the watch comes.
+    if (PgCatalog::setPublicationTables(m_sql, m_slotName, tables, dropOthers, error))
         return true;
     *error =
         QStringLiteral("Cannot change publication \"%1\" on %2: %3").arg(m_slotName, m_described, *error);
@@ -578,7 +622,7 @@ bool PostgresSource::addWatch(const Namespace& ns, QString* error) {
     t.qualified = PgCatalog::qualifiedName(m_sql, schema, name);
     t.info = info;
     m_watched.insert(t.ns.coll, t);
-    if (!syncPublication(error)) {
+    if (!syncPublication(false, error)) {
         m_watched.remove(t.ns.coll);
         return false;
     }
@@ -613,6 +657,14 @@ void PostgresSource::watch(const Namespace& ns, const WatchOptions& options) {
         Q_EMIT watchFailed(id(), ns, error);
         return;
     }
+    if (!m_expectedWatches.contains(ns.coll)) {
+        ChangeBatch batch;
+        batch.sourceId = id();
+        batch.checkpoint.stateUpserts.insert(kWatchKeyPrefix + ns.coll.toUtf8(), QByteArray("1"));
+        publishBatch(batch);
+        m_expectedWatches.insert(ns.coll);
+    }
+    maybeStartStreaming();
     if (!m_gapReason.isEmpty()) {
         // The restart that lost history came before this watch was asked for again.
         ChangeBatch batch;
@@ -628,10 +680,16 @@ void PostgresSource::watch(const Namespace& ns, const WatchOptions& options) {
 
 void PostgresSource::unwatch(const Namespace& ns) {
     m_pendingWatches.remove(ns.toString());
+    if (m_expectedWatches.remove(ns.coll)) {
+        ChangeBatch batch;
+        batch.sourceId = id();
+        batch.checkpoint.stateRemovals.append(kWatchKeyPrefix + ns.coll.toUtf8());
+        publishBatch(batch);
+    }
     if (!m_watched.remove(ns.coll))
         return;
     QString error;
-    if (m_connected && !syncPublication(&error))
+    if (m_connected && !syncPublication(true, &error))
         qCWarning(lcPostgres) << error;
 }
 

@@ -8,6 +8,7 @@
 
 #include <QElapsedTimer>
 #include <QHash>
+#include <QSet>
 
 class QSocketNotifier;
 class QTimer;
@@ -81,6 +82,9 @@ private:
     bool connectAll();
     void disconnectAll();
     void enterBackoff(const QString& reason);
+    void maybeStartStreaming();
+    void startStreaming();
+    QString lostSlotReason() const;
     void onReadable();
     void onTick();
     void handle(const QByteArray& copyData);
@@ -88,7 +92,7 @@ private:
     void flushOutgoing();
     void sendStatus(bool replyRequested);
     bool addWatch(const Namespace& ns, QString* error);
-    bool syncPublication(QString* error);
+    bool syncPublication(bool dropOthers, QString* error);
     void startOver(const QString& why);
     QString keyName(const Namespace& ns) const { return ns.coll; }
     void resolveKeys(Relation& r) const;
@@ -137,6 +141,9 @@ private:
     // Set when history was lost at start: a watch asked for before the stream is live
     // again gets its gap.
     QString m_gapReason;
+    QString m_lostReason;            // why the slot is being made again
+    QSet<QString> m_expectedWatches; // colls watched, as the journal's state has them
+    qint64 m_streamDeadlineMs = 0;
 };
 
 } // namespace tw
