@@ -1,6 +1,6 @@
 #include "PostgresSource.h"
 
-#include "PgTypes.h"
+#include "PgEventMapper.h"
 #include "sources/SourceUri.h"
 
 #include <QDateTime>
@@ -370,63 +370,6 @@ void PostgresSource::handle(const QByteArray& copyData) {
     }
 }
 
-void PostgresSource::resolveKeys(Relation& r) const {
-    // The primary key names a row; under REPLICA IDENTITY FULL pgoutput flags every
-    // column as identity, so its flags are only the fallback, and all columns the last.
-    r.keyColumns.clear();
-    const auto watched = m_watched.constFind(keyName(r.ns));
-    if (watched != m_watched.constEnd())
-        for (const QString& key : watched->info.keyColumns)
-            for (int i = 0; i < r.rel.columns.size(); ++i)
-                if (r.rel.columns[i].name == key.toUtf8())
-                    r.keyColumns.append(i);
-    if (r.keyColumns.isEmpty())
-        for (int i = 0; i < r.rel.columns.size(); ++i)
-            if (r.rel.columns[i].isKey)
-                r.keyColumns.append(i);
-    if (r.keyColumns.isEmpty())
-        for (int i = 0; i < r.rel.columns.size(); ++i)
-            r.keyColumns.append(i);
-    r.keysResolved = true;
-}
-
-Bson PostgresSource::rowDocument(const Relation& r, const pg::PgTuple& tuple,
-                                 const pg::PgTuple* fallback) const {
-    BsonBuilder b;
-    const qsizetype n = std::min(tuple.size(), r.rel.columns.size());
-    for (qsizetype i = 0; i < n; ++i) {
-        const pg::PgColumn& c = r.rel.columns[i];
-        const pg::PgValue* v = &tuple[i];
-        // An unchanged TOASTed value is not in the new row: take the old row's (REPLICA
-        // IDENTITY FULL), else leave the column out. Never null, never "changed".
-        if (v->kind == pg::PgValue::Kind::UnchangedToast) {
-            if (!fallback || i >= fallback->size() || (*fallback)[i].kind != pg::PgValue::Kind::Text)
-                continue;
-            v = &(*fallback)[i];
-        }
-        if (v->kind == pg::PgValue::Kind::Null)
-            bson_append_null(b.get(), c.name.constData(), int(c.name.size()));
-        else
-            pg::appendValue(b.get(), c.name.constData(), int(c.name.size()), c.typeOid, v->text);
-    }
-    return b.take();
-}
-
-Bson PostgresSource::keyDocument(const Relation& r, const pg::PgTuple& tuple) const {
-    BsonBuilder b;
-    for (const int i : r.keyColumns) {
-        if (i >= tuple.size())
-            continue;
-        const pg::PgColumn& c = r.rel.columns[i];
-        const pg::PgValue& v = tuple[i];
-        if (v.kind == pg::PgValue::Kind::Text)
-            pg::appendValue(b.get(), c.name.constData(), int(c.name.size()), c.typeOid, v.text);
-        else if (v.kind == pg::PgValue::Kind::Null)
-            bson_append_null(b.get(), c.name.constData(), int(c.name.size()));
-    }
-    return b.take();
-}
-
 void PostgresSource::handleMessage(const pg::PgMessage& m) {
     using Kind = pg::PgMessage::Kind;
     switch (m.kind) {
@@ -475,49 +418,8 @@ void PostgresSource::handleMessage(const pg::PgMessage& m) {
         if (found == m_relations.end() || !m_watched.contains(keyName(found->ns)))
             return;
         if (!found->keysResolved)
-            resolveKeys(*found);
-        const Relation& r = *found;
-        ChangeEvent e;
-        e.setSourceId(id());
-        e.setNs(r.ns);
-        e.setWallTimeMs(m_commitTimeMs);
-        const bool fullOld = m.oldKind == 'O';
-        if (m.kind == Kind::Insert) {
-            e.setOperation(Operation::Insert);
-            e.setDocumentKey(keyDocument(r, m.newTuple));
-            e.setFullDocument(rowDocument(r, m.newTuple, nullptr));
-        } else if (m.kind == Kind::Update) {
-            e.setOperation(Operation::Update);
-            e.setDocumentKey(keyDocument(r, m.newTuple));
-            const pg::PgTuple* old = fullOld ? &m.oldTuple : nullptr;
-            const Bson full = rowDocument(r, m.newTuple, old);
-            e.setFullDocument(full);
-            // With the old row: exactly the columns whose value changed. Without it
-            // (REPLICA IDENTITY DEFAULT): every column of the new row that was sent.
-            BsonBuilder changed;
-            const qsizetype n = std::min(m.newTuple.size(), r.rel.columns.size());
-            for (qsizetype i = 0; i < n; ++i) {
-                const pg::PgValue& v = m.newTuple[i];
-                if (v.kind == pg::PgValue::Kind::UnchangedToast)
-                    continue;
-                if (old && i < old->size() && (*old)[i].kind == v.kind && (*old)[i].text == v.text)
-                    continue;
-                const pg::PgColumn& c = r.rel.columns[i];
-                if (v.kind == pg::PgValue::Kind::Null)
-                    bson_append_null(changed.get(), c.name.constData(), int(c.name.size()));
-                else
-                    pg::appendValue(changed.get(), c.name.constData(), int(c.name.size()), c.typeOid, v.text);
-            }
-            e.setUpdateDescription(ChangeEvent::makeUpdateDescription(changed.take(), {}));
-            if (old)
-                e.setFullDocumentBeforeChange(rowDocument(r, *old, nullptr));
-        } else {
-            e.setOperation(Operation::Delete);
-            e.setDocumentKey(keyDocument(r, m.oldTuple));
-            if (fullOld)
-                e.setFullDocumentBeforeChange(rowDocument(r, m.oldTuple, nullptr));
-        }
-        m_transaction.append(e);
+            PgEventMapper::resolveKeys(*found, m_watched.value(keyName(found->ns)).info.keyColumns);
+        m_transaction.append(PgEventMapper::change(id(), *found, m, m_commitTimeMs));
         return;
     }
     case Kind::Truncate:
@@ -525,12 +427,7 @@ void PostgresSource::handleMessage(const pg::PgMessage& m) {
             const auto found = m_relations.constFind(oid);
             if (found == m_relations.constEnd() || !m_watched.contains(keyName(found->ns)))
                 continue;
-            ChangeEvent e;
-            e.setSourceId(id());
-            e.setNs(found->ns);
-            e.setOperation(Operation::Ddl, "truncate");
-            e.setWallTimeMs(m_commitTimeMs);
-            m_transaction.append(e);
+            m_transaction.append(PgEventMapper::truncate(id(), found->ns, m_commitTimeMs));
         }
         return;
     case Kind::Origin:

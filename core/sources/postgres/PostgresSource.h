@@ -2,6 +2,7 @@
 
 #include "PgCatalog.h"
 #include "PgConnection.h"
+#include "PgEventMapper.h"
 #include "PgOutputDecoder.h"
 #include "PgReplication.h"
 #include "sources/Source.h"
@@ -71,12 +72,7 @@ private:
         QString qualified; // "schema"."table"
         PgCatalog::Table info;
     };
-    struct Relation {
-        pg::PgRelation rel;
-        Namespace ns;
-        QList<int> keyColumns; // indexes into rel.columns
-        bool keysResolved = false;
-    };
+    using Relation = PgRelationInfo;
 
     PostgresSource(const QString& id, const QString& conninfo, const QString& described);
     bool connectAll();
@@ -95,9 +91,6 @@ private:
     bool syncPublication(bool dropOthers, QString* error);
     void startOver(const QString& why);
     QString keyName(const Namespace& ns) const { return ns.coll; }
-    void resolveKeys(Relation& r) const;
-    Bson rowDocument(const Relation& r, const pg::PgTuple& tuple, const pg::PgTuple* fallback) const;
-    Bson keyDocument(const Relation& r, const pg::PgTuple& tuple) const;
 
     QString m_conninfo;
     QString m_described; // the conninfo without its password, for messages
