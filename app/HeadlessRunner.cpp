@@ -127,8 +127,14 @@ int HeadlessRunner::start() {
         return 1;
     }
 
-    const SourceUri parsedUri(uri);
-    const bool sqlite = parsedUri.isSqlite();
+    // A PostgreSQL namespace is <database>.<schema>.<table>: a watch named
+    // schema.table is in the database the URI opens.
+    if (const SourceUri parsed(uri); parsed.kind() == SourceUri::Kind::Postgres)
+        for (QString& text : watches)
+            if (text.count(QLatin1Char('.')) < 2)
+                text = parsed.postgresDatabase() + QLatin1Char('.') + text;
+
+    const bool sqlite = SourceUri(uri).isSqlite();
     m_subscription.id = QStringLiteral("headless");
     m_subscription.name = QStringLiteral("command line");
     m_subscription.filter = filter;
@@ -138,8 +144,6 @@ int HeadlessRunner::start() {
         Namespace ns = sqlite ? Namespace{QStringLiteral("main"),
                                           text.startsWith(QLatin1String("main.")) ? text.mid(5) : text}
                               : Namespace::fromString(text);
-        if (parsedUri.kind() == SourceUri::Kind::Postgres && text.count(QLatin1Char('.')) < 2)
-            ns = Namespace{parsedUri.postgresDatabase(), text}; // schema.table in the URI's database
         namespaces.append(ns);
         m_subscription.namespaces.append(SourceNamespace{sourceId, ns});
     }
