@@ -152,6 +152,13 @@ int HeadlessRunner::start() {
     // Before any source comes up: what they commit from now on is printed, even when it
     // is committed before start() returns (a workspace's source resuming at once).
     m_lastWritten = m_engine->lastCommittedSeq();
+    // A PostgreSQL namespace is <database>.<schema>.<table>: a watch named
+    // schema.table is in the database the URI opens.
+    if (const SourceUri parsed(uri); parsed.kind() == SourceUri::Kind::Postgres)
+        for (QString& text : watches)
+            if (text.count(QLatin1Char('.')) < 2)
+                text = parsed.postgresDatabase() + QLatin1Char('.') + text;
+
     const bool sqlite = !uri.isEmpty() && SourceUri(uri).isSqlite();
     m_subscription.id = QStringLiteral("headless");
     m_subscription.name = QStringLiteral("command line");

@@ -31,6 +31,8 @@ class TestSourceUri : public QObject {
 private Q_SLOTS:
     void kind_data();
     void kind();
+    void postgresDatabase_data();
+    void postgresDatabase();
     void redacted_data();
     void redacted();
     void redactedNeverShowsThePassword_data();
@@ -89,12 +91,32 @@ void TestSourceUri::kind_data() {
                                 << QStringLiteral("postgresql") << none;
     QTest::newRow("postgres") << QStringLiteral("postgres://db/shop.db") << K::Postgres
                               << QStringLiteral("postgres") << none;
+    QTest::newRow("conninfo") << QStringLiteral("host=db dbname=shop") << K::Postgres << QString() << none;
     QTest::newRow("other scheme ending in .db")
         << QStringLiteral("ftp://host/x.db") << K::Unknown << QStringLiteral("ftp") << none;
     QTest::newRow("unknown scheme") << QStringLiteral("redis://localhost") << K::Unknown
                                     << QStringLiteral("redis") << none;
     QTest::newRow("no scheme") << QStringLiteral("localhost") << K::Unknown << none << none;
     QTest::newRow("empty") << QString() << K::Unknown << none << none;
+}
+
+void TestSourceUri::postgresDatabase_data() {
+    QTest::addColumn<QString>("uri");
+    QTest::addColumn<QString>("database");
+    QTest::newRow("uri path") << QStringLiteral("postgresql://app:pw@db:5432/shop?sslmode=require")
+                              << QStringLiteral("shop");
+    QTest::newRow("uri without a database: the user's")
+        << QStringLiteral("postgres://app@db") << QStringLiteral("app");
+    QTest::newRow("conninfo") << QStringLiteral("host=db dbname='my shop' user=app")
+                              << QStringLiteral("my shop");
+    QTest::newRow("conninfo user") << QStringLiteral("host=db user=app") << QStringLiteral("app");
+    QTest::newRow("not postgres") << QStringLiteral("mongodb://h/shop") << QString();
+}
+
+void TestSourceUri::postgresDatabase() {
+    QFETCH(QString, uri);
+    QFETCH(QString, database);
+    QCOMPARE(SourceUri(uri).postgresDatabase(), database);
 }
 
 void TestSourceUri::kind() {
@@ -127,6 +149,10 @@ void TestSourceUri::redacted_data() {
     row("user:password@", "mongodb://alice:s3cret@h:27017/db", "mongodb://alice:****@h:27017/db");
     row("srv", "mongodb+srv://alice:s3cret@c.example.net/", "mongodb+srv://alice:****@c.example.net/");
     row("postgres", "postgresql://app:s3cret@db/shop", "postgresql://app:****@db/shop");
+    row("conninfo password", "host=db password=s3cret dbname=shop", "host=db password=**** dbname=shop");
+    row("conninfo quoted password", "host=db password = 'a b\\' c' sslpassword=k",
+        "host=db password = **** sslpassword=****");
+    same("conninfo without password", "host=db user=app dbname=shop");
     row("other scheme", "ftp://user:secret@host/x", "ftp://user:****@host/x");
     row("percent-encoded", "mongodb://alice:s%40cret@h", "mongodb://alice:****@h");
     row("empty password", "mongodb://alice:@h", "mongodb://alice:****@h");
@@ -236,6 +262,7 @@ void TestSourceUri::withoutPassword_data() {
     row("no password", "mongodb://alice@h:27017/", "mongodb://alice@h:27017/", "");
     row("port and '@' in the query", "mongodb://h:27017/?appname=a@b", "mongodb://h:27017/?appname=a@b", "");
     row("sqlite path with '@' and ':'", "sqlite:///data/a:b@c.db", "sqlite:///data/a:b@c.db", "");
+    row("conninfo", "host=db password='a b\\'c' dbname=shop", "host=db dbname=shop", "a b'c");
 }
 
 void TestSourceUri::withoutPassword() {
@@ -264,6 +291,8 @@ void TestSourceUri::withPassword_data() {
     row("empty password", "mongodb://admin@h", "", "mongodb://admin@h");
     row("has a password", "mongodb://admin:old@h", "new", "mongodb://admin:old@h");
     row("sqlite", "sqlite:///a@b.db", "x", "sqlite:///a@b.db");
+    row("conninfo", "host=db user=app", "a'b\\c", "host=db user=app password='a\\'b\\\\c'");
+    row("conninfo has a password", "host=db password=old", "new", "host=db password=old");
 }
 
 void TestSourceUri::withPassword() {

@@ -51,6 +51,8 @@ void tst_UiConnectionDialog::validateUri_data() {
     QTest::newRow("mongodb multi-host") << QStringLiteral("mongodb://u:p@a:1,b:2/db") << true << QString();
     QTest::newRow("srv ok") << QStringLiteral("mongodb+srv://cluster0.example.net") << true << QString();
     QTest::newRow("postgres ok") << QStringLiteral("postgresql://app@db:5432/shop") << true << QString();
+    QTest::newRow("postgres conninfo ok")
+        << QStringLiteral("host=db port=5432 dbname=shop user=app") << true << QString();
 }
 
 void tst_UiConnectionDialog::validateUri() {

@@ -1,6 +1,7 @@
 #include "SourceFactory.h"
 
 #include "sources/mongo/MongoSource.h"
+#include "sources/postgres/PostgresSource.h"
 #include "sources/SourceUri.h"
 #include "sources/sqlite/SqliteSource.h"
 
@@ -14,16 +15,13 @@ Source* SourceFactory::create(const QString& id, const QString& uri, QString* er
     case SourceUri::Kind::Sqlite:
         return SqliteSource::create(id, uri, error);
     case SourceUri::Kind::Postgres:
-        if (error)
-            *error = QStringLiteral("PostgreSQL sources (%1) are not in this version of Tidewatch yet; watch "
-                                    "SQLite files (sqlite:PATH) or MongoDB (mongodb://HOST[:PORT]).")
-                         .arg(parsed.redacted());
-        return nullptr;
+        return PostgresSource::create(id, uri, error);
     case SourceUri::Kind::Unknown:
         break;
     }
     if (error)
-        *error = QStringLiteral("Unsupported source URI \"%1\": use sqlite:PATH or mongodb://HOST[:PORT].")
+        *error = QStringLiteral("Unsupported source URI \"%1\": use sqlite:PATH, mongodb://HOST[:PORT] or "
+                                "postgresql://USER@HOST[:PORT]/DATABASE.")
                      .arg(parsed.redacted());
     return nullptr;
 }

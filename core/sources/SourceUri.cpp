@@ -27,6 +27,34 @@ const QRegularExpression& passwordParameterPattern() {
     return re;
 }
 
+// libpq's "key=value" form: a value is a word or a quoted string with \' and \\.
+const QRegularExpression& conninfoSecretPattern() {
+    static const QRegularExpression re(
+        QStringLiteral("(?:^|\\s)(?:ssl)?password\\s*=\\s*('(?:[^'\\\\]|\\\\.)*'?|[^\\s']\\S*|(?=\\s|$))"),
+        QRegularExpression::CaseInsensitiveOption);
+    return re;
+}
+
+const QRegularExpression& conninfoPasswordPattern() {
+    static const QRegularExpression re(
+        QStringLiteral("(?:^|\\s)password\\s*=\\s*('(?:[^'\\\\]|\\\\.)*'?|[^\\s']\\S*|(?=\\s|$))"),
+        QRegularExpression::CaseInsensitiveOption);
+    return re;
+}
+
+QString conninfoValue(const QString& written) {
+    if (!written.startsWith(QLatin1Char('\'')))
+        return written;
+    QString out;
+    for (qsizetype i = 1; i < written.size(); ++i) {
+        if (written[i] == QLatin1Char('\\') && i + 1 < written.size())
+            out += written[++i];
+        else if (written[i] != QLatin1Char('\''))
+            out += written[i];
+    }
+    return out;
+}
+
 bool isSqliteSuffix(const QString& uri) {
     return uri.endsWith(QLatin1String(".sqlite")) || uri.endsWith(QLatin1String(".db")) ||
            uri.endsWith(QLatin1String(".sqlite3"));
@@ -51,6 +79,34 @@ SourceUri::SourceUri(const QString& uri)
         m_kind = Kind::Postgres;
     else if (m_authority < 0 && isSqliteSuffix(uri))
         m_kind = Kind::Sqlite; // a bare path (also "C:\…", whose drive reads as a scheme)
+    else if (m_scheme.isEmpty() && isConninfo(uri))
+        m_kind = Kind::Postgres;
+}
+
+bool SourceUri::isConninfo(const QString& text) {
+    // libpq's keyword form starts with a keyword and '=': "host=db dbname=shop".
+    static const QRegularExpression pattern(QStringLiteral("^\\s*[A-Za-z_]+\\s*="));
+    return pattern.match(text).hasMatch();
+}
+
+QString SourceUri::postgresDatabase() const {
+    if (m_kind != Kind::Postgres)
+        return {};
+    if (m_scheme.isEmpty()) {
+        static const QRegularExpression db(
+            QStringLiteral("(?:^|\\s)dbname\\s*=\\s*('(?:[^'\\\\]|\\\\.)*'|\\S+)"));
+        static const QRegularExpression user(
+            QStringLiteral("(?:^|\\s)user\\s*=\\s*('(?:[^'\\\\]|\\\\.)*'|\\S+)"));
+        QRegularExpressionMatch m = db.match(m_uri);
+        if (!m.hasMatch())
+            m = user.match(m_uri);
+        return m.hasMatch() ? conninfoValue(m.captured(1)) : QStringLiteral("postgres");
+    }
+    const QUrl url(withoutPassword());
+    const QString path = url.path().mid(1);
+    if (!path.isEmpty())
+        return path;
+    return url.userName().isEmpty() ? QStringLiteral("postgres") : url.userName();
 }
 
 QString SourceUri::sqlitePath() const {
@@ -110,7 +166,9 @@ QString SourceUri::redacted() const {
     const Span user = userPassword(true);
     if (user.isValid())
         spans.append({user.start, user.end});
-    QRegularExpressionMatchIterator it = secretParameterPattern().globalMatch(m_uri);
+    QRegularExpressionMatchIterator it =
+        (m_kind == Kind::Postgres && m_scheme.isEmpty() ? conninfoSecretPattern() : secretParameterPattern())
+            .globalMatch(m_uri);
     while (it.hasNext()) {
         const QRegularExpressionMatch m = it.next();
         spans.append({m.capturedStart(1), m.capturedEnd(1)});
@@ -135,6 +193,10 @@ QString SourceUri::redacted() const {
 }
 
 QString SourceUri::encodedPassword() const {
+    if (m_kind == Kind::Postgres && m_scheme.isEmpty()) {
+        const QRegularExpressionMatch m = conninfoPasswordPattern().match(m_uri);
+        return m.hasMatch() ? m.captured(1) : QString();
+    }
     const Span user = userPassword(true);
     if (user.isValid())
         return m_uri.mid(user.start, user.end - user.start);
@@ -143,6 +205,15 @@ QString SourceUri::encodedPassword() const {
 }
 
 QString SourceUri::withoutPassword(QString* password) const {
+    if (m_kind == Kind::Postgres && m_scheme.isEmpty()) {
+        QString out = m_uri;
+        const QRegularExpressionMatch m = conninfoPasswordPattern().match(out);
+        if (password)
+            *password = m.hasMatch() ? conninfoValue(m.captured(1)) : QString();
+        if (m.hasMatch())
+            out = (out.left(m.capturedStart()) + out.mid(m.capturedEnd())).trimmed();
+        return out;
+    }
     QString out = m_uri;
     QString secret;
     const Span user = userPassword(false);
@@ -168,6 +239,15 @@ QString SourceUri::withoutPassword(QString* password) const {
 QString SourceUri::withPassword(const QString& password) const {
     if (password.isEmpty())
         return m_uri;
+    if (m_kind == Kind::Postgres && m_scheme.isEmpty()) {
+        if (conninfoPasswordPattern().match(m_uri).hasMatch())
+            return m_uri;
+        // A conninfo value is quoted, with \ and ' escaped.
+        QString quoted = password;
+        quoted.replace(QLatin1Char('\\'), QLatin1String("\\\\"))
+            .replace(QLatin1Char('\''), QLatin1String("\\'"));
+        return m_uri + QStringLiteral(" password='") + quoted + QLatin1Char('\'');
+    }
     const qsizetype at = userInfoEnd(false);
     const qsizetype colon = at < 0 ? -1 : m_uri.indexOf(QLatin1Char(':'), m_authority);
     if (at < 0 || (colon >= 0 && colon < at))

@@ -28,6 +28,10 @@ public:
     QString scheme() const { return m_scheme; }
     // Kind::Sqlite: the file as written (relative paths stay relative); else empty.
     QString sqlitePath() const;
+    // Kind::Postgres: the database the connection opens (dbname, else the user name, as
+    // libpq defaults it); else empty. "host=… dbname=…" conninfo is Kind::Postgres too.
+    QString postgresDatabase() const;
+    static bool isConninfo(const QString& text);
 
     // The URI with every password replaced by "****": the one of user:password@ and
     // the value of any password= or sslpassword= query parameter (any case).

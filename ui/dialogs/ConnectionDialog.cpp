@@ -182,6 +182,8 @@ bool ConnectionDialog::validateUri(const QString& input, QString* error) {
             return fail(tr("%1 is a folder, not an SQLite file.").arg(info.absoluteFilePath()));
         return true;
     }
+    if (parsed.kind() == SourceUri::Kind::Postgres && name.isEmpty())
+        return true; // libpq's "host=… dbname=…" form; libpq checks it when connecting
     if (parsed.kind() == SourceUri::Kind::MongoDb || parsed.kind() == SourceUri::Kind::Postgres) {
         if (!uri.mid(name.size()).startsWith(QLatin1String("://")))
             return fail(tr("%1 URIs start with %1://, e.g. %1://localhost").arg(name));

@@ -1,0 +1,48 @@
+#pragma once
+
+#include "PgConnection.h"
+
+#include <QByteArray>
+#include <QString>
+
+namespace tw {
+
+// The replication connection of a PostgreSQL source: a walsender session
+// (replication=database) that creates the logical slot and streams pgoutput's
+// messages through libpq's COPY BOTH. Reads never block: the caller waits on
+// socket() (a QSocketNotifier) and drains with read(), so the source's thread stays
+// free and stop() returns at once.
+class PgReplication {
+public:
+    enum class Read { Message, Empty, Ended, Failed };
+
+    bool open(const QString& conninfo, QString* error);
+    void close();
+    bool isStreaming() const { return m_streaming; }
+    int socket() const;
+
+    // IDENTIFY_SYSTEM: the server's current WAL position.
+    bool identifySystem(quint64* xlogPos, QString* error);
+    // CREATE_REPLICATION_SLOT name LOGICAL pgoutput: `consistentLsn` is where the slot
+    // starts (every transaction committed after it will be streamed).
+    bool createSlot(const QString& slot, quint64* consistentLsn, QString* error);
+    // START_REPLICATION SLOT … LOGICAL lsn (proto_version '1', publication_names …).
+    // lsn 0: from the slot's confirmed position. The server never starts before that
+    // position, whatever lsn says.
+    bool start(const QString& slot, quint64 lsn, const QString& publication, QString* error);
+
+    // Takes one CopyData message. Empty: nothing complete has arrived (wait on the
+    // socket). Ended: the server ended the stream; Failed: the connection broke.
+    Read read(QByteArray* message, QString* error);
+    // Reads what the socket has into libpq's buffer; false when the connection broke.
+    bool consumeInput(QString* error);
+    // Sends a standby status update; the flushed position is what the server may
+    // forget WAL before.
+    bool sendStatus(quint64 received, quint64 flushed, bool replyRequested, QString* error);
+
+private:
+    PgConnection m_conn;
+    bool m_streaming = false;
+};
+
+} // namespace tw

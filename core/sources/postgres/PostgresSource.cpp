@@ -1,0 +1,646 @@
+#include "PostgresSource.h"
+
+#include "PgEventMapper.h"
+#include "sources/SourceUri.h"
+
+#include <QDateTime>
+#include <QLoggingCategory>
+#include <QRandomGenerator>
+#include <QRegularExpression>
+#include <QSocketNotifier>
+#include <QTimer>
+
+#include <algorithm>
+
+Q_LOGGING_CATEGORY(lcPostgres, "tidewatch.source.postgres")
+
+namespace tw {
+
+namespace {
+
+constexpr char kTokenPrefix[] = "lsn:";
+// The tick sends status updates and reads the slot's lag. 10 s between updates when
+// idle stays far inside wal_sender_timeout (60 s by default); an acknowledged commit
+// is confirmed at once.
+constexpr int kTickMs = 250;
+constexpr qint64 kStatusIntervalMs = 10000;
+constexpr qint64 kLagIntervalMs = 5000;
+// A batch leaves at the end of each read of the socket or at this many events,
+// whichever comes first; a transaction is never split.
+constexpr int kBatchEvents = 4096;
+// How long the stream waits at start for the tables the last run watched to be
+// watched again: the session sends them right after start(), well within this.
+constexpr qint64 kWaitForWatchesMs = 2000;
+// State keys of the watched tables, so a restart knows them before watch() comes.
+constexpr char kWatchKeyPrefix[] = "pgwatch\x1f";
+
+qint64 nowMs() {
+    return QDateTime::currentMSecsSinceEpoch();
+}
+
+} // namespace
+
+PostgresSource* PostgresSource::create(const QString& id, const QString& uri, QString* error) {
+    const QString described = PgConnection::describe(uri);
+    if (described.startsWith(QLatin1Char('('))) {
+        if (error)
+            *error = QStringLiteral("\"%1\" is not a PostgreSQL connection string: use "
+                                    "postgresql://USER@HOST[:PORT]/DATABASE or \"host=… dbname=…\".")
+                         .arg(SourceUri::redact(uri));
+        return nullptr;
+    }
+    return new PostgresSource(id, uri, SourceUri::redact(uri));
+}
+
+PostgresSource::PostgresSource(const QString& id, const QString& conninfo, const QString& described)
+    : Source(id)
+    , m_conninfo(conninfo)
+    , m_described(described) {
+    QString name = id.toLower();
+    name.replace(QRegularExpression(QStringLiteral("[^a-z0-9_]+")), QStringLiteral("_"));
+    m_slotName = (QStringLiteral("tidewatch_") + name).left(63);
+    m_outgoing.sourceId = id;
+}
+
+PostgresSource::~PostgresSource() {
+    disconnectAll();
+}
+
+void PostgresSource::setSlotName(const QString& name) {
+    m_slotName = name.left(63);
+}
+
+void PostgresSource::setBackoff(int initialMs, int maxMs, double jitter) {
+    m_backoffInitialMs = std::max(1, initialMs);
+    m_backoffMaxMs = std::max(m_backoffInitialMs, maxMs);
+    m_jitter = std::clamp(jitter, 0.0, 1.0);
+}
+
+QByteArray PostgresSource::tokenFor(quint64 lsn) {
+    return QByteArray(kTokenPrefix) + pg::lsnToString(lsn).toLatin1();
+}
+
+quint64 PostgresSource::lsnOf(const QByteArray& token) {
+    quint64 lsn = 0;
+    if (token.startsWith(kTokenPrefix) &&
+        pg::parseLsn(QString::fromLatin1(token.mid(int(sizeof kTokenPrefix) - 1)), &lsn))
+        return lsn;
+    return 0;
+}
+
+void PostgresSource::start(const SourceRestore& restore) {
+    m_started = true;
+    m_restoredLsn = lsnOf(restore.token);
+    m_committedLsn = m_restoredLsn;
+    m_publishedLsn = m_restoredLsn;
+    m_expectedWatches.clear();
+    for (auto it = restore.state.cbegin(); it != restore.state.cend(); ++it)
+        if (it.key().startsWith(kWatchKeyPrefix))
+            m_expectedWatches.insert(QString::fromUtf8(it.key().mid(int(sizeof kWatchKeyPrefix) - 1)));
+    if (!m_tick) {
+        m_tick = new QTimer(this);
+        connect(m_tick, &QTimer::timeout, this, &PostgresSource::onTick);
+    }
+    m_tick->start(kTickMs);
+    if (!connectAll())
+        return;
+}
+
+bool PostgresSource::connectAll() {
+    disconnectAll();
+    setStatus(SourceStatus::State::Connecting, QStringLiteral("connecting to %1").arg(m_described));
+    QString error;
+    if (!m_sql.open(m_conninfo, false, &error)) {
+        enterBackoff(QStringLiteral("Cannot connect to %1: %2").arg(m_described, error));
+        return false;
+    }
+    m_database = m_sql.database();
+    const QString blocker = PgCatalog::replicationBlocker(m_sql, m_described);
+    if (!blocker.isEmpty()) {
+        // Nothing to retry until an administrator changes the server.
+        m_sql.close();
+        setStatus(SourceStatus::State::Error, blocker);
+        m_retryAtMs = 0;
+        return false;
+    }
+    if (!PgCatalog::ensurePublication(m_sql, m_slotName, &error)) {
+        m_sql.close();
+        setStatus(SourceStatus::State::Error, error);
+        return false;
+    }
+    const PgCatalog::Slot slot = PgCatalog::slot(m_sql, m_slotName, &error);
+    if (slot.exists && slot.plugin != QLatin1String("pgoutput")) {
+        setStatus(SourceStatus::State::Error,
+                  QStringLiteral("Replication slot \"%1\" on %2 uses the plugin %3, not pgoutput: drop it "
+                                 "(SELECT pg_drop_replication_slot('%1')) or name another slot.")
+                      .arg(m_slotName, m_described, slot.plugin));
+        m_sql.close();
+        return false;
+    }
+    if (!m_replication.open(m_conninfo, &error)) {
+        enterBackoff(
+            QStringLiteral("Cannot open a replication connection to %1: %2").arg(m_described, error));
+        return false;
+    }
+    bool fresh = false;
+    if (slot.exists && slot.walStatus == QLatin1String("lost")) {
+        startOver(lostSlotReason());
+        QString ignored;
+        PgCatalog::dropSlot(m_sql, m_slotName, &ignored);
+        fresh = true;
+    } else if (!slot.exists) {
+        if (m_restoredLsn != 0)
+            startOver(
+                !m_lostReason.isEmpty()
+                    ? m_lostReason
+                    : QStringLiteral("replication slot \"%1\" was dropped on the server").arg(m_slotName));
+        m_lostReason.clear();
+        fresh = true;
+    }
+    if (fresh) {
+        quint64 consistent = 0;
+        if (!m_replication.createSlot(m_slotName, &consistent, &error)) {
+            setStatus(SourceStatus::State::Error,
+                      QStringLiteral("Cannot create replication slot \"%1\" on %2: %3 (raise "
+                                     "max_replication_slots, or drop unused slots).")
+                          .arg(m_slotName, m_described, error));
+            disconnectAll();
+            return false;
+        }
+        m_restoredLsn = m_committedLsn = m_publishedLsn = 0;
+    }
+    if (!syncPublication(false, &error)) {
+        enterBackoff(error);
+        return false;
+    }
+    m_connected = true;
+    m_attempts = 0;
+    if (m_everConnected)
+        ++m_status.reconnects;
+    m_everConnected = true;
+    // Watches that were live before the connection was lost are live again; those
+    // asked for while disconnected start now.
+    for (const WatchedTable& t : std::as_const(m_watched))
+        Q_EMIT watchReady(id(), t.ns);
+    const auto pendingWatches = std::exchange(m_pendingWatches, {});
+    for (const Namespace& ns : pendingWatches)
+        watch(ns, {});
+    m_streamDeadlineMs = nowMs() + kWaitForWatchesMs;
+    maybeStartStreaming();
+    return true;
+}
+
+void PostgresSource::maybeStartStreaming() {
+    if (!m_connected || m_replication.isStreaming())
+        return;
+    // The stream resumes from the journal's position: a table the last run watched
+    // must be watched again before it starts, or its changes in between would be
+    // read while nobody wanted them and dropped.
+    for (const QString& coll : std::as_const(m_expectedWatches))
+        if (!m_watched.contains(coll) && nowMs() < m_streamDeadlineMs)
+            return;
+    startStreaming();
+}
+
+void PostgresSource::startStreaming() {
+    QString error;
+    if (!m_replication.start(m_slotName, m_committedLsn, m_slotName, &error)) {
+        // An invalidated slot shows up here when it was lost after we looked.
+        const PgCatalog::Slot again = PgCatalog::slot(m_sql, m_slotName, nullptr);
+        if (again.exists && again.walStatus == QLatin1String("lost")) {
+            QString ignored;
+            PgCatalog::dropSlot(m_sql, m_slotName, &ignored);
+            m_lostReason = lostSlotReason();
+            connectAll();
+            return;
+        }
+        enterBackoff(QStringLiteral("Cannot start replication from slot \"%1\" on %2: %3")
+                         .arg(m_slotName, m_described, error));
+        return;
+    }
+    m_notifier = new QSocketNotifier(qintptr(m_replication.socket()), QSocketNotifier::Read, this);
+    connect(m_notifier, &QSocketNotifier::activated, this, &PostgresSource::onReadable);
+    m_sinceStatus.start();
+    setStatus(SourceStatus::State::Watching,
+              QStringLiteral("slot and publication \"%1\"%2").arg(m_slotName, m_identityNote));
+    onReadable();
+}
+
+QString PostgresSource::lostSlotReason() const {
+    return QStringLiteral("the server removed the WAL that replication slot \"%1\" still needed "
+                          "(max_slot_wal_keep_size)")
+        .arg(m_slotName);
+}
+
+void PostgresSource::startOver(const QString& why) {
+    // History between the journal's position and now is gone: one gap per watched
+    // table, committed with the fresh start so a restart does not repeat it.
+    ChangeBatch batch;
+    batch.sourceId = id();
+    for (const WatchedTable& t : std::as_const(m_watched))
+        batch.events.append(
+            ChangeEvent::makeGap(id(), t.ns, why + QStringLiteral("; watching again from now")));
+    batch.checkpoint.token = tokenFor(0);
+    m_gapReason = why + QStringLiteral("; watching again from now");
+    qCWarning(lcPostgres) << "source" << id() << ":" << why;
+    if (!batch.events.isEmpty())
+        publishBatch(batch);
+}
+
+void PostgresSource::disconnectAll() {
+    if (m_notifier) {
+        // Possibly inside its own activated(): deleted once the signal has returned.
+        m_notifier->setEnabled(false);
+        m_notifier->deleteLater();
+        m_notifier = nullptr;
+    }
+    m_replication.close();
+    m_sql.close();
+    m_connected = false;
+    m_inTransaction = false;
+    m_transaction.clear();
+    m_outgoing.events.clear();
+    m_relations.clear();
+    // Published but not committed batches will be streamed again from the slot.
+    m_publishedLsn = m_committedLsn;
+    m_idleLsn = 0;
+}
+
+void PostgresSource::enterBackoff(const QString& reason) {
+    disconnectAll();
+    const double base =
+        std::min<double>(m_backoffMaxMs, m_backoffInitialMs * double(1LL << std::min(m_attempts, 20)));
+    const double jitter = 1.0 + m_jitter * (QRandomGenerator::global()->generateDouble() * 2.0 - 1.0);
+    const qint64 delay = qint64(base * jitter);
+    ++m_attempts;
+    m_retryAtMs = nowMs() + delay;
+    setStatus(SourceStatus::State::Backoff, reason, QDateTime::fromMSecsSinceEpoch(m_retryAtMs));
+}
+
+void PostgresSource::onTick() {
+    if (!m_started)
+        return;
+    if (!m_connected) {
+        if (m_status.state == SourceStatus::State::Backoff && m_retryAtMs && nowMs() >= m_retryAtMs)
+            connectAll();
+        return;
+    }
+    if (!m_replication.isStreaming()) {
+        maybeStartStreaming();
+        if (!m_replication.isStreaming())
+            return;
+    }
+    if (!m_sql.isHealthy()) {
+        enterBackoff(QStringLiteral("Lost the connection to %1").arg(m_described));
+        return;
+    }
+    if (m_sinceStatus.elapsed() >= kStatusIntervalMs)
+        sendStatus(false);
+    if (nowMs() - m_lastLagMs >= kLagIntervalMs) {
+        m_lastLagMs = nowMs();
+        QString error;
+        const PgCatalog::Slot slot = PgCatalog::slot(m_sql, m_slotName, &error);
+        if (!error.isEmpty() && !m_sql.isHealthy()) {
+            enterBackoff(QStringLiteral("Lost the connection to %1: %2").arg(m_described, error));
+            return;
+        }
+        if (slot.exists && slot.lagBytes >= 0)
+            setStatus(SourceStatus::State::Watching,
+                      QStringLiteral("slot and publication \"%1\", %2 bytes behind%3")
+                          .arg(m_slotName)
+                          .arg(slot.lagBytes)
+                          .arg(m_identityNote));
+    }
+}
+
+void PostgresSource::onReadable() {
+    if (!m_connected)
+        return;
+    QString error;
+    if (!m_replication.consumeInput(&error)) {
+        enterBackoff(QStringLiteral("Lost the replication connection to %1: %2").arg(m_described, error));
+        return;
+    }
+    QByteArray message;
+    for (;;) {
+        const PgReplication::Read r = m_replication.read(&message, &error);
+        if (r == PgReplication::Read::Message) {
+            handle(message);
+            if (!m_connected)
+                return;
+            continue;
+        }
+        if (r == PgReplication::Read::Empty)
+            break;
+        flushOutgoing();
+        enterBackoff(QStringLiteral("The replication stream from %1 ended: %2").arg(m_described, error));
+        return;
+    }
+    flushOutgoing();
+}
+
+void PostgresSource::handle(const QByteArray& copyData) {
+    pg::PgCopyMessage copy;
+    QString error;
+    if (!pg::PgOutputDecoder::decodeCopyData(copyData, &copy, &error)) {
+        enterBackoff(error);
+        return;
+    }
+    switch (copy.kind) {
+    case pg::PgCopyMessage::Kind::Keepalive:
+        m_receivedLsn = std::max(m_receivedLsn, copy.walEnd);
+        if (!m_inTransaction && m_outgoing.events.isEmpty() && m_publishedLsn == m_committedLsn)
+            m_idleLsn = std::max(m_idleLsn, copy.walEnd);
+        if (copy.replyRequested)
+            sendStatus(false);
+        return;
+    case pg::PgCopyMessage::Kind::XLogData: {
+        m_receivedLsn = std::max(m_receivedLsn, copy.walStart);
+        pg::PgMessage m;
+        if (!pg::PgOutputDecoder::decode(copy.payload, &m, &error)) {
+            setStatus(SourceStatus::State::Error, error);
+            disconnectAll();
+            return;
+        }
+        handleMessage(m);
+        return;
+    }
+    case pg::PgCopyMessage::Kind::Unknown:
+        return;
+    }
+}
+
+void PostgresSource::handleMessage(const pg::PgMessage& m) {
+    using Kind = pg::PgMessage::Kind;
+    switch (m.kind) {
+    case Kind::Begin:
+        m_inTransaction = true;
+        m_commitTimeMs = pg::pgMicrosToEpochMs(m.timestampUs);
+        m_transaction.clear();
+        return;
+    case Kind::Commit: {
+        m_inTransaction = false;
+        const quint64 end = m.endLsn;
+        m_receivedLsn = std::max(m_receivedLsn, end);
+        if (end <= m_restoredLsn || end <= m_publishedLsn) {
+            // Committed to the journal before (the slot had not been told yet).
+            m_transaction.clear();
+            return;
+        }
+        if (m_transaction.isEmpty()) {
+            if (m_outgoing.events.isEmpty() && m_publishedLsn == m_committedLsn)
+                m_idleLsn = std::max(m_idleLsn, end);
+            return;
+        }
+        const ClusterTime base{quint32(m_commitTimeMs / 1000), 0};
+        for (qsizetype i = 0; i < m_transaction.size(); ++i)
+            m_transaction[i].setClusterTime({base.t, quint32(i + 1)});
+        m_outgoing.events.append(m_transaction);
+        m_outgoing.checkpoint.token = tokenFor(end);
+        m_publishedLsn = end;
+        m_transaction.clear();
+        if (m_outgoing.events.size() >= kBatchEvents)
+            flushOutgoing();
+        return;
+    }
+    case Kind::Relation: {
+        Relation r;
+        r.rel = m.relation;
+        r.ns = Namespace{m_database, QString::fromUtf8(m.relation.schema) + QLatin1Char('.') +
+                                         QString::fromUtf8(m.relation.name)};
+        m_relations.insert(r.rel.oid, std::move(r));
+        return;
+    }
+    case Kind::Insert:
+    case Kind::Update:
+    case Kind::Delete: {
+        const auto found = m_relations.find(m.relationOid);
+        if (found == m_relations.end() || !m_watched.contains(keyName(found->ns)))
+            return;
+        if (!found->keysResolved)
+            PgEventMapper::resolveKeys(*found, m_watched.value(keyName(found->ns)).info.keyColumns);
+        m_transaction.append(PgEventMapper::change(id(), *found, m, m_commitTimeMs));
+        return;
+    }
+    case Kind::Truncate:
+        for (const quint32 oid : m.truncated) {
+            const auto found = m_relations.constFind(oid);
+            if (found == m_relations.constEnd() || !m_watched.contains(keyName(found->ns)))
+                continue;
+            m_transaction.append(PgEventMapper::truncate(id(), found->ns, m_commitTimeMs));
+        }
+        return;
+    case Kind::Origin:
+    case Kind::Type:
+    case Kind::Message:
+    case Kind::Unknown:
+        return;
+    }
+}
+
+void PostgresSource::flushOutgoing() {
+    if (m_outgoing.events.isEmpty())
+        return;
+    m_status.lastEventMs = nowMs();
+    m_gapReason.clear(); // live again: a watch from now on has lost nothing
+    publishBatch(m_outgoing);
+    m_outgoing.events.clear();
+    m_outgoing.checkpoint = {};
+}
+
+void PostgresSource::sendStatus(bool replyRequested) {
+    if (!m_connected || !m_replication.isStreaming())
+        return;
+    // Confirm what the journal holds; while nothing is in flight, also what the
+    // server skipped past (other tables' transactions), so the slot does not keep
+    // WAL that nobody needs.
+    quint64 flushed = m_committedLsn;
+    if (!m_inTransaction && m_outgoing.events.isEmpty() && m_publishedLsn == m_committedLsn)
+        flushed = std::max(flushed, m_idleLsn);
+    QString error;
+    if (!m_replication.sendStatus(std::max(m_receivedLsn, flushed), flushed, replyRequested, &error)) {
+        enterBackoff(QStringLiteral("Lost the replication connection to %1: %2").arg(m_described, error));
+        return;
+    }
+    m_confirmedSent = flushed;
+    m_sinceStatus.restart();
+}
+
+void PostgresSource::checkpointCommitted(const QByteArray& token) {
+    const quint64 lsn = lsnOf(token);
+    if (lsn <= m_committedLsn)
+        return;
+    m_committedLsn = lsn;
+    sendStatus(false);
+}
+
+bool PostgresSource::syncPublication(bool dropOthers, QString* error) {
+    QSet<QString> tables;
+    for (const WatchedTable& t : std::as_const(m_watched))
+        tables.insert(t.ns.coll);
+    // Only an unwatch takes a table out. At connect the watches have not been asked
+    // for again yet: dropping the last run's tables then would lose their changes
+    // until the watch comes.
+    if (PgCatalog::setPublicationTables(m_sql, m_slotName, tables, dropOthers, error))
+        return true;
+    *error =
+        QStringLiteral("Cannot change publication \"%1\" on %2: %3").arg(m_slotName, m_described, *error);
+    return false;
+}
+
+bool PostgresSource::addWatch(const Namespace& ns, QString* error) {
+    QString schema;
+    QString name;
+    if ((!ns.db.isEmpty() && ns.db != m_database) || !PgCatalog::splitName(ns.coll, &schema, &name)) {
+        *error = QStringLiteral("\"%1\" is not a table of database %2 on %3: name one as schema.table, e.g. "
+                                "--watch public.orders.")
+                     .arg(ns.toString(), m_database, m_described);
+        return false;
+    }
+    const PgCatalog::Table info = PgCatalog::table(m_sql, schema, name, error);
+    if (!info.exists || info.kind == 'v' || info.kind == 'm') {
+        QList<NamespaceInfo> tables;
+        QString ignored;
+        PgCatalog::listTables(m_sql, m_database, &tables, &ignored);
+        QStringList names;
+        for (const NamespaceInfo& t : std::as_const(tables))
+            if (t.kind != QLatin1String("view"))
+                names.append(t.ns.coll);
+        *error = info.exists
+                     ? QStringLiteral("\"%1.%2\" in %3 is a view; watch the tables behind it.")
+                           .arg(schema, name, m_described)
+                     : QStringLiteral("No table \"%1.%2\" in database %3 on %4 (tables: %5).")
+                           .arg(schema, name, m_database, m_described,
+                                names.isEmpty() ? QStringLiteral("none") : names.join(QLatin1String(", ")));
+        return false;
+    }
+    WatchedTable t;
+    t.ns = Namespace{m_database, schema + QLatin1Char('.') + name};
+    t.qualified = PgCatalog::qualifiedName(m_sql, schema, name);
+    t.info = info;
+    m_watched.insert(t.ns.coll, t);
+    if (!syncPublication(false, error)) {
+        m_watched.remove(t.ns.coll);
+        return false;
+    }
+    if (info.replicaIdentity != 'f')
+        m_identityNote = QStringLiteral("; %1 has REPLICA IDENTITY %2, so updates carry the new row and "
+                                        "list every column as updated (ALTER TABLE %3 REPLICA IDENTITY FULL "
+                                        "gives exact updatedFields and before-images)")
+                             .arg(t.ns.coll,
+                                  info.replicaIdentity == 'n'   ? QStringLiteral("NOTHING")
+                                  : info.replicaIdentity == 'i' ? QStringLiteral("USING INDEX")
+                                                                : QStringLiteral("DEFAULT"),
+                                  t.qualified);
+    // A relation already described by the stream takes its key from the catalog now.
+    for (auto it = m_relations.begin(); it != m_relations.end(); ++it)
+        if (it->ns == t.ns)
+            it->keysResolved = false;
+    return true;
+}
+
+void PostgresSource::watch(const Namespace& ns, const WatchOptions& options) {
+    Q_UNUSED(options);
+    const QString coll = ns.coll;
+    for (const WatchedTable& t : std::as_const(m_watched))
+        if (t.ns == ns || (ns.db.isEmpty() && t.ns.coll == coll))
+            return; // re-sent with new readers: nothing to change, the engine filters
+    if (!m_connected) {
+        m_pendingWatches.insert(ns.toString(), ns);
+        return;
+    }
+    QString error;
+    if (!addWatch(ns, &error)) {
+        Q_EMIT watchFailed(id(), ns, error);
+        return;
+    }
+    if (!m_expectedWatches.contains(ns.coll)) {
+        ChangeBatch batch;
+        batch.sourceId = id();
+        batch.checkpoint.stateUpserts.insert(kWatchKeyPrefix + ns.coll.toUtf8(), QByteArray("1"));
+        publishBatch(batch);
+        m_expectedWatches.insert(ns.coll);
+    }
+    maybeStartStreaming();
+    if (!m_gapReason.isEmpty()) {
+        // The restart that lost history came before this watch was asked for again.
+        ChangeBatch batch;
+        batch.sourceId = id();
+        batch.events.append(ChangeEvent::makeGap(id(), m_watched.value(ns.coll).ns, m_gapReason));
+        publishBatch(batch);
+    }
+    if (!m_identityNote.isEmpty())
+        setStatus(SourceStatus::State::Watching,
+                  QStringLiteral("slot and publication \"%1\"%2").arg(m_slotName, m_identityNote));
+    Q_EMIT watchReady(id(), m_watched.value(Namespace{m_database, ns.coll}.coll).ns);
+}
+
+void PostgresSource::unwatch(const Namespace& ns) {
+    m_pendingWatches.remove(ns.toString());
+    if (m_expectedWatches.remove(ns.coll)) {
+        ChangeBatch batch;
+        batch.sourceId = id();
+        batch.checkpoint.stateRemovals.append(kWatchKeyPrefix + ns.coll.toUtf8());
+        publishBatch(batch);
+    }
+    if (!m_watched.remove(ns.coll))
+        return;
+    QString error;
+    if (m_connected && !syncPublication(true, &error))
+        qCWarning(lcPostgres) << error;
+}
+
+void PostgresSource::listNamespaces(const QString& db) {
+    QList<NamespaceInfo> result;
+    QString error;
+    PgConnection conn;
+    if (!conn.open(m_conninfo, false, &error)) {
+        Q_EMIT namespacesListed(id(), db, result,
+                                QStringLiteral("Cannot connect to %1: %2").arg(m_described, error));
+        return;
+    }
+    if (db.isEmpty()) {
+        result.append({Namespace{conn.database(), {}}, QStringLiteral("database")});
+    } else {
+        PgCatalog::listTables(conn, conn.database(), &result, &error);
+        if (db != conn.database()) {
+            // "database.schema": the tables of one schema.
+            const QString prefix = db.section(QLatin1Char('.'), 1) + QLatin1Char('.');
+            result.erase(
+                std::remove_if(result.begin(), result.end(),
+                               [&](const NamespaceInfo& i) { return !i.ns.coll.startsWith(prefix); }),
+                result.end());
+        }
+    }
+    Q_EMIT namespacesListed(id(), db, result, error);
+}
+
+void PostgresSource::stop() {
+    m_started = false;
+    if (m_tick)
+        m_tick->stop();
+    if (m_connected)
+        sendStatus(false);
+    disconnectAll();
+    m_watched.clear();
+    setStatus(SourceStatus::State::Stopped);
+}
+
+void PostgresSource::dropReplicationState() {
+    const bool wasStarted = m_started;
+    disconnectAll();
+    PgConnection conn;
+    QString error;
+    if (conn.open(m_conninfo, false, &error)) {
+        PgCatalog::dropSlot(conn, m_slotName, &error);
+        PgCatalog::dropPublication(conn, m_slotName, &error);
+    }
+    m_watched.clear();
+    m_started = false;
+    if (wasStarted)
+        setStatus(SourceStatus::State::Stopped,
+                  error.isEmpty() ? QStringLiteral("dropped slot and publication \"%1\"").arg(m_slotName)
+                                  : error);
+}
+
+} // namespace tw

@@ -1,0 +1,142 @@
+#pragma once
+
+#include "PgCatalog.h"
+#include "PgConnection.h"
+#include "PgEventMapper.h"
+#include "PgOutputDecoder.h"
+#include "PgReplication.h"
+#include "sources/Source.h"
+
+#include <QElapsedTimer>
+#include <QHash>
+#include <QSet>
+
+class QSocketNotifier;
+class QTimer;
+
+namespace tw {
+
+// Watches a PostgreSQL database through logical replication with the built-in
+// pgoutput plugin (protocol version 1: no server extension, so managed servers work
+// too). Tables are its collections: namespace "<database>.<schema>.<table>" (db the
+// database, coll "schema.table").
+//
+// One publication and one slot per source, named by slotName() (shown in the
+// status): the publication lists exactly the watched tables and is altered as
+// watches come and go; the slot keeps the position.
+//
+// Exactly once: the events of one transaction leave in one batch whose checkpoint
+// token is "lsn:<commit end LSN>"; the slot's confirmed position is advanced
+// (standby status update) only in checkpointCommitted(), after the journal commit.
+// At start the stream resumes from the token (the server never goes before its
+// confirmed position), and a transaction at or before the token is skipped, so a
+// crash of either side loses nothing and repeats nothing.
+//
+// A lost connection backs off (0.5 s doubling to 30 s, +/-20 % jitter) and resumes
+// from the last committed LSN. A slot the server invalidated
+// (max_slot_wal_keep_size) or removed while Tidewatch had a position gives one `gap`
+// per watched table, a new slot and a watch from now. Without wal_level=logical or
+// the REPLICATION attribute the status says what to change.
+class PostgresSource : public Source {
+    Q_OBJECT
+public:
+    // uri: postgresql://, postgres:// or "key=value" conninfo. Parses only; connects
+    // at start().
+    static PostgresSource* create(const QString& id, const QString& uri, QString* error);
+    ~PostgresSource() override;
+
+    // "tidewatch_<source id>" unless set; the same name for the publication. Set before
+    // start().
+    QString slotName() const { return m_slotName; }
+    void setSlotName(const QString& name);
+    // Backoff schedule: first delay, cap, and the jitter fraction (0.2 = +/-20 %).
+    void setBackoff(int initialMs, int maxMs, double jitter = 0.2);
+    // The checkpoint token for a commit LSN, and back (0 when it is not one).
+    static QByteArray tokenFor(quint64 lsn);
+    static quint64 lsnOf(const QByteArray& token);
+
+public Q_SLOTS:
+    void start(const tw::SourceRestore& restore) override;
+    void watch(const tw::Namespace& ns, const tw::WatchOptions& options) override;
+    void unwatch(const tw::Namespace& ns) override;
+    void listNamespaces(const QString& db) override;
+    void stop() override;
+    void checkpointCommitted(const QByteArray& token) override;
+    // Drops the slot and the publication (a forgotten slot keeps WAL forever). The
+    // source stops watching.
+    void dropReplicationState();
+
+private:
+    struct WatchedTable {
+        Namespace ns;
+        QString qualified; // "schema"."table"
+        PgCatalog::Table info;
+    };
+    using Relation = PgRelationInfo;
+
+    PostgresSource(const QString& id, const QString& conninfo, const QString& described);
+    bool connectAll();
+    void disconnectAll();
+    void enterBackoff(const QString& reason);
+    void maybeStartStreaming();
+    void startStreaming();
+    QString lostSlotReason() const;
+    void onReadable();
+    void onTick();
+    void handle(const QByteArray& copyData);
+    void handleMessage(const pg::PgMessage& m);
+    void flushOutgoing();
+    void sendStatus(bool replyRequested);
+    bool addWatch(const Namespace& ns, QString* error);
+    bool syncPublication(bool dropOthers, QString* error);
+    void startOver(const QString& why);
+    QString keyName(const Namespace& ns) const { return ns.coll; }
+
+    QString m_conninfo;
+    QString m_described; // the conninfo without its password, for messages
+    QString m_slotName;
+    QString m_database;
+    PgConnection m_sql;
+    PgReplication m_replication;
+    QSocketNotifier* m_notifier = nullptr; // owned (child); remade with each connection
+    QTimer* m_tick = nullptr;              // owned (child): status updates, lag, retries
+    bool m_started = false;
+    bool m_connected = false;
+    bool m_everConnected = false; // a later connection counts as a reconnect
+
+    QHash<QString, WatchedTable> m_watched; // by coll ("schema.table")
+    QHash<QString, Namespace> m_pendingWatches;
+    QHash<quint32, Relation> m_relations;
+
+    // Positions. restored: the journal's. committed: the journal's latest commit, what
+    // the slot may confirm. published: the last transaction handed to the engine.
+    quint64 m_restoredLsn = 0;
+    quint64 m_committedLsn = 0;
+    quint64 m_publishedLsn = 0;
+    quint64 m_receivedLsn = 0;
+    quint64 m_idleLsn = 0; // a keepalive's position while nothing was pending
+    quint64 m_confirmedSent = 0;
+    QElapsedTimer m_sinceStatus;
+
+    // The transaction being received, and whole transactions not yet published.
+    bool m_inTransaction = false;
+    qint64 m_commitTimeMs = 0;
+    ChangeEventList m_transaction;
+    ChangeBatch m_outgoing;
+
+    int m_backoffInitialMs = 500;
+    int m_backoffMaxMs = 30000;
+    double m_jitter = 0.2;
+    int m_attempts = 0;
+    qint64 m_retryAtMs = 0;
+    qint64 m_lastLagMs = 0;
+    QString m_identityNote;
+    // Set when history was lost at start: a watch asked for before the stream is live
+    // again gets its gap.
+    QString m_gapReason;
+    QString m_lostReason;            // why the slot is being made again
+    QSet<QString> m_expectedWatches; // colls watched, as the journal's state has them
+    qint64 m_streamDeadlineMs = 0;
+};
+
+} // namespace tw
