@@ -449,7 +449,7 @@ void TestAppMcp::changesAreTypedByOperation() {
     event.setOperation(tw::Operation(operation));
     if (event.operation() == tw::Operation::Delete || event.operation() == tw::Operation::Drop)
         event.setFullDocument(tw::Bson());
-    const QJsonObject change = tw::mcp::McpPolls::renderChange(event, true, tw::EventRenderer::Relaxed);
+    const QJsonObject change = tw::mcp::McpPolls::renderChange(event, true, tw::EventShape());
     QCOMPARE(change.value(QLatin1String("type")).toString(), type);
     QCOMPARE(change.value(QLatin1String("resource_type")).toString(), resourceType);
     QCOMPARE(change.value(QLatin1String("resource_id")).toString(), resourceId);
@@ -458,9 +458,23 @@ void TestAppMcp::changesAreTypedByOperation() {
     QVERIFY(change.value(QLatin1String("old_data")).isNull());
     QCOMPARE(change.value(QLatin1String("timestamp")).toString(), QStringLiteral("2023-11-14T22:13:20.007Z"));
     // Without data, neither the change nor its event carries documents.
-    const QJsonObject keys = tw::mcp::McpPolls::renderChange(event, false, tw::EventRenderer::KeysOnly);
+    tw::Subscription keysOnly;
+    keysOnly.projection = tw::Subscription::Projection::KeysOnly;
+    const QJsonObject keys = tw::mcp::McpPolls::renderChange(event, false, keysOnly.shape());
     QVERIFY(!keys.contains(QLatin1String("new_data")));
     QVERIFY(!keys.value(QLatin1String("event")).toObject().contains(QLatin1String("fullDocument")));
+    QCOMPARE(keys.value(QLatin1String("resource_id")).toString(), resourceId);
+    // A projection shapes the event; the id and the data still come from the whole event.
+    tw::Subscription projected;
+    QVERIFY(projected.setProjection(R"({"operationType": 1})", nullptr));
+    const QJsonObject shaped = tw::mcp::McpPolls::renderChange(event, true, projected.shape());
+    const QJsonObject shapedEvent = shaped.value(QLatin1String("event")).toObject();
+    QVERIFY(shapedEvent.contains(QLatin1String("operationType")));
+    QVERIFY(!shapedEvent.contains(QLatin1String("documentKey")));
+    QVERIFY(!shapedEvent.contains(QLatin1String("fullDocument")));
+    QCOMPARE(shaped.value(QLatin1String("resource_id")).toString(), resourceId);
+    QCOMPARE(shaped.value(QLatin1String("new_data")).isObject(),
+             change.value(QLatin1String("new_data")).isObject());
 }
 
 QTEST_GUILESS_MAIN(TestAppMcp)

@@ -93,8 +93,10 @@ bool McpPolls::parseToken(const QString& token, const QString& subscriptionId, q
     return true;
 }
 
-QJsonObject McpPolls::renderChange(const ChangeEvent& event, bool includeData, int format) {
-    const QJsonObject document = parseObject(EventRenderer::renderJson(event, format));
+QJsonObject McpPolls::renderChange(const ChangeEvent& event, bool includeData, const EventShape& shape) {
+    const QJsonObject document = parseObject(shape.json(event));
+    const QJsonObject committed =
+        includeData || !shape.projection().isNull() ? parseObject(event.toJson()) : document;
     const Operation op = event.operation();
     const bool data = op == Operation::Insert || op == Operation::Update || op == Operation::Replace ||
                       op == Operation::Delete;
@@ -102,7 +104,7 @@ QJsonObject McpPolls::renderChange(const ChangeEvent& event, bool includeData, i
         {QStringLiteral("type"), changeType(op, event.operationType())},
         {QStringLiteral("resource_type"), data ? QStringLiteral("document") : QStringLiteral("collection")},
         {QStringLiteral("resource_id"),
-         data ? idText(document.value(QLatin1String("documentKey")).toObject().value(QLatin1String("_id")))
+         data ? idText(committed.value(QLatin1String("documentKey")).toObject().value(QLatin1String("_id")))
               : event.ns().toString()},
         {QStringLiteral("version"), event.seq()},
         {QStringLiteral("source"), event.sourceId()},
@@ -114,8 +116,8 @@ QJsonObject McpPolls::renderChange(const ChangeEvent& event, bool includeData, i
              : QJsonValue(QJsonValue::Null)},
         {QStringLiteral("event"), document}};
     if (includeData) {
-        const QJsonValue before = document.value(QLatin1String("fullDocumentBeforeChange"));
-        const QJsonValue after = document.value(QLatin1String("fullDocument"));
+        const QJsonValue before = committed.value(QLatin1String("fullDocumentBeforeChange"));
+        const QJsonValue after = committed.value(QLatin1String("fullDocument"));
         change.insert(QStringLiteral("old_data"), before.isObject() ? before : QJsonValue(QJsonValue::Null));
         change.insert(QStringLiteral("new_data"), after.isObject() ? after : QJsonValue(QJsonValue::Null));
     }
@@ -127,10 +129,12 @@ McpPolls::View McpPolls::viewOf(const Subscription& subscription) {
     const QJsonObject& options = subscription.options;
     view.limit = qBound(1, options.value(QLatin1String("batch_size")).toInt(100), 1000);
     view.includeData = options.value(QLatin1String("include_data")).toBool(true);
-    const bool keys = subscription.projection == Subscription::Projection::KeysOnly ||
-                      options.value(QLatin1String("projection")).toString() == QLatin1String("keys");
     // Without data the event carries no documents either: that is what the client asked.
-    view.format = keys || !view.includeData ? EventRenderer::KeysOnly : EventRenderer::Relaxed;
+    // A projection of the client's own wins: it says exactly what the event keeps.
+    Subscription shaped = subscription;
+    if (!view.includeData && subscription.fieldProjection.isNull())
+        shaped.projection = Subscription::Projection::KeysOnly;
+    view.shape = shaped.shape();
     return view;
 }
 
@@ -139,9 +143,9 @@ QJsonObject McpPolls::answer(const QString& subscriptionId, const ChangeEvent* g
                              bool active) {
     QJsonArray changes;
     if (gap)
-        changes.append(renderChange(*gap, view.includeData, view.format));
+        changes.append(renderChange(*gap, view.includeData, view.shape));
     for (const ChangeEvent& event : events)
-        changes.append(renderChange(event, view.includeData, view.format));
+        changes.append(renderChange(event, view.includeData, view.shape));
     return QJsonObject{{QStringLiteral("changes"), changes},
                        {QStringLiteral("poll_token"), token(subscriptionId, cursor)},
                        {QStringLiteral("has_more"), hasMore},
@@ -173,7 +177,7 @@ void McpPolls::poll(const Subscription& subscription, qint64 after, int timeoutM
     waiter->cursor = replay.cursor();
     waiter->limit = view.limit;
     waiter->includeData = view.includeData;
-    waiter->format = view.format;
+    waiter->shape = view.shape;
     waiter->done = std::move(done);
     waiter->timer = new QTimer;
     waiter->timer->setSingleShot(true);
@@ -193,7 +197,7 @@ void McpPolls::finish(const QString& key, const ChangeEventList& events, qint64 
     if (!waiter)
         return;
     waiter->timer->deleteLater();
-    const View view{waiter->limit, waiter->includeData, waiter->format};
+    const View view{waiter->limit, waiter->includeData, waiter->shape};
     waiter->done(nullptr, answer(waiter->subscriptionId, nullptr, events, view, cursor, hasMore, active));
 }
 

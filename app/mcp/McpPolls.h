@@ -1,5 +1,7 @@
 #pragma once
 
+#include "filter/EventShape.h"
+
 #include "JsonRpc.h"
 
 #include "engine/Subscription.h"
@@ -48,8 +50,10 @@ public:
     // subscription.
     static bool parseToken(const QString& token, const QString& subscriptionId, qint64* seq, QString* error);
     // One change as poll_changes gives it: type, resource_type, resource_id, version,
-    // timestamp, old_data/new_data (with data), event.
-    static QJsonObject renderChange(const ChangeEvent& event, bool includeData, int format);
+    // timestamp, old_data/new_data (with data), event (in the subscription's shape: its
+    // projection, or keys only without data). resource_id and the data come from the
+    // event as committed, whatever the projection keeps.
+    static QJsonObject renderChange(const ChangeEvent& event, bool includeData, const EventShape& shape);
 
 private:
     struct Waiter {
@@ -58,14 +62,14 @@ private:
         qint64 cursor = 0;
         int limit = 100;
         bool includeData = true;
-        int format = 0;
+        EventShape shape;
         QTimer* timer = nullptr; // owned (deleted with the waiter)
         Done done;
     };
     struct View {
         int limit = 100;
         bool includeData = true;
-        int format = 0;
+        EventShape shape;
     };
     static View viewOf(const Subscription& subscription);
     static QJsonObject answer(const QString& subscriptionId, const ChangeEvent* gap,

@@ -186,8 +186,16 @@ void McpTools::subscribeChanges(const QJsonObject& arguments, const Done& done) 
             invalid(QStringLiteral("options.projection must be \"full\", \"keys\" or a projection object"));
         return done(&e, {});
     }
-    if (projection.toString() == QLatin1String("keys"))
-        subscription.projection = Subscription::Projection::KeysOnly;
+    if (projection.isString() || projection.isObject()) {
+        const QByteArray text = projection.isObject()
+                                    ? QJsonDocument(projection.toObject()).toJson(QJsonDocument::Compact)
+                                    : projection.toString().toUtf8();
+        QString projectionError;
+        if (!subscription.setProjection(text, &projectionError)) {
+            const JsonRpc::Error e = invalid(QStringLiteral("options.projection: %1").arg(projectionError));
+            return done(&e, {});
+        }
+    }
 
     const qint64 head = m_session->engine()->lastCommittedSeq();
     subscription.name = QStringLiteral("MCP %1 changes").arg(resourceType);
