@@ -192,7 +192,11 @@ void McpTools::subscribeChanges(const QJsonObject& arguments, const Done& done) 
                                     : projection.toString().toUtf8();
         QString projectionError;
         if (!subscription.setProjection(text, &projectionError)) {
-            const JsonRpc::Error e = invalid(QStringLiteral("options.projection: %1").arg(projectionError));
+            // The message names the path from "projection" on.
+            const JsonRpc::Error e =
+                invalid(projectionError.startsWith(QLatin1String("projection"))
+                            ? QStringLiteral("options.%1").arg(projectionError)
+                            : QStringLiteral("options.projection: %1").arg(projectionError));
             return done(&e, {});
         }
     }
