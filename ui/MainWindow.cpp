@@ -566,8 +566,13 @@ void MainWindow::exportEvents(bool selectedOnly) {
     if (!view)
         return;
     const ChangeEventList events = selectedOnly ? view->selectedEvents() : view->model()->events();
-    FeedExportDialog::run(events, selectedOnly, this,
-                          [this](const QString& message) { statusBar()->showMessage(message, 6000); });
+    // Exported in the shape the feed's subscription gives its consumers.
+    const std::optional<Subscription> subscription =
+        m_session->subscription(m_feedDock->currentSubscriptionId());
+    FeedExportDialog::run(
+        events, selectedOnly, this,
+        [this](const QString& message) { statusBar()->showMessage(message, 6000); },
+        subscription ? subscription->shape() : EventShape());
 }
 
 void MainWindow::selectRecentEvent() {

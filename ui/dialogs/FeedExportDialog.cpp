@@ -15,7 +15,7 @@
 namespace tw::ui {
 
 void FeedExportDialog::run(const ChangeEventList& events, bool selectedOnly, QWidget* parent,
-                           std::function<void(const QString& message)> done) {
+                           std::function<void(const QString& message)> done, const EventShape& shape) {
     if (events.isEmpty()) {
         QMessageBox::information(parent, QObject::tr("Export"),
                                  selectedOnly ? QObject::tr("Select rows in the feed first.")
@@ -44,7 +44,7 @@ void FeedExportDialog::run(const ChangeEventList& events, bool selectedOnly, QWi
             *error = file.errorString();
             return;
         }
-        *ok = FeedExporter::write(events, format, &file, progress.get(), cancel.get(), error.get()) &&
+        *ok = FeedExporter::write(events, format, &file, progress.get(), cancel.get(), error.get(), shape) &&
               file.commit();
         if (!*ok && error->isEmpty())
             *error = file.errorString();

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "filter/EventShape.h"
 #include "model/ChangeEvent.h"
 
 #include <functional>
@@ -18,7 +19,7 @@ public:
     // on failure, which is shown in a message box, or on cancel), and is dropped when
     // `parent` goes first.
     static void run(const ChangeEventList& events, bool selectedOnly, QWidget* parent,
-                    std::function<void(const QString& message)> done);
+                    std::function<void(const QString& message)> done, const EventShape& shape = EventShape());
 };
 
 } // namespace tw::ui
