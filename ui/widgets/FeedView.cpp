@@ -3,6 +3,7 @@
 #include "models/ChangeFeedModel.h"
 #include "models/FeedSearchProxy.h"
 
+#include <QFontMetrics>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QItemSelectionModel>
@@ -84,7 +85,13 @@ FeedView::FeedView(ChangeFeedModel* model, QWidget* parent)
     QHeaderView* header = m_view->horizontalHeader();
     header->setStretchLastSection(true);
     header->resizeSection(ChangeFeedModel::TimeColumn, 96);
-    header->resizeSection(ChangeFeedModel::OperationColumn, 84);
+    // Wide enough for the longest operation a source reports ("createIndexes") after
+    // the schema icon, in the feed's bold operation font.
+    QFont bold = m_view->font();
+    bold.setBold(true);
+    const QFontMetrics metrics(bold);
+    header->resizeSection(ChangeFeedModel::OperationColumn,
+                          std::max(84, metrics.horizontalAdvance(QStringLiteral("createIndexes")) + 44));
     header->resizeSection(ChangeFeedModel::NamespaceColumn, 170);
     header->resizeSection(ChangeFeedModel::KeyColumn, 70);
     updateStatusLine();
