@@ -44,18 +44,22 @@ SessionControl::~SessionControl() = default; // unanswered requests are dropped 
 SourceControl::Done SessionControl::replyTo(QObject* context, Done done) {
     // The guard is taken on the caller's thread, where `context` lives; a reply for a
     // context deleted meanwhile is never delivered.
+    // `done` (and what it holds: an HTTP responder, say) moves on with the reply, so it
+    // is released on the caller's thread after it ran, never here: the session keeps an
+    // empty callback. Each reply is sent once.
     QPointer<QObject> guard(context);
-    return [guard, done = std::move(done)](const ControlReply& reply) {
+    return [guard, done = std::move(done)](const ControlReply& reply) mutable {
         QObject* target = guard.data();
-        if (!target)
+        if (!target || !done)
             return;
         QMetaObject::invokeMethod(
             target,
-            [guard, done, reply] {
+            [guard, done = std::move(done), reply] {
                 if (guard)
                     done(reply);
             },
             Qt::QueuedConnection);
+        done = nullptr;
     };
 }
 
