@@ -196,7 +196,8 @@ void TestAppMcp::badInputGetsAnErrorThatNamesIt_data() {
     QTest::newRow("mixed projection")
         << QByteArray(
                R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"subscribe_changes","arguments":{"options":{"projection":{"fullDocument.a":1,"fullDocument.b":0}}}}})")
-        << -32602 << "options.projection: Cannot do exclusion on field fullDocument.b in inclusion projection";
+        << -32602
+        << "options.projection: Cannot do exclusion on field fullDocument.b in inclusion projection";
     QTest::newRow("unknown resource_type")
         << QByteArray(
                R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"subscribe_changes","arguments":{"resource_type":"rows"}}})")
