@@ -146,8 +146,12 @@ void TestHeadless::watchStarFollowsANewTableAndFiltersSchemaEvents() {
                                              "CREATE INDEX by_name ON items(name);"
                                              "INSERT INTO items(name) VALUES('first');")),
              QString());
+    // The second write waits for the first one's events: a scan that finds both
+    // commits at once reports them table by table, not commit by commit.
+    QList<QJsonObject> lines = readLines(p, 2);
+    QCOMPARE(lines.size(), 2);
     QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status,total) VALUES('a',1);")), QString());
-    const QList<QJsonObject> lines = readLines(p, 3);
+    lines += readLines(p, 1);
     QCOMPARE(lines.size(), 3);
     const auto coll = [](const QJsonObject& line) {
         return line.value(QLatin1String("ns")).toObject().value(QLatin1String("coll")).toString();
