@@ -9,6 +9,7 @@
 #include <QProcess>
 #include <QTemporaryDir>
 #include <QtTest>
+#include <QUuid>
 
 #include <csignal>
 #include <sqlite3.h>
@@ -117,6 +118,7 @@ class TestJournal : public QObject {
     Q_OBJECT
 private Q_SLOTS:
     void seqIncreasesAndSurvivesReopen();
+    void idIsMadeOnceAndKept();
     void batchAndCheckpointAreAtomic_data();
     void batchAndCheckpointAreAtomic();
     void sourceStateUpsertsRemovalsAndPrefixes();
@@ -161,6 +163,25 @@ void TestJournal::seqIncreasesAndSurvivesReopen() {
     QVERIFY(j.append(more));
     QCOMPARE(more[0].events[0].seq(), 6);
     QCOMPARE(j.restore(QStringLiteral("a")).token, QByteArray("t1")); // empty token keeps the old one
+}
+
+void TestJournal::idIsMadeOnceAndKept() {
+    QTemporaryDir dir;
+    const QString path = dir.filePath(QStringLiteral("j.sqlite"));
+    QString first;
+    {
+        Journal j;
+        QVERIFY(j.open(path));
+        first = j.id();
+        QVERIFY(!QUuid::fromString(first).isNull());
+    }
+    Journal again;
+    QVERIFY(again.open(path));
+    QCOMPARE(again.id(), first);
+    Journal other;
+    QVERIFY(other.open(dir.filePath(QStringLiteral("other.sqlite"))));
+    QVERIFY(!other.id().isEmpty());
+    QVERIFY(other.id() != first);
 }
 
 void TestJournal::batchAndCheckpointAreAtomic_data() {

@@ -116,6 +116,7 @@ bool Engine::start(QString* error, StartError* code) {
     }
     m_lastSeq.store(m_journal.lastSeq(), std::memory_order_release);
     m_codec = m_journal.codec();
+    m_journalId = m_journal.id();
 
     moveToThread(&m_thread);
     // Queued before the thread starts: starting it orders the set-up before everything
@@ -210,6 +211,7 @@ bool Engine::addSource(const QString& id, const QString& uri, QString* error) {
     auto* thread = new QThread;
     thread->setObjectName(QStringLiteral("tidewatch-source-") + id);
     source->setBodyCodec(m_codec); // before the move: the source's thread only reads it
+    source->setJournalId(m_journalId);
     source->moveToThread(thread);
     connect(source, &Source::batchReady, this, &Engine::onBatchReady, Qt::QueuedConnection);
     connect(

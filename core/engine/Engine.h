@@ -65,6 +65,8 @@ public:
     // The journal's document compressor (set by start()); its dictionaryId() tells
     // whether stored documents are compressed yet.
     std::shared_ptr<const BodyCodec> codec() const { return m_codec; }
+    // The journal's id (Journal::id()); set by start(), fixed after it.
+    QString journalId() const { return m_journalId; }
 
     // --- sources -------------------------------------------------------------
     // Creates the source from its URI (errors at once: bad URI, missing file), moves
@@ -148,6 +150,7 @@ private:
     Journal m_journal; // engine thread only
     // The journal's compressor, used on the sources' threads (set before they start).
     std::shared_ptr<const BodyCodec> m_codec;
+    QString m_journalId; // written by start() before any thread reads it
     std::unique_ptr<QLockFile> m_lock;
     SubscriptionIndex m_index;                    // engine thread only
     QHash<QString, QList<WatchRecord>> m_watches; // engine thread only

@@ -67,6 +67,9 @@ public:
     void forgetSource(const QString& sourceId);
 
     qint64 lastSeq() const { return m_lastSeq; }
+    // A UUID made when the journal file was created and kept for its life: it names
+    // what belongs to this journal outside it (a PostgreSQL slot, NATS message ids).
+    QString id() const { return m_id; }
     // Every seq <= prunedThrough() was removed by retention (0: nothing ever pruned).
     qint64 prunedThrough() const { return m_prunedThrough; }
 
@@ -99,6 +102,7 @@ public:
 private:
     // Journal.cpp: the writer.
     bool exec(const char* sql, QString* error = nullptr);
+    bool ensureId(QString* error);
     sqlite3_stmt* prepare(const char* sql);
     bool fail(Error code, const QString& message, QString* error);
     static int onWalCommit(void* journal, sqlite3* db, const char* name, int frames);
@@ -117,6 +121,7 @@ private:
     Error m_lastError = Error::None;
     qint64 m_lastSeq = 0;
     qint64 m_prunedThrough = 0;
+    QString m_id;
     sqlite3_stmt* m_insertEvent = nullptr;
     sqlite3_stmt* m_upsertCheckpoint = nullptr;
     sqlite3_stmt* m_upsertState = nullptr;

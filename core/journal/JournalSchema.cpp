@@ -9,6 +9,7 @@
 #include <QDir>
 #include <QFile>
 #include <QFileInfo>
+#include <QUuid>
 
 #include <sqlite3.h>
 
@@ -161,7 +162,7 @@ bool Journal::open(const QString& path, QString* error) {
         return fail(Error::Io,
                     QStringLiteral("The journal %1 cannot be used: %2.").arg(shown, message) + remedy, error);
     }
-    if (!loadDictionary(&sqlError)) {
+    if (!ensureId(&sqlError) || !loadDictionary(&sqlError)) {
         close();
         m_path = path;
         return fail(Error::Io,
@@ -207,6 +208,7 @@ bool Journal::initSchema(QString* error) {
 bool Journal::loadMeta(QString* error) {
     m_lastSeq = 0;
     m_prunedThrough = 0;
+    m_id.clear();
     sqlite3_stmt* s = prepare("SELECT key, value FROM meta");
     if (!s) {
         if (error)
@@ -220,6 +222,8 @@ bool Journal::loadMeta(QString* error) {
             m_lastSeq = sqlite3_column_int64(s, 1);
         else if (key == "pruned_through")
             m_prunedThrough = sqlite3_column_int64(s, 1);
+        else if (key == "journal_id")
+            m_id = QString::fromUtf8(reinterpret_cast<const char*>(sqlite3_column_text(s, 1)));
     }
     sqlite3_finalize(s);
     if (rc != SQLITE_DONE) {
@@ -233,6 +237,23 @@ bool Journal::loadMeta(QString* error) {
     if (s && sqlite3_step(s) == SQLITE_ROW)
         m_lastSeq = std::max(m_lastSeq, sqlite3_column_int64(s, 0));
     sqlite3_finalize(s);
+    return true;
+}
+
+bool Journal::ensureId(QString* error) {
+    if (!m_id.isEmpty())
+        return true;
+    const QString id = QUuid::createUuid().toString(QUuid::WithoutBraces);
+    const QByteArray utf8 = id.toUtf8();
+    Statement st(m_setMeta);
+    sqlite3_bind_text(st.s, 1, "journal_id", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st.s, 2, utf8.constData(), int(utf8.size()), SQLITE_TRANSIENT);
+    if (sqlite3_step(st.s) != SQLITE_DONE) {
+        if (error)
+            *error = sqliteMessage(m_db);
+        return false;
+    }
+    m_id = id;
     return true;
 }
 

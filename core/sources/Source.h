@@ -82,6 +82,11 @@ public:
     // again, so the source's thread reads it without a lock. Without one, events leave
     // rendered but uncompressed.
     void setBodyCodec(std::shared_ptr<const BodyCodec> codec);
+    // The id of the journal this source's events go to (Journal::id()), set before
+    // the source moves to its thread; a source names what it leaves on a server after
+    // it (a replication slot) with it.
+    void setJournalId(const QString& id) { m_journalId = id; }
+    QString journalId() const { return m_journalId; }
 
 public Q_SLOTS:
     // Called once on the source's thread before any watch, with what the journal holds.
@@ -118,6 +123,7 @@ protected:
 private:
     QString m_id;
     std::shared_ptr<const BodyCodec> m_codec; // shared with the Engine and the journal
+    QString m_journalId;
 };
 
 } // namespace tw
