@@ -133,11 +133,7 @@ void SqliteSource::watch(const Namespace& ns, const WatchOptions& options) {
             Q_EMIT watchFailed(id(), ns, error);
             return;
         }
-        takeSchemaBaseline(out);
-        out.flush(true);
-        if (m_status.state != SourceStatus::State::Watching)
-            setStatus(SourceStatus::State::Watching);
-        Q_EMIT watchReady(id(), ns);
+        becomeReady(out, ns);
         return;
     }
     // A watch re-sent for a table already watched (the Engine re-sends whenever the
@@ -181,6 +177,10 @@ void SqliteSource::watch(const Namespace& ns, const WatchOptions& options) {
         Q_EMIT watchFailed(id(), ns, error);
         return;
     }
+    becomeReady(out, ns);
+}
+
+void SqliteSource::becomeReady(SqlitePending& out, const Namespace& ns) {
     takeSchemaBaseline(out);
     out.flush(true);
     if (m_status.state != SourceStatus::State::Watching)

@@ -64,6 +64,8 @@ private:
     // Compares the schema with m_schema when schema_version moved (inside scan()'s read
     // transaction) and queues the events for the watched tables.
     void takeSchemaBaseline(SqlitePending& out);
+    // The end of a watch that worked: baseline, the batch that holds it, then ready.
+    void becomeReady(SqlitePending& out, const Namespace& ns);
     void checkSchema(SqlitePending& out);
     SqlitePending pending(); // a batch that leaves through publishBatch()
 
