@@ -23,6 +23,9 @@ private Q_SLOTS:
     void unknownTableIsAClearError();
     void missingAndForeignFilesAreClearErrors();
     void neverWritesToTheWatchedFile();
+    void deletedFileIsSaidAndItsReturnIsDiffed();
+    void replacedFileIsReopenedAndDiffed();
+    void truncatedFileReportsDropsNotACrash();
 
 private:
     // Starts the engine with the test database as source "shop", watching main.orders.
@@ -352,6 +355,105 @@ void TestSqliteSource::neverWritesToTheWatchedFile() {
     QFile f(dbPath());
     QVERIFY(f.open(QIODevice::ReadOnly));
     QCOMPARE(f.readAll(), before);
+}
+
+// The last status the engine reported, or a default one.
+static SourceStatus lastStatus(const EngineFixture& f) {
+    return f.statuses.isEmpty() ? SourceStatus() : f.statuses.last();
+}
+
+void TestSqliteSource::deletedFileIsSaidAndItsReturnIsDiffed() {
+    EngineFixture f(journalPath());
+    QVERIFY(startWatchingOrders(f));
+    QTRY_VERIFY_WITH_TIMEOUT(!f.ready.isEmpty(), 10000);
+    const QString aside = m_dir->filePath(QStringLiteral("aside.sqlite"));
+    // Moved away with its WAL: the path is empty.
+    QVERIFY(QFile::rename(dbPath(), aside));
+    QFile::rename(dbPath() + QStringLiteral("-wal"), aside + QStringLiteral("-wal"));
+    QFile::rename(dbPath() + QStringLiteral("-shm"), aside + QStringLiteral("-shm"));
+    QTRY_VERIFY_WITH_TIMEOUT(lastStatus(f).state == SourceStatus::State::Error, 10000);
+    QVERIFY2(lastStatus(f).reason.contains(QLatin1String("deleted or moved away")),
+             qPrintable(lastStatus(f).reason));
+    QVERIFY(lastStatus(f).reason.contains(dbPath()));
+    // Written while away, then brought back: the difference is reported.
+    QCOMPARE(runSqlite3(aside, QStringLiteral("INSERT INTO orders(status, total) VALUES('while away', 5);"
+                                              "DELETE FROM orders WHERE id = 1;")),
+             QString());
+    QVERIFY(QFile::rename(aside, dbPath()));
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 2, 10000);
+    QTRY_VERIFY_WITH_TIMEOUT(lastStatus(f).state == SourceStatus::State::Watching, 10000);
+    QList<Operation> ops{f.events[0].operation(), f.events[1].operation()};
+    std::sort(ops.begin(), ops.end());
+    QList<Operation> expected{Operation::Insert, Operation::Delete};
+    std::sort(expected.begin(), expected.end());
+    QCOMPARE(ops, expected);
+    for (const ChangeEvent& e : std::as_const(f.events))
+        if (e.operation() == Operation::Insert)
+            QCOMPARE(fieldJson(e.fullDocument(), "status"), QStringLiteral("\"while away\""));
+    // And it is watched again.
+    QCOMPARE(runSqlite3(dbPath(), QStringLiteral("INSERT INTO orders(status, total) VALUES('back', 6)")),
+             QString());
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 3, 10000);
+}
+
+void TestSqliteSource::replacedFileIsReopenedAndDiffed() {
+    EngineFixture f(journalPath());
+    QVERIFY(startWatchingOrders(f));
+    QTRY_VERIFY_WITH_TIMEOUT(!f.ready.isEmpty(), 10000);
+    // Another process writes a new file and renames it over the watched one, as a
+    // restore from backup does.
+    const QString fresh = m_dir->filePath(QStringLiteral("fresh.sqlite"));
+    QCOMPARE(runSqlite3(fresh,
+                        QStringLiteral("CREATE TABLE orders(id INTEGER PRIMARY KEY, status TEXT, total REAL);"
+                                       "INSERT INTO orders(status, total) VALUES('pending', 10.5),"
+                                       "('refunded', 20), ('new', 30);")),
+             QString());
+    QVERIFY(::rename(QFile::encodeName(fresh).constData(), QFile::encodeName(dbPath()).constData()) == 0);
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 2, 10000);
+    QCOMPARE(f.events[0].operation(), Operation::Update);
+    QCOMPARE(fieldJson(f.events[0].documentKey(), "_id"), QStringLiteral("2"));
+    QCOMPARE(f.events[1].operation(), Operation::Insert);
+    QCOMPARE(fieldJson(f.events[1].fullDocument(), "status"), QStringLiteral("\"new\""));
+    QTRY_VERIFY_WITH_TIMEOUT(lastStatus(f).reason.contains(QLatin1String("was replaced")), 10000);
+    QCOMPARE(lastStatus(f).state, SourceStatus::State::Watching);
+    // The new file is the one watched from now on.
+    QCOMPARE(runSqlite3(dbPath(), QStringLiteral("DELETE FROM orders WHERE id = 3")), QString());
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 3, 10000);
+    QCOMPARE(f.events[2].operation(), Operation::Delete);
+}
+
+void TestSqliteSource::truncatedFileReportsDropsNotACrash() {
+    EngineFixture f(journalPath());
+    QVERIFY(startWatchingOrders(f));
+    QTRY_VERIFY_WITH_TIMEOUT(!f.ready.isEmpty(), 10000);
+    // Emptied in place (same inode), WAL and all: an empty file is an empty database.
+    QFile::remove(dbPath() + QStringLiteral("-wal"));
+    QFile::remove(dbPath() + QStringLiteral("-shm"));
+    QFile file(dbPath());
+    QVERIFY(file.open(QIODevice::ReadWrite));
+    QVERIFY(file.resize(0));
+    file.close();
+    // Either the table is reported dropped or the source says it cannot read the
+    // file; never silence, never a crash.
+    QTRY_VERIFY_WITH_TIMEOUT(!f.ofOperation(Operation::Drop).isEmpty() ||
+                                 lastStatus(f).state == SourceStatus::State::Error,
+                             10000);
+    QVERIFY(f.engine->isRunning());
+    // Written again from scratch: the new row is reported, as an insert when the
+    // empty file was seen in between (after the drop), else as the update of row 1.
+    QCOMPARE(runSqlite3(dbPath(),
+                        QStringLiteral("CREATE TABLE orders(id INTEGER PRIMARY KEY, status TEXT, "
+                                       "total REAL); INSERT INTO orders(status, total) VALUES('x', 1);")),
+             QString());
+    const auto sawNewRow = [&f] {
+        for (const ChangeEvent& e : std::as_const(f.events))
+            if ((e.operation() == Operation::Insert || e.operation() == Operation::Update) &&
+                fieldJson(e.fullDocument(), "status") == QLatin1String("\"x\""))
+                return true;
+        return false;
+    };
+    QTRY_VERIFY_WITH_TIMEOUT(sawNewRow(), 10000);
+    QTRY_VERIFY_WITH_TIMEOUT(lastStatus(f).state == SourceStatus::State::Watching, 10000);
 }
 
 QTEST_GUILESS_MAIN(TestSqliteSource)

@@ -13,6 +13,7 @@
 #include <algorithm>
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 
 Q_LOGGING_CATEGORY(lcSqlite, "tidewatch.source.sqlite")
 
@@ -79,6 +80,56 @@ bool SqliteSource::openDatabase(QString* error) {
         return false;
     }
     sqlite3_busy_timeout(m_db, 1000);
+    struct stat info {};
+    if (::stat(QFile::encodeName(m_path).constData(), &info) == 0) {
+        m_fileDevice = quint64(info.st_dev);
+        m_fileInode = quint64(info.st_ino);
+        m_fileSize = qint64(info.st_size);
+    }
+    // Whatever was read before came from another file, or from this one before a
+    // gap: compare everything again.
+    m_dataVersion = -1;
+    m_schemaVersion = -1;
+    return true;
+}
+
+bool SqliteSource::stillTheSameFile() {
+    // An open connection keeps reading a deleted or replaced file's old inode, which
+    // nobody writes any more: without this the watch would fall silent.
+    const qint64 now = QDateTime::currentMSecsSinceEpoch();
+    if (now - m_lastIdentityCheckMs < 100)
+        return true;
+    m_lastIdentityCheckMs = now;
+    struct stat info {};
+    if (::stat(QFile::encodeName(m_path).constData(), &info) != 0) {
+        closeDatabase();
+        m_lastOpenAttemptMs = now;
+        setStatus(SourceStatus::State::Error,
+                  QStringLiteral("%1 was deleted or moved away. Tidewatch keeps what it has seen and opens "
+                                 "the file again when one is back at that path, then reports what differs.")
+                      .arg(m_path));
+        return false;
+    }
+    const bool sameInode = quint64(info.st_dev) == m_fileDevice && quint64(info.st_ino) == m_fileInode;
+    // Emptied in place: SQLite's own change counters never see that.
+    const bool emptied = sameInode && info.st_size == 0 && m_fileSize > 0;
+    m_fileSize = qint64(info.st_size);
+    if (sameInode && !emptied)
+        return true;
+    closeDatabase();
+    QString error;
+    if (!openDatabase(&error)) {
+        m_lastOpenAttemptMs = now;
+        setStatus(SourceStatus::State::Error, error);
+        return false;
+    }
+    setStatus(SourceStatus::State::Watching,
+              QStringLiteral("%1 was %2 at %3; its differences from what was seen before are reported as "
+                             "changes.")
+                  .arg(m_path,
+                       emptied ? QStringLiteral("emptied (cut to 0 bytes)")
+                               : QStringLiteral("replaced by another file"),
+                       QDateTime::currentDateTime().toString(QStringLiteral("HH:mm:ss"))));
     return true;
 }
 
@@ -355,12 +406,18 @@ void SqliteSource::poll() {
         if (now - m_lastOpenAttemptMs < 1000)
             return;
         m_lastOpenAttemptMs = now;
+        // Gone: the state already says so (read-only opening would only add "unable
+        // to open database file").
+        if (!QFileInfo::exists(m_path))
+            return;
         QString error;
         if (!openDatabase(&error)) {
             setStatus(SourceStatus::State::Error, error);
             return;
         }
         setStatus(SourceStatus::State::Watching);
+    } else if (!stillTheSameFile()) {
+        return;
     }
     sqlite3_stmt* s = nullptr;
     qint64 version = -1;
@@ -369,8 +426,15 @@ void SqliteSource::poll() {
         version = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
     if (version < 0) {
+        // A file changed under the connection (cut short, overwritten) can leave it
+        // unable to read even after the file is whole again: start afresh, once a
+        // second, from what was last seen.
+        const QString message = QString::fromUtf8(sqlite3_errmsg(m_db));
+        closeDatabase();
+        m_lastOpenAttemptMs = QDateTime::currentMSecsSinceEpoch();
         setStatus(SourceStatus::State::Error,
-                  QStringLiteral("cannot read %1: %2").arg(m_path, QString::fromUtf8(sqlite3_errmsg(m_db))));
+                  QStringLiteral("cannot read %1: %2. Tidewatch opens it again every second.")
+                      .arg(m_path, message));
         return;
     }
     if (version == m_dataVersion)

@@ -68,6 +68,9 @@ private:
     void becomeReady(SqlitePending& out, const Namespace& ns);
     void checkSchema(SqlitePending& out);
     SqlitePending pending(); // a batch that leaves through publishBatch()
+    // The open connection still reads the file at m_path: false (and closed, with the
+    // state saying why) when the file was deleted, moved or replaced since it opened.
+    bool stillTheSameFile();
 
     QString m_path;
     sqlite3* m_db = nullptr;
@@ -82,6 +85,11 @@ private:
     qint64 m_schemaVersion = -1;
     bool m_watchAll = false;
     qint64 m_lastOpenAttemptMs = 0;
+    // The file m_db opened (device and inode), and when the path was last compared.
+    quint64 m_fileDevice = 0;
+    quint64 m_fileInode = 0;
+    qint64 m_fileSize = 0;
+    qint64 m_lastIdentityCheckMs = 0;
 };
 
 } // namespace tw
