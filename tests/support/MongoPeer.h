@@ -126,7 +126,9 @@ public:
     // --- fault injection ------------------------------------------------------
     // The next `times` commands named `command` get `errorDoc` as their reply
     // (ok: 0 is added when missing). An errorDoc of {closeConnection: true} closes
-    // the client's socket instead of replying, like the server's failCommand.
+    // the client's socket instead of replying, like the server's failCommand;
+    // {brokenReply: "malformed" | "oversized" | "truncated"} sends a damaged reply
+    // instead (see MongoPeerWire::sendBrokenReply).
     void failNextCommand(const QString& command, const Bson& errorDoc, int times = 1);
     // {ok: 0, errmsg, code, codeName[, errorLabels]} in the server's shape.
     static Bson errorDocument(int code, const QString& codeName, const QString& errmsg,

@@ -185,6 +185,15 @@ bool MongoPeerCommands::answerFailpoint(Connection* connection, const Request& r
             m_wire.closeConnection(connection);
             return true;
         }
+        const QString broken = stringField(reply, "brokenReply");
+        if (!broken.isEmpty()) {
+            // The command is not run (a getMore would park and answer later on the
+            // same connection): its cursor stays where it was, as on a server whose
+            // reply was lost on the way.
+            if (!m_wire.sendBrokenReply(connection, request, ok(), broken))
+                qFatal("MongoPeer: unknown brokenReply kind %s", qPrintable(broken));
+            return true;
+        }
         BsonBuilder b;
         bson_iter_t it;
         if (!findField(reply, "ok", &it))

@@ -320,6 +320,50 @@ bool MongoPeerWire::processMessage(Connection* connection, const QByteArray& mes
     return true;
 }
 
+bool MongoPeerWire::sendBrokenReply(Connection* connection, const Request& request, const Bson& reply,
+                                    const QString& kind) {
+    if (connection->closing)
+        return true;
+    QByteArray out;
+    if (kind == QLatin1String("malformed")) {
+        // A document of the right length whose one element has a type BSON does
+        // not have (0xEE). (Not a document whose length runs past the message:
+        // Debian's libmongoc 1.23 reads past its buffer on that one and crashes in
+        // _mongoc_rpc_scatter, before any code of a client can look at it.)
+        const QByteArray body = QByteArray::fromHex("0c000000"
+                                                    "ee"
+                                                    "6100"
+                                                    "01020304"
+                                                    "00");
+        appendInt32(out, quint32(16 + 4 + 1 + body.size()));
+        appendInt32(out, quint32(m_nextRequestId++));
+        appendInt32(out, quint32(request.requestId));
+        appendInt32(out, OpMsg);
+        appendInt32(out, 0);
+        out.append(char(0));
+        out.append(body);
+    } else if (kind == QLatin1String("oversized")) {
+        appendInt32(out, quint32(64 * 1024 * 1024));
+        appendInt32(out, quint32(m_nextRequestId++));
+        appendInt32(out, quint32(request.requestId));
+        appendInt32(out, OpMsg);
+    } else if (kind == QLatin1String("truncated")) {
+        const qint32 total = 16 + 4 + 1 + qint32(reply.size());
+        appendInt32(out, quint32(total));
+        appendInt32(out, quint32(m_nextRequestId++));
+        appendInt32(out, quint32(request.requestId));
+        appendInt32(out, OpMsg);
+        appendInt32(out, 0);
+        out.append(char(0));
+        out.append(reply.raw());
+        out.truncate(total / 2);
+    } else {
+        return false;
+    }
+    connection->socket->write(out);
+    return true;
+}
+
 void MongoPeerWire::sendReply(Connection* connection, const Request& request, const Bson& reply) {
     if (request.moreToCome || connection->closing)
         return; // the client asked for no reply (unacknowledged write)

@@ -76,6 +76,13 @@ public:
     void sendReply(Connection* connection, const Request& request, const Bson& reply);
     // Closes the client's socket without a reply (the failpoint's closeConnection).
     void closeConnection(Connection* connection);
+    // What a damaged server or a broken middlebox might send instead of `reply`:
+    // "malformed" (an OP_MSG whose body is not BSON), "oversized" (a header that
+    // announces 64 MiB, above maxMessageSizeBytes, and nothing after it) or
+    // "truncated" (the first half of the reply, then silence on an open socket).
+    // False for any other kind.
+    bool sendBrokenReply(Connection* connection, const Request& request, const Bson& reply,
+                         const QString& kind);
     // Reads on from the connection's buffer on the next event-loop pass (after a
     // parked request was answered, or a stall ended); does nothing if it closed meanwhile.
     void resumeLater(Connection* connection);
