@@ -244,6 +244,8 @@ private Q_SLOTS:
     void showExpandedEventsIsSentOrExplained();
     void resumesAfterDroppedConnectionLosingNothing();
     void resumesAfterCursorNotFoundLosingNothing();
+    void damagedRepliesAreSaidAndResumedLosingNothing_data();
+    void damagedRepliesAreSaidAndResumedLosingNothing();
     void reopensFromStoredTokenAfterDriverResumeFails();
     void engineRestartResumesWithStartAfterStoredToken();
     void historyLostEmitsGapThenRestartsFromNow();
@@ -665,6 +667,43 @@ void TestMongoSource::resumesAfterCursorNotFoundLosingNothing() {
         peer.pushChange(QStringLiteral("shop"), QStringLiteral("orders"), insertEvent(i));
     QTRY_COMPARE_WITH_TIMEOUT(ids(h.events), range(1, 5), kWait);
     QVERIFY(peer.receivedCommands(QStringLiteral("aggregate")).size() > aggregatesBefore);
+}
+
+void TestMongoSource::damagedRepliesAreSaidAndResumedLosingNothing_data() {
+    QTest::addColumn<QString>("kind");
+    QTest::newRow("body that is not BSON") << QStringLiteral("malformed");
+    QTest::newRow("message above maxMessageSizeBytes") << QStringLiteral("oversized");
+    // Half a reply, then silence: the socket timeout (5 s) ends the wait.
+    QTest::newRow("stalls mid-message") << QStringLiteral("truncated");
+}
+
+void TestMongoSource::damagedRepliesAreSaidAndResumedLosingNothing() {
+    QFETCH(QString, kind);
+    MongoPeer peer;
+    QVERIFY(peer.listen());
+    Harness h(peer.uri());
+    h.watch(Namespace{QStringLiteral("shop"), QStringLiteral("orders")});
+    QTRY_COMPARE_WITH_TIMEOUT(peer.openChangeStreamCount(), 1, kWait);
+    peer.pushChange(QStringLiteral("shop"), QStringLiteral("orders"), insertEvent(1));
+    QTRY_COMPARE_WITH_TIMEOUT(ids(h.events), range(1, 1), kWait);
+
+    const int aggregatesBefore = int(peer.receivedCommands(QStringLiteral("aggregate")).size());
+    const qsizetype statusesBefore = h.statuses.size();
+    BsonBuilder broken;
+    BSON_APPEND_UTF8(broken.get(), "brokenReply", kind.toUtf8().constData());
+    peer.failNextCommand(QStringLiteral("getMore"), broken.take());
+    for (int i = 2; i <= 5; ++i)
+        peer.pushChange(QStringLiteral("shop"), QStringLiteral("orders"), insertEvent(i));
+    // Every change once, in order, through a new cursor resumed from the last token.
+    QTRY_COMPARE_WITH_TIMEOUT(ids(h.events), range(1, 5), 30000);
+    QCOMPARE(h.events.size(), 5);
+    QVERIFY(peer.receivedCommands(QStringLiteral("aggregate")).size() > aggregatesBefore);
+    // Watching again, and the state says the stream broke and resumed, and why.
+    QTRY_COMPARE_WITH_TIMEOUT(h.statuses.last().state, SourceStatus::State::Watching, kWait);
+    QTRY_VERIFY_WITH_TIMEOUT(h.statuses.size() > statusesBefore &&
+                                 h.statuses.last().reason.contains(QLatin1String("shop.orders resumed at")),
+                             kWait);
+    QVERIFY(h.statuses.last().reconnects >= 1);
 }
 
 void TestMongoSource::reopensFromStoredTokenAfterDriverResumeFails() {

@@ -131,7 +131,9 @@ bool MongoChangeCursor::takeReply(const char* batchKey) {
     bson_iter_t it, cursor;
     if (!bson_iter_init_find(&it, &m_reply, "cursor") || !BSON_ITER_HOLDS_DOCUMENT(&it) ||
         !bson_iter_recurse(&it, &cursor)) {
-        bson_set_error(&m_error, MONGOC_ERROR_CURSOR, MONGOC_ERROR_CURSOR_INVALID_CURSOR,
+        // Not the server's answer to the command but a damaged reply: a protocol
+        // error, which the stream survives by resuming.
+        bson_set_error(&m_error, MONGOC_ERROR_PROTOCOL, MONGOC_ERROR_PROTOCOL_INVALID_REPLY,
                        "the server's change stream reply has no cursor");
         m_hasError = true;
         m_cursorId = 0;
@@ -200,13 +202,25 @@ bool MongoChangeCursor::resume() {
         return false;
     m_resumed = true; // once per failure: a getMore that succeeds allows the next one
     qCDebug(lcMongo, "resuming the change stream once: %s", m_error.message);
+    const QString after = classifyStreamError(m_error, &m_reply, m_options.maxWireVersion).message;
     const Bson token = currentToken();
     m_hasError = false;
     m_cursorId = 0;
     // A stream opened startAfter keeps it until its first event (the token may be an
     // invalidate's, which resumeAfter refuses); after that resumeAfter, as the spec says.
     const bool startAfter = !m_returnedAny && !m_options.startAfter.isAbsent();
-    return aggregate(token.isAbsent() ? m_options.startAfter : token, startAfter);
+    if (!aggregate(token.isAbsent() ? m_options.startAfter : token, startAfter))
+        return false;
+    m_resumedAfter = after;
+    return true;
+}
+
+bool MongoChangeCursor::takeResume(QString* message) {
+    if (m_resumedAfter.isEmpty())
+        return false;
+    *message = m_resumedAfter;
+    m_resumedAfter.clear();
+    return true;
 }
 
 Bson MongoChangeCursor::currentToken() const {

@@ -52,6 +52,9 @@ public:
     bool next(const bson_t** event);
     bool isClosed() const { return m_cursorId == 0 && m_batchDone; }
     bool hasError() const { return m_hasError; }
+    // True once after the cursor resumed by itself from a resumable error, with
+    // that error's message: the stream went on, but the state should say it broke.
+    bool takeResume(QString* message);
     // The error and the server's reply (null or empty when it sent none).
     const bson_error_t& error() const { return m_error; }
     const bson_t* errorReply() const { return m_hasError ? &m_reply : nullptr; }
@@ -82,6 +85,7 @@ private:
     bool m_hasError = false;
     bool m_returnedAny = false; // an event was returned since open(): a resume uses resumeAfter
     bool m_resumed = false;     // the one resume of this failure is spent
+    QString m_resumedAfter;     // the error of a resume not yet taken by takeResume()
     bool m_atEvent = false;     // the resume point is the `_id` of m_event
     bson_error_t m_error{};
     bson_t m_event{};      // a view on the event last returned

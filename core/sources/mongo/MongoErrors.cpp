@@ -38,9 +38,13 @@ StreamError classifyStreamError(const bson_error_t& error, const bson_t* reply, 
                               : QStringLiteral("code %1 (%2): %3").arg(error.code).arg(name, text))
             : text;
 
-    // Network and server-selection failures: the deployment may come back.
+    // Network and server-selection failures: the deployment may come back. A reply
+    // the driver could not read (a size out of range, a body that is not what a
+    // server sends) is a network error too, as the change stream specification
+    // counts them: the connection is dropped and the stream resumed.
     if (error.domain == MONGOC_ERROR_STREAM || error.domain == MONGOC_ERROR_SERVER_SELECTION ||
-        (error.domain == MONGOC_ERROR_CLIENT && error.code == MONGOC_ERROR_CLIENT_NOT_READY)) {
+        (error.domain == MONGOC_ERROR_CLIENT && error.code == MONGOC_ERROR_CLIENT_NOT_READY) ||
+        (error.domain == MONGOC_ERROR_PROTOCOL && error.code == MONGOC_ERROR_PROTOCOL_INVALID_REPLY)) {
         result.kind = StreamErrorKind::Resumable;
         return result;
     }

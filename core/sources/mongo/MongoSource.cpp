@@ -14,6 +14,11 @@
 
 namespace tw {
 
+namespace {
+// How long a stream that broke and resumed says so in the status.
+constexpr qint64 kInterruptionNoteMs = 60 * 1000;
+} // namespace
+
 MongoSource* MongoSource::create(const QString& id, const QString& uri, QString* error) {
     std::unique_ptr<MongoConnection> connection = MongoConnection::create(uri, error);
     if (!connection)
@@ -202,7 +207,17 @@ void MongoSource::updateStatus() {
     const MongoWatch* error = nullptr;
     QStringList polling, notes;
     bool connecting = false;
+    const qint64 now = MongoWatch::nowMs();
     for (const auto& scope : std::as_const(m_scopes)) {
+        // A stream that broke and resumed says so for a minute, even when the
+        // resume took no time at all.
+        if (scope->mode() == MongoWatch::Mode::Streaming && scope->lastInterruptionMs() > 0 &&
+            now - scope->lastInterruptionMs() < kInterruptionNoteMs)
+            notes.append(QStringLiteral("%1 resumed at %2 after: %3")
+                             .arg(MongoWatch::describe(scope->ns()),
+                                  QDateTime::fromMSecsSinceEpoch(scope->lastInterruptionMs())
+                                      .toString(QStringLiteral("HH:mm:ss")),
+                                  scope->lastInterruption()));
         switch (scope->mode()) {
         case MongoWatch::Mode::Backoff:
             if (scope->isFatal() && (!error || scope->dueMs() < error->dueMs()))

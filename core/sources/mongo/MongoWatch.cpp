@@ -213,7 +213,16 @@ void MongoWatch::drain(qint64 deadlineMs) {
     int taken = 0;
     const bson_t* doc = nullptr;
     while (!isStopRequested()) {
-        if (!m_cursor->next(&doc)) {
+        const bool more = m_cursor->next(&doc);
+        QString resumedAfter;
+        if (m_cursor->takeResume(&resumedAfter)) {
+            qCInfo(lcMongo).noquote()
+                << "the change stream of" << describe(m_ns) << "resumed after:" << resumedAfter;
+            m_lastInterruptionMs = nowMs();
+            m_lastInterruption = resumedAfter;
+            m_context.host->streamReconnected();
+        }
+        if (!more) {
             if (m_cursor->hasError()) {
                 const bson_error_t error = m_cursor->error();
                 handleError(QStringLiteral("reading the change stream of"), error, m_cursor->errorReply());
@@ -279,6 +288,8 @@ void MongoWatch::handleError(const QString& during, const bson_error_t& error, c
     const bool hadToken = m_context.tokens->contains(m_key);
     closeStream();
     qCInfo(lcMongo).noquote() << during << describe(m_ns) << "failed:" << message;
+    m_lastInterruptionMs = nowMs();
+    m_lastInterruption = message;
     switch (e.kind) {
     case StreamErrorKind::Resumable:
         enterBackoff(

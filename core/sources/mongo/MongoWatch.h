@@ -85,6 +85,10 @@ public:
     // Non-empty when the options ask for DDL events and the server cannot send them
     // (older than 6.0): the status says so, and the stream carries on without them.
     QString expandedEventsNote() const { return m_expandedEventsNote; }
+    // The last time the stream broke (network, a damaged reply, a server error),
+    // and with what: a resume that worked at once still shows.
+    qint64 lastInterruptionMs() const { return m_lastInterruptionMs; }
+    QString lastInterruption() const { return m_lastInterruption; }
 
     // Replaces the options; false when they change nothing (the same $match too).
     // A stream then reopens startAfter the last event handed over (see
@@ -130,6 +134,8 @@ private:
     bool m_opened = false;
     Bson m_lastEventToken; // `_id` of the last event handed over (not a postBatchResumeToken)
     QString m_reason;
+    qint64 m_lastInterruptionMs = 0;
+    QString m_lastInterruption;
     QString m_expandedEventsNote;
     bool m_expandedRefused = false; // the server refused showExpandedEvents: never sent again
 
