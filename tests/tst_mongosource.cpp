@@ -246,6 +246,7 @@ private Q_SLOTS:
     void resumesAfterCursorNotFoundLosingNothing();
     void damagedRepliesAreSaidAndResumedLosingNothing_data();
     void damagedRepliesAreSaidAndResumedLosingNothing();
+    void unreadableEventBecomesAGapInItsPlace();
     void reopensFromStoredTokenAfterDriverResumeFails();
     void engineRestartResumesWithStartAfterStoredToken();
     void historyLostEmitsGapThenRestartsFromNow();
@@ -704,6 +705,24 @@ void TestMongoSource::damagedRepliesAreSaidAndResumedLosingNothing() {
                                  h.statuses.last().reason.contains(QLatin1String("shop.orders resumed at")),
                              kWait);
     QVERIFY(h.statuses.last().reconnects >= 1);
+}
+
+void TestMongoSource::unreadableEventBecomesAGapInItsPlace() {
+    MongoPeer peer;
+    QVERIFY(peer.listen());
+    Harness h(peer.uri());
+    h.watch(Namespace{QStringLiteral("shop"), QStringLiteral("orders")});
+    QTRY_COMPARE_WITH_TIMEOUT(peer.openChangeStreamCount(), 1, kWait);
+    peer.pushChange(QStringLiteral("shop"), QStringLiteral("orders"), insertEvent(1));
+    peer.pushChange(QStringLiteral("shop"), QStringLiteral("orders"), json(R"({"operationType": 42})"));
+    peer.pushChange(QStringLiteral("shop"), QStringLiteral("orders"), insertEvent(2));
+    QTRY_COMPARE_WITH_TIMEOUT(h.events.size(), 3, kWait);
+    QCOMPARE(h.events[0].operation(), Operation::Insert);
+    QCOMPARE(h.events[1].operation(), Operation::Gap);
+    QVERIFY2(h.events[1].reason().contains(QLatin1String("could not be read")),
+             qPrintable(h.events[1].reason()));
+    QCOMPARE(h.events[1].ns().toString(), QStringLiteral("shop.orders"));
+    QCOMPARE(h.events[2].operation(), Operation::Insert);
 }
 
 void TestMongoSource::reopensFromStoredTokenAfterDriverResumeFails() {

@@ -251,7 +251,12 @@ void MongoWatch::drain(qint64 deadlineMs) {
         ChangeEvent event;
         QString error;
         if (!m_context.mapper->map(doc, &event, &error)) {
+            // Skipped, but never in silence: consumers get a gap in its place.
             qCWarning(lcMongo).noquote() << "skipping an event of" << describe(m_ns) << ":" << error;
+            pending.events.append(
+                ChangeEvent::makeGap(m_context.sourceId, m_ns,
+                                     QStringLiteral("an event of %1 could not be read (%2) and was skipped")
+                                         .arg(describe(m_ns), error)));
             continue;
         }
         if (event.operation() == Operation::Invalidate) {
