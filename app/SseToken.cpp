@@ -33,6 +33,14 @@ void fromSettings(const SseTokenCallback& done) {
         token = generateToken();
         settings.setValue(Settings::Key::SseToken, token);
         settings.raw().sync();
+        if (settings.raw().status() != QSettings::NoError) {
+            // Clients would be locked out at the next start: say so where the token's
+            // place is shown (the headless log, the SSE dock).
+            done(token, QStringLiteral("memory only: the settings file %1 cannot be written, so a new token "
+                                       "is made at every start; make it writable or set TIDEWATCH_TOKEN")
+                            .arg(settings.raw().fileName()));
+            return;
+        }
         // The file now holds a secret: only its owner may read it.
         QFile::setPermissions(settings.raw().fileName(), QFile::ReadOwner | QFile::WriteOwner);
         created = true;

@@ -30,6 +30,7 @@ private Q_SLOTS:
     void unwritableJournalFolderIsExplained();
     void demoDatabaseThatCannotBeMadeExitsBeforeTheJournal();
     void workspaceKeepsWhatHttpAddedAcrossARestart();
+    void unwritableSettingsFileIsSaidInOneLine();
 
 private:
     QString db() const { return m_dir->filePath(QStringLiteral("shop.sqlite")); }
@@ -512,6 +513,36 @@ void TestHeadless::workspaceKeepsWhatHttpAddedAcrossARestart() {
     p.terminate();
     QVERIFY(p.waitForFinished(10000));
     qunsetenv("TIDEWATCH_TOKEN");
+}
+
+void TestHeadless::unwritableSettingsFileIsSaidInOneLine() {
+    qunsetenv("TIDEWATCH_TOKEN");
+    // A folder where the settings file should be: no one, root included, can write it.
+    const QString data = m_dir->filePath(QStringLiteral("data"));
+    QVERIFY(QDir().mkpath(data + QStringLiteral("/tidewatch.ini")));
+    QProcess p;
+    p.setProcessChannelMode(QProcess::SeparateChannels);
+    p.start(QStringLiteral(TIDEWATCH_BINARY),
+            {QStringLiteral("--headless"), QStringLiteral("--source"), QStringLiteral("sqlite:") + db(),
+             QStringLiteral("--journal"), journal(), QStringLiteral("--watch"), QStringLiteral("orders"),
+             QStringLiteral("--sse"), QStringLiteral("127.0.0.1:0")});
+    QVERIFY(p.waitForStarted());
+    QByteArray log;
+    const auto tokenLine = [&] {
+        log += p.readAllStandardError();
+        const qsizetype at = log.indexOf("SSE bearer token");
+        const qsizetype end = at < 0 ? -1 : log.indexOf('\n', at);
+        return end < 0 ? QString() : QString::fromUtf8(log.mid(at, end - at));
+    };
+    QTRY_VERIFY_WITH_TIMEOUT(!tokenLine().isEmpty() || p.state() != QProcess::Running, 20000);
+    const QString line = tokenLine();
+    QVERIFY2(line.contains(QLatin1String("cannot be written")), qPrintable(QString::fromUtf8(log)));
+    QVERIFY2(line.contains(data + QStringLiteral("/tidewatch.ini")), qPrintable(line));
+    QVERIFY2(line.contains(QLatin1String("TIDEWATCH_TOKEN")), qPrintable(line));
+    // Still serving.
+    QCOMPARE(p.state(), QProcess::Running);
+    p.terminate();
+    QVERIFY(p.waitForFinished(20000));
 }
 
 QTEST_GUILESS_MAIN(TestHeadless)
