@@ -71,6 +71,8 @@ void AppSession::stop() {
     // Before the engine: the server's thread reads from it until it has stopped.
     m_sse->stop();
     stopDemo();
+    if (m_publisher)
+        m_publisher->stop(); // commits the last acknowledged seq through the engine
     if (m_engine->isRunning()) {
         m_engine->stop();
         // What the engine committed while stopping is on its way to us as queued
@@ -499,6 +501,11 @@ bool AppSession::startSseNow(QString* error) {
     options.keepAliveMs = settings.intValue(Settings::Key::SseKeepAliveMs);
     options.control = m_control.get();
     options.refuseUnwatched = true; // the session knows what its sources watch
+    if (const NatsPublisher* publisher = m_publisher.get()) {
+        // The publisher outlives the server: both stop in stop(), the server first.
+        options.publisherHealth = [publisher] { return publisher->healthJson(); };
+        options.publisherMetrics = [publisher] { return publisher->metricsText(); };
+    }
     return m_sse->start(options, error);
 }
 
@@ -523,6 +530,18 @@ void AppSession::loadSseToken() {
                 Q_EMIT sseFailed(error);
         }
     });
+}
+
+// --- NATS ------------------------------------------------------------------------------------
+
+bool AppSession::startPublisher(const NatsPublisher::Options& options, QString* error) {
+    if (m_publisher)
+        return true;
+    auto publisher = std::make_unique<NatsPublisher>(m_engine.get(), options);
+    if (!publisher->start(error))
+        return false;
+    m_publisher = std::move(publisher);
+    return true;
 }
 
 // --- demo ------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 #pragma once
 
 #include "engine/Engine.h"
+#include "nats/NatsPublisher.h"
 #include "Workspace.h"
 
 #include <memory>
@@ -119,6 +120,12 @@ public:
     QString sseToken() const { return m_token; } // empty until loaded
     QString sseTokenLocation() const { return m_tokenWhere; }
 
+    // --- NATS ------------------------------------------------------------------------------
+    // Publishes every committed event to JetStream from now on (after the engine has
+    // started, before the SSE server, whose health and metrics then show its lag).
+    bool startPublisher(const NatsPublisher::Options& options, QString* error = nullptr);
+    NatsPublisher* publisher() const { return m_publisher.get(); } // owned; null without one
+
     // --- demo ------------------------------------------------------------------------------
     bool isDemoRunning() const { return m_demo != nullptr; }
 
@@ -176,7 +183,10 @@ private:
     Options m_options;
     std::unique_ptr<Engine> m_engine;
     std::unique_ptr<DemoWriter> m_demo; // while the demo connection is up
-    SseServer* m_sse = nullptr;         // child; stopped before the engine
+    // Stopped before the engine, freed after it (its committed handler runs on the engine
+    // thread until the engine has stopped).
+    std::unique_ptr<NatsPublisher> m_publisher;
+    SseServer* m_sse = nullptr; // child; stopped before the engine
     QList<ConnectionSpec> m_connections;
     QSet<QString> m_removing;       // ids whose source is still stopping
     QList<PendingAdd> m_waitingAdd; // in the order asked for

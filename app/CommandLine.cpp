@@ -1,5 +1,6 @@
 #include "CommandLine.h"
 
+#include "nats/NatsPublisher.h"
 #include "sources/SourceUri.h"
 
 #include <QCommandLineParser>
@@ -97,6 +98,22 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
           &sourceId, &watch,     &filter,   &projection, &event,      &capture,        &sse,
           &fromSeq,  &workspace, &journal,  &moveAside,  &screenshot, &screenshotDelay})
         p.addOption(*option);
+    const QCommandLineOption publish(
+        QStringLiteral("publish"),
+        QStringLiteral("Publish every committed event to NATS JetStream at nats://HOST:PORT."),
+        QStringLiteral("URL"));
+    const QCommandLineOption natsStream(QStringLiteral("nats-stream"),
+                                        QStringLiteral("JetStream stream for --publish (default TIDEWATCH)."),
+                                        QStringLiteral("NAME"));
+    const QCommandLineOption natsMaxAge(
+        QStringLiteral("nats-max-age"),
+        QStringLiteral("Seconds a stream made by --publish keeps messages (default: no limit)."),
+        QStringLiteral("SECONDS"));
+    const QCommandLineOption natsMaxBytes(
+        QStringLiteral("nats-max-bytes"),
+        QStringLiteral("Bytes a stream made by --publish keeps (default: no limit)."), QStringLiteral("N"));
+    for (const auto* option : {&publish, &natsStream, &natsMaxAge, &natsMaxBytes})
+        p.addOption(*option);
 
     if (!p.parse(arguments)) {
         *error = p.errorText() + QStringLiteral(" (see tidewatch --help)");
@@ -132,6 +149,31 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
     o->event = p.value(event);
     o->capture = p.isSet(capture);
     o->sse = p.value(sse);
+    o->publish = p.value(publish);
+    o->natsStream = p.value(natsStream);
+    for (auto [option, target] :
+         {std::pair{&natsMaxAge, &o->natsMaxAgeSeconds}, {&natsMaxBytes, &o->natsMaxBytes}}) {
+        if (!p.isSet(*option))
+            continue;
+        bool ok = false;
+        *target = p.value(*option).toLongLong(&ok);
+        if (!ok || *target <= 0) {
+            *error = QStringLiteral("--%1 needs a positive number, not \"%2\"")
+                         .arg(option->names().constFirst(), p.value(*option));
+            return false;
+        }
+    }
+    if (!o->publish.isEmpty()) {
+        QString why;
+        if (!NatsPublisher::checkUrl(o->publish, &why)) {
+            *error = QStringLiteral("--publish %1").arg(why);
+            return false;
+        }
+    }
+    if (!o->natsStream.isEmpty() && o->publish.isEmpty()) {
+        *error = QStringLiteral("--nats-stream needs --publish nats://HOST:PORT");
+        return false;
+    }
     o->workspace = p.value(workspace);
     o->journal = p.value(journal);
     o->moveJournalAside = p.isSet(moveAside);

@@ -18,7 +18,11 @@ struct AppOptions {
     QString projection; // full, keys or a projection object as JSON; empty: full
     QString event;      // event-name template; empty: NDJSON lines are the events themselves
     bool capture = false;
-    QString sse; // "[ADDR:]PORT"; empty: no server
+    QString sse;                  // "[ADDR:]PORT"; empty: no server
+    QString publish;              // nats://HOST:PORT: publish committed events to JetStream
+    QString natsStream;           // empty: TIDEWATCH
+    qint64 natsMaxAgeSeconds = 0; // limits of a stream --publish creates; 0: none
+    qint64 natsMaxBytes = 0;
     qint64 fromSeq = -1;
     QString workspace;
     QString journal;

@@ -214,6 +214,8 @@ int HeadlessRunner::start() {
         return 2;
     logLine(QStringLiteral("journal %1 (last seq %2)").arg(journalPath).arg(m_engine->lastCommittedSeq()));
 
+    if (!m_options.publish.isEmpty() && !startPublisher())
+        return 2;
     if (!m_options.sse.isEmpty() && !startSse())
         return 2;
 
@@ -239,6 +241,30 @@ bool HeadlessRunner::addCommandLineSource(const QString& uri, const QString& sou
     for (const Namespace& ns : namespaces)
         names.append(ns.toString());
     logLine(QStringLiteral("watching %1 in %2").arg(names.join(QLatin1String(", ")), Source::redactUri(uri)));
+    return true;
+}
+
+bool HeadlessRunner::startPublisher() {
+    NatsPublisher::Options options;
+    options.url = m_options.publish;
+    if (!m_options.natsStream.isEmpty())
+        options.stream = m_options.natsStream;
+    options.maxAgeSeconds = m_options.natsMaxAgeSeconds;
+    options.maxBytes = m_options.natsMaxBytes;
+    QString error;
+    if (!m_session->startPublisher(options, &error)) {
+        logLine(QStringLiteral("--publish: %1").arg(error));
+        return false;
+    }
+    connect(
+        m_session->publisher(), &NatsPublisher::stateChanged, this,
+        [](NatsPublisher::State state, const QString& reason) {
+            logLine(QStringLiteral("publisher: %1%2")
+                        .arg(NatsPublisher::stateName(state),
+                             reason.isEmpty() ? QString() : QStringLiteral(" (%1)").arg(reason)));
+        },
+        Qt::QueuedConnection);
+    logLine(QStringLiteral("publishing to %1, stream %2").arg(options.url, options.stream));
     return true;
 }
 

@@ -29,6 +29,7 @@ private:
     void replay(qint64 fromSeq);
     void writeEvent(const ChangeEvent& event);
     bool startSse();
+    bool startPublisher();
     bool addCommandLineSource(const QString& uri, const QString& sourceId, bool demo,
                               const QList<Namespace>& namespaces);
     void onSseStarted(const QUrl& url);

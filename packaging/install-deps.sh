@@ -10,6 +10,7 @@ packages=(
   libbson-dev libmongoc-dev libsqlite3-dev sqlite3 libpq-dev libzstd-dev
   fonts-dejavu-core curl xvfb xauth clang-format
   postgresql-15 postgresql-client-15
+  nats-server libnats-dev
 )
 
 missing=()

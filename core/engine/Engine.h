@@ -96,7 +96,9 @@ public:
     qint64 eventsCommitted() const { return m_eventsCommitted.load(std::memory_order_relaxed); }
     qint64 commits() const { return m_commits.load(std::memory_order_relaxed); }
 
-    // Test and benchmark hook: commit this batch as if a source had produced it.
+    // Commits this batch as if a source had produced it: tests and benchmarks, and a
+    // consumer that keeps its position in the journal as a pseudo source's checkpoint
+    // (a batch without events; the NATS publisher).
     void submit(const tw::ChangeBatch& batch);
 
 Q_SIGNALS:

@@ -238,7 +238,7 @@ void HttpApi::health(const HttpRequest& request, HttpResponder&& out) {
             degraded || s.state == SourceStatus::State::Error || s.state == SourceStatus::State::Backoff;
         sources.append(o);
     }
-    const QJsonObject body{
+    QJsonObject body{
         {QStringLiteral("status"), degraded ? QStringLiteral("degraded") : QStringLiteral("ok")},
         {QStringLiteral("version"), QStringLiteral(TIDEWATCH_VERSION)},
         {QStringLiteral("engine"),
@@ -250,6 +250,8 @@ void HttpApi::health(const HttpRequest& request, HttpResponder&& out) {
                                             {QStringLiteral("live"), m_streams->liveCount()},
                                             {QStringLiteral("longPolls"), m_polls->waitingCount()}}},
     };
+    if (m_options.publisherHealth)
+        body.insert(QStringLiteral("publisher"), m_options.publisherHealth());
     m_reply.sendJson(request, out, 200, QJsonDocument(body).toJson(QJsonDocument::Compact));
 }
 
@@ -301,6 +303,8 @@ void HttpApi::metrics(const HttpRequest& request, HttpResponder&& out) {
             "tidewatch_sse_client_pending_bytes" + labels + ' ' + QByteArray::number(p.pendingBytes) + '\n';
     }
     text += pending;
+    if (m_options.publisherMetrics)
+        text += m_options.publisherMetrics();
     HttpHeaders headers = m_reply.corsHeaders(request);
     headers.emplaceBack("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
     out.send(200, headers, text);

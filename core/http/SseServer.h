@@ -1,9 +1,12 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <QByteArray>
 #include <QDateTime>
 #include <QHostAddress>
+#include <QJsonObject>
 #include <QList>
 #include <QMutex>
 #include <QObject>
@@ -46,6 +49,11 @@ public:
         // Refuse (404) a stream, subscription or long poll naming a namespace nothing
         // watches. The application sets it; a server fed by Engine::submit() does not.
         bool refuseUnwatched = false;
+        // What a front end adds to /v1/health (under "publisher") and to /metrics, such as
+        // the NATS publisher's lag. Called on the HTTP thread: must be thread-safe, and
+        // what they read must outlive the server.
+        std::function<QJsonObject()> publisherHealth;
+        std::function<QByteArray()> publisherMetrics;
     };
 
     explicit SseServer(Engine* engine, QObject* parent = nullptr); // engine not owned; must outlive us

@@ -64,6 +64,19 @@ qint64 JournalReader::lastSeq() {
     return last;
 }
 
+QByteArray JournalReader::checkpointToken(const QString& sourceId) {
+    QByteArray token;
+    sqlite3_stmt* s = nullptr;
+    if (!m_db || sqlite3_prepare_v2(m_db, "SELECT token FROM checkpoints WHERE source = ?1", -1, &s,
+                                    nullptr) != SQLITE_OK)
+        return token;
+    bindText(s, 1, sourceId);
+    if (sqlite3_step(s) == SQLITE_ROW)
+        token = columnBlob(s, 0);
+    sqlite3_finalize(s);
+    return token;
+}
+
 JournalReader::Result JournalReader::readAfter(qint64 after, int limit,
                                                const std::function<bool(const ChangeEvent&)>& match,
                                                int scanLimit) {

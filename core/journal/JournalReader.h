@@ -38,6 +38,10 @@ public:
     Result readAfter(qint64 after, int limit, const std::function<bool(const ChangeEvent&)>& match = {},
                      int scanLimit = 20000);
     qint64 lastSeq();
+    // The token `sourceId` last committed with a batch (empty: none), as
+    // Journal::restore() gives it; for a consumer that checkpoints through the engine
+    // and resumes on its own thread (the NATS publisher).
+    QByteArray checkpointToken(const QString& sourceId);
 
 private:
     sqlite3* m_db = nullptr;

@@ -12,6 +12,8 @@ namespace tw {
 //   sse               SseServer's worker: HTTP parsing, SSE clients, long polls
 //   journal-walfold   folds the WAL back into the journal file (std::thread, WalFolder)
 //   journal-trainer   trains the zstd dictionary once (std::thread)
+//   nats-publish      NatsPublisher: publishes committed events to JetStream (std::thread)
+//                     libnats runs threads of its own that call back into it
 //
 // Threads with a Qt event loop are started through startThread(), so that sanitizer
 // builds can see the hand-off of queued calls (below). Everything that crosses

@@ -1,0 +1,565 @@
+#include "NatsPublisher.h"
+
+#include "engine/Engine.h"
+#include "nats/NatsSubject.h"
+
+#include <algorithm>
+#include <chrono>
+#include <QDateTime>
+#include <QJsonDocument>
+#include <QLoggingCategory>
+#include <QRandomGenerator>
+#include <QRegularExpression>
+
+#include <nats/nats.h>
+
+Q_LOGGING_CATEGORY(lcNats, "tidewatch.nats")
+
+namespace tw {
+
+namespace {
+
+constexpr char kJournalHeader[] = "Tidewatch-Journal";
+constexpr char kSeqHeader[] = "Tidewatch-Seq";
+constexpr char kOperationHeader[] = "Tidewatch-Operation";
+// Committed events kept in memory for the publisher; past it they are read back from
+// the journal. 65 536 events of 1 KiB is 64 MiB at most, a few seconds of a flood.
+constexpr size_t kMaxBuffered = 65536;
+// How far back from the stream's end the newest message of this journal is looked
+// for at (re)connection. The stream ends with this journal's messages unless other
+// journals publish to it too; past this many of theirs, the journal's checkpoint and
+// JetStream's duplicate window decide alone.
+constexpr int kTailScan = 10000;
+// The acknowledged seq is committed at most this often (one small journal
+// transaction); a crash in between is covered by reading the stream's tail.
+constexpr qint64 kCheckpointEveryMs = 250;
+// How long a window may wait for its acknowledgements before the connection is
+// treated as lost.
+constexpr int kAckWaitMs = 5000;
+
+QString statusText(natsStatus s) {
+    const char* last = nats_GetLastError(nullptr);
+    QString text = QString::fromUtf8(natsStatus_GetText(s));
+    if (last && *last)
+        text += QStringLiteral(" (%1)").arg(QString::fromUtf8(last));
+    return text;
+}
+
+qint64 nowMs() {
+    return QDateTime::currentMSecsSinceEpoch();
+}
+
+} // namespace
+
+struct NatsPublisher::Nats {
+    natsOptions* options = nullptr;
+    natsConnection* connection = nullptr;
+    jsCtx* js = nullptr;
+
+    static void onAck(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* closure) {
+        const char* value = nullptr;
+        qint64 seq = 0;
+        if (natsMsgHeader_Get(msg, kSeqHeader, &value) == NATS_OK && value)
+            seq = QByteArray(value).toLongLong();
+        QString why;
+        if (!ack && error)
+            why = error->ErrText ? QString::fromUtf8(error->ErrText) : statusText(error->Err);
+        static_cast<NatsPublisher*>(closure)->acknowledged(seq, ack != nullptr, why);
+        natsMsg_Destroy(msg);
+    }
+
+    ~Nats() {
+        if (js)
+            jsCtx_Destroy(js);
+        if (connection) {
+            natsConnection_Close(connection);
+            natsConnection_Destroy(connection);
+        }
+        if (options)
+            natsOptions_Destroy(options);
+    }
+};
+
+NatsPublisher::NatsPublisher(Engine* engine, const Options& options, QObject* parent)
+    : QObject(parent)
+    , m_engine(engine)
+    , m_options(options)
+    , m_streamName(options.stream.toUtf8()) {
+    qRegisterMetaType<tw::NatsPublisher::State>();
+    if (!m_options.url.contains(QLatin1String("://")))
+        m_options.url.prepend(QLatin1String("nats://"));
+    m_options.window = std::max(1, m_options.window);
+}
+
+NatsPublisher::~NatsPublisher() {
+    stop();
+}
+
+bool NatsPublisher::checkUrl(const QString& url, QString* error) {
+    static const QRegularExpression re(QStringLiteral("^(?:nats://)?[^\\s:/]+:\\d{1,5}$"));
+    if (re.match(url).hasMatch())
+        return true;
+    if (error)
+        *error = QStringLiteral("needs nats://HOST:PORT, e.g. nats://127.0.0.1:4222, not \"%1\"").arg(url);
+    return false;
+}
+
+bool NatsPublisher::start(QString* error) {
+    if (m_thread.joinable())
+        return true;
+    if (!checkUrl(m_options.url, error))
+        return false;
+    static const QRegularExpression name(QStringLiteral("^[A-Za-z0-9_-]{1,64}$"));
+    if (!name.match(m_options.stream).hasMatch()) {
+        if (error)
+            *error = QStringLiteral("the stream name \"%1\" must be 1 to 64 letters, digits, _ or -")
+                         .arg(m_options.stream);
+        return false;
+    }
+    if (!m_reader.open(m_engine->journalPath(), error))
+        return false;
+    m_journalId = m_engine->journalId().toUtf8();
+    m_storedSeq = m_reader.checkpointToken(checkpointSource()).toLongLong();
+    m_next = m_storedSeq + 1;
+    {
+        std::lock_guard lock(m_mutex);
+        m_status.ackedSeq = m_storedSeq;
+        m_head = m_engine->lastCommittedSeq();
+        // What was committed before we started has waited since at least now.
+        if (m_head > m_storedSeq)
+            m_commitTimes.emplace_back(m_head, nowMs());
+    }
+    m_stopping = false;
+    // Direct: it runs on the engine thread and only appends to the bounded buffer under
+    // our mutex, so the thread hop is the buffer, not the event queue (which would grow
+    // without bound while the server is away).
+    connect(m_engine, &Engine::committed, this, &NatsPublisher::onCommitted, Qt::DirectConnection);
+    m_thread = std::thread([this] { run(); });
+    return true;
+}
+
+void NatsPublisher::stop() {
+    if (!m_thread.joinable())
+        return;
+    QObject::disconnect(m_engine, &Engine::committed, this, &NatsPublisher::onCommitted);
+    m_stopping = true;
+    m_wake.notify_all();
+    m_thread.join();
+    setState(State::Stopped);
+}
+
+void NatsPublisher::onCommitted(const CommittedBatch& batch) {
+    {
+        std::lock_guard lock(m_mutex);
+        m_head = std::max(m_head, batch.lastSeq);
+        m_commitTimes.emplace_back(batch.lastSeq, nowMs());
+        if (m_commitTimes.size() > 4096)
+            m_commitTimes.pop_front(); // the lag in seconds is then a little short, never wrong in events
+        if (m_buffer.size() + size_t(batch.events.size()) <= kMaxBuffered)
+            m_buffer.insert(m_buffer.end(), batch.events.cbegin(), batch.events.cend());
+    }
+    m_wake.notify_one();
+}
+
+void NatsPublisher::setState(State state, const QString& reason) {
+    {
+        std::lock_guard lock(m_mutex);
+        if (m_status.state == state && m_status.reason == reason)
+            return;
+        m_status.state = state;
+        m_status.reason = reason;
+    }
+    Q_EMIT stateChanged(state, reason);
+}
+
+bool NatsPublisher::waitFor(int ms) {
+    std::unique_lock lock(m_mutex);
+    m_wake.wait_for(lock, std::chrono::milliseconds(ms), [this] { return m_stopping.load(); });
+    return !m_stopping;
+}
+
+void NatsPublisher::run() {
+    m_backoffMs = m_options.initialBackoffMs;
+    bool connectedOnce = false;
+    while (!m_stopping) {
+        setState(State::Connecting);
+        QString why;
+        if (connectToServer(&why) && ensureStream(&why) && resync(&why)) {
+            if (connectedOnce) {
+                std::lock_guard lock(m_mutex);
+                ++m_status.reconnects;
+            }
+            connectedOnce = true;
+            setState(State::Publishing);
+            m_backoffMs = m_options.initialBackoffMs;
+            while (!m_stopping && publishWindow(&why)) {
+            }
+            storeCheckpoint(true);
+            if (m_stopping)
+                break;
+        }
+        disconnect();
+        const double jitter = 0.75 + 0.5 * QRandomGenerator::global()->generateDouble();
+        const int delay = int(m_backoffMs * jitter);
+        qCWarning(lcNats).noquote() << "publishing to" << m_options.url << "paused:" << why << "- retrying in"
+                                    << delay << "ms";
+        setState(State::Backoff, why);
+        m_backoffMs = std::min(m_backoffMs * 2, m_options.maxBackoffMs);
+        if (!waitFor(delay))
+            break;
+    }
+    disconnect();
+}
+
+bool NatsPublisher::connectToServer(QString* why) {
+    m_nats = std::make_unique<Nats>();
+    natsStatus s = natsOptions_Create(&m_nats->options);
+    const QByteArray url = m_options.url.toUtf8();
+    if (s == NATS_OK)
+        s = natsOptions_SetURL(m_nats->options, url.constData());
+    if (s == NATS_OK)
+        s = natsOptions_SetName(m_nats->options, "tidewatch");
+    // We reconnect ourselves (resync first): libnats' own reconnection would resend
+    // what it buffered, behind our back and out of our window.
+    if (s == NATS_OK)
+        s = natsOptions_SetAllowReconnect(m_nats->options, false);
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(m_nats->options, 2000);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(&m_nats->connection, m_nats->options);
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = kAckWaitMs;
+    jo.PublishAsync.MaxPending = m_options.window;
+    jo.PublishAsync.AckHandler = &Nats::onAck;
+    jo.PublishAsync.AckHandlerClosure = this;
+    if (s == NATS_OK)
+        s = natsConnection_JetStream(&m_nats->js, m_nats->connection, &jo);
+    if (s != NATS_OK) {
+        *why = QStringLiteral("cannot connect to %1: %2").arg(m_options.url, statusText(s));
+        return false;
+    }
+    return true;
+}
+
+void NatsPublisher::disconnect() {
+    m_nats.reset();
+}
+
+bool NatsPublisher::ensureStream(QString* why) {
+    jsStreamInfo* info = nullptr;
+    jsErrCode code = jsErrCode(0);
+    natsStatus s = js_GetStreamInfo(&info, m_nats->js, m_streamName.constData(), nullptr, &code);
+    if (s == NATS_OK) {
+        jsStreamInfo_Destroy(info);
+        return true;
+    }
+    if (s != NATS_NOT_FOUND) {
+        *why = QStringLiteral("cannot read stream %1: %2").arg(m_options.stream, statusText(s));
+        return false;
+    }
+    jsStreamConfig config;
+    jsStreamConfig_Init(&config);
+    const QByteArray subjects = NatsSubject::all();
+    const char* subjectList[] = {subjects.constData()};
+    config.Name = m_streamName.constData();
+    config.Subjects = subjectList;
+    config.SubjectsLen = 1;
+    config.Storage = js_FileStorage;
+    if (m_options.maxAgeSeconds > 0)
+        config.MaxAge = m_options.maxAgeSeconds * 1000000000LL;
+    if (m_options.maxBytes > 0)
+        config.MaxBytes = m_options.maxBytes;
+    if (m_options.maxMessages > 0)
+        config.MaxMsgs = m_options.maxMessages;
+    s = js_AddStream(&info, m_nats->js, &config, nullptr, &code);
+    if (s != NATS_OK) {
+        *why = QStringLiteral("cannot create stream %1 on %2 (subjects %3): %4")
+                   .arg(m_options.stream, m_options.url, QString::fromUtf8(subjects), statusText(s));
+        return false;
+    }
+    jsStreamInfo_Destroy(info);
+    qCInfo(lcNats).noquote() << "created stream" << m_options.stream << "on" << m_options.url;
+    return true;
+}
+
+bool NatsPublisher::resync(QString* why) {
+    jsStreamInfo* info = nullptr;
+    jsErrCode code = jsErrCode(0);
+    natsStatus s = js_GetStreamInfo(&info, m_nats->js, m_streamName.constData(), nullptr, &code);
+    if (s != NATS_OK) {
+        *why = QStringLiteral("cannot read stream %1: %2").arg(m_options.stream, statusText(s));
+        return false;
+    }
+    const uint64_t first = info->State.FirstSeq;
+    const uint64_t last = info->State.LastSeq;
+    jsStreamInfo_Destroy(info);
+    qint64 found = 0;
+    for (uint64_t seq = last; seq >= std::max<uint64_t>(first, 1) && last - seq < uint64_t(kTailScan);
+         --seq) {
+        natsMsg* msg = nullptr;
+        s = js_GetMsg(&msg, m_nats->js, m_streamName.constData(), seq, nullptr, &code);
+        if (s == NATS_NOT_FOUND)
+            continue; // deleted from the middle of the stream
+        if (s != NATS_OK) {
+            *why = QStringLiteral("cannot read message %1 of stream %2: %3")
+                       .arg(seq)
+                       .arg(m_options.stream, statusText(s));
+            return false;
+        }
+        const char* journal = nullptr;
+        const char* value = nullptr;
+        const bool ours =
+            natsMsgHeader_Get(msg, kJournalHeader, &journal) == NATS_OK && journal && m_journalId == journal;
+        if (ours && natsMsgHeader_Get(msg, kSeqHeader, &value) == NATS_OK && value)
+            found = QByteArray(value).toLongLong();
+        natsMsg_Destroy(msg);
+        if (ours)
+            break;
+    }
+    qint64 acked = 0;
+    {
+        std::lock_guard lock(m_mutex);
+        m_status.ackedSeq = std::max(m_status.ackedSeq, found);
+        acked = m_status.ackedSeq;
+    }
+    m_next = acked + 1;
+    qCInfo(lcNats).noquote() << "publishing to stream" << m_options.stream << "after seq" << acked;
+    return true;
+}
+
+ChangeEventList NatsPublisher::take(int limit, QString* why) {
+    ChangeEventList events;
+    qint64 head = 0;
+    {
+        std::lock_guard lock(m_mutex);
+        while (!m_buffer.empty() && m_buffer.front().seq() < m_next)
+            m_buffer.pop_front();
+        if (!m_buffer.empty() && m_buffer.front().seq() == m_next) {
+            while (!m_buffer.empty() && events.size() < limit) {
+                events.append(m_buffer.front());
+                m_buffer.pop_front();
+            }
+            return events;
+        }
+        head = std::max(m_head, m_engine->lastCommittedSeq());
+    }
+    if (head < m_next)
+        return events;
+    // Behind the buffer (the publisher was away, or the buffer was full): the journal
+    // has every event in between.
+    const JournalReader::Result r = m_reader.readAfter(m_next - 1, limit);
+    if (!r.error.isEmpty()) {
+        *why = QStringLiteral("cannot read the journal: %1").arg(r.error);
+        return events;
+    }
+    if (r.gap) {
+        GapPosition position;
+        position.requested = m_next - 1;
+        position.firstAvailable = r.firstAvailable;
+        position.resumeAfter = r.firstAvailable - 1;
+        ChangeEvent gap = ChangeEvent::makeGap(
+            QString(), {},
+            QStringLiteral("events %1 to %2 were removed from the journal by retention before they were "
+                           "published")
+                .arg(m_next)
+                .arg(r.firstAvailable - 1),
+            position);
+        // The gap stands in for the last lost seq, so the stream stays in seq order.
+        gap.finalize(r.firstAvailable - 1);
+        events.append(gap);
+    }
+    events.append(r.events);
+    return events;
+}
+
+bool NatsPublisher::publishWindow(QString* why) {
+    {
+        std::unique_lock lock(m_mutex);
+        // At most a second asleep, so the acknowledged seq is committed when idle.
+        m_wake.wait_for(lock, std::chrono::seconds(1), [this] {
+            return m_stopping.load() || m_head >= m_next || m_engine->lastCommittedSeq() >= m_next;
+        });
+    }
+    if (m_stopping)
+        return false;
+    const ChangeEventList events = take(m_options.window, why);
+    if (events.isEmpty()) {
+        storeCheckpoint(false);
+        return why->isEmpty();
+    }
+    {
+        std::lock_guard lock(m_mutex);
+        m_windowSeqs.clear();
+        for (const ChangeEvent& e : events)
+            m_windowSeqs.push_back(e.seq());
+        m_windowAcked.assign(m_windowSeqs.size(), 0);
+        m_windowError.clear();
+    }
+    natsStatus s = NATS_OK;
+    for (const ChangeEvent& event : events) {
+        const QByteArray subject = NatsSubject::forEvent(event);
+        const QByteArray json = event.toJson();
+        const QByteArray seq = QByteArray::number(event.seq());
+        const QByteArray msgId = m_journalId + ':' + seq;
+        natsMsg* msg = nullptr;
+        s = natsMsg_Create(&msg, subject.constData(), nullptr, json.constData(), int(json.size()));
+        if (s == NATS_OK)
+            s = natsMsgHeader_Set(msg, kJournalHeader, m_journalId.constData());
+        if (s == NATS_OK)
+            s = natsMsgHeader_Set(msg, kSeqHeader, seq.constData());
+        if (s == NATS_OK)
+            s = natsMsgHeader_Set(msg, kOperationHeader, event.operationType().constData());
+        jsPubOptions po;
+        jsPubOptions_Init(&po);
+        po.MsgId = msgId.constData();
+        if (s == NATS_OK)
+            s = js_PublishMsgAsync(m_nats->js, &msg, &po); // takes the message on success
+        natsMsg_Destroy(msg);
+        if (s != NATS_OK)
+            break;
+    }
+    jsPubOptions wait;
+    jsPubOptions_Init(&wait);
+    wait.MaxWait = kAckWaitMs;
+    const natsStatus complete = s == NATS_OK ? js_PublishAsyncComplete(m_nats->js, &wait) : s;
+    if (complete != NATS_OK) {
+        // What was not acknowledged is resent after the resync; acknowledgements that
+        // still arrive for it are dropped with it.
+        natsMsgList pending{};
+        if (js_PublishAsyncGetPendingList(&pending, m_nats->js) == NATS_OK)
+            natsMsgList_Destroy(&pending);
+    }
+    qint64 ackedThrough = 0;
+    qint64 ackedCount = 0;
+    QString failure;
+    {
+        std::unique_lock lock(m_mutex);
+        // libnats may count a message as acknowledged before our handler has run for it.
+        if (complete == NATS_OK)
+            m_acked.wait_for(lock, std::chrono::seconds(2), [this] {
+                return !m_windowError.isEmpty() || std::all_of(m_windowAcked.cbegin(), m_windowAcked.cend(),
+                                                               [](char a) { return a != 0; });
+            });
+        size_t i = 0;
+        while (i < m_windowSeqs.size() && m_windowAcked[i])
+            ++i;
+        ackedCount = qint64(i);
+        if (i > 0)
+            ackedThrough = m_windowSeqs[i - 1];
+        if (i < m_windowSeqs.size())
+            failure = m_windowError.isEmpty() ? statusText(complete) : m_windowError;
+        m_windowSeqs.clear();
+        m_windowAcked.clear();
+        if (ackedThrough > 0) {
+            m_status.ackedSeq = std::max(m_status.ackedSeq, ackedThrough);
+            m_status.published += ackedCount;
+            for (const ChangeEvent& e : events)
+                if (e.operation() == Operation::Gap && e.seq() <= ackedThrough && e.sourceId().isEmpty())
+                    ++m_status.gaps;
+            while (!m_commitTimes.empty() && m_commitTimes.front().first <= m_status.ackedSeq)
+                m_commitTimes.pop_front();
+        }
+    }
+    if (ackedThrough > 0)
+        m_next = ackedThrough + 1;
+    storeCheckpoint(false);
+    if (!failure.isEmpty()) {
+        *why = QStringLiteral("JetStream did not acknowledge seq %1: %2").arg(m_next).arg(failure);
+        return false;
+    }
+    return true;
+}
+
+void NatsPublisher::acknowledged(qint64 seq, bool ok, const QString& error) {
+    std::lock_guard lock(m_mutex);
+    const auto it = std::lower_bound(m_windowSeqs.begin(), m_windowSeqs.end(), seq);
+    if (it == m_windowSeqs.end() || *it != seq)
+        return; // from a window given up on
+    if (ok)
+        m_windowAcked[size_t(it - m_windowSeqs.begin())] = 1;
+    else if (m_windowError.isEmpty())
+        m_windowError = error;
+    m_acked.notify_one();
+}
+
+void NatsPublisher::storeCheckpoint(bool force) {
+    qint64 acked = 0;
+    {
+        std::lock_guard lock(m_mutex);
+        acked = m_status.ackedSeq;
+    }
+    if (acked <= m_storedSeq || (!force && nowMs() - m_storedAtMs < kCheckpointEveryMs))
+        return;
+    ChangeBatch batch;
+    batch.sourceId = checkpointSource();
+    batch.checkpoint.token = QByteArray::number(acked);
+    m_engine->submit(batch);
+    m_storedSeq = acked;
+    m_storedAtMs = nowMs();
+}
+
+NatsPublisher::Status NatsPublisher::status() const {
+    std::lock_guard lock(m_mutex);
+    Status s = m_status;
+    const qint64 head = std::max(m_head, m_engine->lastCommittedSeq());
+    s.lagEvents = std::max<qint64>(0, head - s.ackedSeq);
+    if (s.lagEvents > 0) {
+        qint64 since = nowMs();
+        for (const auto& [lastSeq, ms] : m_commitTimes)
+            if (lastSeq > s.ackedSeq) {
+                since = ms;
+                break;
+            }
+        s.lagSeconds = double(nowMs() - since) / 1000.0;
+    }
+    return s;
+}
+
+QString NatsPublisher::stateName(State state) {
+    switch (state) {
+    case State::Stopped:
+        return QStringLiteral("stopped");
+    case State::Connecting:
+        return QStringLiteral("connecting");
+    case State::Publishing:
+        return QStringLiteral("publishing");
+    case State::Backoff:
+        return QStringLiteral("backoff");
+    }
+    return {};
+}
+
+QJsonObject NatsPublisher::healthJson() const {
+    const Status s = status();
+    QJsonObject o{{QStringLiteral("url"), m_options.url},        {QStringLiteral("stream"), m_options.stream},
+                  {QStringLiteral("state"), stateName(s.state)}, {QStringLiteral("ackedSeq"), s.ackedSeq},
+                  {QStringLiteral("lagEvents"), s.lagEvents},    {QStringLiteral("lagSeconds"), s.lagSeconds},
+                  {QStringLiteral("published"), s.published},    {QStringLiteral("gaps"), s.gaps},
+                  {QStringLiteral("reconnects"), s.reconnects}};
+    if (!s.reason.isEmpty())
+        o.insert(QStringLiteral("reason"), s.reason);
+    return o;
+}
+
+QByteArray NatsPublisher::metricsText() const {
+    const Status s = status();
+    QByteArray text;
+    auto metric = [&text](const char* name, const char* type, const char* help, const QByteArray& value) {
+        text += QByteArray("# HELP ") + name + ' ' + help + "\n# TYPE " + name + ' ' + type + '\n' + name +
+                ' ' + value + '\n';
+    };
+    metric("tidewatch_nats_published_total", "counter", "Events JetStream acknowledged since start.",
+           QByteArray::number(s.published));
+    metric("tidewatch_nats_acked_seq", "gauge", "Highest journal seq JetStream holds.",
+           QByteArray::number(s.ackedSeq));
+    metric("tidewatch_nats_lag_events", "gauge", "Committed events not yet acknowledged by JetStream.",
+           QByteArray::number(s.lagEvents));
+    metric("tidewatch_nats_lag_seconds", "gauge", "How long the oldest unacknowledged event has waited.",
+           QByteArray::number(s.lagSeconds, 'f', 3));
+    metric("tidewatch_nats_connected", "gauge", "1 while publishing, 0 while connecting or backing off.",
+           s.state == State::Publishing ? "1" : "0");
+    return text;
+}
+
+} // namespace tw

@@ -1,0 +1,140 @@
+#pragma once
+
+#include "journal/JournalReader.h"
+#include "model/ChangeBatch.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <QByteArray>
+#include <QJsonObject>
+#include <QObject>
+#include <QString>
+#include <thread>
+#include <vector>
+
+namespace tw {
+
+class Engine;
+
+// Publishes every committed event to a NATS JetStream stream, exactly once and in seq
+// order, on its own thread ("nats-publish"), so a slow or absent server never holds up
+// the journal or the SSE clients: the publisher falls behind and catches up.
+//
+// Each message is the event's rendered JSON (the bytes SSE sends) on the subject
+// NatsSubject::forEvent() names, with the headers Tidewatch-Journal (the journal's id),
+// Tidewatch-Seq and Tidewatch-Operation, and Nats-Msg-Id "<journal id>:<seq>" so
+// JetStream drops a repeated publish. Events come from the committed batches while the
+// publisher keeps up, and from the journal (its own JournalReader) when it is behind;
+// events pruned before they were published become one `gap` message.
+//
+// Exactly once across crashes: the highest seq JetStream acknowledged is committed to
+// the journal as the checkpoint of the pseudo source checkpointSource() (a name no
+// source id can take), and on every (re)connection the stream's newest message of this
+// journal is read too: publishing resumes after the higher of the two, so nothing is
+// repeated even past JetStream's duplicate window.
+class NatsPublisher : public QObject {
+    Q_OBJECT
+public:
+    struct Options {
+        QString url; // nats://HOST:PORT
+        QString stream = QStringLiteral("TIDEWATCH");
+        // Limits of a stream the publisher creates (file storage); an existing stream
+        // keeps its own. 0: no limit.
+        qint64 maxAgeSeconds = 0;
+        qint64 maxBytes = 0;
+        qint64 maxMessages = 0;
+        // Messages published and not yet acknowledged, at most. 1 024 keeps about 1 MiB
+        // of 1 KiB orders in flight, which is what one acknowledgement round trip on
+        // loopback needs to stay busy.
+        int window = 1024;
+        // Reconnection backoff: doubles from the first to the last, with ±25 % jitter.
+        int initialBackoffMs = 500;
+        int maxBackoffMs = 30000;
+    };
+
+    enum class State { Stopped, Connecting, Publishing, Backoff };
+
+    struct Status {
+        State state = State::Stopped;
+        QString reason;        // why it backs off
+        qint64 ackedSeq = 0;   // highest journal seq JetStream holds
+        qint64 lagEvents = 0;  // committed and not yet acknowledged
+        double lagSeconds = 0; // how long the oldest of those has waited
+        qint64 published = 0;  // messages acknowledged since start
+        qint64 gaps = 0;       // gap messages sent for pruned events
+        int reconnects = 0;
+    };
+
+    // `engine` is not owned, must be started and must outlive us.
+    NatsPublisher(Engine* engine, const Options& options, QObject* parent = nullptr);
+    ~NatsPublisher() override; // stops
+
+    // nats://HOST:PORT (or HOST:PORT); false with a message naming what is wrong.
+    static bool checkUrl(const QString& url, QString* error);
+    // Opens the journal reader and starts the thread, which connects in the background.
+    bool start(QString* error = nullptr);
+    // Waits for the window in flight (at most a few seconds), commits the acknowledged
+    // seq and joins the thread. Before the engine stops.
+    void stop();
+
+    Status status() const; // any thread
+    static QString stateName(State state);
+    // For /v1/health ("publisher") and /metrics; any thread.
+    QJsonObject healthJson() const;
+    QByteArray metricsText() const;
+    QString checkpointSource() const { return QStringLiteral("~nats/") + m_options.stream; }
+
+Q_SIGNALS:
+    // Emitted on the publisher's thread; connect with Qt::QueuedConnection.
+    void stateChanged(tw::NatsPublisher::State state, const QString& reason);
+
+private:
+    struct Nats; // the libnats connection and JetStream context, publisher thread only
+
+    void run();
+    void onCommitted(const tw::CommittedBatch& batch); // engine thread
+    bool connectToServer(QString* why);
+    void disconnect();
+    bool ensureStream(QString* why);
+    bool resync(QString* why);
+    bool publishWindow(QString* why);
+    ChangeEventList take(int limit, QString* why);
+    void storeCheckpoint(bool force);
+    void setState(State state, const QString& reason = {});
+    bool waitFor(int ms);                                         // false when stopping
+    void acknowledged(qint64 seq, bool ok, const QString& error); // libnats' thread
+
+    Engine* m_engine; // not owned
+    Options m_options;
+    QByteArray m_journalId;
+    QByteArray m_streamName;
+    std::unique_ptr<Nats> m_nats;
+    JournalReader m_reader; // publisher thread
+    std::thread m_thread;
+    std::atomic<bool> m_stopping{false};
+
+    // Publisher thread only.
+    qint64 m_next = 1; // the next journal seq to publish
+    qint64 m_storedSeq = 0;
+    qint64 m_storedAtMs = 0;
+    int m_backoffMs = 0;
+
+    // Shared with the engine thread (committed batches) and libnats' thread (acks).
+    mutable std::mutex m_mutex;
+    std::condition_variable m_wake;                      // work for the publisher thread, or stop
+    std::condition_variable m_acked;                     // an acknowledgement of the window in flight
+    std::deque<ChangeEvent> m_buffer;                    // committed, not yet taken; bounded
+    std::deque<std::pair<qint64, qint64>> m_commitTimes; // (last seq of a batch, ms it arrived)
+    qint64 m_head = 0;                                   // the journal's last committed seq
+    std::vector<qint64> m_windowSeqs;                    // seqs in flight, ascending
+    std::vector<char> m_windowAcked;
+    QString m_windowError;
+    Status m_status;
+};
+
+} // namespace tw
+
+Q_DECLARE_METATYPE(tw::NatsPublisher::State)

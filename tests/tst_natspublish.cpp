@@ -1,0 +1,431 @@
+#include "NatsServer.h"
+#include "SseTestClient.h"
+#include "TestUtil.h"
+
+#include "nats/NatsSubject.h"
+
+#include <QJsonArray>
+#include <QNetworkAccessManager>
+#include <QNetworkReply>
+#include <QProcess>
+#include <QRegularExpression>
+#include <QSet>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <nats/nats.h>
+
+using namespace tw;
+using namespace tw::test;
+using tw::testsupport::NatsServer;
+
+namespace {
+
+// One message of the stream as a consumer sees it.
+struct StreamMessage {
+    QByteArray subject;
+    QByteArray data;
+    QByteArray journal;
+    QByteArray seqHeader;
+    QByteArray operation;
+    QByteArray msgId;
+    qint64 seq() const { return seqHeader.toLongLong(); }
+};
+
+QByteArray header(natsMsg* msg, const char* key) {
+    const char* value = nullptr;
+    return natsMsgHeader_Get(msg, key, &value) == NATS_OK && value ? QByteArray(value) : QByteArray();
+}
+
+// The test's own JetStream client: the stream's size, and every message through an
+// ordered push consumer from the first, as a gateway would read it.
+class StreamReader {
+public:
+    explicit StreamReader(const QString& url)
+        : m_url(url.toUtf8()) {}
+    ~StreamReader() { close(); }
+
+    void close() {
+        if (m_js)
+            jsCtx_Destroy(m_js);
+        if (m_nc)
+            natsConnection_Destroy(m_nc);
+        m_js = nullptr;
+        m_nc = nullptr;
+    }
+
+    // -1 while the server or the stream is not there.
+    qint64 messageCount() {
+        if (!m_js && !open())
+            return -1;
+        jsStreamInfo* info = nullptr;
+        jsErrCode code = jsErrCode(0);
+        if (js_GetStreamInfo(&info, m_js, "TIDEWATCH", nullptr, &code) != NATS_OK) {
+            close(); // the server may have gone: reconnect next time
+            return -1;
+        }
+        const qint64 count = qint64(info->State.Msgs);
+        jsStreamInfo_Destroy(info);
+        return count;
+    }
+
+    QList<StreamMessage> readAll() {
+        QList<StreamMessage> out;
+        const qint64 count = messageCount();
+        if (count <= 0)
+            return out;
+        jsSubOptions so;
+        jsSubOptions_Init(&so);
+        so.Stream = "TIDEWATCH";
+        so.Ordered = true;
+        so.Config.DeliverPolicy = js_DeliverAll;
+        natsSubscription* sub = nullptr;
+        jsErrCode code = jsErrCode(0);
+        if (js_SubscribeSync(&sub, m_js, "tidewatch.>", nullptr, &so, &code) != NATS_OK)
+            return out;
+        while (out.size() < count) {
+            natsMsg* msg = nullptr;
+            if (natsSubscription_NextMsg(&msg, sub, 10000) != NATS_OK)
+                break;
+            StreamMessage m;
+            m.subject = natsMsg_GetSubject(msg);
+            m.data = QByteArray(natsMsg_GetData(msg), natsMsg_GetDataLength(msg));
+            m.journal = header(msg, "Tidewatch-Journal");
+            m.seqHeader = header(msg, "Tidewatch-Seq");
+            m.operation = header(msg, "Tidewatch-Operation");
+            m.msgId = header(msg, "Nats-Msg-Id");
+            natsMsg_Destroy(msg);
+            out.append(m);
+        }
+        natsSubscription_Unsubscribe(sub);
+        natsSubscription_Destroy(sub);
+        return out;
+    }
+
+private:
+    bool open() {
+        natsOptions* options = nullptr;
+        natsOptions_Create(&options);
+        natsOptions_SetURL(options, m_url.constData());
+        natsOptions_SetTimeout(options, 1000);
+        natsOptions_SetAllowReconnect(options, false);
+        const bool ok = natsConnection_Connect(&m_nc, options) == NATS_OK &&
+                        natsConnection_JetStream(&m_js, m_nc, nullptr) == NATS_OK;
+        natsOptions_Destroy(options);
+        if (!ok)
+            close();
+        return ok;
+    }
+
+    QByteArray m_url;
+    natsConnection* m_nc = nullptr;
+    jsCtx* m_js = nullptr;
+};
+
+// The one value a query prints, through the sqlite3 program.
+qint64 sqliteCount(const QString& path, const QString& sql) {
+    QProcess p;
+    p.start(QStringLiteral("sqlite3"), {QStringLiteral("-cmd"), QStringLiteral(".timeout 10000"), path, sql});
+    if (!p.waitForFinished(30000) || p.exitCode() != 0)
+        return -1;
+    return p.readAllStandardOutput().trimmed().toLongLong();
+}
+
+} // namespace
+
+// The ingest side of NATS: a real headless Tidewatch on a real SQLite file written by
+// the sqlite3 program, publishing to a real nats-server; the test reads the stream
+// back with its own JetStream consumer.
+class TestNatsPublish : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void init();
+    void cleanup();
+    void subjectTokensEscapeAnyName_data();
+    void subjectTokensEscapeAnyName();
+    void everyEventOnceInOrderWithHeaders();
+    void killNineDuringWritesLeavesEachEventOnceInOrder();
+    void serverOutageKeepsSseFlowingAndPublisherCatchesUp();
+    void namesWithDotsSpacesAndWildcardsAreOneToken();
+
+private:
+    QString db() const { return m_dir->filePath(QStringLiteral("shop.sqlite")); }
+    QString journal() const { return m_dir->filePath(QStringLiteral("journal.sqlite")); }
+    void startIngest(QProcess& p, const QStringList& extra, QByteArray* log = nullptr);
+    // Every message once, in seq order, with headers that agree with the body.
+    void checkStream(const QList<StreamMessage>& messages, qint64 expected);
+    std::unique_ptr<QTemporaryDir> m_dir;
+    std::unique_ptr<NatsServer> m_nats;
+};
+
+void TestNatsPublish::init() {
+    m_dir = std::make_unique<QTemporaryDir>();
+    qputenv("TIDEWATCH_DATA_DIR", m_dir->filePath(QStringLiteral("data")).toLocal8Bit());
+    qputenv("TIDEWATCH_TOKEN", "nats-test-token");
+    QCOMPARE(runSqlite3(db(), QStringLiteral(
+                                  "PRAGMA journal_mode=WAL;"
+                                  "CREATE TABLE orders(id INTEGER PRIMARY KEY, status TEXT, total REAL);")),
+             QString());
+    m_nats = std::make_unique<NatsServer>();
+    QCOMPARE(m_nats->start(), QString());
+}
+
+void TestNatsPublish::cleanup() {
+    m_nats.reset();
+    m_dir.reset();
+}
+
+void TestNatsPublish::startIngest(QProcess& p, const QStringList& extra, QByteArray* log) {
+    QStringList args{QStringLiteral("--headless"),
+                     QStringLiteral("--source"),
+                     QStringLiteral("sqlite:") + db(),
+                     QStringLiteral("--journal"),
+                     journal(),
+                     QStringLiteral("--publish"),
+                     m_nats->url()};
+    args += extra;
+    if (!args.contains(QStringLiteral("--watch")))
+        args += {QStringLiteral("--watch"), QStringLiteral("orders")};
+    p.setProcessChannelMode(QProcess::SeparateChannels);
+    p.setStandardOutputFile(QProcess::nullDevice());
+    p.start(QStringLiteral(TIDEWATCH_BINARY), args);
+    QVERIFY(p.waitForStarted());
+    QByteArray own;
+    QByteArray& text = log ? *log : own;
+    auto ready = [&] {
+        text += p.readAllStandardError();
+        return text.contains("tidewatch: ready: ") || p.state() != QProcess::Running;
+    };
+    QTRY_VERIFY_WITH_TIMEOUT(ready(), 20000);
+    QVERIFY2(p.state() == QProcess::Running, text.constData());
+}
+
+#define START_INGEST(p, ...)                                                                                 \
+    do {                                                                                                     \
+        startIngest(p, __VA_ARGS__);                                                                         \
+        if (QTest::currentTestFailed())                                                                      \
+            return;                                                                                          \
+    } while (false)
+
+void TestNatsPublish::checkStream(const QList<StreamMessage>& messages, qint64 expected) {
+    QCOMPARE(messages.size(), expected);
+    QByteArray journalId;
+    qint64 previous = 0;
+    for (const StreamMessage& m : messages) {
+        const QJsonObject event = parseJson(m.data);
+        QVERIFY2(m.seq() > previous,
+                 qPrintable(QStringLiteral("seq %1 after %2").arg(m.seq()).arg(previous)));
+        previous = m.seq();
+        QCOMPARE(event.value(QStringLiteral("seq")).toInteger(), m.seq());
+        QCOMPARE(m.operation, event.value(QStringLiteral("operationType")).toString().toUtf8());
+        QVERIFY(!m.journal.isEmpty());
+        if (journalId.isEmpty())
+            journalId = m.journal;
+        QCOMPARE(m.journal, journalId);
+        QCOMPARE(m.msgId, m.journal + ':' + m.seqHeader);
+    }
+    // One journal, nothing pruned: the seqs are 1..N with none missing.
+    if (!messages.isEmpty())
+        QCOMPARE(messages.constLast().seq(), expected);
+}
+
+void TestNatsPublish::subjectTokensEscapeAnyName_data() {
+    QTest::addColumn<QString>("name");
+    QTest::addColumn<QByteArray>("token");
+    QTest::newRow("plain") << QStringLiteral("orders") << QByteArray("orders");
+    QTest::newRow("underscore and dash") << QStringLiteral("order_items-2") << QByteArray("order_items-2");
+    QTest::newRow("dot") << QStringLiteral("public.orders") << QByteArray("public%2Eorders");
+    QTest::newRow("space") << QStringLiteral("my orders") << QByteArray("my%20orders");
+    QTest::newRow("wildcards") << QStringLiteral("*>") << QByteArray("%2A%3E");
+    QTest::newRow("percent") << QStringLiteral("50%") << QByteArray("50%25");
+    QTest::newRow("non-ASCII") << QStringLiteral("bestellungen-ü") << QByteArray("bestellungen-%C3%BC");
+    QTest::newRow("empty") << QString() << QByteArray("%");
+}
+
+void TestNatsPublish::subjectTokensEscapeAnyName() {
+    QFETCH(QString, name);
+    QFETCH(QByteArray, token);
+    QCOMPARE(NatsSubject::token(name), token);
+    QCOMPARE(NatsSubject::fromToken(token), name);
+}
+
+void TestNatsPublish::everyEventOnceInOrderWithHeaders() {
+    StreamReader reader(m_nats->url());
+    {
+        QProcess p;
+        START_INGEST(p, {});
+        QString values;
+        for (int i = 1; i <= 30; ++i)
+            values += QStringLiteral("%1(%2, 'new', %3)").arg(i == 1 ? "" : ",").arg(i).arg(i * 1.5);
+        QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders VALUES ") + values), QString());
+        QTRY_COMPARE_WITH_TIMEOUT(reader.messageCount(), 30, 20000);
+        QCOMPARE(runSqlite3(db(), QStringLiteral("UPDATE orders SET status = 'paid' WHERE id <= 10")),
+                 QString());
+        QTRY_COMPARE_WITH_TIMEOUT(reader.messageCount(), 40, 20000);
+        p.terminate();
+        QVERIFY(p.waitForFinished(20000));
+    }
+    // A clean restart resumes after what the stream holds.
+    QCOMPARE(runSqlite3(db(), QStringLiteral("DELETE FROM orders WHERE id > 25")), QString());
+    QProcess p;
+    START_INGEST(p, {});
+    QTRY_COMPARE_WITH_TIMEOUT(reader.messageCount(), 45, 20000);
+    const QList<StreamMessage> messages = reader.readAll();
+    checkStream(messages, 45);
+    if (QTest::currentTestFailed())
+        return;
+    for (int i = 0; i < 45; ++i) {
+        const StreamMessage& m = messages.at(i);
+        QCOMPARE(m.subject, QByteArray("tidewatch.shop.main.orders"));
+        const QByteArray op = i < 30 ? "insert" : i < 40 ? "update" : "delete";
+        QCOMPARE(m.operation, op);
+    }
+    p.terminate();
+    QVERIFY(p.waitForFinished(20000));
+}
+
+void TestNatsPublish::killNineDuringWritesLeavesEachEventOnceInOrder() {
+    // One insert per commit, each a new row: every row is one event, whether the
+    // ingest is up when it is written or finds it at its next start. The writer starts
+    // once the first ingest has taken its baseline (rows before it are no events).
+    QProcess writer;
+    const QString stopFile = m_dir->filePath(QStringLiteral("stop-writing"));
+    StreamReader reader(m_nats->url());
+    qint64 seen = 0;
+    for (int round = 0; round < 10; ++round) {
+        QProcess p;
+        START_INGEST(p, {});
+        if (round == 0) {
+            writer.start(QStringLiteral("sh"),
+                         {QStringLiteral("-c"),
+                          QStringLiteral(
+                              "while [ ! -e '%2' ]; do sqlite3 '%1' \"PRAGMA busy_timeout=5000; INSERT INTO "
+                              "orders(status, total) VALUES('new', 1);\" >/dev/null || exit 1; done")
+                              .arg(db(), stopFile)});
+            QVERIFY(writer.waitForStarted());
+        }
+        // Killed while publishing: after some more events of its own reached the stream.
+        QTRY_VERIFY_WITH_TIMEOUT(reader.messageCount() >= seen + 5, 20000);
+        seen = reader.messageCount();
+        p.kill();
+        QVERIFY(p.waitForFinished(10000));
+    }
+    // Asked to stop, so that no insert commits after the rows are counted.
+    QFile stop(stopFile);
+    QVERIFY(stop.open(QIODevice::WriteOnly));
+    stop.close();
+    QVERIFY(writer.waitForFinished(30000));
+    QCOMPARE(writer.exitCode(), 0);
+    const qint64 rows = sqliteCount(db(), QStringLiteral("SELECT count(*) FROM orders"));
+    QVERIFY(rows > 0);
+    QProcess p;
+    START_INGEST(p, {});
+    QTRY_COMPARE_WITH_TIMEOUT(reader.messageCount(), rows, 30000);
+    const QList<StreamMessage> messages = reader.readAll();
+    checkStream(messages, rows);
+    if (QTest::currentTestFailed())
+        return;
+    QSet<qint64> ids;
+    for (const StreamMessage& m : messages) {
+        QCOMPARE(m.operation, QByteArray("insert"));
+        ids.insert(parseJson(m.data)["documentKey"].toObject()["_id"].toInteger());
+    }
+    QCOMPARE(ids.size(), rows);
+    p.terminate();
+    QVERIFY(p.waitForFinished(20000));
+}
+
+void TestNatsPublish::serverOutageKeepsSseFlowingAndPublisherCatchesUp() {
+    QProcess p;
+    QByteArray log;
+    START_INGEST(p, {QStringLiteral("--sse"), QStringLiteral("0")}, &log);
+    QRegularExpressionMatch port;
+    auto listening = [&] {
+        log += p.readAllStandardError();
+        port = QRegularExpression(QStringLiteral("listening on \\S+ \\(port (\\d+)\\)"))
+                   .match(QString::fromUtf8(log));
+        return port.hasMatch();
+    };
+    QTRY_VERIFY_WITH_TIMEOUT(listening(), 20000);
+    const QUrl base(QStringLiteral("http://127.0.0.1:%1").arg(port.captured(1)));
+    SseTestClient sse;
+    sse.open(base.resolved(QUrl(QStringLiteral("/v1/subscriptions/headless/events"))), "nats-test-token");
+    QTRY_COMPARE_WITH_TIMEOUT(sse.readyCount(), 1, 20000);
+
+    StreamReader reader(m_nats->url());
+    int written = 0;
+    auto write = [&](int count) {
+        for (int i = 0; i < count; ++i)
+            QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status, total) VALUES('new', %1)")
+                                          .arg(++written)),
+                     QString());
+    };
+    write(10);
+    QTRY_COMPARE_WITH_TIMEOUT(reader.messageCount(), written, 20000);
+
+    QCOMPARE(m_nats->stop(), QString());
+    // The server is gone: local clients still get every change as it commits.
+    write(10);
+    QTRY_COMPARE_WITH_TIMEOUT(sse.seqs().size(), written, 20000);
+    QNetworkAccessManager http;
+    auto health = [&] {
+        QNetworkRequest request(base.resolved(QUrl(QStringLiteral("/v1/health"))));
+        request.setRawHeader("Authorization", "Bearer nats-test-token");
+        std::unique_ptr<QNetworkReply> reply(http.get(request));
+        QSignalSpy done(reply.get(), &QNetworkReply::finished);
+        if (!done.wait(10000))
+            return QJsonObject();
+        return parseJson(reply->readAll())[QStringLiteral("publisher")].toObject();
+    };
+    QTRY_VERIFY_WITH_TIMEOUT(health()[QStringLiteral("lagEvents")].toInteger() >= 10, 20000);
+    QCOMPARE(health()[QStringLiteral("stream")].toString(), QStringLiteral("TIDEWATCH"));
+
+    QCOMPARE(m_nats->start(), QString());
+    write(5);
+    QTRY_COMPARE_WITH_TIMEOUT(sse.seqs().size(), written, 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(reader.messageCount(), written, 40000);
+    QTRY_COMPARE_WITH_TIMEOUT(health()[QStringLiteral("lagEvents")].toInteger(), 0, 20000);
+    checkStream(reader.readAll(), written);
+    // The local stream never repeated or skipped either.
+    QList<qint64> expected;
+    for (int i = 1; i <= written; ++i)
+        expected.append(i);
+    QCOMPARE(sse.seqs(), expected);
+
+    QNetworkRequest request(base.resolved(QUrl(QStringLiteral("/metrics"))));
+    request.setRawHeader("Authorization", "Bearer nats-test-token");
+    std::unique_ptr<QNetworkReply> reply(http.get(request));
+    QSignalSpy done(reply.get(), &QNetworkReply::finished);
+    QVERIFY(done.wait(10000));
+    const QByteArray metrics = reply->readAll();
+    QVERIFY(metrics.contains("\ntidewatch_nats_lag_events 0\n"));
+    QVERIFY(metrics.contains(QByteArray("\ntidewatch_nats_acked_seq ") + QByteArray::number(written) + '\n'));
+    p.terminate();
+    QVERIFY(p.waitForFinished(20000));
+}
+
+void TestNatsPublish::namesWithDotsSpacesAndWildcardsAreOneToken() {
+    QCOMPARE(runSqlite3(db(), QStringLiteral("CREATE TABLE \"a.b c*>\"(id INTEGER PRIMARY KEY, v TEXT);")),
+             QString());
+    QProcess p;
+    START_INGEST(p, {QStringLiteral("--source-id"), QStringLiteral("my.shop"), QStringLiteral("--watch"),
+                     QStringLiteral("a.b c*>")});
+    QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO \"a.b c*>\" VALUES (1, 'x'), (2, 'y');")),
+             QString());
+    StreamReader reader(m_nats->url());
+    QTRY_COMPARE_WITH_TIMEOUT(reader.messageCount(), 2, 20000);
+    const QList<StreamMessage> messages = reader.readAll();
+    checkStream(messages, 2);
+    for (const StreamMessage& m : messages) {
+        QCOMPARE(m.subject, QByteArray("tidewatch.my%2Eshop.main.a%2Eb%20c%2A%3E"));
+        const QList<QByteArray> tokens = m.subject.split('.');
+        QCOMPARE(tokens.size(), 4);
+        QCOMPARE(NatsSubject::fromToken(tokens.at(3)), QStringLiteral("a.b c*>"));
+        QCOMPARE(parseJson(m.data)["ns"].toObject()["coll"].toString(), QStringLiteral("a.b c*>"));
+    }
+    p.terminate();
+    QVERIFY(p.waitForFinished(20000));
+}
+
+QTEST_GUILESS_MAIN(TestNatsPublish)
+#include "tst_natspublish.moc"
