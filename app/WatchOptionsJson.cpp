@@ -65,6 +65,8 @@ bool WatchOptionsJson::read(const QJsonObject& json, const WatchOptions& base, W
             ok = readCount(it.value(), key, 0, &options.batchSize, error);
         else if (key == QLatin1String("maxAwaitTimeMs"))
             ok = readCount(it.value(), key, 1, &options.maxAwaitTimeMs, error);
+        else if (key == QLatin1String("pollIntervalMs"))
+            ok = readCount(it.value(), key, 1, &options.pollIntervalMs, error);
         else if (key == QLatin1String("pollField")) {
             ok = it.value().isString() && !it.value().toString().isEmpty();
             if (!ok)
@@ -72,9 +74,10 @@ bool WatchOptionsJson::read(const QJsonObject& json, const WatchOptions& base, W
                      QStringLiteral("watch option \"pollField\" must be a field name, e.g. \"updatedAt\""));
             options.pollField = it.value().toString();
         } else
-            return fail(error, QStringLiteral("unknown watch option \"%1\"; the options are fullDocument, "
-                                              "fullDocumentBeforeChange, capture, pollField, batchSize, "
-                                              "maxAwaitTimeMs and showExpandedEvents")
+            return fail(error, QStringLiteral(
+                                   "unknown watch option \"%1\"; the options are fullDocument, "
+                                   "fullDocumentBeforeChange, capture, pollField, pollIntervalMs, batchSize, "
+                                   "maxAwaitTimeMs and showExpandedEvents")
                                    .arg(key));
         if (!ok)
             return false;

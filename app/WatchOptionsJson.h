@@ -9,7 +9,7 @@ namespace tw {
 
 // A watch's options as the HTTP API, the MCP front end and the workspace spell them:
 // {"fullDocument": "updateLookup", "fullDocumentBeforeChange": "off", "capture": true,
-//  "pollField": "updatedAt", "batchSize": 100, "maxAwaitTimeMs": 500,
+//  "pollField": "updatedAt", "pollIntervalMs": 500, "batchSize": 100, "maxAwaitTimeMs": 500,
 //  "showExpandedEvents": false}. Every key is optional; the one reader of that object.
 struct WatchOptionsJson {
     // Reads `json` over `base` (the connection's defaults). False with a message naming

@@ -57,6 +57,9 @@ struct WatchOptions {
     QList<Reader> readers;
     // Polling fallback: a monotonic field for incremental polls ("updatedAt")
     QString pollField;
+    // Polling fallbacks that poll on a timer (PostgreSQL): milliseconds between polls;
+    // 0 takes the source's default
+    int pollIntervalMs = 0;
     // SQLite: install triggers and read a changelog (exact before/after images)
     bool captureMode = false;
 };

@@ -153,6 +153,15 @@ QString PgCluster::start() {
         if (!error.isEmpty())
             return error;
     }
+    if (!m_options.plainRole.isEmpty() &&
+        value(QStringLiteral("SELECT 1 FROM pg_roles WHERE rolname = '%1'").arg(m_options.plainRole)) !=
+            QLatin1String("1")) {
+        const QString error = exec(
+            QStringLiteral("CREATE ROLE %1 LOGIN NOREPLICATION; GRANT CREATE ON DATABASE tidewatch TO %1")
+                .arg(m_options.plainRole));
+        if (!error.isEmpty())
+            return error;
+    }
     return {};
 }
 
@@ -189,8 +198,8 @@ QString PgCluster::conninfo(const QString& db) const {
     return QStringLiteral("host=127.0.0.1 port=%1 user=postgres dbname=%2").arg(m_port).arg(db);
 }
 
-QString PgCluster::uri(const QString& db) const {
-    return QStringLiteral("postgresql://postgres@127.0.0.1:%1/%2").arg(m_port).arg(db);
+QString PgCluster::uri(const QString& db, const QString& user) const {
+    return QStringLiteral("postgresql://%1@127.0.0.1:%2/%3").arg(user).arg(m_port).arg(db);
 }
 
 QList<QStringList> PgCluster::query(const QString& sql, QString* error, const QString& db) const {

@@ -23,6 +23,9 @@ public:
     struct Options {
         QString walLevel = QStringLiteral("logical"); // "replica" for the fallback tests
         QStringList settings;                         // extra "name = value" lines
+        // A LOGIN role made at start, without REPLICATION, with CREATE on database
+        // "tidewatch" (what capture mode needs): a role of a managed server.
+        QString plainRole;
     };
 
     PgCluster();
@@ -44,9 +47,10 @@ public:
     int port() const { return m_port; }
     QString binDir() const;
     QString dataDir() const;
-    // libpq conninfo / URI for `db` as the superuser "postgres".
+    // libpq conninfo / URI for `db` as the superuser "postgres" (the URI: or as `user`).
     QString conninfo(const QString& db = QStringLiteral("tidewatch")) const;
-    QString uri(const QString& db = QStringLiteral("tidewatch")) const;
+    QString uri(const QString& db = QStringLiteral("tidewatch"),
+                const QString& user = QStringLiteral("postgres")) const;
 
     // Runs `sql` (one or more statements) on a fresh connection; empty on success,
     // else the server's message.

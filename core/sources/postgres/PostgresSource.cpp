@@ -1,6 +1,7 @@
 #include "PostgresSource.h"
 
 #include "PgEventMapper.h"
+#include "PgFallback.h"
 #include "sources/SourceUri.h"
 
 #include <QDateTime>
@@ -90,6 +91,7 @@ quint64 PostgresSource::lsnOf(const QByteArray& token) {
 
 void PostgresSource::start(const SourceRestore& restore) {
     m_started = true;
+    m_restore = restore;
     m_restoredLsn = lsnOf(restore.token);
     m_committedLsn = m_restoredLsn;
     m_publishedLsn = m_restoredLsn;
@@ -119,8 +121,8 @@ bool PostgresSource::connectAll() {
     if (!blocker.isEmpty()) {
         // Nothing to retry until an administrator changes the server.
         m_sql.close();
-        setStatus(SourceStatus::State::Error, blocker);
         m_retryAtMs = 0;
+        enterFallback(blocker);
         return false;
     }
     if (!PgCatalog::ensurePublication(m_sql, m_slotName, &error)) {
@@ -160,11 +162,10 @@ bool PostgresSource::connectAll() {
     if (fresh) {
         quint64 consistent = 0;
         if (!m_replication.createSlot(m_slotName, &consistent, &error)) {
-            setStatus(SourceStatus::State::Error,
-                      QStringLiteral("Cannot create replication slot \"%1\" on %2: %3 (raise "
-                                     "max_replication_slots, or drop unused slots).")
-                          .arg(m_slotName, m_described, error));
             disconnectAll();
+            enterFallback(QStringLiteral("Cannot create replication slot \"%1\" on %2: %3 (raise "
+                                         "max_replication_slots, or drop unused slots).")
+                              .arg(m_slotName, m_described, error));
             return false;
         }
         m_restoredLsn = m_committedLsn = m_publishedLsn = 0;
@@ -183,6 +184,7 @@ bool PostgresSource::connectAll() {
     for (const WatchedTable& t : std::as_const(m_watched))
         Q_EMIT watchReady(id(), t.ns);
     const auto pendingWatches = std::exchange(m_pendingWatches, {});
+    m_pendingOptions.clear();
     for (const Namespace& ns : pendingWatches)
         watch(ns, {});
     m_streamDeadlineMs = nowMs() + kWaitForWatchesMs;
@@ -278,7 +280,7 @@ void PostgresSource::enterBackoff(const QString& reason) {
 }
 
 void PostgresSource::onTick() {
-    if (!m_started)
+    if (!m_started || m_fallback)
         return;
     if (!m_connected) {
         if (m_status.state == SourceStatus::State::Backoff && m_retryAtMs && nowMs() >= m_retryAtMs)
@@ -467,6 +469,10 @@ void PostgresSource::sendStatus(bool replyRequested) {
 }
 
 void PostgresSource::checkpointCommitted(const QByteArray& token) {
+    if (m_fallback) {
+        m_fallback->checkpointCommitted(token);
+        return;
+    }
     const quint64 lsn = lsnOf(token);
     if (lsn <= m_committedLsn)
         return;
@@ -540,13 +546,17 @@ bool PostgresSource::addWatch(const Namespace& ns, QString* error) {
 }
 
 void PostgresSource::watch(const Namespace& ns, const WatchOptions& options) {
-    Q_UNUSED(options);
+    if (m_fallback) {
+        m_fallback->watch(ns, options);
+        return;
+    }
     const QString coll = ns.coll;
     for (const WatchedTable& t : std::as_const(m_watched))
         if (t.ns == ns || (ns.db.isEmpty() && t.ns.coll == coll))
             return; // re-sent with new readers: nothing to change, the engine filters
     if (!m_connected) {
         m_pendingWatches.insert(ns.toString(), ns);
+        m_pendingOptions.insert(ns.toString(), options);
         return;
     }
     QString error;
@@ -576,6 +586,10 @@ void PostgresSource::watch(const Namespace& ns, const WatchOptions& options) {
 }
 
 void PostgresSource::unwatch(const Namespace& ns) {
+    if (m_fallback) {
+        m_fallback->unwatch(ns);
+        return;
+    }
     m_pendingWatches.remove(ns.toString());
     if (m_expectedWatches.remove(ns.coll)) {
         ChangeBatch batch;
@@ -622,6 +636,8 @@ void PostgresSource::stop() {
     if (m_connected)
         sendStatus(false);
     disconnectAll();
+    delete m_fallback;
+    m_fallback = nullptr;
     m_watched.clear();
     setStatus(SourceStatus::State::Stopped);
 }
@@ -641,6 +657,28 @@ void PostgresSource::dropReplicationState() {
         setStatus(SourceStatus::State::Stopped,
                   error.isEmpty() ? QStringLiteral("dropped slot and publication \"%1\"").arg(m_slotName)
                                   : error);
+}
+
+} // namespace tw
+
+namespace tw {
+
+void PostgresSource::enterFallback(const QString& why) {
+    // Polling or capture on an ordinary connection, until a restart finds replication
+    // possible; the status keeps `why`, so it says what to change.
+    m_fallback = new PgFallback(id(), m_conninfo, m_described, why, m_restore, this);
+    connect(m_fallback, &PgFallback::batchReady, this, [this](const ChangeBatch& b) { publishBatch(b); });
+    connect(m_fallback, &PgFallback::statusChanged, this,
+            [this](SourceStatus::State state, const QString& reason, const QDateTime& retry) {
+                setStatus(state, reason, retry);
+            });
+    connect(m_fallback, &PgFallback::watchReady, this, &PostgresSource::watchReady);
+    connect(m_fallback, &PgFallback::watchFailed, this, &PostgresSource::watchFailed);
+    m_fallback->start();
+    const auto pending = std::exchange(m_pendingWatches, {});
+    for (auto it = pending.cbegin(); it != pending.cend(); ++it)
+        m_fallback->watch(it.value(), m_pendingOptions.value(it.key()));
+    m_pendingOptions.clear();
 }
 
 } // namespace tw

@@ -16,6 +16,8 @@ class QTimer;
 
 namespace tw {
 
+class PgFallback;
+
 // Watches a PostgreSQL database through logical replication with the built-in
 // pgoutput plugin (protocol version 1: no server extension, so managed servers work
 // too). Tables are its collections: namespace "<database>.<schema>.<table>" (db the
@@ -36,7 +38,8 @@ namespace tw {
 // from the last committed LSN. A slot the server invalidated
 // (max_slot_wal_keep_size) or removed while Tidewatch had a position gives one `gap`
 // per watched table, a new slot and a watch from now. Without wal_level=logical or
-// the REPLICATION attribute the status says what to change.
+// the REPLICATION attribute, or when no slot can be made, the status says what to
+// change and PgFallback polls or captures the tables instead.
 class PostgresSource : public Source {
     Q_OBJECT
 public:
@@ -91,6 +94,7 @@ private:
     bool syncPublication(bool dropOthers, QString* error);
     void startOver(const QString& why);
     QString keyName(const Namespace& ns) const { return ns.coll; }
+    void enterFallback(const QString& why);
 
     QString m_conninfo;
     QString m_described; // the conninfo without its password, for messages
@@ -137,6 +141,11 @@ private:
     QString m_lostReason;            // why the slot is being made again
     QSet<QString> m_expectedWatches; // colls watched, as the journal's state has them
     qint64 m_streamDeadlineMs = 0;
+
+    // Without logical replication: polling or capture mode, and what it starts from.
+    PgFallback* m_fallback = nullptr; // owned (child)
+    SourceRestore m_restore;
+    QHash<QString, WatchOptions> m_pendingOptions; // by the key of m_pendingWatches
 };
 
 } // namespace tw
