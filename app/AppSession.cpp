@@ -262,7 +262,7 @@ bool AppSession::saveWorkspace(QString* error) const {
     return w.save(m_workspacePath, error);
 }
 
-void AppSession::removeConnection(const QString& id) {
+void AppSession::removeConnection(const QString& id, bool releaseServerState) {
     const auto waiting = findWaiting(id);
     if (waiting != m_waitingAdd.end())
         m_waitingAdd.erase(waiting); // its old source is being removed already
@@ -271,7 +271,7 @@ void AppSession::removeConnection(const QString& id) {
         return;
     m_connections.erase(it);
     m_removing.insert(id);
-    m_engine->removeSource(id);
+    m_engine->removeSource(id, releaseServerState);
     if (id == QLatin1String("demo"))
         stopDemo();
     connectionsChanged();

@@ -67,7 +67,9 @@ public:
     // failure arrives as connectionFailed(); a second add for that id is refused.
     bool addConnection(const ConnectionSpec& spec, QString* error = nullptr);
     // connectionRemoved(id) follows once the source has stopped and the id is free.
-    void removeConnection(const QString& id);
+    // With `releaseServerState` the source first drops what it keeps on the server (a
+    // PostgreSQL replication slot and publication).
+    void removeConnection(const QString& id, bool releaseServerState = false);
     void removeAllConnections();
     // Edits connection `id`: removes it and, once the id is free, brings up `spec` with
     // the old watches. What is known at once (bad URI, missing file, name taken) comes

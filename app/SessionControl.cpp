@@ -87,8 +87,10 @@ void SessionControl::addSource(const QJsonObject& request, QObject* context, Don
     post([this, request, reply = replyTo(context, std::move(done))] { doAddSource(request, reply); });
 }
 
-void SessionControl::removeSource(const QString& id, QObject* context, Done done) {
-    post([this, id, reply = replyTo(context, std::move(done))] { doRemoveSource(id, reply); });
+void SessionControl::removeSource(const QString& id, bool releaseServerState, QObject* context, Done done) {
+    post([this, id, releaseServerState, reply = replyTo(context, std::move(done))] {
+        doRemoveSource(id, releaseServerState, reply);
+    });
 }
 
 void SessionControl::listNamespaces(const QString& id, QObject* context, Done done) {
@@ -157,13 +159,13 @@ void SessionControl::doAddSource(const QJsonObject& request, const Done& reply) 
     reply(ControlReply{201, QJsonObject{{QStringLiteral("source"), sourceJson(added ? *added : spec)}}});
 }
 
-void SessionControl::doRemoveSource(const QString& id, const Done& reply) {
+void SessionControl::doRemoveSource(const QString& id, bool releaseServerState, const Done& reply) {
     if (!m_session || !m_session->connection(id))
         return reply(
             error(404, QStringLiteral("no source named \"%1\"; GET /v1/sources lists them").arg(id)));
     const quint64 ticket = m_nextTicket++;
     m_removals.insert(ticket, Removal{id, reply});
-    m_session->removeConnection(id);
+    m_session->removeConnection(id, releaseServerState);
     QTimer::singleShot(m_removeTimeoutMs, this, [this, ticket] {
         const Removal removal = m_removals.take(ticket);
         if (removal.reply)

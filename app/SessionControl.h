@@ -30,7 +30,7 @@ public:
 
     void listSources(QObject* context, Done done) override;
     void addSource(const QJsonObject& request, QObject* context, Done done) override;
-    void removeSource(const QString& id, QObject* context, Done done) override;
+    void removeSource(const QString& id, bool releaseServerState, QObject* context, Done done) override;
     void listNamespaces(const QString& id, QObject* context, Done done) override;
     void watch(const QString& id, const QString& ns, const QJsonObject& options, QObject* context,
                Done done) override;
@@ -68,7 +68,7 @@ private:
     void post(std::function<void()> work); // to this object's thread, queued
 
     void doAddSource(const QJsonObject& request, const Done& reply);
-    void doRemoveSource(const QString& id, const Done& reply);
+    void doRemoveSource(const QString& id, bool releaseServerState, const Done& reply);
     void doListNamespaces(const QString& id, const Done& reply);
     void doWatch(const QString& id, const QString& nsText, const QJsonObject& options, const Done& reply);
     void doUnwatch(const QString& id, const QString& nsText, const Done& reply);

@@ -1,29 +1,109 @@
-// Throughput and commit → journal latency of the PostgreSQL source.
+// Throughput and commit → client latency of the PostgreSQL source, next to the floor.
 //   bench_postgres [writers=4] [rate=10000] [seconds=10]
 // Starts a throwaway cluster (PgCluster), an Engine with a PostgresSource watching one
-// table, and `writers` connections that insert single rows (one transaction each) at
-// `rate` rows/s in total. Reports the rows/s the journal committed and the latency
-// from each transaction's commit (its commit timestamp, the same machine's clock) to
-// the engine's committed signal: p50, p99, max.
+// table, an SSE server with one client on a subscription of that table, and
+// `pg_recvlogical` reading a pgoutput slot of the same publication (the floor: it
+// decodes nothing and writes the raw messages to its stdout). `writers` connections
+// insert single rows (one transaction each) at `rate` rows/s in total; each row
+// carries the writer's clock just before its commit ("t=<µs since the epoch>;"). Both
+// readers timestamp a row when its bytes arrive (the SSE event line, the raw pgoutput
+// message), so both latencies are commit → reader, on the same machine's clock.
+// Reports rows/s written, events/s committed, and p50/p99/max of: commit → journal
+// (the engine's committed signal), commit → SSE client, commit → pg_recvlogical.
 #include "PgCluster.h"
 
 #include "engine/Engine.h"
+#include "engine/Subscription.h"
+#include "http/SseServer.h"
 
 #include <QCoreApplication>
 #include <QDateTime>
 #include <QTemporaryDir>
 #include <QTimer>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
 #include <libpq-fe.h>
 
 using namespace tw;
+
+namespace {
+
+qint64 nowUs() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// Finds every "t=<digits>;" in a byte stream that arrives in pieces and records
+// now - t for each; a marker cut between two pieces is completed by the next.
+class MarkerScanner {
+public:
+    void feed(const char* data, size_t size, qint64 now) {
+        m_buffer.append(data, qsizetype(size));
+        qsizetype from = 0;
+        for (;;) {
+            const qsizetype at = m_buffer.indexOf("t=", from);
+            if (at < 0) {
+                from = std::max<qsizetype>(from, m_buffer.size() - 1);
+                break;
+            }
+            qsizetype end = at + 2;
+            while (end < m_buffer.size() && m_buffer[end] >= '0' && m_buffer[end] <= '9')
+                ++end;
+            if (end == m_buffer.size()) {
+                from = at; // the rest of this marker comes with the next piece
+                break;
+            }
+            if (m_buffer[end] == ';' && end > at + 2) {
+                const qint64 t = m_buffer.mid(at + 2, end - at - 2).toLongLong();
+                std::lock_guard lock(m_mutex);
+                m_latenciesUs.push_back(now - t);
+            }
+            from = end;
+        }
+        m_buffer.remove(0, from);
+    }
+    std::vector<qint64> latencies() const {
+        std::lock_guard lock(m_mutex);
+        return m_latenciesUs;
+    }
+    size_t count() const {
+        std::lock_guard lock(m_mutex);
+        return m_latenciesUs.size();
+    }
+
+private:
+    QByteArray m_buffer;
+    mutable std::mutex m_mutex;
+    std::vector<qint64> m_latenciesUs;
+};
+
+void printLatency(const char* what, std::vector<qint64> us) {
+    std::sort(us.begin(), us.end());
+    const auto at = [&](double q) {
+        return us.empty() ? -1.0 : us[std::min(us.size() - 1, size_t(q * double(us.size())))] / 1000.0;
+    };
+    std::printf("%-28s %8zu rows  p50 %7.1f ms  p99 %7.1f ms  max %7.1f ms\n", what, us.size(), at(0.5),
+                at(0.99), us.empty() ? -1.0 : us.back() / 1000.0);
+}
+
+} // namespace
 
 int main(int argc, char** argv) {
     QCoreApplication app(argc, argv);
@@ -41,6 +121,7 @@ int main(int argc, char** argv) {
     cluster.exec(QStringLiteral("CREATE TABLE load(id bigserial PRIMARY KEY, writer int, n int, note text)"));
 
     QTemporaryDir dir;
+    qputenv("TIDEWATCH_DATA_DIR", dir.filePath(QStringLiteral("data")).toLocal8Bit());
     Engine::Options options;
     options.journalPath = dir.filePath(QStringLiteral("journal.sqlite"));
     Engine engine(options);
@@ -48,27 +129,109 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "engine did not start\n");
         return 1;
     }
-    std::vector<qint64> latencies;
-    latencies.reserve(size_t(rate) * seconds + 16);
+    Subscription sub;
+    sub.id = QStringLiteral("load");
+    sub.persistent = false;
+    engine.addSubscription(sub);
+    SseServer server(&engine);
+    QString serverError;
+    if (!server.start(SseServer::Options{}, &serverError)) {
+        std::fprintf(stderr, "SSE server: %s\n", qPrintable(serverError));
+        return 1;
+    }
+
+    std::vector<qint64> journalUs;
+    journalUs.reserve(size_t(rate) * seconds + 16);
     qint64 firstMs = 0;
     qint64 lastMs = 0;
     bool ready = false;
     QObject::connect(
         &engine, &Engine::watchReady, &app, [&] { ready = true; }, Qt::QueuedConnection);
+    MarkerScanner journalScanner;
     QObject::connect(
         &engine, &Engine::committed, &app,
         [&](const CommittedBatch& batch) {
-            const qint64 now = QDateTime::currentMSecsSinceEpoch();
-            for (const ChangeEvent& e : batch.events)
-                latencies.push_back(now - e.wallTimeMs());
+            const qint64 now = nowUs();
+            for (const ChangeEvent& e : batch.events) {
+                const QByteArray json = e.toJson();
+                journalScanner.feed(json.constData(), size_t(json.size()), now);
+            }
             if (!firstMs)
-                firstMs = now;
-            lastMs = now;
+                firstMs = now / 1000;
+            lastMs = now / 1000;
         },
         Qt::QueuedConnection);
     engine.watch(QStringLiteral("pg"), Namespace{QStringLiteral("tidewatch"), QStringLiteral("public.load")});
     while (!ready)
         QCoreApplication::processEvents(QEventLoop::WaitForMoreEvents, 100);
+    const QString publication = engine.sourceStatuses().value(QStringLiteral("pg")).slotName;
+
+    std::atomic<bool> stop{false};
+    // The SSE client: one socket on its own thread, like a consumer process would be.
+    MarkerScanner sseScanner;
+    std::atomic<bool> sseReady{false};
+    const quint16 port = server.port();
+    std::thread sseClient([&] {
+        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_port = htons(port);
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+            std::fprintf(stderr, "SSE client: cannot connect\n");
+            return;
+        }
+        const QByteArray request = "GET /v1/subscriptions/load/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                   "Accept: text/event-stream\r\n\r\n";
+        if (::send(fd, request.constData(), size_t(request.size()), 0) != request.size())
+            return;
+        char buffer[65536];
+        while (!stop.load()) {
+            pollfd p{fd, POLLIN, 0};
+            if (::poll(&p, 1, 100) <= 0)
+                continue;
+            const ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+            if (n <= 0)
+                break;
+            if (!sseReady.load() && std::strstr(std::string(buffer, size_t(n)).c_str(), "event: ready"))
+                sseReady.store(true);
+            sseScanner.feed(buffer, size_t(n), nowUs());
+        }
+        ::close(fd);
+    });
+
+    // The floor: pg_recvlogical on a slot of its own, same publication, to stdout.
+    cluster.exec(QStringLiteral("SELECT pg_create_logical_replication_slot('bench_floor', 'pgoutput')"));
+    const QByteArray floorCommand =
+        (QStringLiteral("exec %1/pg_recvlogical -d '%2' --slot bench_floor --start "
+                        "--no-loop -o proto_version=1 -o publication_names=%3 -f - -s 1")
+             .arg(cluster.binDir(), cluster.conninfo(), publication))
+            .toUtf8();
+    MarkerScanner floorScanner;
+    FILE* floorPipe = ::popen(floorCommand.constData(), "r");
+    std::thread floorReader([&] {
+        if (!floorPipe)
+            return;
+        const int fd = ::fileno(floorPipe);
+        char buffer[65536];
+        while (!stop.load()) {
+            pollfd p{fd, POLLIN, 0};
+            if (::poll(&p, 1, 100) <= 0)
+                continue;
+            const ssize_t n = ::read(fd, buffer, sizeof buffer);
+            if (n <= 0)
+                break;
+            floorScanner.feed(buffer, size_t(n), nowUs());
+        }
+    });
+    // Both readers live before the load: the SSE stream said ready, and the floor's
+    // slot is streaming (its walsender is active).
+    const qint64 waitUntil = QDateTime::currentMSecsSinceEpoch() + 30000;
+    while ((!sseReady.load() ||
+            cluster.value(QStringLiteral("SELECT active FROM pg_replication_slots WHERE slot_name = "
+                                         "'bench_floor'")) != QLatin1String("t")) &&
+           QDateTime::currentMSecsSinceEpoch() < waitUntil)
+        QCoreApplication::processEvents(QEventLoop::AllEvents, 100);
 
     std::atomic<qint64> written{0};
     std::vector<std::thread> threads;
@@ -84,8 +247,8 @@ int main(int argc, char** argv) {
                     break;
                 std::this_thread::sleep_until(due);
                 const QByteArray sql = "INSERT INTO load(writer, n, note) VALUES (" + QByteArray::number(w) +
-                                       "," + QByteArray::number(i) + ",'order note " + QByteArray::number(i) +
-                                       "')";
+                                       "," + QByteArray::number(i) + ",'t=" + QByteArray::number(nowUs()) +
+                                       ";')";
                 PQclear(PQexec(conn, sql.constData()));
                 written.fetch_add(1);
             }
@@ -106,21 +269,27 @@ int main(int argc, char** argv) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const qint64 total = written.load();
     const qint64 deadline = QDateTime::currentMSecsSinceEpoch() + 60000;
-    while (qint64(latencies.size()) < total && QDateTime::currentMSecsSinceEpoch() < deadline)
+    while ((qint64(journalScanner.count()) < total || qint64(sseScanner.count()) < total ||
+            qint64(floorScanner.count()) < total) &&
+           QDateTime::currentMSecsSinceEpoch() < deadline)
         QCoreApplication::processEvents(QEventLoop::WaitForMoreEvents, 100);
+    stop.store(true);
+    sseClient.join();
+    floorReader.join();
+    // pg_recvlogical streams until its connection ends (--no-loop: no reconnect).
+    cluster.exec(QStringLiteral(
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'bench_floor'"));
+    if (floorPipe)
+        ::pclose(floorPipe);
+    server.stop();
     engine.stop();
 
-    std::sort(latencies.begin(), latencies.end());
-    const auto at = [&](double q) {
-        return latencies.empty() ? -1
-                                 : latencies[std::min(latencies.size() - 1, size_t(q * latencies.size()))];
-    };
     std::printf("writers %d, offered %d rows/s for %d s: wrote %lld rows in %.1f s (%.0f/s)\n", writers, rate,
                 seconds, static_cast<long long>(total), loadSeconds, total / loadSeconds);
-    std::printf("journal committed %zu events, %.0f/s from first to last commit\n", latencies.size(),
-                latencies.size() / std::max(0.001, (lastMs - firstMs) / 1000.0));
-    std::printf("commit -> journal latency ms: p50 %lld  p99 %lld  max %lld\n",
-                static_cast<long long>(at(0.5)), static_cast<long long>(at(0.99)),
-                static_cast<long long>(latencies.empty() ? -1 : latencies.back()));
+    std::printf("journal committed %zu events, %.0f/s from first to last commit\n", journalScanner.count(),
+                journalScanner.count() / std::max(0.001, (lastMs - firstMs) / 1000.0));
+    printLatency("commit -> journal", journalScanner.latencies());
+    printLatency("commit -> SSE client", sseScanner.latencies());
+    printLatency("commit -> pg_recvlogical", floorScanner.latencies());
     return 0;
 }

@@ -111,12 +111,12 @@ void TestPostgresSource::insertUpdateDeleteFromAnotherConnection() {
     QVERIFY(f.seqStrictlyIncreasing());
 
     // The slot is told only what the journal holds: it confirms up to the last commit.
-    QTRY_VERIFY_WITH_TIMEOUT(
-        m_cluster->value(QStringLiteral("SELECT confirmed_flush_lsn >= "
-                                        "pg_current_wal_lsn() - 100000 FROM "
-                                        "pg_replication_slots WHERE slot_name = 'tidewatch_ops'")) ==
-            QLatin1String("t"),
-        20000);
+    const QString slot = PgSlotName::forJournal(f.engine->journalId(), QStringLiteral("ops"));
+    QTRY_VERIFY_WITH_TIMEOUT(m_cluster->value(QStringLiteral("SELECT confirmed_flush_lsn >= "
+                                                             "pg_current_wal_lsn() - 100000 FROM "
+                                                             "pg_replication_slots WHERE slot_name = '%1'")
+                                                  .arg(slot)) == QLatin1String("t"),
+                             20000);
 }
 
 void TestPostgresSource::typesMapToBson() {
@@ -417,17 +417,21 @@ void TestPostgresSource::invalidatedSlotGivesOneGapThenLive() {
     PgCluster small(options);
     QCOMPARE(small.start(), QString());
     QCOMPARE(small.exec(QStringLiteral("CREATE TABLE lossy(id int PRIMARY KEY, pad text)")), QString());
+    QString slot;
     {
         EngineFixture f(journalPath());
         QVERIFY(startWatching(f, QStringLiteral("lossy"), QStringLiteral("lossy"), &small));
+        slot = PgSlotName::forJournal(f.engine->journalId(), QStringLiteral("lossy"));
         QTRY_COMPARE_WITH_TIMEOUT(f.ready.size(), 1, 20000);
         QCOMPARE(small.exec(QStringLiteral("INSERT INTO lossy VALUES (1, 'a')")), QString());
         QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1, 20000);
     }
     // Closed: the server writes past max_slot_wal_keep_size and drops the slot's WAL.
-    for (int round = 0; round < 20 && small.value(QStringLiteral(
-                                          "SELECT wal_status FROM pg_replication_slots WHERE slot_name = "
-                                          "'tidewatch_lossy'")) != QLatin1String("lost");
+    for (int round = 0;
+         round < 20 &&
+         small.value(QStringLiteral("SELECT wal_status FROM pg_replication_slots WHERE slot_name = "
+                                    "'%1'")
+                         .arg(slot)) != QLatin1String("lost");
          ++round)
         QCOMPARE(
             small.exec(QStringLiteral("INSERT INTO lossy SELECT i, repeat('x', 500) FROM generate_series("
@@ -435,7 +439,8 @@ void TestPostgresSource::invalidatedSlotGivesOneGapThenLive() {
                            .arg(100000 * (round + 1))),
             QString());
     QCOMPARE(small.value(QStringLiteral("SELECT wal_status FROM pg_replication_slots WHERE slot_name = "
-                                        "'tidewatch_lossy'")),
+                                        "'%1'")
+                             .arg(slot)),
              QStringLiteral("lost"));
     EngineFixture f(journalPath());
     QVERIFY(startWatching(f, QStringLiteral("lossy"), QStringLiteral("lossy"), &small));

@@ -12,6 +12,7 @@
 #include "docks/SseDock.h"
 #include "engine/Engine.h"
 #include "models/ChangeFeedModel.h"
+#include "sources/SourceUri.h"
 #include "widgets/FeedView.h"
 #include "widgets/FilterEditor.h"
 #include "widgets/Icons.h"
@@ -23,6 +24,7 @@
 #include <QLocale>
 #include <QMenuBar>
 #include <QMessageBox>
+#include <QPushButton>
 #include <QStatusBar>
 #include <QTimer>
 #include <QToolBar>
@@ -95,8 +97,7 @@ void MainWindow::createDocks() {
 
     connect(m_connectionsDock, &ConnectionsDock::addRequested, this, &MainWindow::addConnection);
     connect(m_connectionsDock, &ConnectionsDock::editRequested, this, &MainWindow::editConnection);
-    connect(m_connectionsDock, &ConnectionsDock::removeRequested, m_session.get(),
-            &AppSession::removeConnection);
+    connect(m_connectionsDock, &ConnectionsDock::removeRequested, this, &MainWindow::removeConnection);
     connect(m_connectionsDock, &ConnectionsDock::watchToggled, this, &MainWindow::setWatched);
     connect(m_connectionsDock, &ConnectionsDock::namespacesRequested, m_session.get(),
             &AppSession::listNamespaces);
@@ -499,6 +500,28 @@ void MainWindow::onConnectionAdded(const ConnectionSpec& spec) {
     m_healthDock->addSource(spec.id);
     refreshKnownNamespaces();
     updateStatusBar();
+}
+
+void MainWindow::removeConnection(const QString& id) {
+    const std::optional<ConnectionSpec> spec = m_session->connection(id);
+    if (!spec || SourceUri(spec->uri).kind() != SourceUri::Kind::Postgres)
+        return m_session->removeConnection(id);
+    const QString slot = m_session->engine()->sourceStatuses().value(id).slotName;
+    QMessageBox box(QMessageBox::Question, tr("Remove Connection"), tr("Remove the connection “%1”?").arg(id),
+                    QMessageBox::NoButton, this);
+    box.setInformativeText(
+        tr("Tidewatch keeps a replication slot and a publication%1 on the server. While the slot "
+           "exists the server keeps every WAL file from the slot's position on, so a forgotten slot "
+           "fills its disk. Keep them to add the connection again later without losing a change; drop "
+           "them if Tidewatch will not watch this database again.")
+            .arg(slot.isEmpty() ? QString() : tr(" (“%1”)").arg(slot)));
+    QPushButton* keep = box.addButton(tr("Remove, Keep Slot"), QMessageBox::AcceptRole);
+    QPushButton* drop = box.addButton(tr("Remove and Drop Slot"), QMessageBox::DestructiveRole);
+    box.addButton(QMessageBox::Cancel);
+    box.setDefaultButton(keep);
+    box.exec();
+    if (box.clickedButton() == keep || box.clickedButton() == drop)
+        m_session->removeConnection(id, box.clickedButton() == drop);
 }
 
 void MainWindow::onConnectionRemoved(const QString& id) {

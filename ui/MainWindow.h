@@ -76,6 +76,8 @@ private:
     void applyWorkspace(const Workspace& workspace, bool restoreLayout);
     void addConnection();
     void editConnection(const QString& id);
+    // A PostgreSQL connection first asks whether to drop its slot and publication.
+    void removeConnection(const QString& id);
     void setWatched(const QString& id, const Namespace& ns, bool watch);
     void newSubscription();
     void applySubscription(const Subscription& subscription);

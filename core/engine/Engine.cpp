@@ -245,10 +245,10 @@ bool Engine::addSource(const QString& id, const QString& uri, QString* error) {
     return true;
 }
 
-void Engine::removeSource(const QString& id) {
+void Engine::removeSource(const QString& id, bool releaseServerState) {
     QMetaObject::invokeMethod(
         this,
-        [this, id] {
+        [this, id, releaseServerState] {
             SourceEntry entry;
             {
                 QMutexLocker lock(&m_mutex);
@@ -261,6 +261,12 @@ void Engine::removeSource(const QString& id) {
             }
             m_watches.remove(id);
             publishWatchedScopes();
+            if (releaseServerState) {
+                // Queued to the source's thread ahead of stopSources()' stop().
+                Source* source = entry.source;
+                QMetaObject::invokeMethod(
+                    source, [source] { source->releaseServerState(); }, Qt::QueuedConnection);
+            }
             stopSources({entry});
             Q_EMIT sourceRemoved(id);
         },

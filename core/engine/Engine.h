@@ -72,7 +72,9 @@ public:
     // Creates the source from its URI (errors at once: bad URI, missing file), moves
     // it to its own thread and starts it from the journal's checkpoint.
     bool addSource(const QString& id, const QString& uri, QString* error = nullptr);
-    void removeSource(const QString& id);
+    // With `releaseServerState`, the source first removes what it keeps on the server
+    // (Source::releaseServerState(): a replication slot).
+    void removeSource(const QString& id, bool releaseServerState = false);
     void watch(const QString& sourceId, const Namespace& ns, const WatchOptions& options = {});
     void unwatch(const QString& sourceId, const Namespace& ns);
     void listNamespaces(const QString& sourceId, const QString& db);

@@ -234,6 +234,10 @@ void HttpApi::health(const HttpRequest& request, HttpResponder&& out) {
             o.insert(QStringLiteral("nextRetry"), s.nextRetry.toUTC().toString(Qt::ISODateWithMs));
         if (s.lastEventMs > 0)
             o.insert(QStringLiteral("lastEventMs"), s.lastEventMs);
+        if (!s.slotName.isEmpty())
+            o.insert(QStringLiteral("slot"), s.slotName);
+        if (s.lagBytes >= 0)
+            o.insert(QStringLiteral("lagBytes"), s.lagBytes);
         degraded =
             degraded || s.state == SourceStatus::State::Error || s.state == SourceStatus::State::Backoff;
         sources.append(o);
@@ -289,6 +293,16 @@ void HttpApi::metrics(const HttpRequest& request, HttpResponder&& out) {
            m_http->rejectedRequests());
     metric("tidewatch_http_timeouts_total", "counter",
            "Connections closed for not completing a request in time.", m_http->timedOutConnections());
+    // Only sources that know their lag (a PostgreSQL slot) have a line.
+    const QHash<QString, SourceStatus> statuses = m_engineCalls.sourceStatuses();
+    QStringList ids = statuses.keys();
+    ids.sort();
+    text += "# HELP tidewatch_source_lag_bytes WAL the source's replication slot holds that Tidewatch has "
+            "not confirmed yet.\n# TYPE tidewatch_source_lag_bytes gauge\n";
+    for (const QString& id : std::as_const(ids))
+        if (statuses[id].lagBytes >= 0)
+            text += "tidewatch_source_lag_bytes{source=\"" + promLabel(id) + "\"} " +
+                    QByteArray::number(statuses[id].lagBytes) + '\n';
     text += "# HELP tidewatch_sse_client_lag Committed events not yet handed to the client's socket.\n"
             "# TYPE tidewatch_sse_client_lag gauge\n";
     QByteArray pending =

@@ -35,7 +35,9 @@ public:
     // URI; 409 id in use.
     virtual void addSource(const QJsonObject& request, QObject* context, Done done) = 0;
     // 204 once the source has stopped (its journaled events stay); 404 no such source.
-    virtual void removeSource(const QString& id, QObject* context, Done done) = 0;
+    // With `releaseServerState` the source first drops what it keeps on the server (a
+    // PostgreSQL replication slot and its publication).
+    virtual void removeSource(const QString& id, bool releaseServerState, QObject* context, Done done) = 0;
     // 200 {"namespaces": [{"ns", "kind", "watched"}]}; 404 no such source.
     virtual void listNamespaces(const QString& id, QObject* context, Done done) = 0;
     // 201 (new) or 200 (was watched already) once the watch is live:

@@ -105,9 +105,20 @@ void SourcesApi::handle(const HttpRequest& request, HttpResponder&& out, const Q
         return m_control->addSource(body, m_context, sender(request, std::move(out)));
     }
     const QString& id = parts[2];
-    if (n == 3)
-        return method == M::Delete ? m_control->removeSource(id, m_context, sender(request, std::move(out)))
-                                   : methodNotAllowed(request, out, "DELETE");
+    if (n == 3) {
+        if (method != M::Delete)
+            return methodNotAllowed(request, out, "DELETE");
+        // ?dropSlot=true: a PostgreSQL source's slot keeps WAL on the server until dropped.
+        const QString dropSlot = request.queryValue(QStringLiteral("dropSlot"));
+        if (!dropSlot.isEmpty() && dropSlot != QLatin1String("true") && dropSlot != QLatin1String("false"))
+            return m_reply->sendError(request, out, 400,
+                                      QStringLiteral("dropSlot must be true or false, not \"%1\"; "
+                                                     "DELETE /v1/sources/%2?dropSlot=true also drops the "
+                                                     "source's replication slot and publication")
+                                          .arg(dropSlot, id));
+        return m_control->removeSource(id, dropSlot == QLatin1String("true"), m_context,
+                                       sender(request, std::move(out)));
+    }
     if (n == 4)
         return method == M::Get ? m_control->listNamespaces(id, m_context, sender(request, std::move(out)))
                                 : methodNotAllowed(request, out, "GET");

@@ -24,6 +24,8 @@ QByteArray operationName(Operation op) {
         return QByteArrayLiteral("ddl");
     case Operation::Gap:
         return QByteArrayLiteral("gap");
+    case Operation::Truncate:
+        return QByteArrayLiteral("truncate");
     }
     return QByteArrayLiteral("unknown");
 }
@@ -40,7 +42,8 @@ std::optional<Operation> operationFromName(QByteArrayView name) {
                  {"rename", Operation::Rename},
                  {"dropDatabase", Operation::DropDatabase},
                  {"invalidate", Operation::Invalidate},
-                 {"gap", Operation::Gap}};
+                 {"gap", Operation::Gap},
+                 {"truncate", Operation::Truncate}};
     for (const auto& entry : table)
         if (name == QByteArrayView(entry.name))
             return entry.op;

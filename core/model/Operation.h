@@ -16,9 +16,13 @@ enum class Operation : quint8 {
     Invalidate,
     Ddl, // createIndexes, dropIndexes, create, modify, …: the exact name travels in ChangeEvent
     Gap, // history was lost: the consumer must re-read
+    // Every row of a table removed at once (PostgreSQL's TRUNCATE): a data change, not
+    // a schema change, and not one delete per row, since the rows are not listed.
+    Truncate,
 };
 
-// MongoDB's operationType string ("insert", …, "gap"); Ddl yields "ddl".
+// MongoDB's operationType string ("insert", …, "gap", and "truncate", which MongoDB
+// has no counterpart of); Ddl yields "ddl".
 QByteArray operationName(Operation op);
 std::optional<Operation> operationFromName(QByteArrayView name); // unknown DDL names map to Ddl
 

@@ -19,6 +19,11 @@ struct SourceStatus {
     QDateTime nextRetry; // Backoff: when the next attempt happens
     int reconnects = 0;
     qint64 lastEventMs = 0;
+    // What the source keeps on the server and how far it is behind there: a
+    // PostgreSQL replication slot's name, and the WAL bytes it holds that Tidewatch
+    // has not confirmed yet (-1: unknown, or no such thing).
+    QString slotName;
+    qint64 lagBytes = -1;
 
     static QString stateName(State state);
     QString stateName() const { return stateName(state); }
@@ -102,6 +107,10 @@ public Q_SLOTS:
     // The Engine committed everything up to `token`; a source may now discard what it
     // kept to be able to resume before it (e.g. SQLite capture-mode changelog rows).
     virtual void checkpointCommitted(const QByteArray& token) { Q_UNUSED(token); }
+    // Removes what the source left on the server for its own use (a replication slot
+    // keeps WAL until it is dropped), when the user asked for it while removing the
+    // source. Called before stop(); nothing by default.
+    virtual void releaseServerState() {}
 
 Q_SIGNALS:
     // Events with the checkpoint valid after the last of them. The Engine commits

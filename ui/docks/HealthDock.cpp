@@ -21,6 +21,7 @@ enum Column {
     LagColumn,
     RateColumn,
     ReconnectsColumn,
+    SlotLagColumn,
     ErrorColumn
 };
 
@@ -35,6 +36,12 @@ QString ago(qint64 ms) {
     if (seconds < 3600)
         return QObject::tr("%1 min ago").arg(seconds / 60);
     return QDateTime::fromMSecsSinceEpoch(ms).toString(QStringLiteral("yyyy-MM-dd HH:mm"));
+}
+
+QString bytes(qint64 n) {
+    if (n < 0)
+        return QStringLiteral("—");
+    return QLocale().formattedDataSize(n, 1, QLocale::DataSizeTraditionalFormat);
 }
 
 QString duration(qint64 ms) {
@@ -59,7 +66,7 @@ HealthDock::HealthDock(QWidget* parent)
     m_tree->setUniformRowHeights(true);
     m_tree->setFrameShape(QFrame::NoFrame);
     m_tree->setHeaderLabels({tr("Source"), tr("State"), tr("Last event"), tr("Lag"), tr("Events/s"),
-                             tr("Reconnects"), tr("Last error")});
+                             tr("Reconnects"), tr("Slot lag"), tr("Last error")});
     m_tree->setItemDelegateForColumn(RateColumn, new SparklineDelegate(m_tree));
     QHeaderView* header = m_tree->header();
     header->resizeSection(SourceColumn, 80);
@@ -68,6 +75,7 @@ HealthDock::HealthDock(QWidget* parent)
     header->resizeSection(LagColumn, 55);
     header->resizeSection(RateColumn, 150);
     header->resizeSection(ReconnectsColumn, 75);
+    header->resizeSection(SlotLagColumn, 70);
     header->setMinimumSectionSize(40);
     header->setStretchLastSection(true);
     layout->addWidget(m_tree, 1);
@@ -181,6 +189,18 @@ void HealthDock::refresh(const QString& id) {
     it->setText(RateColumn, tr("%1/s").arg(latest));
     it->setData(RateColumn, SparklineDelegate::Role, QVariant::fromValue(row.samples));
     it->setText(ReconnectsColumn, QString::number(row.status.reconnects));
+    // Only a source with a replication slot knows this; the others show a dash.
+    it->setText(SlotLagColumn, bytes(row.status.lagBytes));
+    it->setToolTip(SlotLagColumn,
+                   row.status.slotName.isEmpty()
+                       ? QString()
+                       : tr("WAL that replication slot \"%1\" keeps on the server until Tidewatch "
+                            "confirms it")
+                             .arg(row.status.slotName));
+    it->setToolTip(SourceColumn,
+                   row.status.slotName.isEmpty()
+                       ? QString()
+                       : tr("%1: replication slot and publication \"%2\"").arg(id, row.status.slotName));
     it->setText(ErrorColumn, row.lastError.isEmpty()
                                  ? QStringLiteral("—")
                                  : QStringLiteral("%1  %2").arg(

@@ -251,6 +251,8 @@ QString summaryText(const ChangeEvent& event) {
         break;
     case Operation::Delete:
         return QString();
+    case Operation::Truncate:
+        return QObject::tr("every row removed (TRUNCATE)");
     case Operation::Rename:
         return QStringLiteral("→ ") + event.renameTarget().toString();
     case Operation::Ddl:
@@ -313,6 +315,7 @@ QColor operationColor(Operation op, const QPalette& palette) {
     case Operation::Replace:
         return dark ? QColor(0xc2, 0x97, 0xff) : QColor(0x82, 0x50, 0xdf);
     case Operation::Delete:
+    case Operation::Truncate:
         return dark ? QColor(0xff, 0x7b, 0x72) : QColor(0xcf, 0x22, 0x2e);
     case Operation::Gap:
     case Operation::Invalidate:

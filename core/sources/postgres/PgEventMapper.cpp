@@ -108,11 +108,12 @@ ChangeEvent PgEventMapper::change(const QString& sourceId, const PgRelationInfo&
 }
 
 ChangeEvent PgEventMapper::truncate(const QString& sourceId, const Namespace& ns, qint64 wallTimeMs) {
-    // No operation of its own in the model: a DDL-named event, as MongoDB's are.
+    // A data change of its own: as a DDL-named event it counted as a schema change,
+    // and reached the subscriptions that take schema changes only.
     ChangeEvent e;
     e.setSourceId(sourceId);
     e.setNs(ns);
-    e.setOperation(Operation::Ddl, "truncate");
+    e.setOperation(Operation::Truncate);
     e.setWallTimeMs(wallTimeMs);
     return e;
 }

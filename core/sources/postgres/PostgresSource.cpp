@@ -7,8 +7,8 @@
 #include <QDateTime>
 #include <QLoggingCategory>
 #include <QRandomGenerator>
-#include <QRegularExpression>
 #include <QSocketNotifier>
+#include <QThread>
 #include <QTimer>
 
 #include <algorithm>
@@ -57,9 +57,7 @@ PostgresSource::PostgresSource(const QString& id, const QString& conninfo, const
     : Source(id)
     , m_conninfo(conninfo)
     , m_described(described) {
-    QString name = id.toLower();
-    name.replace(QRegularExpression(QStringLiteral("[^a-z0-9_]+")), QStringLiteral("_"));
-    m_slotName = (QStringLiteral("tidewatch_") + name).left(63);
+    m_slotName = PgSlotName::legacy(id);
     m_outgoing.sourceId = id;
 }
 
@@ -68,7 +66,8 @@ PostgresSource::~PostgresSource() {
 }
 
 void PostgresSource::setSlotName(const QString& name) {
-    m_slotName = name.left(63);
+    m_slotName = name.left(PgSlotName::kMaxLength);
+    m_slotNameSet = true;
 }
 
 void PostgresSource::setBackoff(int initialMs, int maxMs, double jitter) {
@@ -92,10 +91,14 @@ quint64 PostgresSource::lsnOf(const QByteArray& token) {
 void PostgresSource::start(const SourceRestore& restore) {
     m_started = true;
     m_restore = restore;
+    if (!m_slotNameSet)
+        m_slotName = PgSlotName::forJournal(journalId(), id());
+    m_status.slotName = m_slotName;
     m_restoredLsn = lsnOf(restore.token);
     m_committedLsn = m_restoredLsn;
     m_publishedLsn = m_restoredLsn;
     m_expectedWatches.clear();
+    m_schemaWatch.restore(restore.state);
     for (auto it = restore.state.cbegin(); it != restore.state.cend(); ++it)
         if (it.key().startsWith(kWatchKeyPrefix))
             m_expectedWatches.insert(QString::fromUtf8(it.key().mid(int(sizeof kWatchKeyPrefix) - 1)));
@@ -125,6 +128,7 @@ bool PostgresSource::connectAll() {
         enterFallback(blocker);
         return false;
     }
+    adoptLegacySlot();
     if (!PgCatalog::ensurePublication(m_sql, m_slotName, &error)) {
         m_sql.close();
         setStatus(SourceStatus::State::Error, error);
@@ -190,6 +194,62 @@ bool PostgresSource::connectAll() {
     m_streamDeadlineMs = nowMs() + kWaitForWatchesMs;
     maybeStartStreaming();
     return true;
+}
+
+void PostgresSource::adoptLegacySlot() {
+    // Only a journal that has a position or watches of this source can own the old
+    // slot; a fresh journal makes its own, and leaves another journal's slot alone.
+    const QString legacy = PgSlotName::legacy(id());
+    if (m_slotNameSet || m_slotName == legacy || (m_restoredLsn == 0 && m_expectedWatches.isEmpty()))
+        return;
+    QString error;
+    if (PgCatalog::slot(m_sql, m_slotName, &error).exists)
+        return;
+    const PgCatalog::Slot old = PgCatalog::slot(m_sql, legacy, &error);
+    if (!old.exists || old.plugin != QLatin1String("pgoutput"))
+        return;
+    // A slot cannot be renamed, and a copy could not decode its past: pgoutput reads
+    // the publication by name as the catalog was at each change, so a publication made
+    // now under the new name does not exist for the WAL the slot still holds.
+    qCInfo(lcPostgres) << "source" << id() << "keeps replication slot" << legacy << "(made before slots were"
+                       << "named after the journal)";
+    m_slotName = legacy;
+    m_status.slotName = legacy;
+}
+
+void PostgresSource::setLagBytes(qint64 lagBytes) {
+    if (m_status.lagBytes == lagBytes)
+        return;
+    m_status.lagBytes = lagBytes;
+    Q_EMIT statusChanged(id(), m_status);
+}
+
+void PostgresSource::checkSchema(ChangeEventList* events, SourceCheckpoint* checkpoint) {
+    QSet<QString> schemas;
+    for (const WatchedTable& t : std::as_const(m_watched))
+        schemas.insert(t.ns.coll.section(QLatin1Char('.'), 0, 0));
+    const auto inScope = [this](const QString& coll) {
+        return m_watched.contains(coll) || m_expectedWatches.contains(coll);
+    };
+    QString error;
+    if (!m_schemaWatch.check(m_sql, schemas, id(), m_database, inScope, events, checkpoint, &error)) {
+        qCWarning(lcPostgres) << "cannot read the catalog of" << m_described << error;
+        return;
+    }
+    // A watched table dropped and made again is a new relation, no longer published.
+    bool republish = false;
+    for (WatchedTable& t : m_watched) {
+        const PgSchema::Table* now = m_schemaWatch.snapshot().table(t.ns.coll);
+        if (!now || now->oid == t.info.oid)
+            continue;
+        QString schema;
+        QString name;
+        PgCatalog::splitName(t.ns.coll, &schema, &name);
+        t.info = PgCatalog::table(m_sql, schema, name, &error);
+        republish = true;
+    }
+    if (republish && !syncPublication(false, &error))
+        qCWarning(lcPostgres) << error;
 }
 
 void PostgresSource::maybeStartStreaming() {
@@ -306,12 +366,13 @@ void PostgresSource::onTick() {
             enterBackoff(QStringLiteral("Lost the connection to %1: %2").arg(m_described, error));
             return;
         }
-        if (slot.exists && slot.lagBytes >= 0)
-            setStatus(SourceStatus::State::Watching,
-                      QStringLiteral("slot and publication \"%1\", %2 bytes behind%3")
-                          .arg(m_slotName)
-                          .arg(slot.lagBytes)
-                          .arg(m_identityNote));
+        setLagBytes(slot.exists ? std::max<qint64>(-1, slot.lagBytes) : -1);
+    }
+    // Not before a watch: a snapshot of no schemas would forget the one the checkpoint
+    // had, and with it what changed while Tidewatch was closed.
+    if (!m_inTransaction && !m_watched.isEmpty() && m_schemaWatch.isDue()) {
+        checkSchema(&m_outgoing.events, &m_outgoing.checkpoint);
+        flushOutgoing();
     }
 }
 
@@ -410,6 +471,21 @@ void PostgresSource::handleMessage(const pg::PgMessage& m) {
         r.rel = m.relation;
         r.ns = Namespace{m_database, QString::fromUtf8(m.relation.schema) + QLatin1Char('.') +
                                          QString::fromUtf8(m.relation.name)};
+        // The server describes a relation again when its columns changed: the schema
+        // events go in this transaction, ahead of the rows that have the new columns.
+        QStringList columns;
+        for (const pg::PgColumn& c : std::as_const(m.relation.columns))
+            columns.append(QString::fromUtf8(c.name));
+        const auto known = m_relations.constFind(r.rel.oid);
+        QStringList knownColumns;
+        if (known != m_relations.constEnd())
+            for (const pg::PgColumn& c : std::as_const(known->rel.columns))
+                knownColumns.append(QString::fromUtf8(c.name));
+        const bool changed = known != m_relations.constEnd()
+                                 ? knownColumns != columns
+                                 : m_schemaWatch.columnsDiffer(r.ns.coll, columns);
+        if (changed && m_inTransaction && m_watched.contains(keyName(r.ns)))
+            checkSchema(&m_transaction, &m_outgoing.checkpoint);
         m_relations.insert(r.rel.oid, std::move(r));
         return;
     }
@@ -441,9 +517,11 @@ void PostgresSource::handleMessage(const pg::PgMessage& m) {
 }
 
 void PostgresSource::flushOutgoing() {
-    if (m_outgoing.events.isEmpty())
+    // Without events, a new schema snapshot still leaves.
+    if (m_outgoing.events.isEmpty() && m_outgoing.checkpoint.isEmpty())
         return;
-    m_status.lastEventMs = nowMs();
+    if (!m_outgoing.events.isEmpty())
+        m_status.lastEventMs = nowMs();
     m_gapReason.clear(); // live again: a watch from now on has lost nothing
     publishBatch(m_outgoing);
     m_outgoing.events.clear();
@@ -571,6 +649,15 @@ void PostgresSource::watch(const Namespace& ns, const WatchOptions& options) {
         publishBatch(batch);
         m_expectedWatches.insert(ns.coll);
     }
+    {
+        // Schema changes are reported from watchReady on: the snapshot of a schema
+        // watched for the first time is taken now; one the checkpoint had is compared.
+        ChangeBatch batch;
+        batch.sourceId = id();
+        checkSchema(&batch.events, &batch.checkpoint);
+        if (!batch.events.isEmpty() || !batch.checkpoint.isEmpty())
+            publishBatch(batch);
+    }
     maybeStartStreaming();
     if (!m_gapReason.isEmpty()) {
         // The restart that lost history came before this watch was asked for again.
@@ -648,6 +735,10 @@ void PostgresSource::dropReplicationState() {
     PgConnection conn;
     QString error;
     if (conn.open(m_conninfo, false, &error)) {
+        // The server releases the slot a moment after the replication connection
+        // closes, and refuses to drop an active one: wait up to 5 s for it.
+        for (int attempt = 0; attempt < 100 && PgCatalog::slot(conn, m_slotName, nullptr).active; ++attempt)
+            QThread::msleep(50);
         PgCatalog::dropSlot(conn, m_slotName, &error);
         PgCatalog::dropPublication(conn, m_slotName, &error);
     }

@@ -5,6 +5,8 @@
 #include "PgEventMapper.h"
 #include "PgOutputDecoder.h"
 #include "PgReplication.h"
+#include "PgSchemaWatch.h"
+#include "PgSlotName.h"
 #include "sources/Source.h"
 
 #include <QElapsedTimer>
@@ -23,9 +25,11 @@ class PgFallback;
 // too). Tables are its collections: namespace "<database>.<schema>.<table>" (db the
 // database, coll "schema.table").
 //
-// One publication and one slot per source, named by slotName() (shown in the
-// status): the publication lists exactly the watched tables and is altered as
-// watches come and go; the slot keeps the position.
+// One publication and one slot per journal and source, named by slotName() (shown
+// in the status, see PgSlotName): the publication lists exactly the watched tables
+// and is altered as watches come and go; the slot keeps the position. A slot of the
+// name older versions gave ("tidewatch_<source id>") that holds the journal's
+// position is used on, so an upgrade neither loses nor repeats a change.
 //
 // Exactly once: the events of one transaction leave in one batch whose checkpoint
 // token is "lsn:<commit end LSN>"; the slot's confirmed position is advanced
@@ -48,8 +52,8 @@ public:
     static PostgresSource* create(const QString& id, const QString& uri, QString* error);
     ~PostgresSource() override;
 
-    // "tidewatch_<source id>" unless set; the same name for the publication. Set before
-    // start().
+    // PgSlotName::forJournal(journalId(), id()) from start() on, unless set; the same
+    // name for the publication. Set before start().
     QString slotName() const { return m_slotName; }
     void setSlotName(const QString& name);
     // Backoff schedule: first delay, cap, and the jitter fraction (0.2 = +/-20 %).
@@ -68,6 +72,7 @@ public Q_SLOTS:
     // Drops the slot and the publication (a forgotten slot keeps WAL forever). The
     // source stops watching.
     void dropReplicationState();
+    void releaseServerState() override { dropReplicationState(); }
 
 private:
     struct WatchedTable {
@@ -93,12 +98,20 @@ private:
     bool addWatch(const Namespace& ns, QString* error);
     bool syncPublication(bool dropOthers, QString* error);
     void startOver(const QString& why);
+    // Keeps using a slot of the legacy name that holds this journal's position.
+    void adoptLegacySlot();
+    void setLagBytes(qint64 lagBytes);
+    // Compares the catalog of the watched tables' schemas with the last snapshot
+    // (PgSchemaWatch) and appends the schema events; a watched name made again is
+    // added to the publication again.
+    void checkSchema(ChangeEventList* events, SourceCheckpoint* checkpoint);
     QString keyName(const Namespace& ns) const { return ns.coll; }
     void enterFallback(const QString& why);
 
     QString m_conninfo;
     QString m_described; // the conninfo without its password, for messages
     QString m_slotName;
+    bool m_slotNameSet = false; // setSlotName() was called: no naming after the journal
     QString m_database;
     PgConnection m_sql;
     PgReplication m_replication;
@@ -111,6 +124,7 @@ private:
     QHash<QString, WatchedTable> m_watched; // by coll ("schema.table")
     QHash<QString, Namespace> m_pendingWatches;
     QHash<quint32, Relation> m_relations;
+    PgSchemaWatch m_schemaWatch;
 
     // Positions. restored: the journal's. committed: the journal's latest commit, what
     // the slot may confirm. published: the last transaction handed to the engine.
