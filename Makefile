@@ -2,10 +2,12 @@
 #   make run    install what is missing, build (Release) and open the app on the demo
 #   make test   install what is missing, build and run every test
 # Builds go through CMakePresets.json (release → build/, asan → build-asan/,
-# tsan → build-tsan/, dev → build-dev/).
+# tsan → build-tsan/, dev → build-dev/, fuzz → build-fuzz/).
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps configure build run test test-asan test-tsan test-all format-check bench package clean
+FUZZ_SECONDS ?= 30
+
+.PHONY: all deps configure build run test test-asan test-tsan test-all fuzz format-check bench package clean
 
 all: build
 
@@ -43,6 +45,13 @@ test-tsan: deps
 	cmake --build --preset tsan -j$(JOBS)
 	ctest --preset tsan
 
+# The libFuzzer targets (tests/fuzz/README.md), built with clang, ASan and UBSan, each
+# run for FUZZ_SECONDS, two at a time.
+fuzz: deps
+	cmake --preset fuzz
+	cmake --build --preset fuzz -j$(JOBS)
+	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh build-fuzz
+
 # What CI runs after the format check: Release, then both sanitizer builds.
 test-all: test test-asan test-tsan
 
@@ -57,4 +66,4 @@ package: build
 	cd build && cpack -G DEB
 
 clean:
-	rm -rf build build-asan build-tsan build-dev
+	rm -rf build build-asan build-tsan build-dev build-fuzz

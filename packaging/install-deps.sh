@@ -9,6 +9,7 @@ packages=(
   qt6-svg-dev qt6-qpa-plugins qtkeychain-qt6-dev libgl-dev
   libbson-dev libmongoc-dev libsqlite3-dev sqlite3 libpq-dev libzstd-dev
   fonts-dejavu-core curl xvfb xauth clang-format
+  clang libclang-rt-14-dev
   postgresql-15 postgresql-client-15
   nats-server libnats-dev
 )

@@ -165,6 +165,9 @@ void TestAppMcp::badInputGetsAnErrorThatNamesIt_data() {
     QTest::newRow("no jsonrpc") << QByteArray(R"({"id":1,"method":"ping"})") << -32600 << "jsonrpc";
     QTest::newRow("method not a string")
         << QByteArray(R"({"jsonrpc":"2.0","id":1,"method":7})") << -32600 << "method";
+    // Found by fuzz_jsonrpc: the integer check converted the double to qint64 first.
+    QTest::newRow("id a number beyond int64")
+        << QByteArray(R"({"jsonrpc":"2.0","id":1e300,"method":"ping"})") << -32600 << "id";
     QTest::newRow("id an object") << QByteArray(R"({"jsonrpc":"2.0","id":{},"method":"ping"})") << -32600
                                   << "id";
     QTest::newRow("params an array") << QByteArray(R"({"jsonrpc":"2.0","id":1,"method":"ping","params":[]})")

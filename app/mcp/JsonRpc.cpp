@@ -15,7 +15,13 @@ QByteArray line(const QJsonObject& message) {
 
 bool isValidId(const QJsonValue& id) {
     // MCP: "a string or integer"; JSON-RPC allows null but MCP forbids it for requests.
-    return id.isString() || (id.isDouble() && id.toDouble() == double(qint64(id.toDouble())));
+    if (id.isString())
+        return true;
+    if (!id.isDouble())
+        return false;
+    // Range first: converting a double outside qint64 (an id of 1e300) is undefined.
+    const double d = id.toDouble();
+    return d >= -9223372036854775808.0 && d < 9223372036854775808.0 && d == double(qint64(d));
 }
 
 } // namespace

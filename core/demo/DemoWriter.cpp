@@ -154,7 +154,7 @@ void DemoWriter::run() {
         return;
     }
     sqlite3_busy_timeout(db, 5000);
-    QRandomGenerator rng(quint32(QDateTime::currentMSecsSinceEpoch()));
+    QRandomGenerator rng{quint32(QDateTime::currentMSecsSinceEpoch())};
     using clock = std::chrono::steady_clock;
     auto next = clock::now();
     while (!m_stop.load()) {

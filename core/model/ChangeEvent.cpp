@@ -270,7 +270,10 @@ void ChangeEvent::finalize(qint64 seq) {
     QByteArray json;
     json.reserve(d->bodyJson.size() + 24);
     json.append("{\"seq\":").append(QByteArray::number(seq));
-    if (d->bodyJson.size() > 2)
+    // A body that could not be rendered (a source sent a malformed sub-document) is
+    // "null", not an object to splice into: the event goes out as its seq alone, still
+    // JSON, so a stream's reader skips it instead of failing on a broken line.
+    if (d->bodyJson.size() > 2 && d->bodyJson.startsWith('{'))
         json.append(",").append(d->bodyJson.constData() + 1, d->bodyJson.size() - 1);
     else
         json.append('}');

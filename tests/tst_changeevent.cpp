@@ -1,0 +1,73 @@
+#include "model/Bson.h"
+#include "model/ChangeEvent.h"
+#include "sources/mongo/ChangeEventMapper.h"
+
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QtTest>
+
+using namespace tw;
+
+// ChangeEvent's committed rendering on what a source can hand it, including the
+// malformed documents the fuzz targets (tests/fuzz/) found.
+class TestChangeEvent : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void committedEventIsJsonWithItsSeq();
+    void malformedFullDocumentStillRendersAsJson();
+};
+
+void TestChangeEvent::committedEventIsJsonWithItsSeq() {
+    ChangeEvent e;
+    e.setSourceId(QStringLiteral("shop-db"));
+    e.setNs({QStringLiteral("shop"), QStringLiteral("orders")});
+    e.setOperation(Operation::Insert);
+    e.setDocumentKey(Bson::fromJson(R"({"_id": 7})"));
+    e.setFullDocument(Bson::fromJson(R"({"_id": 7, "status": "paid"})"));
+    e.finalize(12);
+    QJsonParseError error;
+    const QJsonObject o = QJsonDocument::fromJson(e.toJson(), &error).object();
+    QCOMPARE(error.error, QJsonParseError::NoError);
+    QCOMPARE(o.value(QLatin1String("seq")).toInteger(), 12);
+    QCOMPARE(o.value(QLatin1String("fullDocument")).toObject().value(QLatin1String("status")).toString(),
+             QStringLiteral("paid"));
+}
+
+// Found by fuzz_changeeventmapper: a change event whose fullDocument is malformed inside
+// (a string claiming more bytes than its document holds; the lengths around it are
+// right, so libbson hands it over) rendered as "null", and finalize() spliced the seq
+// into that: {"seq":7,ull went out on every stream.
+void TestChangeEvent::malformedFullDocumentStillRendersAsJson() {
+    // {"s": "ab"} with the string's length set to 100.
+    QByteArray inner("\x0f\x00\x00\x00\x02s\x00\x64\x00\x00\x00"
+                     "ab\x00\x00",
+                     15);
+    BsonBuilder change;
+    bson_append_utf8(change.get(), "operationType", -1, "insert", -1);
+    bson_t ns;
+    bson_append_document_begin(change.get(), "ns", -1, &ns);
+    bson_append_utf8(&ns, "db", -1, "shop", -1);
+    bson_append_utf8(&ns, "coll", -1, "orders", -1);
+    bson_append_document_end(change.get(), &ns);
+    bson_t full;
+    QVERIFY(
+        bson_init_static(&full, reinterpret_cast<const uint8_t*>(inner.constData()), size_t(inner.size())));
+    bson_append_document(change.get(), "fullDocument", -1, &full);
+    const Bson document = change.take();
+    bson_t view;
+    QVERIFY(document.view(&view));
+
+    ChangeEvent e;
+    QString error;
+    QVERIFY2(ChangeEventMapper(QStringLiteral("shop-db")).map(&view, &e, &error), qPrintable(error));
+    // The case that broke: the body cannot be rendered.
+    QCOMPARE(e.document().toJson(), QByteArrayLiteral("null"));
+    e.finalize(7);
+    QJsonParseError parseError;
+    const QJsonObject o = QJsonDocument::fromJson(e.toJson(), &parseError).object();
+    QVERIFY2(parseError.error == QJsonParseError::NoError, e.toJson().constData());
+    QCOMPARE(o.value(QLatin1String("seq")).toInteger(), 7);
+}
+
+QTEST_GUILESS_MAIN(TestChangeEvent)
+#include "tst_changeevent.moc"
