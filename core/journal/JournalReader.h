@@ -38,6 +38,13 @@ public:
     Result readAfter(qint64 after, int limit, const std::function<bool(const ChangeEvent&)>& match = {},
                      int scanLimit = 20000);
     qint64 lastSeq();
+    // The head and the prune mark of one snapshot: a reader of the range after
+    // `prunedThrough` misses nothing; one from before it has lost history (a gap).
+    struct Bounds {
+        qint64 lastSeq = 0;
+        qint64 prunedThrough = 0;
+    };
+    Bounds bounds();
 
 private:
     sqlite3* m_db = nullptr;
