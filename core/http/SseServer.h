@@ -1,5 +1,7 @@
 #pragma once
 
+#include "http/ReplayCache.h"
+
 #include <atomic>
 #include <memory>
 #include <QDateTime>
@@ -46,6 +48,10 @@ public:
         // Refuse (404) a stream, subscription or long poll naming a namespace nothing
         // watches. The application sets it; a server fed by Engine::submit() does not.
         bool refuseUnwatched = false;
+        // The rendered frames replaying clients share (ReplayCache), in bytes; 0 turns it
+        // off. 64 MiB holds about 200 000 frames of 330 bytes: a herd reconnecting from
+        // anywhere in the last 100 000 events of a subscription reads each once.
+        qint64 replayCacheBytes = qint64(64) << 20;
     };
 
     explicit SseServer(Engine* engine, QObject* parent = nullptr); // engine not owned; must outlive us
@@ -78,6 +84,8 @@ public:
     // Counters (any thread).
     qint64 eventsSent() const;
     qint64 slowDisconnects() const;
+    // The replay cache's size and use (any thread; updated after each replay step).
+    ReplayCache::Stats replayCacheStats() const;
 
 Q_SIGNALS:
     void clientsChanged();
