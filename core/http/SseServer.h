@@ -52,6 +52,10 @@ public:
         // off. 64 MiB holds about 200 000 frames of 330 bytes: a herd reconnecting from
         // anywhere in the last 100 000 events of a subscription reads each once.
         qint64 replayCacheBytes = qint64(64) << 20;
+        // Live batches that queued up on the HTTP thread while it was busy go out in one
+        // write per client instead of one per batch; an idle stream still gets each batch
+        // as it commits. Off only to measure what it saves (bench_sse coalesce).
+        bool coalesceLive = true;
     };
 
     explicit SseServer(Engine* engine, QObject* parent = nullptr); // engine not owned; must outlive us

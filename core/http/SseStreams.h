@@ -107,6 +107,9 @@ private:
     void failReplay(Client* client, const QString& error);
     void publishCacheStats();
     static QByteArray cacheKeyOf(const Subscription& subscription, const EventShape& shape);
+    // The live fan-out of every batch received since the last one.
+    void flushCommitted();
+    void deliver(const QHash<QString, ChangeEventList>& bySubscription, qint64 through);
     void scheduleReplay(Client* client);
     void goLive(Client* client);
     void writeFrame(Client* client, const QByteArray& frame, int events);
@@ -126,6 +129,8 @@ private:
     qint64 m_head = 0; // highest seq delivered to this thread by committed()
     qint64 m_replayHighWater = 256 * 1024;
     ReplayCache m_cache;
+    QList<CommittedBatch> m_pendingBatches; // received, not yet fanned out (coalesceLive)
+    bool m_flushQueued = false;
 };
 
 } // namespace tw
