@@ -499,6 +499,7 @@ bool AppSession::startSseNow(QString* error) {
     options.corsOrigins = settings.value(Settings::Key::SseCorsOrigins).toStringList();
     options.maxPendingBytes = settings.int64Value(Settings::Key::SseMaxPendingBytes);
     options.keepAliveMs = settings.intValue(Settings::Key::SseKeepAliveMs);
+    options.replayCacheBytes = settings.int64Value(Settings::Key::SseReplayCacheBytes);
     options.control = m_control.get();
     options.refuseUnwatched = true; // the session knows what its sources watch
     if (const NatsPublisher* publisher = m_publisher.get()) {

@@ -10,8 +10,18 @@
 //   bench_sse fanout [--clients 100] [--events 20000]
 //       Commits --events as fast as the engine takes them; reports events x clients
 //       delivered per second.
-//   bench_sse fanout --replay [--clients 100] [--events 20000]
+//   bench_sse fanout --replay [--clients 100] [--events 20000] [--replay-cache-bytes N]
 //       Commits everything first; the clients then drain it from Last-Event-ID 0.
+//       --replay-cache-bytes 0 turns the shared replay cache off (each client reads
+//       and renders the journal on its own).
+//   bench_sse herd [--clients 2000] [--history 100000] [--rate 1000] [--seconds 10]
+//       Commits --history events, then the clients reconnect at once with Last-Event-IDs
+//       spread evenly over that history while a writer commits --rate events/s for
+//       --seconds; prints when every client was caught up and live (its `ready`), and
+//       checks that each got exactly the ids after its own, no loss, no repeat.
+//   bench_sse coalesce [--clients 2000] [--rate 1000] [--seconds 10] [--coalesce-first]
+//       The latency run twice in one process: live batches written one by one, then
+//       coalesced when they queue up; prints server CPU per delivery and p99 for both.
 //   bench_sse shape [--clients 1000] [--events 20000] [--shaped-first]
 //       The fan-out run twice in one process: unshaped, then shaped (an inclusion of three
 //       fields and a constant event name); prints server CPU per delivery for both.
@@ -51,6 +61,7 @@
 #include <cstring>
 #include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
 
 using namespace tw;
@@ -143,16 +154,22 @@ public:
         bool headersDone = false;
         bool skipData = false; // the data line of a ready or gap message
         qint64 received = 0;
-        qint64 lastId = 0;
+        qint64 lastId = 0;    // its Last-Event-ID until the first event
+        qint64 pendingId = 0; // the id line of the message being read
         qint64 outOfOrder = 0;
     };
     std::vector<qint64> worstBySeq; // slowest receipt of each event, ns
-    ClientGroup(int count, quint16 port, QByteArray request, const qint64* commitNs, qint64 expected)
+    // `requests` holds one request per connection, or one for all. With `checkIds`, every
+    // client must see exactly the ids after its Last-Event-ID (`firstIds`), up to `expected`.
+    ClientGroup(int count, quint16 port, QList<QByteArray> requests, QList<qint64> lastIds,
+                const qint64* commitNs, qint64 expected, bool checkIds)
         : m_count(count)
         , m_port(port)
-        , m_request(std::move(request))
+        , m_requests(std::move(requests))
+        , m_lastIds(std::move(lastIds))
         , m_commitNs(commitNs)
-        , m_expected(expected) {}
+        , m_expected(expected)
+        , m_checkIds(checkIds || commitNs) {}
     void run(const std::atomic<bool>& stop) {
         const int ep = epoll_create1(0);
         m_conns.resize(size_t(m_count));
@@ -169,10 +186,12 @@ public:
                     ::close(fd);
                 continue;
             }
-            const ssize_t sent = ::send(fd, m_request.constData(), size_t(m_request.size()), 0);
+            const QByteArray& request = m_requests.at(m_requests.size() == 1 ? 0 : i);
+            const ssize_t sent = ::send(fd, request.constData(), size_t(request.size()), 0);
             Q_UNUSED(sent);
             ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
             m_conns[size_t(i)].fd = fd;
+            m_conns[size_t(i)].lastId = m_lastIds.isEmpty() ? 0 : m_lastIds.at(i);
             epoll_event ev{};
             ev.events = EPOLLIN;
             ev.data.u64 = quint64(i);
@@ -225,34 +244,41 @@ public:
             } else if (len >= 10 && memcmp(line, "event: gap", 10) == 0) {
                 c.skipData = true;
             } else if (len > 5 && memcmp(line, "data:", 5) == 0 && c.skipData) {
+                // A ready or gap message: its id is a position, not an event.
                 c.skipData = false;
+                c.pendingId = 0;
             } else if (len > 5 && memcmp(line, "data:", 5) == 0) {
+                if (c.pendingId)
+                    onEventId(c, std::exchange(c.pendingId, 0), now);
                 // Counted on data lines so nchan (whose ids are not ours) counts alike.
                 ++c.received;
                 ++delivered;
                 if (firstNs == 0)
                     firstNs = now;
                 lastNs = now;
-                if (c.received == m_expected)
+                // With ids checked a client is complete at the last id, wherever it began.
+                if (m_checkIds ? c.lastId == m_expected : c.received == m_expected)
                     complete.fetch_add(1);
-            } else if (len > 4 && memcmp(line, "id: ", 4) == 0 && m_commitNs) {
-                const qint64 id = QByteArray(line + 4, len - 4).toLongLong();
-                if (id > 0 && id <= m_expected) {
-                    if (id != c.lastId + 1)
-                        ++c.outOfOrder;
-                    c.lastId = id;
-                    const qint64 committed = m_commitNs[id];
-                    if (committed > 0) {
-                        histogram.add(now - committed);
-                        if (size_t(id) >= worstBySeq.size())
-                            worstBySeq.resize(size_t(m_expected) + 1, 0);
-                        worstBySeq[size_t(id)] = std::max(worstBySeq[size_t(id)], now - committed);
-                    }
-                }
+            } else if (len > 4 && memcmp(line, "id: ", 4) == 0 && m_checkIds) {
+                c.pendingId = QByteArray(line + 4, len - 4).toLongLong();
             }
             pos = nl + 1;
         }
         c.partial.remove(0, pos);
+    }
+    void onEventId(Conn& c, qint64 id, qint64 now) {
+        if (id <= 0 || id > m_expected)
+            return;
+        if (id != c.lastId + 1)
+            ++c.outOfOrder;
+        c.lastId = id;
+        const qint64 committed = m_commitNs ? m_commitNs[id] : 0;
+        if (committed > 0) {
+            histogram.add(now - committed);
+            if (size_t(id) >= worstBySeq.size())
+                worstBySeq.resize(size_t(m_expected) + 1, 0);
+            worstBySeq[size_t(id)] = std::max(worstBySeq[size_t(id)], now - committed);
+        }
     }
     qint64 outOfOrder() const {
         qint64 n = 0;
@@ -272,9 +298,11 @@ public:
 private:
     int m_count;
     quint16 m_port;
-    QByteArray m_request;
+    QList<QByteArray> m_requests;
+    QList<qint64> m_lastIds;
     const qint64* m_commitNs;
     qint64 m_expected;
+    bool m_checkIds;
     std::vector<Conn> m_conns;
 };
 
@@ -305,16 +333,33 @@ int runClients(const QStringList& args) {
     if (!token.isEmpty())
         request += "Authorization: Bearer " + token.toUtf8() + "\r\n";
     const QString lastEventId = arg(args, QStringLiteral("--last-event-id"), {});
-    if (!lastEventId.isEmpty())
-        request += "Last-Event-ID: " + lastEventId.toUtf8() + "\r\n";
-    request += "\r\n";
+    // --spread-from A --spread-to B: client i resumes from A + i (B - A) / clients.
+    const qint64 spreadFrom = arg(args, QStringLiteral("--spread-from"), QStringLiteral("-1")).toLongLong();
+    const qint64 spreadTo = arg(args, QStringLiteral("--spread-to"), QStringLiteral("0")).toLongLong();
+    QList<QByteArray> requests;
+    QList<qint64> lastIds;
+    if (spreadFrom >= 0) {
+        for (int i = 0; i < clients; ++i) {
+            lastIds.append(spreadFrom + qint64(i) * (spreadTo - spreadFrom) / std::max(1, clients));
+            requests.append(request + "Last-Event-ID: " + QByteArray::number(lastIds.last()) + "\r\n\r\n");
+        }
+    } else {
+        if (!lastEventId.isEmpty())
+            request += "Last-Event-ID: " + lastEventId.toUtf8() + "\r\n";
+        requests.append(request + "\r\n");
+    }
+    const bool checkIds = args.contains(QStringLiteral("--check-ids"));
 
     std::atomic<bool> stop{false};
     std::vector<std::thread> pool;
     std::vector<ClientGroup*> groups;
+    int firstClient = 0;
     for (int t = 0; t < threads; ++t) {
         const int n = clients / threads + (t < clients % threads ? 1 : 0);
-        auto* g = new ClientGroup(n, quint16(url.port()), request, commitNs, expected);
+        auto* g = new ClientGroup(
+            n, quint16(url.port()), requests.size() == 1 ? requests : requests.mid(firstClient, n),
+            lastIds.mid(firstClient, lastIds.isEmpty() ? 0 : n), commitNs, expected, checkIds);
+        firstClient += n;
         groups.push_back(g);
         pool.emplace_back([g, &stop] { g->run(stop); });
     }
@@ -333,7 +378,7 @@ int runClients(const QStringList& args) {
         return tidewatch ? sum([](ClientGroup* g) { return qint64(g->ready.load()); })
                          : sum([](ClientGroup* g) { return qint64(g->subscribed.load()); });
     };
-    while (wait.elapsed() < 60000 && connected() < clients)
+    while (wait.elapsed() < qint64(timeoutS) * 1000 && connected() < clients)
         QThread::msleep(20);
     if (!tidewatch)
         QThread::msleep(500);
@@ -422,16 +467,25 @@ int runClients(const QStringList& args) {
     return 0;
 }
 
-// `shaped`: the subscription keeps three fields under a constant event name. With
-// `cpuPerDelivery`, the server's CPU seconds per event delivered to a client are stored.
-int runServer(const QStringList& args, bool fanout, bool shaped = false, double* cpuPerDelivery = nullptr) {
+// What one server run measured, for the modes that compare two.
+struct RunFigures {
+    double cpuPerDelivery = 0; // server CPU seconds per event delivered to a client
+    double p99Ms = 0;          // commit -> receipt, from the clients' result line
+};
+
+// `shaped`: the subscription keeps three fields under a constant event name.
+// --herd: the reconnect storm of `bench_sse herd`.
+int runServer(const QStringList& args, bool fanout, bool shaped = false, RunFigures* figures = nullptr) {
     const int clients =
         arg(args, QStringLiteral("--clients"), fanout ? QStringLiteral("100") : QStringLiteral("2000"))
             .toInt();
     const int rate = arg(args, QStringLiteral("--rate"), QStringLiteral("1000")).toInt();
     const int seconds = arg(args, QStringLiteral("--seconds"), QStringLiteral("10")).toInt();
+    const bool herd = args.contains(QStringLiteral("--herd"));
+    const qint64 history =
+        herd ? arg(args, QStringLiteral("--history"), QStringLiteral("100000")).toLongLong() : 0;
     const qint64 total = fanout ? arg(args, QStringLiteral("--events"), QStringLiteral("20000")).toLongLong()
-                                : qint64(rate) * seconds;
+                                : history + qint64(rate) * seconds;
     const int threads = arg(args, QStringLiteral("--threads"), QStringLiteral("2")).toInt();
 
     QTemporaryDir dir;
@@ -474,6 +528,10 @@ int runServer(const QStringList& args, bool fanout, bool shaped = false, double*
     SseServer::Options sseOptions;
     sseOptions.token = QStringLiteral("bench-token");
     sseOptions.maxConnections = clients + 100;
+    sseOptions.replayCacheBytes =
+        arg(args, QStringLiteral("--replay-cache-bytes"), QString::number(sseOptions.replayCacheBytes))
+            .toLongLong();
+    sseOptions.coalesceLive = !args.contains(QStringLiteral("--no-coalesce"));
     if (!server.start(sseOptions, &error)) {
         std::fprintf(stderr, "%s\n", qPrintable(error));
         return 1;
@@ -482,17 +540,19 @@ int runServer(const QStringList& args, bool fanout, bool shaped = false, double*
 
     const double cpuAtStart = cpuSeconds();
     const bool replay = args.contains(QStringLiteral("--replay"));
-    if (replay) {
+    if (replay || herd) {
         // Everything is in the journal before the clients connect with Last-Event-ID 0:
-        // the same drain nchan does for subscribers that ask for its oldest message.
-        for (qint64 i = 0; i < total; i += 1000) {
+        // the same drain nchan does for subscribers that ask for its oldest message. The
+        // herd's history is stored the same way.
+        const qint64 stored = herd ? history : total;
+        for (qint64 i = 0; i < stored; i += 1000) {
             ChangeBatch batch;
             batch.sourceId = QStringLiteral("bench");
-            for (qint64 k = i; k < std::min(total, i + 1000); ++k)
+            for (qint64 k = i; k < std::min(stored, i + 1000); ++k)
                 batch.events.append(makeEvent(int(k + 1)));
             engine.submit(batch);
         }
-        while (engine.lastCommittedSeq() < total)
+        while (engine.lastCommittedSeq() < stored)
             QThread::msleep(10);
     }
     QStringList childArgs{QStringLiteral("clients"),
@@ -510,36 +570,26 @@ int runServer(const QStringList& args, bool fanout, bool shaped = false, double*
         childArgs << QStringLiteral("--cpu") << QStringLiteral("1");
     if (replay)
         childArgs << QStringLiteral("--last-event-id") << QStringLiteral("0");
+    else if (herd)
+        childArgs << QStringLiteral("--spread-from") << QStringLiteral("0") << QStringLiteral("--spread-to")
+                  << QString::number(history) << QStringLiteral("--check-ids");
     else
         childArgs << QStringLiteral("--shm") << shmPath;
-    QProcess child;
-    child.setProcessChannelMode(QProcess::ForwardedErrorChannel);
-    child.start(QCoreApplication::applicationFilePath(), childArgs);
-    QByteArray childOut;
-    while (!childOut.contains("connected") && !childOut.contains("result")) {
-        if (!child.waitForReadyRead(120000))
-            return 2;
-        childOut += child.readAllStandardOutput();
-    }
-    const qint64 rssConnected = rssKiB();
-    std::printf("server: %d clients connected; RSS idle %lld KiB, with clients %lld KiB\n", clients,
-                static_cast<long long>(rssIdle), static_cast<long long>(rssConnected));
-    std::fflush(stdout);
 
-    qint64 peakRss = rssConnected;
+    // From before the first connection: a herd's replay is what fills the server.
+    qint64 peakRss = rssIdle;
     QTimer rssTimer;
     QObject::connect(&rssTimer, &QTimer::timeout, [&peakRss] { peakRss = std::max(peakRss, rssKiB()); });
     rssTimer.start(100);
 
     // The writer: batches every 10 ms at the target rate (a source flushes every ~20 ms),
     // or as fast as the engine commits for the fan-out run.
-    qint64 submitted = 0;
+    qint64 submitted = history;
     QElapsedTimer clock;
-    clock.start();
     QTimer writer;
     QObject::connect(&writer, &QTimer::timeout, [&] {
         const qint64 due = fanout ? std::min<qint64>(total, submitted + 500)
-                                  : std::min<qint64>(total, clock.elapsed() * rate / 1000);
+                                  : std::min<qint64>(total, history + clock.elapsed() * rate / 1000);
         if (fanout && submitted - engine.lastCommittedSeq() > 2000)
             return; // keep the engine's queue short
         ChangeBatch batch;
@@ -551,8 +601,48 @@ int runServer(const QStringList& args, bool fanout, bool shaped = false, double*
         if (submitted >= total)
             writer.stop();
     });
-    if (!replay)
-        writer.start(fanout ? 1 : arg(args, QStringLiteral("--interval"), QStringLiteral("10")).toInt());
+    const int interval = fanout ? 1 : arg(args, QStringLiteral("--interval"), QStringLiteral("10")).toInt();
+    if (herd) {
+        // The herd reconnects while the feed goes on.
+        clock.start();
+        writer.start(interval);
+    }
+
+    QProcess child;
+    child.setProcessChannelMode(QProcess::ForwardedErrorChannel);
+    QElapsedTimer sinceStart;
+    sinceStart.start();
+    child.start(QCoreApplication::applicationFilePath(), childArgs);
+    QByteArray childOut;
+    while (!childOut.contains("connected") && !childOut.contains("result")) {
+        // The herd's writer runs meanwhile.
+        QCoreApplication::processEvents(QEventLoop::AllEvents, 10);
+        child.waitForReadyRead(10);
+        if (child.state() != QProcess::Running && !child.bytesAvailable())
+            return 2;
+        childOut += child.readAllStandardOutput();
+    }
+    const double readyAfter = double(sinceStart.elapsed()) / 1000;
+    const qint64 rssConnected = rssKiB();
+    std::printf("server: %d clients connected; RSS idle %lld KiB, with clients %lld KiB\n", clients,
+                static_cast<long long>(rssIdle), static_cast<long long>(rssConnected));
+    if (herd) {
+        const ReplayCache::Stats cache = server.replayCacheStats();
+        std::printf(
+            "herd: %d clients from ids spread over 0..%lld all caught up and live (ready) %.2f s after "
+            "the first connect; peak RSS so far %lld KiB; replay cache %lld KiB in %lld blocks, %lld "
+            "block reads, %lld hits, %lld evictions\n",
+            clients, static_cast<long long>(history), readyAfter, static_cast<long long>(peakRss),
+            static_cast<long long>(cache.bytes / 1024), static_cast<long long>(cache.blocks),
+            static_cast<long long>(cache.reads), static_cast<long long>(cache.hits),
+            static_cast<long long>(cache.evictions));
+    }
+    std::fflush(stdout);
+
+    if (!replay && !herd) {
+        clock.start();
+        writer.start(interval);
+    }
 
     while (child.state() == QProcess::Running) {
         QCoreApplication::processEvents(QEventLoop::AllEvents, 50);
@@ -571,8 +661,23 @@ int runServer(const QStringList& args, bool fanout, bool shaped = false, double*
         static_cast<long long>(peakRss), static_cast<long long>(server.eventsSent()),
         static_cast<long long>(server.slowDisconnects()), cpuSeconds() - cpuAtStart);
     std::fflush(stdout);
-    if (cpuPerDelivery)
-        *cpuPerDelivery = (cpuSeconds() - cpuAtStart) / double(std::max<qint64>(1, server.eventsSent()));
+    if (herd) {
+        // Each client should get exactly the ids after its own: out_of_order=0 and
+        // delivered equal to this.
+        qint64 expected = 0;
+        for (int i = 0; i < clients; ++i)
+            expected += total - qint64(i) * history / std::max(1, clients);
+        std::printf("herd: expected deliveries %lld (each client the ids after its Last-Event-ID)\n",
+                    static_cast<long long>(expected));
+    }
+    std::fflush(stdout);
+    if (figures) {
+        figures->cpuPerDelivery =
+            (cpuSeconds() - cpuAtStart) / double(std::max<qint64>(1, server.eventsSent()));
+        const qsizetype p99 = result.indexOf("p99_ms=");
+        if (p99 >= 0)
+            figures->p99Ms = result.mid(p99 + 7, result.indexOf(' ', p99) - p99 - 7).toDouble();
+    }
     server.stop();
     engine.stop();
     return 0;
@@ -611,7 +716,7 @@ int main(int argc, char** argv) {
     if (mode == QLatin1String("shape")) {
         if (!args.contains(QStringLiteral("--clients")))
             args << QStringLiteral("--clients") << QStringLiteral("1000");
-        double plain = 0, shaped = 0;
+        RunFigures plain, shaped;
         // --shaped-first swaps the order, to see what warm caches give the second run.
         const bool shapedFirst = args.contains(QStringLiteral("--shaped-first"));
         for (const bool shapedRun : {shapedFirst, !shapedFirst}) {
@@ -622,10 +727,34 @@ int main(int argc, char** argv) {
             if (const int rc = runServer(args, true, shapedRun, shapedRun ? &shaped : &plain))
                 return rc;
         }
-        std::printf("server CPU per delivery: unshaped %.1f ns, shaped %.1f ns (%+.1f %%)\n", plain * 1e9,
-                    shaped * 1e9, (shaped / plain - 1) * 100);
+        std::printf("server CPU per delivery: unshaped %.1f ns, shaped %.1f ns (%+.1f %%)\n",
+                    plain.cpuPerDelivery * 1e9, shaped.cpuPerDelivery * 1e9,
+                    (shaped.cpuPerDelivery / plain.cpuPerDelivery - 1) * 100);
         return 0;
     }
-    std::fprintf(stderr, "usage: bench_sse latency|fanout|shape|subscribe [options]\n");
+    if (mode == QLatin1String("herd")) {
+        if (!args.contains(QStringLiteral("--clients")))
+            args << QStringLiteral("--clients") << QStringLiteral("2000");
+        args << QStringLiteral("--herd");
+        return runServer(args, false);
+    }
+    if (mode == QLatin1String("coalesce")) {
+        RunFigures single, coalesced;
+        const bool coalescedFirst = args.contains(QStringLiteral("--coalesce-first"));
+        for (const bool coalesce : {coalescedFirst, !coalescedFirst}) {
+            std::printf(coalesce ? "--- coalesced when batches queue up\n" : "--- one write per batch\n");
+            QStringList runArgs = args;
+            if (!coalesce)
+                runArgs << QStringLiteral("--no-coalesce");
+            if (const int rc = runServer(runArgs, false, false, coalesce ? &coalesced : &single))
+                return rc;
+        }
+        std::printf("server CPU per delivery: one write per batch %.1f ns (p99 %.1f ms), coalesced %.1f ns "
+                    "(p99 %.1f ms), %+.1f %% CPU\n",
+                    single.cpuPerDelivery * 1e9, single.p99Ms, coalesced.cpuPerDelivery * 1e9,
+                    coalesced.p99Ms, (coalesced.cpuPerDelivery / single.cpuPerDelivery - 1) * 100);
+        return 0;
+    }
+    std::fprintf(stderr, "usage: bench_sse latency|fanout|shape|herd|coalesce|subscribe [options]\n");
     return 2;
 }

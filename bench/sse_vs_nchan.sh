@@ -83,6 +83,9 @@ echo "== nginx $NGINX_VERSION + nchan: $CLIENTS clients, $EVENTS messages publis
 # clients drain it from the oldest message.
 echo "== Tidewatch, drain: $EVENTS events in the journal, $CLIENTS clients from Last-Event-ID 0"
 "$BENCH" fanout --replay --clients "$CLIENTS" --events "$EVENTS"
+# The same without the shared replay cache: each client reads and renders on its own.
+echo "== Tidewatch, drain without the replay cache"
+"$BENCH" fanout --replay --replay-cache-bytes 0 --clients "$CLIENTS" --events "$EVENTS"
 echo "== nginx $NGINX_VERSION + nchan, drain: $EVENTS messages buffered, $CLIENTS clients from the oldest"
 "$BENCH" subscribe --no-ready --url "http://127.0.0.1:$PORT/sub" --clients 0 --events "$EVENTS" \
     --publish "http://127.0.0.1:$PORT/pub?ch=drain" > /dev/null

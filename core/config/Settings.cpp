@@ -23,6 +23,7 @@ const QList<Entry>& table() {
         {Settings::Key::SseCorsOrigins, "sse/corsOrigins", QStringList()},
         {Settings::Key::SseMaxPendingBytes, "sse/maxPendingBytes", qint64(4) << 20},
         {Settings::Key::SseKeepAliveMs, "sse/keepAliveMs", 15000},
+        {Settings::Key::SseReplayCacheBytes, "sse/replayCacheBytes", qint64(64) << 20},
         {Settings::Key::UiGeometry, "ui/geometry", QByteArray()},
         {Settings::Key::UiState, "ui/state", QByteArray()},
         {Settings::Key::UiLastWorkspace, "ui/lastWorkspace", QString()},

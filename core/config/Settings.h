@@ -19,6 +19,7 @@ public:
         SseCorsOrigins,         // QStringList, empty
         SseMaxPendingBytes,     // qint64, 4 MiB
         SseKeepAliveMs,         // int, 15000
+        SseReplayCacheBytes,    // qint64, 64 MiB (0: no shared replay cache)
         UiGeometry,             // QByteArray
         UiState,                // QByteArray
         UiLastWorkspace,        // QString

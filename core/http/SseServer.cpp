@@ -146,4 +146,11 @@ qint64 SseServer::slowDisconnects() const {
     return m_shared ? m_shared->slowDisconnects.load(std::memory_order_relaxed) : 0;
 }
 
+ReplayCache::Stats SseServer::replayCacheStats() const {
+    if (!m_shared)
+        return {};
+    QMutexLocker lock(&m_shared->mutex);
+    return m_shared->replayCache;
+}
+
 } // namespace tw

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "http/ReplayCache.h"
+
 #include <atomic>
 #include <functional>
 #include <memory>
@@ -54,6 +56,14 @@ public:
         // what they read must outlive the server.
         std::function<QJsonObject()> publisherHealth;
         std::function<QByteArray()> publisherMetrics;
+        // The rendered frames replaying clients share (ReplayCache), in bytes; 0 turns it
+        // off. 64 MiB holds about 200 000 frames of 330 bytes: a herd reconnecting from
+        // anywhere in the last 100 000 events of a subscription reads each once.
+        qint64 replayCacheBytes = qint64(64) << 20;
+        // Live batches that queued up on the HTTP thread while it was busy go out in one
+        // write per client instead of one per batch; an idle stream still gets each batch
+        // as it commits. Off only to measure what it saves (bench_sse coalesce).
+        bool coalesceLive = true;
     };
 
     explicit SseServer(Engine* engine, QObject* parent = nullptr); // engine not owned; must outlive us
@@ -86,6 +96,8 @@ public:
     // Counters (any thread).
     qint64 eventsSent() const;
     qint64 slowDisconnects() const;
+    // The replay cache's size and use (any thread; updated after each replay step).
+    ReplayCache::Stats replayCacheStats() const;
 
 Q_SIGNALS:
     void clientsChanged();

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "http/ReplayCache.h"
+
 #include <atomic>
 #include <memory>
 #include <QDateTime>
@@ -29,6 +31,8 @@ struct SseShared {
     QObject* worker = nullptr;
     std::atomic<qint64> eventsSent{0};
     std::atomic<qint64> slowDisconnects{0};
+    // A copy of the HTTP thread's ReplayCache::Stats, under `mutex`.
+    ReplayCache::Stats replayCache;
 };
 
 } // namespace tw

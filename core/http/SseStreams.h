@@ -4,6 +4,7 @@
 #include "engine/Subscription.h"
 #include "http/EventRenderer.h"
 #include "http/HttpAdapter.h"
+#include "http/ReplayCache.h"
 #include "http/SseServer.h"
 #include "http/SseShared.h"
 #include "model/ChangeBatch.h"
@@ -23,7 +24,9 @@ class JournalReader;
 
 // The SSE clients of the HTTP thread: each stream replays from the journal, then goes
 // live, and committed batches fan out to the live ones. One State per client says where
-// it is; everything here runs on the HTTP thread.
+// it is; everything here runs on the HTTP thread. Replaying clients read their frames
+// through one ReplayCache, so clients replaying the same range share one journal read
+// and one rendering, as live clients share the frames of a batch.
 class SseStreams : public QObject {
     Q_OBJECT
 public:
@@ -90,6 +93,7 @@ private:
         HttpResponder out;
         State state = State::Replaying;
         std::optional<Replay> replay; // while replaying; its matcher reads `subscription`
+        QByteArray cacheKey;          // the ReplayCache key of `subscription` and `shape`
         qint64 cursor = 0;            // every seq <= cursor was sent to this client or does not match
         qint64 lastSent = 0;          // seq of the last event written
         ChangeEventList buffer;       // live events that arrived during the replay
@@ -97,6 +101,15 @@ private:
     };
 
     void replayStep(quint64 clientId);
+    // One replay step through the cache; false when the journal's own way must take it
+    // (the client's cursor is before the prune mark: its gap comes from Replay).
+    bool replayFromCache(Client* client);
+    void failReplay(Client* client, const QString& error);
+    void publishCacheStats();
+    static QByteArray cacheKeyOf(const Subscription& subscription, const EventShape& shape);
+    // The live fan-out of every batch received since the last one.
+    void flushCommitted();
+    void deliver(const QHash<QString, ChangeEventList>& bySubscription, qint64 through);
     void scheduleReplay(Client* client);
     void goLive(Client* client);
     void writeFrame(Client* client, const QByteArray& frame, int events);
@@ -115,6 +128,9 @@ private:
     quint64 m_nextId = 1;
     qint64 m_head = 0; // highest seq delivered to this thread by committed()
     qint64 m_replayHighWater = 256 * 1024;
+    ReplayCache m_cache;
+    QList<CommittedBatch> m_pendingBatches; // received, not yet fanned out (coalesceLive)
+    bool m_flushQueued = false;
 };
 
 } // namespace tw

@@ -77,6 +77,18 @@ QByteArray JournalReader::checkpointToken(const QString& sourceId) {
     return token;
 }
 
+JournalReader::Bounds JournalReader::bounds() {
+    Bounds b;
+    if (!m_meta)
+        return b;
+    if (sqlite3_step(m_meta) == SQLITE_ROW) {
+        b.lastSeq = sqlite3_column_int64(m_meta, 0);
+        b.prunedThrough = sqlite3_column_int64(m_meta, 1);
+    }
+    sqlite3_reset(m_meta);
+    return b;
+}
+
 JournalReader::Result JournalReader::readAfter(qint64 after, int limit,
                                                const std::function<bool(const ChangeEvent&)>& match,
                                                int scanLimit) {

@@ -42,6 +42,13 @@ public:
     // Journal::restore() gives it; for a consumer that checkpoints through the engine
     // and resumes on its own thread (the NATS publisher).
     QByteArray checkpointToken(const QString& sourceId);
+    // The head and the prune mark of one snapshot: a reader of the range after
+    // `prunedThrough` misses nothing; one from before it has lost history (a gap).
+    struct Bounds {
+        qint64 lastSeq = 0;
+        qint64 prunedThrough = 0;
+    };
+    Bounds bounds();
 
 private:
     sqlite3* m_db = nullptr;
