@@ -1,6 +1,5 @@
 #include "PostgresSource.h"
 
-#include "PgEventMapper.h"
 #include "PgFallback.h"
 #include "sources/SourceUri.h"
 
@@ -26,11 +25,7 @@ constexpr char kTokenPrefix[] = "lsn:";
 constexpr int kTickMs = 250;
 constexpr qint64 kStatusIntervalMs = 10000;
 constexpr qint64 kLagIntervalMs = 5000;
-// A batch leaves at the end of each read of the socket or at this many events,
-// whichever comes first; a transaction is never split.
-constexpr int kBatchEvents = 4096;
-// How long the stream waits at start for the tables the last run watched to be
-// watched again: the session sends them right after start(), well within this.
+// How long the stream waits at start for the last run's tables to be watched again.
 constexpr qint64 kWaitForWatchesMs = 2000;
 // State keys of the watched tables, so a restart knows them before watch() comes.
 constexpr char kWatchKeyPrefix[] = "pgwatch\x1f";
@@ -374,176 +369,6 @@ void PostgresSource::onTick() {
         checkSchema(&m_outgoing.events, &m_outgoing.checkpoint);
         flushOutgoing();
     }
-}
-
-void PostgresSource::onReadable() {
-    if (!m_connected)
-        return;
-    QString error;
-    if (!m_replication.consumeInput(&error)) {
-        enterBackoff(QStringLiteral("Lost the replication connection to %1: %2").arg(m_described, error));
-        return;
-    }
-    QByteArray message;
-    for (;;) {
-        const PgReplication::Read r = m_replication.read(&message, &error);
-        if (r == PgReplication::Read::Message) {
-            handle(message);
-            if (!m_connected)
-                return;
-            continue;
-        }
-        if (r == PgReplication::Read::Empty)
-            break;
-        flushOutgoing();
-        enterBackoff(QStringLiteral("The replication stream from %1 ended: %2").arg(m_described, error));
-        return;
-    }
-    flushOutgoing();
-}
-
-void PostgresSource::handle(const QByteArray& copyData) {
-    pg::PgCopyMessage copy;
-    QString error;
-    if (!pg::PgOutputDecoder::decodeCopyData(copyData, &copy, &error)) {
-        enterBackoff(error);
-        return;
-    }
-    switch (copy.kind) {
-    case pg::PgCopyMessage::Kind::Keepalive:
-        m_receivedLsn = std::max(m_receivedLsn, copy.walEnd);
-        if (!m_inTransaction && m_outgoing.events.isEmpty() && m_publishedLsn == m_committedLsn)
-            m_idleLsn = std::max(m_idleLsn, copy.walEnd);
-        if (copy.replyRequested)
-            sendStatus(false);
-        return;
-    case pg::PgCopyMessage::Kind::XLogData: {
-        m_receivedLsn = std::max(m_receivedLsn, copy.walStart);
-        pg::PgMessage m;
-        if (!pg::PgOutputDecoder::decode(copy.payload, &m, &error)) {
-            setStatus(SourceStatus::State::Error, error);
-            disconnectAll();
-            return;
-        }
-        handleMessage(m);
-        return;
-    }
-    case pg::PgCopyMessage::Kind::Unknown:
-        return;
-    }
-}
-
-void PostgresSource::handleMessage(const pg::PgMessage& m) {
-    using Kind = pg::PgMessage::Kind;
-    switch (m.kind) {
-    case Kind::Begin:
-        m_inTransaction = true;
-        m_commitTimeMs = pg::pgMicrosToEpochMs(m.timestampUs);
-        m_transaction.clear();
-        return;
-    case Kind::Commit: {
-        m_inTransaction = false;
-        const quint64 end = m.endLsn;
-        m_receivedLsn = std::max(m_receivedLsn, end);
-        if (end <= m_restoredLsn || end <= m_publishedLsn) {
-            // Committed to the journal before (the slot had not been told yet).
-            m_transaction.clear();
-            return;
-        }
-        if (m_transaction.isEmpty()) {
-            if (m_outgoing.events.isEmpty() && m_publishedLsn == m_committedLsn)
-                m_idleLsn = std::max(m_idleLsn, end);
-            return;
-        }
-        const ClusterTime base{quint32(m_commitTimeMs / 1000), 0};
-        for (qsizetype i = 0; i < m_transaction.size(); ++i)
-            m_transaction[i].setClusterTime({base.t, quint32(i + 1)});
-        m_outgoing.events.append(m_transaction);
-        m_outgoing.checkpoint.token = tokenFor(end);
-        m_publishedLsn = end;
-        m_transaction.clear();
-        if (m_outgoing.events.size() >= kBatchEvents)
-            flushOutgoing();
-        return;
-    }
-    case Kind::Relation: {
-        Relation r;
-        r.rel = m.relation;
-        r.ns = Namespace{m_database, QString::fromUtf8(m.relation.schema) + QLatin1Char('.') +
-                                         QString::fromUtf8(m.relation.name)};
-        // The server describes a relation again when its columns changed: the schema
-        // events go in this transaction, ahead of the rows that have the new columns.
-        QStringList columns;
-        for (const pg::PgColumn& c : std::as_const(m.relation.columns))
-            columns.append(QString::fromUtf8(c.name));
-        const auto known = m_relations.constFind(r.rel.oid);
-        QStringList knownColumns;
-        if (known != m_relations.constEnd())
-            for (const pg::PgColumn& c : std::as_const(known->rel.columns))
-                knownColumns.append(QString::fromUtf8(c.name));
-        const bool changed = known != m_relations.constEnd()
-                                 ? knownColumns != columns
-                                 : m_schemaWatch.columnsDiffer(r.ns.coll, columns);
-        if (changed && m_inTransaction && m_watched.contains(keyName(r.ns)))
-            checkSchema(&m_transaction, &m_outgoing.checkpoint);
-        m_relations.insert(r.rel.oid, std::move(r));
-        return;
-    }
-    case Kind::Insert:
-    case Kind::Update:
-    case Kind::Delete: {
-        const auto found = m_relations.find(m.relationOid);
-        if (found == m_relations.end() || !m_watched.contains(keyName(found->ns)))
-            return;
-        if (!found->keysResolved)
-            PgEventMapper::resolveKeys(*found, m_watched.value(keyName(found->ns)).info.keyColumns);
-        m_transaction.append(PgEventMapper::change(id(), *found, m, m_commitTimeMs));
-        return;
-    }
-    case Kind::Truncate:
-        for (const quint32 oid : m.truncated) {
-            const auto found = m_relations.constFind(oid);
-            if (found == m_relations.constEnd() || !m_watched.contains(keyName(found->ns)))
-                continue;
-            m_transaction.append(PgEventMapper::truncate(id(), found->ns, m_commitTimeMs));
-        }
-        return;
-    case Kind::Origin:
-    case Kind::Type:
-    case Kind::Message:
-    case Kind::Unknown:
-        return;
-    }
-}
-
-void PostgresSource::flushOutgoing() {
-    // Without events, a new schema snapshot still leaves.
-    if (m_outgoing.events.isEmpty() && m_outgoing.checkpoint.isEmpty())
-        return;
-    if (!m_outgoing.events.isEmpty())
-        m_status.lastEventMs = nowMs();
-    m_gapReason.clear(); // live again: a watch from now on has lost nothing
-    publishBatch(m_outgoing);
-    m_outgoing.events.clear();
-    m_outgoing.checkpoint = {};
-}
-
-void PostgresSource::sendStatus(bool replyRequested) {
-    if (!m_connected || !m_replication.isStreaming())
-        return;
-    // Confirm what the journal holds; while nothing is in flight, also what the
-    // server skipped past (other tables' transactions), so the slot does not keep
-    // WAL that nobody needs.
-    quint64 flushed = m_committedLsn;
-    if (!m_inTransaction && m_outgoing.events.isEmpty() && m_publishedLsn == m_committedLsn)
-        flushed = std::max(flushed, m_idleLsn);
-    QString error;
-    if (!m_replication.sendStatus(std::max(m_receivedLsn, flushed), flushed, replyRequested, &error)) {
-        enterBackoff(QStringLiteral("Lost the replication connection to %1: %2").arg(m_described, error));
-        return;
-    }
-    m_confirmedSent = flushed;
-    m_sinceStatus.restart();
 }
 
 void PostgresSource::checkpointCommitted(const QByteArray& token) {
