@@ -155,7 +155,11 @@ void NatsPublisher::onCommitted(const CommittedBatch& batch) {
         m_commitTimes.emplace_back(batch.lastSeq, nowMs());
         if (m_commitTimes.size() > 4096)
             m_commitTimes.pop_front(); // the lag in seconds is then a little short, never wrong in events
-        if (m_buffer.size() + size_t(batch.events.size()) <= kMaxBuffered)
+        // Only a run without holes: after a commit that did not fit, later ones wait
+        // for the buffer to drain (take() reads the journal for what is missing).
+        const bool follows = m_buffer.empty() || (!batch.events.isEmpty() &&
+                                                  m_buffer.back().seq() + 1 == batch.events.first().seq());
+        if (follows && m_buffer.size() + size_t(batch.events.size()) <= kMaxBuffered)
             m_buffer.insert(m_buffer.end(), batch.events.cbegin(), batch.events.cend());
     }
     m_wake.notify_one();
@@ -336,9 +340,12 @@ ChangeEventList NatsPublisher::take(int limit, QString* why) {
         while (!m_buffer.empty() && m_buffer.front().seq() < m_next)
             m_buffer.pop_front();
         if (!m_buffer.empty() && m_buffer.front().seq() == m_next) {
-            while (!m_buffer.empty() && events.size() < limit) {
+            // Consecutive seqs only: a window never jumps over a hole.
+            qint64 expected = m_next;
+            while (!m_buffer.empty() && events.size() < limit && m_buffer.front().seq() == expected) {
                 events.append(m_buffer.front());
                 m_buffer.pop_front();
+                ++expected;
             }
             return events;
         }
