@@ -253,11 +253,16 @@ void MongoWatch::drain(qint64 deadlineMs) {
         if (!m_context.mapper->map(doc, &event, &error)) {
             // Skipped, but never in silence: consumers get a gap in its place.
             qCWarning(lcMongo).noquote() << "skipping an event of" << describe(m_ns) << ":" << error;
-            pending.events.append(
+            event =
                 ChangeEvent::makeGap(m_context.sourceId, m_ns,
                                      QStringLiteral("an event of %1 could not be read (%2) and was skipped")
-                                         .arg(describe(m_ns), error)));
-            continue;
+                                         .arg(describe(m_ns), error));
+            // Past it for good: a restart resumes after the event, not before it.
+            bson_iter_t id;
+            if (bson_iter_init_find(&id, doc, "_id") && BSON_ITER_HOLDS_DOCUMENT(&id)) {
+                m_lastEventToken = copyDocument(&id);
+                m_context.tokens->insert(m_key, m_lastEventToken);
+            }
         }
         if (event.operation() == Operation::Invalidate) {
             m_invalidated = true;
