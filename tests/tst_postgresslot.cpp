@@ -39,6 +39,7 @@ private Q_SLOTS:
     void cleanup();
     void namesAreValidIdentifiersOfJournalAndSource_data();
     void namesAreValidIdentifiersOfJournalAndSource();
+    void idsThatReadAlikeGetSlotsOfTheirOwn();
     void twoSourcesOfOneJournalHaveTheirOwnSlotWithLagInHealthAndMetrics();
     void removingWithDropSlotDropsSlotAndPublicationWithoutKeepsThem();
     void legacySlotHoldingTheJournalsPositionIsKeptAndLosesNothing();
@@ -159,7 +160,7 @@ void TestPostgresSlot::namesAreValidIdentifiersOfJournalAndSource_data() {
     QTest::newRow("plain") << journal << QStringLiteral("shop")
                            << QStringLiteral("tidewatch_3f2504e04f89_shop");
     QTest::newRow("dots and dashes") << journal << QStringLiteral("Shop.EU-West")
-                                     << QStringLiteral("tidewatch_3f2504e04f89_shop_eu_west");
+                                     << QStringLiteral("tidewatch_3f2504e04f89_shop_eu_west_fe9cee6c");
     QTest::newRow("no journal id") << QString() << QStringLiteral("shop") << QStringLiteral("tidewatch_shop");
     const QString longId = QString(50, QLatin1Char('a'));
     QTest::newRow("too long") << journal << longId << QString();
@@ -180,6 +181,18 @@ void TestPostgresSlot::namesAreValidIdentifiersOfJournalAndSource() {
     QCOMPARE(name.size(), PgSlotName::kMaxLength);
     QVERIFY(name.startsWith(QLatin1String("tidewatch_3f2504e04f89_aaaa")));
     QVERIFY(name != PgSlotName::forJournal(journalId, sourceId + QLatin1Char('b')));
+}
+
+void TestPostgresSlot::idsThatReadAlikeGetSlotsOfTheirOwn() {
+    const QString journal = QStringLiteral("3f2504e0-4f89-11d3-9a0c-0305e82c3301");
+    const QString plain = PgSlotName::forJournal(journal, QStringLiteral("shop_db"));
+    QCOMPARE(plain, QStringLiteral("tidewatch_3f2504e04f89_shop_db"));
+    for (const QString& id :
+         {QStringLiteral("Shop-DB"), QStringLiteral("shop.db"), QStringLiteral("SHOP_DB")}) {
+        const QString other = PgSlotName::forJournal(journal, id);
+        QVERIFY2(other != plain, qPrintable(id));
+        QVERIFY2(other.startsWith(QLatin1String("tidewatch_3f2504e04f89_shop_db_")), qPrintable(other));
+    }
 }
 
 void TestPostgresSlot::twoSourcesOfOneJournalHaveTheirOwnSlotWithLagInHealthAndMetrics() {

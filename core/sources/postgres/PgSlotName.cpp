@@ -33,7 +33,9 @@ QString PgSlotName::forJournal(const QString& journalId, const QString& sourceId
         return legacy(sourceId);
     const QString head = kPrefix + journal.left(kJournalDigits) + QLatin1Char('_');
     const QString source = sanitize(sourceId);
-    if (head.size() + source.size() <= kMaxLength)
+    // An id that had to change ("Shop-DB" and "shop_db" both read shop_db) carries a
+    // hash of itself, so two sources never share a slot.
+    if (source == sourceId && head.size() + source.size() <= kMaxLength)
         return head + source;
     const QString hash = QString::fromLatin1(
         QCryptographicHash::hash(sourceId.toUtf8(), QCryptographicHash::Sha1).toHex().left(kHashDigits));
