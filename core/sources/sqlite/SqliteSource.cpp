@@ -68,6 +68,14 @@ void SqliteSource::setPollIntervalMs(int ms) {
 bool SqliteSource::openDatabase(QString* error) {
     if (m_db)
         return true;
+    // The file's identity before opening: a file replaced in between is then seen as
+    // replaced at the next check and opened again, never taken for the one read.
+    struct stat info {};
+    if (::stat(QFile::encodeName(m_path).constData(), &info) == 0) {
+        m_fileDevice = quint64(info.st_dev);
+        m_fileInode = quint64(info.st_ino);
+        m_fileSize = qint64(info.st_size);
+    }
     // Read-only: Tidewatch never writes to a watched file outside capture mode.
     const int rc = sqlite3_open_v2(QFile::encodeName(m_path).constData(), &m_db,
                                    SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
@@ -80,12 +88,6 @@ bool SqliteSource::openDatabase(QString* error) {
         return false;
     }
     sqlite3_busy_timeout(m_db, 1000);
-    struct stat info {};
-    if (::stat(QFile::encodeName(m_path).constData(), &info) == 0) {
-        m_fileDevice = quint64(info.st_dev);
-        m_fileInode = quint64(info.st_ino);
-        m_fileSize = qint64(info.st_size);
-    }
     // Whatever was read before came from another file, or from this one before a
     // gap: compare everything again.
     m_dataVersion = -1;
