@@ -32,6 +32,7 @@ private Q_SLOTS:
     void captureModeTransactionOfManyRowsArrivesWhole();
     void captureModeRestartResumesWithNothingRepeated();
     void captureModeRefusedSaysWhatToGrant();
+    void removingWithServerStateDropsTheTriggers();
 
 private:
     bool startWatching(EngineFixture& f, const QString& id, const QString& table, const WatchOptions& options,
@@ -276,6 +277,25 @@ void TestPostgresFallback::captureModeTransactionOfManyRowsArrivesWhole() {
     QCOMPARE(f.commits.size(), 1);
     for (int i = 0; i < 1000; ++i)
         QCOMPARE(fieldJson(f.events[i].documentKey(), "id"), QString::number(i + 1));
+}
+
+void TestPostgresFallback::removingWithServerStateDropsTheTriggers() {
+    QCOMPARE(createOwned(QStringLiteral("leaving"), QStringLiteral("id int PRIMARY KEY")), QString());
+    const QString triggers = QStringLiteral("SELECT count(*) FROM pg_trigger WHERE tgname = "
+                                            "'tidewatch_capture' AND tgrelid = 'leaving'::regclass");
+    EngineFixture f(journalPath());
+    QVERIFY(startWatching(f, QStringLiteral("leaving"), QStringLiteral("leaving"), capture(),
+                          QStringLiteral("watcher")));
+    QTRY_COMPARE_WITH_TIMEOUT(f.ready.size(), 1, 20000);
+    QCOMPARE(m_cluster->value(triggers), QStringLiteral("1"));
+    // What the window's "drop what the connection left on the server" does.
+    f.engine->removeSource(QStringLiteral("leaving"), true);
+    QTRY_COMPARE_WITH_TIMEOUT(m_cluster->value(triggers), QStringLiteral("0"), 20000);
+    // And nothing is captured any more.
+    QCOMPARE(exec(QStringLiteral("INSERT INTO leaving VALUES (1)")), QString());
+    QCOMPARE(m_cluster->value(
+                 QStringLiteral("SELECT count(*) FROM tidewatch.changelog WHERE tbl = 'public.leaving'")),
+             QStringLiteral("0"));
 }
 
 void TestPostgresFallback::captureModeRestartResumesWithNothingRepeated() {

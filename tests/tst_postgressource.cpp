@@ -37,6 +37,7 @@ private Q_SLOTS:
     void browsingListsTablesViewsAndPartitions();
     void walLevelReplicaIsExplained();
     void roleWithoutReplicationIsExplained();
+    void replicationTakenAwayGivesAGapThenPolls();
     void invalidatedSlotGivesOneGapThenLive();
     void badConnectionStringIsAClearError();
     void killNineMidStreamTwentyTimesDeliversEachChangeOnce();
@@ -408,6 +409,46 @@ void TestPostgresSource::roleWithoutReplicationIsExplained() {
     QVERIFY2(reason.contains(QLatin1String("lacks the REPLICATION attribute")) &&
                  reason.contains(QLatin1String("ALTER ROLE \"plainuser\" REPLICATION")),
              qPrintable(reason));
+}
+
+void TestPostgresSource::replicationTakenAwayGivesAGapThenPolls() {
+    QCOMPARE(exec(QStringLiteral(
+                 "CREATE ROLE flipper LOGIN REPLICATION; CREATE TABLE flipped(id int PRIMARY KEY);"
+                 "GRANT SELECT ON flipped TO flipper; GRANT CREATE ON DATABASE tidewatch TO flipper;"
+                 "ALTER TABLE flipped OWNER TO flipper")),
+             QString());
+    const QString uri = QStringLiteral("postgresql://flipper@127.0.0.1:%1/tidewatch").arg(m_cluster->port());
+    const Namespace ns{QStringLiteral("tidewatch"), QStringLiteral("public.flipped")};
+    {
+        EngineFixture f(journalPath());
+        QVERIFY(f.start());
+        QVERIFY(f.engine->addSource(QStringLiteral("flip"), uri));
+        f.engine->watch(QStringLiteral("flip"), ns);
+        QTRY_COMPARE_WITH_TIMEOUT(f.ready.size(), 1, 20000);
+        QCOMPARE(exec(QStringLiteral("INSERT INTO flipped VALUES (1)")), QString());
+        QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1, 20000);
+    }
+    // Closed, the attribute is taken away and a row is written.
+    QCOMPARE(exec(QStringLiteral("ALTER ROLE flipper NOREPLICATION; INSERT INTO flipped VALUES (2)")),
+             QString());
+    EngineFixture f(journalPath());
+    QVERIFY(f.start());
+    QVERIFY(f.engine->addSource(QStringLiteral("flip"), uri));
+    f.engine->watch(QStringLiteral("flip"), ns);
+    // Row 2 cannot be read without the slot: one gap says so, then polling goes on.
+    QTRY_VERIFY_WITH_TIMEOUT(!f.ofOperation(Operation::Gap).isEmpty(), 20000);
+    const ChangeEvent gap = f.ofOperation(Operation::Gap).first();
+    QCOMPARE(gap.ns().toString(), ns.toString());
+    QVERIFY2(gap.reason().contains(QLatin1String("no longer possible")) &&
+                 gap.reason().contains(QLatin1String("slot")),
+             qPrintable(gap.reason()));
+    QTRY_VERIFY_WITH_TIMEOUT(!f.statuses.isEmpty() && f.statuses.last().state == SourceStatus::State::Polling,
+                             20000);
+    QTRY_COMPARE_WITH_TIMEOUT(f.ready.size(), 1, 20000);
+    QCOMPARE(exec(QStringLiteral("INSERT INTO flipped VALUES (3)")), QString());
+    QTRY_COMPARE_WITH_TIMEOUT(f.ofOperation(Operation::Insert).size(), 1, 20000);
+    QCOMPARE(fieldJson(f.ofOperation(Operation::Insert).first().documentKey(), "id"), QStringLiteral("3"));
+    QCOMPARE(f.ofOperation(Operation::Gap).size(), 1);
 }
 
 void TestPostgresSource::invalidatedSlotGivesOneGapThenLive() {

@@ -223,6 +223,13 @@ void PgFallback::unwatch(const Namespace& ns) {
     showStatus();
 }
 
+void PgFallback::releaseServerState() {
+    if (m_connected || connectNow())
+        for (const Namespace& ns : std::as_const(m_captured))
+            m_capture.remove(m_conn, ns);
+    m_captured.clear();
+}
+
 void PgFallback::pollAll() {
     if (!m_connected) {
         if (connectNow())

@@ -41,6 +41,9 @@ public:
     void start();
     void watch(const Namespace& ns, const WatchOptions& options);
     void unwatch(const Namespace& ns);
+    // Drops the capture triggers it installed (the connection is being removed, with
+    // what it left on the server); the changelog table stays for other sources.
+    void releaseServerState();
     void stop();
     void checkpointCommitted(const QByteArray& token);
 

@@ -556,6 +556,8 @@ void PostgresSource::stop() {
 
 void PostgresSource::dropReplicationState() {
     const bool wasStarted = m_started;
+    if (m_fallback)
+        m_fallback->releaseServerState(); // its triggers, when capturing
     disconnectAll();
     PgConnection conn;
     QString error;
@@ -573,28 +575,6 @@ void PostgresSource::dropReplicationState() {
         setStatus(SourceStatus::State::Stopped,
                   error.isEmpty() ? QStringLiteral("dropped slot and publication \"%1\"").arg(m_slotName)
                                   : error);
-}
-
-} // namespace tw
-
-namespace tw {
-
-void PostgresSource::enterFallback(const QString& why) {
-    // Polling or capture on an ordinary connection, until a restart finds replication
-    // possible; the status keeps `why`, so it says what to change.
-    m_fallback = new PgFallback(id(), m_conninfo, m_described, why, m_restore, this);
-    connect(m_fallback, &PgFallback::batchReady, this, [this](const ChangeBatch& b) { publishBatch(b); });
-    connect(m_fallback, &PgFallback::statusChanged, this,
-            [this](SourceStatus::State state, const QString& reason, const QDateTime& retry) {
-                setStatus(state, reason, retry);
-            });
-    connect(m_fallback, &PgFallback::watchReady, this, &PostgresSource::watchReady);
-    connect(m_fallback, &PgFallback::watchFailed, this, &PostgresSource::watchFailed);
-    m_fallback->start();
-    const auto pending = std::exchange(m_pendingWatches, {});
-    for (auto it = pending.cbegin(); it != pending.cend(); ++it)
-        m_fallback->watch(it.value(), m_pendingOptions.value(it.key()));
-    m_pendingOptions.clear();
 }
 
 } // namespace tw

@@ -1,11 +1,12 @@
-// The replication stream half of PostgresSource: reading pgoutput from the COPY BOTH
-// connection, turning its messages into batches, and the standby status updates that
-// confirm what the journal committed. The connection, the watches and the fallback are
-// in PostgresSource.cpp.
+// The stream half of PostgresSource: reading pgoutput from the COPY BOTH connection,
+// turning its messages into batches, the standby status updates that confirm what the
+// journal committed, and the switch to PgFallback's polling or capture when there is
+// no replication. The connection, the watches and the slot are in PostgresSource.cpp.
 
 #include "PostgresSource.h"
 
 #include "PgEventMapper.h"
+#include "PgFallback.h"
 
 #include <QDateTime>
 #include <QLoggingCategory>
@@ -190,6 +191,40 @@ void PostgresSource::sendStatus(bool replyRequested) {
     }
     m_confirmedSent = flushed;
     m_sinceStatus.restart();
+}
+
+void PostgresSource::enterFallback(const QString& why) {
+    // Polling or capture on an ordinary connection, until a restart finds replication
+    // possible; the status keeps `why`, so it says what to change.
+    if (m_restoredLsn != 0) {
+        // Replication ran before: the changes between its last position and the first
+        // poll cannot be read without it. Say so once (the token moves to 0).
+        ChangeBatch gap;
+        gap.sourceId = id();
+        for (const QString& coll : std::as_const(m_expectedWatches))
+            gap.events.append(ChangeEvent::makeGap(
+                id(), Namespace{m_database, coll},
+                QStringLiteral("logical replication is no longer possible (%1); changes since the last one "
+                               "read may be missing, and the slot %2 keeps WAL on the server until it is "
+                               "dropped")
+                    .arg(why, m_slotName)));
+        gap.checkpoint.token = tokenFor(0);
+        m_restoredLsn = 0;
+        publishBatch(gap);
+    }
+    m_fallback = new PgFallback(id(), m_conninfo, m_described, why, m_restore, this);
+    connect(m_fallback, &PgFallback::batchReady, this, [this](const ChangeBatch& b) { publishBatch(b); });
+    connect(m_fallback, &PgFallback::statusChanged, this,
+            [this](SourceStatus::State state, const QString& reason, const QDateTime& retry) {
+                setStatus(state, reason, retry);
+            });
+    connect(m_fallback, &PgFallback::watchReady, this, &PostgresSource::watchReady);
+    connect(m_fallback, &PgFallback::watchFailed, this, &PostgresSource::watchFailed);
+    m_fallback->start();
+    const auto pending = std::exchange(m_pendingWatches, {});
+    for (auto it = pending.cbegin(); it != pending.cend(); ++it)
+        m_fallback->watch(it.value(), m_pendingOptions.value(it.key()));
+    m_pendingOptions.clear();
 }
 
 } // namespace tw
