@@ -33,6 +33,7 @@ private Q_SLOTS:
     void captureModeRestartResumesWithNothingRepeated();
     void captureModeRefusedSaysWhatToGrant();
     void removingWithServerStateDropsTheTriggers();
+    void watchedAgainRepeatsNothing();
 
 private:
     bool startWatching(EngineFixture& f, const QString& id, const QString& table, const WatchOptions& options,
@@ -296,6 +297,34 @@ void TestPostgresFallback::removingWithServerStateDropsTheTriggers() {
     QCOMPARE(m_cluster->value(
                  QStringLiteral("SELECT count(*) FROM tidewatch.changelog WHERE tbl = 'public.leaving'")),
              QStringLiteral("0"));
+}
+
+void TestPostgresFallback::watchedAgainRepeatsNothing() {
+    QCOMPARE(exec(QStringLiteral("CREATE TABLE again(id int PRIMARY KEY, v text)")), QString());
+    const Namespace ns{QStringLiteral("tidewatch"), QStringLiteral("public.again")};
+    {
+        // A first run leaves a baseline in the journal.
+        EngineFixture f(journalPath());
+        QVERIFY(startWatching(f, QStringLiteral("again"), QStringLiteral("again"), polling()));
+        QTRY_COMPARE_WITH_TIMEOUT(f.ready.size(), 1, 20000);
+        QCOMPARE(exec(QStringLiteral("INSERT INTO again VALUES (1, 'a')")), QString());
+        QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1, 20000);
+    }
+    EngineFixture f(journalPath());
+    QVERIFY(startWatching(f, QStringLiteral("again"), QStringLiteral("again"), polling()));
+    QTRY_COMPARE_WITH_TIMEOUT(f.ready.size(), 1, 20000);
+    QCOMPARE(exec(QStringLiteral("INSERT INTO again VALUES (2, 'b')")), QString());
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1, 20000);
+    // Unwatched and watched again in the same run: a baseline of its own, not the
+    // one the run started with (which would send row 2 again).
+    f.engine->unwatch(QStringLiteral("again"), ns);
+    f.engine->watch(QStringLiteral("again"), ns, polling());
+    QTRY_COMPARE_WITH_TIMEOUT(f.ready.size(), 2, 20000);
+    QCOMPARE(exec(QStringLiteral("INSERT INTO again VALUES (3, 'c')")), QString());
+    QTRY_VERIFY_WITH_TIMEOUT(f.events.size() >= 2, 20000);
+    QCOMPARE(fieldJson(f.events[0].documentKey(), "id"), QStringLiteral("2"));
+    QCOMPARE(fieldJson(f.events[1].documentKey(), "id"), QStringLiteral("3"));
+    QCOMPARE(f.events[1].operation(), Operation::Insert);
 }
 
 void TestPostgresFallback::captureModeRestartResumesWithNothingRepeated() {

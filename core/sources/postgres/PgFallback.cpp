@@ -215,6 +215,14 @@ void PgFallback::unwatch(const Namespace& ns) {
         batch.sourceId = m_sourceId;
         poller->clear(batch.checkpoint);
         Q_EMIT batchReady(batch);
+        // Forgotten here too: watched again in this run, the table starts from a
+        // baseline of its own, not from the one the source started with.
+        const QByteArray marker = QByteArrayLiteral("pgpoll\x1f") + ns.coll.toUtf8();
+        m_restore.state.removeIf([&marker](const auto& entry) {
+            const QByteArray& key = entry.key();
+            return key == marker || (key.startsWith(marker) && key.size() > marker.size() &&
+                                     (key.at(marker.size()) == '\x1f' || key.at(marker.size()) == '\x1e'));
+        });
     }
     if (m_captured.remove(ns.coll) && m_connected)
         m_capture.remove(m_conn, ns);
