@@ -140,6 +140,7 @@ private:
     bool m_inTransaction = false;
     qint64 m_commitTimeMs = 0;
     ChangeEventList m_transaction;
+    SourceCheckpoint m_transactionState; // the schema snapshot m_transaction's DDL moved
     ChangeBatch m_outgoing;
 
     int m_backoffInitialMs = 500;

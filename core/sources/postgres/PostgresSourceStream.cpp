@@ -87,6 +87,7 @@ void PostgresSource::handleMessage(const pg::PgMessage& m) {
         m_inTransaction = true;
         m_commitTimeMs = pg::pgMicrosToEpochMs(m.timestampUs);
         m_transaction.clear();
+        m_transactionState = {};
         return;
     case Kind::Commit: {
         m_inTransaction = false;
@@ -95,8 +96,18 @@ void PostgresSource::handleMessage(const pg::PgMessage& m) {
         if (end <= m_restoredLsn || end <= m_publishedLsn) {
             // Committed to the journal before (the slot had not been told yet).
             m_transaction.clear();
+            m_transactionState = {};
             return;
         }
+        // The schema snapshot a Relation message moved goes with this commit, never
+        // ahead of it: committed earlier, a replay after a crash would find nothing
+        // changed and its schema events would be lost.
+        for (auto it = m_transactionState.stateUpserts.cbegin(); it != m_transactionState.stateUpserts.cend();
+             ++it) {
+            m_outgoing.checkpoint.stateRemovals.removeAll(it.key());
+            m_outgoing.checkpoint.stateUpserts.insert(it.key(), it.value());
+        }
+        m_transactionState = {};
         if (m_transaction.isEmpty()) {
             if (m_outgoing.events.isEmpty() && m_publishedLsn == m_committedLsn)
                 m_idleLsn = std::max(m_idleLsn, end);
@@ -132,7 +143,7 @@ void PostgresSource::handleMessage(const pg::PgMessage& m) {
                                  ? knownColumns != columns
                                  : m_schemaWatch.columnsDiffer(r.ns.coll, columns);
         if (changed && m_inTransaction && m_watched.contains(keyName(r.ns)))
-            checkSchema(&m_transaction, &m_outgoing.checkpoint);
+            checkSchema(&m_transaction, &m_transactionState);
         m_relations.insert(r.rel.oid, std::move(r));
         return;
     }
