@@ -34,6 +34,7 @@ private Q_SLOTS:
     void captureModeRefusedSaysWhatToGrant();
     void removingWithServerStateDropsTheTriggers();
     void watchedAgainRepeatsNothing();
+    void captureModeTableWatchedLaterAfterARestartMissesNothing();
 
 private:
     bool startWatching(EngineFixture& f, const QString& id, const QString& table, const WatchOptions& options,
@@ -358,6 +359,40 @@ void TestPostgresFallback::captureModeRestartResumesWithNothingRepeated() {
     QCOMPARE(exec(QStringLiteral("INSERT INTO resumed VALUES (6)")), QString());
     QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 4, 20000);
     QCOMPARE(fieldJson(f.events.last().documentKey(), "id"), QStringLiteral("6"));
+}
+
+void TestPostgresFallback::captureModeTableWatchedLaterAfterARestartMissesNothing() {
+    QCOMPARE(createOwned(QStringLiteral("first_t"), QStringLiteral("id int PRIMARY KEY")), QString());
+    QCOMPARE(createOwned(QStringLiteral("second_t"), QStringLiteral("id int PRIMARY KEY")), QString());
+    const Namespace second{QStringLiteral("tidewatch"), QStringLiteral("public.second_t")};
+    {
+        EngineFixture f(journalPath());
+        QVERIFY(startWatching(f, QStringLiteral("pair"), QStringLiteral("first_t"), capture(),
+                              QStringLiteral("watcher")));
+        f.engine->watch(QStringLiteral("pair"), second, capture());
+        QTRY_COMPARE_WITH_TIMEOUT(f.ready.size(), 2, 20000);
+        QCOMPARE(exec(QStringLiteral("INSERT INTO first_t VALUES (1); INSERT INTO second_t VALUES (1)")),
+                 QString());
+        QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 2, 20000);
+    }
+    // Closed: both tables change.
+    QCOMPARE(exec(QStringLiteral("INSERT INTO first_t VALUES (2)")), QString());
+    QCOMPARE(exec(QStringLiteral("INSERT INTO second_t VALUES (2)")), QString());
+    EngineFixture f(journalPath());
+    QVERIFY(startWatching(f, QStringLiteral("pair"), QStringLiteral("first_t"), capture(),
+                          QStringLiteral("watcher")));
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1, 20000);
+    // Reads of the first table move on past the journal's bound...
+    QCOMPARE(exec(QStringLiteral("INSERT INTO first_t VALUES (3)")), QString());
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 2, 20000);
+    // ...and the second, watched only now, still gets what changed while closed.
+    f.engine->watch(QStringLiteral("pair"), second, capture());
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 3, 20000);
+    QCOMPARE(f.events[2].ns().toString(), second.toString());
+    QCOMPARE(fieldJson(f.events[2].documentKey(), "id"), QStringLiteral("2"));
+    QCOMPARE(exec(QStringLiteral("INSERT INTO second_t VALUES (3)")), QString());
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 4, 20000);
+    QCOMPARE(fieldJson(f.events[3].documentKey(), "id"), QStringLiteral("3"));
 }
 
 void TestPostgresFallback::captureModeRefusedSaysWhatToGrant() {

@@ -68,6 +68,7 @@ bool PgCapture::boundOf(const QByteArray& token, qint64* bound) {
 void PgCapture::restore(const QByteArray& token) {
     qint64 bound = 0;
     m_bound = boundOf(token, &bound) ? bound : -1;
+    m_restoredBound = m_bound;
     m_pruned = std::max<qint64>(0, m_bound);
 }
 
@@ -107,7 +108,10 @@ bool PgCapture::install(PgConnection& conn, const Namespace& ns, const QString& 
                 .arg(ns.coll, *error, conn.quoteIdentifier(conn.database()), role, qualified);
         return false;
     }
-    m_tables.insert(ns.coll, Table{ns, qualified, keyColumns});
+    Table table{ns, qualified, keyColumns};
+    if (m_restoredBound >= 0 && m_restoredBound < m_bound)
+        table.from = m_restoredBound;
+    m_tables.insert(ns.coll, table);
     return true;
 }
 
@@ -131,7 +135,7 @@ bool PgCapture::readTable(PgConnection& conn, const Table& t, qint64 upTo,
                        "LATERAL jsonb_populate_record(NULL::%1, c.new_row) n "
                        "WHERE c.tbl = %2 AND c.xid >= %3 AND c.xid < %4 ORDER BY c.id")
             .arg(t.qualified, conn.quoteLiteral(t.ns.coll))
-            .arg(m_bound)
+            .arg(t.from >= 0 ? t.from : m_bound)
             .arg(upTo);
     PGresult* result = PQexec(conn.raw(), sql.toUtf8().constData());
     if (PQresultStatus(result) != PGRES_TUPLES_OK) {
@@ -199,7 +203,10 @@ bool PgCapture::read(PgConnection& conn, ChangeBatch& out, QString* error) {
         return false;
     if (m_bound < 0)
         m_bound = upTo;
-    if (upTo <= m_bound)
+    bool catchingUp = false;
+    for (const Table& t : std::as_const(m_tables))
+        catchingUp = catchingUp || t.from >= 0;
+    if (upTo <= m_bound && !catchingUp)
         return true;
     QList<QPair<qint64, ChangeEvent>> changes;
     for (const Table& t : std::as_const(m_tables))
@@ -209,6 +216,8 @@ bool PgCapture::read(PgConnection& conn, ChangeBatch& out, QString* error) {
     std::stable_sort(changes.begin(), changes.end(),
                      [](const auto& a, const auto& b) { return a.first < b.first; });
     m_bound = upTo;
+    for (Table& t : m_tables)
+        t.from = -1;
     if (changes.isEmpty())
         return true; // nothing to commit: the journal's older bound reads the same rows
     for (const auto& change : std::as_const(changes))
@@ -219,7 +228,13 @@ bool PgCapture::read(PgConnection& conn, ChangeBatch& out, QString* error) {
 
 bool PgCapture::pruneCommitted(PgConnection& conn, const QByteArray& token, QString* error) {
     qint64 bound = 0;
-    if (!boundOf(token, &bound) || bound <= m_pruned || m_tables.isEmpty())
+    if (!boundOf(token, &bound) || m_tables.isEmpty())
+        return true;
+    // Never rows a table that joined late has still to read.
+    for (const Table& t : std::as_const(m_tables))
+        if (t.from >= 0)
+            bound = std::min(bound, t.from);
+    if (bound <= m_pruned)
         return true;
     QStringList tables;
     for (const Table& t : std::as_const(m_tables))

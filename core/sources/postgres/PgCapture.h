@@ -60,6 +60,10 @@ private:
         Namespace ns;
         QString qualified;
         QStringList keyColumns;
+        // Read from here rather than m_bound once: a table watched again after a
+        // restart, when the tables watched before it have already moved m_bound on
+        // past the journal's bound (its rows in between were never read).
+        qint64 from = -1;
     };
     static constexpr char kTokenPrefix[] = "capture:";
 
@@ -70,6 +74,7 @@ private:
     QHash<QString, Table> m_tables; // by coll ("schema.table")
     qint64 m_bound = -1;            // transactions below it have been read; -1: not yet known
     qint64 m_pruned = 0;
+    qint64 m_restoredBound = -1; // the journal's bound at start
 };
 
 } // namespace tw
