@@ -6,6 +6,7 @@
 JOBS ?= $(shell nproc)
 
 FUZZ_SECONDS ?= 30
+FUZZ_SEED ?= 0
 
 .PHONY: all deps configure build run test test-asan test-tsan test-all fuzz format-check bench package clean
 
@@ -46,11 +47,11 @@ test-tsan: deps
 	ctest --preset tsan
 
 # The libFuzzer targets (tests/fuzz/README.md), built with clang, ASan and UBSan, each
-# run for FUZZ_SECONDS, two at a time.
+# run for FUZZ_SECONDS, two at a time; FUZZ_SEED fixes libFuzzer's seed (0: random).
 fuzz: deps
 	cmake --preset fuzz
 	cmake --build --preset fuzz -j$(JOBS)
-	FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh build-fuzz
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_SEED=$(FUZZ_SEED) tests/fuzz/run.sh build-fuzz
 
 # What CI runs after the format check: Release, then both sanitizer builds.
 test-all: test test-asan test-tsan

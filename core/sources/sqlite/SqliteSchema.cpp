@@ -185,7 +185,7 @@ SqliteSchema SqliteSchema::deserialize(const QByteArray& bytes) {
         e.isIndex = o.value(QLatin1String("index")).toBool();
         e.name = o.value(QLatin1String("name")).toString();
         e.table = o.value(QLatin1String("table")).toString();
-        e.rootPage = qint64(o.value(QLatin1String("rootPage")).toDouble());
+        e.rootPage = o.value(QLatin1String("rootPage")).toInteger(); // 0 when not an integer in range
         e.sql = o.value(QLatin1String("sql")).toString();
         e.columns = o.value(QLatin1String("columns")).toArray();
         e.key = o.value(QLatin1String("key")).toArray();
