@@ -151,7 +151,15 @@ void SqliteDiff::resume(SqliteTable& table, const SourceRestore& restore, Sqlite
 bool SqliteDiff::diffTable(sqlite3* db, SqliteTable& table, SqlitePending& out, QString* error) {
     const Namespace ns{QStringLiteral("main"), table.name};
     const qint64 now = QDateTime::currentMSecsSinceEpoch();
-    const QString sql = sqlite::tableSql(db, table.name);
+    bool schemaUnreadable = false;
+    const QString sql = sqlite::tableSql(db, table.name, nullptr, &schemaUnreadable);
+    if (schemaUnreadable) {
+        // Not a drop: nothing is known, so nothing changes; the caller scans again.
+        if (error)
+            *error = QStringLiteral("cannot read the schema of table %1: %2")
+                         .arg(table.name, QString::fromUtf8(sqlite3_errmsg(db)));
+        return false;
+    }
     const QByteArray prefix = table.name.toUtf8() + '\x1f';
 
     if (sql.isEmpty() || sql != table.sql) {
@@ -239,7 +247,8 @@ bool SqliteDiff::diffTable(sqlite3* db, SqliteTable& table, SqlitePending& out, 
 
     size_t j = 0;
     quint32 unchangedRows = 0;
-    while (sqlite3_step(s) == SQLITE_ROW) {
+    int rc = SQLITE_ROW;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const qint64 rowid = sqlite3_column_int64(s, 0);
         for (int c = 0; c < columnCount; ++c)
             hashes[size_t(c)] = hashColumn(s, c + 1);
@@ -277,6 +286,24 @@ bool SqliteDiff::diffTable(sqlite3* db, SqliteTable& table, SqlitePending& out, 
             continue;
         }
         out.flushIfDue();
+    }
+    if (rc != SQLITE_DONE) {
+        // The read stopped short (busy, I/O error): the rows not reached are not gone.
+        // Keep what was read (its changes may already be sent) and the old state of the
+        // rest, so that the next scan reports each change once.
+        if (error)
+            *error = QStringLiteral("reading table %1 stopped short: %2")
+                         .arg(table.name, QString::fromUtf8(sqlite3_errmsg(db)));
+        sqlite3_finalize(s);
+        if (comparable) {
+            for (; j < old.rowids.size(); ++j) {
+                next.rowids.push_back(old.rowids[j]);
+                const quint64* kept = old.hashes.data() + j * size_t(old.columns);
+                next.hashes.insert(next.hashes.end(), kept, kept + old.columns);
+            }
+            table.base = std::move(next);
+        }
+        return false;
     }
     sqlite3_finalize(s);
     while (j < old.rowids.size())

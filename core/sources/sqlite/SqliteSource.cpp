@@ -299,7 +299,7 @@ void SqliteSource::takeSchemaBaseline(SqlitePending& out) {
         checkSchema(out);
 }
 
-void SqliteSource::checkSchema(SqlitePending& out) {
+bool SqliteSource::checkSchema(SqlitePending& out) {
     // schema_version moves with every schema change: one integer read per commit keeps
     // the comparison off the latency path when only rows changed.
     sqlite3_stmt* s = nullptr;
@@ -309,12 +309,12 @@ void SqliteSource::checkSchema(SqlitePending& out) {
         version = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
     if (version >= 0 && version == m_schemaVersion)
-        return;
+        return true;
     SqliteSchema now;
     QString error;
     if (!now.read(m_db, m_schema, &error)) {
         setStatus(SourceStatus::State::Error, error);
-        return;
+        return false;
     }
     m_schemaVersion = version;
     if (!m_schema.isNull()) {
@@ -345,6 +345,7 @@ void SqliteSource::checkSchema(SqlitePending& out) {
     if (m_schema.isNull() || copy != m_schema.serialize())
         out.batch.checkpoint.stateUpserts.insert(SqliteSchema::stateKey(), copy);
     m_schema = std::move(now);
+    return true;
 }
 
 void SqliteSource::unwatch(const Namespace& ns) {
@@ -423,10 +424,15 @@ void SqliteSource::poll() {
     }
     sqlite3_stmt* s = nullptr;
     qint64 version = -1;
-    if (sqlite3_prepare_v2(m_db, "PRAGMA data_version", -1, &s, nullptr) == SQLITE_OK &&
-        sqlite3_step(s) == SQLITE_ROW)
+    int rc = sqlite3_prepare_v2(m_db, "PRAGMA data_version", -1, &s, nullptr);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW)
         version = sqlite3_column_int64(s, 0);
     sqlite3_finalize(s);
+    if (version < 0 && (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)) {
+        // A writer holds the file longer than the busy timeout: nothing is wrong with
+        // the connection; ask again at the next poll.
+        return;
+    }
     if (version < 0) {
         // A file changed under the connection (cut short, overwritten) can leave it
         // unable to read even after the file is whole again: start afresh, once a
@@ -448,26 +454,52 @@ void SqliteSource::poll() {
 void SqliteSource::scan() {
     if (m_tables.isEmpty() && !m_watchAll)
         return;
+    // One read transaction: the schema and every table are read in the same committed
+    // state, so a table's `create` comes before its rows. Its read lock is taken first,
+    // by itself: a writer holding the file past the busy timeout then costs one retry
+    // at the next poll, instead of a scan that reads half of what changed and takes the
+    // rest for gone.
+    sqlite3_exec(m_db, "BEGIN", nullptr, nullptr, nullptr);
+    if (!takeReadLock()) {
+        const QString message = QString::fromUtf8(sqlite3_errmsg(m_db));
+        sqlite3_exec(m_db, "ROLLBACK", nullptr, nullptr, nullptr);
+        m_dataVersion = -1;
+        qCInfo(lcSqlite) << "scan of" << m_path << "put off:" << message;
+        return;
+    }
     SqlitePending out = pending();
     out.sinceFlush.start();
-    // One read transaction: the schema and every table are read in the same committed
-    // state, so a table's `create` comes before its rows.
-    sqlite3_exec(m_db, "BEGIN", nullptr, nullptr, nullptr);
-    checkSchema(out);
+    bool complete = checkSchema(out);
     bool anyCapture = false;
     QString error;
     for (auto it = m_tables.begin(); it != m_tables.end(); ++it) {
-        if (it->capture && it->present)
+        if (it->capture && it->present) {
             anyCapture = true;
-        else if (!SqliteDiff::diffTable(m_db, *it, out, &error))
+        } else if (!SqliteDiff::diffTable(m_db, *it, out, &error)) {
+            complete = false;
             setStatus(SourceStatus::State::Error, error);
+        }
     }
     if (anyCapture)
         m_capture.read(m_db, m_tables, out);
     sqlite3_exec(m_db, "COMMIT", nullptr, nullptr, nullptr);
     out.flush(false);
+    if (!complete) {
+        // Whatever was not read is read at the next poll, even if nothing else changes.
+        m_dataVersion = -1;
+        return;
+    }
     if (m_status.state != SourceStatus::State::Watching)
         setStatus(SourceStatus::State::Watching);
+}
+
+bool SqliteSource::takeReadLock() {
+    sqlite3_stmt* s = nullptr;
+    int rc = sqlite3_prepare_v2(m_db, "SELECT 1 FROM sqlite_master LIMIT 1", -1, &s, nullptr);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW || rc == SQLITE_DONE;
 }
 
 SqlitePending SqliteSource::pending() {

@@ -61,12 +61,16 @@ private:
     // A table that appeared after the watch began: all its rows are inserts.
     void addCreatedTable(const QString& name);
     bool watchAll(SqlitePending& out, QString* error);
-    // Compares the schema with m_schema when schema_version moved (inside scan()'s read
-    // transaction) and queues the events for the watched tables.
     void takeSchemaBaseline(SqlitePending& out);
     // The end of a watch that worked: baseline, the batch that holds it, then ready.
     void becomeReady(SqlitePending& out, const Namespace& ns);
-    void checkSchema(SqlitePending& out);
+    // Compares the schema with m_schema when schema_version moved (inside scan()'s read
+    // transaction) and queues the events for the watched tables; false when the schema
+    // could not be read (the state says why).
+    bool checkSchema(SqlitePending& out);
+    // Takes the read lock of the transaction just begun; false when a writer held the
+    // file past the busy timeout.
+    bool takeReadLock();
     SqlitePending pending(); // a batch that leaves through publishBatch()
     // The open connection still reads the file at m_path: false (and closed, with the
     // state saying why) when the file was deleted, moved or replaced since it opened.

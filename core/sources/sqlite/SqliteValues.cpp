@@ -36,15 +36,17 @@ QString columnText(sqlite3_stmt* s, int column) {
                              sqlite3_column_bytes(s, column));
 }
 
-QString tableSql(sqlite3* db, const QString& name, bool* isView) {
+QString tableSql(sqlite3* db, const QString& name, bool* isView, bool* readFailed) {
     sqlite3_stmt* s = nullptr;
     QString sql;
-    if (sqlite3_prepare_v2(db,
-                           "SELECT type, sql FROM sqlite_master WHERE name = ?1 AND type IN ('table','view')",
-                           -1, &s, nullptr) == SQLITE_OK) {
+    int rc = sqlite3_prepare_v2(
+        db, "SELECT type, sql FROM sqlite_master WHERE name = ?1 AND type IN ('table','view')", -1, &s,
+        nullptr);
+    if (rc == SQLITE_OK) {
         const QByteArray utf8 = name.toUtf8();
         sqlite3_bind_text(s, 1, utf8.constData(), int(utf8.size()), SQLITE_TRANSIENT);
-        if (sqlite3_step(s) == SQLITE_ROW) {
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW) {
             if (isView)
                 *isView = !strcmp(reinterpret_cast<const char*>(sqlite3_column_text(s, 0)), "view");
             sql = columnText(s, 1);
@@ -53,6 +55,8 @@ QString tableSql(sqlite3* db, const QString& name, bool* isView) {
         }
     }
     sqlite3_finalize(s);
+    if (readFailed)
+        *readFailed = rc != SQLITE_ROW && rc != SQLITE_DONE;
     return sql;
 }
 

@@ -20,8 +20,10 @@ QString quoteLiteral(const QString& text);
 QString columnText(sqlite3_stmt* s, int column);
 
 // The CREATE statement of table or view `name` ("?" when SQLite keeps none); empty when
-// there is no such table or view.
-QString tableSql(sqlite3* db, const QString& name, bool* isView = nullptr);
+// there is no such table or view, or when the schema could not be read (a writer holding
+// the file past the busy timeout): `readFailed` tells the two apart, since taking the
+// second for the first would report a drop that never happened.
+QString tableSql(sqlite3* db, const QString& name, bool* isView = nullptr, bool* readFailed = nullptr);
 QStringList tableColumns(sqlite3* db, const QString& name);
 
 } // namespace tw::sqlite
