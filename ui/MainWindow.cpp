@@ -2,7 +2,7 @@
 
 #include "AppSession.h"
 #include "config/Settings.h"
-#include "dialogs/ConnectionDialog.h"
+#include "dialogs/ConnectionActions.h"
 #include "dialogs/FeedExportDialog.h"
 #include "docks/ConnectionsDock.h"
 #include "docks/EventDetailDock.h"
@@ -12,7 +12,6 @@
 #include "docks/SseDock.h"
 #include "engine/Engine.h"
 #include "models/ChangeFeedModel.h"
-#include "sources/SourceUri.h"
 #include "widgets/FeedView.h"
 #include "widgets/FilterEditor.h"
 #include "widgets/Icons.h"
@@ -24,7 +23,6 @@
 #include <QLocale>
 #include <QMenuBar>
 #include <QMessageBox>
-#include <QPushButton>
 #include <QStatusBar>
 #include <QTimer>
 #include <QToolBar>
@@ -56,6 +54,7 @@ MainWindow::MainWindow(const AppOptions& options, QWidget* parent)
     setDocumentMode(true);
 
     m_session = std::make_unique<AppSession>(sessionOptionsFor(options));
+    m_connectionActions = new ConnectionActions(m_session.get(), this);
 
     createDocks();
     createActions();
@@ -95,9 +94,11 @@ void MainWindow::createDocks() {
 
     m_filtersDock->setRecentEventsFunction([this] { return m_recent; });
 
-    connect(m_connectionsDock, &ConnectionsDock::addRequested, this, &MainWindow::addConnection);
-    connect(m_connectionsDock, &ConnectionsDock::editRequested, this, &MainWindow::editConnection);
-    connect(m_connectionsDock, &ConnectionsDock::removeRequested, this, &MainWindow::removeConnection);
+    connect(m_connectionsDock, &ConnectionsDock::addRequested, m_connectionActions, &ConnectionActions::add);
+    connect(m_connectionsDock, &ConnectionsDock::editRequested, m_connectionActions,
+            &ConnectionActions::edit);
+    connect(m_connectionsDock, &ConnectionsDock::removeRequested, m_connectionActions,
+            &ConnectionActions::remove);
     connect(m_connectionsDock, &ConnectionsDock::watchToggled, this, &MainWindow::setWatched);
     connect(m_connectionsDock, &ConnectionsDock::namespacesRequested, m_session.get(),
             &AppSession::listNamespaces);
@@ -188,7 +189,7 @@ void MainWindow::createActions() {
     QMenu* connection = menuBar()->addMenu(tr("&Connection"));
     auto* addConnectionAction = connection->addAction(
         Icons::get(QStringLiteral("add")), tr("&Add Connection…"),
-        QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_N), this, &MainWindow::addConnection);
+        QKeySequence(Qt::CTRL | Qt::SHIFT | Qt::Key_N), m_connectionActions, &ConnectionActions::add);
 
     QMenu* feed = menuBar()->addMenu(tr("F&eed"));
     m_pauseAction = feed->addAction(Icons::get(QStringLiteral("pause")), tr("&Pause"));
@@ -404,31 +405,6 @@ bool MainWindow::openWorkspace(const QString& path, QString* error) {
     return true;
 }
 
-void MainWindow::addConnection() {
-    QStringList ids;
-    for (const ConnectionSpec& c : m_session->connections())
-        ids.append(c.id);
-    ConnectionDialog dialog(ids, this);
-    dialog.setCommitFunction(
-        [this](const ConnectionSpec& spec, QString* error) { return m_session->addConnection(spec, error); });
-    dialog.exec();
-}
-
-void MainWindow::editConnection(const QString& id) {
-    const std::optional<ConnectionSpec> original = m_session->connection(id);
-    if (!original)
-        return;
-    ConnectionDialog dialog({}, this);
-    dialog.setConnection(*original);
-    // What can be checked at once is, and the dialog stays open to show it. Then the
-    // old source stops (within a second); the session brings up the edited one, or
-    // puts the old one back and reports through connectionFailed().
-    dialog.setCommitFunction([this, id](const ConnectionSpec& spec, QString* error) {
-        return m_session->replaceConnection(id, spec, error);
-    });
-    dialog.exec();
-}
-
 void MainWindow::setWatched(const QString& id, const Namespace& ns, bool watch) {
     if (watch)
         m_session->watch(id, ns);
@@ -500,28 +476,6 @@ void MainWindow::onConnectionAdded(const ConnectionSpec& spec) {
     m_healthDock->addSource(spec.id);
     refreshKnownNamespaces();
     updateStatusBar();
-}
-
-void MainWindow::removeConnection(const QString& id) {
-    const std::optional<ConnectionSpec> spec = m_session->connection(id);
-    if (!spec || SourceUri(spec->uri).kind() != SourceUri::Kind::Postgres)
-        return m_session->removeConnection(id);
-    const QString slot = m_session->engine()->sourceStatuses().value(id).slotName;
-    QMessageBox box(QMessageBox::Question, tr("Remove Connection"), tr("Remove the connection “%1”?").arg(id),
-                    QMessageBox::NoButton, this);
-    box.setInformativeText(
-        tr("Tidewatch keeps a replication slot and a publication%1 on the server. While the slot "
-           "exists the server keeps every WAL file from the slot's position on, so a forgotten slot "
-           "fills its disk. Keep them to add the connection again later without losing a change; drop "
-           "them if Tidewatch will not watch this database again.")
-            .arg(slot.isEmpty() ? QString() : tr(" (“%1”)").arg(slot)));
-    QPushButton* keep = box.addButton(tr("Remove, Keep Slot"), QMessageBox::AcceptRole);
-    QPushButton* drop = box.addButton(tr("Remove and Drop Slot"), QMessageBox::DestructiveRole);
-    box.addButton(QMessageBox::Cancel);
-    box.setDefaultButton(keep);
-    box.exec();
-    if (box.clickedButton() == keep || box.clickedButton() == drop)
-        m_session->removeConnection(id, box.clickedButton() == drop);
 }
 
 void MainWindow::onConnectionRemoved(const QString& id) {

@@ -16,6 +16,7 @@ class AppSession;
 
 namespace tw::ui {
 
+class ConnectionActions;
 class ConnectionsDock;
 class EventDetailDock;
 class FiltersDock;
@@ -74,10 +75,6 @@ private:
     void applyDefaultLayout();
     void sizeDefaultDocks();
     void applyWorkspace(const Workspace& workspace, bool restoreLayout);
-    void addConnection();
-    void editConnection(const QString& id);
-    // A PostgreSQL connection first asks whether to drop its slot and publication.
-    void removeConnection(const QString& id);
     void setWatched(const QString& id, const Namespace& ns, bool watch);
     void newSubscription();
     void applySubscription(const Subscription& subscription);
@@ -97,6 +94,7 @@ private:
 
     AppOptions m_options;
     std::unique_ptr<AppSession> m_session;
+    ConnectionActions* m_connectionActions = nullptr; // owned (child)
     QString m_workspacePath;
     QByteArray m_defaultState; // saved before the user's layout is restored: Reset Layout
     ChangeEventList m_recent;
