@@ -32,8 +32,8 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
     *exitNow = false;
     QCommandLineParser p;
     p.setApplicationDescription(QStringLiteral(
-        "Watch databases change, live: MongoDB change streams and SQLite files, filtered and shared over "
-        "Server-Sent Events."));
+        "Watch databases change, live: MongoDB change streams, PostgreSQL logical replication and SQLite "
+        "files, filtered and shared over Server-Sent Events."));
     const QCommandLineOption help(QStringList{QStringLiteral("h"), QStringLiteral("help")},
                                   QStringLiteral("Show this help."));
     const QCommandLineOption version(QStringLiteral("version"), QStringLiteral("Show the version."));
@@ -49,15 +49,16 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
                                       QStringLiteral("Demo writer changes per second (default 20)."),
                                       QStringLiteral("N"));
     const QCommandLineOption source(QStringLiteral("source"),
-                                    QStringLiteral("Source URI: sqlite:PATH, mongodb://… or mongodb+srv://…"),
+                                    QStringLiteral("Source URI: sqlite:PATH, mongodb://…, mongodb+srv://… or "
+                                                   "postgresql://…"),
                                     QStringLiteral("URI"));
     const QCommandLineOption sourceId(QStringLiteral("source-id"),
                                       QStringLiteral("Name of the source (default: from the URI)."),
                                       QStringLiteral("NAME"));
     const QCommandLineOption watch(
         QStringLiteral("watch"),
-        QStringLiteral("Namespace to watch: a table or '*' for all (SQLite), db.coll, a whole db (MongoDB). "
-                       "Repeatable."),
+        QStringLiteral("Namespace to watch: a table or '*' for all (SQLite), db.coll, a whole db (MongoDB), "
+                       "schema.table (PostgreSQL). Repeatable."),
         QStringLiteral("NS"));
     const QCommandLineOption filter(QStringLiteral("filter"),
                                     QStringLiteral("MongoDB-style filter on the change event, as JSON."),
@@ -71,8 +72,9 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
         QStringLiteral("Name events ({ns.coll}.{operationType}, a constant); lines become {event, data}."),
         QStringLiteral("TEMPLATE"));
     const QCommandLineOption capture(QStringLiteral("capture"),
-                                     QStringLiteral("SQLite: install triggers for exact before/after images "
-                                                    "(writes to the watched file)."));
+                                     QStringLiteral("Install triggers for exact before/after images: SQLite, "
+                                                    "and PostgreSQL without replication (writes to the "
+                                                    "watched database)."));
     const QCommandLineOption sse(
         QStringLiteral("sse"), QStringLiteral("Serve Server-Sent Events on [ADDR:]PORT (port 0 picks one)."),
         QStringLiteral("[ADDR:]PORT"));
