@@ -12,7 +12,9 @@ namespace tw {
 // The built-in demo: an SQLite file with a small shop (customers, orders,
 // notifications) and a writer thread that keeps changing it the way an application
 // would: new orders, status moves paid → shipped → delivered, notifications created,
-// read and purged, the odd customer update.
+// read and purged, the odd customer update. Each table keeps its newest few thousand
+// rows (older ones are archived, that is deleted, with the insert that passes the
+// mark), so the demo can run for hours at thousands of changes per second.
 class DemoWriter : public QThread {
     Q_OBJECT
 public:
