@@ -71,8 +71,7 @@ void AppSession::stop() {
     // Before the engine: the server's thread reads from it until it has stopped.
     m_sse->stop();
     stopDemo();
-    if (m_publisher)
-        m_publisher->stop(); // commits the last acknowledged seq through the engine
+    stopPublisher(); // commits the last acknowledged seq through the engine
     if (m_engine->isRunning()) {
         m_engine->stop();
         // What the engine committed while stopping is on its way to us as queued
@@ -502,11 +501,15 @@ bool AppSession::startSseNow(QString* error) {
     options.replayCacheBytes = settings.int64Value(Settings::Key::SseReplayCacheBytes);
     options.control = m_control.get();
     options.refuseUnwatched = true; // the session knows what its sources watch
-    if (const NatsPublisher* publisher = m_publisher.get()) {
-        // The publisher outlives the server: both stop in stop(), the server first.
-        options.publisherHealth = [publisher] { return publisher->healthJson(); };
-        options.publisherMetrics = [publisher] { return publisher->metricsText(); };
-    }
+    // The publisher may start or stop while the server runs: read it through the view.
+    options.publisherHealth = [view = m_publisherView] {
+        QMutexLocker lock(&view->mutex);
+        return view->publisher ? view->publisher->healthJson() : QJsonObject();
+    };
+    options.publisherMetrics = [view = m_publisherView] {
+        QMutexLocker lock(&view->mutex);
+        return view->publisher ? view->publisher->metricsText() : QByteArray();
+    };
     return m_sse->start(options, error);
 }
 
@@ -542,7 +545,20 @@ bool AppSession::startPublisher(const NatsPublisher::Options& options, QString* 
     if (!publisher->start(error))
         return false;
     m_publisher = std::move(publisher);
+    QMutexLocker lock(&m_publisherView->mutex);
+    m_publisherView->publisher = m_publisher.get();
     return true;
+}
+
+void AppSession::stopPublisher() {
+    if (!m_publisher)
+        return;
+    {
+        QMutexLocker lock(&m_publisherView->mutex);
+        m_publisherView->publisher = nullptr;
+    }
+    m_publisher->stop();
+    m_stoppedPublishers.push_back(std::move(m_publisher));
 }
 
 // --- demo ------------------------------------------------------------------------------------

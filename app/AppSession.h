@@ -8,9 +8,11 @@
 #include <optional>
 #include <QHostAddress>
 #include <QJsonObject>
+#include <QMutex>
 #include <QObject>
 #include <QSet>
 #include <QUrl>
+#include <vector>
 
 namespace tw {
 
@@ -126,6 +128,9 @@ public:
     // Publishes every committed event to JetStream from now on (after the engine has
     // started, before the SSE server, whose health and metrics then show its lag).
     bool startPublisher(const NatsPublisher::Options& options, QString* error = nullptr);
+    // Stops publishing; the last acknowledged seq is committed, so a later start goes
+    // on from there.
+    void stopPublisher();
     NatsPublisher* publisher() const { return m_publisher.get(); } // owned; null without one
 
     // --- demo ------------------------------------------------------------------------------
@@ -188,6 +193,16 @@ private:
     // Stopped before the engine, freed after it (its committed handler runs on the engine
     // thread until the engine has stopped).
     std::unique_ptr<NatsPublisher> m_publisher;
+    // Publishers stopped while the engine runs: the engine thread may still be inside
+    // one's committed handler, so they are freed with the engine.
+    std::vector<std::unique_ptr<NatsPublisher>> m_stoppedPublishers;
+    // What the SSE server's health and metrics read, on its own threads, whenever the
+    // publisher starts or stops: guarded, since the window may do either at any time.
+    struct PublisherView {
+        QMutex mutex;
+        const NatsPublisher* publisher = nullptr;
+    };
+    std::shared_ptr<PublisherView> m_publisherView = std::make_shared<PublisherView>();
     SseServer* m_sse = nullptr; // child; stopped before the engine
     QList<ConnectionSpec> m_connections;
     QSet<QString> m_removing;       // ids whose source is still stopping

@@ -10,15 +10,21 @@
 #include "docks/FiltersDock.h"
 #include "docks/HealthDock.h"
 #include "docks/LiveFeedDock.h"
+#include "docks/PublishDock.h"
 #include "engine/Engine.h"
 #include "http/SourceControl.h"
 #include "MainWindow.h"
 #include "models/ChangeFeedModel.h"
+#include "nats/NatsPublisher.h"
+#include "NatsServer.h"
 #include "TestUtil.h"
 #include "widgets/FeedView.h"
 #include "Workspace.h"
 
 #include <QDockWidget>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPushButton>
 #include <QTemporaryDir>
 #include <QTest>
 #include <QTreeView>
@@ -38,6 +44,7 @@ private slots:
     void resetLayoutRestoresDefault();
     void workspaceReopened();
     void watchChangedOverTheControlShowsInTheTreeAndIsSaved();
+    void publishDockPublishesAndGoesOnAtTheNextStart();
 
 private:
     AppOptions options(bool demo) const;
@@ -255,4 +262,56 @@ void tst_UiMainWindow::watchChangedOverTheControlShowsInTheTreeAndIsSaved() {
 }
 
 QTEST_MAIN(tst_UiMainWindow)
+void tst_UiMainWindow::publishDockPublishesAndGoesOnAtTheNextStart() {
+    testsupport::NatsServer nats;
+    const QString natsError = nats.start();
+    QVERIFY2(natsError.isEmpty(), qPrintable(natsError));
+    qint64 acked = 0;
+    {
+        MainWindow window(options(true));
+        QString error;
+        QVERIFY2(window.start(&error), qPrintable(error));
+        PublishDock* dock = window.publish();
+        QVERIFY(!dock->isPublishing());
+        auto* url = dock->findChild<QLineEdit*>(QStringLiteral("publishUrl"));
+        auto* toggle = dock->findChild<QPushButton*>(QStringLiteral("publishToggle"));
+        auto* shownError = dock->findChild<QLabel*>(QStringLiteral("publishError"));
+        QVERIFY(url && toggle && shownError);
+
+        // A URL of another kind: said, and nothing starts.
+        url->setText(QStringLiteral("http://127.0.0.1:%1").arg(nats.port()));
+        toggle->click();
+        QVERIFY(!dock->isPublishing());
+        QVERIFY(!shownError->isHidden());
+        QVERIFY2(shownError->text().contains(QLatin1String("nats://")), qPrintable(shownError->text()));
+
+        url->setText(nats.url());
+        toggle->click();
+        QVERIFY(dock->isPublishing());
+        QVERIFY(shownError->isHidden());
+        NatsPublisher* publisher = window.session()->publisher();
+        QVERIFY(publisher);
+        // The demo writes: JetStream acknowledges its events, and the dock says so.
+        QTRY_VERIFY_WITH_TIMEOUT(publisher->status().ackedSeq > 5, 20000);
+        QTRY_VERIFY_WITH_TIMEOUT(dock->stateText().startsWith(QLatin1String("Publishing")), 5000);
+        QVERIFY(Settings().boolValue(Settings::Key::NatsPublish));
+        QCOMPARE(Settings().stringValue(Settings::Key::NatsUrl), nats.url());
+        acked = publisher->status().ackedSeq;
+    }
+    // The next start publishes again, on from where the last one stopped.
+    MainWindow window(options(true));
+    QString error;
+    QVERIFY2(window.start(&error), qPrintable(error));
+    PublishDock* dock = window.publish();
+    QVERIFY(dock->isPublishing());
+    NatsPublisher* publisher = window.session()->publisher();
+    QTRY_VERIFY_WITH_TIMEOUT(publisher->status().ackedSeq > acked, 20000);
+
+    dock->findChild<QPushButton*>(QStringLiteral("publishToggle"))->click();
+    QVERIFY(!dock->isPublishing());
+    QVERIFY(!window.session()->publisher());
+    QCOMPARE(dock->stateText(), QStringLiteral("Not publishing."));
+    QVERIFY(!Settings().boolValue(Settings::Key::NatsPublish));
+}
+
 #include "tst_ui_mainwindow.moc"

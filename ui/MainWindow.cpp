@@ -9,6 +9,7 @@
 #include "docks/FiltersDock.h"
 #include "docks/HealthDock.h"
 #include "docks/LiveFeedDock.h"
+#include "docks/PublishDock.h"
 #include "docks/SseDock.h"
 #include "engine/Engine.h"
 #include "models/ChangeFeedModel.h"
@@ -83,6 +84,7 @@ void MainWindow::createDocks() {
     m_detailDock = new EventDetailDock(this);
     m_healthDock = new HealthDock(this);
     m_sseDock = new SseDock(m_session.get(), this);
+    m_publishDock = new PublishDock(m_session.get(), this);
     m_feedDock->setCapacity(Settings().intValue(Settings::Key::UiFeedRowCap));
 
     // The main window is all docks: the central widget is a hidden placeholder, so
@@ -136,7 +138,8 @@ void MainWindow::createDocks() {
 }
 
 QList<QDockWidget*> MainWindow::docks() const {
-    return {m_connectionsDock, m_feedDock, m_detailDock, m_filtersDock, m_healthDock, m_sseDock};
+    return {m_connectionsDock, m_feedDock, m_detailDock, m_filtersDock,
+            m_healthDock,      m_sseDock,  m_publishDock};
 }
 
 void MainWindow::createActions() {
@@ -259,6 +262,7 @@ void MainWindow::applyDefaultLayout() {
     splitDockWidget(m_connectionsDock, m_feedDock, Qt::Horizontal);
     splitDockWidget(m_feedDock, m_healthDock, Qt::Vertical);
     tabifyDockWidget(m_healthDock, m_sseDock);
+    tabifyDockWidget(m_sseDock, m_publishDock);
     addDockWidget(Qt::RightDockWidgetArea, m_detailDock);
     tabifyDockWidget(m_detailDock, m_filtersDock);
     m_detailDock->raise();
@@ -348,6 +352,11 @@ bool MainWindow::start(QString* error, Engine::StartError* code) {
         QString sseError;
         if (!m_sseDock->startServer(&sseError))
             statusBar()->showMessage(tr("SSE server not started: %1").arg(sseError), 10000);
+    }
+    if (settings.boolValue(Settings::Key::NatsPublish) && m_options.screenshot.isEmpty()) {
+        QString publishError;
+        if (!m_publishDock->startPublishing(&publishError))
+            statusBar()->showMessage(tr("Not publishing to NATS: %1").arg(publishError), 10000);
     }
     return true;
 }

@@ -23,6 +23,7 @@ class FiltersDock;
 class HealthDock;
 class LiveFeedDock;
 class SessionStatusBar;
+class PublishDock;
 class SseDock;
 
 // The desktop front end: docks, actions and layout around one application session,
@@ -48,6 +49,7 @@ public:
     ConnectionsDock* connections() const { return m_connectionsDock; }
     HealthDock* health() const { return m_healthDock; }
     SseDock* sse() const { return m_sseDock; }
+    PublishDock* publish() const { return m_publishDock; }
     QList<QDockWidget*> docks() const;
 
     QByteArray defaultState() const { return m_defaultState; }
@@ -108,6 +110,7 @@ private:
     EventDetailDock* m_detailDock = nullptr;
     HealthDock* m_healthDock = nullptr;
     SseDock* m_sseDock = nullptr;
+    PublishDock* m_publishDock = nullptr;
     SessionStatusBar* m_statusBar = nullptr;
     QAction* m_pauseAction = nullptr;
     QMenu* m_viewMenu = nullptr;

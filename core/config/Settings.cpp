@@ -31,6 +31,9 @@ const QList<Entry>& table() {
         {Settings::Key::DemoRate, "demo/rate", 20.0},
         {Settings::Key::RetentionMaxAgeSeconds, "journal/maxAgeSeconds", qint64(7 * 24 * 3600)},
         {Settings::Key::RetentionMaxBytes, "journal/maxBytes", qint64(2) << 30},
+        {Settings::Key::NatsPublish, "nats/publish", false},
+        {Settings::Key::NatsUrl, "nats/url", QStringLiteral("nats://127.0.0.1:4222")},
+        {Settings::Key::NatsStream, "nats/stream", QStringLiteral("TIDEWATCH")},
     };
     return entries;
 }

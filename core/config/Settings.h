@@ -27,6 +27,9 @@ public:
         DemoRate,               // double, 20
         RetentionMaxAgeSeconds, // qint64, 7 days
         RetentionMaxBytes,      // qint64, 2 GiB
+        NatsPublish,            // bool, false: the window publishes to JetStream at start
+        NatsUrl,                // QString, "nats://127.0.0.1:4222"
+        NatsStream,             // QString, "TIDEWATCH"
     };
 
     Settings();

@@ -254,8 +254,11 @@ void HttpApi::health(const HttpRequest& request, HttpResponder&& out) {
                                             {QStringLiteral("live"), m_streams->liveCount()},
                                             {QStringLiteral("longPolls"), m_polls->waitingCount()}}},
     };
-    if (m_options.publisherHealth)
-        body.insert(QStringLiteral("publisher"), m_options.publisherHealth());
+    if (m_options.publisherHealth) {
+        const QJsonObject publisher = m_options.publisherHealth();
+        if (!publisher.isEmpty()) // empty: not publishing at the moment
+            body.insert(QStringLiteral("publisher"), publisher);
+    }
     m_reply.sendJson(request, out, 200, QJsonDocument(body).toJson(QJsonDocument::Compact));
 }
 
