@@ -285,10 +285,18 @@ bool SseStreams::replayFromCache(Client* client) {
         }
         const qsizetype first = block->firstAfter(client->cursor);
         const qsizetype from = block->frameStart(first);
+        const qsizetype rest = block->frames.size() - from;
+        // The rest of a block goes whole, so the next step starts on a block's first frame
+        // and writes the cached bytes themselves; only a block larger than a step by
+        // itself (large events) is cut.
+        if (written > 0 && written + rest > m_replayHighWater)
+            break;
         qsizetype end = first;
+        if (rest <= m_replayHighWater)
+            end = block->seqs.size();
         while (end < block->seqs.size()) {
             ++end;
-            if (written + block->ends[end - 1] - from >= m_replayHighWater)
+            if (block->ends[end - 1] - from >= m_replayHighWater)
                 break;
         }
         if (end > first) {
