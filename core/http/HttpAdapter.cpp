@@ -86,7 +86,7 @@ struct HttpResponder::Private {
     QPointer<HttpAdapter> adapter;
     QMetaObject::Connection closed;
     QMetaObject::Connection destroyed;
-    QMetaObject::Connection written;
+    QMetaObject::Connection written; // calls into this object: disconnected with it
     // Bytes the kernel refused, shared with whoever wrote them (a replay block, a live
     // batch's run), oldest first, after whatever the socket itself holds. Copying them into
     // the socket's buffer cost a copy per client: 470 MiB for a herd of 2 000 replaying
@@ -103,6 +103,7 @@ struct HttpResponder::Private {
     void drain();
     void enqueue(const QByteArray& bytes, qsizetype offset);
     void connectWritten();
+    ~Private() { QObject::disconnect(written); }
 };
 
 namespace {

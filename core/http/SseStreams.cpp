@@ -259,9 +259,9 @@ bool SseStreams::replayFromCache(Client* client) {
     const auto match = [&subscription](const ChangeEvent& event) { return subscription.matches(event); };
     // About a high-water mark's worth per step, as the journal's way writes, so a history
     // of large events never piles up past the slow-client cap; and only while the kernel
-    // takes each write whole. What it refuses is copied into the socket's own buffer, and
-    // writing on past that queued up to a high-water mark per client in user space: 470
-    // MiB for a herd of 2 000, copied once more on its way out.
+    // takes each write whole. Writing on past a refused write queued up to a high-water
+    // mark per client in user space (470 MiB for a herd of 2 000) and made the stalls
+    // longer, not the replay faster.
     while (client->cursor < head && written < m_replayHighWater && client->out.pendingBytes() == 0) {
         const qint64 index = ReplayCache::blockOf(client->cursor);
         ReplayCache::BlockPtr block = m_cache.find(client->cacheKey, index);
