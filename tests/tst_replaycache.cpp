@@ -77,6 +77,7 @@ private Q_SLOTS:
     void cacheEvictsPastItsBoundAndReplayStaysExact();
     void clientBeforeThePruneMarkGetsItsGapThoughTheRangeIsCached();
     void changedSubscriptionIsNotServedItsOldFrames();
+    void stalledReplayKeepsAtMostOneWriteInUserSpace();
 
 private:
     void startServer(qint64 cacheBytes = qint64(64) << 20);
@@ -326,6 +327,36 @@ void TestReplayCache::changedSubscriptionIsNotServedItsOldFrames() {
     QVERIFY(client);
     QTRY_COMPARE_WITH_TIMEOUT(readyCount(*client), 1, 10000);
     QCOMPARE(seqsOf(*client), QList<qint64>{7});
+}
+
+void TestReplayCache::stalledReplayKeepsAtMostOneWriteInUserSpace() {
+    startServer();
+    // About 6 MB of ~300-byte frames: more than the kernel's buffers hold for a reader
+    // that stopped, so the replay has to wait for it.
+    for (int i = 0; i < 10; ++i)
+        submit(2000);
+    QTRY_COMPARE_WITH_TIMEOUT(m_fx->engine->lastCommittedSeq(), 20000, 30000);
+    auto client = std::make_unique<RawHttpClient>(m_server->port());
+    QVERIFY(client->connectToServer(10000));
+    client->stopReading();
+    client->get("/v1/subscriptions/orders/events", kToken, "0");
+    auto pending = [this] {
+        const QList<SseServer::ClientInfo> clients = m_server->clients();
+        return clients.isEmpty() ? qint64(-1) : clients.first().pendingBytes;
+    };
+    // Stalled: the kernel refused part of a write, and the rest waits in the socket.
+    QTRY_VERIFY_WITH_TIMEOUT(pending() > 0, 30000);
+    QCOMPARE(readyCount(*client), 0);
+    // A cached replay writes only while the kernel takes each write whole, so what waits
+    // in user space is at most one block's frames (about 80 KB here), never the 256 KiB
+    // high-water mark per client and more that a herd of 2 000 once held (470 MiB).
+    for (int i = 0; i < 20; ++i) {
+        QTest::qWait(10);
+        QVERIFY2(pending() <= 128 * 1024, qPrintable(QString::number(pending())));
+    }
+    client->resumeReading();
+    QTRY_COMPARE_WITH_TIMEOUT(readyCount(*client), 1, 60000);
+    QVERIFY(isExactly(seqsOf(*client), 1, 20000));
 }
 
 QTEST_GUILESS_MAIN(TestReplayCache)

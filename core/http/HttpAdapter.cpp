@@ -86,8 +86,82 @@ struct HttpResponder::Private {
     QPointer<HttpAdapter> adapter;
     QMetaObject::Connection closed;
     QMetaObject::Connection destroyed;
-    QMetaObject::Connection written;
+    QMetaObject::Connection written; // calls into this object: disconnected with it
+    // Bytes the kernel refused, shared with whoever wrote them (a replay block, a live
+    // batch's run), oldest first, after whatever the socket itself holds. Copying them into
+    // the socket's buffer cost a copy per client: 470 MiB for a herd of 2 000 replaying
+    // clients. The socket holds a small slice ahead of them, so that its bytesWritten
+    // says when the kernel takes more.
+    QList<QByteArray> queued;
+    qsizetype queuedOffset = 0; // of queued.first(), already sent
+    qint64 queuedBytes = 0;     // not yet sent, over all of queued
+    std::function<void()> onWritten;
+    QPointer<QObject> onWrittenContext;
+
+    // Hands the kernel what it takes of `queued`; the rest waits behind a slice copied
+    // into the socket. Only while the socket holds nothing.
+    void drain();
+    void enqueue(const QByteArray& bytes, qsizetype offset);
+    void connectWritten();
+    ~Private() { QObject::disconnect(written); }
 };
+
+namespace {
+// What the socket is handed ahead of the queue when the kernel refuses: small, since it is
+// copied per client, and enough to be told when the kernel takes bytes again.
+constexpr qsizetype kSocketSlice = 4096;
+} // namespace
+
+void HttpResponder::Private::enqueue(const QByteArray& bytes, qsizetype offset) {
+    // Only the first piece can be part sent: later ones queue whole behind it.
+    if (queued.isEmpty())
+        queuedOffset = offset;
+    queued.append(bytes);
+    queuedBytes += bytes.size() - offset;
+}
+
+void HttpResponder::Private::drain() {
+    QTcpSocket* s = socket;
+    while (!queued.isEmpty() && s && s->state() == QAbstractSocket::ConnectedState &&
+           s->bytesToWrite() == 0) {
+        const QByteArray& head = queued.first();
+        const qsizetype left = head.size() - queuedOffset;
+        const ssize_t n = ::send(int(s->socketDescriptor()), head.constData() + queuedOffset, size_t(left),
+                                 MSG_NOSIGNAL | MSG_DONTWAIT);
+        const qsizetype sent = n > 0 ? qsizetype(n) : 0;
+        queuedBytes -= sent;
+        if (sent == left) {
+            queued.removeFirst();
+            queuedOffset = 0;
+            continue;
+        }
+        queuedOffset += sent;
+        // The kernel is full (or the connection failed): a slice goes through the socket,
+        // which waits for the peer and reports an error the usual way.
+        const qsizetype slice = std::min(kSocketSlice, left - sent);
+        s->write(head.constData() + queuedOffset, slice);
+        queuedOffset += slice;
+        queuedBytes -= slice;
+        if (queuedOffset == head.size()) {
+            queued.removeFirst();
+            queuedOffset = 0;
+        }
+        return;
+    }
+}
+
+void HttpResponder::Private::connectWritten() {
+    if (written || !socket)
+        return;
+    // One connection for the queue and the owner's handler, in that order: the handler
+    // sees what the queue left pending.
+    written = QObject::connect(socket, &QTcpSocket::bytesWritten, socket, [this] {
+        if (socket && socket->bytesToWrite() == 0)
+            drain();
+        if (onWritten && onWrittenContext)
+            onWritten();
+    });
+}
 
 HttpResponder::HttpResponder() = default;
 HttpResponder::HttpResponder(HttpResponder&&) noexcept = default;
@@ -135,34 +209,36 @@ void HttpResponder::write(const QByteArray& bytes) {
     if (!isOpen() || bytes.isEmpty())
         return;
     QTcpSocket* socket = d->socket;
-    qsizetype sent = 0;
     // (The sockets come from our own plain-TCP Listener: nothing here encrypts.)
-    if (socket->bytesToWrite() == 0) {
-        // Nothing queued ahead of these bytes: hand them to the kernel directly. Going
-        // through QAbstractSocket (ring buffer, flush, the write notifier switched on
-        // and off, bytesWritten) cost a fifth of the server's CPU with 2 000 streams.
-        const ssize_t n = ::send(int(socket->socketDescriptor()), bytes.constData(), size_t(bytes.size()),
-                                 MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n == bytes.size())
-            return;
-        sent = n > 0 ? qsizetype(n) : 0;
+    if (socket->bytesToWrite() > 0 || !d->queued.isEmpty()) {
+        // Behind bytes still waiting: shared, not copied, until the kernel takes them.
+        d->connectWritten();
+        d->enqueue(bytes, 0);
+        return;
     }
-    // What the kernel did not take (its buffer is full, or an error) goes through the
-    // socket, which waits for the peer to read and reports errors the usual way.
-    // write(QByteArray) lets the ring buffer share the frame every client gets instead
-    // of copying it per client.
-    socket->write(sent ? bytes.sliced(sent) : bytes);
-    socket->flush();
+    // Nothing queued ahead of these bytes: hand them to the kernel directly. Going
+    // through QAbstractSocket (ring buffer, flush, the write notifier switched on and
+    // off, bytesWritten) cost a fifth of the server's CPU with 2 000 streams.
+    const ssize_t n = ::send(int(socket->socketDescriptor()), bytes.constData(), size_t(bytes.size()),
+                             MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n == bytes.size())
+        return;
+    // What the kernel did not take (its buffer is full, or an error) waits for it.
+    d->connectWritten();
+    d->enqueue(bytes, n > 0 ? qsizetype(n) : 0);
+    d->drain();
 }
 
 qint64 HttpResponder::pendingBytes() const {
-    return isOpen() ? d->socket->bytesToWrite() : 0;
+    return isOpen() ? d->socket->bytesToWrite() + d->queuedBytes : 0;
 }
 
 void HttpResponder::close() {
     if (!d || !d->socket)
         return;
     QTcpSocket* socket = d->socket;
+    d->queued.clear();
+    d->queuedBytes = 0;
     if (socket->state() == QAbstractSocket::ConnectedState)
         socket->flush();
     socket->abort();
@@ -193,8 +269,9 @@ void HttpResponder::setClosedHandler(QObject* context, std::function<void()> han
 void HttpResponder::setBytesWrittenHandler(QObject* context, std::function<void()> handler) {
     if (!d || !d->socket)
         return;
-    QObject::disconnect(d->written);
-    d->written = QObject::connect(d->socket, &QTcpSocket::bytesWritten, context, std::move(handler));
+    d->onWritten = std::move(handler);
+    d->onWrittenContext = context;
+    d->connectWritten();
 }
 
 // --- HttpAdapter ---------------------------------------------------------------------

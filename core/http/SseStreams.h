@@ -7,10 +7,12 @@
 #include "http/ReplayCache.h"
 #include "http/SseServer.h"
 #include "http/SseShared.h"
+#include "journal/JournalReader.h"
 #include "model/ChangeBatch.h"
 
 #include <memory>
 #include <optional>
+#include <QElapsedTimer>
 #include <QHash>
 #include <QList>
 #include <QObject>
@@ -105,12 +107,18 @@ private:
     // (the client's cursor is before the prune mark: its gap comes from Replay).
     bool replayFromCache(Client* client);
     void failReplay(Client* client, const QString& error);
+    // The journal's head and prune mark, read again at most once a millisecond.
+    JournalReader::Bounds journalBounds();
     void publishCacheStats();
     static QByteArray cacheKeyOf(const Subscription& subscription, const EventShape& shape);
     // The live fan-out of every batch received since the last one.
     void flushCommitted();
     void deliver(const QHash<QString, ChangeEventList>& bySubscription, qint64 through);
     void scheduleReplay(Client* client);
+    // A paused replay resumes once at most this many bytes wait in user space: through the
+    // cache, none (it writes only what the kernel takes); the journal's way writes a
+    // high-water mark's worth per step.
+    qint64 drainMark() const { return m_cache.isEnabled() ? 0 : m_replayHighWater; }
     void goLive(Client* client);
     void writeFrame(Client* client, const QByteArray& frame, int events);
     void disconnectSlow(Client* client);
@@ -129,6 +137,8 @@ private:
     qint64 m_head = 0; // highest seq delivered to this thread by committed()
     qint64 m_replayHighWater = 256 * 1024;
     ReplayCache m_cache;
+    JournalReader::Bounds m_bounds;         // journalBounds()'s last snapshot
+    QElapsedTimer m_boundsAge;              // since m_bounds was read; invalid: never
     QList<CommittedBatch> m_pendingBatches; // received, not yet fanned out (coalesceLive)
     bool m_flushQueued = false;
 };
