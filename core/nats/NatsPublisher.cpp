@@ -2,6 +2,7 @@
 
 #include "engine/Engine.h"
 #include "nats/NatsSubject.h"
+#include "sources/nats/NatsHeaders.h"
 
 #include <algorithm>
 #include <chrono>
@@ -19,9 +20,9 @@ namespace tw {
 
 namespace {
 
-constexpr char kJournalHeader[] = "Tidewatch-Journal";
-constexpr char kSeqHeader[] = "Tidewatch-Seq";
-constexpr char kOperationHeader[] = "Tidewatch-Operation";
+using natsheaders::kJournal;
+using natsheaders::kOperation;
+using natsheaders::kSeq;
 // Committed events kept in memory for the publisher; past it they are read back from
 // the journal. 65 536 events of 1 KiB is 64 MiB at most, a few seconds of a flood.
 constexpr size_t kMaxBuffered = 65536;
@@ -59,7 +60,7 @@ struct NatsPublisher::Nats {
     static void onAck(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* closure) {
         const char* value = nullptr;
         qint64 seq = 0;
-        if (natsMsgHeader_Get(msg, kSeqHeader, &value) == NATS_OK && value)
+        if (natsMsgHeader_Get(msg, kSeq, &value) == NATS_OK && value)
             seq = QByteArray(value).toLongLong();
         QString why;
         if (!ack && error)
@@ -314,8 +315,8 @@ bool NatsPublisher::resync(QString* why) {
         const char* journal = nullptr;
         const char* value = nullptr;
         const bool ours =
-            natsMsgHeader_Get(msg, kJournalHeader, &journal) == NATS_OK && journal && m_journalId == journal;
-        if (ours && natsMsgHeader_Get(msg, kSeqHeader, &value) == NATS_OK && value)
+            natsMsgHeader_Get(msg, kJournal, &journal) == NATS_OK && journal && m_journalId == journal;
+        if (ours && natsMsgHeader_Get(msg, kSeq, &value) == NATS_OK && value)
             found = QByteArray(value).toLongLong();
         natsMsg_Destroy(msg);
         if (ours)
@@ -412,11 +413,11 @@ bool NatsPublisher::publishWindow(QString* why) {
         natsMsg* msg = nullptr;
         s = natsMsg_Create(&msg, subject.constData(), nullptr, json.constData(), int(json.size()));
         if (s == NATS_OK)
-            s = natsMsgHeader_Set(msg, kJournalHeader, m_journalId.constData());
+            s = natsMsgHeader_Set(msg, kJournal, m_journalId.constData());
         if (s == NATS_OK)
-            s = natsMsgHeader_Set(msg, kSeqHeader, seq.constData());
+            s = natsMsgHeader_Set(msg, kSeq, seq.constData());
         if (s == NATS_OK)
-            s = natsMsgHeader_Set(msg, kOperationHeader, event.operationType().constData());
+            s = natsMsgHeader_Set(msg, kOperation, event.operationType().constData());
         jsPubOptions po;
         jsPubOptions_Init(&po);
         po.MsgId = msgId.constData();
