@@ -2,6 +2,7 @@
 
 #include "engine/Engine.h"
 #include "nats/NatsSubject.h"
+#include "nats/NatsWatchList.h"
 #include "sources/nats/NatsHeaders.h"
 
 #include <algorithm>
@@ -56,6 +57,7 @@ struct NatsPublisher::Nats {
     natsOptions* options = nullptr;
     natsConnection* connection = nullptr;
     jsCtx* js = nullptr;
+    kvStore* watchList = nullptr; // the bucket the watch list goes to; null while it cannot be opened
 
     static void onAck(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* closure) {
         const char* value = nullptr;
@@ -70,6 +72,8 @@ struct NatsPublisher::Nats {
     }
 
     ~Nats() {
+        if (watchList)
+            kvStore_Destroy(watchList);
         if (js)
             jsCtx_Destroy(js);
         if (connection) {
@@ -197,8 +201,10 @@ void NatsPublisher::run() {
             connectedOnce = true;
             setState(State::Publishing);
             m_backoffMs = m_options.initialBackoffMs;
-            while (!m_stopping && publishWindow(&why)) {
-            }
+            m_watchList.clear(); // put again on every connection
+            m_watchListAtMs = 0;
+            while (!m_stopping && publishWindow(&why))
+                putWatchList();
             storeCheckpoint(true);
             if (m_stopping)
                 break;
@@ -477,6 +483,25 @@ bool NatsPublisher::publishWindow(QString* why) {
         return false;
     }
     return true;
+}
+
+void NatsPublisher::putWatchList() {
+    // At most every 250 ms: a window of 1 024 events takes about that long when
+    // behind, and a change of state need not reach the gateways sooner.
+    if (nowMs() - m_watchListAtMs < 250)
+        return;
+    m_watchListAtMs = nowMs();
+    const QByteArray json = QJsonDocument(NatsWatchList::build(*m_engine)).toJson(QJsonDocument::Compact);
+    if (json == m_watchList)
+        return;
+    QString why;
+    if (!m_nats->watchList)
+        m_nats->watchList = NatsWatchList::open(m_nats->js, m_streamName, &why);
+    if (m_nats->watchList && NatsWatchList::put(m_nats->watchList, json, &why))
+        m_watchList = json;
+    else if (why != m_watchListError)
+        qCWarning(lcNats).noquote() << "gateways will not see the watch list:" << why;
+    m_watchListError = why;
 }
 
 void NatsPublisher::acknowledged(qint64 seq, bool ok, const QString& error) {

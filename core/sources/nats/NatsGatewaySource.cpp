@@ -26,6 +26,9 @@ constexpr char kSubjects[] = "tidewatch.>";
 constexpr int kPollMs = 100;
 // Messages per batch at most: the Engine commits in steps of about 4 096 events.
 constexpr int kMaxBatch = 4096;
+// How often the ingest's watch list is read again (one request): a state change shows
+// on the gateway within about a second.
+constexpr qint64 kWatchListEveryMs = 1000;
 // Reconnection backoff: doubles from the first to the last, with ±25 % jitter.
 constexpr int kInitialBackoffMs = 500;
 constexpr int kMaxBackoffMs = 10000;
@@ -50,8 +53,11 @@ struct NatsGatewaySource::Nats {
     natsConnection* connection = nullptr;
     jsCtx* js = nullptr;
     natsSubscription* subscription = nullptr;
+    kvStore* watchList = nullptr; // the ingest's watch list; null until its bucket exists
 
     ~Nats() {
+        if (watchList)
+            kvStore_Destroy(watchList);
         if (subscription) {
             natsSubscription_Unsubscribe(subscription);
             natsSubscription_Destroy(subscription);
@@ -176,6 +182,7 @@ bool NatsGatewaySource::connectToServer(QString* why) {
         m_nats.reset();
         return false;
     }
+    readWatchList();
     qCInfo(lcGateway).noquote() << "reading stream" << m_stream << "on" << m_url << "after stream sequence"
                                 << m_streamSeq << "(seq" << m_lastSeq << ")";
     return true;
@@ -220,6 +227,8 @@ void NatsGatewaySource::pump() {
         m_status.lastEventMs = QDateTime::currentMSecsSinceEpoch();
         publishBatch(batch);
     }
+    if (m_watchListTimer.hasExpired(kWatchListEveryMs))
+        readWatchList();
     if (s == NATS_OK || s == NATS_TIMEOUT)
         return;
     if (s == NATS_SLOW_CONSUMER) {
@@ -291,6 +300,35 @@ void NatsGatewaySource::take(natsMsg* msg, ChangeEventList* events) {
     m_seen.insert(event.ns().db + QLatin1Char('\n') + event.ns().coll);
     events->append(event);
     m_lastSeq = seq;
+}
+
+void NatsGatewaySource::readWatchList() {
+    m_watchListTimer.start();
+    if (!m_nats->watchList) {
+        const QByteArray bucket = natsheaders::watchListBucket(m_streamName);
+        if (js_KeyValue(&m_nats->watchList, m_nats->js, bucket.constData()) != NATS_OK) {
+            m_nats->watchList = nullptr;
+            return; // an ingest that has not put one yet
+        }
+    }
+    kvEntry* entry = nullptr;
+    if (kvStore_Get(&entry, m_nats->watchList, natsheaders::kWatchListKey) != NATS_OK)
+        return;
+    const quint64 revision = kvEntry_Revision(entry);
+    const QJsonObject list =
+        QJsonDocument::fromJson(
+            QByteArray(static_cast<const char*>(kvEntry_Value(entry)), kvEntry_ValueLen(entry)))
+            .object();
+    kvEntry_Destroy(entry);
+    if (revision == m_watchListRevision)
+        return;
+    m_watchListRevision = revision;
+    // Another journal's list describes other events than the ones this gateway serves.
+    const QByteArray journal = list.value(QLatin1String("journal")).toString().toUtf8();
+    if (!m_journalId.isEmpty() && journal != m_journalId)
+        return;
+    m_status.upstream = list;
+    Q_EMIT statusChanged(id(), m_status);
 }
 
 QByteArray NatsGatewaySource::checkpointToken() const {

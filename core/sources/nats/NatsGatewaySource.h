@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <QByteArray>
+#include <QElapsedTimer>
 #include <QList>
 #include <QSet>
 #include <QString>
@@ -30,6 +31,11 @@ namespace tw {
 // after the stream sequence committed with the last batch (the checkpoint token), so a
 // restart resumes where the journal stands, losing and repeating nothing. Only the
 // messages of one ingest journal are taken: the first one met, kept in the token.
+//
+// The ingest's watch list (its sources, states and watches: NatsWatchList) is read from
+// its key-value bucket at connection and about every second after, into
+// SourceStatus::upstream, for the gateway's /v1/sources, /v1/health and the 404 for an
+// unwatched namespace.
 //
 // URI: nats://HOST:PORT[/STREAM] (stream TIDEWATCH by default).
 class NatsGatewaySource : public Source {
@@ -59,6 +65,8 @@ private:
     // One message: appended to `events` (or skipped: another journal's, already held).
     void take(natsMsg* msg, ChangeEventList* events);
     QByteArray checkpointToken() const;
+    // Reads the ingest's watch list (NatsWatchList) into m_status.upstream when it changed.
+    void readWatchList();
 
     QString m_url;
     QString m_stream;
@@ -76,6 +84,8 @@ private:
     QList<Namespace> m_watches;
     QSet<QString> m_seen;               // "db\ncoll" of the events read, for listNamespaces()
     QSet<QByteArray> m_foreignJournals; // other journals met in the stream (warned once)
+    QElapsedTimer m_watchListTimer;     // since the watch list was last read
+    quint64 m_watchListRevision = 0;
 };
 
 } // namespace tw
