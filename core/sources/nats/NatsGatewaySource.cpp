@@ -151,8 +151,9 @@ bool NatsGatewaySource::connectToServer(QString* why) {
     // reconnection would have the ordered consumer restart where it decides.
     if (s == NATS_OK)
         s = natsOptions_SetAllowReconnect(m_nats->options, false);
+    // Under a second: the connection is made on this thread, and a queued stop() waits for it.
     if (s == NATS_OK)
-        s = natsOptions_SetTimeout(m_nats->options, 2000);
+        s = natsOptions_SetTimeout(m_nats->options, 900);
     if (s == NATS_OK)
         s = natsConnection_Connect(&m_nats->connection, m_nats->options);
     if (s == NATS_OK)
