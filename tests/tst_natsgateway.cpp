@@ -71,13 +71,14 @@ private Q_SLOTS:
     void twoGatewaysServeEveryChangeOnceInOrderWithTheSameIds();
     void clientMovesToTheOtherGatewayAfterKillNineAndTheKilledOneCatchesUp();
     void gatewayTellsWhatItsIngestWatches();
+    void eventsTheStreamNoLongerHoldsAreAGapOnANewGateway();
 
 private:
     QString db() const { return m_dir->filePath(QStringLiteral("shop.sqlite")); }
     // Starts one headless Tidewatch with its own journal and data folder and waits until
     // its watch is live; with --sse, *base is its HTTP address.
     void startProcess(QProcess& p, const QString& name, const QStringList& args, QUrl* base = nullptr);
-    void startIngest(QProcess& p);
+    void startIngest(QProcess& p, const QStringList& extra = {}, QUrl* base = nullptr);
     void startGateway(QProcess& p, const QString& name, QUrl* base);
     void write(int rows);
     static QUrl events(const QUrl& base) {
@@ -130,10 +131,13 @@ void TestNatsGateway::startProcess(QProcess& p, const QString& name, const QStri
         *base = QUrl(QStringLiteral("http://127.0.0.1:%1").arg(port.captured(1)));
 }
 
-void TestNatsGateway::startIngest(QProcess& p) {
+void TestNatsGateway::startIngest(QProcess& p, const QStringList& extra, QUrl* base) {
     startProcess(p, QStringLiteral("ingest"),
-                 {QStringLiteral("--source"), QStringLiteral("sqlite:") + db(), QStringLiteral("--watch"),
-                  QStringLiteral("orders"), QStringLiteral("--publish"), m_nats->url()});
+                 QStringList{QStringLiteral("--source"), QStringLiteral("sqlite:") + db(),
+                             QStringLiteral("--watch"), QStringLiteral("orders"), QStringLiteral("--publish"),
+                             m_nats->url()} +
+                     extra,
+                 base);
 }
 
 void TestNatsGateway::startGateway(QProcess& p, const QString& name, QUrl* base) {
@@ -303,6 +307,45 @@ void TestNatsGateway::gatewayTellsWhatItsIngestWatches() {
     QCOMPARE(watched.status(), 200);
     write(3);
     QTRY_COMPARE_WITH_TIMEOUT(watched.seqs(), range(1, 3), 20000);
+    for (QProcess* p : {&gateway, &ingest}) {
+        p->terminate();
+        QVERIFY(p->waitForFinished(20000));
+    }
+}
+
+void TestNatsGateway::eventsTheStreamNoLongerHoldsAreAGapOnANewGateway() {
+    // A stream of about 2 KiB keeps the last few of 30 messages: a gateway started after
+    // them never reads the first ones.
+    QProcess ingest, gateway;
+    QUrl ingestBase, base;
+    START(startIngest(ingest,
+                      {QStringLiteral("--nats-max-bytes"), QStringLiteral("2048"), QStringLiteral("--sse"),
+                       QStringLiteral("0")},
+                      &ingestBase));
+    write(30);
+    QNetworkAccessManager http;
+    auto acked = [&] {
+        return getJson(http, ingestBase.resolved(QUrl(QStringLiteral(
+                                 "/v1/health"))))[QStringLiteral("publisher")][QStringLiteral("ackedSeq")]
+            .toInteger();
+    };
+    QTRY_COMPARE_WITH_TIMEOUT(acked(), 30, 20000);
+    START(startGateway(gateway, QStringLiteral("late"), &base));
+    SseTestClient client;
+    client.open(events(base), kToken, "0"); // everything the gateway's journal holds
+    QTRY_VERIFY_WITH_TIMEOUT(!client.seqs().isEmpty() && client.seqs().constLast() == 30, 20000);
+    const QList<qint64> seqs = client.seqs();
+    QVERIFY2(seqs.first() > 1, "the stream should have dropped its first messages");
+    QCOMPARE(seqs, range(seqs.first(), 30));
+    QCOMPARE(client.gapCount(), 1);
+    const auto gap = std::find_if(client.messages.cbegin(), client.messages.cend(),
+                                  [](const SseMessage& m) { return m.event == "gap"; });
+    QVERIFY(gap != client.messages.cend());
+    QVERIFY2(gap->data.contains("no longer in stream TIDEWATCH"), gap->data.constData());
+    QVERIFY(std::distance(client.messages.cbegin(), gap) <
+            std::distance(client.messages.cbegin(),
+                          std::find_if(client.messages.cbegin(), client.messages.cend(),
+                                       [&](const SseMessage& m) { return m.seq() == seqs.first(); })));
     for (QProcess* p : {&gateway, &ingest}) {
         p->terminate();
         QVERIFY(p->waitForFinished(20000));
