@@ -1,6 +1,7 @@
 #include "CommandLine.h"
 
 #include "nats/NatsPublisher.h"
+#include "sources/nats/NatsGatewaySource.h"
 #include "sources/SourceUri.h"
 
 #include <QCommandLineParser>
@@ -104,9 +105,15 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
         QStringLiteral("publish"),
         QStringLiteral("Publish every committed event to NATS JetStream at nats://HOST:PORT."),
         QStringLiteral("URL"));
-    const QCommandLineOption natsStream(QStringLiteral("nats-stream"),
-                                        QStringLiteral("JetStream stream for --publish (default TIDEWATCH)."),
-                                        QStringLiteral("NAME"));
+    const QCommandLineOption gateway(
+        QStringLiteral("gateway"),
+        QStringLiteral("Serve the events an ingest publishes to NATS JetStream at nats://HOST:PORT, with no "
+                       "database source."),
+        QStringLiteral("URL"));
+    const QCommandLineOption natsStream(
+        QStringLiteral("nats-stream"),
+        QStringLiteral("JetStream stream for --publish or --gateway (default TIDEWATCH)."),
+        QStringLiteral("NAME"));
     const QCommandLineOption natsMaxAge(
         QStringLiteral("nats-max-age"),
         QStringLiteral("Seconds a stream made by --publish keeps messages (default: no limit)."),
@@ -114,7 +121,7 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
     const QCommandLineOption natsMaxBytes(
         QStringLiteral("nats-max-bytes"),
         QStringLiteral("Bytes a stream made by --publish keeps (default: no limit)."), QStringLiteral("N"));
-    for (const auto* option : {&publish, &natsStream, &natsMaxAge, &natsMaxBytes})
+    for (const auto* option : {&publish, &gateway, &natsStream, &natsMaxAge, &natsMaxBytes})
         p.addOption(*option);
 
     if (!p.parse(arguments)) {
@@ -172,9 +179,33 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
             return false;
         }
     }
-    if (!o->natsStream.isEmpty() && o->publish.isEmpty()) {
-        *error = QStringLiteral("--nats-stream needs --publish nats://HOST:PORT");
+    if (!o->natsStream.isEmpty() && o->publish.isEmpty() && !p.isSet(gateway)) {
+        *error = QStringLiteral("--nats-stream needs --publish or --gateway nats://HOST:PORT");
         return false;
+    }
+    if (p.isSet(gateway)) {
+        QString why;
+        QString url = p.value(gateway);
+        if (!NatsPublisher::checkUrl(url, &why)) {
+            *error = QStringLiteral("--gateway %1").arg(why);
+            return false;
+        }
+        if (!url.contains(QLatin1String("://")))
+            url.prepend(QLatin1String("nats://"));
+        if (!o->natsStream.isEmpty())
+            url += QLatin1Char('/') + o->natsStream;
+        QString stream;
+        if (!NatsGatewaySource::parseUri(url, &o->gateway, &stream, &why)) {
+            *error = QStringLiteral("--gateway: %1").arg(why);
+            return false;
+        }
+        o->gateway += QLatin1Char('/') + stream;
+        if (!p.value(source).isEmpty() || p.isSet(demo) || !p.values(watch).isEmpty()) {
+            *error =
+                QStringLiteral("--gateway serves every namespace its ingest publishes: give no --source, "
+                               "--demo or --watch (narrow with --filter)");
+            return false;
+        }
     }
     o->workspace = p.value(workspace);
     o->journal = p.value(journal);
@@ -213,7 +244,7 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
             return false;
         }
     }
-    if (o->headless && o->source.isEmpty() && !o->demo && o->workspace.isEmpty()) {
+    if (o->headless && o->source.isEmpty() && o->gateway.isEmpty() && !o->demo && o->workspace.isEmpty()) {
         *error = QStringLiteral("--headless needs --source URI --watch NS (or --demo, or --workspace FILE)");
         return false;
     }
@@ -231,6 +262,8 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
     }
     if (o->sourceId.isEmpty() && !o->source.isEmpty())
         o->sourceId = defaultSourceId(o->source);
+    if (o->sourceId.isEmpty() && !o->gateway.isEmpty())
+        o->sourceId = QStringLiteral("gateway");
     return true;
 }
 

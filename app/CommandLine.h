@@ -20,6 +20,7 @@ struct AppOptions {
     bool capture = false;
     QString sse;                  // "[ADDR:]PORT"; empty: no server
     QString publish;              // nats://HOST:PORT: publish committed events to JetStream
+    QString gateway;              // nats://HOST:PORT[/STREAM]: serve an ingest's stream, no database
     QString natsStream;           // empty: TIDEWATCH
     qint64 natsMaxAgeSeconds = 0; // limits of a stream --publish creates; 0: none
     qint64 natsMaxBytes = 0;

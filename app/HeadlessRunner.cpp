@@ -92,6 +92,11 @@ int HeadlessRunner::start() {
     QString sourceId = m_options.sourceId;
     QStringList watches = m_options.watches;
     const bool demo = m_options.demo && uri.isEmpty();
+    // A gateway's one source is the ingest's stream; its events keep the ingest's source
+    // ids, so the command line's subscription is not narrowed to it.
+    const bool gateway = !m_options.gateway.isEmpty();
+    if (gateway)
+        uri = m_options.gateway;
     if (demo) {
         const ConnectionSpec spec = AppSession::demoConnection();
         // Before the journal is opened: a demo database that cannot be made is a setup
@@ -165,6 +170,8 @@ int HeadlessRunner::start() {
     m_subscription.filter = filter;
     m_subscription.persistent = false;
     QList<Namespace> namespaces;
+    if (gateway)
+        namespaces.append(Namespace{}); // all of the stream
     for (const QString& text : std::as_const(watches)) {
         QString table = text.startsWith(QLatin1String("main.")) ? text.mid(5) : text;
         if (table == QLatin1String("*"))
@@ -188,8 +195,8 @@ int HeadlessRunner::start() {
                     logLine(QStringLiteral("watch %1 in %2 failed: %3").arg(ns.toString(), id, message));
             });
     connect(session, &AppSession::watchReady, this, [](const QString& id, const Namespace& ns) {
-        logLine(
-            QStringLiteral("ready: %1 in %2 (every change from now on is reported)").arg(ns.toString(), id));
+        logLine(QStringLiteral("ready: %1 in %2 (every change from now on is reported)")
+                    .arg(ns.isDeployment() ? QStringLiteral("everything") : ns.toString(), id));
     });
     connect(session, &AppSession::journalFailed, this,
             [](const QString& message) { logLine(QStringLiteral("journal: %1 (retrying)").arg(message)); });
@@ -239,7 +246,7 @@ bool HeadlessRunner::addCommandLineSource(const QString& uri, const QString& sou
     }
     QStringList names;
     for (const Namespace& ns : namespaces)
-        names.append(ns.toString());
+        names.append(ns.isDeployment() ? QStringLiteral("everything") : ns.toString());
     logLine(QStringLiteral("watching %1 in %2").arg(names.join(QLatin1String(", ")), Source::redactUri(uri)));
     return true;
 }

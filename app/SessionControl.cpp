@@ -221,6 +221,8 @@ QJsonObject SessionControl::sourceJson(const ConnectionSpec& spec) const {
                   {QStringLiteral("watches"), watches}};
     if (spec.captureMode)
         o.insert(QStringLiteral("options"), QJsonObject{{QStringLiteral("capture"), true}});
+    if (!status.upstream.isEmpty())
+        o.insert(QStringLiteral("ingest"), status.upstream); // a gateway: what its ingest watches
     return o;
 }
 

@@ -317,6 +317,24 @@ void TestHeadless::badInputGetsOneLineErrorAndNonZeroExit_data() {
                                                  QStringLiteral("orders"),     QStringLiteral("--from-seq"),
                                                  QStringLiteral("soon")}
                                   << QStringLiteral("--from-seq needs a sequence id");
+    QTest::newRow("gateway without a port")
+        << QStringList{QStringLiteral("--headless"), QStringLiteral("--gateway"),
+                       QStringLiteral("nats://host")}
+        << QStringLiteral("--gateway needs nats://HOST:PORT");
+    QTest::newRow("gateway with a bad stream name")
+        << QStringList{QStringLiteral("--headless"), QStringLiteral("--gateway"),
+                       QStringLiteral("nats://127.0.0.1:4222"), QStringLiteral("--nats-stream"),
+                       QStringLiteral("a.b")}
+        << QStringLiteral("a stream name is 1 to 64 letters");
+    QTest::newRow("gateway with a source")
+        << QStringList{QStringLiteral("--headless"),
+                       QStringLiteral("--gateway"),
+                       QStringLiteral("nats://127.0.0.1:4222"),
+                       QStringLiteral("--source"),
+                       QStringLiteral("DB"),
+                       QStringLiteral("--watch"),
+                       QStringLiteral("orders")}
+        << QStringLiteral("--gateway serves every namespace its ingest publishes");
 }
 
 void TestHeadless::badInputGetsOneLineErrorAndNonZeroExit() {

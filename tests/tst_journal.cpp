@@ -30,6 +30,20 @@ ChangeBatch batchOf(const QString& source, int first, int count, const QByteArra
     return b;
 }
 
+// A batch whose events carry their seqs already, as a NATS gateway's do (the ingest's).
+ChangeBatch withSeqs(const QList<qint64>& seqs, const QByteArray& token) {
+    ChangeBatch b;
+    b.sourceId = QStringLiteral("gateway");
+    b.keepSeqs = true;
+    for (qint64 seq : seqs) {
+        ChangeEvent e = makeEvent(QStringLiteral("shop"), QStringLiteral("orders"), int(seq));
+        e.finalize(seq);
+        b.events.append(e);
+    }
+    b.checkpoint.token = token;
+    return b;
+}
+
 // Child mode: commit batch A, then die by SIGKILL inside batch B's transaction after
 // every row is written and before COMMIT.
 int runChild(const QString& path, bool killBeforeCommit) {
@@ -134,6 +148,10 @@ private Q_SLOTS:
     void anUnreadableStoredEventIsAGapNotASilence();
     void aVersion1JournalIsUpgradedInPlace();
     void aDictionaryThatCannotBeStoredIsNotUsed();
+    void givenSeqsAreKeptWhenIncreasing();
+    void givenSeqsNotPastTheLastAreRefused_data();
+    void givenSeqsNotPastTheLastAreRefused();
+    void givenSeqsSurviveReopen();
 };
 
 void TestJournal::seqIncreasesAndSurvivesReopen() {
@@ -637,6 +655,92 @@ void TestJournal::aDictionaryThatCannotBeStoredIsNotUsed() {
     for (const ChangeEvent& e : r.events)
         QVERIFY(e.operation() != Operation::Gap);
     QCOMPARE(r.events.last().toJson(), last.last().toJson());
+}
+
+void TestJournal::givenSeqsAreKeptWhenIncreasing() {
+    QTemporaryDir dir;
+    const QString path = dir.filePath(QStringLiteral("j.sqlite"));
+    Journal j;
+    QVERIFY(j.open(path));
+    // A jump (7 to 12) is fine: the ingest may have pruned or filtered in between.
+    QList<ChangeBatch> batches{withSeqs({5, 6, 7}, "g7"), withSeqs({12}, "g12")};
+    QVERIFY(j.append(batches));
+    QCOMPARE(j.lastSeq(), 12);
+    QCOMPARE(batches[0].events[2].seq(), 7);
+    QVERIFY(batches[1].events[0].toJson().startsWith(R"({"seq":12,"source":"shop")"));
+    QCOMPARE(j.restore(QStringLiteral("gateway")).token, QByteArray("g12"));
+    JournalReader reader;
+    QVERIFY(reader.open(path));
+    const JournalReader::Result r = reader.readAfter(0, 100);
+    QVERIFY(r.error.isEmpty());
+    QVERIFY(!r.gap);
+    QList<qint64> seqs;
+    for (const ChangeEvent& e : r.events)
+        seqs.append(e.seq());
+    QCOMPARE(seqs, (QList<qint64>{5, 6, 7, 12}));
+    QCOMPARE(r.events[3].toJson(), batches[1].events[0].toJson());
+    // Reading after a seq inside the jump goes on with the next stored one.
+    QCOMPARE(reader.readAfter(8, 100).events.first().seq(), 12);
+    // The ordinary path goes on after the highest seq kept.
+    QList<ChangeBatch> ordinary{batchOf(QStringLiteral("a"), 1, 1, {})};
+    QVERIFY(j.append(ordinary));
+    QCOMPARE(ordinary[0].events[0].seq(), 13);
+}
+
+void TestJournal::givenSeqsNotPastTheLastAreRefused_data() {
+    QTest::addColumn<QList<qint64>>("seqs");
+    QTest::newRow("equal to the last") << QList<qint64>{10};
+    QTest::newRow("below the last") << QList<qint64>{3};
+    QTest::newRow("repeated in the batch") << QList<qint64>{11, 11};
+    QTest::newRow("decreasing in the batch") << QList<qint64>{14, 12};
+    QTest::newRow("not finalized") << QList<qint64>{0};
+}
+
+void TestJournal::givenSeqsNotPastTheLastAreRefused() {
+    QFETCH(QList<qint64>, seqs);
+    QTemporaryDir dir;
+    const QString path = dir.filePath(QStringLiteral("j.sqlite"));
+    Journal j;
+    QVERIFY(j.open(path));
+    QList<ChangeBatch> first{withSeqs({10}, "g10")};
+    QVERIFY(j.append(first));
+    // An ordinary batch in the same transaction is rolled back with the refused one.
+    QList<ChangeBatch> refused{withSeqs(seqs, "bad"), batchOf(QStringLiteral("a"), 1, 2, "a2")};
+    QString error;
+    QVERIFY(!j.append(refused, &error));
+    QCOMPARE(j.lastError(), Journal::Error::SeqNotIncreasing);
+    QVERIFY2(error.contains(QLatin1String("not past seq")), qPrintable(error));
+    QVERIFY(error.contains(QLatin1String("gateway")));
+    QCOMPARE(j.lastSeq(), 10);
+    QCOMPARE(refused[0].events[0].seq(), seqs[0]); // a given seq stays as it was given
+    QCOMPARE(refused[1].events[0].seq(), 0);
+    QCOMPARE(j.restore(QStringLiteral("gateway")).token, QByteArray("g10"));
+    QVERIFY(j.restore(QStringLiteral("a")).token.isEmpty());
+    JournalReader reader;
+    QVERIFY(reader.open(path));
+    QCOMPARE(reader.readAfter(0, 100).events.size(), 1);
+    QCOMPARE(reader.lastSeq(), 10);
+}
+
+void TestJournal::givenSeqsSurviveReopen() {
+    QTemporaryDir dir;
+    const QString path = dir.filePath(QStringLiteral("j.sqlite"));
+    {
+        Journal j;
+        QVERIFY(j.open(path));
+        QList<ChangeBatch> batches{withSeqs({100, 250}, "g250")};
+        QVERIFY(j.append(batches));
+    }
+    Journal j;
+    QVERIFY(j.open(path));
+    QCOMPARE(j.lastSeq(), 250);
+    QCOMPARE(j.restore(QStringLiteral("gateway")).token, QByteArray("g250"));
+    QList<ChangeBatch> again{withSeqs({250}, "x")};
+    QVERIFY(!j.append(again));
+    QCOMPARE(j.lastError(), Journal::Error::SeqNotIncreasing);
+    QList<ChangeBatch> next{withSeqs({251}, "g251")};
+    QVERIFY(j.append(next));
+    QCOMPARE(j.lastSeq(), 251);
 }
 
 int main(int argc, char** argv) {

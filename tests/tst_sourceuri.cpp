@@ -92,6 +92,10 @@ void TestSourceUri::kind_data() {
     QTest::newRow("postgres") << QStringLiteral("postgres://db/shop.db") << K::Postgres
                               << QStringLiteral("postgres") << none;
     QTest::newRow("conninfo") << QStringLiteral("host=db dbname=shop") << K::Postgres << QString() << none;
+    QTest::newRow("nats gateway") << QStringLiteral("nats://127.0.0.1:4222/TIDEWATCH") << K::Nats
+                                  << QStringLiteral("nats") << none;
+    QTest::newRow("nats path ending in .db")
+        << QStringLiteral("NATS://h:4222/x.db") << K::Nats << QStringLiteral("nats") << none;
     QTest::newRow("other scheme ending in .db")
         << QStringLiteral("ftp://host/x.db") << K::Unknown << QStringLiteral("ftp") << none;
     QTest::newRow("unknown scheme") << QStringLiteral("redis://localhost") << K::Unknown

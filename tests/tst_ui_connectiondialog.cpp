@@ -53,6 +53,13 @@ void tst_UiConnectionDialog::validateUri_data() {
     QTest::newRow("postgres ok") << QStringLiteral("postgresql://app@db:5432/shop") << true << QString();
     QTest::newRow("postgres conninfo ok")
         << QStringLiteral("host=db port=5432 dbname=shop user=app") << true << QString();
+    QTest::newRow("nats gateway ok") << QStringLiteral("nats://127.0.0.1:4222/TIDEWATCH") << true
+                                     << QString();
+    QTest::newRow("nats gateway default stream") << QStringLiteral("nats://nats:4222") << true << QString();
+    QTest::newRow("nats gateway no port")
+        << QStringLiteral("nats://nats") << false << QStringLiteral("needs nats://HOST:PORT");
+    QTest::newRow("nats gateway bad stream")
+        << QStringLiteral("nats://nats:4222/a.b") << false << QStringLiteral("a stream name is");
 }
 
 void tst_UiConnectionDialog::validateUri() {

@@ -89,6 +89,7 @@ bool Engine::start(QString* error, StartError* code) {
             case Journal::Error::None:
             case Journal::Error::CannotOpen:
             case Journal::Error::Io:
+            case Journal::Error::SeqNotIncreasing:
                 *code = StartError::JournalUnreadable;
                 break;
             }

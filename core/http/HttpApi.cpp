@@ -240,6 +240,14 @@ void HttpApi::health(const HttpRequest& request, HttpResponder&& out) {
             o.insert(QStringLiteral("lagBytes"), s.lagBytes);
         degraded =
             degraded || s.state == SourceStatus::State::Error || s.state == SourceStatus::State::Backoff;
+        if (!s.upstream.isEmpty()) {
+            // A gateway: its ingest's sources are this node's sources too.
+            o.insert(QStringLiteral("ingest"), s.upstream);
+            for (const QJsonValue& source : s.upstream.value(QLatin1String("sources")).toArray()) {
+                const QString state = source[QLatin1String("state")].toString();
+                degraded = degraded || state == QLatin1String("error") || state == QLatin1String("backoff");
+            }
+        }
         sources.append(o);
     }
     QJsonObject body{

@@ -26,6 +26,23 @@ bool overlaps(const SourceNamespace& wanted, const SourceNamespace& watched) {
     return watched.ns.contains(wanted.ns) || wanted.ns.contains(watched.ns);
 }
 
+// What the ingests behind a gateway watch (SourceStatus::upstream, NatsWatchList's
+// JSON): a gateway's own watch covers the whole stream, whose events keep the ingest's
+// source ids.
+QList<SourceNamespace> upstreamScopes(const QHash<QString, SourceStatus>& statuses) {
+    QList<SourceNamespace> scopes;
+    for (const SourceStatus& status : statuses) {
+        const QJsonArray sources = status.upstream.value(QLatin1String("sources")).toArray();
+        for (const QJsonValue& source : sources) {
+            const QString id = source[QLatin1String("id")].toString();
+            for (const QJsonValue& watch : source[QLatin1String("watches")].toArray())
+                scopes.append(SourceNamespace{id, Namespace{watch[QLatin1String("db")].toString(),
+                                                            watch[QLatin1String("coll")].toString()}});
+        }
+    }
+    return scopes;
+}
+
 } // namespace
 
 SourcesApi::SourcesApi(const SseServer::Options& options, const EngineCalls* engineCalls,
@@ -137,7 +154,8 @@ bool SourcesApi::refuseUnwatched(const HttpRequest& request, HttpResponder& out,
                                  const QList<SourceNamespace>& namespaces) const {
     if (!m_refuseUnwatched || namespaces.isEmpty())
         return false;
-    const QList<SourceNamespace> watched = m_engineCalls->watchedScopes();
+    const QList<SourceNamespace> watched =
+        m_engineCalls->watchedScopes() + upstreamScopes(m_engineCalls->sourceStatuses());
     QJsonArray unwatched;
     QStringList names;
     for (const SourceNamespace& wanted : namespaces) {

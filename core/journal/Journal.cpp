@@ -74,13 +74,13 @@ bool Journal::append(QList<ChangeBatch>& batches, QString* error) {
     const QByteArray dictionary = m_trainer.pendingDictionary(false);
     uint32_t dictionaryId = dictionary.isEmpty() ? 0 : BodyCodec::idOf(dictionary);
     qint64 seq = m_lastSeq;
-    auto rollback = [&](const QString& message) {
+    auto rollback = [&](const QString& message, Error code = Error::Io) {
         exec("ROLLBACK");
         for (ChangeBatch& batch : batches)
             for (ChangeEvent& event : batch.events)
-                if (event.seq() > m_lastSeq)
+                if (!batch.keepSeqs && event.seq() > m_lastSeq)
                     event.finalize(0);
-        return fail(Error::Io, QStringLiteral("Journal write failed: %1").arg(message), error);
+        return fail(code, QStringLiteral("Journal write failed: %1").arg(message), error);
     };
     if (dictionaryId != 0) {
         // Commits with this transaction, before any frame made with it can exist. If it
@@ -108,7 +108,18 @@ bool Journal::append(QList<ChangeBatch>& batches, QString* error) {
     for (ChangeBatch& batch : batches) {
         const QByteArray source = batch.sourceId.toUtf8();
         for (ChangeEvent& event : batch.events) {
-            event.finalize(++seq);
+            if (!batch.keepSeqs) {
+                event.finalize(++seq);
+            } else if (event.seq() > seq) {
+                seq = event.seq();
+            } else {
+                return rollback(QStringLiteral("source %1 gave seq %2, which is not past seq %3; a source "
+                                               "that keeps its own seqs must send them increasing")
+                                    .arg(batch.sourceId)
+                                    .arg(event.seq())
+                                    .arg(seq),
+                                Error::SeqNotIncreasing);
+            }
             QByteArray doc = event.takeStoredBytes();
             // A frame is stored only when this journal holds its dictionary (an event
             // prepared for another journal, or before a reopen, is stored as it is).

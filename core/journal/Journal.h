@@ -41,7 +41,7 @@ struct StoredSubscription {
 // their own connection.
 class Journal {
 public:
-    enum class Error { None, CannotOpen, NotAJournal, Corrupt, NewerVersion, Io };
+    enum class Error { None, CannotOpen, NotAJournal, Corrupt, NewerVersion, Io, SeqNotIncreasing };
 
     Journal();
     ~Journal();
@@ -60,7 +60,8 @@ public:
 
     // Assigns seqs, finalizes the events (in place) and commits them together with
     // each batch's checkpoint in one transaction. On failure nothing is committed,
-    // the events keep seq 0, and the next seq is unchanged.
+    // the events keep seq 0, and the next seq is unchanged. A batch with keepSeqs keeps
+    // the seqs its events carry (see ChangeBatch::keepSeqs); on failure they keep them.
     bool append(QList<ChangeBatch>& batches, QString* error = nullptr);
 
     SourceRestore restore(const QString& sourceId);

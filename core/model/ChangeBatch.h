@@ -38,6 +38,12 @@ struct ChangeBatch {
     QString sourceId;
     ChangeEventList events;
     SourceCheckpoint checkpoint;
+    // The events carry their seqs already (finalized by the source) and the journal
+    // keeps them instead of assigning its own: a NATS gateway keeps the ingest's seq so
+    // that one event has one SSE id on every gateway. They must be strictly increasing
+    // past the journal's last seq (a jump is fine: the ingest may have pruned), else the
+    // whole append is refused (Journal::Error::SeqNotIncreasing).
+    bool keepSeqs = false;
 };
 
 // What the Engine publishes after a commit: every event with its final seq, and the

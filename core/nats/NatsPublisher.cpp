@@ -2,6 +2,8 @@
 
 #include "engine/Engine.h"
 #include "nats/NatsSubject.h"
+#include "nats/NatsWatchList.h"
+#include "sources/nats/NatsHeaders.h"
 
 #include <algorithm>
 #include <chrono>
@@ -19,9 +21,9 @@ namespace tw {
 
 namespace {
 
-constexpr char kJournalHeader[] = "Tidewatch-Journal";
-constexpr char kSeqHeader[] = "Tidewatch-Seq";
-constexpr char kOperationHeader[] = "Tidewatch-Operation";
+using natsheaders::kJournal;
+using natsheaders::kOperation;
+using natsheaders::kSeq;
 // Committed events kept in memory for the publisher; past it they are read back from
 // the journal. 65 536 events of 1 KiB is 64 MiB at most, a few seconds of a flood.
 constexpr size_t kMaxBuffered = 65536;
@@ -55,11 +57,12 @@ struct NatsPublisher::Nats {
     natsOptions* options = nullptr;
     natsConnection* connection = nullptr;
     jsCtx* js = nullptr;
+    kvStore* watchList = nullptr; // the bucket the watch list goes to; null while it cannot be opened
 
     static void onAck(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* closure) {
         const char* value = nullptr;
         qint64 seq = 0;
-        if (natsMsgHeader_Get(msg, kSeqHeader, &value) == NATS_OK && value)
+        if (natsMsgHeader_Get(msg, kSeq, &value) == NATS_OK && value)
             seq = QByteArray(value).toLongLong();
         QString why;
         if (!ack && error)
@@ -69,6 +72,8 @@ struct NatsPublisher::Nats {
     }
 
     ~Nats() {
+        if (watchList)
+            kvStore_Destroy(watchList);
         if (js)
             jsCtx_Destroy(js);
         if (connection) {
@@ -196,8 +201,10 @@ void NatsPublisher::run() {
             connectedOnce = true;
             setState(State::Publishing);
             m_backoffMs = m_options.initialBackoffMs;
-            while (!m_stopping && publishWindow(&why)) {
-            }
+            m_watchList.clear(); // put again on every connection
+            m_watchListAtMs = 0;
+            while (!m_stopping && publishWindow(&why))
+                putWatchList();
             storeCheckpoint(true);
             if (m_stopping)
                 break;
@@ -314,8 +321,8 @@ bool NatsPublisher::resync(QString* why) {
         const char* journal = nullptr;
         const char* value = nullptr;
         const bool ours =
-            natsMsgHeader_Get(msg, kJournalHeader, &journal) == NATS_OK && journal && m_journalId == journal;
-        if (ours && natsMsgHeader_Get(msg, kSeqHeader, &value) == NATS_OK && value)
+            natsMsgHeader_Get(msg, kJournal, &journal) == NATS_OK && journal && m_journalId == journal;
+        if (ours && natsMsgHeader_Get(msg, kSeq, &value) == NATS_OK && value)
             found = QByteArray(value).toLongLong();
         natsMsg_Destroy(msg);
         if (ours)
@@ -412,11 +419,11 @@ bool NatsPublisher::publishWindow(QString* why) {
         natsMsg* msg = nullptr;
         s = natsMsg_Create(&msg, subject.constData(), nullptr, json.constData(), int(json.size()));
         if (s == NATS_OK)
-            s = natsMsgHeader_Set(msg, kJournalHeader, m_journalId.constData());
+            s = natsMsgHeader_Set(msg, kJournal, m_journalId.constData());
         if (s == NATS_OK)
-            s = natsMsgHeader_Set(msg, kSeqHeader, seq.constData());
+            s = natsMsgHeader_Set(msg, kSeq, seq.constData());
         if (s == NATS_OK)
-            s = natsMsgHeader_Set(msg, kOperationHeader, event.operationType().constData());
+            s = natsMsgHeader_Set(msg, kOperation, event.operationType().constData());
         jsPubOptions po;
         jsPubOptions_Init(&po);
         po.MsgId = msgId.constData();
@@ -476,6 +483,25 @@ bool NatsPublisher::publishWindow(QString* why) {
         return false;
     }
     return true;
+}
+
+void NatsPublisher::putWatchList() {
+    // At most every 250 ms: a window of 1 024 events takes about that long when
+    // behind, and a change of state need not reach the gateways sooner.
+    if (nowMs() - m_watchListAtMs < 250)
+        return;
+    m_watchListAtMs = nowMs();
+    const QByteArray json = QJsonDocument(NatsWatchList::build(*m_engine)).toJson(QJsonDocument::Compact);
+    if (json == m_watchList)
+        return;
+    QString why;
+    if (!m_nats->watchList)
+        m_nats->watchList = NatsWatchList::open(m_nats->js, m_streamName, &why);
+    if (m_nats->watchList && NatsWatchList::put(m_nats->watchList, json, &why))
+        m_watchList = json;
+    else if (why != m_watchListError)
+        qCWarning(lcNats).noquote() << "gateways will not see the watch list:" << why;
+    m_watchListError = why;
 }
 
 void NatsPublisher::acknowledged(qint64 seq, bool ok, const QString& error) {

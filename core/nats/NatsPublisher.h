@@ -34,7 +34,8 @@ class Engine;
 // the journal as the checkpoint of the pseudo source checkpointSource() (a name no
 // source id can take), and on every (re)connection the stream's newest message of this
 // journal is read too: publishing resumes after the higher of the two, so nothing is
-// repeated even past JetStream's duplicate window.
+// repeated even past JetStream's duplicate window. Beside the stream it keeps the
+// ingest's watch list for the gateways (NatsWatchList).
 class NatsPublisher : public QObject {
     Q_OBJECT
 public:
@@ -101,6 +102,8 @@ private:
     bool ensureStream(QString* why);
     bool resync(QString* why);
     bool publishWindow(QString* why);
+    // The ingest's sources and watches for the gateways (NatsWatchList), when they changed.
+    void putWatchList();
     ChangeEventList take(int limit, QString* why);
     void storeCheckpoint(bool force);
     void setState(State state, const QString& reason = {});
@@ -121,6 +124,9 @@ private:
     qint64 m_storedSeq = 0;
     qint64 m_storedAtMs = 0;
     int m_backoffMs = 0;
+    QByteArray m_watchList; // as last put
+    qint64 m_watchListAtMs = 0;
+    QString m_watchListError;
 
     // Shared with the engine thread (committed batches) and libnats' thread (acks).
     mutable std::mutex m_mutex;

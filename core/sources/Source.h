@@ -3,6 +3,7 @@
 #include "model/ChangeBatch.h"
 
 #include <QDateTime>
+#include <QJsonObject>
 #include <QObject>
 
 #include <memory>
@@ -24,6 +25,10 @@ struct SourceStatus {
     // has not confirmed yet (-1: unknown, or no such thing).
     QString slotName;
     qint64 lagBytes = -1;
+    // A NATS gateway: the watch list its ingest published (NatsWatchList: the ingest's
+    // sources, their states and watches), so the gateway's API can tell what is watched
+    // upstream. Empty for every other source.
+    QJsonObject upstream;
 
     static QString stateName(State state);
     QString stateName() const { return stateName(state); }

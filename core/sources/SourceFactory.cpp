@@ -1,6 +1,7 @@
 #include "SourceFactory.h"
 
 #include "sources/mongo/MongoSource.h"
+#include "sources/nats/NatsGatewaySource.h"
 #include "sources/postgres/PostgresSource.h"
 #include "sources/SourceUri.h"
 #include "sources/sqlite/SqliteSource.h"
@@ -16,12 +17,15 @@ Source* SourceFactory::create(const QString& id, const QString& uri, QString* er
         return SqliteSource::create(id, uri, error);
     case SourceUri::Kind::Postgres:
         return PostgresSource::create(id, uri, error);
+    case SourceUri::Kind::Nats:
+        return NatsGatewaySource::create(id, uri, error);
     case SourceUri::Kind::Unknown:
         break;
     }
     if (error)
-        *error = QStringLiteral("Unsupported source URI \"%1\": use sqlite:PATH, mongodb://HOST[:PORT] or "
-                                "postgresql://USER@HOST[:PORT]/DATABASE.")
+        *error = QStringLiteral("Unsupported source URI \"%1\": use sqlite:PATH, mongodb://HOST[:PORT], "
+                                "postgresql://USER@HOST[:PORT]/DATABASE or nats://HOST:PORT[/STREAM] (a "
+                                "gateway on an ingest's JetStream stream).")
                      .arg(parsed.redacted());
     return nullptr;
 }

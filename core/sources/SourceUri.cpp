@@ -77,6 +77,8 @@ SourceUri::SourceUri(const QString& uri)
         m_kind = Kind::MongoDb; // before the suffix test: …/?appname=orders.db is MongoDB
     else if (m_scheme == QLatin1String("postgresql") || m_scheme == QLatin1String("postgres"))
         m_kind = Kind::Postgres;
+    else if (m_scheme == QLatin1String("nats"))
+        m_kind = Kind::Nats;
     else if (m_authority < 0 && isSqliteSuffix(uri))
         m_kind = Kind::Sqlite; // a bare path (also "C:\…", whose drive reads as a scheme)
     else if (m_scheme.isEmpty() && isConninfo(uri))

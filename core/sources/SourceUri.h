@@ -10,12 +10,13 @@ namespace tw {
 // were five kind checks and three password patterns that disagreed).
 //
 // Accepted: "sqlite:PATH", "sqlite://PATH", a bare path ending in .sqlite, .sqlite3
-// or .db; "mongodb://…" and "mongodb+srv://…"; "postgresql://…" and "postgres://…".
+// or .db; "mongodb://…" and "mongodb+srv://…"; "postgresql://…" and "postgres://…";
+// "nats://HOST:PORT[/STREAM]", a gateway on the JetStream stream an ingest publishes to.
 // Schemes are matched in any case. Parsing never fails: what is not recognised is
 // Kind::Unknown, and even a malformed URI redacts.
 class SourceUri {
 public:
-    enum class Kind { Sqlite, MongoDb, Postgres, Unknown };
+    enum class Kind { Sqlite, MongoDb, Postgres, Nats, Unknown };
 
     SourceUri() = default;
     explicit SourceUri(const QString& uri);

@@ -1,6 +1,7 @@
 #include "ConnectionDialog.h"
 
 #include "CommandLine.h"
+#include "sources/nats/NatsGatewaySource.h"
 #include "sources/Source.h"
 #include "sources/SourceUri.h"
 
@@ -21,7 +22,7 @@ namespace tw::ui {
 
 namespace {
 
-enum Kind { MongoKind, PostgresKind, SqliteKind };
+enum Kind { MongoKind, PostgresKind, SqliteKind, NatsKind };
 
 Kind kindOf(const QString& uri) {
     switch (SourceUri(uri).kind()) {
@@ -29,6 +30,8 @@ Kind kindOf(const QString& uri) {
         return PostgresKind;
     case SourceUri::Kind::Sqlite:
         return SqliteKind;
+    case SourceUri::Kind::Nats:
+        return NatsKind;
     case SourceUri::Kind::MongoDb:
     case SourceUri::Kind::Unknown:
         break;
@@ -54,6 +57,7 @@ ConnectionDialog::ConnectionDialog(const QStringList& existingIds, QWidget* pare
     m_kind->addItem(tr("MongoDB"));
     m_kind->addItem(tr("PostgreSQL"));
     m_kind->addItem(tr("SQLite file"));
+    m_kind->addItem(tr("NATS gateway (an ingest's stream)"));
     m_name->setPlaceholderText(tr("orders-db"));
     m_password->setEchoMode(QLineEdit::Password);
     m_password->setPlaceholderText(tr("stored in the system keychain, never in the workspace"));
@@ -100,7 +104,7 @@ ConnectionDialog::ConnectionDialog(const QStringList& existingIds, QWidget* pare
 void ConnectionDialog::onKindChanged(int index) {
     const bool sqlite = index == SqliteKind;
     m_browse->setVisible(sqlite);
-    m_password->setEnabled(!sqlite);
+    m_password->setEnabled(!sqlite && index != NatsKind);
     m_capture->setVisible(sqlite);
     switch (index) {
     case MongoKind:
@@ -111,6 +115,9 @@ void ConnectionDialog::onKindChanged(int index) {
         break;
     case SqliteKind:
         m_uri->setPlaceholderText(QStringLiteral("sqlite:/path/to/file.sqlite"));
+        break;
+    case NatsKind:
+        m_uri->setPlaceholderText(QStringLiteral("nats://host:4222/TIDEWATCH"));
         break;
     }
 }
@@ -182,6 +189,10 @@ bool ConnectionDialog::validateUri(const QString& input, QString* error) {
             return fail(tr("%1 is a folder, not an SQLite file.").arg(info.absoluteFilePath()));
         return true;
     }
+    if (parsed.kind() == SourceUri::Kind::Nats) {
+        QString url, stream;
+        return NatsGatewaySource::parseUri(uri, &url, &stream, error);
+    }
     if (parsed.kind() == SourceUri::Kind::Postgres && name.isEmpty())
         return true; // libpq's "host=… dbname=…" form; libpq checks it when connecting
     if (parsed.kind() == SourceUri::Kind::MongoDb || parsed.kind() == SourceUri::Kind::Postgres) {
@@ -200,10 +211,9 @@ bool ConnectionDialog::validateUri(const QString& input, QString* error) {
     if (name.isEmpty())
         return fail(tr("\"%1\" is not a URI: start with mongodb://, postgresql:// or sqlite:")
                         .arg(parsed.redacted()));
-    return fail(
-        tr("Unknown scheme \"%1:\": Tidewatch connects to mongodb://, mongodb+srv://, postgresql:// and "
-           "sqlite: URIs.")
-            .arg(name));
+    return fail(tr("Unknown scheme \"%1:\": Tidewatch connects to mongodb://, mongodb+srv://, postgresql://, "
+                   "sqlite: and nats:// URIs.")
+                    .arg(name));
 }
 
 QString ConnectionDialog::errorText() const {

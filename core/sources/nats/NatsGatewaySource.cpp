@@ -1,0 +1,378 @@
+#include "NatsGatewaySource.h"
+
+#include "sources/nats/NatsHeaders.h"
+
+#include <algorithm>
+#include <QDateTime>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QLoggingCategory>
+#include <QRandomGenerator>
+#include <QRegularExpression>
+#include <QTimer>
+#include <QUrl>
+
+#include <nats/nats.h>
+
+Q_LOGGING_CATEGORY(lcGateway, "tidewatch.gateway")
+
+namespace tw {
+
+namespace {
+
+// Every subject an ingest publishes on (NatsSubject::all(): tidewatch.<source>.<db>.<coll>).
+constexpr char kSubjects[] = "tidewatch.>";
+// One wait for a message at most this long, so a queued stop() runs within a second.
+constexpr int kPollMs = 100;
+// Messages per batch at most: the Engine commits in steps of about 4 096 events.
+constexpr int kMaxBatch = 4096;
+// How often the ingest's watch list is read again (one request): a state change shows
+// on the gateway within about a second.
+constexpr qint64 kWatchListEveryMs = 1000;
+// Reconnection backoff: doubles from the first to the last, with ±25 % jitter.
+constexpr int kInitialBackoffMs = 500;
+constexpr int kMaxBackoffMs = 10000;
+
+QString statusText(natsStatus s) {
+    const char* last = nats_GetLastError(nullptr);
+    QString text = QString::fromUtf8(natsStatus_GetText(s));
+    if (last && *last)
+        text += QStringLiteral(" (%1)").arg(QString::fromUtf8(last));
+    return text;
+}
+
+QByteArray header(natsMsg* msg, const char* key) {
+    const char* value = nullptr;
+    return natsMsgHeader_Get(msg, key, &value) == NATS_OK && value ? QByteArray(value) : QByteArray();
+}
+
+} // namespace
+
+struct NatsGatewaySource::Nats {
+    natsOptions* options = nullptr;
+    natsConnection* connection = nullptr;
+    jsCtx* js = nullptr;
+    natsSubscription* subscription = nullptr;
+    kvStore* watchList = nullptr; // the ingest's watch list; null until its bucket exists
+
+    ~Nats() {
+        if (watchList)
+            kvStore_Destroy(watchList);
+        if (subscription) {
+            natsSubscription_Unsubscribe(subscription);
+            natsSubscription_Destroy(subscription);
+        }
+        if (js)
+            jsCtx_Destroy(js);
+        if (connection) {
+            natsConnection_Close(connection);
+            natsConnection_Destroy(connection);
+        }
+        if (options)
+            natsOptions_Destroy(options);
+    }
+};
+
+NatsGatewaySource::NatsGatewaySource(const QString& id, const QString& url, const QString& stream)
+    : Source(id)
+    , m_url(url)
+    , m_stream(stream)
+    , m_streamName(stream.toUtf8()) {}
+
+NatsGatewaySource::~NatsGatewaySource() = default;
+
+bool NatsGatewaySource::parseUri(const QString& uri, QString* url, QString* stream, QString* error) {
+    const QUrl parsed(uri, QUrl::StrictMode);
+    static const QRegularExpression name(QStringLiteral("^[A-Za-z0-9_-]{1,64}$"));
+    const QString path = parsed.path().mid(1);
+    QString why;
+    if (!parsed.isValid() || parsed.scheme().compare(QLatin1String("nats"), Qt::CaseInsensitive) != 0 ||
+        parsed.host().isEmpty() || parsed.port() <= 0)
+        why = QStringLiteral("needs nats://HOST:PORT[/STREAM], e.g. nats://127.0.0.1:4222/TIDEWATCH");
+    else if (!path.isEmpty() && !name.match(path).hasMatch())
+        why = QStringLiteral("names the stream \"%1\"; a stream name is 1 to 64 letters, digits, _ or -")
+                  .arg(path);
+    if (!why.isEmpty()) {
+        if (error)
+            *error = QStringLiteral("The gateway URI \"%1\" %2.").arg(uri, why);
+        return false;
+    }
+    *url = QStringLiteral("nats://%1:%2").arg(parsed.host()).arg(parsed.port());
+    *stream = path.isEmpty() ? QStringLiteral("TIDEWATCH") : path;
+    return true;
+}
+
+NatsGatewaySource* NatsGatewaySource::create(const QString& id, const QString& uri, QString* error) {
+    QString url, stream;
+    if (!parseUri(uri, &url, &stream, error))
+        return nullptr;
+    return new NatsGatewaySource(id, url, stream);
+}
+
+void NatsGatewaySource::start(const SourceRestore& restore) {
+    m_stopped = false;
+    const QJsonObject token = QJsonDocument::fromJson(restore.token).object();
+    m_journalId = token.value(QLatin1String("journal")).toString().toUtf8();
+    m_lastSeq = token.value(QLatin1String("seq")).toInteger();
+    m_streamSeq = quint64(std::max<qint64>(0, token.value(QLatin1String("streamSeq")).toInteger()));
+    m_pumpTimer = new QTimer(this);
+    m_pumpTimer->setInterval(0); // each pass waits for messages itself, at most kPollMs
+    connect(m_pumpTimer, &QTimer::timeout, this, &NatsGatewaySource::pump);
+    m_retryTimer = new QTimer(this);
+    m_retryTimer->setSingleShot(true);
+    connect(m_retryTimer, &QTimer::timeout, this, [this] {
+        if (m_stopped)
+            return;
+        setStatus(SourceStatus::State::Connecting);
+        QString why;
+        if (!connectToServer(&why)) {
+            retryLater(why);
+            return;
+        }
+        m_backoffMs = kInitialBackoffMs;
+        setStatus(SourceStatus::State::Watching);
+        for (const Namespace& ns : std::as_const(m_watches))
+            Q_EMIT watchReady(id(), ns);
+        m_pumpTimer->start();
+    });
+    m_backoffMs = kInitialBackoffMs;
+    m_retryTimer->start(0);
+}
+
+bool NatsGatewaySource::connectToServer(QString* why) {
+    m_nats = std::make_unique<Nats>();
+    natsStatus s = natsOptions_Create(&m_nats->options);
+    const QByteArray url = m_url.toUtf8();
+    if (s == NATS_OK)
+        s = natsOptions_SetURL(m_nats->options, url.constData());
+    if (s == NATS_OK)
+        s = natsOptions_SetName(m_nats->options, "tidewatch-gateway");
+    // We reconnect ourselves, from the stream sequence we read last: libnats' own
+    // reconnection would have the ordered consumer restart where it decides.
+    if (s == NATS_OK)
+        s = natsOptions_SetAllowReconnect(m_nats->options, false);
+    // Under a second: the connection is made on this thread, and a queued stop() waits for it.
+    if (s == NATS_OK)
+        s = natsOptions_SetTimeout(m_nats->options, 900);
+    if (s == NATS_OK)
+        s = natsConnection_Connect(&m_nats->connection, m_nats->options);
+    if (s == NATS_OK)
+        s = natsConnection_JetStream(&m_nats->js, m_nats->connection, nullptr);
+    if (s != NATS_OK) {
+        *why = QStringLiteral("cannot connect to %1: %2").arg(m_url, statusText(s));
+        m_nats.reset();
+        return false;
+    }
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = m_streamName.constData();
+    so.Ordered = true;
+    if (m_streamSeq > 0) {
+        so.Config.DeliverPolicy = js_DeliverByStartSequence;
+        so.Config.OptStartSeq = m_streamSeq + 1;
+    } else {
+        so.Config.DeliverPolicy = js_DeliverAll;
+    }
+    jsErrCode code = jsErrCode(0);
+    s = js_SubscribeSync(&m_nats->subscription, m_nats->js, kSubjects, nullptr, &so, &code);
+    if (s != NATS_OK) {
+        *why = s == NATS_NOT_FOUND
+                   ? QStringLiteral("%1 has no stream %2 yet (start the ingest with --publish %1)")
+                         .arg(m_url, m_stream)
+                   : QStringLiteral("cannot read stream %1 on %2: %3").arg(m_stream, m_url, statusText(s));
+        m_nats.reset();
+        return false;
+    }
+    readWatchList();
+    qCInfo(lcGateway).noquote() << "reading stream" << m_stream << "on" << m_url << "after stream sequence"
+                                << m_streamSeq << "(seq" << m_lastSeq << ")";
+    return true;
+}
+
+void NatsGatewaySource::disconnect() {
+    if (m_pumpTimer)
+        m_pumpTimer->stop();
+    m_nats.reset();
+}
+
+void NatsGatewaySource::retryLater(const QString& why) {
+    disconnect();
+    const double jitter = 0.75 + 0.5 * QRandomGenerator::global()->generateDouble();
+    const int delay = int(m_backoffMs * jitter);
+    m_backoffMs = std::min(m_backoffMs * 2, kMaxBackoffMs);
+    qCWarning(lcGateway).noquote() << why << "- retrying in" << delay << "ms";
+    setStatus(SourceStatus::State::Backoff, why, QDateTime::currentDateTime().addMSecs(delay));
+    m_retryTimer->start(delay);
+}
+
+void NatsGatewaySource::pump() {
+    if (!m_nats || m_stopped)
+        return;
+    ChangeEventList events;
+    natsMsg* msg = nullptr;
+    natsStatus s = natsSubscription_NextMsg(&msg, m_nats->subscription, kPollMs);
+    while (s == NATS_OK) {
+        take(msg, &events);
+        natsMsg_Destroy(msg);
+        msg = nullptr;
+        if (events.size() >= kMaxBatch)
+            break;
+        s = natsSubscription_NextMsg(&msg, m_nats->subscription, 0); // what is already here
+    }
+    if (!events.isEmpty()) {
+        ChangeBatch batch;
+        batch.sourceId = id();
+        batch.events = events;
+        batch.keepSeqs = true;
+        batch.checkpoint.token = checkpointToken();
+        m_status.lastEventMs = QDateTime::currentMSecsSinceEpoch();
+        publishBatch(batch);
+    }
+    if (m_watchListTimer.hasExpired(kWatchListEveryMs))
+        readWatchList();
+    if (s == NATS_OK || s == NATS_TIMEOUT)
+        return;
+    if (s == NATS_SLOW_CONSUMER) {
+        // libnats dropped messages it could not queue; the ordered consumer notices the
+        // hole and restarts after the last message it handed over, so nothing is lost.
+        qCWarning(lcGateway).noquote() << "stream" << m_stream << "reads behind:" << statusText(s);
+        return;
+    }
+    // Anything else (the server went away): start again after what was read, which the
+    // engine commits whatever happens to the connection.
+    retryLater(QStringLiteral("lost stream %1 on %2: %3").arg(m_stream, m_url, statusText(s)));
+}
+
+void NatsGatewaySource::take(natsMsg* msg, ChangeEventList* events) {
+    jsMsgMetaData* meta = nullptr;
+    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+        m_streamSeq = std::max<quint64>(m_streamSeq, meta->Sequence.Stream);
+        jsMsgMetaData_Destroy(meta);
+    }
+    const QByteArray journal = header(msg, natsheaders::kJournal);
+    bool ok = false;
+    const qint64 seq = header(msg, natsheaders::kSeq).toLongLong(&ok);
+    if (!ok || seq <= 0 || journal.isEmpty())
+        return; // not an event of a Tidewatch ingest
+    if (m_journalId.isEmpty()) {
+        m_journalId = journal;
+        qCInfo(lcGateway).noquote() << "following the ingest journal" << journal << "in stream" << m_stream;
+    } else if (journal != m_journalId) {
+        // Another journal's seqs would interleave with ours and mean other events.
+        if (!m_foreignJournals.contains(journal)) {
+            m_foreignJournals.insert(journal);
+            qCWarning(lcGateway).noquote() << "stream" << m_stream << "also holds events of journal"
+                                           << journal << "; this gateway follows" << m_journalId << "only";
+        }
+        return;
+    }
+    if (seq <= m_lastSeq)
+        return; // held already (a consumer restarted before it)
+    const QByteArray operation = header(msg, natsheaders::kOperation);
+    if (seq > m_lastSeq + 1 && operation != "gap") {
+        GapPosition position;
+        position.requested = m_lastSeq;
+        position.firstAvailable = seq;
+        position.resumeAfter = seq - 1;
+        ChangeEvent gap = ChangeEvent::makeGap(
+            QString(), {},
+            QStringLiteral(
+                "events %1 to %2 are no longer in stream %3: its retention removed them before this "
+                "gateway read them")
+                .arg(m_lastSeq + 1)
+                .arg(seq - 1)
+                .arg(m_stream),
+            position);
+        gap.finalize(seq - 1);
+        events->append(gap);
+    }
+    QString error;
+    const Bson doc = Bson::fromJson(QByteArrayView(natsMsg_GetData(msg), natsMsg_GetDataLength(msg)), &error);
+    ChangeEvent event;
+    if (!doc.isAbsent())
+        event = ChangeEvent::fromDocument(doc, seq, &error);
+    if (doc.isAbsent() || !error.isEmpty()) {
+        // Never a silence: a reader learns that this seq exists and could not be read.
+        event = ChangeEvent::makeGap(
+            QString(), {},
+            QStringLiteral("event %1 of stream %2 could not be read: %3").arg(seq).arg(m_stream, error));
+        event.finalize(seq);
+    }
+    m_seen.insert(event.ns().db + QLatin1Char('\n') + event.ns().coll);
+    events->append(event);
+    m_lastSeq = seq;
+}
+
+void NatsGatewaySource::readWatchList() {
+    m_watchListTimer.start();
+    if (!m_nats->watchList) {
+        const QByteArray bucket = natsheaders::watchListBucket(m_streamName);
+        if (js_KeyValue(&m_nats->watchList, m_nats->js, bucket.constData()) != NATS_OK) {
+            m_nats->watchList = nullptr;
+            return; // an ingest that has not put one yet
+        }
+    }
+    kvEntry* entry = nullptr;
+    if (kvStore_Get(&entry, m_nats->watchList, natsheaders::kWatchListKey) != NATS_OK)
+        return;
+    const quint64 revision = kvEntry_Revision(entry);
+    const QJsonObject list =
+        QJsonDocument::fromJson(
+            QByteArray(static_cast<const char*>(kvEntry_Value(entry)), kvEntry_ValueLen(entry)))
+            .object();
+    kvEntry_Destroy(entry);
+    if (revision == m_watchListRevision)
+        return;
+    m_watchListRevision = revision;
+    // Another journal's list describes other events than the ones this gateway serves.
+    const QByteArray journal = list.value(QLatin1String("journal")).toString().toUtf8();
+    if (!m_journalId.isEmpty() && journal != m_journalId)
+        return;
+    m_status.upstream = list;
+    Q_EMIT statusChanged(id(), m_status);
+}
+
+QByteArray NatsGatewaySource::checkpointToken() const {
+    const QJsonObject token{{QStringLiteral("journal"), QString::fromUtf8(m_journalId)},
+                            {QStringLiteral("seq"), m_lastSeq},
+                            {QStringLiteral("streamSeq"), qint64(m_streamSeq)}};
+    return QJsonDocument(token).toJson(QJsonDocument::Compact);
+}
+
+void NatsGatewaySource::watch(const Namespace& ns, const WatchOptions& options) {
+    Q_UNUSED(options); // the ingest reads the database; a gateway takes what it publishes
+    if (!m_watches.contains(ns))
+        m_watches.append(ns);
+    if (m_nats)
+        Q_EMIT watchReady(id(), ns);
+}
+
+void NatsGatewaySource::unwatch(const Namespace& ns) {
+    m_watches.removeAll(ns);
+}
+
+void NatsGatewaySource::listNamespaces(const QString& db) {
+    // What the stream has carried so far: the gateway cannot ask the databases.
+    QList<NamespaceInfo> list;
+    QSet<QString> dbs;
+    for (const QString& key : std::as_const(m_seen)) {
+        const Namespace ns{key.section(QLatin1Char('\n'), 0, 0), key.section(QLatin1Char('\n'), 1)};
+        if (db.isEmpty() && !ns.db.isEmpty() && !dbs.contains(ns.db)) {
+            dbs.insert(ns.db);
+            list.append(NamespaceInfo{Namespace{ns.db, {}}, QStringLiteral("database")});
+        } else if (!db.isEmpty() && ns.db == db && !ns.coll.isEmpty()) {
+            list.append(NamespaceInfo{ns, QStringLiteral("collection")});
+        }
+    }
+    Q_EMIT namespacesListed(id(), db, list, QString());
+}
+
+void NatsGatewaySource::stop() {
+    m_stopped = true;
+    if (m_retryTimer)
+        m_retryTimer->stop();
+    disconnect();
+    setStatus(SourceStatus::State::Stopped);
+}
+
+} // namespace tw

@@ -1,0 +1,91 @@
+#pragma once
+
+#include "sources/Source.h"
+
+#include <memory>
+#include <QByteArray>
+#include <QElapsedTimer>
+#include <QList>
+#include <QSet>
+#include <QString>
+
+class QTimer;
+// libnats' message (nats/nats.h), named here so the header needs none of libnats.
+typedef struct __natsMsg natsMsg;
+
+namespace tw {
+
+// A gateway's one source: the JetStream stream a Tidewatch ingest publishes to
+// (NatsPublisher). Because it is a Source, the gateway's Engine, journal, replay, long
+// poll, retention, gaps and HTTP API are the same code as on a single node.
+//
+// Each message's body is the event's rendered JSON; it is parsed back into a
+// ChangeEvent (Extended JSON through libbson) that keeps the ingest's seq from the
+// Tidewatch-Seq header, and the batch asks the journal to keep those seqs
+// (ChangeBatch::keepSeqs), so one event has one SSE id on every gateway. A seq that
+// jumps (the stream's retention removed messages this gateway never read) becomes a gap
+// event at the seq before the jump; a gap message of the ingest stays one.
+//
+// The consumer is an ordered push consumer (libnats, synchronous), read from this
+// source's thread in slices of at most 100 ms so stop() returns in time. It starts
+// after the stream sequence committed with the last batch (the checkpoint token), so a
+// restart resumes where the journal stands, losing and repeating nothing. Only the
+// messages of one ingest journal are taken: the first one met, kept in the token.
+//
+// The ingest's watch list (its sources, states and watches: NatsWatchList) is read from
+// its key-value bucket at connection and about every second after, into
+// SourceStatus::upstream, for the gateway's /v1/sources, /v1/health and the 404 for an
+// unwatched namespace.
+//
+// URI: nats://HOST:PORT[/STREAM] (stream TIDEWATCH by default).
+class NatsGatewaySource : public Source {
+    Q_OBJECT
+public:
+    static NatsGatewaySource* create(const QString& id, const QString& uri, QString* error);
+    ~NatsGatewaySource() override;
+
+    // Splits nats://HOST:PORT[/STREAM]; false with a message naming what is wrong.
+    static bool parseUri(const QString& uri, QString* url, QString* stream, QString* error);
+
+public Q_SLOTS:
+    void start(const tw::SourceRestore& restore) override;
+    void watch(const tw::Namespace& ns, const tw::WatchOptions& options) override;
+    void unwatch(const tw::Namespace& ns) override;
+    void listNamespaces(const QString& db) override;
+    void stop() override;
+
+private:
+    struct Nats; // connection, JetStream context and subscription; this thread only
+
+    NatsGatewaySource(const QString& id, const QString& url, const QString& stream);
+    bool connectToServer(QString* why);
+    void disconnect();
+    void pump();
+    void retryLater(const QString& why);
+    // One message: appended to `events` (or skipped: another journal's, already held).
+    void take(natsMsg* msg, ChangeEventList* events);
+    QByteArray checkpointToken() const;
+    // Reads the ingest's watch list (NatsWatchList) into m_status.upstream when it changed.
+    void readWatchList();
+
+    QString m_url;
+    QString m_stream;
+    QByteArray m_streamName;
+    std::unique_ptr<Nats> m_nats;
+    QTimer* m_pumpTimer = nullptr;  // child; runs while subscribed
+    QTimer* m_retryTimer = nullptr; // child
+    int m_backoffMs = 0;
+    bool m_stopped = false;
+
+    // What the journal holds (from the checkpoint token, then from each batch sent).
+    QByteArray m_journalId;  // the ingest journal followed; empty until the first message
+    qint64 m_lastSeq = 0;    // the ingest seq of the last event sent
+    quint64 m_streamSeq = 0; // the stream sequence of the last message read
+    QList<Namespace> m_watches;
+    QSet<QString> m_seen;               // "db\ncoll" of the events read, for listNamespaces()
+    QSet<QByteArray> m_foreignJournals; // other journals met in the stream (warned once)
+    QElapsedTimer m_watchListTimer;     // since the watch list was last read
+    quint64 m_watchListRevision = 0;
+};
+
+} // namespace tw

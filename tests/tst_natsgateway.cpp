@@ -1,0 +1,356 @@
+#include "NatsServer.h"
+#include "SseTestClient.h"
+#include "TestUtil.h"
+
+#include <QFile>
+#include <QJsonArray>
+#include <QNetworkAccessManager>
+#include <QNetworkReply>
+#include <QProcess>
+#include <QProcessEnvironment>
+#include <QRegularExpression>
+#include <QTemporaryDir>
+#include <QtTest>
+
+using namespace tw;
+using namespace tw::test;
+using tw::testsupport::NatsServer;
+
+namespace {
+
+constexpr char kToken[] = "gateway-test-token";
+
+// The one value a query prints, through the sqlite3 program.
+qint64 sqliteCount(const QString& path, const QString& sql) {
+    QProcess p;
+    p.start(QStringLiteral("sqlite3"), {QStringLiteral("-cmd"), QStringLiteral(".timeout 10000"), path, sql});
+    if (!p.waitForFinished(30000) || p.exitCode() != 0)
+        return -1;
+    return p.readAllStandardOutput().trimmed().toLongLong();
+}
+
+QList<qint64> range(qint64 first, qint64 last) {
+    QList<qint64> out;
+    for (qint64 i = first; i <= last; ++i)
+        out.append(i);
+    return out;
+}
+
+// The change events (not ready or gap) a client received, as (id, data) in order.
+QList<QPair<QByteArray, QByteArray>> changes(const SseTestClient& client) {
+    QList<QPair<QByteArray, QByteArray>> out;
+    for (const SseMessage& m : client.messages)
+        if (m.event != "ready" && m.event != "gap" && !m.id.isEmpty())
+            out.append({m.id, m.data});
+    return out;
+}
+
+// GET with the test's token; the body as JSON (empty on a timeout).
+QJsonObject getJson(QNetworkAccessManager& http, const QUrl& url, int* status = nullptr) {
+    QNetworkRequest request(url);
+    request.setRawHeader("Authorization", QByteArray("Bearer ") + kToken);
+    std::unique_ptr<QNetworkReply> reply(http.get(request));
+    QSignalSpy done(reply.get(), &QNetworkReply::finished);
+    if (!done.wait(10000))
+        return {};
+    if (status)
+        *status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
+    return parseJson(reply->readAll());
+}
+
+} // namespace
+
+// The gateway side of NATS: one real headless ingest on a real SQLite file written by
+// the sqlite3 program publishes to a real nats-server; real headless gateways read the
+// stream and serve SSE to real HTTP clients.
+class TestNatsGateway : public QObject {
+    Q_OBJECT
+private Q_SLOTS:
+    void init();
+    void cleanup();
+    void twoGatewaysServeEveryChangeOnceInOrderWithTheSameIds();
+    void clientMovesToTheOtherGatewayAfterKillNineAndTheKilledOneCatchesUp();
+    void gatewayTellsWhatItsIngestWatches();
+    void eventsTheStreamNoLongerHoldsAreAGapOnANewGateway();
+
+private:
+    QString db() const { return m_dir->filePath(QStringLiteral("shop.sqlite")); }
+    // Starts one headless Tidewatch with its own journal and data folder and waits until
+    // its watch is live; with --sse, *base is its HTTP address.
+    void startProcess(QProcess& p, const QString& name, const QStringList& args, QUrl* base = nullptr);
+    void startIngest(QProcess& p, const QStringList& extra = {}, QUrl* base = nullptr);
+    void startGateway(QProcess& p, const QString& name, QUrl* base);
+    void write(int rows);
+    static QUrl events(const QUrl& base) {
+        return base.resolved(QUrl(QStringLiteral("/v1/subscriptions/headless/events")));
+    }
+    std::unique_ptr<QTemporaryDir> m_dir;
+    std::unique_ptr<NatsServer> m_nats;
+    int m_written = 0;
+};
+
+void TestNatsGateway::init() {
+    m_dir = std::make_unique<QTemporaryDir>();
+    m_written = 0;
+    QCOMPARE(runSqlite3(db(), QStringLiteral(
+                                  "PRAGMA journal_mode=WAL;"
+                                  "CREATE TABLE orders(id INTEGER PRIMARY KEY, status TEXT, total REAL);")),
+             QString());
+    m_nats = std::make_unique<NatsServer>();
+    QCOMPARE(m_nats->start(), QString());
+}
+
+void TestNatsGateway::cleanup() {
+    m_nats.reset();
+    m_dir.reset();
+}
+
+void TestNatsGateway::startProcess(QProcess& p, const QString& name, const QStringList& args, QUrl* base) {
+    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+    env.insert(QStringLiteral("TIDEWATCH_DATA_DIR"), m_dir->filePath(name + QStringLiteral("-data")));
+    env.insert(QStringLiteral("TIDEWATCH_TOKEN"), QString::fromLatin1(kToken));
+    p.setProcessEnvironment(env);
+    p.setProcessChannelMode(QProcess::SeparateChannels);
+    p.setStandardOutputFile(QProcess::nullDevice());
+    p.start(QStringLiteral(TIDEWATCH_BINARY),
+            args + QStringList{QStringLiteral("--headless"), QStringLiteral("--journal"),
+                               m_dir->filePath(name + QStringLiteral(".journal"))});
+    QVERIFY(p.waitForStarted());
+    QByteArray log;
+    QRegularExpressionMatch port;
+    auto ready = [&] {
+        log += p.readAllStandardError();
+        port = QRegularExpression(QStringLiteral("listening on \\S+ \\(port (\\d+)\\)"))
+                   .match(QString::fromUtf8(log));
+        return (log.contains("tidewatch: ready: ") && (!base || port.hasMatch())) ||
+               p.state() != QProcess::Running;
+    };
+    QTRY_VERIFY_WITH_TIMEOUT(ready(), 20000);
+    QVERIFY2(p.state() == QProcess::Running, log.constData());
+    if (base)
+        *base = QUrl(QStringLiteral("http://127.0.0.1:%1").arg(port.captured(1)));
+}
+
+void TestNatsGateway::startIngest(QProcess& p, const QStringList& extra, QUrl* base) {
+    startProcess(p, QStringLiteral("ingest"),
+                 QStringList{QStringLiteral("--source"), QStringLiteral("sqlite:") + db(),
+                             QStringLiteral("--watch"), QStringLiteral("orders"), QStringLiteral("--publish"),
+                             m_nats->url()} +
+                     extra,
+                 base);
+}
+
+void TestNatsGateway::startGateway(QProcess& p, const QString& name, QUrl* base) {
+    startProcess(p, name,
+                 {QStringLiteral("--gateway"), m_nats->url(), QStringLiteral("--sse"), QStringLiteral("0")},
+                 base);
+}
+
+#define START(call)                                                                                          \
+    do {                                                                                                     \
+        call;                                                                                                \
+        if (QTest::currentTestFailed())                                                                      \
+            return;                                                                                          \
+    } while (false)
+
+void TestNatsGateway::write(int rows) {
+    QString values;
+    for (int i = 0; i < rows; ++i)
+        values += QStringLiteral("%1('new', %2)").arg(i == 0 ? "" : ",").arg(++m_written);
+    QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status, total) VALUES ") + values),
+             QString());
+}
+
+void TestNatsGateway::twoGatewaysServeEveryChangeOnceInOrderWithTheSameIds() {
+    QProcess ingest, a, b;
+    QUrl baseA, baseB;
+    START(startIngest(ingest));
+    START(startGateway(a, QStringLiteral("a"), &baseA));
+    START(startGateway(b, QStringLiteral("b"), &baseB));
+    SseTestClient onA, onB;
+    onA.open(events(baseA), kToken);
+    onB.open(events(baseB), kToken);
+    QTRY_COMPARE_WITH_TIMEOUT(onA.readyCount(), 1, 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(onB.readyCount(), 1, 20000);
+
+    write(30);
+    QCOMPARE(runSqlite3(db(), QStringLiteral("UPDATE orders SET status = 'paid' WHERE id <= 10")), QString());
+    QCOMPARE(runSqlite3(db(), QStringLiteral("DELETE FROM orders WHERE id = 30")), QString());
+    QTRY_COMPARE_WITH_TIMEOUT(onA.seqs().size(), 41, 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(onB.seqs().size(), 41, 20000);
+    // The ingest's seqs, once each and in order, on both: the same id names the same event.
+    QCOMPARE(onA.seqs(), range(1, 41));
+    QCOMPARE(onB.seqs(), range(1, 41));
+    QCOMPARE(changes(onA), changes(onB));
+    const QList<QPair<QByteArray, QByteArray>> got = changes(onA);
+    for (int i = 0; i < got.size(); ++i) {
+        const QJsonObject event = parseJson(got.at(i).second);
+        QCOMPARE(event.value(QStringLiteral("seq")).toInteger(), i + 1);
+        QCOMPARE(event.value(QStringLiteral("source")).toString(), QStringLiteral("shop"));
+        const QString op = i < 30 ? QStringLiteral("insert") : i < 40 ? QStringLiteral("update") : "delete";
+        QCOMPARE(event.value(QStringLiteral("operationType")).toString(), op);
+        QCOMPARE(event[QStringLiteral("ns")][QStringLiteral("coll")].toString(), QStringLiteral("orders"));
+    }
+    QCOMPARE(parseJson(got.at(4).second)[QStringLiteral("fullDocument")][QStringLiteral("total")].toDouble(),
+             5.0);
+    QCOMPARE(onA.gapCount(), 0);
+    QCOMPARE(onB.gapCount(), 0);
+    for (QProcess* p : {&a, &b, &ingest}) {
+        p->terminate();
+        QVERIFY(p->waitForFinished(20000));
+    }
+}
+
+void TestNatsGateway::clientMovesToTheOtherGatewayAfterKillNineAndTheKilledOneCatchesUp() {
+    QProcess ingest, a, b;
+    QUrl baseA, baseB;
+    START(startIngest(ingest));
+    START(startGateway(a, QStringLiteral("a"), &baseA));
+    START(startGateway(b, QStringLiteral("b"), &baseB));
+    SseTestClient client, onB;
+    client.open(events(baseA), kToken);
+    onB.open(events(baseB), kToken);
+    QTRY_COMPARE_WITH_TIMEOUT(client.readyCount(), 1, 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(onB.readyCount(), 1, 20000);
+
+    // One insert per commit while gateway a dies and its client moves to b.
+    QProcess writer;
+    const QString stopFile = m_dir->filePath(QStringLiteral("stop-writing"));
+    writer.start(
+        QStringLiteral("sh"),
+        {QStringLiteral("-c"),
+         QStringLiteral("while [ ! -e '%2' ]; do sqlite3 '%1' \"PRAGMA busy_timeout=5000; INSERT INTO "
+                        "orders(status, total) VALUES('new', 1);\" >/dev/null || exit 1; done")
+             .arg(db(), stopFile)});
+    QVERIFY(writer.waitForStarted());
+    QTRY_VERIFY_WITH_TIMEOUT(client.seqs().size() >= 20, 20000);
+    a.kill();
+    QVERIFY(a.waitForFinished(10000));
+    QTRY_VERIFY_WITH_TIMEOUT(!client.isOpen(), 20000);
+    const QByteArray lastId = client.lastEventId();
+    QVERIFY(!lastId.isEmpty());
+    // As a load balancer would: the same stream on the other gateway, from the last id.
+    client.open(events(baseB), kToken, lastId);
+    QTRY_COMPARE_WITH_TIMEOUT(client.readyCount(), 2, 20000);
+    QTRY_VERIFY_WITH_TIMEOUT(client.seqs().size() >= lastId.toLongLong() + 20, 20000);
+
+    // Restarted while the writes go on, a resumes after what its journal holds.
+    QUrl again;
+    START(startGateway(a, QStringLiteral("a"), &again));
+    QFile stop(stopFile);
+    QVERIFY(stop.open(QIODevice::WriteOnly));
+    stop.close();
+    QVERIFY(writer.waitForFinished(30000));
+    QCOMPARE(writer.exitCode(), 0);
+    const qint64 rows = sqliteCount(db(), QStringLiteral("SELECT count(*) FROM orders"));
+    QVERIFY(rows > 40);
+    QTRY_COMPARE_WITH_TIMEOUT(client.seqs().size(), rows, 30000);
+    QTRY_COMPARE_WITH_TIMEOUT(onB.seqs().size(), rows, 30000);
+    QCOMPARE(client.seqs(), range(1, rows)); // nothing lost or repeated across the move
+    QCOMPARE(onB.seqs(), range(1, rows));
+    QCOMPARE(client.gapCount(), 0);
+    QCOMPARE(changes(client), changes(onB));
+
+    // The restarted gateway has every event, with the same ids and bytes: what it held
+    // before the kill and what it caught up on.
+    SseTestClient fromA;
+    fromA.open(events(again), kToken, "5");
+    QTRY_COMPARE_WITH_TIMEOUT(fromA.seqs().size(), rows - 5, 30000);
+    QCOMPARE(fromA.seqs(), range(6, rows));
+    QCOMPARE(changes(fromA), changes(onB).mid(5));
+    for (QProcess* p : {&a, &b, &ingest}) {
+        p->terminate();
+        QVERIFY(p->waitForFinished(20000));
+    }
+}
+
+void TestNatsGateway::gatewayTellsWhatItsIngestWatches() {
+    QProcess ingest, gateway;
+    QUrl base;
+    START(startIngest(ingest));
+    START(startGateway(gateway, QStringLiteral("a"), &base));
+    QNetworkAccessManager http;
+    // The ingest's list, as the gateway read it from the stream's key-value bucket.
+    auto ingestSources = [&] {
+        const QJsonArray sources =
+            getJson(http, base.resolved(QUrl(QStringLiteral("/v1/sources"))))[QStringLiteral("sources")]
+                .toArray();
+        return sources.isEmpty() ? QJsonArray()
+                                 : sources[0][QStringLiteral("ingest")][QStringLiteral("sources")].toArray();
+    };
+    QTRY_COMPARE_WITH_TIMEOUT(ingestSources().size(), 1, 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(ingestSources()[0][QStringLiteral("state")].toString(),
+                              QStringLiteral("watching"), 20000);
+    const QJsonObject shop = ingestSources()[0].toObject();
+    QCOMPARE(shop[QStringLiteral("id")].toString(), QStringLiteral("shop"));
+    QCOMPARE(shop[QStringLiteral("watches")].toArray(),
+             (QJsonArray{QJsonObject{{QStringLiteral("db"), QStringLiteral("main")},
+                                     {QStringLiteral("coll"), QStringLiteral("orders")}}}));
+    const QJsonObject health = getJson(http, base.resolved(QUrl(QStringLiteral("/v1/health"))));
+    QCOMPARE(health[QStringLiteral("status")].toString(), QStringLiteral("ok"));
+    QCOMPARE(health[QStringLiteral("sources")][0][QStringLiteral("ingest")][QStringLiteral("sources")][0]
+                   [QStringLiteral("id")]
+                       .toString(),
+             QStringLiteral("shop"));
+
+    // A namespace the ingest watches streams; one it does not is refused with 404.
+    int status = 0;
+    const QJsonObject refused =
+        getJson(http, base.resolved(QUrl(QStringLiteral("/v1/streams?source=shop&ns=main.other"))), &status);
+    QCOMPARE(status, 404);
+    QVERIFY(refused[QStringLiteral("watched")].toArray().contains(
+        QJsonObject{{QStringLiteral("source"), QStringLiteral("shop")},
+                    {QStringLiteral("ns"), QStringLiteral("main.orders")}}));
+    SseTestClient watched;
+    watched.open(base.resolved(QUrl(QStringLiteral("/v1/streams?source=shop&ns=main.orders"))), kToken);
+    QTRY_COMPARE_WITH_TIMEOUT(watched.readyCount(), 1, 20000);
+    QCOMPARE(watched.status(), 200);
+    write(3);
+    QTRY_COMPARE_WITH_TIMEOUT(watched.seqs(), range(1, 3), 20000);
+    for (QProcess* p : {&gateway, &ingest}) {
+        p->terminate();
+        QVERIFY(p->waitForFinished(20000));
+    }
+}
+
+void TestNatsGateway::eventsTheStreamNoLongerHoldsAreAGapOnANewGateway() {
+    // A stream of about 2 KiB keeps the last few of 30 messages: a gateway started after
+    // them never reads the first ones.
+    QProcess ingest, gateway;
+    QUrl ingestBase, base;
+    START(startIngest(ingest,
+                      {QStringLiteral("--nats-max-bytes"), QStringLiteral("2048"), QStringLiteral("--sse"),
+                       QStringLiteral("0")},
+                      &ingestBase));
+    write(30);
+    QNetworkAccessManager http;
+    auto acked = [&] {
+        return getJson(http, ingestBase.resolved(QUrl(QStringLiteral(
+                                 "/v1/health"))))[QStringLiteral("publisher")][QStringLiteral("ackedSeq")]
+            .toInteger();
+    };
+    QTRY_COMPARE_WITH_TIMEOUT(acked(), 30, 20000);
+    START(startGateway(gateway, QStringLiteral("late"), &base));
+    SseTestClient client;
+    client.open(events(base), kToken, "0"); // everything the gateway's journal holds
+    QTRY_VERIFY_WITH_TIMEOUT(!client.seqs().isEmpty() && client.seqs().constLast() == 30, 20000);
+    const QList<qint64> seqs = client.seqs();
+    QVERIFY2(seqs.first() > 1, "the stream should have dropped its first messages");
+    QCOMPARE(seqs, range(seqs.first(), 30));
+    QCOMPARE(client.gapCount(), 1);
+    const auto gap = std::find_if(client.messages.cbegin(), client.messages.cend(),
+                                  [](const SseMessage& m) { return m.event == "gap"; });
+    QVERIFY(gap != client.messages.cend());
+    QVERIFY2(gap->data.contains("no longer in stream TIDEWATCH"), gap->data.constData());
+    QVERIFY(std::distance(client.messages.cbegin(), gap) <
+            std::distance(client.messages.cbegin(),
+                          std::find_if(client.messages.cbegin(), client.messages.cend(),
+                                       [&](const SseMessage& m) { return m.seq() == seqs.first(); })));
+    for (QProcess* p : {&gateway, &ingest}) {
+        p->terminate();
+        QVERIFY(p->waitForFinished(20000));
+    }
+}
+
+QTEST_GUILESS_MAIN(TestNatsGateway)
+#include "tst_natsgateway.moc"
