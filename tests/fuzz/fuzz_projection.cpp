@@ -43,7 +43,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const QString templateString = QString::fromUtf8(templateText);
     const EventTemplate name = EventTemplate::compile(templateString, &error);
     if (name.isDefault())
-        fuzz::check(!error.isEmpty() || templateString.isEmpty() || templateString == u"{operationType}",
+        fuzz::check(!error.isEmpty() || templateString.isEmpty() ||
+                        templateString == QStringLiteral("{operationType}"),
                     "an event template refused without a message");
     else
         fuzz::check(name.text() == templateString, "a compiled event template does not keep its text");
