@@ -15,6 +15,8 @@ class TestChangeEvent : public QObject {
 private Q_SLOTS:
     void committedEventIsJsonWithItsSeq();
     void malformedFullDocumentStillRendersAsJson();
+    void serverFieldsNamedLikeOursReplayAlike_data();
+    void serverFieldsNamedLikeOursReplayAlike();
 };
 
 void TestChangeEvent::committedEventIsJsonWithItsSeq() {
@@ -67,6 +69,45 @@ void TestChangeEvent::malformedFullDocumentStillRendersAsJson() {
     const QJsonObject o = QJsonDocument::fromJson(e.toJson(), &parseError).object();
     QVERIFY2(parseError.error == QJsonParseError::NoError, e.toJson().constData());
     QCOMPARE(o.value(QLatin1String("seq")).toInteger(), 7);
+}
+
+void TestChangeEvent::serverFieldsNamedLikeOursReplayAlike_data() {
+    QTest::addColumn<QByteArray>("change");
+    QTest::addColumn<QByteArray>("field");
+    // The input fuzz_changeeventmapper found (corpus/fuzz_changeeventmapper/seq-field).
+    QTest::newRow("seq") << QByteArray(R"({"seq": {"_data": "84"}, "operationType": "rename",
+        "clusterTime": {"$timestamp": {"t": 1, "i": 2}}, "ns": {"db": "shop", "coll": "a"},
+        "to": {"db": "shop", "coll": "b"}})")
+                         << QByteArray("seq");
+    QTest::newRow("source") << QByteArray(R"({"operationType": "insert", "source": "elsewhere",
+        "ns": {"db": "shop", "coll": "a"}, "documentKey": {"_id": 1}})")
+                            << QByteArray("source");
+    QTest::newRow("reason after other fields")
+        << QByteArray(R"({"operationType": "invalidate", "txnNumber": 4, "reason": "dropped",
+        "lsid": {"id": 1}})")
+        << QByteArray("reason");
+}
+
+// Found by fuzz_changeeventmapper: a server field named seq was kept among the extra
+// fields, so the committed event carried two "seq" keys, and the journal's replay kept
+// only the first: the same event read differently live and replayed. A "reason" string
+// moved on replay (the replay reads it as the event's reason) for the same cause.
+void TestChangeEvent::serverFieldsNamedLikeOursReplayAlike() {
+    QFETCH(QByteArray, change);
+    QFETCH(QByteArray, field);
+    const Bson document = Bson::fromJson(change);
+    bson_t view;
+    QVERIFY(document.view(&view));
+    ChangeEvent e;
+    QString error;
+    QVERIFY2(ChangeEventMapper(QStringLiteral("shop-db")).map(&view, &e, &error), qPrintable(error));
+    e.finalize(7);
+    const QByteArray json = e.toJson();
+    QCOMPARE(json.count(QByteArray("\"") + field + "\":"), 1);
+    QCOMPARE(ChangeEvent::fromDocument(e.document(), 7, &error).toJson(), json);
+    const QJsonObject o = QJsonDocument::fromJson(json).object();
+    QCOMPARE(o.value(QLatin1String("seq")).toInteger(), 7);
+    QCOMPARE(o.value(QLatin1String("source")).toString(), QStringLiteral("shop-db"));
 }
 
 QTEST_GUILESS_MAIN(TestChangeEvent)

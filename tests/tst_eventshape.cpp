@@ -17,6 +17,8 @@ private slots:
     void projectedAndNamed();
     void gapIsNeverShaped();
     void keys();
+    void operationTypeWithLineBreakStaysOneLine_data();
+    void operationTypeWithLineBreakStaysOneLine();
 };
 
 static ChangeEvent orderInsert() {
@@ -81,6 +83,15 @@ void tst_EventShape::templateErrors_data() {
                                     "{fullDocument.FIELD})");
     QTest::newRow("line break") << QStringLiteral("a\nb")
                                 << QStringLiteral("event: an event name cannot contain a line break");
+    QTest::newRow("carriage return") << QStringLiteral("{ns.coll}\r")
+                                     << QStringLiteral("event: an event name cannot contain a line break");
+    QTest::newRow("line separator") << QStringLiteral("a\u2028b")
+                                    << QStringLiteral("event: an event name cannot contain a line break");
+    QTest::newRow("next line") << QStringLiteral("a\u0085b")
+                               << QStringLiteral("event: an event name cannot contain a line break");
+    QTest::newRow("control character")
+        << QStringLiteral("a\u001bb")
+        << QStringLiteral("event: an event name cannot contain control character U+001b (at offset 1)");
 }
 
 void tst_EventShape::templateErrors() {
@@ -133,6 +144,33 @@ void tst_EventShape::keys() {
     const QByteArray json = shape.json(orderInsert());
     QVERIFY(!json.contains("fullDocument"));
     QVERIFY(json.startsWith(R"({"seq":9,"source":"demo","operationType":"insert")"));
+}
+
+void tst_EventShape::operationTypeWithLineBreakStaysOneLine_data() {
+    QTest::addColumn<QString>("text");
+    QTest::addColumn<QByteArray>("name");
+    QTest::newRow("default") << QString() << QByteArray("upd te");
+    QTest::newRow("in a template") << QStringLiteral("{ns.coll}.{operationType}")
+                                   << QByteArray("orders.upd te");
+    QTest::newRow("a field") << QStringLiteral("{fullDocument.status}") << QByteArray("p   a d");
+}
+
+// Found by fuzz_projection (corpus/fuzz_projection/operation-type-with-cr): an
+// operationType is whatever the server or the journal says, and "upd\rte" went into
+// the SSE event: line as it was, so a reader saw an event named "upd" and a stray line.
+// Every character that ends a line somewhere (CR, LF, NEL, U+2028) becomes a space.
+void tst_EventShape::operationTypeWithLineBreakStaysOneLine() {
+    QFETCH(QString, text);
+    QFETCH(QByteArray, name);
+    const Bson change = Bson::fromJson(R"({"operationType": "upd\rte", "ns": {"db": "shop", "coll": "orders"},
+        "documentKey": {"_id": 1}, "fullDocument": {"_id": 1, "status": "p\r\n\u2028a\u0085d"}})");
+    const ChangeEvent e = ChangeEvent::fromDocument(change, 3);
+    QCOMPARE(e.operationType(), QByteArray("upd\rte"));
+    QString error;
+    const EventTemplate compiled = EventTemplate::compile(text, &error);
+    QVERIFY2(error.isEmpty(), qPrintable(error));
+    QCOMPARE(compiled.render(e), name);
+    QCOMPARE(EventShape(Projection(), compiled, false).eventName(e), name);
 }
 
 QTEST_GUILESS_MAIN(tst_EventShape)

@@ -520,11 +520,8 @@ void MainWindow::onWatchFailed(const QString& id, const Namespace& ns, const QSt
 }
 
 void MainWindow::onJournalFailed(const QString& error) {
-    m_journalError = error;
-    m_healthDock->setSummary(
-        tr("<span style='color:#cf222e'>Journal write failed: %1 — retrying; nothing accepted "
-           "is dropped.</span>")
-            .arg(error.toHtmlEscaped()));
+    // The Health summary reads the engine's journal status, until writing works again.
+    updateStatusBar();
     statusBar()->showMessage(tr("Journal: %1 (retrying)").arg(error), 10000);
 }
 
@@ -534,7 +531,13 @@ void MainWindow::updateStatusBar() {
     m_statusBar->refresh();
     const Engine* engine = m_session->engine();
     const QLocale locale;
-    if (m_journalError.isEmpty())
+    const JournalStatus journal = engine->journalStatus();
+    if (!journal.isOk())
+        m_healthDock->setSummary(
+            tr("<span style='color:#cf222e'>Journal: %1 — %2 events waiting; nothing accepted "
+               "is dropped.</span>")
+                .arg(journal.reason.toHtmlEscaped(), locale.toString(journal.pendingEvents)));
+    else
         m_healthDock->setSummary(tr("Journal %1 · last seq %2 · %3 events committed this session")
                                      .arg(QDir::toNativeSeparators(engine->journalPath()),
                                           locale.toString(engine->lastCommittedSeq()),

@@ -100,7 +100,6 @@ private:
     QString m_workspacePath;
     QByteArray m_defaultState; // saved before the user's layout is restored: Reset Layout
     ChangeEventList m_recent;
-    QString m_journalError;
     bool m_shownOnce = false;
     bool m_userLayoutRestored = false;
 

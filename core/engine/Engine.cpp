@@ -90,6 +90,7 @@ bool Engine::start(QString* error, StartError* code) {
             case Journal::Error::CannotOpen:
             case Journal::Error::Io:
             case Journal::Error::SeqNotIncreasing:
+            case Journal::Error::DiskFull:
                 *code = StartError::JournalUnreadable;
                 break;
             }
@@ -535,14 +536,16 @@ void Engine::flush() {
     }
     QString error;
     if (!m_journal.append(batches, &error)) {
-        // Keep everything, oldest first, and try again in a second.
+        // Keep everything, oldest first, and try again in a second (or with the next
+        // batch): a disk that fills is freed by someone else, and nothing tells us when.
         batches.append(m_pending);
         m_pending = std::move(batches);
-        Q_EMIT journalFailed(error);
+        noteJournalFailed(error);
         if (m_retryTimer)
             m_retryTimer->start(1000);
         return;
     }
+    noteJournalWorks();
     CommittedBatch out;
     QHash<QString, QByteArray> tokens;
     for (const ChangeBatch& batch : std::as_const(batches)) {

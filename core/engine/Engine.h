@@ -19,6 +19,26 @@ class QTimer;
 
 namespace tw {
 
+// Whether the journal takes writes, for health reports (/v1/health, the window's
+// Health dock). While it does not, every batch the sources hand over is kept in memory
+// and retried, and no source is told its checkpoint was stored, so none acknowledges
+// upstream past what the journal holds.
+struct JournalStatus {
+    enum class State {
+        Ok,
+        DiskFull, // Journal::Error::DiskFull: resumes once there is room
+        Failing,  // any other write error (I/O, the write lock held elsewhere)
+    };
+    State state = State::Ok;
+    QString reason;           // what failed and what to do; empty when Ok
+    qint64 pendingEvents = 0; // accepted from the sources, waiting for the journal
+    qint64 sinceMs = 0;       // when writing first failed (ms since the epoch); 0 when Ok
+
+    bool isOk() const { return state == State::Ok; }
+    // "ok", "full" or "failing", as /v1/health spells it.
+    QString stateName() const;
+};
+
 // Owns the sources, the journal and the subscription index. It lives on its own
 // thread; each source lives on another. A source's batch reaches the engine by a
 // queued signal, is appended to the journal together with the source's checkpoint in
@@ -97,6 +117,12 @@ public:
     // --- counters (any thread) -----------------------------------------------------
     qint64 eventsCommitted() const { return m_eventsCommitted.load(std::memory_order_relaxed); }
     qint64 commits() const { return m_commits.load(std::memory_order_relaxed); }
+    // A snapshot under the mutex; any thread.
+    JournalStatus journalStatus() const;
+
+    // Test hook (Journal::setPageLimit, queued to the engine thread): the journal fills
+    // `extraPages` pages from now, as on a full disk; negative: room again.
+    void setJournalPageLimit(qint64 extraPages);
 
     // Commits this batch as if a source had produced it: tests and benchmarks, and a
     // consumer that keeps its position in the journal as a pseudo source's checkpoint
@@ -115,8 +141,11 @@ Q_SIGNALS:
     void watchFailed(const QString& sourceId, const tw::Namespace& ns, const QString& error);
     void watchReady(const QString& sourceId, const tw::Namespace& ns);
     // The journal refused a write (disk full, I/O error). Pending batches are kept and
-    // retried; nothing accepted is dropped.
+    // retried every second and with each new batch; nothing accepted is dropped.
+    // Emitted when writing starts failing or the reason changes, not on every retry.
     void journalFailed(const QString& error);
+    // The journal takes writes again after journalFailed: what waited is committed.
+    void journalRecovered();
     void subscriptionsChanged();
 
 private:
@@ -144,6 +173,10 @@ private:
     void sendWatch(const QString& sourceId, WatchRecord& record, bool force);
     void refreshPushDown();
     void flush();
+    // The journal status after a failed append (m_pending holds what waits) and after
+    // one that worked; each emits its signal when the status changes.
+    void noteJournalFailed(const QString& error);
+    void noteJournalWorks();
     void prune();
     void shutdownOnThread();
     // Stops each source on its thread, commits what they handed over, frees them.
@@ -169,6 +202,7 @@ private:
     QHash<QString, Subscription> m_subscriptions;
     QStringList m_subscriptionOrder;
     QList<SourceNamespace> m_watchedScopes; // m_watches' scopes, for watchedScopes()
+    JournalStatus m_journalStatus;          // written by the engine thread
 
     std::atomic<qint64> m_lastSeq{0};
     std::atomic<qint64> m_eventsCommitted{0};

@@ -43,14 +43,47 @@ bool isEventField(const QByteArray& path) {
     return false;
 }
 
+// Where `c` ends a line for some reader of the stream: CR and LF for SSE itself, and
+// NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR for readers that split on Unicode line
+// breaks. Any other control character (NUL, VT, FF, ESC, DEL) has no business in a name
+// either, and VT and FF end lines in Python's splitlines().
+bool isForbidden(char32_t c) {
+    return c < 0x20 || c == 0x7f || c == 0x85 || c == 0x2028 || c == 0x2029;
+}
+
+// The bytes of UTF-8 text that can start a forbidden character: the C0 controls and
+// DEL themselves, 0xC2 (NEL is C2 85) and 0xE2 (U+2028/9 are E2 80 A8/A9). Checked
+// first so that the common name, plain ASCII letters, costs one pass and no copy.
+bool mayHoldForbidden(QByteArrayView text) {
+    for (const char c : text) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (byte < 0x20 || byte == 0x7f || byte == 0xc2 || byte == 0xe2)
+            return true;
+    }
+    return false;
+}
+
+// What a field value brings into a name, made one line: each forbidden character
+// becomes a space, as a line break inside a string value always has.
+void appendOneLine(QByteArray& out, QByteArrayView text) {
+    if (!mayHoldForbidden(text)) {
+        out += text;
+        return;
+    }
+    const QString decoded = QString::fromUtf8(text);
+    QString cleaned;
+    cleaned.reserve(decoded.size());
+    for (const QChar c : decoded)
+        cleaned += isForbidden(c.unicode()) ? QChar(u' ') : c;
+    out += cleaned.toUtf8();
+}
+
 void appendValue(QByteArray& out, const bson_iter_t* it) {
     switch (bson_iter_type(it)) {
     case BSON_TYPE_UTF8: {
         uint32_t length = 0;
         const char* text = bson_iter_utf8(it, &length);
-        QByteArray value(text, qsizetype(length));
-        value.replace('\r', ' ').replace('\n', ' ');
-        out += value;
+        appendOneLine(out, QByteArrayView(text, qsizetype(length)));
         return;
     }
     case BSON_TYPE_INT32:
@@ -98,8 +131,15 @@ EventTemplate EventTemplate::compile(QStringView text, QString* error) {
     };
     if (text.isEmpty() || text == u"{operationType}")
         return {};
-    if (text.contains(u'\n') || text.contains(u'\r'))
-        return fail(QStringLiteral("an event name cannot contain a line break"));
+    for (qsizetype i = 0; i < text.size(); ++i) {
+        const char16_t c = text[i].unicode();
+        if (c == u'\n' || c == u'\r' || c == 0x85 || c == 0x2028 || c == 0x2029)
+            return fail(QStringLiteral("an event name cannot contain a line break"));
+        if (isForbidden(c))
+            return fail(QStringLiteral("an event name cannot contain control character U+%1 (at offset %2)")
+                            .arg(uint(c), 4, 16, QChar(u'0'))
+                            .arg(i));
+    }
     auto data = std::make_shared<Data>();
     data->text = text.toString();
     const QByteArray utf8 = text.toUtf8();
@@ -142,8 +182,16 @@ QString EventTemplate::text() const {
 }
 
 QByteArray EventTemplate::render(const ChangeEvent& event) const {
-    if (!m_d)
-        return event.operationType();
+    if (!m_d) {
+        // operationType is whatever the server or the journal said; a name with a line
+        // break in it would end the SSE event: line and start a field of its own.
+        const QByteArray type = event.operationType();
+        if (!mayHoldForbidden(type))
+            return type;
+        QByteArray name;
+        appendOneLine(name, type);
+        return name;
+    }
     if (m_d->constant)
         return m_d->parts.empty() ? QByteArray() : m_d->parts.front().literal;
     const Bson document = event.document();
@@ -154,7 +202,7 @@ QByteArray EventTemplate::render(const ChangeEvent& event) const {
         if (part.path.isEmpty()) {
             name += part.literal;
         } else if (part.path == "operationType") {
-            name += event.operationType();
+            appendOneLine(name, event.operationType());
         } else if (readable) {
             bson_iter_t it, found;
             if (bson_iter_init(&it, &view) && bson_iter_find_descendant(&it, part.path.constData(), &found))

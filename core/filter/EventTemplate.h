@@ -17,6 +17,8 @@ namespace tw {
 // A field renders as its value: strings as they are, numbers in decimal, booleans as
 // true/false, an ObjectId in hex; a missing field, null, a document or an array renders as
 // nothing. Line breaks never reach the name: SSE would read them as the end of the field.
+// A template holding a line break or another control character is refused; what a field
+// value (operationType included) brings in has each of them replaced by a space.
 // Implicitly shared and immutable, like Projection.
 class EventTemplate {
 public:

@@ -33,6 +33,10 @@ QHash<QString, SourceStatus> EngineCalls::sourceStatuses() const {
     return m_engine->sourceStatuses();
 }
 
+JournalStatus EngineCalls::journalStatus() const {
+    return m_engine->journalStatus();
+}
+
 QString EngineCalls::sourceUri(const QString& id) const {
     return m_engine->sourceUri(id);
 }

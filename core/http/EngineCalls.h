@@ -12,6 +12,7 @@
 namespace tw {
 
 class Engine;
+struct JournalStatus;
 struct SseShared;
 
 // Every call the HTTP thread makes into the Engine, which lives on its own thread. The
@@ -35,6 +36,7 @@ public:
     bool isRunning() const; // QThread::isRunning() is thread-safe
     // Snapshots copied under the engine's mutex.
     QHash<QString, SourceStatus> sourceStatuses() const;
+    JournalStatus journalStatus() const; // engine/Engine.h
     QString sourceUri(const QString& id) const;
     QList<SourceNamespace> watchedScopes() const;
     std::optional<Subscription> subscription(const QString& id) const;

@@ -9,6 +9,7 @@
 #include "http/SseStreams.h"
 #include "model/JsonWriter.h"
 
+#include <QDateTime>
 #include <QFileInfo>
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -250,6 +251,19 @@ void HttpApi::health(const HttpRequest& request, HttpResponder&& out) {
         }
         sources.append(o);
     }
+    // A journal that takes no writes holds every source back: degraded, with the reason
+    // (a full disk names the journal's path and what to do).
+    const JournalStatus journalStatus = m_engineCalls.journalStatus();
+    QJsonObject journal{{QStringLiteral("state"), journalStatus.stateName()},
+                        {QStringLiteral("path"), m_engineCalls.journalPath()}};
+    if (!journalStatus.isOk()) {
+        journal.insert(QStringLiteral("reason"), QStringLiteral("journal: %1").arg(journalStatus.reason));
+        journal.insert(QStringLiteral("pendingEvents"), journalStatus.pendingEvents);
+        journal.insert(
+            QStringLiteral("since"),
+            QDateTime::fromMSecsSinceEpoch(journalStatus.sinceMs, Qt::UTC).toString(Qt::ISODateWithMs));
+        degraded = true;
+    }
     QJsonObject body{
         {QStringLiteral("status"), degraded ? QStringLiteral("degraded") : QStringLiteral("ok")},
         {QStringLiteral("version"), QStringLiteral(TIDEWATCH_VERSION)},
@@ -257,6 +271,7 @@ void HttpApi::health(const HttpRequest& request, HttpResponder&& out) {
          m_engineCalls.isRunning() ? QStringLiteral("running") : QStringLiteral("stopped")},
         {QStringLiteral("lastSeq"), m_engineCalls.lastCommittedSeq()},
         {QStringLiteral("eventsCommitted"), m_engineCalls.eventsCommitted()},
+        {QStringLiteral("journal"), journal},
         {QStringLiteral("sources"), sources},
         {QStringLiteral("sse"), QJsonObject{{QStringLiteral("clients"), m_streams->clientCount()},
                                             {QStringLiteral("live"), m_streams->liveCount()},

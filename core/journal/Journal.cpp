@@ -75,11 +75,23 @@ bool Journal::append(QList<ChangeBatch>& batches, QString* error) {
     uint32_t dictionaryId = dictionary.isEmpty() ? 0 : BodyCodec::idOf(dictionary);
     qint64 seq = m_lastSeq;
     auto rollback = [&](const QString& message, Error code = Error::Io) {
+        // Read before ROLLBACK, which sets its own code.
+        const bool full = (sqlite3_errcode(m_db) & 0xff) == SQLITE_FULL;
         exec("ROLLBACK");
         for (ChangeBatch& batch : batches)
             for (ChangeEvent& event : batch.events)
                 if (!batch.keepSeqs && event.seq() > m_lastSeq)
                     event.finalize(0);
+        if (full) {
+            // Not logged: the writer retries every second, and the engine reports the
+            // state once (Engine::journalFailed, /v1/health).
+            m_lastError = Error::DiskFull;
+            if (error)
+                *error = QStringLiteral("disk full at %1: free space there; Tidewatch keeps what it was "
+                                        "given and resumes by itself")
+                             .arg(m_path);
+            return false;
+        }
         return fail(code, QStringLiteral("Journal write failed: %1").arg(message), error);
     };
     if (dictionaryId != 0) {
@@ -270,6 +282,19 @@ QList<StoredSubscription> Journal::subscriptions() {
             {QString::fromUtf8(reinterpret_cast<const char*>(sqlite3_column_text(s, 0))), columnBlob(s, 1)});
     sqlite3_finalize(s);
     return result;
+}
+
+void Journal::setPageLimit(qint64 extraPages) {
+    if (!m_db)
+        return;
+    qint64 pages = 0;
+    sqlite3_stmt* s = prepare("PRAGMA page_count");
+    if (s && sqlite3_step(s) == SQLITE_ROW)
+        pages = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    // SQLite's own maximum (SQLITE_MAX_PAGE_COUNT in 3.40) when lifted.
+    const qint64 limit = extraPages < 0 ? 1073741823 : pages + extraPages;
+    exec(QByteArray("PRAGMA max_page_count = " + QByteArray::number(limit)).constData());
 }
 
 void Journal::checkpoint() {

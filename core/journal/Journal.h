@@ -41,7 +41,11 @@ struct StoredSubscription {
 // their own connection.
 class Journal {
 public:
-    enum class Error { None, CannotOpen, NotAJournal, Corrupt, NewerVersion, Io, SeqNotIncreasing };
+    // DiskFull: a write found no room (SQLITE_FULL: the disk, or the page cap below);
+    // nothing of it was committed, and the same write succeeds once there is room.
+    // SeqNotIncreasing: a batch that keeps its seqs (ChangeBatch::keepSeqs) did not
+    // continue past the last one.
+    enum class Error { None, CannotOpen, NotAJournal, Corrupt, NewerVersion, Io, SeqNotIncreasing, DiskFull };
 
     Journal();
     ~Journal();
@@ -99,6 +103,11 @@ public:
 
     // Test hook: runs inside append() after every row is written and before COMMIT.
     void setBeforeCommitHook(std::function<void()> hook) { m_beforeCommit = std::move(hook); }
+    // Test hook: caps the journal file at its current size plus `extraPages` pages
+    // (SQLite's max_page_count), so that a test fills it the way a full disk does
+    // (SQLITE_FULL, Error::DiskFull); a negative value lifts the cap. A tmpfs would need
+    // mount rights that CI's machine may not grant.
+    void setPageLimit(qint64 extraPages);
 
 private:
     // Journal.cpp: the writer.

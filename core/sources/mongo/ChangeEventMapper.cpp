@@ -56,6 +56,15 @@ bool ChangeEventMapper::map(const bson_t* document, ChangeEvent* out, QString* e
             e.setWallTimeMs(bson_iter_date_time(it));
         } else if (!strcmp(key, "to")) {
             e.setRenameTarget(namespaceAt(it));
+        } else if (!strcmp(key, "reason") && BSON_ITER_HOLDS_UTF8(it)) {
+            // Read as the journal's replay reads it, so the event renders alike both
+            // times: kept among the other fields it would move on replay.
+            e.setReason(iterString(it));
+        } else if (!strcmp(key, "seq") || !strcmp(key, "source")) {
+            // Tidewatch's own fields; no server sends them. Carried along they would
+            // give a committed event two seq (or source) keys, and replay keeps only
+            // Tidewatch's, so the same event would read differently live and replayed.
+            continue;
         } else {
             bson_append_iter(extra.get(), key, -1, it);
             haveExtra = true;

@@ -11,7 +11,8 @@ namespace tw {
 // dropDatabase, invalidate, and any DDL event (createIndexes, create, modify, …) as
 // Operation::Ddl carrying its name. Fields Tidewatch does not model
 // (operationDescription, collectionUUID, txnNumber, lsid, …) are kept verbatim in
-// ChangeEvent::extra(), so nothing the server said is lost.
+// ChangeEvent::extra(), so nothing the server said is lost, but for fields named `seq`
+// or `source`: those are Tidewatch's own, and a server's would shadow them.
 //
 // One pass over the document, one copy per sub-document: the benchmark budget is
 // 20 µs per event end to end, and this costs about 1.5 µs for a 300-byte event.
