@@ -30,6 +30,7 @@ private Q_SLOTS:
     void tableWithoutPrimaryKeyIsAClearError();
     void captureModeGivesExactBeforeAndAfterImages();
     void captureModeTransactionOfManyRowsArrivesWhole();
+    void captureModeTruncateIsOneEventPerTableInOrder();
     void captureModeRestartResumesWithNothingRepeated();
     void captureModeRefusedSaysWhatToGrant();
     void removingWithServerStateDropsTheTriggers();
@@ -279,6 +280,37 @@ void TestPostgresFallback::captureModeTransactionOfManyRowsArrivesWhole() {
     QCOMPARE(f.commits.size(), 1);
     for (int i = 0; i < 1000; ++i)
         QCOMPARE(fieldJson(f.events[i].documentKey(), "id"), QString::number(i + 1));
+}
+
+void TestPostgresFallback::captureModeTruncateIsOneEventPerTableInOrder() {
+    QCOMPARE(createOwned(QStringLiteral("cut_a"), QStringLiteral("id int PRIMARY KEY")), QString());
+    QCOMPARE(createOwned(QStringLiteral("cut_b"), QStringLiteral("id int PRIMARY KEY")), QString());
+    EngineFixture f(journalPath());
+    QVERIFY(startWatching(f, QStringLiteral("cut"), QStringLiteral("cut_a"), capture(),
+                          QStringLiteral("watcher")));
+    f.engine->watch(QStringLiteral("cut"),
+                    Namespace{QStringLiteral("tidewatch"), QStringLiteral("public.cut_b")}, capture());
+    QTRY_COMPARE_WITH_TIMEOUT(f.ready.size(), 2, 20000);
+    QCOMPARE(exec(QStringLiteral("INSERT INTO cut_a VALUES (1); INSERT INTO cut_b VALUES (1)")), QString());
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 2, 20000);
+    // One transaction: a row before the truncate, both tables in one statement, a row after.
+    QCOMPARE(exec(QStringLiteral("BEGIN; INSERT INTO cut_a VALUES (2); TRUNCATE cut_a, cut_b; "
+                                 "INSERT INTO cut_a VALUES (3); COMMIT")),
+             QString());
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 6, 20000);
+    QCOMPARE(f.events[2].operation(), Operation::Insert);
+    QCOMPARE(fieldJson(f.events[2].documentKey(), "id"), QStringLiteral("2"));
+    QCOMPARE(f.events[3].operation(), Operation::Truncate);
+    QCOMPARE(f.events[4].operation(), Operation::Truncate);
+    QVERIFY(f.events[3].documentKey().isAbsent());
+    // One per table (the server fires the statement triggers in an order of its own).
+    const QSet<QString> truncated{f.events[3].ns().toString(), f.events[4].ns().toString()};
+    QCOMPARE(truncated, QSet<QString>({QStringLiteral("tidewatch.public.cut_a"),
+                                       QStringLiteral("tidewatch.public.cut_b")}));
+    QCOMPARE(f.events[5].operation(), Operation::Insert);
+    QCOMPARE(fieldJson(f.events[5].documentKey(), "id"), QStringLiteral("3"));
+    QCOMPARE(f.ofOperation(Operation::Truncate).size(), 2);
+    QVERIFY(f.seqStrictlyIncreasing());
 }
 
 void TestPostgresFallback::removingWithServerStateDropsTheTriggers() {

@@ -14,7 +14,8 @@ class PgConnection;
 // replication cannot be used: exact before/after images without the REPLICATION
 // attribute. Row triggers (AFTER INSERT/UPDATE/DELETE) on each captured table write
 // to_jsonb(OLD) and to_jsonb(NEW) into tidewatch.changelog and pg_notify the channel
-// kChannel, which PgFallback LISTENs on. The images are read back through
+// kChannel, which PgFallback LISTENs on; a statement trigger AFTER TRUNCATE logs one
+// row per truncated table, read back as one `truncate` event. The images are read back through
 // jsonb_populate_record with the table's own row type, so values map to BSON
 // exactly as replication maps them (PgTypes).
 //
