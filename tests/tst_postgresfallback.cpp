@@ -1,6 +1,9 @@
 #include "EngineFixture.h"
 #include "PgCluster.h"
 
+#include "sources/postgres/PgConnection.h"
+#include "sources/postgres/PgPoller.h"
+
 #include <QtTest>
 
 using namespace tw;
@@ -27,6 +30,7 @@ private Q_SLOTS:
     void pollingByPrimaryKeyReportsInsertUpdateDelete();
     void restartWhileClosedReportsWhatChanged();
     void incrementalByColumnReportsInsertsAndUpdates();
+    void incrementalPollingKeepsOnlyTheRowsAtTheMark();
     void tableWithoutPrimaryKeyIsAClearError();
     void captureModeGivesExactBeforeAndAfterImages();
     void captureModeTransactionOfManyRowsArrivesWhole();
@@ -212,6 +216,88 @@ void TestPostgresFallback::incrementalByColumnReportsInsertsAndUpdates() {
              QJsonObject({{QStringLiteral("v"), QStringLiteral("A")}, {QStringLiteral("updated_at"), 40}}));
     QCOMPARE(f.events[2].operation(), Operation::Insert);
     QCOMPARE(fieldJson(f.events[2].documentKey(), "id"), QStringLiteral("5"));
+}
+
+void TestPostgresFallback::incrementalPollingKeepsOnlyTheRowsAtTheMark() {
+    // 1 000 rows in batches of 100: the mark (batch 10) holds 100 of them.
+    QCOMPARE(exec(QStringLiteral("CREATE TABLE growing(id int PRIMARY KEY, batch int NOT NULL, v text);"
+                                 "INSERT INTO growing SELECT g, (g + 99) / 100, 'a' FROM generate_series(1, "
+                                 "1000) g")),
+             QString());
+    PgConnection conn;
+    QString error;
+    QVERIFY2(conn.open(m_cluster->conninfo(), false, &error), qPrintable(error));
+    const Namespace ns{QStringLiteral("tidewatch"), QStringLiteral("public.growing")};
+    const QString qualified = QStringLiteral("\"public\".\"growing\"");
+    const QStringList key{QStringLiteral("id")};
+    constexpr int kMaxRows = 500;
+    // The journal's state for the source, as the polls' checkpoints leave it (upserts,
+    // then removals).
+    QHash<QByteArray, QByteArray> state;
+    auto rowsInState = [&state] {
+        int rows = 0;
+        for (auto it = state.cbegin(); it != state.cend(); ++it)
+            rows += it.key().startsWith("pgpoll\x1fpublic.growing\x1f") ? 1 : 0;
+        return rows;
+    };
+    auto poll = [&](PgPoller& poller) {
+        ChangeBatch batch;
+        QString why;
+        if (!poller.poll(conn, batch, &why))
+            qWarning("%s", qPrintable(why));
+        for (auto it = batch.checkpoint.stateUpserts.cbegin(); it != batch.checkpoint.stateUpserts.cend();
+             ++it)
+            state.insert(it.key(), it.value());
+        for (const QByteArray& k : std::as_const(batch.checkpoint.stateRemovals))
+            state.remove(k);
+        return batch.events;
+    };
+
+    PgPoller poller(QStringLiteral("growing"), ns, qualified, key, QStringLiteral("batch"));
+    poller.setMaxRows(kMaxRows);
+    QVERIFY(poll(poller).isEmpty()); // the baseline
+    // Over the bound: only the rows at the mark are remembered, in memory and in the journal.
+    QCOMPARE(poller.rowCount(), 100);
+    QCOMPARE(rowsInState(), 100);
+    // Under it, recent rows are remembered: a row moving its column up is an update
+    // with exactly what changed.
+    QCOMPARE(exec(QStringLiteral("INSERT INTO growing SELECT g, 11, 'a' FROM generate_series(1001, 1005) g;"
+                                 "UPDATE growing SET batch = 11, v = 'b' WHERE id = 950")),
+             QString());
+    ChangeEventList events = poll(poller);
+    QCOMPARE(events.size(), 6);
+    QCOMPARE(int(std::count_if(events.cbegin(), events.cend(),
+                               [](const ChangeEvent& e) { return e.operation() == Operation::Insert; })),
+             5);
+    QCOMPARE(int(std::count_if(events.cbegin(), events.cend(),
+                               [](const ChangeEvent& e) { return e.operation() == Operation::Update; })),
+             1);
+    QCOMPARE(poller.rowCount(), 105);
+    // A row at the mark changed without moving its column is still compared, and an
+    // unchanged one is not reported again.
+    QCOMPARE(exec(QStringLiteral("UPDATE growing SET v = 'c' WHERE id = 1003")), QString());
+    events = poll(poller);
+    QCOMPARE(events.size(), 1);
+    QCOMPARE(events[0].operation(), Operation::Update);
+    QVERIFY(poll(poller).isEmpty());
+    // 400 rows at a new mark: over the bound again, so 400 are left.
+    QCOMPARE(exec(QStringLiteral("INSERT INTO growing SELECT g, 12, 'a' FROM generate_series(1101, 1500) g")),
+             QString());
+    QCOMPARE(poll(poller).size(), 400);
+    QCOMPARE(poller.rowCount(), 400);
+    QCOMPARE(rowsInState(), 400);
+
+    // From the bounded state after a restart: nothing repeated, the next row once.
+    PgPoller restarted(QStringLiteral("growing"), ns, qualified, key, QStringLiteral("batch"));
+    restarted.setMaxRows(kMaxRows);
+    restarted.restore(state);
+    QCOMPARE(restarted.rowCount(), 400);
+    QVERIFY(poll(restarted).isEmpty());
+    QCOMPARE(exec(QStringLiteral("INSERT INTO growing VALUES (1501, 12, 'a')")), QString());
+    events = poll(restarted);
+    QCOMPARE(events.size(), 1);
+    QCOMPARE(events[0].operation(), Operation::Insert);
+    QCOMPARE(fieldJson(events[0].documentKey(), "id"), QStringLiteral("1501"));
 }
 
 void TestPostgresFallback::tableWithoutPrimaryKeyIsAClearError() {
