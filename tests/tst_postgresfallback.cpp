@@ -6,6 +6,11 @@
 
 #include <QtTest>
 
+#include <atomic>
+#include <thread>
+
+#include <libpq-fe.h>
+
 using namespace tw;
 using namespace tw::test;
 using tw::testsupport::PgCluster;
@@ -37,6 +42,8 @@ private Q_SLOTS:
     void captureModeTruncateIsOneEventPerTableInOrder();
     void captureModeRestartResumesWithNothingRepeated();
     void captureModeRefusedSaysWhatToGrant();
+    void replicationGrantedLaterIsTakenUpWithNothingLostOrRepeated_data();
+    void replicationGrantedLaterIsTakenUpWithNothingLostOrRepeated();
     void removingWithServerStateDropsTheTriggers();
     void watchedAgainRepeatsNothing();
     void captureModeTableWatchedLaterAfterARestartMissesNothing();
@@ -527,6 +534,96 @@ void TestPostgresFallback::captureModeRefusedSaysWhatToGrant() {
                  error.contains(QLatin1String("ALTER TABLE \"public\".\"notmine\" OWNER TO \"watcher\"")) &&
                  error.contains(QLatin1String("GRANT CREATE ON DATABASE")),
              qPrintable(error));
+}
+
+void TestPostgresFallback::replicationGrantedLaterIsTakenUpWithNothingLostOrRepeated_data() {
+    QTest::addColumn<bool>("captured");
+    QTest::newRow("polling") << false;
+    QTest::newRow("capture") << true;
+}
+
+void TestPostgresFallback::replicationGrantedLaterIsTakenUpWithNothingLostOrRepeated() {
+    QFETCH(bool, captured);
+    // wal_level = logical, but the role lacks REPLICATION at first: polling, until the
+    // grant, then the stream, while another connection inserts all along.
+    PgCluster::Options options;
+    options.plainRole = QStringLiteral("watcher");
+    PgCluster logical(options);
+    const QString started = logical.start();
+    QVERIFY2(started.isEmpty(), qPrintable(started));
+    QCOMPARE(
+        logical.exec(QStringLiteral("CREATE TABLE switched(id int PRIMARY KEY, v text); ALTER TABLE "
+                                    "switched OWNER TO watcher; INSERT INTO switched VALUES (0, 'base')")),
+        QString());
+    EngineFixture f(journalPath());
+    QVERIFY(f.start());
+    // Looks again every 300 ms rather than every minute.
+    qputenv("TIDEWATCH_PG_REPLICATION_RETRY_MS", "300");
+    const bool added = f.engine->addSource(
+        QStringLiteral("switch"), logical.uri(QStringLiteral("tidewatch"), QStringLiteral("watcher")));
+    qunsetenv("TIDEWATCH_PG_REPLICATION_RETRY_MS");
+    QVERIFY(added);
+    f.engine->watch(QStringLiteral("switch"),
+                    Namespace{QStringLiteral("tidewatch"), QStringLiteral("public.switched")},
+                    captured ? capture() : polling());
+    QTRY_COMPARE_WITH_TIMEOUT(f.ready.size(), 1, 20000);
+    QTRY_VERIFY_WITH_TIMEOUT(!f.statuses.isEmpty() && f.statuses.last().state == SourceStatus::State::Polling,
+                             20000);
+    const QString reason = f.statuses.last().reason;
+    QVERIFY2(reason.contains(QLatin1String("lacks the REPLICATION attribute")) &&
+                 reason.contains(QLatin1String("without a restart")),
+             qPrintable(reason));
+
+    std::atomic<bool> writing{true};
+    std::atomic<int> written{0};
+    const QByteArray conninfo = logical.conninfo().toUtf8();
+    std::thread writer([&] {
+        PGconn* conn = PQconnectdb(conninfo.constData());
+        for (int i = 1; writing.load() && PQstatus(conn) == CONNECTION_OK; ++i) {
+            const QByteArray sql = "INSERT INTO switched VALUES (" + QByteArray::number(i) + ", 'v')";
+            PGresult* r = PQexec(conn, sql.constData());
+            if (PQresultStatus(r) == PGRES_COMMAND_OK)
+                written = i;
+            PQclear(r);
+        }
+        PQfinish(conn);
+    });
+    QTRY_VERIFY_WITH_TIMEOUT(f.events.size() >= 20, 20000);
+    QCOMPARE(logical.exec(QStringLiteral("ALTER ROLE watcher REPLICATION")), QString());
+    QTRY_VERIFY_WITH_TIMEOUT(f.statuses.last().state == SourceStatus::State::Watching, 30000);
+    // Some rows written after the switch too.
+    const int atSwitch = written.load();
+    QTRY_VERIFY_WITH_TIMEOUT(written.load() >= atSwitch + 50, 20000);
+    writing = false;
+    writer.join();
+    const int last = written.load() + 1;
+    QCOMPARE(logical.exec(QStringLiteral("INSERT INTO switched VALUES (%1, 'last')").arg(last)), QString());
+    QTRY_VERIFY_WITH_TIMEOUT(!f.events.isEmpty() &&
+                                 fieldJson(f.events.last().documentKey(), "id") == QString::number(last),
+                             30000);
+    // Every row once, nothing else: rows 1 .. last.
+    QList<int> ids;
+    for (const ChangeEvent& e : std::as_const(f.events)) {
+        QCOMPARE(e.operation(), Operation::Insert);
+        ids.append(fieldJson(e.documentKey(), "id").toInt());
+    }
+    std::sort(ids.begin(), ids.end());
+    QCOMPARE(ids.size(), last);
+    for (int i = 0; i < last; ++i)
+        QCOMPARE(ids.at(i), i + 1);
+    QVERIFY(f.seqStrictlyIncreasing());
+    QVERIFY2(f.statuses.last().reason.contains(QLatin1String("slot and publication")),
+             qPrintable(f.statuses.last().reason));
+    // Capture's triggers and changelog rows go once the switch is committed.
+    if (captured) {
+        QTRY_COMPARE_WITH_TIMEOUT(
+            logical.value(QStringLiteral("SELECT count(*) FROM pg_trigger WHERE tgrelid = "
+                                         "'switched'::regclass AND NOT tgisinternal")),
+            QStringLiteral("0"), 20000);
+        QCOMPARE(logical.value(QStringLiteral("SELECT count(*) FROM tidewatch.changelog")),
+                 QStringLiteral("0"));
+    }
+    f.engine->removeSource(QStringLiteral("switch"), true); // the slot goes with the cluster anyway
 }
 
 QTEST_GUILESS_MAIN(TestPostgresFallback)

@@ -7,6 +7,7 @@
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <limits>
 
 namespace tw {
 
@@ -132,8 +133,9 @@ void PgCapture::remove(PgConnection& conn, const Namespace& ns) {
         return;
     QString ignored; // a table dropped meanwhile has no trigger left to drop
     conn.exec(
-        QStringLiteral("DROP TRIGGER IF EXISTS tidewatch_capture ON %1; DROP TRIGGER IF EXISTS %2 ON %1")
-            .arg(found->qualified, QLatin1String(kTruncateTrigger)),
+        QStringLiteral("DROP TRIGGER IF EXISTS tidewatch_capture ON %1; DROP TRIGGER IF EXISTS %2 ON %1; "
+                       "DELETE FROM tidewatch.changelog WHERE tbl = %3")
+            .arg(found->qualified, QLatin1String(kTruncateTrigger), conn.quoteLiteral(ns.coll)),
         nullptr, &ignored);
     m_tables.remove(ns.coll);
 }
@@ -210,11 +212,11 @@ bool PgCapture::readTable(PgConnection& conn, const Table& t, qint64 upTo,
     return true;
 }
 
-bool PgCapture::read(PgConnection& conn, ChangeBatch& out, QString* error) {
+bool PgCapture::read(PgConnection& conn, ChangeBatch& out, QString* error, bool inSnapshot) {
     if (m_tables.isEmpty())
         return true;
-    qint64 upTo = 0;
-    if (!currentBound(conn, &upTo, error))
+    qint64 upTo = std::numeric_limits<qint64>::max();
+    if (!inSnapshot && !currentBound(conn, &upTo, error))
         return false;
     if (m_bound < 0)
         m_bound = upTo;

@@ -48,11 +48,15 @@ public:
     // (re)creates `ns`'s trigger. keyColumns name a row in documentKey (empty: all).
     bool install(PgConnection& conn, const Namespace& ns, const QString& qualified,
                  const QStringList& keyColumns, QString* error);
-    // Drops `ns`'s trigger: its changes are no longer logged.
+    // Drops `ns`'s triggers and its rows in the changelog: its changes are no longer
+    // logged, and nobody reads those logged.
     void remove(PgConnection& conn, const Namespace& ns);
     // The changes of every transaction that ended since the last read, in changelog
-    // order, with the new token. False with the server's message.
-    bool read(PgConnection& conn, ChangeBatch& out, QString* error);
+    // order, with the new token. False with the server's message. `inSnapshot`: the
+    // connection reads in an imported snapshot (the switch to replication), and every
+    // row it shows is read, with no bound: its transactions committed before the
+    // snapshot, and those that did not are streamed by the slot instead.
+    bool read(PgConnection& conn, ChangeBatch& out, QString* error, bool inSnapshot = false);
     // The journal committed up to `token`: delete the rows it holds.
     bool pruneCommitted(PgConnection& conn, const QByteArray& token, QString* error);
 

@@ -17,7 +17,7 @@ PgPoller::PgPoller(const QString& sourceId, const Namespace& ns, const QString& 
     , m_qualified(qualified)
     , m_keyColumns(keyColumns)
     , m_pollColumn(pollColumn) {
-    m_markerKey = QByteArrayLiteral("pgpoll\x1f") + ns.coll.toUtf8();
+    m_markerKey = QByteArray(kStatePrefix) + ns.coll.toUtf8();
     m_prefix = m_markerKey + '\x1f';
     m_highKey = m_markerKey + '\x1e';
 }

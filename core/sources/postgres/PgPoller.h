@@ -26,6 +26,9 @@ class PgConnection;
 // reports what changed while Tidewatch was closed. Values map to BSON as replication maps them (PgTypes).
 class PgPoller {
 public:
+    // Every state key of a poller starts with it.
+    static constexpr char kStatePrefix[] = "pgpoll\x1f";
+
     // qualified: "schema"."table"; keyColumns: the primary key, or empty when the
     // table has none (then only incremental mode works, and a row is its own key).
     PgPoller(const QString& sourceId, const Namespace& ns, const QString& qualified,
