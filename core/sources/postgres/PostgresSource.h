@@ -114,6 +114,8 @@ private:
     // (PgSchemaWatch) and appends the schema events; a watched name made again is
     // added to the publication again.
     void checkSchema(ChangeEventList* events, SourceCheckpoint* checkpoint);
+    // Until the ordinary connection's catalog shows `oid` with `columns` (at most 1 s).
+    void waitUntilCatalogShows(quint32 oid, const QStringList& columns);
     QString keyName(const Namespace& ns) const { return ns.coll; }
     void enterFallback(const QString& why);
     // In fallback: replication possible now? Then the switch.

@@ -11,6 +11,7 @@
 
 #include <QDateTime>
 #include <QLoggingCategory>
+#include <QThread>
 
 #include <algorithm>
 
@@ -143,8 +144,10 @@ void PostgresSource::handleMessage(const pg::PgMessage& m) {
         const bool changed = known != m_relations.constEnd()
                                  ? knownColumns != columns
                                  : m_schemaWatch.columnsDiffer(r.ns.coll, columns);
-        if (changed && m_inTransaction && m_watched.contains(keyName(r.ns)))
+        if (changed && m_inTransaction && m_watched.contains(keyName(r.ns))) {
+            waitUntilCatalogShows(r.rel.oid, columns);
             checkSchema(&m_transaction, &m_transactionState);
+        }
         m_relations.insert(r.rel.oid, std::move(r));
         return;
     }
@@ -172,6 +175,32 @@ void PostgresSource::handleMessage(const pg::PgMessage& m) {
     case Kind::Message:
     case Kind::Unknown:
         return;
+    }
+}
+
+void PostgresSource::waitUntilCatalogShows(quint32 oid, const QStringList& columns) {
+    // The walsender may send a transaction as soon as its commit record is flushed, a
+    // moment before the committing backend leaves the process array and other
+    // sessions see it. The catalog read behind the schema events would then still
+    // find the old columns, report nothing, and the next schema poll would report the
+    // change behind the rows that have it (seen under ASan on a loaded machine). So
+    // wait until the catalog shows this Relation message's columns: a few
+    // milliseconds at most; past 1 s (the table changed again since, or was dropped)
+    // the catalog is read as it is.
+    const QString sql = QStringLiteral("SELECT attname FROM pg_attribute WHERE attrelid = %1 AND attnum > 0 "
+                                       "AND NOT attisdropped ORDER BY attnum")
+                            .arg(oid);
+    for (int attempt = 0; attempt < 200; ++attempt) {
+        QList<QStringList> rows;
+        QString error;
+        if (!m_sql.exec(sql, &rows, &error))
+            return;
+        QStringList names;
+        for (const QStringList& row : std::as_const(rows))
+            names.append(row.value(0));
+        if (names == columns)
+            return;
+        QThread::msleep(5);
     }
 }
 
