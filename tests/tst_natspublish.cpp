@@ -2,6 +2,7 @@
 #include "SseTestClient.h"
 #include "TestUtil.h"
 
+#include "nats/NatsAckWindow.h"
 #include "nats/NatsSubject.h"
 
 #include <QJsonArray>
@@ -69,6 +70,63 @@ public:
         return count;
     }
 
+    // The stream made by the test before the ingest starts (the ingest uses it as it
+    // is), with limits of the test's own. 0: the server's default. Empty on success.
+    QString createStream(qint32 maxMsgSize, qint64 duplicatesMs) {
+        if (!m_js && !open())
+            return QStringLiteral("cannot connect");
+        const QByteArray subjects = NatsSubject::all();
+        const char* subjectList[] = {subjects.constData()};
+        jsStreamConfig config;
+        jsStreamConfig_Init(&config);
+        config.Name = "TIDEWATCH";
+        config.Subjects = subjectList;
+        config.SubjectsLen = 1;
+        config.Storage = js_FileStorage;
+        if (maxMsgSize > 0)
+            config.MaxMsgSize = maxMsgSize;
+        if (duplicatesMs > 0)
+            config.Duplicates = duplicatesMs * 1000000;
+        jsStreamInfo* info = nullptr;
+        jsErrCode code = jsErrCode(0);
+        const natsStatus s = js_AddStream(&info, m_js, &config, nullptr, &code);
+        if (s != NATS_OK)
+            return QString::fromUtf8(natsStatus_GetText(s)) + QLatin1Char(' ') +
+                   QString::fromUtf8(nats_GetLastError(nullptr));
+        jsStreamInfo_Destroy(info);
+        return {};
+    }
+
+    // Changes the stream's max_msg_size while it is in use. Empty on success.
+    QString setMaxMsgSize(qint32 bytes) {
+        if (!m_js && !open())
+            return QStringLiteral("cannot connect");
+        jsStreamInfo* info = nullptr;
+        jsErrCode code = jsErrCode(0);
+        natsStatus s = js_GetStreamInfo(&info, m_js, "TIDEWATCH", nullptr, &code);
+        if (s == NATS_OK) {
+            info->Config->MaxMsgSize = bytes;
+            jsStreamInfo* updated = nullptr;
+            s = js_UpdateStream(&updated, m_js, info->Config, nullptr, &code);
+            jsStreamInfo_Destroy(updated);
+            jsStreamInfo_Destroy(info);
+        }
+        return s == NATS_OK ? QString() : QString::fromUtf8(nats_GetLastError(nullptr));
+    }
+
+    // The stream's duplicate window in ms; -1 when it cannot be read.
+    qint64 duplicateWindowMs() {
+        if (!m_js && !open())
+            return -1;
+        jsStreamInfo* info = nullptr;
+        jsErrCode code = jsErrCode(0);
+        if (js_GetStreamInfo(&info, m_js, "TIDEWATCH", nullptr, &code) != NATS_OK)
+            return -1;
+        const qint64 ms = info->Config->Duplicates / 1000000;
+        jsStreamInfo_Destroy(info);
+        return ms;
+    }
+
     QList<StreamMessage> readAll() {
         QList<StreamMessage> out;
         const qint64 count = messageCount();
@@ -131,6 +189,27 @@ qint64 sqliteCount(const QString& path, const QString& sql) {
     return p.readAllStandardOutput().trimmed().toLongLong();
 }
 
+// The port of the ingest's HTTP server from its log ("listening on … (port N)"); 0
+// until it is there.
+int listeningPort(QProcess& p, QByteArray& log) {
+    log += p.readAllStandardError();
+    const QRegularExpressionMatch port =
+        QRegularExpression(QStringLiteral("listening on \\S+ \\(port (\\d+)\\)"))
+            .match(QString::fromUtf8(log));
+    return port.hasMatch() ? port.captured(1).toInt() : 0;
+}
+
+// /v1/health's "publisher" object; empty when there is no answer.
+QJsonObject publisherHealth(QNetworkAccessManager& http, const QUrl& base) {
+    QNetworkRequest request(base.resolved(QUrl(QStringLiteral("/v1/health"))));
+    request.setRawHeader("Authorization", "Bearer nats-test-token");
+    std::unique_ptr<QNetworkReply> reply(http.get(request));
+    QSignalSpy done(reply.get(), &QNetworkReply::finished);
+    if (!done.wait(10000))
+        return QJsonObject();
+    return parseJson(reply->readAll())[QStringLiteral("publisher")].toObject();
+}
+
 } // namespace
 
 // The ingest side of NATS: a real headless Tidewatch on a real SQLite file written by
@@ -147,6 +226,8 @@ private Q_SLOTS:
     void killNineDuringWritesLeavesEachEventOnceInOrder();
     void serverOutageKeepsSseFlowingAndPublisherCatchesUp();
     void namesWithDotsSpacesAndWildcardsAreOneToken();
+    void refusedEventBecomesAStubAndPublishingGoesOn();
+    void ackOfAnEarlierConnectionCountsForNothing();
 
 private:
     QString db() const { return m_dir->filePath(QStringLiteral("shop.sqlite")); }
@@ -291,6 +372,13 @@ void TestNatsPublish::killNineDuringWritesLeavesEachEventOnceInOrder() {
     QProcess writer;
     const QString stopFile = m_dir->filePath(QStringLiteral("stop-writing"));
     StreamReader reader(m_nats->url());
+    // JetStream drops a repeated Nats-Msg-Id only within the stream's duplicate window
+    // (2 minutes by default, longer than this whole test). A window of 500 ms, waited
+    // out after each kill, leaves the journal's checkpoint and the resync at start as
+    // the only guard: an event published again would be stored twice, and counted.
+    constexpr qint64 kDuplicateWindowMs = 500;
+    QCOMPARE(reader.createStream(0, kDuplicateWindowMs), QString());
+    QCOMPARE(reader.duplicateWindowMs(), kDuplicateWindowMs);
     qint64 seen = 0;
     for (int round = 0; round < 10; ++round) {
         QProcess p;
@@ -309,6 +397,9 @@ void TestNatsPublish::killNineDuringWritesLeavesEachEventOnceInOrder() {
         seen = reader.messageCount();
         p.kill();
         QVERIFY(p.waitForFinished(10000));
+        // Past the duplicate window before the next start, three times over: the
+        // server forgets the ids on a timer of that period.
+        QTest::qWait(int(3 * kDuplicateWindowMs));
     }
     // Asked to stop, so that no insert commits after the rows are counted.
     QFile stop(stopFile);
@@ -331,6 +422,7 @@ void TestNatsPublish::killNineDuringWritesLeavesEachEventOnceInOrder() {
         ids.insert(parseJson(m.data)["documentKey"].toObject()["_id"].toInteger());
     }
     QCOMPARE(ids.size(), rows);
+    QCOMPARE(reader.duplicateWindowMs(), kDuplicateWindowMs); // the ingest used the stream as made
     p.terminate();
     QVERIFY(p.waitForFinished(20000));
 }
@@ -339,15 +431,9 @@ void TestNatsPublish::serverOutageKeepsSseFlowingAndPublisherCatchesUp() {
     QProcess p;
     QByteArray log;
     START_INGEST(p, {QStringLiteral("--sse"), QStringLiteral("0")}, &log);
-    QRegularExpressionMatch port;
-    auto listening = [&] {
-        log += p.readAllStandardError();
-        port = QRegularExpression(QStringLiteral("listening on \\S+ \\(port (\\d+)\\)"))
-                   .match(QString::fromUtf8(log));
-        return port.hasMatch();
-    };
-    QTRY_VERIFY_WITH_TIMEOUT(listening(), 20000);
-    const QUrl base(QStringLiteral("http://127.0.0.1:%1").arg(port.captured(1)));
+    int port = 0;
+    QTRY_VERIFY_WITH_TIMEOUT((port = listeningPort(p, log)) > 0, 20000);
+    const QUrl base(QStringLiteral("http://127.0.0.1:%1").arg(port));
     SseTestClient sse;
     sse.open(base.resolved(QUrl(QStringLiteral("/v1/subscriptions/headless/events"))), "nats-test-token");
     QTRY_COMPARE_WITH_TIMEOUT(sse.readyCount(), 1, 20000);
@@ -368,15 +454,7 @@ void TestNatsPublish::serverOutageKeepsSseFlowingAndPublisherCatchesUp() {
     write(10);
     QTRY_COMPARE_WITH_TIMEOUT(sse.seqs().size(), written, 20000);
     QNetworkAccessManager http;
-    auto health = [&] {
-        QNetworkRequest request(base.resolved(QUrl(QStringLiteral("/v1/health"))));
-        request.setRawHeader("Authorization", "Bearer nats-test-token");
-        std::unique_ptr<QNetworkReply> reply(http.get(request));
-        QSignalSpy done(reply.get(), &QNetworkReply::finished);
-        if (!done.wait(10000))
-            return QJsonObject();
-        return parseJson(reply->readAll())[QStringLiteral("publisher")].toObject();
-    };
+    auto health = [&] { return publisherHealth(http, base); };
     QTRY_VERIFY_WITH_TIMEOUT(health()[QStringLiteral("lagEvents")].toInteger() >= 10, 20000);
     QCOMPARE(health()[QStringLiteral("stream")].toString(), QStringLiteral("TIDEWATCH"));
 
@@ -425,6 +503,96 @@ void TestNatsPublish::namesWithDotsSpacesAndWildcardsAreOneToken() {
     }
     p.terminate();
     QVERIFY(p.waitForFinished(20000));
+}
+
+void TestNatsPublish::refusedEventBecomesAStubAndPublishingGoesOn() {
+    // A stream that takes messages of 1 KiB at most: a row of 4 000 characters is
+    // refused (JetStream answers with an error), the rows around it are not.
+    StreamReader reader(m_nats->url());
+    QCOMPARE(reader.createStream(1024, 0), QString());
+    QProcess p;
+    QByteArray log;
+    START_INGEST(p, {QStringLiteral("--sse"), QStringLiteral("0")}, &log);
+    int port = 0;
+    QTRY_VERIFY_WITH_TIMEOUT((port = listeningPort(p, log)) > 0, 20000);
+    const QUrl base(QStringLiteral("http://127.0.0.1:%1").arg(port));
+    QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders VALUES (1, 'new', 1);"
+                                             "INSERT INTO orders VALUES (2, hex(zeroblob(2000)), 2);"
+                                             "INSERT INTO orders VALUES (3, 'new', 3);")),
+             QString());
+    QTRY_COMPARE_WITH_TIMEOUT(reader.messageCount(), 3, 30000);
+    // Not stalled: what comes later is published too.
+    QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders VALUES (4, 'new', 4)")), QString());
+    QTRY_COMPARE_WITH_TIMEOUT(reader.messageCount(), 4, 30000);
+    const QList<StreamMessage> messages = reader.readAll();
+    checkStream(messages, 4);
+    if (QTest::currentTestFailed())
+        return;
+    // In its place and on its subject, a stub that says which event and why.
+    const StreamMessage& stub = messages.at(1);
+    QCOMPARE(stub.operation, QByteArray("gap"));
+    QCOMPARE(stub.subject, QByteArray("tidewatch.shop.main.orders"));
+    const QString reason = parseJson(stub.data)[QStringLiteral("reason")].toString();
+    QVERIFY2(reason.contains(QLatin1String("event 2 (insert")) &&
+                 reason.contains(QLatin1String("larger than stream TIDEWATCH's max_msg_size (1024 bytes)")),
+             qPrintable(reason));
+    for (int i : {0, 2, 3}) {
+        QCOMPARE(messages.at(i).operation, QByteArray("insert"));
+        QCOMPARE(parseJson(messages.at(i).data)["documentKey"].toObject()["_id"].toInteger(), i + 1);
+    }
+    QNetworkAccessManager http;
+    QTRY_COMPARE_WITH_TIMEOUT(publisherHealth(http, base)[QStringLiteral("lagEvents")].toInteger(), 0, 20000);
+    const QJsonObject health = publisherHealth(http, base);
+    QCOMPARE(health[QStringLiteral("rejected")].toInteger(), 1);
+    QCOMPARE(health[QStringLiteral("ackedSeq")].toInteger(), 4);
+    QCOMPARE(health[QStringLiteral("state")].toString(), QStringLiteral("publishing"));
+
+    // A limit lowered while the ingest runs, which it has not read: JetStream's own
+    // refusal becomes the stub. The row is alone in its window, so the stub is in order.
+    QCOMPARE(reader.setMaxMsgSize(700), QString());
+    QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders VALUES (5, hex(zeroblob(300)), 5)")),
+             QString());
+    QTRY_COMPARE_WITH_TIMEOUT(reader.messageCount(), 5, 30000);
+    QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders VALUES (6, 'new', 6)")), QString());
+    QTRY_COMPARE_WITH_TIMEOUT(reader.messageCount(), 6, 30000);
+    const QList<StreamMessage> after = reader.readAll();
+    checkStream(after, 6);
+    if (QTest::currentTestFailed())
+        return;
+    QCOMPARE(after.at(4).operation, QByteArray("gap"));
+    const QString refusal = parseJson(after.at(4).data)[QStringLiteral("reason")].toString();
+    QVERIFY2(refusal.contains(QLatin1String("event 5 (insert")) &&
+                 !refusal.contains(QLatin1String("larger than")),
+             qPrintable(refusal));
+    QCOMPARE(after.at(5).operation, QByteArray("insert"));
+    QTRY_COMPARE_WITH_TIMEOUT(publisherHealth(http, base)[QStringLiteral("rejected")].toInteger(), 2, 20000);
+    p.terminate();
+    QVERIFY(p.waitForFinished(20000));
+}
+
+void TestNatsPublish::ackOfAnEarlierConnectionCountsForNothing() {
+    // The window of connection 1 given up on, the same seqs opened again on connection 2.
+    NatsAckWindow window;
+    window.open(1, {5, 6, 7});
+    QVERIFY(window.answer(1, 5, true, false, {}));
+    window.open(2, {5, 6, 7});
+    // What libnats still delivers for connection 1 changes nothing...
+    QVERIFY(!window.answer(1, 5, true, false, {}));
+    QVERIFY(!window.answer(1, 6, false, true, QStringLiteral("late refusal")));
+    QCOMPARE(window.ackedPrefix(), size_t(0));
+    QVERIFY(window.error().isEmpty());
+    QVERIFY(!window.isComplete());
+    // ...and connection 2's own answers count, once each.
+    QVERIFY(window.answer(2, 5, true, false, {}));
+    QVERIFY(!window.answer(2, 5, false, false, QStringLiteral("again")));
+    QVERIFY(window.answer(2, 7, true, false, {}));
+    QCOMPARE(window.ackedPrefix(), size_t(1));
+    QVERIFY(!window.answer(2, 8, true, false, {})); // not in the window
+    QVERIFY(window.answer(2, 6, false, true, QStringLiteral("message size exceeds maximum allowed")));
+    QVERIFY(window.isComplete());
+    QCOMPARE(window.ackedPrefix(), size_t(1));
+    QVERIFY(window.isRejectionAt(1));
+    QCOMPARE(window.error(), QStringLiteral("message size exceeds maximum allowed"));
 }
 
 QTEST_GUILESS_MAIN(TestNatsPublish)

@@ -1,7 +1,15 @@
 #include "EngineFixture.h"
 #include "PgCluster.h"
 
+#include "sources/postgres/PgConnection.h"
+#include "sources/postgres/PgPoller.h"
+
 #include <QtTest>
+
+#include <atomic>
+#include <thread>
+
+#include <libpq-fe.h>
 
 using namespace tw;
 using namespace tw::test;
@@ -27,11 +35,15 @@ private Q_SLOTS:
     void pollingByPrimaryKeyReportsInsertUpdateDelete();
     void restartWhileClosedReportsWhatChanged();
     void incrementalByColumnReportsInsertsAndUpdates();
+    void incrementalPollingKeepsOnlyTheRowsAtTheMark();
     void tableWithoutPrimaryKeyIsAClearError();
     void captureModeGivesExactBeforeAndAfterImages();
     void captureModeTransactionOfManyRowsArrivesWhole();
+    void captureModeTruncateIsOneEventPerTableInOrder();
     void captureModeRestartResumesWithNothingRepeated();
     void captureModeRefusedSaysWhatToGrant();
+    void replicationGrantedLaterIsTakenUpWithNothingLostOrRepeated_data();
+    void replicationGrantedLaterIsTakenUpWithNothingLostOrRepeated();
     void removingWithServerStateDropsTheTriggers();
     void watchedAgainRepeatsNothing();
     void captureModeTableWatchedLaterAfterARestartMissesNothing();
@@ -213,6 +225,88 @@ void TestPostgresFallback::incrementalByColumnReportsInsertsAndUpdates() {
     QCOMPARE(fieldJson(f.events[2].documentKey(), "id"), QStringLiteral("5"));
 }
 
+void TestPostgresFallback::incrementalPollingKeepsOnlyTheRowsAtTheMark() {
+    // 1 000 rows in batches of 100: the mark (batch 10) holds 100 of them.
+    QCOMPARE(exec(QStringLiteral("CREATE TABLE growing(id int PRIMARY KEY, batch int NOT NULL, v text);"
+                                 "INSERT INTO growing SELECT g, (g + 99) / 100, 'a' FROM generate_series(1, "
+                                 "1000) g")),
+             QString());
+    PgConnection conn;
+    QString error;
+    QVERIFY2(conn.open(m_cluster->conninfo(), false, &error), qPrintable(error));
+    const Namespace ns{QStringLiteral("tidewatch"), QStringLiteral("public.growing")};
+    const QString qualified = QStringLiteral("\"public\".\"growing\"");
+    const QStringList key{QStringLiteral("id")};
+    constexpr int kMaxRows = 500;
+    // The journal's state for the source, as the polls' checkpoints leave it (upserts,
+    // then removals).
+    QHash<QByteArray, QByteArray> state;
+    auto rowsInState = [&state] {
+        int rows = 0;
+        for (auto it = state.cbegin(); it != state.cend(); ++it)
+            rows += it.key().startsWith("pgpoll\x1fpublic.growing\x1f") ? 1 : 0;
+        return rows;
+    };
+    auto poll = [&](PgPoller& poller) {
+        ChangeBatch batch;
+        QString why;
+        if (!poller.poll(conn, batch, &why))
+            qWarning("%s", qPrintable(why));
+        for (auto it = batch.checkpoint.stateUpserts.cbegin(); it != batch.checkpoint.stateUpserts.cend();
+             ++it)
+            state.insert(it.key(), it.value());
+        for (const QByteArray& k : std::as_const(batch.checkpoint.stateRemovals))
+            state.remove(k);
+        return batch.events;
+    };
+
+    PgPoller poller(QStringLiteral("growing"), ns, qualified, key, QStringLiteral("batch"));
+    poller.setMaxRows(kMaxRows);
+    QVERIFY(poll(poller).isEmpty()); // the baseline
+    // Over the bound: only the rows at the mark are remembered, in memory and in the journal.
+    QCOMPARE(poller.rowCount(), 100);
+    QCOMPARE(rowsInState(), 100);
+    // Under it, recent rows are remembered: a row moving its column up is an update
+    // with exactly what changed.
+    QCOMPARE(exec(QStringLiteral("INSERT INTO growing SELECT g, 11, 'a' FROM generate_series(1001, 1005) g;"
+                                 "UPDATE growing SET batch = 11, v = 'b' WHERE id = 950")),
+             QString());
+    ChangeEventList events = poll(poller);
+    QCOMPARE(events.size(), 6);
+    QCOMPARE(int(std::count_if(events.cbegin(), events.cend(),
+                               [](const ChangeEvent& e) { return e.operation() == Operation::Insert; })),
+             5);
+    QCOMPARE(int(std::count_if(events.cbegin(), events.cend(),
+                               [](const ChangeEvent& e) { return e.operation() == Operation::Update; })),
+             1);
+    QCOMPARE(poller.rowCount(), 105);
+    // A row at the mark changed without moving its column is still compared, and an
+    // unchanged one is not reported again.
+    QCOMPARE(exec(QStringLiteral("UPDATE growing SET v = 'c' WHERE id = 1003")), QString());
+    events = poll(poller);
+    QCOMPARE(events.size(), 1);
+    QCOMPARE(events[0].operation(), Operation::Update);
+    QVERIFY(poll(poller).isEmpty());
+    // 400 rows at a new mark: over the bound again, so 400 are left.
+    QCOMPARE(exec(QStringLiteral("INSERT INTO growing SELECT g, 12, 'a' FROM generate_series(1101, 1500) g")),
+             QString());
+    QCOMPARE(poll(poller).size(), 400);
+    QCOMPARE(poller.rowCount(), 400);
+    QCOMPARE(rowsInState(), 400);
+
+    // From the bounded state after a restart: nothing repeated, the next row once.
+    PgPoller restarted(QStringLiteral("growing"), ns, qualified, key, QStringLiteral("batch"));
+    restarted.setMaxRows(kMaxRows);
+    restarted.restore(state);
+    QCOMPARE(restarted.rowCount(), 400);
+    QVERIFY(poll(restarted).isEmpty());
+    QCOMPARE(exec(QStringLiteral("INSERT INTO growing VALUES (1501, 12, 'a')")), QString());
+    events = poll(restarted);
+    QCOMPARE(events.size(), 1);
+    QCOMPARE(events[0].operation(), Operation::Insert);
+    QCOMPARE(fieldJson(events[0].documentKey(), "id"), QStringLiteral("1501"));
+}
+
 void TestPostgresFallback::tableWithoutPrimaryKeyIsAClearError() {
     QCOMPARE(exec(QStringLiteral("CREATE TABLE heap(v text)")), QString());
     EngineFixture f(journalPath());
@@ -279,6 +373,37 @@ void TestPostgresFallback::captureModeTransactionOfManyRowsArrivesWhole() {
     QCOMPARE(f.commits.size(), 1);
     for (int i = 0; i < 1000; ++i)
         QCOMPARE(fieldJson(f.events[i].documentKey(), "id"), QString::number(i + 1));
+}
+
+void TestPostgresFallback::captureModeTruncateIsOneEventPerTableInOrder() {
+    QCOMPARE(createOwned(QStringLiteral("cut_a"), QStringLiteral("id int PRIMARY KEY")), QString());
+    QCOMPARE(createOwned(QStringLiteral("cut_b"), QStringLiteral("id int PRIMARY KEY")), QString());
+    EngineFixture f(journalPath());
+    QVERIFY(startWatching(f, QStringLiteral("cut"), QStringLiteral("cut_a"), capture(),
+                          QStringLiteral("watcher")));
+    f.engine->watch(QStringLiteral("cut"),
+                    Namespace{QStringLiteral("tidewatch"), QStringLiteral("public.cut_b")}, capture());
+    QTRY_COMPARE_WITH_TIMEOUT(f.ready.size(), 2, 20000);
+    QCOMPARE(exec(QStringLiteral("INSERT INTO cut_a VALUES (1); INSERT INTO cut_b VALUES (1)")), QString());
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 2, 20000);
+    // One transaction: a row before the truncate, both tables in one statement, a row after.
+    QCOMPARE(exec(QStringLiteral("BEGIN; INSERT INTO cut_a VALUES (2); TRUNCATE cut_a, cut_b; "
+                                 "INSERT INTO cut_a VALUES (3); COMMIT")),
+             QString());
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 6, 20000);
+    QCOMPARE(f.events[2].operation(), Operation::Insert);
+    QCOMPARE(fieldJson(f.events[2].documentKey(), "id"), QStringLiteral("2"));
+    QCOMPARE(f.events[3].operation(), Operation::Truncate);
+    QCOMPARE(f.events[4].operation(), Operation::Truncate);
+    QVERIFY(f.events[3].documentKey().isAbsent());
+    // One per table (the server fires the statement triggers in an order of its own).
+    const QSet<QString> truncated{f.events[3].ns().toString(), f.events[4].ns().toString()};
+    QCOMPARE(truncated, QSet<QString>({QStringLiteral("tidewatch.public.cut_a"),
+                                       QStringLiteral("tidewatch.public.cut_b")}));
+    QCOMPARE(f.events[5].operation(), Operation::Insert);
+    QCOMPARE(fieldJson(f.events[5].documentKey(), "id"), QStringLiteral("3"));
+    QCOMPARE(f.ofOperation(Operation::Truncate).size(), 2);
+    QVERIFY(f.seqStrictlyIncreasing());
 }
 
 void TestPostgresFallback::removingWithServerStateDropsTheTriggers() {
@@ -409,6 +534,96 @@ void TestPostgresFallback::captureModeRefusedSaysWhatToGrant() {
                  error.contains(QLatin1String("ALTER TABLE \"public\".\"notmine\" OWNER TO \"watcher\"")) &&
                  error.contains(QLatin1String("GRANT CREATE ON DATABASE")),
              qPrintable(error));
+}
+
+void TestPostgresFallback::replicationGrantedLaterIsTakenUpWithNothingLostOrRepeated_data() {
+    QTest::addColumn<bool>("captured");
+    QTest::newRow("polling") << false;
+    QTest::newRow("capture") << true;
+}
+
+void TestPostgresFallback::replicationGrantedLaterIsTakenUpWithNothingLostOrRepeated() {
+    QFETCH(bool, captured);
+    // wal_level = logical, but the role lacks REPLICATION at first: polling, until the
+    // grant, then the stream, while another connection inserts all along.
+    PgCluster::Options options;
+    options.plainRole = QStringLiteral("watcher");
+    PgCluster logical(options);
+    const QString started = logical.start();
+    QVERIFY2(started.isEmpty(), qPrintable(started));
+    QCOMPARE(
+        logical.exec(QStringLiteral("CREATE TABLE switched(id int PRIMARY KEY, v text); ALTER TABLE "
+                                    "switched OWNER TO watcher; INSERT INTO switched VALUES (0, 'base')")),
+        QString());
+    EngineFixture f(journalPath());
+    QVERIFY(f.start());
+    // Looks again every 300 ms rather than every minute.
+    qputenv("TIDEWATCH_PG_REPLICATION_RETRY_MS", "300");
+    const bool added = f.engine->addSource(
+        QStringLiteral("switch"), logical.uri(QStringLiteral("tidewatch"), QStringLiteral("watcher")));
+    qunsetenv("TIDEWATCH_PG_REPLICATION_RETRY_MS");
+    QVERIFY(added);
+    f.engine->watch(QStringLiteral("switch"),
+                    Namespace{QStringLiteral("tidewatch"), QStringLiteral("public.switched")},
+                    captured ? capture() : polling());
+    QTRY_COMPARE_WITH_TIMEOUT(f.ready.size(), 1, 20000);
+    QTRY_VERIFY_WITH_TIMEOUT(!f.statuses.isEmpty() && f.statuses.last().state == SourceStatus::State::Polling,
+                             20000);
+    const QString reason = f.statuses.last().reason;
+    QVERIFY2(reason.contains(QLatin1String("lacks the REPLICATION attribute")) &&
+                 reason.contains(QLatin1String("without a restart")),
+             qPrintable(reason));
+
+    std::atomic<bool> writing{true};
+    std::atomic<int> written{0};
+    const QByteArray conninfo = logical.conninfo().toUtf8();
+    std::thread writer([&] {
+        PGconn* conn = PQconnectdb(conninfo.constData());
+        for (int i = 1; writing.load() && PQstatus(conn) == CONNECTION_OK; ++i) {
+            const QByteArray sql = "INSERT INTO switched VALUES (" + QByteArray::number(i) + ", 'v')";
+            PGresult* r = PQexec(conn, sql.constData());
+            if (PQresultStatus(r) == PGRES_COMMAND_OK)
+                written = i;
+            PQclear(r);
+        }
+        PQfinish(conn);
+    });
+    QTRY_VERIFY_WITH_TIMEOUT(f.events.size() >= 20, 20000);
+    QCOMPARE(logical.exec(QStringLiteral("ALTER ROLE watcher REPLICATION")), QString());
+    QTRY_VERIFY_WITH_TIMEOUT(f.statuses.last().state == SourceStatus::State::Watching, 30000);
+    // Some rows written after the switch too.
+    const int atSwitch = written.load();
+    QTRY_VERIFY_WITH_TIMEOUT(written.load() >= atSwitch + 50, 20000);
+    writing = false;
+    writer.join();
+    const int last = written.load() + 1;
+    QCOMPARE(logical.exec(QStringLiteral("INSERT INTO switched VALUES (%1, 'last')").arg(last)), QString());
+    QTRY_VERIFY_WITH_TIMEOUT(!f.events.isEmpty() &&
+                                 fieldJson(f.events.last().documentKey(), "id") == QString::number(last),
+                             30000);
+    // Every row once, nothing else: rows 1 .. last.
+    QList<int> ids;
+    for (const ChangeEvent& e : std::as_const(f.events)) {
+        QCOMPARE(e.operation(), Operation::Insert);
+        ids.append(fieldJson(e.documentKey(), "id").toInt());
+    }
+    std::sort(ids.begin(), ids.end());
+    QCOMPARE(ids.size(), last);
+    for (int i = 0; i < last; ++i)
+        QCOMPARE(ids.at(i), i + 1);
+    QVERIFY(f.seqStrictlyIncreasing());
+    QVERIFY2(f.statuses.last().reason.contains(QLatin1String("slot and publication")),
+             qPrintable(f.statuses.last().reason));
+    // Capture's triggers and changelog rows go once the switch is committed.
+    if (captured) {
+        QTRY_COMPARE_WITH_TIMEOUT(
+            logical.value(QStringLiteral("SELECT count(*) FROM pg_trigger WHERE tgrelid = "
+                                         "'switched'::regclass AND NOT tgisinternal")),
+            QStringLiteral("0"), 20000);
+        QCOMPARE(logical.value(QStringLiteral("SELECT count(*) FROM tidewatch.changelog")),
+                 QStringLiteral("0"));
+    }
+    f.engine->removeSource(QStringLiteral("switch"), true); // the slot goes with the cluster anyway
 }
 
 QTEST_GUILESS_MAIN(TestPostgresFallback)

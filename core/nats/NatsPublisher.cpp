@@ -65,9 +65,14 @@ struct NatsPublisher::Nats {
         if (natsMsgHeader_Get(msg, kSeq, &value) == NATS_OK && value)
             seq = QByteArray(value).toLongLong();
         QString why;
-        if (!ack && error)
+        bool rejected = false;
+        if (!ack && error) {
             why = error->ErrText ? QString::fromUtf8(error->ErrText) : statusText(error->Err);
-        static_cast<NatsPublisher*>(closure)->acknowledged(seq, ack != nullptr, why);
+            // An error code is JetStream's verdict on this message; a timeout has none.
+            rejected = error->ErrCode != 0;
+        }
+        const auto* context = static_cast<const AckContext*>(closure);
+        context->publisher->acknowledged(context->generation, seq, ack != nullptr, rejected, why);
         natsMsg_Destroy(msg);
     }
 
@@ -243,7 +248,9 @@ bool NatsPublisher::connectToServer(QString* why) {
     jo.Wait = kAckWaitMs;
     jo.PublishAsync.MaxPending = m_options.window;
     jo.PublishAsync.AckHandler = &Nats::onAck;
-    jo.PublishAsync.AckHandlerClosure = this;
+    // A generation per connection: answers for messages of an earlier one are ignored.
+    m_ackContexts.push_back(std::make_unique<AckContext>(AckContext{this, ++m_generation}));
+    jo.PublishAsync.AckHandlerClosure = m_ackContexts.back().get();
     if (s == NATS_OK)
         s = natsConnection_JetStream(&m_nats->js, m_nats->connection, &jo);
     if (s != NATS_OK) {
@@ -304,6 +311,8 @@ bool NatsPublisher::resync(QString* why) {
     }
     const uint64_t first = info->State.FirstSeq;
     const uint64_t last = info->State.LastSeq;
+    // -1 (or 0): no limit of the stream's own.
+    m_streamMaxMessageBytes = info->Config ? std::max<qint64>(0, info->Config->MaxMsgSize) : 0;
     jsStreamInfo_Destroy(info);
     qint64 found = 0;
     for (uint64_t seq = last; seq >= std::max<uint64_t>(first, 1) && last - seq < uint64_t(kTailScan);
@@ -397,27 +406,26 @@ bool NatsPublisher::publishWindow(QString* why) {
     }
     if (m_stopping)
         return false;
-    const ChangeEventList events = take(m_options.window, why);
+    ChangeEventList events = take(m_options.window, why);
     if (events.isEmpty()) {
         storeCheckpoint(false);
         return why->isEmpty();
     }
     {
+        std::vector<qint64> seqs;
+        seqs.reserve(size_t(events.size()));
+        for (const ChangeEvent& e : std::as_const(events))
+            seqs.push_back(e.seq());
         std::lock_guard lock(m_mutex);
-        m_windowSeqs.clear();
-        for (const ChangeEvent& e : events)
-            m_windowSeqs.push_back(e.seq());
-        m_windowAcked.assign(m_windowSeqs.size(), 0);
-        m_windowError.clear();
+        m_window.open(m_generation, std::move(seqs));
     }
-    natsStatus s = NATS_OK;
-    for (const ChangeEvent& event : events) {
+    auto publish = [this](const ChangeEvent& event) {
         const QByteArray subject = NatsSubject::forEvent(event);
         const QByteArray json = event.toJson();
         const QByteArray seq = QByteArray::number(event.seq());
         const QByteArray msgId = m_journalId + ':' + seq;
         natsMsg* msg = nullptr;
-        s = natsMsg_Create(&msg, subject.constData(), nullptr, json.constData(), int(json.size()));
+        natsStatus s = natsMsg_Create(&msg, subject.constData(), nullptr, json.constData(), int(json.size()));
         if (s == NATS_OK)
             s = natsMsgHeader_Set(msg, kJournal, m_journalId.constData());
         if (s == NATS_OK)
@@ -430,6 +438,35 @@ bool NatsPublisher::publishWindow(QString* why) {
         if (s == NATS_OK)
             s = js_PublishMsgAsync(m_nats->js, &msg, &po); // takes the message on success
         natsMsg_Destroy(msg);
+        return s;
+    };
+    // Seqs sent as a stub in place of the event: counted once acknowledged.
+    std::vector<qint64> stubs;
+    natsStatus s = NATS_OK;
+    // A message over the server's max_payload or the stream's max_msg_size would be
+    // refused on every try. Its stub goes in its place before it is sent: the server
+    // stores the messages after a refused one, so a stub sent after the refusal
+    // would come behind them, out of seq order.
+    const qint64 payloadLimit = natsConnection_GetMaxPayload(m_nats->connection);
+    for (ChangeEvent& event : events) {
+        const int bytes = int(event.toJson().size());
+        const qint64 size = bytes + headerBytes(event);
+        QString refusal;
+        if (m_rejectedSeq != 0 && event.seq() == m_rejectedSeq)
+            refusal = m_rejectedWhy;
+        else if (payloadLimit > 0 && size > payloadLimit)
+            refusal = QStringLiteral("larger than the server's max_payload (%1 bytes)").arg(payloadLimit);
+        else if (m_streamMaxMessageBytes > 0 && size > m_streamMaxMessageBytes)
+            refusal = QStringLiteral("larger than stream %1's max_msg_size (%2 bytes)")
+                          .arg(m_options.stream)
+                          .arg(m_streamMaxMessageBytes);
+        if (!refusal.isEmpty()) {
+            qCWarning(lcNats).noquote() << "event" << event.seq() << "cannot be published:" << refusal
+                                        << "- publishing a stub in its place";
+            event = rejectionStub(event, bytes, refusal);
+            stubs.push_back(event.seq());
+        }
+        s = publish(event);
         if (s != NATS_OK)
             break;
     }
@@ -446,38 +483,56 @@ bool NatsPublisher::publishWindow(QString* why) {
     }
     qint64 ackedThrough = 0;
     qint64 ackedCount = 0;
+    qint64 rejectedAt = 0;
     QString failure;
     {
         std::unique_lock lock(m_mutex);
-        // libnats may count a message as acknowledged before our handler has run for it.
+        // libnats may count a message as acknowledged before our handler has run for
+        // it. Every answer is waited for, failures too: the window may be opened
+        // again on this connection for the same seqs.
         if (complete == NATS_OK)
-            m_acked.wait_for(lock, std::chrono::seconds(2), [this] {
-                return !m_windowError.isEmpty() || std::all_of(m_windowAcked.cbegin(), m_windowAcked.cend(),
-                                                               [](char a) { return a != 0; });
-            });
-        size_t i = 0;
-        while (i < m_windowSeqs.size() && m_windowAcked[i])
-            ++i;
+            m_acked.wait_for(lock, std::chrono::seconds(2), [this] { return m_window.isComplete(); });
+        const size_t i = m_window.ackedPrefix();
         ackedCount = qint64(i);
         if (i > 0)
-            ackedThrough = m_windowSeqs[i - 1];
-        if (i < m_windowSeqs.size())
-            failure = m_windowError.isEmpty() ? statusText(complete) : m_windowError;
-        m_windowSeqs.clear();
-        m_windowAcked.clear();
+            ackedThrough = m_window.seqAt(i - 1);
+        if (i < m_window.size()) {
+            failure = m_window.error().isEmpty() ? statusText(complete) : m_window.error();
+            if (m_window.isRejectionAt(i) && m_window.isComplete())
+                rejectedAt = m_window.seqAt(i);
+        }
+        m_window.clear();
         if (ackedThrough > 0) {
             m_status.ackedSeq = std::max(m_status.ackedSeq, ackedThrough);
             m_status.published += ackedCount;
-            for (const ChangeEvent& e : events)
+            for (const ChangeEvent& e : std::as_const(events))
                 if (e.operation() == Operation::Gap && e.seq() <= ackedThrough && e.sourceId().isEmpty())
                     ++m_status.gaps;
+            for (const qint64 stub : stubs)
+                if (stub <= ackedThrough)
+                    ++m_status.rejected;
             while (!m_commitTimes.empty() && m_commitTimes.front().first <= m_status.ackedSeq)
                 m_commitTimes.pop_front();
         }
     }
     if (ackedThrough > 0)
         m_next = ackedThrough + 1;
+    if (m_rejectedSeq != 0 && m_rejectedSeq < m_next)
+        m_rejectedSeq = 0; // its stub is stored
     storeCheckpoint(false);
+    if (rejectedAt != 0 && std::find(stubs.cbegin(), stubs.cend(), rejectedAt) == stubs.cend()) {
+        // JetStream refused this message itself for a reason not checked before
+        // sending (the stream's limits changed since the resync, say): sent again it
+        // would be refused again, and the publisher would stall on it for ever. The
+        // next window sends a stub in its place, with the reason, and goes on; what
+        // followed it in this window is sent again too, and JetStream drops the copies
+        // it already stored by their Nats-Msg-Id (so the stub comes after them).
+        qCWarning(lcNats).noquote() << "JetStream refused event" << rejectedAt << ":" << failure
+                                    << "- publishing a stub in its place";
+        m_rejectedSeq = rejectedAt;
+        m_rejectedWhy = failure;
+        return true;
+    }
     if (!failure.isEmpty()) {
         *why = QStringLiteral("JetStream did not acknowledge seq %1: %2").arg(m_next).arg(failure);
         return false;
@@ -504,16 +559,35 @@ void NatsPublisher::putWatchList() {
     m_watchListError = why;
 }
 
-void NatsPublisher::acknowledged(qint64 seq, bool ok, const QString& error) {
+void NatsPublisher::acknowledged(quint64 generation, qint64 seq, bool ok, bool rejected,
+                                 const QString& error) {
     std::lock_guard lock(m_mutex);
-    const auto it = std::lower_bound(m_windowSeqs.begin(), m_windowSeqs.end(), seq);
-    if (it == m_windowSeqs.end() || *it != seq)
-        return; // from a window given up on
-    if (ok)
-        m_windowAcked[size_t(it - m_windowSeqs.begin())] = 1;
-    else if (m_windowError.isEmpty())
-        m_windowError = error;
-    m_acked.notify_one();
+    if (m_window.answer(generation, seq, ok, rejected, error))
+        m_acked.notify_one();
+}
+
+qint64 NatsPublisher::headerBytes(const ChangeEvent& event) const {
+    // What the server counts against the limits besides the body: "NATS/1.0\r\n", each
+    // "Key: value\r\n" (ours and Nats-Msg-Id) and the closing "\r\n". A few bytes over
+    // (the seq's digits counted twice over) only makes the check stricter.
+    const qint64 seqDigits = QByteArray::number(event.seq()).size();
+    return 10 + 2 + qint64(sizeof kJournal) + 3 + m_journalId.size() + qint64(sizeof kSeq) + 3 + seqDigits +
+           qint64(sizeof kOperation) + 3 + event.operationType().size() + qint64(sizeof "Nats-Msg-Id") + 3 +
+           m_journalId.size() + 1 + seqDigits;
+}
+
+ChangeEvent NatsPublisher::rejectionStub(const ChangeEvent& event, int bytes, const QString& why) {
+    // On the event's own subject, so the consumers that wanted the event see it.
+    ChangeEvent stub = ChangeEvent::makeGap(
+        event.sourceId(), event.ns(),
+        QStringLiteral(
+            "event %1 (%2, %3 bytes) was refused by JetStream: %4; the ingest's journal still has it")
+            .arg(event.seq())
+            .arg(QString::fromUtf8(event.operationType()))
+            .arg(bytes)
+            .arg(why));
+    stub.finalize(event.seq());
+    return stub;
 }
 
 void NatsPublisher::storeCheckpoint(bool force) {
@@ -565,11 +639,12 @@ QString NatsPublisher::stateName(State state) {
 
 QJsonObject NatsPublisher::healthJson() const {
     const Status s = status();
-    QJsonObject o{{QStringLiteral("url"), m_options.url},        {QStringLiteral("stream"), m_options.stream},
-                  {QStringLiteral("state"), stateName(s.state)}, {QStringLiteral("ackedSeq"), s.ackedSeq},
-                  {QStringLiteral("lagEvents"), s.lagEvents},    {QStringLiteral("lagSeconds"), s.lagSeconds},
-                  {QStringLiteral("published"), s.published},    {QStringLiteral("gaps"), s.gaps},
-                  {QStringLiteral("reconnects"), s.reconnects}};
+    QJsonObject o{
+        {QStringLiteral("url"), m_options.url},        {QStringLiteral("stream"), m_options.stream},
+        {QStringLiteral("state"), stateName(s.state)}, {QStringLiteral("ackedSeq"), s.ackedSeq},
+        {QStringLiteral("lagEvents"), s.lagEvents},    {QStringLiteral("lagSeconds"), s.lagSeconds},
+        {QStringLiteral("published"), s.published},    {QStringLiteral("gaps"), s.gaps},
+        {QStringLiteral("rejected"), s.rejected},      {QStringLiteral("reconnects"), s.reconnects}};
     if (!s.reason.isEmpty())
         o.insert(QStringLiteral("reason"), s.reason);
     return o;
@@ -584,6 +659,9 @@ QByteArray NatsPublisher::metricsText() const {
     };
     metric("tidewatch_nats_published_total", "counter", "Events JetStream acknowledged since start.",
            QByteArray::number(s.published));
+    metric("tidewatch_nats_rejected_total", "counter",
+           "Events JetStream refused (e.g. too large), published as a gap stub instead.",
+           QByteArray::number(s.rejected));
     metric("tidewatch_nats_acked_seq", "gauge", "Highest journal seq JetStream holds.",
            QByteArray::number(s.ackedSeq));
     metric("tidewatch_nats_lag_events", "gauge", "Committed events not yet acknowledged by JetStream.",

@@ -2,6 +2,7 @@
 
 #include "journal/JournalReader.h"
 #include "model/ChangeBatch.h"
+#include "nats/NatsAckWindow.h"
 
 #include <atomic>
 #include <condition_variable>
@@ -66,6 +67,7 @@ public:
         double lagSeconds = 0; // how long the oldest of those has waited
         qint64 published = 0;  // messages acknowledged since start
         qint64 gaps = 0;       // gap messages sent for pruned events
+        qint64 rejected = 0;   // events JetStream refused, sent as a `gap` stub instead
         int reconnects = 0;
     };
 
@@ -94,6 +96,11 @@ Q_SIGNALS:
 
 private:
     struct Nats; // the libnats connection and JetStream context, publisher thread only
+    // What libnats hands the acknowledgement handler: who, and which connection.
+    struct AckContext {
+        NatsPublisher* publisher;
+        quint64 generation;
+    };
 
     void run();
     void onCommitted(const tw::CommittedBatch& batch); // engine thread
@@ -107,8 +114,13 @@ private:
     ChangeEventList take(int limit, QString* why);
     void storeCheckpoint(bool force);
     void setState(State state, const QString& reason = {});
-    bool waitFor(int ms);                                         // false when stopping
-    void acknowledged(qint64 seq, bool ok, const QString& error); // libnats' thread
+    bool waitFor(int ms); // false when stopping
+    // libnats' thread. rejected: JetStream answered with an error code for the message.
+    void acknowledged(quint64 generation, qint64 seq, bool ok, bool rejected, const QString& error);
+    // The `gap` message published in place of an event JetStream refused.
+    static ChangeEvent rejectionStub(const ChangeEvent& event, int bytes, const QString& why);
+    // The bytes of an event's headers, as the server counts them against its limits.
+    qint64 headerBytes(const ChangeEvent& event) const;
 
     Engine* m_engine; // not owned
     Options m_options;
@@ -127,6 +139,14 @@ private:
     QByteArray m_watchList; // as last put
     qint64 m_watchListAtMs = 0;
     QString m_watchListError;
+    quint64 m_generation = 0; // of the current connection
+    // Every connection's context, kept until the publisher goes: libnats may run the
+    // handler of a closed connection once more, and it must find its context alive.
+    std::vector<std::unique_ptr<AckContext>> m_ackContexts;
+    // An event JetStream refused: the next window sends its stub instead.
+    qint64 m_rejectedSeq = 0;
+    qint64 m_streamMaxMessageBytes = 0; // the stream's max_msg_size, read at resync; 0: none
+    QString m_rejectedWhy;
 
     // Shared with the engine thread (committed batches) and libnats' thread (acks).
     mutable std::mutex m_mutex;
@@ -135,9 +155,7 @@ private:
     std::deque<ChangeEvent> m_buffer;                    // committed, not yet taken; bounded
     std::deque<std::pair<qint64, qint64>> m_commitTimes; // (last seq of a batch, ms it arrived)
     qint64 m_head = 0;                                   // the journal's last committed seq
-    std::vector<qint64> m_windowSeqs;                    // seqs in flight, ascending
-    std::vector<char> m_windowAcked;
-    QString m_windowError;
+    NatsAckWindow m_window;                              // in flight
     Status m_status;
 };
 

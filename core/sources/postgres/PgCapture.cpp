@@ -1,11 +1,13 @@
 #include "PgCapture.h"
 
 #include "PgConnection.h"
+#include "PgEventMapper.h"
 #include "PgRows.h"
 
 #include <libpq-fe.h>
 
 #include <algorithm>
+#include <limits>
 
 namespace tw {
 
@@ -13,7 +15,10 @@ namespace {
 
 // xid is the writing transaction's (64-bit, so it never wraps): the read position.
 // SECURITY DEFINER: whoever writes to a captured table can log its change without a
-// grant on the changelog. clock_timestamp, not now(): the change's own time.
+// grant on the changelog. clock_timestamp, not now(): the change's own time. The
+// statement-level TRUNCATE trigger runs it too: TG_OP 'TRUNCATE' logs op 'T' with
+// both images NULL (OLD and NEW are NULL in a statement trigger), so a function
+// installed by an earlier version needs no change to log truncates.
 constexpr char kCreateChangelog[] = R"sql(
 CREATE SCHEMA IF NOT EXISTS tidewatch;
 CREATE TABLE IF NOT EXISTS tidewatch.changelog (
@@ -39,6 +44,8 @@ BEGIN
     RETURN NULL;
 END $$;
 )sql";
+
+constexpr char kTruncateTrigger[] = "tidewatch_capture_truncate";
 
 bool currentBound(PgConnection& conn, qint64* bound, QString* error) {
     QList<QStringList> rows;
@@ -94,10 +101,15 @@ bool PgCapture::install(PgConnection& conn, const Namespace& ns, const QString& 
         sql += QString::fromLatin1(kCreateChangelog);
     if (rows[0][1] == QLatin1String("t"))
         sql += QString::fromLatin1(kCreateFunction);
+    // TRUNCATE fires no row trigger: without its statement trigger a truncate left the
+    // captured rows standing in every consumer's view. It logs one changelog row per
+    // table, in changelog order with the rows written around it.
     sql +=
         QStringLiteral("CREATE OR REPLACE TRIGGER tidewatch_capture AFTER INSERT OR UPDATE OR DELETE ON %1 "
-                       "FOR EACH ROW EXECUTE FUNCTION tidewatch.capture();")
-            .arg(qualified);
+                       "FOR EACH ROW EXECUTE FUNCTION tidewatch.capture();"
+                       "CREATE OR REPLACE TRIGGER %2 AFTER TRUNCATE ON %1 "
+                       "FOR EACH STATEMENT EXECUTE FUNCTION tidewatch.capture();")
+            .arg(qualified, QLatin1String(kTruncateTrigger));
     if (!conn.exec(sql, nullptr, error)) {
         const QString role = conn.quoteIdentifier(conn.user());
         *error =
@@ -120,8 +132,11 @@ void PgCapture::remove(PgConnection& conn, const Namespace& ns) {
     if (found == m_tables.constEnd())
         return;
     QString ignored; // a table dropped meanwhile has no trigger left to drop
-    conn.exec(QStringLiteral("DROP TRIGGER IF EXISTS tidewatch_capture ON %1").arg(found->qualified), nullptr,
-              &ignored);
+    conn.exec(
+        QStringLiteral("DROP TRIGGER IF EXISTS tidewatch_capture ON %1; DROP TRIGGER IF EXISTS %2 ON %1; "
+                       "DELETE FROM tidewatch.changelog WHERE tbl = %3")
+            .arg(found->qualified, QLatin1String(kTruncateTrigger), conn.quoteLiteral(ns.coll)),
+        nullptr, &ignored);
     m_tables.remove(ns.coll);
 }
 
@@ -186,6 +201,8 @@ bool PgCapture::readTable(PgConnection& conn, const Table& t, qint64 upTo,
             e.setOperation(Operation::Delete);
             e.setDocumentKey(PgRows::keyDocument(result, r, oldKey));
             e.setFullDocumentBeforeChange(PgRows::document(result, r, oldAt, n));
+        } else if (op == 'T') {
+            e = PgEventMapper::truncate(m_sourceId, t.ns, e.wallTimeMs());
         } else {
             continue;
         }
@@ -195,11 +212,11 @@ bool PgCapture::readTable(PgConnection& conn, const Table& t, qint64 upTo,
     return true;
 }
 
-bool PgCapture::read(PgConnection& conn, ChangeBatch& out, QString* error) {
+bool PgCapture::read(PgConnection& conn, ChangeBatch& out, QString* error, bool inSnapshot) {
     if (m_tables.isEmpty())
         return true;
-    qint64 upTo = 0;
-    if (!currentBound(conn, &upTo, error))
+    qint64 upTo = std::numeric_limits<qint64>::max();
+    if (!inSnapshot && !currentBound(conn, &upTo, error))
         return false;
     if (m_bound < 0)
         m_bound = upTo;

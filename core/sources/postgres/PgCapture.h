@@ -14,7 +14,8 @@ class PgConnection;
 // replication cannot be used: exact before/after images without the REPLICATION
 // attribute. Row triggers (AFTER INSERT/UPDATE/DELETE) on each captured table write
 // to_jsonb(OLD) and to_jsonb(NEW) into tidewatch.changelog and pg_notify the channel
-// kChannel, which PgFallback LISTENs on. The images are read back through
+// kChannel, which PgFallback LISTENs on; a statement trigger AFTER TRUNCATE logs one
+// row per truncated table, read back as one `truncate` event. The images are read back through
 // jsonb_populate_record with the table's own row type, so values map to BSON
 // exactly as replication maps them (PgTypes).
 //
@@ -47,11 +48,15 @@ public:
     // (re)creates `ns`'s trigger. keyColumns name a row in documentKey (empty: all).
     bool install(PgConnection& conn, const Namespace& ns, const QString& qualified,
                  const QStringList& keyColumns, QString* error);
-    // Drops `ns`'s trigger: its changes are no longer logged.
+    // Drops `ns`'s triggers and its rows in the changelog: its changes are no longer
+    // logged, and nobody reads those logged.
     void remove(PgConnection& conn, const Namespace& ns);
     // The changes of every transaction that ended since the last read, in changelog
-    // order, with the new token. False with the server's message.
-    bool read(PgConnection& conn, ChangeBatch& out, QString* error);
+    // order, with the new token. False with the server's message. `inSnapshot`: the
+    // connection reads in an imported snapshot (the switch to replication), and every
+    // row it shows is read, with no bound: its transactions committed before the
+    // snapshot, and those that did not are streamed by the slot instead.
+    bool read(PgConnection& conn, ChangeBatch& out, QString* error, bool inSnapshot = false);
     // The journal committed up to `token`: delete the rows it holds.
     bool pruneCommitted(PgConnection& conn, const QByteArray& token, QString* error);
 

@@ -231,6 +231,47 @@ void PgFallback::unwatch(const Namespace& ns) {
     showStatus();
 }
 
+QStringList PgFallback::watchedTables() const {
+    QStringList tables = m_pollers.keys();
+    tables += m_captured.keys();
+    return tables;
+}
+
+bool PgFallback::finishAt(const QString& snapshot, ChangeBatch& out, QString* error) {
+    if (!m_connected) {
+        *error = QStringLiteral("not connected to %1").arg(m_described);
+        return false;
+    }
+    // REPEATABLE READ so that every statement of the read sees the imported snapshot.
+    if (!m_conn.exec(QStringLiteral("BEGIN ISOLATION LEVEL REPEATABLE READ; SET TRANSACTION SNAPSHOT %1")
+                         .arg(m_conn.quoteLiteral(snapshot)),
+                     nullptr, error))
+        return false;
+    for (const std::shared_ptr<PgPoller>& poller : std::as_const(m_pollers)) {
+        if (!poller->poll(m_conn, out, error)) {
+            QString ignored;
+            m_conn.exec(QStringLiteral("ROLLBACK"), nullptr, &ignored);
+            return false;
+        }
+        poller->clear(out.checkpoint); // applied after the poll's upserts: nothing is left
+    }
+    if (!m_captured.isEmpty() && !m_capture.read(m_conn, out, error, true)) {
+        QString ignored;
+        m_conn.exec(QStringLiteral("ROLLBACK"), nullptr, &ignored);
+        return false;
+    }
+    if (!m_conn.exec(QStringLiteral("COMMIT"), nullptr, error))
+        return false;
+    if (m_timer)
+        m_timer->stop();
+    if (m_notifier) {
+        m_notifier->setEnabled(false);
+        m_notifier->deleteLater();
+        m_notifier = nullptr;
+    }
+    return true;
+}
+
 void PgFallback::releaseServerState() {
     if (m_connected || connectNow())
         for (const Namespace& ns : std::as_const(m_captured))

@@ -47,6 +47,16 @@ public:
     void stop();
     void checkpointCommitted(const QByteArray& token);
 
+    // The switch to logical replication (PostgresSource::tryReplicationAgain).
+    bool isConnected() const { return m_connected; }
+    // The tables polled or captured ("schema.table").
+    QStringList watchedTables() const;
+    // The last read, in `snapshot` (the new slot's exported one): what changed up to
+    // the slot's consistent point, with the state removals that forget the polls'
+    // baselines, into `out`. Polls and NOTIFY stop; the connection stays open for
+    // releaseServerState() once the journal has committed `out`.
+    bool finishAt(const QString& snapshot, ChangeBatch& out, QString* error);
+
 Q_SIGNALS:
     // A batch for the source to publish.
     void batchReady(const tw::ChangeBatch& batch);

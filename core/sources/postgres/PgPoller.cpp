@@ -17,7 +17,7 @@ PgPoller::PgPoller(const QString& sourceId, const Namespace& ns, const QString& 
     , m_qualified(qualified)
     , m_keyColumns(keyColumns)
     , m_pollColumn(pollColumn) {
-    m_markerKey = QByteArrayLiteral("pgpoll\x1f") + ns.coll.toUtf8();
+    m_markerKey = QByteArray(kStatePrefix) + ns.coll.toUtf8();
     m_prefix = m_markerKey + '\x1f';
     m_highKey = m_markerKey + '\x1e';
 }
@@ -75,13 +75,18 @@ bool PgPoller::poll(PgConnection& conn, ChangeBatch& out, QString* error) {
     const qint64 now = QDateTime::currentMSecsSinceEpoch();
     QSet<QByteArray> seen;
     seen.reserve(rows);
+    // Incremental: each row read with its poll value, to keep only those at the mark.
+    QList<std::pair<QByteArray, QString>> readAt;
     for (int r = 0; r < rows; ++r) {
         const Bson key = PgRows::keyDocument(result, r, keys);
         const QByteArray table = PgRows::hashTable(result, r, 0, columns);
-        if (pollIndex >= 0 && !PQgetisnull(result, r, pollIndex))
+        const bool hasValue = pollIndex >= 0 && !PQgetisnull(result, r, pollIndex);
+        if (hasValue)
             m_high = QString::fromUtf8(PQgetvalue(result, r, pollIndex));
         if (!isIncremental())
             seen.insert(key.raw());
+        else
+            readAt.append({key.raw(), hasValue ? m_high : QString()});
         const auto found = m_rows.find(key.raw());
         if (found != m_rows.end() && *found == table)
             continue;
@@ -109,6 +114,8 @@ bool PgPoller::poll(PgConnection& conn, ChangeBatch& out, QString* error) {
         out.checkpoint.stateUpserts.insert(stateKey(key.raw()), table);
     }
     PQclear(result);
+    if (isIncremental() && m_rows.size() > m_maxRows)
+        keepOnlyTheMark(readAt, out.checkpoint);
     if (!isIncremental()) {
         for (auto it = m_rows.begin(); it != m_rows.end();) {
             if (seen.contains(it.key())) {
@@ -128,6 +135,27 @@ bool PgPoller::poll(PgConnection& conn, ChangeBatch& out, QString* error) {
         out.checkpoint.stateUpserts.insert(m_markerKey, QByteArrayLiteral("1"));
     }
     return true;
+}
+
+void PgPoller::keepOnlyTheMark(const QList<std::pair<QByteArray, QString>>& readAt,
+                               SourceCheckpoint& checkpoint) {
+    // Rows at the mark stay, or a row sharing the newest value would be reported again;
+    // those below it are forgotten (the removals follow this poll's upserts, and the
+    // journal applies removals after upserts). While no row has a value yet there is
+    // no mark, and every row is read, and kept, each time.
+    QHash<QByteArray, QByteArray> kept;
+    for (const auto& [key, value] : readAt) {
+        if (!m_high.isEmpty() && value != m_high)
+            continue;
+        const auto found = m_rows.constFind(key);
+        if (found == m_rows.constEnd())
+            continue;
+        kept.insert(key, *found);
+    }
+    for (auto it = m_rows.cbegin(); it != m_rows.cend(); ++it)
+        if (!kept.contains(it.key())) // possibly stored by an earlier poll
+            checkpoint.stateRemovals.append(stateKey(it.key()));
+    m_rows = std::move(kept);
 }
 
 void PgPoller::clear(SourceCheckpoint& out) {

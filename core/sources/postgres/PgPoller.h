@@ -5,6 +5,8 @@
 #include <QHash>
 #include <QStringList>
 
+#include <algorithm>
+
 namespace tw {
 
 class PgConnection;
@@ -20,10 +22,13 @@ class PgConnection;
 // changed, not the table; deletes are not seen in this mode.
 //
 // The row hashes are the source's checkpoint state (one entry per row, like SQLite's
-// SqliteDiff), so after a restart the first poll reports what changed while
-// Tidewatch was closed. Values map to BSON as replication maps them (PgTypes).
+// SqliteDiff; in incremental mode at most kDefaultMaxRows, see there), so after a restart the first poll
+// reports what changed while Tidewatch was closed. Values map to BSON as replication maps them (PgTypes).
 class PgPoller {
 public:
+    // Every state key of a poller starts with it.
+    static constexpr char kStatePrefix[] = "pgpoll\x1f";
+
     // qualified: "schema"."table"; keyColumns: the primary key, or empty when the
     // table has none (then only incremental mode works, and a row is its own key).
     PgPoller(const QString& sourceId, const Namespace& ns, const QString& qualified,
@@ -33,6 +38,18 @@ public:
     bool isIncremental() const { return !m_pollColumn.isEmpty(); }
     bool hasBaseline() const { return m_hasBaseline; }
     int rowCount() const { return int(m_rows.size()); }
+    // Incremental mode: past this many remembered rows, only those at the high-water
+    // mark are kept (see kDefaultMaxRows).
+    void setMaxRows(int rows) { m_maxRows = std::max(1, rows); }
+
+    // Incremental mode reads only rows at or above the mark, so it needs only their
+    // hashes to tell a new row from one already seen; the hashes of older rows serve
+    // one purpose, exact updatedFields when such a row moves its column up again.
+    // Kept without bound they were one hash per row ever inserted, in memory and in
+    // the journal (a table polled by a serial id grew both for ever). 10 000 rows of
+    // 200 bytes is 2 MB; a row changed after it was forgotten is reported as an
+    // insert with its whole row, since its old values are gone.
+    static constexpr int kDefaultMaxRows = 10000;
 
     // Loads the baseline from the restored state (entries under this table's prefix).
     void restore(const QHash<QByteArray, QByteArray>& state);
@@ -45,6 +62,9 @@ public:
 private:
     QByteArray stateKey(const QByteArray& key) const { return m_prefix + key; }
     ChangeEvent makeEvent(Operation op, const Bson& key, qint64 nowMs) const;
+    // Incremental mode: forgets every row below the high-water mark (state removals
+    // into `checkpoint`); readAt: this poll's rows with their poll column's text.
+    void keepOnlyTheMark(const QList<std::pair<QByteArray, QString>>& readAt, SourceCheckpoint& checkpoint);
 
     QString m_sourceId;
     Namespace m_ns;
@@ -57,6 +77,7 @@ private:
     QHash<QByteArray, QByteArray> m_rows; // raw documentKey -> PgRows::hashTable
     bool m_hasBaseline = false;
     QString m_high;
+    qsizetype m_maxRows = kDefaultMaxRows;
 };
 
 } // namespace tw

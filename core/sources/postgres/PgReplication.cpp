@@ -44,13 +44,24 @@ bool PgReplication::identifySystem(quint64* xlogPos, QString* error) {
     return true;
 }
 
-bool PgReplication::createSlot(const QString& slot, quint64* consistentLsn, QString* error) {
+bool PgReplication::createSlot(const QString& slot, quint64* consistentLsn, QString* error,
+                               QString* exportedSnapshot) {
     QList<QStringList> rows;
     // NOEXPORT_SNAPSHOT: Tidewatch reads no initial copy; the watch starts from now.
-    if (!m_conn.exec(QStringLiteral("CREATE_REPLICATION_SLOT %1 LOGICAL pgoutput NOEXPORT_SNAPSHOT")
-                         .arg(m_conn.quoteIdentifier(slot)),
+    // The switch from polling or capture exports it for its last read.
+    if (!m_conn.exec(QStringLiteral("CREATE_REPLICATION_SLOT %1 LOGICAL pgoutput %2")
+                         .arg(m_conn.quoteIdentifier(slot), exportedSnapshot
+                                                                ? QStringLiteral("EXPORT_SNAPSHOT")
+                                                                : QStringLiteral("NOEXPORT_SNAPSHOT")),
                      &rows, error))
         return false;
+    if (exportedSnapshot) {
+        *exportedSnapshot = rows.isEmpty() || rows[0].size() < 3 ? QString() : rows[0][2];
+        if (exportedSnapshot->isEmpty()) {
+            *error = QStringLiteral("CREATE_REPLICATION_SLOT exported no snapshot");
+            return false;
+        }
+    }
     if (rows.isEmpty() || rows[0].size() < 2 || !pg::parseLsn(rows[0][1], consistentLsn)) {
         *error = QStringLiteral("CREATE_REPLICATION_SLOT gave no consistent point");
         return false;

@@ -24,8 +24,12 @@ public:
     // IDENTIFY_SYSTEM: the server's current WAL position.
     bool identifySystem(quint64* xlogPos, QString* error);
     // CREATE_REPLICATION_SLOT name LOGICAL pgoutput: `consistentLsn` is where the slot
-    // starts (every transaction committed after it will be streamed).
-    bool createSlot(const QString& slot, quint64* consistentLsn, QString* error);
+    // starts (every transaction committed after it will be streamed). With
+    // `exportedSnapshot`, the slot exports the snapshot of that point (everything
+    // committed before it, nothing after): another connection may read in it with SET
+    // TRANSACTION SNAPSHOT until this connection runs its next command.
+    bool createSlot(const QString& slot, quint64* consistentLsn, QString* error,
+                    QString* exportedSnapshot = nullptr);
     // START_REPLICATION SLOT … LOGICAL lsn (proto_version '1', publication_names …).
     // lsn 0: from the slot's confirmed position. The server never starts before that
     // position, whatever lsn says.

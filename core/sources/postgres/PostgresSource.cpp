@@ -27,8 +27,6 @@ constexpr qint64 kStatusIntervalMs = 10000;
 constexpr qint64 kLagIntervalMs = 5000;
 // How long the stream waits at start for the last run's tables to be watched again.
 constexpr qint64 kWaitForWatchesMs = 2000;
-// State keys of the watched tables, so a restart knows them before watch() comes.
-constexpr char kWatchKeyPrefix[] = "pgwatch\x1f";
 
 qint64 nowMs() {
     return QDateTime::currentMSecsSinceEpoch();
@@ -54,6 +52,10 @@ PostgresSource::PostgresSource(const QString& id, const QString& conninfo, const
     , m_described(described) {
     m_slotName = PgSlotName::legacy(id);
     m_outgoing.sourceId = id;
+    bool ok = false;
+    const int retryMs = qEnvironmentVariableIntValue("TIDEWATCH_PG_REPLICATION_RETRY_MS", &ok);
+    if (ok && retryMs > 0)
+        m_replicationRetryMs = retryMs;
 }
 
 PostgresSource::~PostgresSource() {
@@ -117,10 +119,23 @@ bool PostgresSource::connectAll() {
     m_database = m_sql.database();
     const QString blocker = PgCatalog::replicationBlocker(m_sql, m_described);
     if (!blocker.isEmpty()) {
-        // Nothing to retry until an administrator changes the server.
+        // Nothing to do until an administrator changes the server; the fallback looks
+        // again now and then.
         m_sql.close();
         m_retryAtMs = 0;
         enterFallback(blocker);
+        return false;
+    }
+    if (restoredFromFallback()) {
+        // The last run polled or captured: what changed since its last read is read
+        // by the switch (the fallback first, then the new slot from its snapshot),
+        // once the watches have come again.
+        m_sql.close();
+        m_retryAtMs = 0;
+        enterFallback(QStringLiteral("Logical replication is possible on %1 again; the last run polled or "
+                                     "captured, so its last changes are read before streaming starts.")
+                          .arg(m_described));
+        m_nextReplicationTryMs = nowMs() + kWaitForWatchesMs;
         return false;
     }
     adoptLegacySlot();
@@ -335,8 +350,13 @@ void PostgresSource::enterBackoff(const QString& reason) {
 }
 
 void PostgresSource::onTick() {
-    if (!m_started || m_fallback)
+    if (!m_started)
         return;
+    if (m_fallback) {
+        if (m_nextReplicationTryMs != 0 && nowMs() >= m_nextReplicationTryMs)
+            tryReplicationAgain();
+        return;
+    }
     if (!m_connected) {
         if (m_status.state == SourceStatus::State::Backoff && m_retryAtMs && nowMs() >= m_retryAtMs)
             connectAll();
@@ -377,6 +397,13 @@ void PostgresSource::checkpointCommitted(const QByteArray& token) {
         return;
     }
     const quint64 lsn = lsnOf(token);
+    if (m_retiredFallback && lsn >= m_switchLsn) {
+        // The switch is committed: a restart streams from the slot, and the triggers
+        // and changelog rows of capture are no longer needed.
+        m_retiredFallback->releaseServerState();
+        delete m_retiredFallback;
+        m_retiredFallback = nullptr;
+    }
     if (lsn <= m_committedLsn)
         return;
     m_committedLsn = lsn;
@@ -550,6 +577,8 @@ void PostgresSource::stop() {
     disconnectAll();
     delete m_fallback;
     m_fallback = nullptr;
+    delete m_retiredFallback;
+    m_retiredFallback = nullptr;
     m_watched.clear();
     setStatus(SourceStatus::State::Stopped);
 }
@@ -558,6 +587,8 @@ void PostgresSource::dropReplicationState() {
     const bool wasStarted = m_started;
     if (m_fallback)
         m_fallback->releaseServerState(); // its triggers, when capturing
+    if (m_retiredFallback)
+        m_retiredFallback->releaseServerState();
     disconnectAll();
     PgConnection conn;
     QString error;

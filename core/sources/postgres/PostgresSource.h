@@ -43,7 +43,9 @@ class PgFallback;
 // (max_slot_wal_keep_size) or removed while Tidewatch had a position gives one `gap`
 // per watched table, a new slot and a watch from now. Without wal_level=logical or
 // the REPLICATION attribute, or when no slot can be made, the status says what to
-// change and PgFallback polls or captures the tables instead.
+// change and PgFallback polls or captures the tables instead; every
+// kReplicationRetryMs it looks again, and once replication is possible it switches
+// over by itself (tryReplicationAgain() says how, without loss or repetition).
 class PostgresSource : public Source {
     Q_OBJECT
 public:
@@ -58,6 +60,11 @@ public:
     void setSlotName(const QString& name);
     // Backoff schedule: first delay, cap, and the jitter fraction (0.2 = +/-20 %).
     void setBackoff(int initialMs, int maxMs, double jitter = 0.2);
+    // In fallback, how often to look whether replication has become possible: 60 s,
+    // as a setting changed or a grant given takes an administrator anyway, and each
+    // look is one query on a fresh connection. TIDEWATCH_PG_REPLICATION_RETRY_MS
+    // overrides it (the tests).
+    static constexpr int kReplicationRetryMs = 60000;
     // The checkpoint token for a commit LSN, and back (0 when it is not one).
     static QByteArray tokenFor(quint64 lsn);
     static quint64 lsnOf(const QByteArray& token);
@@ -81,6 +88,8 @@ private:
         PgCatalog::Table info;
     };
     using Relation = PgRelationInfo;
+    // State keys of the watched tables, so a restart knows them before watch() comes.
+    static constexpr char kWatchKeyPrefix[] = "pgwatch\x1f";
 
     PostgresSource(const QString& id, const QString& conninfo, const QString& described);
     bool connectAll();
@@ -105,8 +114,15 @@ private:
     // (PgSchemaWatch) and appends the schema events; a watched name made again is
     // added to the publication again.
     void checkSchema(ChangeEventList* events, SourceCheckpoint* checkpoint);
+    // Until the ordinary connection's catalog shows `oid` with `columns` (at most 1 s).
+    void waitUntilCatalogShows(quint32 oid, const QStringList& columns);
     QString keyName(const Namespace& ns) const { return ns.coll; }
     void enterFallback(const QString& why);
+    // In fallback: replication possible now? Then the switch.
+    void tryReplicationAgain();
+    bool switchToReplication(QString* error);
+    // The journal holds what a fallback left (a capture bound, poll baselines).
+    bool restoredFromFallback() const;
 
     QString m_conninfo;
     QString m_described; // the conninfo without its password, for messages
@@ -159,6 +175,12 @@ private:
 
     // Without logical replication: polling or capture mode, and what it starts from.
     PgFallback* m_fallback = nullptr; // owned (child)
+    qint64 m_replicationRetryMs = kReplicationRetryMs;
+    qint64 m_nextReplicationTryMs = 0;
+    // The fallback replaced by the stream, kept until the journal has committed the
+    // switch (m_switchLsn): then its triggers and changelog rows go.
+    PgFallback* m_retiredFallback = nullptr; // owned (child)
+    quint64 m_switchLsn = 0;
     SourceRestore m_restore;
     QHash<QString, WatchOptions> m_pendingOptions; // by the key of m_pendingWatches
 };

@@ -7,9 +7,11 @@
 
 #include "PgEventMapper.h"
 #include "PgFallback.h"
+#include "PgPoller.h"
 
 #include <QDateTime>
 #include <QLoggingCategory>
+#include <QThread>
 
 #include <algorithm>
 
@@ -142,8 +144,10 @@ void PostgresSource::handleMessage(const pg::PgMessage& m) {
         const bool changed = known != m_relations.constEnd()
                                  ? knownColumns != columns
                                  : m_schemaWatch.columnsDiffer(r.ns.coll, columns);
-        if (changed && m_inTransaction && m_watched.contains(keyName(r.ns)))
+        if (changed && m_inTransaction && m_watched.contains(keyName(r.ns))) {
+            waitUntilCatalogShows(r.rel.oid, columns);
             checkSchema(&m_transaction, &m_transactionState);
+        }
         m_relations.insert(r.rel.oid, std::move(r));
         return;
     }
@@ -171,6 +175,32 @@ void PostgresSource::handleMessage(const pg::PgMessage& m) {
     case Kind::Message:
     case Kind::Unknown:
         return;
+    }
+}
+
+void PostgresSource::waitUntilCatalogShows(quint32 oid, const QStringList& columns) {
+    // The walsender may send a transaction as soon as its commit record is flushed, a
+    // moment before the committing backend leaves the process array and other
+    // sessions see it. The catalog read behind the schema events would then still
+    // find the old columns, report nothing, and the next schema poll would report the
+    // change behind the rows that have it (seen under ASan on a loaded machine). So
+    // wait until the catalog shows this Relation message's columns: a few
+    // milliseconds at most; past 1 s (the table changed again since, or was dropped)
+    // the catalog is read as it is.
+    const QString sql = QStringLiteral("SELECT attname FROM pg_attribute WHERE attrelid = %1 AND attnum > 0 "
+                                       "AND NOT attisdropped ORDER BY attnum")
+                            .arg(oid);
+    for (int attempt = 0; attempt < 200; ++attempt) {
+        QList<QStringList> rows;
+        QString error;
+        if (!m_sql.exec(sql, &rows, &error))
+            return;
+        QStringList names;
+        for (const QStringList& row : std::as_const(rows))
+            names.append(row.value(0));
+        if (names == columns)
+            return;
+        QThread::msleep(5);
     }
 }
 
@@ -223,7 +253,11 @@ void PostgresSource::enterFallback(const QString& why) {
         m_restoredLsn = 0;
         publishBatch(gap);
     }
-    m_fallback = new PgFallback(id(), m_conninfo, m_described, why, m_restore, this);
+    m_nextReplicationTryMs = QDateTime::currentMSecsSinceEpoch() + m_replicationRetryMs;
+    const QString retry = QStringLiteral(" Tidewatch looks again every %1 s and then switches to logical "
+                                         "replication by itself, without a restart.")
+                              .arg(std::max<qint64>(1, m_replicationRetryMs / 1000));
+    m_fallback = new PgFallback(id(), m_conninfo, m_described, why + retry, m_restore, this);
     connect(m_fallback, &PgFallback::batchReady, this, [this](const ChangeBatch& b) { publishBatch(b); });
     connect(m_fallback, &PgFallback::statusChanged, this,
             [this](SourceStatus::State state, const QString& reason, const QDateTime& retry) {
@@ -236,6 +270,107 @@ void PostgresSource::enterFallback(const QString& why) {
     for (auto it = pending.cbegin(); it != pending.cend(); ++it)
         m_fallback->watch(it.value(), m_pendingOptions.value(it.key()));
     m_pendingOptions.clear();
+}
+
+bool PostgresSource::restoredFromFallback() const {
+    qint64 bound = 0;
+    if (PgCapture::boundOf(m_restore.token, &bound))
+        return true;
+    for (auto it = m_restore.state.cbegin(); it != m_restore.state.cend(); ++it)
+        if (it.key().startsWith(PgPoller::kStatePrefix))
+            return true;
+    return false;
+}
+
+void PostgresSource::tryReplicationAgain() {
+    m_nextReplicationTryMs = QDateTime::currentMSecsSinceEpoch() + m_replicationRetryMs;
+    if (!m_fallback->isConnected())
+        return; // the fallback is backing off; next time
+    QString error;
+    if (!m_sql.open(m_conninfo, false, &error))
+        return;
+    if (!PgCatalog::replicationBlocker(m_sql, m_described).isEmpty()) {
+        m_sql.close();
+        return;
+    }
+    if (!switchToReplication(&error)) {
+        qCWarning(lcPostgres) << "source" << id() << "cannot switch to logical replication yet:" << error;
+        disconnectAll();
+        m_watched.clear();
+        // A slot made for a switch that failed holds nothing; the next look drops it.
+    }
+}
+
+bool PostgresSource::switchToReplication(QString* error) {
+    // The order makes the switch exact, with neither loss nor repetition:
+    //  1. The publication lists the tables before the slot exists: pgoutput decodes
+    //     each change with the catalog as it was then, so a table added after the
+    //     slot would miss the changes in between.
+    //  2. The slot is created with an exported snapshot. Its consistent point C
+    //     splits the transactions in two: those committed before C are visible in
+    //     the snapshot and never streamed, those after C are streamed and not visible.
+    //  3. The fallback's last read runs in that snapshot: a poll sees exactly the
+    //     tables as of C, capture reads every changelog row it shows (no xmin bound:
+    //     an invisible one belongs to a transaction the slot streams).
+    //  4. That read goes to the journal in one batch with the token "lsn:C" and the
+    //     removal of the polls' baselines, so a crash before it commits redoes the
+    //     switch from the fallback's state (a new slot), and one after resumes the
+    //     slot from C.
+    //  5. The stream starts at C. Capture's triggers and rows go once the journal
+    //     has committed the switch (checkpointCommitted).
+    m_database = m_sql.database();
+    const QStringList tables = m_fallback->watchedTables();
+    adoptLegacySlot();
+    if (!PgCatalog::ensurePublication(m_sql, m_slotName, error))
+        return false;
+    m_watched.clear();
+    for (const QString& coll : tables)
+        if (!addWatch(Namespace{m_database, coll}, error))
+            return false;
+    if (!syncPublication(true, error))
+        return false;
+    // A slot of this name holds no position of this journal (its token is the
+    // fallback's): it gives way to one with a snapshot.
+    if (PgCatalog::slot(m_sql, m_slotName, error).exists && !PgCatalog::dropSlot(m_sql, m_slotName, error))
+        return false;
+    if (!m_replication.open(m_conninfo, error))
+        return false;
+    quint64 consistent = 0;
+    QString snapshot;
+    if (!m_replication.createSlot(m_slotName, &consistent, error, &snapshot))
+        return false;
+    ChangeBatch last;
+    last.sourceId = id();
+    if (!m_fallback->finishAt(snapshot, last, error)) {
+        m_replication.close();
+        QString ignored;
+        PgCatalog::dropSlot(m_sql, m_slotName, &ignored);
+        return false;
+    }
+    last.checkpoint.token = tokenFor(consistent);
+    for (const QString& coll : tables) {
+        last.checkpoint.stateUpserts.insert(kWatchKeyPrefix + coll.toUtf8(), QByteArray("1"));
+        m_expectedWatches.insert(coll);
+    }
+    qCInfo(lcPostgres) << "source" << id() << "switches to logical replication at"
+                       << pg::lsnToString(consistent);
+    publishBatch(last);
+    m_retiredFallback = std::exchange(m_fallback, nullptr);
+    m_switchLsn = consistent;
+    m_restoredLsn = m_committedLsn = m_publishedLsn = consistent;
+    m_connected = true;
+    m_attempts = 0;
+    m_everConnected = true;
+    {
+        // Schema snapshots from here on, as for a watch of the stream.
+        ChangeBatch schema;
+        schema.sourceId = id();
+        checkSchema(&schema.events, &schema.checkpoint);
+        if (!schema.events.isEmpty() || !schema.checkpoint.isEmpty())
+            publishBatch(schema);
+    }
+    startStreaming();
+    return true;
 }
 
 } // namespace tw
