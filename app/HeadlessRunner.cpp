@@ -1,10 +1,13 @@
 #include "HeadlessRunner.h"
 
+#include "config/DataDir.h"
+
 #include "demo/DemoWriter.h"
 #include "engine/Replay.h"
 #include "sources/SourceUri.h"
 
 #include <QCoreApplication>
+#include <QDir>
 #include <QFileInfo>
 #include <QSocketNotifier>
 #include <QTimer>
@@ -75,6 +78,14 @@ void HeadlessRunner::fail(const QString& message, int code) {
 int HeadlessRunner::start() {
     AppSession::Options sessionOptions;
     sessionOptions.journalPath = m_options.journal;
+    if (sessionOptions.journalPath.isEmpty() && !m_options.gateway.isEmpty()) {
+        // A gateway's journal holds the ingest's seqs and nothing else: never the
+        // default journal, which may already hold the window's own history.
+        const QString stream =
+            m_options.natsStream.isEmpty() ? QStringLiteral("TIDEWATCH") : m_options.natsStream;
+        sessionOptions.journalPath =
+            QDir(defaultDataDir()).filePath(QStringLiteral("gateway-%1.sqlite").arg(stream));
+    }
     sessionOptions.demoRate = m_options.demoRate;
     m_session = std::make_unique<AppSession>(sessionOptions);
     m_engine = m_session->engine();

@@ -535,7 +535,15 @@ void Engine::flush() {
         m_pending.remove(0, taken);
     }
     QString error;
-    if (!m_journal.append(batches, &error)) {
+    if (!m_journal.append(batches, &error) && m_journal.lastError() == Journal::Error::SeqNotIncreasing) {
+        // A batch that keeps its seqs (a gateway's) repeated seqs the journal holds:
+        // the same batch would be refused for ever and hold up every other source. Its
+        // events at or below what precedes them are dropped, said, and the rest commits.
+        dropSeqsAlreadyTaken(batches);
+        if (m_journal.append(batches, &error))
+            error.clear();
+    }
+    if (!error.isEmpty()) {
         // Keep everything, oldest first, and try again in a second (or with the next
         // batch): a disk that fills is freed by someone else, and nothing tells us when.
         batches.append(m_pending);

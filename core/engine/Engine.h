@@ -176,6 +176,9 @@ private:
     // The journal status after a failed append (m_pending holds what waits) and after
     // one that worked; each emits its signal when the status changes.
     void noteJournalFailed(const QString& error);
+    // Drops from batches that keep their seqs the events whose seq is not past the
+    // journal's (a gateway repeating itself), so the rest can commit.
+    void dropSeqsAlreadyTaken(QList<ChangeBatch>& batches);
     void noteJournalWorks();
     void prune();
     void shutdownOnThread();

@@ -30,6 +30,31 @@ void Engine::setJournalPageLimit(qint64 extraPages) {
         this, [this, extraPages] { m_journal.setPageLimit(extraPages); }, Qt::QueuedConnection);
 }
 
+void Engine::dropSeqsAlreadyTaken(QList<ChangeBatch>& batches) {
+    qint64 seq = m_journal.lastSeq();
+    for (ChangeBatch& batch : batches) {
+        if (!batch.keepSeqs) {
+            seq += batch.events.size();
+            continue;
+        }
+        const qsizetype before = batch.events.size();
+        batch.events.removeIf([&seq](const ChangeEvent& event) {
+            if (event.seq() <= seq)
+                return true;
+            seq = event.seq();
+            return false;
+        });
+        if (batch.events.size() != before)
+            qCWarning(lcEngine).noquote()
+                << QStringLiteral(
+                       "source %1: %2 events carry seqs this journal already holds (through %3) and "
+                       "are not stored; a gateway needs a journal of its own")
+                       .arg(batch.sourceId)
+                       .arg(before - batch.events.size())
+                       .arg(m_journal.lastSeq());
+    }
+}
+
 void Engine::noteJournalFailed(const QString& error) {
     qint64 waiting = 0;
     for (const ChangeBatch& batch : std::as_const(m_pending))

@@ -12,11 +12,17 @@ using namespace journaldb;
 JournalReader::JournalReader() = default;
 
 JournalReader::~JournalReader() {
+    close();
+}
+
+void JournalReader::close() {
     sqlite3_finalize(m_select);
     sqlite3_finalize(m_meta);
     sqlite3_finalize(m_dictionary);
+    m_select = m_meta = m_dictionary = nullptr;
     if (m_db)
         sqlite3_close(m_db);
+    m_db = nullptr;
 }
 
 bool JournalReader::open(const QString& path, QString* error) {

@@ -18,6 +18,8 @@ class JournalReader {
 public:
     JournalReader();
     ~JournalReader();
+    // Gives the connection back; open() may follow.
+    void close();
     JournalReader(const JournalReader&) = delete;
     JournalReader& operator=(const JournalReader&) = delete;
 

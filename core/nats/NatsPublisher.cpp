@@ -68,8 +68,9 @@ struct NatsPublisher::Nats {
         bool rejected = false;
         if (!ack && error) {
             why = error->ErrText ? QString::fromUtf8(error->ErrText) : statusText(error->Err);
-            // An error code is JetStream's verdict on this message; a timeout has none.
-            rejected = error->ErrCode != 0;
+            // Only a verdict on the message itself is final: a full stream, missing
+            // storage or a timeout pass, so those are sent again after a backoff.
+            rejected = error->ErrCode == JSStreamMessageExceedsMaximumErr;
         }
         const auto* context = static_cast<const AckContext*>(closure);
         context->publisher->acknowledged(context->generation, seq, ack != nullptr, rejected, why);
@@ -155,6 +156,7 @@ void NatsPublisher::stop() {
     m_stopping = true;
     m_wake.notify_all();
     m_thread.join();
+    m_reader.close(); // a publisher stopped while the engine runs waits for it closed
     setState(State::Stopped);
 }
 

@@ -355,6 +355,12 @@ bool PostgresSource::switchToReplication(QString* error) {
     qCInfo(lcPostgres) << "source" << id() << "switches to logical replication at"
                        << pg::lsnToString(consistent);
     publishBatch(last);
+    // What a later reconnection restores from is now this switch, not the fallback:
+    // without this, a dropped replication connection would read the stale fallback
+    // state, go back to polling and drop the live slot.
+    m_restore.token = last.checkpoint.token;
+    m_restore.state.removeIf(
+        [](const auto& entry) { return entry.key().startsWith(PgPoller::kStatePrefix); });
     m_retiredFallback = std::exchange(m_fallback, nullptr);
     m_switchLsn = consistent;
     m_restoredLsn = m_committedLsn = m_publishedLsn = consistent;
