@@ -30,6 +30,7 @@
 #include <QTemporaryDir>
 #include <QTimer>
 
+#include <csignal>
 #include <cstdio>
 #include <memory>
 #include <vector>
@@ -426,8 +427,13 @@ int main(int argc, char** argv) {
                 sse.delivered, polls.delivered, sse.lost + polls.lost, sse.repeated + polls.repeated,
                 sse.gaps + polls.gaps, sse.reconnects, sse.drops + polls.drops);
     clients.clear();
-    server.terminate();
-    if (!server.waitForFinished(10000))
+    // Under xvfb-run the program is a grandchild: ending the wrapper leaves it running.
+    // xvfb-run then ends by itself, and its X server with it.
+    if (pid > 0)
+        ::kill(pid_t(pid), SIGTERM);
+    else
+        server.terminate();
+    if (!server.waitForFinished(15000))
         server.kill();
     return 0;
 }
