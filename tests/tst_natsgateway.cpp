@@ -2,6 +2,7 @@
 #include "SseTestClient.h"
 #include "TestUtil.h"
 
+#include <QDir>
 #include <QFile>
 #include <QJsonArray>
 #include <QNetworkAccessManager>
@@ -11,6 +12,8 @@
 #include <QRegularExpression>
 #include <QTemporaryDir>
 #include <QtTest>
+
+#include <nats/nats.h>
 
 using namespace tw;
 using namespace tw::test;
@@ -58,6 +61,41 @@ QJsonObject getJson(QNetworkAccessManager& http, const QUrl& url, int* status = 
     return parseJson(reply->readAll());
 }
 
+// Deletes every consumer of stream TIDEWATCH, as an operator's `nats consumer rm` or a
+// server that lost them would; the count deleted, -1 when the server cannot be asked.
+int deleteConsumers(const QString& url) {
+    natsOptions* options = nullptr;
+    natsConnection* nc = nullptr;
+    jsCtx* js = nullptr;
+    const QByteArray address = url.toUtf8();
+    natsOptions_Create(&options);
+    natsOptions_SetURL(options, address.constData());
+    natsOptions_SetAllowReconnect(options, false);
+    int deleted = -1;
+    jsConsumerNamesList* names = nullptr;
+    jsErrCode code = jsErrCode(0);
+    if (natsConnection_Connect(&nc, options) == NATS_OK &&
+        natsConnection_JetStream(&js, nc, nullptr) == NATS_OK &&
+        js_ConsumerNames(&names, js, "TIDEWATCH", nullptr, &code) == NATS_OK) {
+        deleted = 0;
+        for (int i = 0; i < names->Count; ++i)
+            if (js_DeleteConsumer(js, "TIDEWATCH", names->List[i], nullptr, &code) == NATS_OK)
+                ++deleted;
+        jsConsumerNamesList_Destroy(names);
+    }
+    if (js)
+        jsCtx_Destroy(js);
+    if (nc)
+        natsConnection_Destroy(nc);
+    natsOptions_Destroy(options);
+    return deleted;
+}
+
+QByteArray readFile(const QString& path) {
+    QFile file(path);
+    return file.open(QIODevice::ReadOnly) ? file.readAll() : QByteArray();
+}
+
 } // namespace
 
 // The gateway side of NATS: one real headless ingest on a real SQLite file written by
@@ -72,6 +110,7 @@ private Q_SLOTS:
     void clientMovesToTheOtherGatewayAfterKillNineAndTheKilledOneCatchesUp();
     void gatewayTellsWhatItsIngestWatches();
     void eventsTheStreamNoLongerHoldsAreAGapOnANewGateway();
+    void gatewayWhoseConsumerVanishesSubscribesAgain();
 
 private:
     QString db() const { return m_dir->filePath(QStringLiteral("shop.sqlite")); }
@@ -101,6 +140,15 @@ void TestNatsGateway::init() {
 }
 
 void TestNatsGateway::cleanup() {
+    // What each process said, when a test failed (or always, with TIDEWATCH_TEST_LOGS set).
+    if (QTest::currentTestFailed() || qEnvironmentVariableIsSet("TIDEWATCH_TEST_LOGS")) {
+        const QStringList logs = QDir(m_dir->path()).entryList({QStringLiteral("*.log")}, QDir::Files);
+        for (const QString& name : logs) {
+            QFile file(m_dir->filePath(name));
+            if (file.open(QIODevice::ReadOnly))
+                qWarning().noquote() << "---" << name << "---\n" << file.readAll().right(20000);
+        }
+    }
     m_nats.reset();
     m_dir.reset();
 }
@@ -110,8 +158,12 @@ void TestNatsGateway::startProcess(QProcess& p, const QString& name, const QStri
     env.insert(QStringLiteral("TIDEWATCH_DATA_DIR"), m_dir->filePath(name + QStringLiteral("-data")));
     env.insert(QStringLiteral("TIDEWATCH_TOKEN"), QString::fromLatin1(kToken));
     p.setProcessEnvironment(env);
-    p.setProcessChannelMode(QProcess::SeparateChannels);
     p.setStandardOutputFile(QProcess::nullDevice());
+    // A file of its own, appended to across restarts, printed when a test fails.
+    const QString logFile = m_dir->filePath(name + QStringLiteral(".log"));
+    p.setStandardErrorFile(logFile, QIODevice::Append);
+    QFile existing(logFile);
+    const qint64 logStart = existing.exists() ? existing.size() : 0;
     p.start(QStringLiteral(TIDEWATCH_BINARY),
             args + QStringList{QStringLiteral("--headless"), QStringLiteral("--journal"),
                                m_dir->filePath(name + QStringLiteral(".journal"))});
@@ -119,7 +171,9 @@ void TestNatsGateway::startProcess(QProcess& p, const QString& name, const QStri
     QByteArray log;
     QRegularExpressionMatch port;
     auto ready = [&] {
-        log += p.readAllStandardError();
+        QFile file(logFile);
+        if (file.open(QIODevice::ReadOnly) && file.seek(logStart))
+            log = file.readAll();
         port = QRegularExpression(QStringLiteral("listening on \\S+ \\(port (\\d+)\\)"))
                    .match(QString::fromUtf8(log));
         return (log.contains("tidewatch: ready: ") && (!base || port.hasMatch())) ||
@@ -346,6 +400,28 @@ void TestNatsGateway::eventsTheStreamNoLongerHoldsAreAGapOnANewGateway() {
             std::distance(client.messages.cbegin(),
                           std::find_if(client.messages.cbegin(), client.messages.cend(),
                                        [&](const SseMessage& m) { return m.seq() == seqs.first(); })));
+    for (QProcess* p : {&gateway, &ingest}) {
+        p->terminate();
+        QVERIFY(p->waitForFinished(20000));
+    }
+}
+
+void TestNatsGateway::gatewayWhoseConsumerVanishesSubscribesAgain() {
+    QProcess ingest, gateway;
+    QUrl base;
+    START(startIngest(ingest));
+    START(startGateway(gateway, QStringLiteral("a"), &base));
+    SseTestClient client;
+    client.open(events(base), kToken);
+    QTRY_COMPARE_WITH_TIMEOUT(client.readyCount(), 1, 20000);
+    write(5);
+    QTRY_COMPARE_WITH_TIMEOUT(client.seqs(), range(1, 5), 20000);
+    // The server forgets the gateway's consumer, and says nothing to the gateway.
+    QCOMPARE(deleteConsumers(m_nats->url()), 1);
+    write(5);
+    QTRY_COMPARE_WITH_TIMEOUT(client.seqs(), range(1, 10), 30000);
+    QCOMPARE(client.gapCount(), 0);
+    QVERIFY(readFile(m_dir->filePath(QStringLiteral("a.log"))).contains("subscribing again after 5"));
     for (QProcess* p : {&gateway, &ingest}) {
         p->terminate();
         QVERIFY(p->waitForFinished(20000));

@@ -32,6 +32,9 @@ constexpr qint64 kWatchListEveryMs = 1000;
 // Reconnection backoff: doubles from the first to the last, with ±25 % jitter.
 constexpr int kInitialBackoffMs = 500;
 constexpr int kMaxBackoffMs = 10000;
+// A consumer that delivers nothing this long while the stream holds messages past the
+// last one read is replaced (checkStalled()).
+constexpr qint64 kStalledAfterMs = 3000;
 
 QString statusText(natsStatus s) {
     const char* last = nats_GetLastError(nullptr);
@@ -163,6 +166,22 @@ bool NatsGatewaySource::connectToServer(QString* why) {
         m_nats.reset();
         return false;
     }
+    if (!subscribe(why)) {
+        m_nats.reset();
+        return false;
+    }
+    readWatchList();
+    qCInfo(lcGateway).noquote() << "reading stream" << m_stream << "on" << m_url << "after stream sequence"
+                                << m_streamSeq << "(seq" << m_lastSeq << ")";
+    return true;
+}
+
+bool NatsGatewaySource::subscribe(QString* why) {
+    if (m_nats->subscription) {
+        natsSubscription_Unsubscribe(m_nats->subscription);
+        natsSubscription_Destroy(m_nats->subscription);
+        m_nats->subscription = nullptr;
+    }
     jsSubOptions so;
     jsSubOptions_Init(&so);
     so.Stream = m_streamName.constData();
@@ -174,19 +193,44 @@ bool NatsGatewaySource::connectToServer(QString* why) {
         so.Config.DeliverPolicy = js_DeliverAll;
     }
     jsErrCode code = jsErrCode(0);
-    s = js_SubscribeSync(&m_nats->subscription, m_nats->js, kSubjects, nullptr, &so, &code);
+    const natsStatus s = js_SubscribeSync(&m_nats->subscription, m_nats->js, kSubjects, nullptr, &so, &code);
     if (s != NATS_OK) {
+        m_nats->subscription = nullptr;
         *why = s == NATS_NOT_FOUND
                    ? QStringLiteral("%1 has no stream %2 yet (start the ingest with --publish %1)")
                          .arg(m_url, m_stream)
                    : QStringLiteral("cannot read stream %1 on %2: %3").arg(m_stream, m_url, statusText(s));
-        m_nats.reset();
         return false;
     }
-    readWatchList();
-    qCInfo(lcGateway).noquote() << "reading stream" << m_stream << "on" << m_url << "after stream sequence"
-                                << m_streamSeq << "(seq" << m_lastSeq << ")";
+    m_sinceMessage.start();
     return true;
+}
+
+void NatsGatewaySource::checkStalled() {
+    // The consumer has handed over nothing for a while: ask the server what it has left.
+    if (!m_sinceMessage.hasExpired(kStalledAfterMs))
+        return;
+    jsConsumerInfo* info = nullptr;
+    jsErrCode code = jsErrCode(0);
+    const natsStatus s = natsSubscription_GetConsumerInfo(&info, m_nats->subscription, nullptr, &code);
+    if (s != NATS_OK && s != NATS_NOT_FOUND)
+        return; // the next read tells whether the connection is gone
+    // Left to deliver, or delivered and never handed over (lost between libnats and
+    // the server); a consumer the server has dropped counts as stalled too.
+    const quint64 delivered = info ? info->Delivered.Stream : 0;
+    const quint64 pending = info ? info->NumPending : 1;
+    if (info)
+        jsConsumerInfo_Destroy(info);
+    if (pending == 0 && delivered <= m_streamSeq) {
+        m_sinceMessage.start(); // idle, not stalled: ask again in a while
+        return;
+    }
+    qCWarning(lcGateway).noquote() << "the consumer of stream" << m_stream << "handed over nothing for"
+                                   << kStalledAfterMs << "ms with" << pending << "messages left and"
+                                   << delivered << "delivered; subscribing again after" << m_streamSeq;
+    QString why;
+    if (!subscribe(&why))
+        retryLater(why);
 }
 
 void NatsGatewaySource::disconnect() {
@@ -211,6 +255,8 @@ void NatsGatewaySource::pump() {
     ChangeEventList events;
     natsMsg* msg = nullptr;
     natsStatus s = natsSubscription_NextMsg(&msg, m_nats->subscription, kPollMs);
+    if (s == NATS_OK)
+        m_sinceMessage.start();
     while (s == NATS_OK) {
         take(msg, &events);
         natsMsg_Destroy(msg);
@@ -228,8 +274,11 @@ void NatsGatewaySource::pump() {
         m_status.lastEventMs = QDateTime::currentMSecsSinceEpoch();
         publishBatch(batch);
     }
-    if (m_watchListTimer.hasExpired(kWatchListEveryMs))
+    if (m_watchListTimer.hasExpired(kWatchListEveryMs)) {
         readWatchList();
+        if (s == NATS_TIMEOUT)
+            checkStalled();
+    }
     if (s == NATS_OK || s == NATS_TIMEOUT)
         return;
     if (s == NATS_SLOW_CONSUMER) {

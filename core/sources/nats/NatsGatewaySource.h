@@ -30,7 +30,11 @@ namespace tw {
 // source's thread in slices of at most 100 ms so stop() returns in time. It starts
 // after the stream sequence committed with the last batch (the checkpoint token), so a
 // restart resumes where the journal stands, losing and repeating nothing. Only the
-// messages of one ingest journal are taken: the first one met, kept in the token.
+// messages of one ingest journal are taken: the first one met, kept in the token. A
+// consumer that hands over nothing for 3 s while the server says it has delivered or
+// still holds more (a lost flow-control answer, a consumer the server forgot) is
+// replaced by a new one after the last message read, without waiting for libnats'
+// missed-heartbeat reset (about 15 s).
 //
 // The ingest's watch list (its sources, states and watches: NatsWatchList) is read from
 // its key-value bucket at connection and about every second after, into
@@ -59,6 +63,10 @@ private:
 
     NatsGatewaySource(const QString& id, const QString& url, const QString& stream);
     bool connectToServer(QString* why);
+    // (Re)creates the ordered consumer, after m_streamSeq (or from the start).
+    bool subscribe(QString* why);
+    // Replaces a consumer that delivers nothing while the stream has more.
+    void checkStalled();
     void disconnect();
     void pump();
     void retryLater(const QString& why);
@@ -86,6 +94,7 @@ private:
     QSet<QByteArray> m_foreignJournals; // other journals met in the stream (warned once)
     QElapsedTimer m_watchListTimer;     // since the watch list was last read
     quint64 m_watchListRevision = 0;
+    QElapsedTimer m_sinceMessage; // since the consumer last delivered a message
 };
 
 } // namespace tw
