@@ -15,16 +15,18 @@ namespace tw {
 
 namespace {
 
+// AUTOINCREMENT: a purged row's id is never given to a new one, so the feed never shows
+// an insert of an _id it has just shown deleted.
 const char* const kSchema = R"sql(
 PRAGMA journal_mode=WAL;
 CREATE TABLE IF NOT EXISTS customers(
-  id INTEGER PRIMARY KEY, name TEXT NOT NULL, email TEXT NOT NULL, city TEXT, tier TEXT NOT NULL,
+  id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL, email TEXT NOT NULL, city TEXT, tier TEXT NOT NULL,
   created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS orders(
-  id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL, status TEXT NOT NULL, total REAL NOT NULL,
+  id INTEGER PRIMARY KEY AUTOINCREMENT, customer_id INTEGER NOT NULL, status TEXT NOT NULL, total REAL NOT NULL,
   items INTEGER NOT NULL, currency TEXT NOT NULL, updated_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS notifications(
-  id INTEGER PRIMARY KEY, customer_id INTEGER NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL,
+  id INTEGER PRIMARY KEY AUTOINCREMENT, customer_id INTEGER NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL,
   read INTEGER NOT NULL DEFAULT 0, created_at TEXT NOT NULL);
 )sql";
 
