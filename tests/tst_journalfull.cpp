@@ -30,6 +30,7 @@ private Q_SLOTS:
     void cleanup();
     void fullDiskIsReportedAndEveryRowArrivesOnceWhenSpaceReturns();
     void stopWhileFullLosesNothingAfterRestart();
+    void aLongOutagePausesTheSourceAndLosesNothing();
 
 private:
     QString dbPath() const { return m_dir->filePath(QStringLiteral("shop.sqlite")); }
@@ -216,6 +217,46 @@ void TestJournalFull::stopWhileFullLosesNothingAfterRestart() {
     QTRY_COMPARE_WITH_TIMEOUT(insertedIds(f.events), range(4, 8), 20000);
     QCOMPARE(f.events.first().seq(), 3); // after the two committed before the outage
     QVERIFY(f.engine->journalStatus().isOk());
+}
+
+// More waits than the engine keeps in memory: the source is paused, says so, and reads
+// nothing more; once what waited is stored it starts again from the journal's
+// checkpoint and every row, those written while it was paused too, arrives once.
+void TestJournalFull::aLongOutagePausesTheSourceAndLosesNothing() {
+    Engine::Options options = EngineFixture::optionsFor(journalPath());
+    options.maxPendingEvents = 3;
+    EngineFixture f(options);
+    QVERIFY(startWatchingOrders(f));
+    QTRY_VERIFY_WITH_TIMEOUT(!f.ready.isEmpty(), 20000);
+    QCOMPARE(insertRows(dbPath(), 2, 4), QString());
+    QTRY_COMPARE_WITH_TIMEOUT(insertedIds(f.events), range(2, 4), 20000);
+
+    QSignalSpy recovered(f.engine.get(), &Engine::journalRecovered);
+    f.engine->setJournalPageLimit(0);
+    QCOMPARE(insertRows(dbPath(), 4, 12), QString());
+    auto shop = [&] { return f.engine->sourceStatuses().value(QStringLiteral("shop")); };
+    QTRY_COMPARE_WITH_TIMEOUT(shop().state, SourceStatus::State::Backoff, 20000);
+    QVERIFY2(shop().reason.contains(QLatin1String("paused while the journal cannot be written")),
+             qPrintable(shop().reason));
+    const qint64 waiting = f.engine->journalStatus().pendingEvents;
+    QVERIFY(waiting > 3);
+
+    // Paused, it reads nothing: what waits does not grow with more rows (over several
+    // of the source's polls and the journal's retries).
+    QCOMPARE(insertRows(dbPath(), 12, 30), QString());
+    QTest::qWait(2500);
+    QCOMPARE(f.engine->journalStatus().pendingEvents, waiting);
+    QCOMPARE(shop().state, SourceStatus::State::Backoff);
+    QCOMPARE(insertedIds(f.events), range(2, 4));
+
+    f.engine->setJournalPageLimit(-1);
+    QTRY_VERIFY_WITH_TIMEOUT(!recovered.isEmpty(), 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(insertedIds(f.events), range(2, 30), 30000);
+    QVERIFY(f.seqStrictlyIncreasing());
+    QTRY_COMPARE_WITH_TIMEOUT(shop().state, SourceStatus::State::Watching, 20000);
+    // And it is live again.
+    QCOMPARE(insertRows(dbPath(), 30, 31), QString());
+    QTRY_COMPARE_WITH_TIMEOUT(insertedIds(f.events), range(2, 31), 20000);
 }
 
 QTEST_GUILESS_MAIN(TestJournalFull)

@@ -176,6 +176,8 @@ void Engine::stopSources(const QList<SourceEntry>& entries) {
     for (const SourceEntry& entry : entries) {
         Source* source = entry.source;
         QThread* thread = entry.thread;
+        if (!source)
+            continue; // paused for the journal's backlog: nothing runs
         QMetaObject::invokeMethod(
             source,
             [source, thread] {
@@ -185,6 +187,8 @@ void Engine::stopSources(const QList<SourceEntry>& entries) {
             Qt::QueuedConnection);
     }
     for (const SourceEntry& entry : entries) {
+        if (!entry.source)
+            continue;
         entry.thread->wait();
         // Batches the source emitted before stopping are queued to us: commit them.
         QCoreApplication::sendPostedEvents(this, QEvent::MetaCall);
@@ -207,6 +211,26 @@ bool Engine::addSource(const QString& id, const QString& uri, QString* error) {
             return false;
         }
     }
+    SourceEntry entry;
+    if (!launchSource(id, uri, &entry, error))
+        return false;
+    Source* source = entry.source;
+    {
+        QMutexLocker lock(&m_mutex);
+        m_sources.insert(id, entry);
+    }
+    QMetaObject::invokeMethod(
+        this,
+        [this, source, id] {
+            const SourceRestore restore = m_journal.restore(id);
+            QMetaObject::invokeMethod(
+                source, [source, restore] { source->start(restore); }, Qt::QueuedConnection);
+        },
+        Qt::QueuedConnection);
+    return true;
+}
+
+bool Engine::launchSource(const QString& id, const QString& uri, SourceEntry* entry, QString* error) {
     Source* source = SourceFactory::create(id, uri, error);
     if (!source)
         return false;
@@ -218,12 +242,14 @@ bool Engine::addSource(const QString& id, const QString& uri, QString* error) {
     connect(source, &Source::batchReady, this, &Engine::onBatchReady, Qt::QueuedConnection);
     connect(
         source, &Source::statusChanged, this,
-        [this](const QString& sourceId, const SourceStatus& status) {
+        [this, source](const QString& sourceId, const SourceStatus& status) {
             {
                 QMutexLocker lock(&m_mutex);
                 auto it = m_sources.find(sourceId);
-                if (it != m_sources.end())
-                    it->status = status;
+                // Not a source paused for the journal's backlog, saying it stopped.
+                if (it == m_sources.end() || it->source != source)
+                    return;
+                it->status = status;
             }
             Q_EMIT sourceStatusChanged(sourceId, status);
         },
@@ -231,19 +257,12 @@ bool Engine::addSource(const QString& id, const QString& uri, QString* error) {
     connect(source, &Source::namespacesListed, this, &Engine::namespacesListed, Qt::QueuedConnection);
     connect(source, &Source::watchFailed, this, &Engine::onWatchFailed, Qt::QueuedConnection);
     connect(source, &Source::watchReady, this, &Engine::watchReady, Qt::QueuedConnection);
-    {
-        QMutexLocker lock(&m_mutex);
-        m_sources.insert(id, SourceEntry{Source::redactUri(uri), source, thread, source->status()});
-    }
+    entry->uri = Source::redactUri(uri);
+    entry->fullUri = uri;
+    entry->source = source;
+    entry->thread = thread;
+    entry->status = source->status();
     startThread(thread);
-    QMetaObject::invokeMethod(
-        this,
-        [this, source, id] {
-            const SourceRestore restore = m_journal.restore(id);
-            QMetaObject::invokeMethod(
-                source, [source, restore] { source->start(restore); }, Qt::QueuedConnection);
-        },
-        Qt::QueuedConnection);
     return true;
 }
 
@@ -262,8 +281,13 @@ void Engine::removeSource(const QString& id, bool releaseServerState) {
                 entry = m_sources.take(id);
             }
             m_watches.remove(id);
+            m_paused.remove(id);
             publishWatchedScopes();
-            if (releaseServerState) {
+            if (releaseServerState && !entry.source)
+                qCWarning(lcEngine).noquote()
+                    << "source" << id
+                    << "was paused for the journal's backlog: what it keeps on the server stays";
+            if (releaseServerState && entry.source) {
                 // Queued to the source's thread ahead of stopSources()' stop().
                 Source* source = entry.source;
                 QMetaObject::invokeMethod(
@@ -311,8 +335,8 @@ void Engine::sendWatch(const QString& sourceId, WatchRecord& record, bool force)
     record.sentReaders = options.readers;
     QMutexLocker lock(&m_mutex);
     const auto it = m_sources.constFind(sourceId);
-    if (it == m_sources.constEnd())
-        return;
+    if (it == m_sources.constEnd() || !it->source)
+        return; // a paused source is sent every watch when it starts again
     Source* source = it->source;
     const Namespace ns = record.ns;
     QMetaObject::invokeMethod(
@@ -363,7 +387,7 @@ void Engine::unwatch(const QString& sourceId, const Namespace& ns) {
             publishWatchedScopes();
             QMutexLocker lock(&m_mutex);
             const auto it = m_sources.constFind(sourceId);
-            if (it == m_sources.constEnd())
+            if (it == m_sources.constEnd() || !it->source)
                 return;
             Source* source = it->source;
             QMetaObject::invokeMethod(
@@ -382,6 +406,11 @@ void Engine::listNamespaces(const QString& sourceId, const QString& db) {
                 lock.unlock();
                 Q_EMIT namespacesListed(sourceId, db, {},
                                         QStringLiteral("No source named \"%1\".").arg(sourceId));
+                return;
+            }
+            if (!it->source) {
+                lock.unlock();
+                Q_EMIT namespacesListed(sourceId, db, {}, pausedReason(sourceId));
                 return;
             }
             Source* source = it->source;
@@ -508,7 +537,11 @@ void Engine::submit(const ChangeBatch& batch) {
 }
 
 void Engine::onBatchReady(const ChangeBatch& batch) {
+    if (m_paused.contains(batch.sourceId))
+        return; // handed over while pausing: it starts again from what the journal holds
     m_pending.append(batch);
+    if (!m_journalStatus.isOk())
+        pauseSourcesForBacklog();
     if (!m_flushScheduled) {
         m_flushScheduled = true;
         // Queued behind every batch already waiting: they all share one transaction.
@@ -554,6 +587,8 @@ void Engine::flush() {
         return;
     }
     noteJournalWorks();
+    if (!m_paused.isEmpty())
+        resumePausedSources();
     CommittedBatch out;
     QHash<QString, QByteArray> tokens;
     for (const ChangeBatch& batch : std::as_const(batches)) {
@@ -578,7 +613,7 @@ void Engine::flush() {
         QMutexLocker lock(&m_mutex);
         for (auto it = tokens.cbegin(); it != tokens.cend(); ++it) {
             const auto entry = m_sources.constFind(it.key());
-            if (entry == m_sources.constEnd())
+            if (entry == m_sources.constEnd() || !entry->source)
                 continue;
             Source* source = entry->source;
             const QByteArray token = it.value();

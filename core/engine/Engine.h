@@ -12,6 +12,7 @@
 #include <QMutex>
 #include <QObject>
 #include <QPointer>
+#include <QSet>
 #include <QThread>
 
 class QLockFile;
@@ -55,6 +56,12 @@ public:
         QString journalPath;
         RetentionPolicy retention;
         int pruneIntervalMs = 60 * 1000;
+        // While the journal cannot be written, the events accepted and waiting in memory
+        // at most (about: a batch in flight is taken whole). Past it, the sources that
+        // have batches waiting are stopped; once the journal has committed what waited,
+        // they start again from the checkpoint it holds, as after a restart, so memory
+        // stays bounded through a long outage and nothing is lost.
+        qint64 maxPendingEvents = 100000;
     };
 
     // Why start() failed, for the caller to decide on (offer to move the journal
@@ -150,9 +157,11 @@ Q_SIGNALS:
 
 private:
     struct SourceEntry {
-        QString uri;
-        Source* source = nullptr;  // owned; deleted on its thread when that thread finishes
-        QThread* thread = nullptr; // owned
+        QString uri;               // password redacted, for showing
+        QString fullUri;           // as given, to start the source again; never shown
+        Source* source = nullptr;  // owned; deleted on its thread when that thread finishes;
+                                   // null while paused for the journal's backlog
+        QThread* thread = nullptr; // owned; null with source
         SourceStatus status;
     };
 
@@ -162,7 +171,17 @@ private:
         QList<WatchOptions::Reader> sentReaders; // the readers last sent to the source
     };
 
+    // Creates the source, moves it to a new thread and connects it; fills `entry`. The
+    // caller starts it (Source::start) and stores the entry.
+    bool launchSource(const QString& id, const QString& uri, SourceEntry* entry, QString* error);
     void onBatchReady(const tw::ChangeBatch& batch);
+    // The journal's backlog (EngineJournal.cpp): past Options::maxPendingEvents while the
+    // journal fails, stops the sources with batches waiting (m_paused); after a commit
+    // that leaves less than half of it, starts them again from the journal's checkpoint.
+    void pauseSourcesForBacklog();
+    void resumePausedSources();
+    qint64 pendingEvents() const;
+    QString pausedReason(const QString& sourceId) const;
     void onWatchFailed(const QString& sourceId, const tw::Namespace& ns, const QString& error);
     // Copies m_watches into m_watchedScopes; after every change to m_watches.
     void publishWatchedScopes();
@@ -195,6 +214,8 @@ private:
     SubscriptionIndex m_index;                    // engine thread only
     QHash<QString, QList<WatchRecord>> m_watches; // engine thread only
     QList<ChangeBatch> m_pending;                 // engine thread only
+    QSet<QString> m_paused;                       // engine thread only: sources stopped for the backlog
+    bool m_pausing = false;                       // engine thread only
     static constexpr qsizetype kMaxEventsPerCommit = 4096;
     bool m_flushScheduled = false;
     QTimer* m_pruneTimer = nullptr;

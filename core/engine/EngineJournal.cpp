@@ -1,6 +1,8 @@
-// Engine: the journal's failure path (a full disk, an I/O error) and its status.
+// Engine: the journal's failure path (a full disk, an I/O error), its status, and the
+// sources paused while too much waits for it.
 #include "Engine.h"
 
+#include <algorithm>
 #include <QDateTime>
 #include <QLoggingCategory>
 
@@ -88,6 +90,108 @@ void Engine::noteJournalWorks() {
     }
     qCInfo(lcEngine) << "journal: writing again; what waited is committed";
     Q_EMIT journalRecovered();
+}
+
+qint64 Engine::pendingEvents() const {
+    qint64 events = 0;
+    for (const ChangeBatch& batch : m_pending)
+        events += batch.events.size();
+    return events;
+}
+
+QString Engine::pausedReason(const QString& sourceId) const {
+    return QStringLiteral("source %1 is paused while the journal cannot be written and more than %2 events "
+                          "wait for it; it starts again from what the journal holds once they are stored")
+        .arg(sourceId)
+        .arg(m_options.maxPendingEvents);
+}
+
+void Engine::pauseSourcesForBacklog() {
+    // Re-entered from stopSources(), which delivers what the stopping sources queued.
+    if (m_pausing || pendingEvents() <= m_options.maxPendingEvents)
+        return;
+    m_pausing = true;
+    // Each source with batches waiting stops. What it handed over stays and commits
+    // first; what it queues while stopping is dropped (onBatchReady) and read again
+    // after its restart, which resumes from the checkpoint of the last batch stored.
+    QList<SourceEntry> stopping;
+    QList<QPair<QString, SourceStatus>> statuses;
+    {
+        QMutexLocker lock(&m_mutex);
+        for (const ChangeBatch& batch : std::as_const(m_pending)) {
+            auto it = m_sources.find(batch.sourceId);
+            if (it == m_sources.end() || !it->source || m_paused.contains(batch.sourceId))
+                continue;
+            stopping.append(*it);
+            m_paused.insert(batch.sourceId);
+            it->source = nullptr; // its last statuses are ignored from here on
+            it->thread = nullptr;
+            it->status.state = SourceStatus::State::Backoff;
+            it->status.reason = pausedReason(batch.sourceId);
+            it->status.nextRetry = QDateTime();
+            statuses.append({batch.sourceId, it->status});
+        }
+    }
+    stopSources(stopping);
+    for (const auto& [id, status] : std::as_const(statuses)) {
+        qCWarning(lcEngine).noquote() << status.reason;
+        Q_EMIT sourceStatusChanged(id, status);
+    }
+    m_pausing = false;
+}
+
+void Engine::resumePausedSources() {
+    if (m_pausing || pendingEvents() > m_options.maxPendingEvents / 2)
+        return;
+    const QSet<QString> paused = m_paused;
+    for (const QString& id : paused) {
+        // Only once all it handed over is stored: the checkpoint it starts from must be
+        // that of its last batch, or it would hand some over twice.
+        if (std::any_of(m_pending.cbegin(), m_pending.cend(),
+                        [&id](const ChangeBatch& batch) { return batch.sourceId == id; }))
+            continue;
+        m_paused.remove(id);
+        QString uri;
+        {
+            QMutexLocker lock(&m_mutex);
+            const auto it = m_sources.constFind(id);
+            if (it == m_sources.constEnd() || it->source)
+                continue; // removed meanwhile
+            uri = it->fullUri;
+        }
+        SourceEntry entry;
+        QString error;
+        if (!launchSource(id, uri, &entry, &error)) {
+            SourceStatus status;
+            status.state = SourceStatus::State::Error;
+            status.reason =
+                QStringLiteral("source %1 cannot start again after the journal's outage: %2").arg(id, error);
+            {
+                QMutexLocker lock(&m_mutex);
+                const auto it = m_sources.find(id);
+                if (it != m_sources.end())
+                    it->status = status;
+            }
+            qCWarning(lcEngine).noquote() << status.reason;
+            Q_EMIT sourceStatusChanged(id, status);
+            continue;
+        }
+        {
+            QMutexLocker lock(&m_mutex);
+            const auto it = m_sources.find(id);
+            entry.uri = it->uri;
+            *it = entry;
+        }
+        Source* source = entry.source;
+        const SourceRestore restore = m_journal.restore(id);
+        QMetaObject::invokeMethod(
+            source, [source, restore] { source->start(restore); }, Qt::QueuedConnection);
+        const auto watches = m_watches.find(id);
+        if (watches != m_watches.end())
+            for (WatchRecord& record : *watches)
+                sendWatch(id, record, true);
+        qCInfo(lcEngine).noquote() << "source" << id << "starts again from the journal's checkpoint";
+    }
 }
 
 } // namespace tw

@@ -16,11 +16,10 @@ namespace tw::test {
 class EngineFixture : public QObject {
     Q_OBJECT
 public:
-    explicit EngineFixture(const QString& journalPath) {
-        Engine::Options options;
-        options.journalPath = journalPath;
-        engine = std::make_unique<Engine>(options);
-    }
+    explicit EngineFixture(const QString& journalPath)
+        : EngineFixture(optionsFor(journalPath)) {}
+    explicit EngineFixture(const Engine::Options& options)
+        : engine(std::make_unique<Engine>(options)) {}
     ~EngineFixture() override { stop(); }
 
     bool start(QString* error = nullptr) {
@@ -67,6 +66,12 @@ public:
             if (events[i].seq() <= events[i - 1].seq())
                 return false;
         return true;
+    }
+
+    static Engine::Options optionsFor(const QString& journalPath) {
+        Engine::Options options;
+        options.journalPath = journalPath;
+        return options;
     }
 
     std::unique_ptr<Engine> engine;
