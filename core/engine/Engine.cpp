@@ -270,33 +270,55 @@ void Engine::removeSource(const QString& id, bool releaseServerState) {
     QMetaObject::invokeMethod(
         this,
         [this, id, releaseServerState] {
-            SourceEntry entry;
-            {
-                QMutexLocker lock(&m_mutex);
-                if (!m_sources.contains(id)) {
-                    lock.unlock();
-                    Q_EMIT sourceRemoved(id); // free already: a waiter need not wait
-                    return;
-                }
-                entry = m_sources.take(id);
+            if (m_pausing) {
+                // Delivered by a pause's stopSources(): done once that has finished.
+                m_deferredRemovals.append({id, releaseServerState});
+                return;
             }
-            m_watches.remove(id);
-            m_paused.remove(id);
-            publishWatchedScopes();
-            if (releaseServerState && !entry.source)
-                qCWarning(lcEngine).noquote()
-                    << "source" << id
-                    << "was paused for the journal's backlog: what it keeps on the server stays";
-            if (releaseServerState && entry.source) {
-                // Queued to the source's thread ahead of stopSources()' stop().
-                Source* source = entry.source;
-                QMetaObject::invokeMethod(
-                    source, [source] { source->releaseServerState(); }, Qt::QueuedConnection);
-            }
-            stopSources({entry});
-            Q_EMIT sourceRemoved(id);
+            removeSourceNow(id, releaseServerState);
         },
         Qt::QueuedConnection);
+}
+
+void Engine::removeSourceNow(const QString& id, bool releaseServerState) {
+    SourceEntry entry;
+    {
+        QMutexLocker lock(&m_mutex);
+        if (!m_sources.contains(id)) {
+            lock.unlock();
+            Q_EMIT sourceRemoved(id); // free already: a waiter need not wait
+            return;
+        }
+        entry = m_sources.take(id);
+    }
+    m_watches.remove(id);
+    publishWatchedScopes();
+    if (releaseServerState && !entry.source) {
+        // Paused for the journal's backlog: a source of its own, started from the
+        // journal's checkpoint so it knows what it keeps on the server (a slot named
+        // after the journal, or an older one it adopted), releases it. What it reads
+        // meanwhile is dropped (it is in m_paused).
+        QString error;
+        if (launchSource(id, entry.fullUri, &entry, &error)) {
+            m_paused.insert(id);
+            Source* source = entry.source;
+            const SourceRestore restore = m_journal.restore(id);
+            QMetaObject::invokeMethod(
+                source, [source, restore] { source->start(restore); }, Qt::QueuedConnection);
+        } else {
+            qCWarning(lcEngine).noquote()
+                << "source" << id << "cannot release what it keeps on the server:" << error;
+        }
+    }
+    if (releaseServerState && entry.source) {
+        // Queued to the source's thread ahead of stopSources()' stop().
+        Source* source = entry.source;
+        QMetaObject::invokeMethod(
+            source, [source] { source->releaseServerState(); }, Qt::QueuedConnection);
+    }
+    stopSources({entry});
+    m_paused.remove(id);
+    Q_EMIT sourceRemoved(id);
 }
 
 void Engine::watch(const QString& sourceId, const Namespace& ns, const WatchOptions& options) {
@@ -540,6 +562,7 @@ void Engine::onBatchReady(const ChangeBatch& batch) {
     if (m_paused.contains(batch.sourceId))
         return; // handed over while pausing: it starts again from what the journal holds
     m_pending.append(batch);
+    m_pendingEvents += batch.events.size();
     if (!m_journalStatus.isOk())
         pauseSourcesForBacklog();
     if (!m_flushScheduled) {
@@ -551,8 +574,11 @@ void Engine::onBatchReady(const ChangeBatch& batch) {
 
 void Engine::flush() {
     m_flushScheduled = false;
-    if (m_pending.isEmpty() || !m_journal.isOpen())
+    if (m_pending.isEmpty() || !m_journal.isOpen()) {
+        if (!m_paused.isEmpty() && m_journal.isOpen() && m_journalStatus.isOk())
+            resumePausedSources(); // one whose restart failed, tried again each second
         return;
+    }
     // Whole batches (each commits with its checkpoint) up to about kMaxEventsPerCommit
     // events: a flood is committed in steps, so subscribers see events sooner and the
     // journal's WAL folder copies one step back while the next is written.
@@ -573,6 +599,11 @@ void Engine::flush() {
         // the same batch would be refused for ever and hold up every other source. Its
         // events at or below what precedes them are dropped, said, and the rest commits.
         dropSeqsAlreadyTaken(batches);
+        qsizetype kept = 0;
+        for (const ChangeBatch& batch : std::as_const(batches))
+            kept += batch.events.size();
+        m_pendingEvents -= events - kept;
+        events = kept;
         if (m_journal.append(batches, &error))
             error.clear();
     }
@@ -586,6 +617,7 @@ void Engine::flush() {
             m_retryTimer->start(1000);
         return;
     }
+    m_pendingEvents -= events;
     noteJournalWorks();
     if (!m_paused.isEmpty())
         resumePausedSources();

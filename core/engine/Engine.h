@@ -60,7 +60,9 @@ public:
         // at most (about: a batch in flight is taken whole). Past it, the sources that
         // have batches waiting are stopped; once the journal has committed what waited,
         // they start again from the checkpoint it holds, as after a restart, so memory
-        // stays bounded through a long outage and nothing is lost.
+        // stays bounded through a long outage. Nothing is lost while the upstream holds
+        // what the checkpoint points at (past MongoDB's oplog window or a NATS stream's
+        // limits, the source reports a gap).
         qint64 maxPendingEvents = 100000;
     };
 
@@ -174,13 +176,13 @@ private:
     // Creates the source, moves it to a new thread and connects it; fills `entry`. The
     // caller starts it (Source::start) and stores the entry.
     bool launchSource(const QString& id, const QString& uri, SourceEntry* entry, QString* error);
+    void removeSourceNow(const QString& id, bool releaseServerState);
     void onBatchReady(const tw::ChangeBatch& batch);
     // The journal's backlog (EngineJournal.cpp): past Options::maxPendingEvents while the
     // journal fails, stops the sources with batches waiting (m_paused); after a commit
     // that leaves less than half of it, starts them again from the journal's checkpoint.
     void pauseSourcesForBacklog();
     void resumePausedSources();
-    qint64 pendingEvents() const;
     QString pausedReason(const QString& sourceId) const;
     void onWatchFailed(const QString& sourceId, const tw::Namespace& ns, const QString& error);
     // Copies m_watches into m_watchedScopes; after every change to m_watches.
@@ -215,7 +217,10 @@ private:
     QHash<QString, QList<WatchRecord>> m_watches; // engine thread only
     QList<ChangeBatch> m_pending;                 // engine thread only
     QSet<QString> m_paused;                       // engine thread only: sources stopped for the backlog
+    qint64 m_pendingEvents = 0;                   // engine thread only: the events in m_pending
     bool m_pausing = false;                       // engine thread only
+    // engine thread only: removeSource() calls delivered while pausing, done after it
+    QList<QPair<QString, bool>> m_deferredRemovals;
     static constexpr qsizetype kMaxEventsPerCommit = 4096;
     bool m_flushScheduled = false;
     QTimer* m_pruneTimer = nullptr;

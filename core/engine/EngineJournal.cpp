@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <QDateTime>
 #include <QLoggingCategory>
+#include <utility>
 
 Q_DECLARE_LOGGING_CATEGORY(lcEngine)
 
@@ -58,9 +59,7 @@ void Engine::dropSeqsAlreadyTaken(QList<ChangeBatch>& batches) {
 }
 
 void Engine::noteJournalFailed(const QString& error) {
-    qint64 waiting = 0;
-    for (const ChangeBatch& batch : std::as_const(m_pending))
-        waiting += batch.events.size();
+    const qint64 waiting = m_pendingEvents;
     const JournalStatus::State state = m_journal.lastError() == Journal::Error::DiskFull
                                            ? JournalStatus::State::DiskFull
                                            : JournalStatus::State::Failing;
@@ -92,13 +91,6 @@ void Engine::noteJournalWorks() {
     Q_EMIT journalRecovered();
 }
 
-qint64 Engine::pendingEvents() const {
-    qint64 events = 0;
-    for (const ChangeBatch& batch : m_pending)
-        events += batch.events.size();
-    return events;
-}
-
 QString Engine::pausedReason(const QString& sourceId) const {
     return QStringLiteral("source %1 is paused while the journal cannot be written and more than %2 events "
                           "wait for it; it starts again from what the journal holds once they are stored")
@@ -108,7 +100,7 @@ QString Engine::pausedReason(const QString& sourceId) const {
 
 void Engine::pauseSourcesForBacklog() {
     // Re-entered from stopSources(), which delivers what the stopping sources queued.
-    if (m_pausing || pendingEvents() <= m_options.maxPendingEvents)
+    if (m_pausing || m_pendingEvents <= m_options.maxPendingEvents)
         return;
     m_pausing = true;
     // Each source with batches waiting stops. What it handed over stays and commits
@@ -138,10 +130,16 @@ void Engine::pauseSourcesForBacklog() {
         Q_EMIT sourceStatusChanged(id, status);
     }
     m_pausing = false;
+    const QList<QPair<QString, bool>> removals = std::exchange(m_deferredRemovals, {});
+    for (const auto& [id, release] : removals)
+        removeSourceNow(id, release);
+    // The journal may have taken the backlog while the sources stopped.
+    if (m_journalStatus.isOk() && !m_paused.isEmpty())
+        resumePausedSources();
 }
 
 void Engine::resumePausedSources() {
-    if (m_pausing || pendingEvents() > m_options.maxPendingEvents / 2)
+    if (m_pausing || m_pendingEvents > m_options.maxPendingEvents / 2)
         return;
     const QSet<QString> paused = m_paused;
     for (const QString& id : paused) {
@@ -150,32 +148,42 @@ void Engine::resumePausedSources() {
         if (std::any_of(m_pending.cbegin(), m_pending.cend(),
                         [&id](const ChangeBatch& batch) { return batch.sourceId == id; }))
             continue;
-        m_paused.remove(id);
         QString uri;
         {
             QMutexLocker lock(&m_mutex);
             const auto it = m_sources.constFind(id);
-            if (it == m_sources.constEnd() || it->source)
-                continue; // removed meanwhile
+            if (it == m_sources.constEnd() || it->source) {
+                m_paused.remove(id); // removed meanwhile
+                continue;
+            }
             uri = it->fullUri;
         }
         SourceEntry entry;
         QString error;
         if (!launchSource(id, uri, &entry, &error)) {
+            // Kept paused, and tried again every second (Engine::flush, by the retry timer).
             SourceStatus status;
             status.state = SourceStatus::State::Error;
-            status.reason =
-                QStringLiteral("source %1 cannot start again after the journal's outage: %2").arg(id, error);
+            status.reason = QStringLiteral("source %1 cannot start again after the journal's outage: %2; "
+                                           "Tidewatch tries again every second")
+                                .arg(id, error);
+            bool changed = false;
             {
                 QMutexLocker lock(&m_mutex);
                 const auto it = m_sources.find(id);
-                if (it != m_sources.end())
+                changed = it != m_sources.end() && it->status.reason != status.reason;
+                if (changed)
                     it->status = status;
             }
-            qCWarning(lcEngine).noquote() << status.reason;
-            Q_EMIT sourceStatusChanged(id, status);
+            if (changed) {
+                qCWarning(lcEngine).noquote() << status.reason;
+                Q_EMIT sourceStatusChanged(id, status);
+            }
+            if (m_retryTimer && !m_retryTimer->isActive())
+                m_retryTimer->start(1000);
             continue;
         }
+        m_paused.remove(id);
         {
             QMutexLocker lock(&m_mutex);
             const auto it = m_sources.find(id);
