@@ -543,6 +543,33 @@ void TestJournal::storedDocumentsAreCompressedOnceADictionaryIsTrained() {
     const JournalReader::Result r = reader.readAfter(3400, 100);
     QCOMPARE(r.events.size(), 10);
     QCOMPARE(r.events.last().toJson(), more.last().toJson());
+
+    // Events that arrive final and keep their seqs (a gateway's, parsed back from the
+    // ingest's documents) are compressed the same way, and read back the same.
+    ChangeBatch relayed;
+    relayed.sourceId = QStringLiteral("gateway");
+    relayed.keepSeqs = true;
+    for (int i = 0; i < 10; ++i) {
+        const qint64 seq = 3500 + i;
+        ChangeEvent order = makeOrderEvent(3410 + i);
+        order.finalize(seq);
+        QString error;
+        const ChangeEvent e = ChangeEvent::fromDocument(order.document(), seq, &error);
+        QVERIFY2(error.isEmpty(), qPrintable(error));
+        e.prepare(again.codec().get());
+        relayed.events.append(e);
+    }
+    QList<ChangeBatch> batches{relayed};
+    QVERIFY(again.append(batches));
+    const QList<QByteArray> relayedDocs = storedDocs(path, 3500, 3509);
+    QCOMPARE(relayedDocs.size(), 10);
+    QVERIFY(std::all_of(relayedDocs.cbegin(), relayedDocs.cend(), isFrame));
+    const JournalReader::Result back = reader.readAfter(3410, 100);
+    QCOMPARE(back.events.size(), 10);
+    for (int i = 0; i < 10; ++i) {
+        QCOMPARE(back.events.at(i).seq(), 3500 + i);
+        QCOMPARE(back.events.at(i).toJson(), relayed.events.at(i).toJson());
+    }
 }
 
 // A damaged frame, or a frame whose dictionary is gone, is read as a gap at its seq

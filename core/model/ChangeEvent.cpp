@@ -231,12 +231,28 @@ Bson ChangeEvent::buildDocument(bool withSeq) const {
 
 void ChangeEvent::prepare(const BodyCodec* codec) const {
     auto* data = const_cast<Data*>(d.constData());
-    if (!data->body.isAbsent() || !data->json.isEmpty())
-        return; // rendered already (or final)
-    data->body = buildDocument(false);
-    data->bodyJson = data->body.toJson();
-    if (codec)
-        data->stored = codec->compress(data->body.raw());
+    if (data->body.isAbsent() && data->json.isEmpty()) {
+        data->body = buildDocument(false);
+        data->bodyJson = data->body.toJson();
+        if (codec)
+            data->stored = codec->compress(data->body.raw());
+        return;
+    }
+    // A final event (a gateway's, made from the ingest's document by fromDocument()) is
+    // compressed too, from its document without the leading seq element that
+    // finalize() put there: its journal stores it like any other.
+    if (!codec || !data->stored.isEmpty() || data->document.isAbsent())
+        return;
+    const QByteArray& document = data->document.raw();
+    constexpr qsizetype seqEnd = 4 + 1 + 4 + 8; // length, type byte, "seq\0", int64
+    if (document.size() <= seqEnd || document.at(4) != char(BSON_TYPE_INT64) ||
+        memcmp(document.constData() + 5, "seq", 4) != 0)
+        return;
+    QByteArray body(document.size() - (seqEnd - 4), Qt::Uninitialized);
+    const qint32 length = qToLittleEndian(qint32(body.size()));
+    memcpy(body.data(), &length, 4);
+    memcpy(body.data() + 4, document.constData() + seqEnd, size_t(document.size() - seqEnd));
+    data->stored = codec->compress(body);
 }
 
 QByteArray ChangeEvent::takeStoredBytes() {

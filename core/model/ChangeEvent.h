@@ -80,7 +80,7 @@ public:
     // a codec also the stored bytes (the BSON compressed). Source::publishBatch calls it
     // on the source's thread as the batch leaves, so rendering runs in parallel with the
     // journal; it must not be called while another thread reads the event. Setters drop
-    // the rendering.
+    // the rendering. A final event (fromDocument()) only gets its stored bytes.
     void prepare(const BodyCodec* codec = nullptr) const;
     // Sets the final sequence id and completes the rendering: seq is spliced in front of
     // the prepared bytes (prepare() runs here if nobody ran it). Called by the journal
