@@ -159,8 +159,13 @@ bool NatsGatewaySource::connectToServer(QString* why) {
         s = natsOptions_SetTimeout(m_nats->options, 900);
     if (s == NATS_OK)
         s = natsConnection_Connect(&m_nats->connection, m_nats->options);
+    // Each request (consumer info, the watch list) waits at most this long, so a server
+    // that accepts connections but does not answer holds this thread, and stop(), briefly.
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = 900;
     if (s == NATS_OK)
-        s = natsConnection_JetStream(&m_nats->js, m_nats->connection, nullptr);
+        s = natsConnection_JetStream(&m_nats->js, m_nats->connection, &jo);
     if (s != NATS_OK) {
         *why = QStringLiteral("cannot connect to %1: %2").arg(m_url, statusText(s));
         m_nats.reset();
@@ -221,10 +226,16 @@ void NatsGatewaySource::checkStalled() {
     const quint64 pending = info ? info->NumPending : 1;
     if (info)
         jsConsumerInfo_Destroy(info);
-    if (pending == 0 && delivered <= m_streamSeq) {
+    // Delivered past what was read with nothing pending is a loss between the server
+    // and libnats, or messages the stream no longer holds (expired, purged: the server
+    // then reports the sequence before its first one). A new consumer recovers the
+    // first and finds the second the same; so once per such sequence, not again.
+    const bool lostInTransit = pending == 0 && delivered > m_streamSeq && delivered != m_stalledAt;
+    if (info && pending == 0 && !lostInTransit) {
         m_sinceMessage.start(); // idle, not stalled: ask again in a while
         return;
     }
+    m_stalledAt = delivered;
     qCWarning(lcGateway).noquote() << "the consumer of stream" << m_stream << "handed over nothing for"
                                    << kStalledAfterMs << "ms with" << pending << "messages left and"
                                    << delivered << "delivered; subscribing again after" << m_streamSeq;

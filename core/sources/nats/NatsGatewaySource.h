@@ -95,6 +95,7 @@ private:
     QElapsedTimer m_watchListTimer;     // since the watch list was last read
     quint64 m_watchListRevision = 0;
     QElapsedTimer m_sinceMessage; // since the consumer last delivered a message
+    quint64 m_stalledAt = 0;      // the delivered sequence a consumer was last replaced at
 };
 
 } // namespace tw
