@@ -1,23 +1,50 @@
-// Ingest → JetStream, acknowledged, with 1 KiB order events.
-//   bench_nats [events=100000]
-// Starts a throwaway nats-server -js, then measures in the same run:
-//   floor:     a plain libnats asynchronous publisher sending the same JSON bytes, with the
-//              same window of unacknowledged messages, to a stream of its own;
-//   publisher: Engine::submit → journal commit → NatsPublisher → acknowledged by JetStream.
-// Prints events/s for both and the ratio. Never pass/fail; see bench/README.md.
+// NATS JetStream: the ingest's publisher, and gateways serving SSE from the stream.
+// Prints figures; never pass/fail. See bench/README.md.
+//
+//   bench_nats [ingest] [events=100000] [rounds=1]
+//       Ingest → JetStream, acknowledged, 1 KiB orders. In the same run: the floor, a
+//       plain libnats asynchronous publisher sending the same JSON bytes with the same
+//       window of unacknowledged messages to a stream of its own; then Engine::submit →
+//       journal commit → NatsPublisher → acknowledged by JetStream. Prints events/s for
+//       both and the ratio; rounds alternate the two.
+//   bench_nats latency [--rate 10000] [--seconds 10] [--clients 1]
+//       Commit on the ingest → receipt by an SSE client of a gateway. The ingest (Engine +
+//       NatsPublisher) runs here, the gateway is the built program (`tidewatch --headless
+//       --gateway nats://… --sse 0`), the clients run here on an epoll thread. Each event
+//       (a 1 KiB order) is stamped when the ingest's journal commits it (a direct
+//       connection to Engine::committed) and again when its SSE frame arrives; both are
+//       CLOCK_MONOTONIC in this process. Prints p50/p99/max and the rate achieved.
+//   bench_nats gateways [--clients 2000] [--rate 1000] [--seconds 5]
+//       One gateway with --clients SSE clients, then two gateways with --clients each,
+//       in the same run (each run its own nats-server and ingest), ~300-byte events.
+//       Prints total deliveries/s, every gateway's peak RSS and CPU, and how the total
+//       scales from one gateway to two.
 #include "NatsServer.h"
+#include "SseClientGroup.h"
 #include "TestUtil.h"
 
 #include "engine/Engine.h"
 #include "nats/NatsPublisher.h"
 
-#include <cstdio>
 #include <QCoreApplication>
+#include <QDir>
 #include <QElapsedTimer>
+#include <QFile>
+#include <QProcess>
+#include <QRegularExpression>
 #include <QTemporaryDir>
 #include <QThread>
+#include <QTimer>
 
 #include <nats/nats.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <thread>
+#include <vector>
 
 using namespace tw;
 
@@ -25,6 +52,38 @@ namespace {
 
 constexpr int kWindow = 1024; // NatsPublisher::Options::window's default
 constexpr int kBatch = 1000;  // events per Engine::submit, as a busy source hands them over
+constexpr char kToken[] = "bench-token";
+
+QString arg(const QStringList& args, const QString& name, const QString& fallback) {
+    const qsizetype i = args.indexOf(name);
+    return i >= 0 && i + 1 < args.size() ? args[i + 1] : fallback;
+}
+
+// A field of /proc/PID/status in KiB (VmRSS now, VmHWM the peak).
+qint64 statusKiB(qint64 pid, const char* field) {
+    QFile f(QStringLiteral("/proc/%1/status").arg(pid));
+    if (!f.open(QIODevice::ReadOnly))
+        return 0;
+    for (const QByteArray& line : f.readAll().split('\n'))
+        if (line.startsWith(field))
+            return line.mid(qsizetype(strlen(field))).trimmed().split(' ').first().toLongLong();
+    return 0;
+}
+
+// User + system CPU of a process, from /proc/PID/stat (fields 14 and 15).
+double cpuSeconds(qint64 pid) {
+    QFile f(QStringLiteral("/proc/%1/stat").arg(pid));
+    if (!f.open(QIODevice::ReadOnly))
+        return 0;
+    const QByteArray stat = f.readAll();
+    // The command name may hold spaces; the fields after it start past its ')'.
+    const QList<QByteArray> fields = stat.mid(stat.lastIndexOf(')') + 2).split(' ');
+    if (fields.size() < 13)
+        return 0;
+    return double(fields[11].toLongLong() + fields[12].toLongLong()) / double(sysconf(_SC_CLK_TCK));
+}
+
+// --- ingest: the publisher next to a plain libnats publisher -------------------------------
 
 // The same window discipline as the publisher: up to kWindow in flight, then wait for
 // their acknowledgements.
@@ -66,32 +125,17 @@ double plainPublisher(const QString& url, const QList<QByteArray>& bodies) {
     return bodies.size() / seconds;
 }
 
-} // namespace
+struct IngestFigures {
+    double committedAfter = 0; // s from the first submit to the last commit
+    double ackedAfter = 0;     // s from the first submit (or the publisher's start) to the last ack
+};
 
-int main(int argc, char** argv) {
-    QCoreApplication app(argc, argv);
-    registerMetaTypes();
-    const int total = argc > 1 ? atoi(argv[1]) : 100000;
-    testsupport::NatsServer server;
-    if (const QString error = server.start(); !error.isEmpty()) {
-        std::fprintf(stderr, "%s\n", qPrintable(error));
-        return 1;
-    }
-    QList<ChangeEvent> events;
-    QList<QByteArray> bodies;
-    for (int i = 0; i < total; ++i) {
-        ChangeEvent e = test::makeOrderEvent(i);
-        events.append(e);
-        ChangeEvent rendered = e;
-        rendered.finalize(i + 1);
-        bodies.append(rendered.toJson());
-    }
-    std::printf("%d order events, %lld bytes of JSON each on average, window %d\n", total,
-                bodies.isEmpty() ? 0LL : (long long)(bodies.constFirst().size()), kWindow);
-
-    const double floor = plainPublisher(server.url(), bodies);
-    std::printf("floor (plain libnats async publisher):   %9.0f events/s\n", floor);
-
+// Engine::submit → journal commit → NatsPublisher → acknowledged, from a journal of its
+// own, timed from the first submit until the last seq is acknowledged. With `catchUp`,
+// everything is committed first and the publisher starts afterwards: it then reads the
+// journal, and its time is the publisher's alone, with the engine idle.
+IngestFigures ingestPublisher(const QString& url, const QList<ChangeEvent>& events, bool catchUp) {
+    IngestFigures f;
     QTemporaryDir dir;
     Engine::Options options;
     options.journalPath = dir.filePath(QStringLiteral("journal.sqlite"));
@@ -99,17 +143,22 @@ int main(int argc, char** argv) {
     QString error;
     if (!engine.start(&error)) {
         std::fprintf(stderr, "%s\n", qPrintable(error));
-        return 1;
+        return f;
     }
     NatsPublisher::Options po;
-    po.url = server.url();
+    po.url = url;
     NatsPublisher publisher(&engine, po);
-    if (!publisher.start(&error)) {
-        std::fprintf(stderr, "%s\n", qPrintable(error));
-        return 1;
-    }
-    while (publisher.status().state != NatsPublisher::State::Publishing)
-        QThread::msleep(10);
+    auto startPublisher = [&] {
+        if (!publisher.start(&error)) {
+            std::fprintf(stderr, "%s\n", qPrintable(error));
+            return false;
+        }
+        while (publisher.status().state != NatsPublisher::State::Publishing)
+            QThread::msleep(1);
+        return true;
+    };
+    if (!catchUp && !startPublisher())
+        return f;
     QElapsedTimer timer;
     timer.start();
     for (qsizetype i = 0; i < events.size(); i += kBatch) {
@@ -120,13 +169,359 @@ int main(int argc, char** argv) {
     }
     // Polled: the figure is the time until the last event is acknowledged, and a poll
     // every millisecond adds at most that much to seconds of publishing.
-    while (publisher.status().ackedSeq < total)
+    while (engine.lastCommittedSeq() < events.size())
         QThread::msleep(1);
-    const double seconds = timer.nsecsElapsed() / 1e9;
-    const double rate = total / seconds;
-    std::printf("ingest → JetStream (commit, publish, ack): %9.0f events/s  (%.0f %% of the floor)\n", rate,
-                floor > 0 ? 100.0 * rate / floor : 0.0);
+    f.committedAfter = timer.nsecsElapsed() / 1e9;
+    if (catchUp) {
+        timer.restart();
+        if (!startPublisher())
+            return f;
+    }
+    while (publisher.status().ackedSeq < events.size())
+        QThread::msleep(1);
+    f.ackedAfter = timer.nsecsElapsed() / 1e9;
     publisher.stop();
     engine.stop();
+    return f;
+}
+
+// Rounds alternate the runs, so that a machine whose load moves (other builds on the same
+// two cores) moves them alike.
+int runIngest(int total, int rounds) {
+    QList<ChangeEvent> events;
+    QList<QByteArray> bodies;
+    for (int i = 0; i < total; ++i) {
+        ChangeEvent e = test::makeOrderEvent(i);
+        events.append(e);
+        ChangeEvent rendered = e;
+        rendered.finalize(i + 1);
+        bodies.append(rendered.toJson());
+    }
+    std::printf("%d order events, %lld bytes of JSON each on average, window %d, %d round(s)\n", total,
+                bodies.isEmpty() ? 0LL : (long long)(bodies.constFirst().size()), kWindow, rounds);
+    double floorSum = 0, ingestSum = 0, commitSum = 0, aloneSum = 0;
+    for (int round = 1; round <= rounds; ++round) {
+        // A server of its own for each run: the publisher's stream takes all of
+        // tidewatch.>, and a new one fills as the first did.
+        auto server = std::make_unique<testsupport::NatsServer>();
+        if (const QString error = server->start(); !error.isEmpty()) {
+            std::fprintf(stderr, "%s\n", qPrintable(error));
+            return 1;
+        }
+        const double floor = plainPublisher(server->url(), bodies);
+        const IngestFigures live = ingestPublisher(server->url(), events, false);
+        server = std::make_unique<testsupport::NatsServer>();
+        if (const QString error = server->start(); !error.isEmpty()) {
+            std::fprintf(stderr, "%s\n", qPrintable(error));
+            return 1;
+        }
+        const IngestFigures behind = ingestPublisher(server->url(), events, true);
+        const double rate = total / live.ackedAfter;
+        const double alone = total / behind.ackedAfter;
+        const double commit = total / behind.committedAfter;
+        floorSum += floor;
+        ingestSum += rate;
+        commitSum += commit;
+        aloneSum += alone;
+        std::printf(
+            "round %d: floor (plain libnats async publisher) %7.0f events/s\n"
+            "         ingest → JetStream (commit, publish, ack) %7.0f events/s (%.0f %% of the floor); "
+            "its last commit after %.2f s, last ack after %.2f s\n"
+            "         engine alone (submit → commit, no publisher) %7.0f events/s; then the publisher "
+            "alone, catching up from the journal, %7.0f events/s (%.0f %% of the floor)\n",
+            round, floor, rate, floor > 0 ? 100.0 * rate / floor : 0.0, live.committedAfter, live.ackedAfter,
+            commit, alone, floor > 0 ? 100.0 * alone / floor : 0.0);
+        std::fflush(stdout);
+    }
+    std::printf(
+        "all rounds (mean): floor %.0f events/s; ingest → JetStream %.0f (%.0f %% of the floor); engine "
+        "alone %.0f; publisher alone %.0f (%.0f %% of the floor)\n",
+        floorSum / rounds, ingestSum / rounds, floorSum > 0 ? 100.0 * ingestSum / floorSum : 0.0,
+        commitSum / rounds, aloneSum / rounds, floorSum > 0 ? 100.0 * aloneSum / floorSum : 0.0);
     return 0;
+}
+
+// --- gateways: commit on the ingest → SSE receipt on a gateway ------------------------------
+
+// One `tidewatch --headless --gateway` process. Its stdout (every event, as --headless
+// prints them) goes to /dev/null, its stderr to a log.
+struct Gateway {
+    std::unique_ptr<QProcess> process;
+    QString log;
+    quint16 port = 0;
+
+    QString start(const QString& natsUrl, const QString& dir, const QString& name) {
+        process = std::make_unique<QProcess>();
+        QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+        env.insert(QStringLiteral("TIDEWATCH_DATA_DIR"),
+                   dir + QLatin1Char('/') + name + QStringLiteral("-data"));
+        env.insert(QStringLiteral("TIDEWATCH_TOKEN"), QString::fromLatin1(kToken));
+        process->setProcessEnvironment(env);
+        process->setStandardOutputFile(QProcess::nullDevice());
+        log = dir + QLatin1Char('/') + name + QStringLiteral(".log");
+        process->setStandardErrorFile(log);
+        process->start(QStringLiteral(TIDEWATCH_BINARY),
+                       {QStringLiteral("--headless"), QStringLiteral("--gateway"), natsUrl,
+                        QStringLiteral("--sse"), QStringLiteral("0"), QStringLiteral("--journal"),
+                        dir + QLatin1Char('/') + name + QStringLiteral(".journal")});
+        if (!process->waitForStarted(10000))
+            return QStringLiteral("cannot run %1: %2")
+                .arg(QStringLiteral(TIDEWATCH_BINARY), process->errorString());
+        static const QRegularExpression listening(QStringLiteral("listening on \\S+ \\(port (\\d+)\\)"));
+        QElapsedTimer waited;
+        waited.start();
+        QByteArray text;
+        while (waited.elapsed() < 30000) {
+            QFile file(log);
+            if (file.open(QIODevice::ReadOnly))
+                text = file.readAll();
+            const QRegularExpressionMatch port = listening.match(QString::fromUtf8(text));
+            if (port.hasMatch() && text.contains("tidewatch: ready: ")) {
+                this->port = quint16(port.captured(1).toUInt());
+                return {};
+            }
+            if (process->state() != QProcess::Running)
+                break;
+            process->waitForFinished(50); // returns at once if it exits
+        }
+        return QStringLiteral("gateway %1 did not become ready: %2").arg(name, QString::fromUtf8(text));
+    }
+    qint64 pid() const { return process ? process->processId() : 0; }
+    void stop() {
+        if (!process || process->state() == QProcess::NotRunning)
+            return;
+        process->terminate();
+        if (!process->waitForFinished(20000))
+            process->kill();
+    }
+};
+
+struct GatewayFigures {
+    qint64 committed = 0;
+    double commitSeconds = 0; // first submit → last commit
+    qint64 expected = 0;      // deliveries
+    qint64 delivered = 0;
+    qint64 complete = 0; // clients that got every event
+    int live = 0;        // clients that said `ready` before the events started
+    qint64 outOfOrder = 0;
+    double spanSeconds = 0; // first → last receipt
+    double p50 = 0, p99 = 0, maxMs = 0;
+    std::vector<qint64> rssConnectedKiB, peakRssKiB;
+    std::vector<double> cpu;
+};
+
+// `gateways` gateways with `clientsEach` SSE clients each; `rate` events/s for `seconds`.
+// `orders`: 1 KiB order updates, else ~300-byte inserts.
+bool runGateways(int gateways, int clientsEach, int rate, int seconds, bool orders, GatewayFigures* f) {
+    const qint64 total = qint64(rate) * seconds;
+    testsupport::NatsServer nats;
+    if (const QString error = nats.start(); !error.isEmpty()) {
+        std::fprintf(stderr, "%s\n", qPrintable(error));
+        return false;
+    }
+    QTemporaryDir dir;
+    Engine::Options options;
+    options.journalPath = dir.filePath(QStringLiteral("ingest.sqlite"));
+    Engine engine(options);
+    QString error;
+    if (!engine.start(&error)) {
+        std::fprintf(stderr, "%s\n", qPrintable(error));
+        return false;
+    }
+    // Commit times by seq: written on the engine thread, read by the client threads
+    // once the event has come back through JetStream and a gateway, long after.
+    std::vector<qint64> commitNs(size_t(total + 2), 0);
+    QObject::connect(
+        &engine, &Engine::committed, &engine,
+        [&commitNs, total](const CommittedBatch& batch) {
+            const qint64 now = bench::monoNs();
+            for (const ChangeEvent& e : batch.events)
+                if (e.seq() > 0 && e.seq() <= total)
+                    commitNs[size_t(e.seq())] = now;
+        },
+        Qt::DirectConnection);
+    NatsPublisher::Options po;
+    po.url = nats.url();
+    NatsPublisher publisher(&engine, po);
+    if (!publisher.start(&error)) {
+        std::fprintf(stderr, "%s\n", qPrintable(error));
+        return false;
+    }
+    std::vector<Gateway> gws(static_cast<size_t>(gateways));
+    for (int g = 0; g < gateways; ++g)
+        if (const QString why =
+                gws[size_t(g)].start(nats.url(), dir.path(), QStringLiteral("gateway%1").arg(g));
+            !why.isEmpty()) {
+            std::fprintf(stderr, "%s\n", qPrintable(why));
+            return false;
+        }
+
+    // One epoll thread of clients per gateway.
+    const QByteArray request =
+        QByteArray("GET /v1/subscriptions/headless/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                   "Accept: text/event-stream\r\nAuthorization: Bearer ") +
+        kToken + "\r\n\r\n";
+    std::atomic<bool> stop{false};
+    std::vector<std::unique_ptr<bench::SseClientGroup>> groups;
+    std::vector<std::thread> threads;
+    for (const Gateway& gw : gws) {
+        bench::SseClientGroup::Options o;
+        o.count = clientsEach;
+        o.port = gw.port;
+        o.requests = {request};
+        o.commitNs = commitNs.data();
+        o.expected = total;
+        groups.push_back(std::make_unique<bench::SseClientGroup>(o));
+        threads.emplace_back([g = groups.back().get(), &stop] { g->run(stop); });
+    }
+    auto sum = [&groups](auto value) {
+        qint64 s = 0;
+        for (const auto& g : groups)
+            s += value(*g);
+        return s;
+    };
+    const qint64 clients = qint64(gateways) * clientsEach;
+    QElapsedTimer waited;
+    waited.start();
+    while (waited.elapsed() < 120000 && sum([](const bench::SseClientGroup& g) {
+                                            return qint64(g.ready.load() + g.failed.load());
+                                        }) < clients)
+        QThread::msleep(20);
+    f->live = int(sum([](const bench::SseClientGroup& g) { return qint64(g.ready.load()); }));
+    for (const Gateway& gw : gws)
+        f->rssConnectedKiB.push_back(statusKiB(gw.pid(), "VmRSS:"));
+    std::printf("  %d of %lld clients live after %.1f s; gateway RSS with clients:", f->live,
+                static_cast<long long>(clients), double(waited.elapsed()) / 1000);
+    for (const qint64 kib : f->rssConnectedKiB)
+        std::printf(" %lld KiB", static_cast<long long>(kib));
+    std::printf("\n");
+    std::fflush(stdout);
+    std::vector<double> cpuAtStart;
+    for (const Gateway& gw : gws)
+        cpuAtStart.push_back(cpuSeconds(gw.pid()));
+
+    // The writer: a batch every 10 ms at the target rate, as a source flushes.
+    qint64 submitted = 0;
+    QElapsedTimer clock;
+    QTimer writer;
+    QObject::connect(&writer, &QTimer::timeout, [&] {
+        const qint64 due = std::min<qint64>(total, clock.elapsed() * rate / 1000);
+        ChangeBatch batch;
+        batch.sourceId = QStringLiteral("shop");
+        while (submitted < due) {
+            const int i = int(++submitted);
+            batch.events.append(
+                orders ? test::makeOrderEvent(i)
+                       : test::makeEvent(QStringLiteral("shop"), QStringLiteral("orders"), i, 100));
+        }
+        if (!batch.events.isEmpty())
+            engine.submit(batch);
+        if (submitted >= total)
+            writer.stop();
+    });
+    clock.start();
+    writer.start(10);
+    qint64 committedAtMs = 0;
+    // Until every client has every event, or 60 s past the writer's end.
+    const qint64 deadlineMs = qint64(seconds) * 1000 + 60000;
+    while (clock.elapsed() < deadlineMs &&
+           sum([](const bench::SseClientGroup& g) { return qint64(g.complete.load()); }) < f->live) {
+        QCoreApplication::processEvents(QEventLoop::AllEvents, 5);
+        if (committedAtMs == 0 && engine.lastCommittedSeq() >= total)
+            committedAtMs = clock.elapsed();
+        QThread::msleep(1);
+    }
+    for (size_t g = 0; g < gws.size(); ++g) {
+        f->cpu.push_back(cpuSeconds(gws[g].pid()) - cpuAtStart[g]);
+        f->peakRssKiB.push_back(statusKiB(gws[g].pid(), "VmHWM:"));
+    }
+    stop.store(true);
+    for (std::thread& t : threads)
+        t.join();
+    bench::Histogram h;
+    qint64 first = 0, last = 0;
+    for (const auto& g : groups) {
+        h.merge(g->histogram);
+        f->delivered += g->delivered;
+        f->outOfOrder += g->outOfOrder();
+        f->complete += g->complete.load();
+        if (g->firstNs && (first == 0 || g->firstNs < first))
+            first = g->firstNs;
+        last = std::max(last, g->lastNs);
+    }
+    f->committed = engine.lastCommittedSeq();
+    f->commitSeconds = double(committedAtMs ? committedAtMs : clock.elapsed()) / 1000;
+    f->expected = total * clients;
+    f->spanSeconds = last > first ? double(last - first) / 1e9 : 0;
+    f->p50 = h.percentileMs(0.5);
+    f->p99 = h.percentileMs(0.99);
+    f->maxMs = double(h.maxNs) / 1e6;
+    for (Gateway& gw : gws)
+        gw.stop();
+    publisher.stop();
+    engine.stop();
+    return true;
+}
+
+void printFigures(const char* what, const GatewayFigures& f) {
+    std::printf("%s: %lld events committed in %.1f s (%.0f events/s); delivered %lld of %lld, %lld clients "
+                "complete, %lld out of order; %.0f deliveries/s (first → last receipt %.2f s)\n",
+                what, static_cast<long long>(f.committed), f.commitSeconds,
+                f.commitSeconds > 0 ? double(f.committed) / f.commitSeconds : 0,
+                static_cast<long long>(f.delivered), static_cast<long long>(f.expected),
+                static_cast<long long>(f.complete), static_cast<long long>(f.outOfOrder),
+                f.spanSeconds > 0 ? double(f.delivered) / f.spanSeconds : 0, f.spanSeconds);
+    std::printf("  commit on the ingest → SSE receipt: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", f.p50, f.p99,
+                f.maxMs);
+    for (size_t g = 0; g < f.cpu.size(); ++g)
+        std::printf("  gateway %zu: peak RSS %lld KiB, CPU %.2f s\n", g,
+                    static_cast<long long>(f.peakRssKiB[g]), f.cpu[g]);
+    std::fflush(stdout);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    QCoreApplication app(argc, argv);
+    registerMetaTypes();
+    bench::raiseDescriptorLimit();
+    const QStringList args = app.arguments();
+    const QString mode = args.size() > 1 ? args[1] : QStringLiteral("ingest");
+    if (mode == QLatin1String("latency")) {
+        const int rate = arg(args, QStringLiteral("--rate"), QStringLiteral("10000")).toInt();
+        const int seconds = arg(args, QStringLiteral("--seconds"), QStringLiteral("10")).toInt();
+        const int clients = arg(args, QStringLiteral("--clients"), QStringLiteral("1")).toInt();
+        std::printf("commit on the ingest → SSE client of a gateway: 1 KiB orders at %d events/s for %d s, "
+                    "%d client(s)\n",
+                    rate, seconds, clients);
+        GatewayFigures f;
+        if (!runGateways(1, clients, rate, seconds, true, &f))
+            return 1;
+        printFigures("latency", f);
+        return 0;
+    }
+    if (mode == QLatin1String("gateways")) {
+        const int clients = arg(args, QStringLiteral("--clients"), QStringLiteral("2000")).toInt();
+        const int rate = arg(args, QStringLiteral("--rate"), QStringLiteral("1000")).toInt();
+        const int seconds = arg(args, QStringLiteral("--seconds"), QStringLiteral("5")).toInt();
+        GatewayFigures one, two;
+        std::printf("--- 1 gateway × %d clients, %d events/s for %d s\n", clients, rate, seconds);
+        if (!runGateways(1, clients, rate, seconds, false, &one))
+            return 1;
+        printFigures("1 gateway", one);
+        std::printf("--- 2 gateways × %d clients, %d events/s for %d s\n", clients, rate, seconds);
+        if (!runGateways(2, clients, rate, seconds, false, &two))
+            return 1;
+        printFigures("2 gateways", two);
+        const double a = one.spanSeconds > 0 ? double(one.delivered) / one.spanSeconds : 0;
+        const double b = two.spanSeconds > 0 ? double(two.delivered) / two.spanSeconds : 0;
+        std::printf("total deliveries/s: 1 gateway %.0f, 2 gateways %.0f (× %.2f)\n", a, b,
+                    a > 0 ? b / a : 0);
+        return 0;
+    }
+    // bench_nats [ingest] [events] [rounds]
+    const qsizetype first = mode == QLatin1String("ingest") ? 2 : 1;
+    const int total = args.size() > first && args[first].toInt() > 0 ? args[first].toInt() : 100000;
+    const int rounds = args.size() > first + 1 && args[first + 1].toInt() > 0 ? args[first + 1].toInt() : 1;
+    return runIngest(total, rounds);
 }

@@ -31,6 +31,8 @@
 //       only publishes).
 //   bench_sse clients ...   (internal: the child process of latency/fanout)
 
+#include "SseClientGroup.h"
+
 #include "engine/Engine.h"
 #include "http/SseServer.h"
 
@@ -45,20 +47,12 @@
 #include <QThread>
 #include <QTimer>
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <sched.h>
-#include <sys/epoll.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <memory>
 #include <thread>
 #include <utility>
@@ -67,12 +61,6 @@
 using namespace tw;
 
 namespace {
-
-qint64 monoNs() {
-    return std::chrono::duration_cast<std::chrono::nanoseconds>(
-               std::chrono::steady_clock::now().time_since_epoch())
-        .count();
-}
 
 double cpuSeconds() {
     rusage u{};
@@ -113,229 +101,6 @@ ChangeEvent makeEvent(int i) {
     e.setWallTimeMs(QDateTime::currentMSecsSinceEpoch());
     return e;
 }
-
-// Latency histogram in 10 µs buckets up to 2 s.
-struct Histogram {
-    static constexpr qint64 kBucketNs = 10000;
-    std::vector<qint64> buckets = std::vector<qint64>(200000, 0);
-    qint64 count = 0;
-    qint64 maxNs = 0;
-    void add(qint64 ns) {
-        ns = std::max<qint64>(0, ns);
-        buckets[size_t(std::min<qint64>(ns / kBucketNs, qint64(buckets.size()) - 1))]++;
-        ++count;
-        maxNs = std::max(maxNs, ns);
-    }
-    void merge(const Histogram& o) {
-        for (size_t i = 0; i < buckets.size(); ++i)
-            buckets[i] += o.buckets[i];
-        count += o.count;
-        maxNs = std::max(maxNs, o.maxNs);
-    }
-    double percentileMs(double p) const {
-        const qint64 target = qint64(double(count) * p);
-        qint64 seen = 0;
-        for (size_t i = 0; i < buckets.size(); ++i) {
-            seen += buckets[i];
-            if (seen > target)
-                return double(i + 1) * kBucketNs / 1e6;
-        }
-        return double(maxNs) / 1e6;
-    }
-};
-
-// N SSE connections on one thread with epoll: the client side must cost far less than
-// the server it measures (a QTcpSocket per client doubled the CPU of the whole run).
-class ClientGroup {
-public:
-    struct Conn {
-        int fd = -1;
-        QByteArray partial;
-        bool headersDone = false;
-        bool skipData = false; // the data line of a ready or gap message
-        qint64 received = 0;
-        qint64 lastId = 0;    // its Last-Event-ID until the first event
-        qint64 pendingId = 0; // the id line of the message being read
-        qint64 outOfOrder = 0;
-    };
-    std::vector<qint64> worstBySeq; // slowest receipt of each event, ns
-    // `requests` holds one request per connection, or one for all. With `checkIds`, every
-    // client must see exactly the ids after its Last-Event-ID (`firstIds`), up to `expected`.
-    ClientGroup(int count, quint16 port, QList<QByteArray> requests, QList<qint64> lastIds,
-                const qint64* commitNs, qint64 expected, bool checkIds)
-        : m_count(count)
-        , m_port(port)
-        , m_requests(std::move(requests))
-        , m_lastIds(std::move(lastIds))
-        , m_commitNs(commitNs)
-        , m_expected(expected)
-        , m_checkIds(checkIds || commitNs) {}
-    void run(const std::atomic<bool>& stop) {
-        const int ep = epoll_create1(0);
-        m_conns.resize(size_t(m_count));
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_port = htons(m_port);
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        for (int i = 0; i < m_count; ++i) {
-            const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-            // Blocking connect and request, then non-blocking reads.
-            if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-                std::fprintf(stderr, "connect failed: %s\n", strerror(errno));
-                if (fd >= 0)
-                    ::close(fd);
-                continue;
-            }
-            const QByteArray& request = m_requests.at(m_requests.size() == 1 ? 0 : i);
-            const ssize_t sent = ::send(fd, request.constData(), size_t(request.size()), 0);
-            Q_UNUSED(sent);
-            ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-            m_conns[size_t(i)].fd = fd;
-            m_conns[size_t(i)].lastId = m_lastIds.isEmpty() ? 0 : m_lastIds.at(i);
-            epoll_event ev{};
-            ev.events = EPOLLIN;
-            ev.data.u64 = quint64(i);
-            ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
-        }
-        std::vector<epoll_event> events(256);
-        std::vector<char> buffer(256 * 1024);
-        while (!stop.load(std::memory_order_relaxed)) {
-            const int n = ::epoll_wait(ep, events.data(), int(events.size()), 50);
-            for (int k = 0; k < n; ++k) {
-                Conn& c = m_conns[size_t(events[size_t(k)].data.u64)];
-                const ssize_t got = ::recv(c.fd, buffer.data(), buffer.size(), 0);
-                if (got <= 0) {
-                    if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
-                        ::epoll_ctl(ep, EPOLL_CTL_DEL, c.fd, nullptr);
-                        ::close(c.fd);
-                        c.fd = -1;
-                    }
-                    continue;
-                }
-                onRead(c, buffer.data(), got);
-            }
-        }
-        for (Conn& c : m_conns)
-            if (c.fd >= 0)
-                ::close(c.fd);
-        ::close(ep);
-    }
-    // Lines are parsed where recv() put them; only a line cut by the end of a read is
-    // copied (into `partial`). Appending every read to a buffer and removing the parsed
-    // front made the client process copy each byte twice more than the kernel did, and
-    // it shares the two cores with the server it measures.
-    void onRead(Conn& c, const char* data, qsizetype size) {
-        const qint64 now = monoNs();
-        if (!c.headersDone) {
-            c.partial.append(data, size);
-            const qsizetype end = c.partial.indexOf("\r\n\r\n");
-            if (end < 0)
-                return;
-            c.headersDone = true;
-            subscribed.fetch_add(1);
-            const QByteArray rest = c.partial.mid(end + 4);
-            c.partial.clear();
-            if (!rest.isEmpty())
-                onRead(c, rest.constData(), rest.size());
-            return;
-        }
-        const char* pos = data;
-        const char* const stop = data + size;
-        if (!c.partial.isEmpty()) {
-            const char* nl = static_cast<const char*>(memchr(pos, '\n', size_t(stop - pos)));
-            if (!nl) {
-                c.partial.append(pos, stop - pos);
-                return;
-            }
-            c.partial.append(pos, nl - pos);
-            onLine(c, c.partial.constData(), c.partial.size(), now);
-            c.partial.clear();
-            pos = nl + 1;
-        }
-        while (pos < stop) {
-            const char* nl = static_cast<const char*>(memchr(pos, '\n', size_t(stop - pos)));
-            if (!nl) {
-                c.partial.append(pos, stop - pos);
-                break;
-            }
-            onLine(c, pos, nl - pos, now);
-            pos = nl + 1;
-        }
-    }
-    void onLine(Conn& c, const char* line, qsizetype len, qint64 now) {
-        if (len == 0)
-            return;
-        if (len > 5 && memcmp(line, "data:", 5) == 0) {
-            if (c.skipData) {
-                // A ready or gap message: its id is a position, not an event.
-                c.skipData = false;
-                c.pendingId = 0;
-                return;
-            }
-            if (c.pendingId)
-                onEventId(c, std::exchange(c.pendingId, 0), now);
-            // Counted on data lines so nchan (whose ids are not ours) counts alike.
-            ++c.received;
-            ++delivered;
-            if (firstNs == 0)
-                firstNs = now;
-            lastNs = now;
-            // With ids checked a client is complete at the last id, wherever it began.
-            if (m_checkIds ? c.lastId == m_expected : c.received == m_expected)
-                complete.fetch_add(1);
-        } else if (len > 4 && memcmp(line, "id: ", 4) == 0) {
-            if (!m_checkIds)
-                return;
-            qint64 id = 0;
-            for (qsizetype i = 4; i < len && line[i] >= '0' && line[i] <= '9'; ++i)
-                id = id * 10 + (line[i] - '0');
-            c.pendingId = id;
-        } else if (len >= 12 && memcmp(line, "event: ready", 12) == 0) {
-            ready.fetch_add(1);
-            c.skipData = true;
-        } else if (len >= 10 && memcmp(line, "event: gap", 10) == 0) {
-            c.skipData = true;
-        }
-    }
-    void onEventId(Conn& c, qint64 id, qint64 now) {
-        if (id <= 0 || id > m_expected)
-            return;
-        if (id != c.lastId + 1)
-            ++c.outOfOrder;
-        c.lastId = id;
-        const qint64 committed = m_commitNs ? m_commitNs[id] : 0;
-        if (committed > 0) {
-            histogram.add(now - committed);
-            if (size_t(id) >= worstBySeq.size())
-                worstBySeq.resize(size_t(m_expected) + 1, 0);
-            worstBySeq[size_t(id)] = std::max(worstBySeq[size_t(id)], now - committed);
-        }
-    }
-    qint64 outOfOrder() const {
-        qint64 n = 0;
-        for (const Conn& c : m_conns)
-            n += c.outOfOrder;
-        return n;
-    }
-
-    Histogram histogram;
-    std::atomic<int> ready{0};
-    std::atomic<int> subscribed{0};
-    std::atomic<int> complete{0};
-    qint64 delivered = 0;
-    qint64 firstNs = 0;
-    qint64 lastNs = 0;
-
-private:
-    int m_count;
-    quint16 m_port;
-    QList<QByteArray> m_requests;
-    QList<qint64> m_lastIds;
-    const qint64* m_commitNs;
-    qint64 m_expected;
-    bool m_checkIds;
-    std::vector<Conn> m_conns;
-};
 
 // Runs `clients` connections spread over `threads` threads; returns the process
 // exit code. Prints "connected" once all are ready (or subscribed, for nchan), then a
@@ -383,20 +148,27 @@ int runClients(const QStringList& args) {
 
     std::atomic<bool> stop{false};
     std::vector<std::thread> pool;
-    std::vector<ClientGroup*> groups;
+    std::vector<bench::SseClientGroup*> groups;
+    const int wave = arg(args, QStringLiteral("--connect-wave"), QStringLiteral("500")).toInt();
     int firstClient = 0;
     for (int t = 0; t < threads; ++t) {
-        const int n = clients / threads + (t < clients % threads ? 1 : 0);
-        auto* g = new ClientGroup(
-            n, quint16(url.port()), requests.size() == 1 ? requests : requests.mid(firstClient, n),
-            lastIds.mid(firstClient, lastIds.isEmpty() ? 0 : n), commitNs, expected, checkIds);
-        firstClient += n;
+        bench::SseClientGroup::Options o;
+        o.count = clients / threads + (t < clients % threads ? 1 : 0);
+        o.port = quint16(url.port());
+        o.requests = requests.size() == 1 ? requests : requests.mid(firstClient, o.count);
+        o.lastIds = lastIds.mid(firstClient, lastIds.isEmpty() ? 0 : o.count);
+        o.commitNs = commitNs;
+        o.expected = expected;
+        o.checkIds = checkIds;
+        o.connectWave = std::max(1, wave / std::max(1, threads));
+        firstClient += o.count;
+        auto* g = new bench::SseClientGroup(o);
         groups.push_back(g);
         pool.emplace_back([g, &stop] { g->run(stop); });
     }
     auto sum = [&groups](auto f) {
         qint64 s = 0;
-        for (ClientGroup* g : groups)
+        for (bench::SseClientGroup* g : groups)
             s += f(g);
         return s;
     };
@@ -406,14 +178,35 @@ int runClients(const QStringList& args) {
     // the subscription to settle.
     const bool tidewatch = !args.contains(QStringLiteral("--no-ready"));
     auto connected = [&] {
-        return tidewatch ? sum([](ClientGroup* g) { return qint64(g->ready.load()); })
-                         : sum([](ClientGroup* g) { return qint64(g->subscribed.load()); });
+        return tidewatch ? sum([](bench::SseClientGroup* g) { return qint64(g->ready.load()); })
+                         : sum([](bench::SseClientGroup* g) { return qint64(g->subscribed.load()); });
     };
-    while (wait.elapsed() < qint64(timeoutS) * 1000 && connected() < clients)
+    auto failed = [&] { return sum([](bench::SseClientGroup* g) { return qint64(g->failed.load()); }); };
+    // Until all are live, or none has become live for 30 s: a server that stopped
+    // accepting does not start again.
+    qint64 lastLive = 0, lastGainMs = 0;
+    while (wait.elapsed() < qint64(timeoutS) * 1000 && connected() + failed() < clients &&
+           wait.elapsed() - lastGainMs < 30000) {
         QThread::msleep(20);
+        if (const qint64 now = connected(); now > lastLive) {
+            lastLive = now;
+            lastGainMs = wait.elapsed();
+        }
+    }
+    const qint64 live = connected();
+    // To stderr, which the server forwards: how long connecting took, and how far it got.
+    std::fprintf(
+        stderr,
+        "clients: %lld of %d TCP-connected, %lld with response headers, %lld ready, %lld failed, "
+        "the last of them %.1f s after the first connect (at most %d connecting at a time)\n",
+        static_cast<long long>(sum([](bench::SseClientGroup* g) { return qint64(g->connected.load()); })),
+        clients,
+        static_cast<long long>(sum([](bench::SseClientGroup* g) { return qint64(g->subscribed.load()); })),
+        static_cast<long long>(sum([](bench::SseClientGroup* g) { return qint64(g->ready.load()); })),
+        static_cast<long long>(failed()), double(lastGainMs) / 1000, wave);
     if (!tidewatch)
         QThread::msleep(500);
-    std::printf("connected %lld\n", static_cast<long long>(connected()));
+    std::printf("connected %lld\n", static_cast<long long>(live));
     std::fflush(stdout);
 
     if (!publish.isEmpty()) {
@@ -447,15 +240,16 @@ int runClients(const QStringList& args) {
 
     QElapsedTimer deadline;
     deadline.start();
+    // The clients that became live are the ones the events are for.
     while (deadline.elapsed() < timeoutS * 1000 &&
-           sum([](ClientGroup* g) { return qint64(g->complete.load()); }) < clients)
+           sum([](bench::SseClientGroup* g) { return qint64(g->complete.load()); }) < live)
         QThread::msleep(20);
     stop.store(true);
     for (auto& t : pool)
         t.join();
-    Histogram h;
+    bench::Histogram h;
     qint64 first = 0, last = 0, delivered = 0, outOfOrder = 0;
-    for (ClientGroup* g : groups) {
+    for (bench::SseClientGroup* g : groups) {
         h.merge(g->histogram);
         delivered += g->delivered;
         outOfOrder += g->outOfOrder();
@@ -463,7 +257,7 @@ int runClients(const QStringList& args) {
             first = g->firstNs;
         last = std::max(last, g->lastNs);
     }
-    const qint64 complete = sum([](ClientGroup* g) { return qint64(g->complete.load()); });
+    const qint64 complete = sum([](bench::SseClientGroup* g) { return qint64(g->complete.load()); });
     const double seconds = last > first ? double(last - first) / 1e9 : 0;
     std::printf(
         "result clients=%d complete=%lld delivered=%lld expected=%lld out_of_order=%lld span_s=%.3f "
@@ -478,7 +272,7 @@ int runClients(const QStringList& args) {
         std::vector<std::pair<qint64, qint64>> worst; // (latency, seq)
         for (qint64 id = 1; id <= expected; ++id) {
             qint64 w = 0;
-            for (ClientGroup* g : groups)
+            for (bench::SseClientGroup* g : groups)
                 if (size_t(id) < g->worstBySeq.size())
                     w = std::max(w, g->worstBySeq[size_t(id)]);
             worst.emplace_back(w, id);
@@ -507,7 +301,7 @@ struct RunFigures {
 // `shaped`: the subscription keeps three fields under a constant event name.
 // --herd: the reconnect storm of `bench_sse herd`.
 int runServer(const QStringList& args, bool fanout, bool shaped = false, RunFigures* figures = nullptr) {
-    const int clients =
+    const int asked =
         arg(args, QStringLiteral("--clients"), fanout ? QStringLiteral("100") : QStringLiteral("2000"))
             .toInt();
     const int rate = arg(args, QStringLiteral("--rate"), QStringLiteral("1000")).toInt();
@@ -518,6 +312,7 @@ int runServer(const QStringList& args, bool fanout, bool shaped = false, RunFigu
     const qint64 total = fanout ? arg(args, QStringLiteral("--events"), QStringLiteral("20000")).toLongLong()
                                 : history + qint64(rate) * seconds;
     const int threads = arg(args, QStringLiteral("--threads"), QStringLiteral("2")).toInt();
+    int clients = asked;
 
     QTemporaryDir dir;
     qputenv("TIDEWATCH_DATA_DIR", dir.filePath(QStringLiteral("data")).toLocal8Bit());
@@ -539,6 +334,22 @@ int runServer(const QStringList& args, bool fanout, bool shaped = false, RunFigu
     }
     engine.addSubscription(sub);
 
+    // Every client is a descriptor of this process, beside its own (journal, WAL, the
+    // HTTP thread's, the pipes to the child): the hard limit is per process, and this VM's
+    // cannot be raised (no CAP_SYS_RESOURCE), so more clients than it leaves would only
+    // be refused at accept().
+    const qint64 limit = bench::raiseDescriptorLimit();
+    // + the listener, the HTTP thread's, the pipes to the child and a few opened for a
+    // moment (/proc files): with 8 to spare, the server stopped accepting 35 short of
+    // 19 971 clients and did not start again (probably an accept() that found no
+    // descriptor free).
+    const int own = bench::openDescriptors() + 64;
+    if (limit > 0 && clients > limit - own) {
+        clients = int(limit - own);
+        std::printf("server: descriptor limit %lld, %d of them this process's own: %d clients, not %d\n",
+                    static_cast<long long>(limit), own, clients, asked);
+    }
+
     // Commit times by seq, shared with the client process.
     const QString shmPath = dir.filePath(QStringLiteral("commit-times"));
     QFile shm(shmPath);
@@ -548,7 +359,7 @@ int runServer(const QStringList& args, bool fanout, bool shaped = false, RunFigu
     QObject::connect(
         &engine, &Engine::committed, &engine,
         [commitNs, total](const CommittedBatch& batch) {
-            const qint64 now = monoNs();
+            const qint64 now = bench::monoNs();
             for (const ChangeEvent& e : batch.events)
                 if (e.seq() <= total)
                     commitNs[e.seq()] = now;
@@ -599,6 +410,9 @@ int runServer(const QStringList& args, bool fanout, bool shaped = false, RunFigu
                           sseOptions.token};
     if (args.contains(QStringLiteral("--pin")))
         childArgs << QStringLiteral("--cpu") << QStringLiteral("1");
+    for (const QString& passed : {QStringLiteral("--timeout"), QStringLiteral("--connect-wave")})
+        if (args.contains(passed))
+            childArgs << passed << arg(args, passed, {});
     if (replay)
         childArgs << QStringLiteral("--last-event-id") << QStringLiteral("0");
     else if (herd)
@@ -655,8 +469,12 @@ int runServer(const QStringList& args, bool fanout, bool shaped = false, RunFigu
     }
     const double readyAfter = double(sinceStart.elapsed()) / 1000;
     const qint64 rssConnected = rssKiB();
-    std::printf("server: %d clients connected; RSS idle %lld KiB, with clients %lld KiB\n", clients,
-                static_cast<long long>(rssIdle), static_cast<long long>(rssConnected));
+    const qsizetype at = childOut.indexOf("connected ");
+    const int live = at >= 0 ? childOut.mid(at + 10, childOut.indexOf('\n', at) - at - 10).toInt() : 0;
+    std::printf("server: %d of %d clients live (their `ready` read) %.1f s after the child started; RSS idle "
+                "%lld KiB, with clients %lld KiB; %d descriptors open\n",
+                live, clients, readyAfter, static_cast<long long>(rssIdle),
+                static_cast<long long>(rssConnected), bench::openDescriptors());
     if (herd) {
         const ReplayCache::Stats cache = server.replayCacheStats();
         std::printf(
@@ -734,6 +552,7 @@ void pinIfAsked(const QStringList& args) {
 int main(int argc, char** argv) {
     QCoreApplication app(argc, argv);
     QStringList args = app.arguments();
+    bench::raiseDescriptorLimit();
     if (args.contains(QStringLiteral("--pin")))
         args << QStringLiteral("--cpu") << QStringLiteral("0");
     pinIfAsked(args);

@@ -421,9 +421,8 @@ bool NatsPublisher::publishWindow(QString* why) {
         std::lock_guard lock(m_mutex);
         m_window.open(m_generation, std::move(seqs));
     }
-    auto publish = [this](const ChangeEvent& event) {
+    auto publish = [this](const ChangeEvent& event, const QByteArray& json) {
         const QByteArray subject = NatsSubject::forEvent(event);
-        const QByteArray json = event.toJson();
         const QByteArray seq = QByteArray::number(event.seq());
         const QByteArray msgId = m_journalId + ':' + seq;
         natsMsg* msg = nullptr;
@@ -451,7 +450,11 @@ bool NatsPublisher::publishWindow(QString* why) {
     // would come behind them, out of seq order.
     const qint64 payloadLimit = natsConnection_GetMaxPayload(m_nats->connection);
     for (ChangeEvent& event : events) {
-        const int bytes = int(event.toJson().size());
+        // Rendered once: an event read back from the journal carries no JSON, and
+        // toJson() renders it at every call (the size check and the message made two,
+        // which was most of the publisher's CPU when catching up from the journal).
+        QByteArray json = event.toJson();
+        const int bytes = int(json.size());
         const qint64 size = bytes + headerBytes(event);
         QString refusal;
         if (m_rejectedSeq != 0 && event.seq() == m_rejectedSeq)
@@ -466,9 +469,10 @@ bool NatsPublisher::publishWindow(QString* why) {
             qCWarning(lcNats).noquote() << "event" << event.seq() << "cannot be published:" << refusal
                                         << "- publishing a stub in its place";
             event = rejectionStub(event, bytes, refusal);
+            json = event.toJson();
             stubs.push_back(event.seq());
         }
-        s = publish(event);
+        s = publish(event, json);
         if (s != NATS_OK)
             break;
     }
