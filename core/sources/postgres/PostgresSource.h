@@ -100,7 +100,7 @@ private:
     QString lostSlotReason() const;
     void onReadable();
     void onTick();
-    void handle(const QByteArray& copyData);
+    void handle(QByteArrayView copyData);
     void handleMessage(const pg::PgMessage& m);
     void flushOutgoing();
     void sendStatus(bool replyRequested);
@@ -158,6 +158,7 @@ private:
     ChangeEventList m_transaction;
     SourceCheckpoint m_transactionState; // the schema snapshot m_transaction's DDL moved
     ChangeBatch m_outgoing;
+    quint64 m_outgoingLsn = 0; // the end of m_outgoing's last transaction, its token to be
 
     int m_backoffInitialMs = 500;
     int m_backoffMaxMs = 30000;

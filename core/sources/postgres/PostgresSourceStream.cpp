@@ -33,7 +33,7 @@ void PostgresSource::onReadable() {
         enterBackoff(QStringLiteral("Lost the replication connection to %1: %2").arg(m_described, error));
         return;
     }
-    QByteArray message;
+    QByteArrayView message;
     for (;;) {
         const PgReplication::Read r = m_replication.read(&message, &error);
         if (r == PgReplication::Read::Message) {
@@ -51,7 +51,7 @@ void PostgresSource::onReadable() {
     flushOutgoing();
 }
 
-void PostgresSource::handle(const QByteArray& copyData) {
+void PostgresSource::handle(QByteArrayView copyData) {
     pg::PgCopyMessage copy;
     QString error;
     if (!pg::PgOutputDecoder::decodeCopyData(copyData, &copy, &error)) {
@@ -119,7 +119,9 @@ void PostgresSource::handleMessage(const pg::PgMessage& m) {
         for (qsizetype i = 0; i < m_transaction.size(); ++i)
             m_transaction[i].setClusterTime({base.t, quint32(i + 1)});
         m_outgoing.events.append(m_transaction);
-        m_outgoing.checkpoint.token = tokenFor(end);
+        // The token is made once per batch, in flushOutgoing(): a batch of small
+        // transactions would otherwise format an LSN for each one.
+        m_outgoingLsn = end;
         m_publishedLsn = end;
         m_transaction.clear();
         if (m_outgoing.events.size() >= kBatchEvents)
@@ -211,6 +213,8 @@ void PostgresSource::flushOutgoing() {
     if (!m_outgoing.events.isEmpty())
         m_status.lastEventMs = QDateTime::currentMSecsSinceEpoch();
     m_gapReason.clear(); // live again: a watch from now on has lost nothing
+    if (m_outgoingLsn != 0)
+        m_outgoing.checkpoint.token = tokenFor(std::exchange(m_outgoingLsn, 0));
     publishBatch(m_outgoing);
     m_outgoing.events.clear();
     m_outgoing.checkpoint = {};
