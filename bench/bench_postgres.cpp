@@ -355,8 +355,9 @@ int main(int argc, char** argv) {
 
     std::printf("writers %d, offered %d rows/s for %d s: wrote %lld rows in %.1f s (%.0f/s)\n", writers, rate,
                 seconds, static_cast<long long>(total), loadSeconds, total / loadSeconds);
-    std::printf("journal committed %zu events, %.0f/s from first to last commit\n", journalScanner.count(),
-                journalScanner.count() / std::max(0.001, (lastMs - firstMs) / 1000.0));
+    std::printf("journal committed %zu events, %.0f/s from first to last commit, in %lld commits\n",
+                journalScanner.count(), journalScanner.count() / std::max(0.001, (lastMs - firstMs) / 1000.0),
+                static_cast<long long>(engine.commits()));
     printLatency("commit -> journal", journalScanner.latencies());
     printLatency("commit -> SSE client", sseScanner.latencies());
     printLatency("commit -> pg_recvlogical", floorScanner.latencies());
