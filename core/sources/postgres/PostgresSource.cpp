@@ -579,8 +579,10 @@ void PostgresSource::stop() {
     m_started = false;
     if (m_tick)
         m_tick->stop();
-    if (m_connected)
+    if (m_connected) {
+        flushOutgoing(); // what flushSoon() held
         sendStatus(false);
+    }
     disconnectAll();
     delete m_fallback;
     m_fallback = nullptr;
