@@ -22,7 +22,9 @@
 
 #include <QCoreApplication>
 #include <QDateTime>
+#include <QDir>
 #include <QEventLoop>
+#include <QFile>
 #include <QTemporaryDir>
 #include <QTimer>
 
@@ -30,6 +32,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -124,6 +127,36 @@ void runUntil(const std::function<bool()>& done, qint64 timeoutMs) {
     });
     check.start(10);
     loop.exec();
+}
+
+// CPU time (user + system, ms) this process's threads named tidewatch-* have used so
+// far: what Tidewatch costs, whatever else shares the cores.
+double tidewatchCpuMs() {
+    const long ticks = ::sysconf(_SC_CLK_TCK);
+    double ms = 0;
+    const QDir tasks(QStringLiteral("/proc/self/task"));
+    for (const QString& tid : tasks.entryList(QDir::Dirs | QDir::NoDotAndDotDot)) {
+        QFile comm(tasks.filePath(tid + QStringLiteral("/comm")));
+        if (!comm.open(QIODevice::ReadOnly) || !comm.readAll().startsWith("tidewatch"))
+            continue;
+        QFile stat(tasks.filePath(tid + QStringLiteral("/stat")));
+        if (!stat.open(QIODevice::ReadOnly))
+            continue;
+        // Fields 14 and 15 (utime, stime), counted after the ")" that ends the name.
+        const QByteArray line = stat.readAll();
+        const QList<QByteArray> fields = line.mid(line.lastIndexOf(')') + 2).split(' ');
+        if (fields.size() > 12)
+            ms += (fields[11].toDouble() + fields[12].toDouble()) * 1000.0 / double(ticks);
+    }
+    return ms;
+}
+
+// CPU time (ms) of the children waited for so far (pg_recvlogical, once pclose()d).
+double childrenCpuMs() {
+    rusage usage{};
+    ::getrusage(RUSAGE_CHILDREN, &usage);
+    const auto ms = [](const timeval& t) { return double(t.tv_sec) * 1000.0 + double(t.tv_usec) / 1000.0; };
+    return ms(usage.ru_utime) + ms(usage.ru_stime);
 }
 
 // One writer: its rows at `perWriter` rows/s for `seconds`, through a prepared
@@ -293,6 +326,7 @@ int main(int argc, char** argv) {
              .arg(cluster.binDir(), cluster.conninfo(), publication))
             .toUtf8();
     MarkerScanner floorScanner;
+    const double childrenBeforeMs = childrenCpuMs();
     FILE* floorPipe = ::popen(floorCommand.constData(), "r");
     std::thread floorReader([&] {
         if (!floorPipe)
@@ -319,6 +353,7 @@ int main(int argc, char** argv) {
         },
         30000);
 
+    const double tidewatchBeforeMs = tidewatchCpuMs();
     std::atomic<qint64> written{0};
     std::vector<std::thread> threads;
     const QByteArray conninfo = cluster.conninfo().toUtf8();
@@ -345,6 +380,7 @@ int main(int argc, char** argv) {
                    qint64(floorScanner.count()) >= total;
         },
         60000);
+    const double tidewatchMs = tidewatchCpuMs() - tidewatchBeforeMs;
     stop.store(true);
     sseClient.join();
     floorReader.join();
@@ -353,6 +389,7 @@ int main(int argc, char** argv) {
         "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'bench_floor'"));
     if (floorPipe)
         ::pclose(floorPipe);
+    const double floorMs = childrenCpuMs() - childrenBeforeMs;
     server.stop();
     engine.stop();
 
@@ -361,6 +398,9 @@ int main(int argc, char** argv) {
     std::printf("journal committed %zu events, %.0f/s from first to last commit, in %lld commits\n",
                 journalScanner.count(), journalScanner.count() / std::max(0.001, (lastMs - firstMs) / 1000.0),
                 static_cast<long long>(engine.commits()));
+    std::printf("CPU per row: Tidewatch's threads %.1f us, pg_recvlogical %.1f us\n",
+                tidewatchMs * 1000.0 / double(std::max<qint64>(1, total)),
+                floorMs * 1000.0 / double(std::max<qint64>(1, total)));
     printLatency("commit -> journal", journalScanner.latencies());
     printLatency("commit -> SSE client", sseScanner.latencies());
     printLatency("commit -> pg_recvlogical", floorScanner.latencies());
