@@ -4,10 +4,14 @@
 // table, an SSE server with one client on a subscription of that table, and
 // `pg_recvlogical` reading a pgoutput slot of the same publication (the floor: it
 // decodes nothing and writes the raw messages to its stdout). `writers` connections
-// insert single rows (one transaction each) at `rate` rows/s in total; each row
-// carries the writer's clock just before its commit ("t=<µs since the epoch>;"). Both
-// readers timestamp a row when its bytes arrive (the SSE event line, the raw pgoutput
-// message), so both latencies are commit → reader, on the same machine's clock.
+// insert single rows (one transaction each) at `rate` rows/s in total, through a
+// prepared statement in libpq's pipeline mode: every row due when a writer wakes goes
+// in one round trip, each followed by its own sync, so each is its own transaction
+// (the writers' backends and round trips, not the readers, used to bound the rate on
+// two cores). Each row carries the writer's clock just before it is sent
+// ("t=<µs since the epoch>;"). Both readers timestamp a row when its bytes arrive (the
+// SSE event line, the raw pgoutput message), so both latencies are commit → reader, on
+// the same machine's clock.
 // Reports rows/s written, events/s committed, and p50/p99/max of: commit → journal
 // (the engine's committed signal), commit → SSE client, commit → pg_recvlogical.
 #include "PgCluster.h"
@@ -18,6 +22,9 @@
 
 #include <QCoreApplication>
 #include <QDateTime>
+#include <QDir>
+#include <QEventLoop>
+#include <QFile>
 #include <QTemporaryDir>
 #include <QTimer>
 
@@ -25,6 +32,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -33,6 +41,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -103,6 +112,116 @@ void printLatency(const char* what, std::vector<qint64> us) {
                 at(0.99), us.empty() ? -1.0 : us.back() / 1000.0);
 }
 
+// Runs this thread's event loop until done() or timeoutMs, sleeping between events.
+// (QCoreApplication::processEvents with a maxtime never waits: a loop around it spun a
+// whole core of the two next to the writers and the readers it measures.)
+void runUntil(const std::function<bool()>& done, qint64 timeoutMs) {
+    if (done())
+        return;
+    const qint64 deadline = QDateTime::currentMSecsSinceEpoch() + timeoutMs;
+    QEventLoop loop;
+    QTimer check;
+    QObject::connect(&check, &QTimer::timeout, &loop, [&] {
+        if (done() || QDateTime::currentMSecsSinceEpoch() >= deadline)
+            loop.quit();
+    });
+    check.start(10);
+    loop.exec();
+}
+
+// CPU time (user + system, ms) this process's threads named tidewatch-* have used so
+// far: what Tidewatch costs, whatever else shares the cores.
+double tidewatchCpuMs() {
+    const long ticks = ::sysconf(_SC_CLK_TCK);
+    double ms = 0;
+    const QDir tasks(QStringLiteral("/proc/self/task"));
+    for (const QString& tid : tasks.entryList(QDir::Dirs | QDir::NoDotAndDotDot)) {
+        QFile comm(tasks.filePath(tid + QStringLiteral("/comm")));
+        if (!comm.open(QIODevice::ReadOnly) || !comm.readAll().startsWith("tidewatch"))
+            continue;
+        QFile stat(tasks.filePath(tid + QStringLiteral("/stat")));
+        if (!stat.open(QIODevice::ReadOnly))
+            continue;
+        // Fields 14 and 15 (utime, stime), counted after the ")" that ends the name.
+        const QByteArray line = stat.readAll();
+        const QList<QByteArray> fields = line.mid(line.lastIndexOf(')') + 2).split(' ');
+        if (fields.size() > 12)
+            ms += (fields[11].toDouble() + fields[12].toDouble()) * 1000.0 / double(ticks);
+    }
+    return ms;
+}
+
+// CPU time (ms) of the children waited for so far (pg_recvlogical, once pclose()d).
+double childrenCpuMs() {
+    rusage usage{};
+    ::getrusage(RUSAGE_CHILDREN, &usage);
+    const auto ms = [](const timeval& t) { return double(t.tv_sec) * 1000.0 + double(t.tv_usec) / 1000.0; };
+    return ms(usage.ru_utime) + ms(usage.ru_stime);
+}
+
+// One writer: its rows at `perWriter` rows/s for `seconds`, through a prepared
+// statement in pipeline mode. It wakes at most once a millisecond (a wake-up per row
+// cost a context switch here and in its backend for each) and sends every row due by
+// then (at most kMaxPipeline), each stamped as it is sent and followed by its own sync
+// (so its own implicit transaction), then reads their results. Returns the rows that
+// committed; failures go to stderr.
+qint64 runWriter(const QByteArray& conninfo, int writer, double perWriter, int seconds,
+                 std::chrono::steady_clock::time_point start, std::atomic<qint64>* written) {
+    constexpr int kMaxPipeline = 64;
+    PGconn* conn = PQconnectdb(conninfo.constData());
+    PGresult* prepared =
+        PQprepare(conn, "row", "INSERT INTO load(writer, n, note) VALUES ($1, $2, $3)", 3, nullptr);
+    const bool ready = PQresultStatus(prepared) == PGRES_COMMAND_OK && PQenterPipelineMode(conn) == 1;
+    PQclear(prepared);
+    if (!ready) {
+        std::fprintf(stderr, "writer %d: %s", writer, PQerrorMessage(conn));
+        PQfinish(conn);
+        return 0;
+    }
+    const auto dueOf = [&](qint64 i) {
+        return start + std::chrono::microseconds(qint64(double(i) * 1e6 / perWriter));
+    };
+    const auto end = start + std::chrono::seconds(seconds);
+    const QByteArray writerText = QByteArray::number(writer);
+    qint64 committed = 0;
+    auto lastWake = start - std::chrono::seconds(1);
+    for (qint64 i = 0; dueOf(i) < end;) {
+        std::this_thread::sleep_until(std::max(dueOf(i), lastWake + std::chrono::milliseconds(1)));
+        lastWake = std::chrono::steady_clock::now();
+        int sent = 0;
+        while (sent < kMaxPipeline && dueOf(i) < end && (sent == 0 || dueOf(i) <= lastWake)) {
+            const QByteArray n = QByteArray::number(i);
+            const QByteArray note = "t=" + QByteArray::number(nowUs()) + ';';
+            const char* values[3] = {writerText.constData(), n.constData(), note.constData()};
+            if (PQsendQueryPrepared(conn, "row", 3, values, nullptr, nullptr, 0) != 1 ||
+                PQpipelineSync(conn) != 1)
+                break;
+            ++sent;
+            ++i;
+        }
+        if (sent == 0 || PQflush(conn) != 0) {
+            std::fprintf(stderr, "writer %d: %s", writer, PQerrorMessage(conn));
+            break;
+        }
+        // Each row: its command's result, a NULL, then its sync.
+        for (int synced = 0; synced < sent;) {
+            PGresult* result = PQgetResult(conn);
+            if (!result)
+                continue;
+            const ExecStatusType status = PQresultStatus(result);
+            if (status == PGRES_PIPELINE_SYNC)
+                ++synced;
+            else if (status == PGRES_COMMAND_OK)
+                ++committed, written->fetch_add(1);
+            else
+                std::fprintf(stderr, "writer %d: %s", writer, PQresultErrorMessage(result));
+            PQclear(result);
+        }
+    }
+    PQfinish(conn);
+    return committed;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -162,8 +281,7 @@ int main(int argc, char** argv) {
         },
         Qt::QueuedConnection);
     engine.watch(QStringLiteral("pg"), Namespace{QStringLiteral("tidewatch"), QStringLiteral("public.load")});
-    while (!ready)
-        QCoreApplication::processEvents(QEventLoop::WaitForMoreEvents, 100);
+    runUntil([&] { return ready; }, 60000);
     const QString publication = engine.sourceStatuses().value(QStringLiteral("pg")).slotName;
 
     std::atomic<bool> stop{false};
@@ -208,6 +326,7 @@ int main(int argc, char** argv) {
              .arg(cluster.binDir(), cluster.conninfo(), publication))
             .toUtf8();
     MarkerScanner floorScanner;
+    const double childrenBeforeMs = childrenCpuMs();
     FILE* floorPipe = ::popen(floorCommand.constData(), "r");
     std::thread floorReader([&] {
         if (!floorPipe)
@@ -226,34 +345,22 @@ int main(int argc, char** argv) {
     });
     // Both readers live before the load: the SSE stream said ready, and the floor's
     // slot is streaming (its walsender is active).
-    const qint64 waitUntil = QDateTime::currentMSecsSinceEpoch() + 30000;
-    while ((!sseReady.load() ||
-            cluster.value(QStringLiteral("SELECT active FROM pg_replication_slots WHERE slot_name = "
-                                         "'bench_floor'")) != QLatin1String("t")) &&
-           QDateTime::currentMSecsSinceEpoch() < waitUntil)
-        QCoreApplication::processEvents(QEventLoop::AllEvents, 100);
+    runUntil(
+        [&] {
+            return sseReady.load() &&
+                   cluster.value(QStringLiteral("SELECT active FROM pg_replication_slots WHERE slot_name = "
+                                                "'bench_floor'")) == QLatin1String("t");
+        },
+        30000);
 
+    const double tidewatchBeforeMs = tidewatchCpuMs();
     std::atomic<qint64> written{0};
     std::vector<std::thread> threads;
     const QByteArray conninfo = cluster.conninfo().toUtf8();
     const auto start = std::chrono::steady_clock::now();
     for (int w = 0; w < writers; ++w)
-        threads.emplace_back([&, w] {
-            PGconn* conn = PQconnectdb(conninfo.constData());
-            const double perWriter = double(rate) / writers;
-            for (qint64 i = 0;; ++i) {
-                const auto due = start + std::chrono::microseconds(qint64(double(i) * 1e6 / perWriter));
-                if (due - start >= std::chrono::seconds(seconds))
-                    break;
-                std::this_thread::sleep_until(due);
-                const QByteArray sql = "INSERT INTO load(writer, n, note) VALUES (" + QByteArray::number(w) +
-                                       "," + QByteArray::number(i) + ",'t=" + QByteArray::number(nowUs()) +
-                                       ";')";
-                PQclear(PQexec(conn, sql.constData()));
-                written.fetch_add(1);
-            }
-            PQfinish(conn);
-        });
+        threads.emplace_back(
+            [&, w] { runWriter(conninfo, w, double(rate) / writers, seconds, start, &written); });
     // The committed signal is delivered on this thread: keep its event loop running
     // while the writers work, or every latency would include the whole load.
     std::atomic<bool> loadDone{false};
@@ -262,17 +369,18 @@ int main(int argc, char** argv) {
             t.join();
         loadDone.store(true);
     });
-    while (!loadDone.load())
-        QCoreApplication::processEvents(QEventLoop::WaitForMoreEvents, 20);
+    runUntil([&] { return loadDone.load(); }, qint64(seconds) * 1000 + 600000);
     joiner.join();
     const double loadSeconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     const qint64 total = written.load();
-    const qint64 deadline = QDateTime::currentMSecsSinceEpoch() + 60000;
-    while ((qint64(journalScanner.count()) < total || qint64(sseScanner.count()) < total ||
-            qint64(floorScanner.count()) < total) &&
-           QDateTime::currentMSecsSinceEpoch() < deadline)
-        QCoreApplication::processEvents(QEventLoop::WaitForMoreEvents, 100);
+    runUntil(
+        [&] {
+            return qint64(journalScanner.count()) >= total && qint64(sseScanner.count()) >= total &&
+                   qint64(floorScanner.count()) >= total;
+        },
+        60000);
+    const double tidewatchMs = tidewatchCpuMs() - tidewatchBeforeMs;
     stop.store(true);
     sseClient.join();
     floorReader.join();
@@ -281,13 +389,18 @@ int main(int argc, char** argv) {
         "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = 'bench_floor'"));
     if (floorPipe)
         ::pclose(floorPipe);
+    const double floorMs = childrenCpuMs() - childrenBeforeMs;
     server.stop();
     engine.stop();
 
     std::printf("writers %d, offered %d rows/s for %d s: wrote %lld rows in %.1f s (%.0f/s)\n", writers, rate,
                 seconds, static_cast<long long>(total), loadSeconds, total / loadSeconds);
-    std::printf("journal committed %zu events, %.0f/s from first to last commit\n", journalScanner.count(),
-                journalScanner.count() / std::max(0.001, (lastMs - firstMs) / 1000.0));
+    std::printf("journal committed %zu events, %.0f/s from first to last commit, in %lld commits\n",
+                journalScanner.count(), journalScanner.count() / std::max(0.001, (lastMs - firstMs) / 1000.0),
+                static_cast<long long>(engine.commits()));
+    std::printf("CPU per row: Tidewatch's threads %.1f us, pg_recvlogical %.1f us\n",
+                tidewatchMs * 1000.0 / double(std::max<qint64>(1, total)),
+                floorMs * 1000.0 / double(std::max<qint64>(1, total)));
     printLatency("commit -> journal", journalScanner.latencies());
     printLatency("commit -> SSE client", sseScanner.latencies());
     printLatency("commit -> pg_recvlogical", floorScanner.latencies());

@@ -25,6 +25,7 @@ bool PgReplication::open(const QString& conninfo, QString* error) {
 }
 
 void PgReplication::close() {
+    releaseMessage();
     m_streaming = false;
     m_conn.close();
 }
@@ -98,12 +99,17 @@ bool PgReplication::consumeInput(QString* error) {
     return true;
 }
 
-PgReplication::Read PgReplication::read(QByteArray* message, QString* error) {
-    char* buffer = nullptr;
-    const int length = PQgetCopyData(m_conn.raw(), &buffer, 1);
+void PgReplication::releaseMessage() {
+    if (m_message)
+        PQfreemem(m_message);
+    m_message = nullptr;
+}
+
+PgReplication::Read PgReplication::read(QByteArrayView* message, QString* error) {
+    releaseMessage();
+    const int length = PQgetCopyData(m_conn.raw(), &m_message, 1);
     if (length > 0) {
-        *message = QByteArray(buffer, length);
-        PQfreemem(buffer);
+        *message = QByteArrayView(m_message, length);
         return Read::Message;
     }
     if (length == 0)

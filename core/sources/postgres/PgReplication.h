@@ -14,6 +14,11 @@ namespace tw {
 // free and stop() returns at once.
 class PgReplication {
 public:
+    PgReplication() = default;
+    ~PgReplication() { releaseMessage(); }
+    PgReplication(const PgReplication&) = delete;
+    PgReplication& operator=(const PgReplication&) = delete;
+
     enum class Read { Message, Empty, Ended, Failed };
 
     bool open(const QString& conninfo, QString* error);
@@ -35,9 +40,11 @@ public:
     // position, whatever lsn says.
     bool start(const QString& slot, quint64 lsn, const QString& publication, QString* error);
 
-    // Takes one CopyData message. Empty: nothing complete has arrived (wait on the
-    // socket). Ended: the server ended the stream; Failed: the connection broke.
-    Read read(QByteArray* message, QString* error);
+    // Takes one CopyData message: `message` views libpq's buffer, valid until the next
+    // read() or close() (no copy per message: a row is three of them). Empty: nothing
+    // complete has arrived (wait on the socket). Ended: the server ended the stream;
+    // Failed: the connection broke.
+    Read read(QByteArrayView* message, QString* error);
     // Reads what the socket has into libpq's buffer; false when the connection broke.
     bool consumeInput(QString* error);
     // Sends a standby status update; the flushed position is what the server may
@@ -45,8 +52,11 @@ public:
     bool sendStatus(quint64 received, quint64 flushed, bool replyRequested, QString* error);
 
 private:
+    void releaseMessage();
+
     PgConnection m_conn;
     bool m_streaming = false;
+    char* m_message = nullptr; // owned (PQfreemem): the last message read()
 };
 
 } // namespace tw

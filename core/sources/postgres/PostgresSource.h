@@ -100,9 +100,11 @@ private:
     QString lostSlotReason() const;
     void onReadable();
     void onTick();
-    void handle(const QByteArray& copyData);
+    void handle(QByteArrayView copyData);
     void handleMessage(const pg::PgMessage& m);
     void flushOutgoing();
+    // flushOutgoing() now, or when kFlushGapMs have passed since the last batch.
+    void flushSoon();
     void sendStatus(bool replyRequested);
     bool addWatch(const Namespace& ns, QString* error);
     bool syncPublication(bool dropOthers, QString* error);
@@ -158,6 +160,9 @@ private:
     ChangeEventList m_transaction;
     SourceCheckpoint m_transactionState; // the schema snapshot m_transaction's DDL moved
     ChangeBatch m_outgoing;
+    QTimer* m_flushTimer = nullptr; // owned (child): the end of flushSoon()'s wait
+    QElapsedTimer m_sinceFlush;     // since the last batch left
+    quint64 m_outgoingLsn = 0;      // the end of m_outgoing's last transaction (0: none yet)
 
     int m_backoffInitialMs = 500;
     int m_backoffMaxMs = 30000;
