@@ -227,8 +227,12 @@ void TestNatsGateway::twoGatewaysServeEveryChangeOnceInOrderWithTheSameIds() {
     QTRY_COMPARE_WITH_TIMEOUT(onA.readyCount(), 1, 20000);
     QTRY_COMPARE_WITH_TIMEOUT(onB.readyCount(), 1, 20000);
 
+    // Each commit is seen before the next is made: the ingest reads the file by diffing
+    // it, and two commits between its reads are one change (an insert of 'paid' rows).
     write(30);
+    QTRY_COMPARE_WITH_TIMEOUT(onA.seqs().size(), 30, 20000);
     QCOMPARE(runSqlite3(db(), QStringLiteral("UPDATE orders SET status = 'paid' WHERE id <= 10")), QString());
+    QTRY_COMPARE_WITH_TIMEOUT(onA.seqs().size(), 40, 20000);
     QCOMPARE(runSqlite3(db(), QStringLiteral("DELETE FROM orders WHERE id = 30")), QString());
     QTRY_COMPARE_WITH_TIMEOUT(onA.seqs().size(), 41, 20000);
     QTRY_COMPARE_WITH_TIMEOUT(onB.seqs().size(), 41, 20000);
