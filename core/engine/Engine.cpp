@@ -563,8 +563,13 @@ void Engine::onBatchReady(const ChangeBatch& batch) {
         return; // handed over while pausing: it starts again from what the journal holds
     m_pending.append(batch);
     m_pendingEvents += batch.events.size();
-    if (!m_journalStatus.isOk())
+    if (!m_journalStatus.isOk()) {
+        {
+            QMutexLocker lock(&m_mutex);
+            m_journalStatus.pendingEvents = m_pendingEvents;
+        }
         pauseSourcesForBacklog();
+    }
     if (!m_flushScheduled) {
         m_flushScheduled = true;
         // Queued behind every batch already waiting: they all share one transaction.
@@ -615,6 +620,7 @@ void Engine::flush() {
         noteJournalFailed(error);
         if (m_retryTimer)
             m_retryTimer->start(1000);
+        pauseSourcesForBacklog(); // what arrived before the journal failed counts too
         return;
     }
     m_pendingEvents -= events;
