@@ -2,6 +2,7 @@
 
 #include "engine/Engine.h"
 #include "nats/NatsEventMessage.h"
+#include "nats/NatsHandOff.h"
 #include "nats/NatsSubject.h"
 #include "nats/NatsWatchList.h"
 #include "sources/nats/NatsClient.h"
@@ -127,10 +128,11 @@ bool NatsPublisher::start(QString* error) {
             m_commitTimes.emplace_back(m_head, nowMs());
     }
     m_stopping = false;
-    // Direct: it runs on the engine thread and only appends to the bounded buffer under
-    // our mutex, so the thread hop is the buffer, not the event queue (which would grow
-    // without bound while the server is away).
-    connect(m_engine, &Engine::committed, this, &NatsPublisher::onCommitted, Qt::DirectConnection);
+    // On the engine thread; what was committed before it is connected is read from the
+    // journal, so the thread has a look as soon as it is.
+    m_commits = std::make_unique<NatsCommitHook>(
+        m_engine, [this](const CommittedBatch& batch) { onCommitted(batch); },
+        [this] { m_wake.notify_one(); });
     m_thread = std::thread([this] { run(); });
     return true;
 }
@@ -138,7 +140,7 @@ bool NatsPublisher::start(QString* error) {
 void NatsPublisher::stop() {
     if (!m_thread.joinable())
         return;
-    QObject::disconnect(m_engine, &Engine::committed, this, &NatsPublisher::onCommitted);
+    m_commits.reset();
     m_stopping = true;
     m_wake.notify_all();
     m_thread.join();
@@ -171,7 +173,8 @@ void NatsPublisher::setState(State state, const QString& reason) {
         m_status.state = state;
         m_status.reason = reason;
     }
-    Q_EMIT stateChanged(state, reason);
+    // Emitted on the thread we live in: see NatsHandOff.
+    NatsHandOff::post(this, [this, state, reason] { Q_EMIT stateChanged(state, reason); });
 }
 
 bool NatsPublisher::waitFor(int ms) {
@@ -510,7 +513,8 @@ void NatsPublisher::storeCheckpoint(bool force) {
     ChangeBatch batch;
     batch.sourceId = checkpointSource();
     batch.checkpoint.token = QByteArray::number(acked);
-    m_engine->submit(batch);
+    // Through the engine's thread, which submit() posts from: see NatsHandOff.
+    NatsHandOff::post(m_engine, [engine = m_engine, batch] { engine->submit(batch); });
     m_storedSeq = acked;
     m_storedAtMs = nowMs();
 }

@@ -3,6 +3,7 @@
 #include "journal/JournalReader.h"
 #include "model/ChangeBatch.h"
 #include "nats/NatsAckWindow.h"
+#include "nats/NatsCommitHook.h"
 #include "nats/NatsWatchList.h"
 #include "sources/nats/NatsBackoff.h"
 
@@ -93,7 +94,7 @@ public:
     QString checkpointSource() const { return QStringLiteral("~nats/") + m_options.stream; }
 
 Q_SIGNALS:
-    // Emitted on the publisher's thread; connect with Qt::QueuedConnection.
+    // Emitted on the thread the publisher lives in, queued from wherever the state changed.
     void stateChanged(tw::NatsPublisher::State state, const QString& reason);
 
 private:
@@ -123,7 +124,8 @@ private:
     QByteArray m_journalId;
     QByteArray m_streamName;
     std::unique_ptr<Nats> m_nats;
-    JournalReader m_reader; // publisher thread
+    std::unique_ptr<NatsCommitHook> m_commits; // while started
+    JournalReader m_reader;                    // publisher thread
     std::thread m_thread;
     std::atomic<bool> m_stopping{false};
 
