@@ -1,4 +1,5 @@
 #include "NatsServer.h"
+#include "NatsStreamClient.h"
 #include "SseTestClient.h"
 #include "TestUtil.h"
 
@@ -13,11 +14,10 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
-#include <nats/nats.h>
-
 using namespace tw;
 using namespace tw::test;
 using tw::testsupport::NatsServer;
+using tw::testsupport::NatsStreamClient;
 
 namespace {
 
@@ -61,36 +61,6 @@ QJsonObject getJson(QNetworkAccessManager& http, const QUrl& url, int* status = 
     return parseJson(reply->readAll());
 }
 
-// Deletes every consumer of stream TIDEWATCH, as an operator's `nats consumer rm` or a
-// server that lost them would; the count deleted, -1 when the server cannot be asked.
-int deleteConsumers(const QString& url) {
-    natsOptions* options = nullptr;
-    natsConnection* nc = nullptr;
-    jsCtx* js = nullptr;
-    const QByteArray address = url.toUtf8();
-    natsOptions_Create(&options);
-    natsOptions_SetURL(options, address.constData());
-    natsOptions_SetAllowReconnect(options, false);
-    int deleted = -1;
-    jsConsumerNamesList* names = nullptr;
-    jsErrCode code = jsErrCode(0);
-    if (natsConnection_Connect(&nc, options) == NATS_OK &&
-        natsConnection_JetStream(&js, nc, nullptr) == NATS_OK &&
-        js_ConsumerNames(&names, js, "TIDEWATCH", nullptr, &code) == NATS_OK) {
-        deleted = 0;
-        for (int i = 0; i < names->Count; ++i)
-            if (js_DeleteConsumer(js, "TIDEWATCH", names->List[i], nullptr, &code) == NATS_OK)
-                ++deleted;
-        jsConsumerNamesList_Destroy(names);
-    }
-    if (js)
-        jsCtx_Destroy(js);
-    if (nc)
-        natsConnection_Destroy(nc);
-    natsOptions_Destroy(options);
-    return deleted;
-}
-
 QByteArray readFile(const QString& path) {
     QFile file(path);
     return file.open(QIODevice::ReadOnly) ? file.readAll() : QByteArray();
@@ -111,6 +81,7 @@ private Q_SLOTS:
     void gatewayTellsWhatItsIngestWatches();
     void eventsTheStreamNoLongerHoldsAreAGapOnANewGateway();
     void gatewayWhoseConsumerVanishesSubscribesAgain();
+    void serverOutageUnderLoadStallsNoClientAndLosesNothing();
 
 private:
     QString db() const { return m_dir->filePath(QStringLiteral("shop.sqlite")); }
@@ -120,6 +91,10 @@ private:
     void startIngest(QProcess& p, const QStringList& extra = {}, QUrl* base = nullptr);
     void startGateway(QProcess& p, const QString& name, QUrl* base);
     void write(int rows);
+    // One insert per commit, each a new row, until stopWriting().
+    void startWriting(QProcess& writer);
+    void stopWriting(QProcess& writer);
+    QString stopFile() const { return m_dir->filePath(QStringLiteral("stop-writing")); }
     static QUrl events(const QUrl& base) {
         return base.resolved(QUrl(QStringLiteral("/v1/subscriptions/headless/events")));
     }
@@ -215,6 +190,25 @@ void TestNatsGateway::write(int rows) {
              QString());
 }
 
+void TestNatsGateway::startWriting(QProcess& writer) {
+    writer.start(
+        QStringLiteral("sh"),
+        {QStringLiteral("-c"),
+         QStringLiteral("while [ ! -e '%2' ]; do sqlite3 '%1' \"PRAGMA busy_timeout=5000; INSERT INTO "
+                        "orders(status, total) VALUES('new', 1);\" >/dev/null || exit 1; done")
+             .arg(db(), stopFile())});
+    QVERIFY(writer.waitForStarted());
+}
+
+void TestNatsGateway::stopWriting(QProcess& writer) {
+    // Asked to stop, so that no insert commits after the rows are counted.
+    QFile stop(stopFile());
+    QVERIFY(stop.open(QIODevice::WriteOnly));
+    stop.close();
+    QVERIFY(writer.waitForFinished(30000));
+    QCOMPARE(writer.exitCode(), 0);
+}
+
 void TestNatsGateway::twoGatewaysServeEveryChangeOnceInOrderWithTheSameIds() {
     QProcess ingest, a, b;
     QUrl baseA, baseB;
@@ -273,14 +267,7 @@ void TestNatsGateway::clientMovesToTheOtherGatewayAfterKillNineAndTheKilledOneCa
 
     // One insert per commit while gateway a dies and its client moves to b.
     QProcess writer;
-    const QString stopFile = m_dir->filePath(QStringLiteral("stop-writing"));
-    writer.start(
-        QStringLiteral("sh"),
-        {QStringLiteral("-c"),
-         QStringLiteral("while [ ! -e '%2' ]; do sqlite3 '%1' \"PRAGMA busy_timeout=5000; INSERT INTO "
-                        "orders(status, total) VALUES('new', 1);\" >/dev/null || exit 1; done")
-             .arg(db(), stopFile)});
-    QVERIFY(writer.waitForStarted());
+    START(startWriting(writer));
     QTRY_VERIFY_WITH_TIMEOUT(client.seqs().size() >= 20, 20000);
     a.kill();
     QVERIFY(a.waitForFinished(10000));
@@ -295,11 +282,7 @@ void TestNatsGateway::clientMovesToTheOtherGatewayAfterKillNineAndTheKilledOneCa
     // Restarted while the writes go on, a resumes after what its journal holds.
     QUrl again;
     START(startGateway(a, QStringLiteral("a"), &again));
-    QFile stop(stopFile);
-    QVERIFY(stop.open(QIODevice::WriteOnly));
-    stop.close();
-    QVERIFY(writer.waitForFinished(30000));
-    QCOMPARE(writer.exitCode(), 0);
+    START(stopWriting(writer));
     const qint64 rows = sqliteCount(db(), QStringLiteral("SELECT count(*) FROM orders"));
     QVERIFY(rows > 40);
     QTRY_COMPARE_WITH_TIMEOUT(client.seqs().size(), rows, 30000);
@@ -421,11 +404,77 @@ void TestNatsGateway::gatewayWhoseConsumerVanishesSubscribesAgain() {
     write(5);
     QTRY_COMPARE_WITH_TIMEOUT(client.seqs(), range(1, 5), 20000);
     // The server forgets the gateway's consumer, and says nothing to the gateway.
-    QCOMPARE(deleteConsumers(m_nats->url()), 1);
+    QCOMPARE(NatsStreamClient(m_nats->url()).deleteConsumers(), 1);
     write(5);
     QTRY_COMPARE_WITH_TIMEOUT(client.seqs(), range(1, 10), 30000);
     QCOMPARE(client.gapCount(), 0);
     QVERIFY(readFile(m_dir->filePath(QStringLiteral("a.log"))).contains("subscribing again after 5"));
+    for (QProcess* p : {&gateway, &ingest}) {
+        p->terminate();
+        QVERIFY(p->waitForFinished(20000));
+    }
+}
+
+void TestNatsGateway::serverOutageUnderLoadStallsNoClientAndLosesNothing() {
+    QProcess ingest, gateway, writer;
+    QUrl ingestBase, base;
+    START(startIngest(ingest, {QStringLiteral("--sse"), QStringLiteral("0")}, &ingestBase));
+    START(startGateway(gateway, QStringLiteral("a"), &base));
+    // The ingest's own SSE client and the gateway's, while the writer goes on throughout.
+    SseTestClient local, remote;
+    local.open(events(ingestBase), kToken);
+    remote.open(events(base), kToken);
+    QTRY_COMPARE_WITH_TIMEOUT(local.readyCount(), 1, 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(remote.readyCount(), 1, 20000);
+    START(startWriting(writer));
+    QTRY_VERIFY_WITH_TIMEOUT(remote.seqs().size() >= 20, 20000);
+    QNetworkAccessManager http;
+    auto publisher = [&] {
+        return getJson(http,
+                       ingestBase.resolved(QUrl(QStringLiteral("/v1/health"))))[QStringLiteral("publisher")]
+            .toObject();
+    };
+
+    QCOMPARE(m_nats->stop(), QString());
+    // Down for seconds, not one retry: until the oldest event JetStream has not taken has
+    // waited 3 s. All the while the local client gets each commit as it comes: it moves
+    // on by 20 events again and again.
+    auto advances = [&] {
+        const qsizetype before = local.seqs().size();
+        QTRY_VERIFY_WITH_TIMEOUT(local.seqs().size() >= before + 20, 20000);
+    };
+    while (publisher()[QStringLiteral("lagSeconds")].toDouble() < 3 && !QTest::currentTestFailed())
+        advances();
+    if (QTest::currentTestFailed())
+        return;
+    // The publisher knows the server is gone and waits to try again.
+    QTRY_COMPARE_WITH_TIMEOUT(publisher()[QStringLiteral("state")].toString(), QStringLiteral("backoff"),
+                              20000);
+    QVERIFY(publisher()[QStringLiteral("lagEvents")].toInteger() >= 20);
+    advances();
+    const qsizetype remoteWhileAway = remote.seqs().size();
+
+    QCOMPARE(m_nats->start(), QString());
+    // The publisher catches up and the gateway resumes, the writes still going on.
+    QTRY_VERIFY_WITH_TIMEOUT(remote.seqs().size() > remoteWhileAway + 20, 60000);
+    START(stopWriting(writer));
+    const qint64 rows = sqliteCount(db(), QStringLiteral("SELECT count(*) FROM orders"));
+    QVERIFY(rows > remoteWhileAway + 20);
+    QTRY_COMPARE_WITH_TIMEOUT(local.seqs().size(), rows, 30000);
+    QTRY_COMPARE_WITH_TIMEOUT(remote.seqs().size(), rows, 30000);
+    // Once each, in order, with no gap: nothing lost or repeated by either.
+    QCOMPARE(local.seqs(), range(1, rows));
+    QCOMPARE(remote.seqs(), range(1, rows));
+    QCOMPARE(local.gapCount(), 0);
+    QCOMPARE(remote.gapCount(), 0);
+    QCOMPARE(local.isOpen(), true);
+    QCOMPARE(remote.isOpen(), true);
+    QCOMPARE(NatsStreamClient(m_nats->url()).messageCount(), rows);
+    QTRY_COMPARE_WITH_TIMEOUT(publisher()[QStringLiteral("lagEvents")].toInteger(), 0, 20000);
+    const QJsonObject back = publisher();
+    QCOMPARE(back[QStringLiteral("state")].toString(), QStringLiteral("publishing"));
+    QCOMPARE(back[QStringLiteral("ackedSeq")].toInteger(), rows);
+    QVERIFY(back[QStringLiteral("reconnects")].toInteger() >= 1);
     for (QProcess* p : {&gateway, &ingest}) {
         p->terminate();
         QVERIFY(p->waitForFinished(20000));

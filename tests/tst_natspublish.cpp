@@ -1,4 +1,5 @@
 #include "NatsServer.h"
+#include "NatsStreamClient.h"
 #include "SseTestClient.h"
 #include "TestUtil.h"
 
@@ -14,171 +15,13 @@
 #include <QTemporaryDir>
 #include <QtTest>
 
-#include <nats/nats.h>
-
 using namespace tw;
 using namespace tw::test;
 using tw::testsupport::NatsServer;
+using tw::testsupport::NatsStreamClient;
+using tw::testsupport::NatsStreamMessage;
 
 namespace {
-
-// One message of the stream as a consumer sees it.
-struct StreamMessage {
-    QByteArray subject;
-    QByteArray data;
-    QByteArray journal;
-    QByteArray seqHeader;
-    QByteArray operation;
-    QByteArray msgId;
-    qint64 seq() const { return seqHeader.toLongLong(); }
-};
-
-QByteArray header(natsMsg* msg, const char* key) {
-    const char* value = nullptr;
-    return natsMsgHeader_Get(msg, key, &value) == NATS_OK && value ? QByteArray(value) : QByteArray();
-}
-
-// The test's own JetStream client: the stream's size, and every message through an
-// ordered push consumer from the first, as a gateway would read it.
-class StreamReader {
-public:
-    explicit StreamReader(const QString& url)
-        : m_url(url.toUtf8()) {}
-    ~StreamReader() { close(); }
-
-    void close() {
-        if (m_js)
-            jsCtx_Destroy(m_js);
-        if (m_nc)
-            natsConnection_Destroy(m_nc);
-        m_js = nullptr;
-        m_nc = nullptr;
-    }
-
-    // -1 while the server or the stream is not there.
-    qint64 messageCount() {
-        if (!m_js && !open())
-            return -1;
-        jsStreamInfo* info = nullptr;
-        jsErrCode code = jsErrCode(0);
-        if (js_GetStreamInfo(&info, m_js, "TIDEWATCH", nullptr, &code) != NATS_OK) {
-            close(); // the server may have gone: reconnect next time
-            return -1;
-        }
-        const qint64 count = qint64(info->State.Msgs);
-        jsStreamInfo_Destroy(info);
-        return count;
-    }
-
-    // The stream made by the test before the ingest starts (the ingest uses it as it
-    // is), with limits of the test's own. 0: the server's default. Empty on success.
-    QString createStream(qint32 maxMsgSize, qint64 duplicatesMs) {
-        if (!m_js && !open())
-            return QStringLiteral("cannot connect");
-        const QByteArray subjects = NatsSubject::all();
-        const char* subjectList[] = {subjects.constData()};
-        jsStreamConfig config;
-        jsStreamConfig_Init(&config);
-        config.Name = "TIDEWATCH";
-        config.Subjects = subjectList;
-        config.SubjectsLen = 1;
-        config.Storage = js_FileStorage;
-        if (maxMsgSize > 0)
-            config.MaxMsgSize = maxMsgSize;
-        if (duplicatesMs > 0)
-            config.Duplicates = duplicatesMs * 1000000;
-        jsStreamInfo* info = nullptr;
-        jsErrCode code = jsErrCode(0);
-        const natsStatus s = js_AddStream(&info, m_js, &config, nullptr, &code);
-        if (s != NATS_OK)
-            return QString::fromUtf8(natsStatus_GetText(s)) + QLatin1Char(' ') +
-                   QString::fromUtf8(nats_GetLastError(nullptr));
-        jsStreamInfo_Destroy(info);
-        return {};
-    }
-
-    // Changes the stream's max_msg_size while it is in use. Empty on success.
-    QString setMaxMsgSize(qint32 bytes) {
-        if (!m_js && !open())
-            return QStringLiteral("cannot connect");
-        jsStreamInfo* info = nullptr;
-        jsErrCode code = jsErrCode(0);
-        natsStatus s = js_GetStreamInfo(&info, m_js, "TIDEWATCH", nullptr, &code);
-        if (s == NATS_OK) {
-            info->Config->MaxMsgSize = bytes;
-            jsStreamInfo* updated = nullptr;
-            s = js_UpdateStream(&updated, m_js, info->Config, nullptr, &code);
-            jsStreamInfo_Destroy(updated);
-            jsStreamInfo_Destroy(info);
-        }
-        return s == NATS_OK ? QString() : QString::fromUtf8(nats_GetLastError(nullptr));
-    }
-
-    // The stream's duplicate window in ms; -1 when it cannot be read.
-    qint64 duplicateWindowMs() {
-        if (!m_js && !open())
-            return -1;
-        jsStreamInfo* info = nullptr;
-        jsErrCode code = jsErrCode(0);
-        if (js_GetStreamInfo(&info, m_js, "TIDEWATCH", nullptr, &code) != NATS_OK)
-            return -1;
-        const qint64 ms = info->Config->Duplicates / 1000000;
-        jsStreamInfo_Destroy(info);
-        return ms;
-    }
-
-    QList<StreamMessage> readAll() {
-        QList<StreamMessage> out;
-        const qint64 count = messageCount();
-        if (count <= 0)
-            return out;
-        jsSubOptions so;
-        jsSubOptions_Init(&so);
-        so.Stream = "TIDEWATCH";
-        so.Ordered = true;
-        so.Config.DeliverPolicy = js_DeliverAll;
-        natsSubscription* sub = nullptr;
-        jsErrCode code = jsErrCode(0);
-        if (js_SubscribeSync(&sub, m_js, "tidewatch.>", nullptr, &so, &code) != NATS_OK)
-            return out;
-        while (out.size() < count) {
-            natsMsg* msg = nullptr;
-            if (natsSubscription_NextMsg(&msg, sub, 10000) != NATS_OK)
-                break;
-            StreamMessage m;
-            m.subject = natsMsg_GetSubject(msg);
-            m.data = QByteArray(natsMsg_GetData(msg), natsMsg_GetDataLength(msg));
-            m.journal = header(msg, "Tidewatch-Journal");
-            m.seqHeader = header(msg, "Tidewatch-Seq");
-            m.operation = header(msg, "Tidewatch-Operation");
-            m.msgId = header(msg, "Nats-Msg-Id");
-            natsMsg_Destroy(msg);
-            out.append(m);
-        }
-        natsSubscription_Unsubscribe(sub);
-        natsSubscription_Destroy(sub);
-        return out;
-    }
-
-private:
-    bool open() {
-        natsOptions* options = nullptr;
-        natsOptions_Create(&options);
-        natsOptions_SetURL(options, m_url.constData());
-        natsOptions_SetTimeout(options, 1000);
-        natsOptions_SetAllowReconnect(options, false);
-        const bool ok = natsConnection_Connect(&m_nc, options) == NATS_OK &&
-                        natsConnection_JetStream(&m_js, m_nc, nullptr) == NATS_OK;
-        natsOptions_Destroy(options);
-        if (!ok)
-            close();
-        return ok;
-    }
-
-    QByteArray m_url;
-    natsConnection* m_nc = nullptr;
-    jsCtx* m_js = nullptr;
-};
 
 // The one value a query prints, through the sqlite3 program.
 qint64 sqliteCount(const QString& path, const QString& sql) {
@@ -234,7 +77,7 @@ private:
     QString journal() const { return m_dir->filePath(QStringLiteral("journal.sqlite")); }
     void startIngest(QProcess& p, const QStringList& extra, QByteArray* log = nullptr);
     // Every message once, in seq order, with headers that agree with the body.
-    void checkStream(const QList<StreamMessage>& messages, qint64 expected);
+    void checkStream(const QList<NatsStreamMessage>& messages, qint64 expected);
     std::unique_ptr<QTemporaryDir> m_dir;
     std::unique_ptr<NatsServer> m_nats;
 };
@@ -288,11 +131,11 @@ void TestNatsPublish::startIngest(QProcess& p, const QStringList& extra, QByteAr
             return;                                                                                          \
     } while (false)
 
-void TestNatsPublish::checkStream(const QList<StreamMessage>& messages, qint64 expected) {
+void TestNatsPublish::checkStream(const QList<NatsStreamMessage>& messages, qint64 expected) {
     QCOMPARE(messages.size(), expected);
     QByteArray journalId;
     qint64 previous = 0;
-    for (const StreamMessage& m : messages) {
+    for (const NatsStreamMessage& m : messages) {
         const QJsonObject event = parseJson(m.data);
         QVERIFY2(m.seq() > previous,
                  qPrintable(QStringLiteral("seq %1 after %2").arg(m.seq()).arg(previous)));
@@ -331,7 +174,7 @@ void TestNatsPublish::subjectTokensEscapeAnyName() {
 }
 
 void TestNatsPublish::everyEventOnceInOrderWithHeaders() {
-    StreamReader reader(m_nats->url());
+    NatsStreamClient reader(m_nats->url());
     {
         QProcess p;
         START_INGEST(p, {});
@@ -351,12 +194,12 @@ void TestNatsPublish::everyEventOnceInOrderWithHeaders() {
     QProcess p;
     START_INGEST(p, {});
     QTRY_COMPARE_WITH_TIMEOUT(reader.messageCount(), 45, 20000);
-    const QList<StreamMessage> messages = reader.readAll();
+    const QList<NatsStreamMessage> messages = reader.readAll();
     checkStream(messages, 45);
     if (QTest::currentTestFailed())
         return;
     for (int i = 0; i < 45; ++i) {
-        const StreamMessage& m = messages.at(i);
+        const NatsStreamMessage& m = messages.at(i);
         QCOMPARE(m.subject, QByteArray("tidewatch.shop.main.orders"));
         const QByteArray op = i < 30 ? "insert" : i < 40 ? "update" : "delete";
         QCOMPARE(m.operation, op);
@@ -371,16 +214,21 @@ void TestNatsPublish::killNineDuringWritesLeavesEachEventOnceInOrder() {
     // once the first ingest has taken its baseline (rows before it are no events).
     QProcess writer;
     const QString stopFile = m_dir->filePath(QStringLiteral("stop-writing"));
-    StreamReader reader(m_nats->url());
+    NatsStreamClient reader(m_nats->url());
     // JetStream drops a repeated Nats-Msg-Id only within the stream's duplicate window
-    // (2 minutes by default, longer than this whole test). A window of 500 ms, waited
-    // out after each kill, leaves the journal's checkpoint and the resync at start as
-    // the only guard: an event published again would be stored twice, and counted.
-    constexpr qint64 kDuplicateWindowMs = 500;
+    // (2 minutes by default, longer than this whole test). A window of 100 ms (the
+    // server's least), waited out after each kill, leaves the journal's checkpoint and
+    // the resync at start as the only guard: an event published again would be stored
+    // twice, and counted.
+    constexpr qint64 kDuplicateWindowMs = 100;
     QCOMPARE(reader.createStream(0, kDuplicateWindowMs), QString());
     QCOMPARE(reader.duplicateWindowMs(), kDuplicateWindowMs);
+    // 20 kills, each soon after a few more events reached the stream: some in flight,
+    // some acknowledged and not yet in the journal's checkpoint (it is committed every
+    // 250 ms), some committed and never sent.
+    constexpr int kKills = 20;
     qint64 seen = 0;
-    for (int round = 0; round < 10; ++round) {
+    for (int round = 0; round < kKills; ++round) {
         QProcess p;
         START_INGEST(p, {});
         if (round == 0) {
@@ -393,13 +241,11 @@ void TestNatsPublish::killNineDuringWritesLeavesEachEventOnceInOrder() {
             QVERIFY(writer.waitForStarted());
         }
         // Killed while publishing: after some more events of its own reached the stream.
-        QTRY_VERIFY_WITH_TIMEOUT(reader.messageCount() >= seen + 5, 20000);
+        QTRY_VERIFY_WITH_TIMEOUT(reader.messageCount() >= seen + 3, 20000);
         seen = reader.messageCount();
         p.kill();
         QVERIFY(p.waitForFinished(10000));
-        // Past the duplicate window before the next start, three times over: the
-        // server forgets the ids on a timer of that period.
-        QTest::qWait(int(3 * kDuplicateWindowMs));
+        QCOMPARE(reader.waitOutDuplicateWindow(10000), QString());
     }
     // Asked to stop, so that no insert commits after the rows are counted.
     QFile stop(stopFile);
@@ -412,12 +258,12 @@ void TestNatsPublish::killNineDuringWritesLeavesEachEventOnceInOrder() {
     QProcess p;
     START_INGEST(p, {});
     QTRY_COMPARE_WITH_TIMEOUT(reader.messageCount(), rows, 30000);
-    const QList<StreamMessage> messages = reader.readAll();
+    const QList<NatsStreamMessage> messages = reader.readAll();
     checkStream(messages, rows);
     if (QTest::currentTestFailed())
         return;
     QSet<qint64> ids;
-    for (const StreamMessage& m : messages) {
+    for (const NatsStreamMessage& m : messages) {
         QCOMPARE(m.operation, QByteArray("insert"));
         ids.insert(parseJson(m.data)["documentKey"].toObject()["_id"].toInteger());
     }
@@ -425,6 +271,10 @@ void TestNatsPublish::killNineDuringWritesLeavesEachEventOnceInOrder() {
     QCOMPARE(reader.duplicateWindowMs(), kDuplicateWindowMs); // the ingest used the stream as made
     p.terminate();
     QVERIFY(p.waitForFinished(20000));
+    // The journal holds the same events: seqs 1..rows (its primary key), none missing.
+    QCOMPARE(sqliteCount(journal(), QStringLiteral("SELECT count(*) FROM events")), rows);
+    QCOMPARE(sqliteCount(journal(), QStringLiteral("SELECT min(seq) FROM events")), 1);
+    QCOMPARE(sqliteCount(journal(), QStringLiteral("SELECT max(seq) FROM events")), rows);
 }
 
 void TestNatsPublish::serverOutageKeepsSseFlowingAndPublisherCatchesUp() {
@@ -438,7 +288,7 @@ void TestNatsPublish::serverOutageKeepsSseFlowingAndPublisherCatchesUp() {
     sse.open(base.resolved(QUrl(QStringLiteral("/v1/subscriptions/headless/events"))), "nats-test-token");
     QTRY_COMPARE_WITH_TIMEOUT(sse.readyCount(), 1, 20000);
 
-    StreamReader reader(m_nats->url());
+    NatsStreamClient reader(m_nats->url());
     int written = 0;
     auto write = [&](int count) {
         for (int i = 0; i < count; ++i)
@@ -490,11 +340,11 @@ void TestNatsPublish::namesWithDotsSpacesAndWildcardsAreOneToken() {
                      QStringLiteral("a.b c*>")});
     QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO \"a.b c*>\" VALUES (1, 'x'), (2, 'y');")),
              QString());
-    StreamReader reader(m_nats->url());
+    NatsStreamClient reader(m_nats->url());
     QTRY_COMPARE_WITH_TIMEOUT(reader.messageCount(), 2, 20000);
-    const QList<StreamMessage> messages = reader.readAll();
+    const QList<NatsStreamMessage> messages = reader.readAll();
     checkStream(messages, 2);
-    for (const StreamMessage& m : messages) {
+    for (const NatsStreamMessage& m : messages) {
         QCOMPARE(m.subject, QByteArray("tidewatch.my%2Eshop.main.a%2Eb%20c%2A%3E"));
         const QList<QByteArray> tokens = m.subject.split('.');
         QCOMPARE(tokens.size(), 4);
@@ -508,7 +358,7 @@ void TestNatsPublish::namesWithDotsSpacesAndWildcardsAreOneToken() {
 void TestNatsPublish::refusedEventBecomesAStubAndPublishingGoesOn() {
     // A stream that takes messages of 1 KiB at most: a row of 4 000 characters is
     // refused (JetStream answers with an error), the rows around it are not.
-    StreamReader reader(m_nats->url());
+    NatsStreamClient reader(m_nats->url());
     QCOMPARE(reader.createStream(1024, 0), QString());
     QProcess p;
     QByteArray log;
@@ -524,12 +374,12 @@ void TestNatsPublish::refusedEventBecomesAStubAndPublishingGoesOn() {
     // Not stalled: what comes later is published too.
     QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders VALUES (4, 'new', 4)")), QString());
     QTRY_COMPARE_WITH_TIMEOUT(reader.messageCount(), 4, 30000);
-    const QList<StreamMessage> messages = reader.readAll();
+    const QList<NatsStreamMessage> messages = reader.readAll();
     checkStream(messages, 4);
     if (QTest::currentTestFailed())
         return;
     // In its place and on its subject, a stub that says which event and why.
-    const StreamMessage& stub = messages.at(1);
+    const NatsStreamMessage& stub = messages.at(1);
     QCOMPARE(stub.operation, QByteArray("gap"));
     QCOMPARE(stub.subject, QByteArray("tidewatch.shop.main.orders"));
     const QString reason = parseJson(stub.data)[QStringLiteral("reason")].toString();
@@ -555,7 +405,7 @@ void TestNatsPublish::refusedEventBecomesAStubAndPublishingGoesOn() {
     QTRY_COMPARE_WITH_TIMEOUT(reader.messageCount(), 5, 30000);
     QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders VALUES (6, 'new', 6)")), QString());
     QTRY_COMPARE_WITH_TIMEOUT(reader.messageCount(), 6, 30000);
-    const QList<StreamMessage> after = reader.readAll();
+    const QList<NatsStreamMessage> after = reader.readAll();
     checkStream(after, 6);
     if (QTest::currentTestFailed())
         return;

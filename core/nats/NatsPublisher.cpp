@@ -1,16 +1,17 @@
 #include "NatsPublisher.h"
 
 #include "engine/Engine.h"
+#include "nats/NatsEventMessage.h"
+#include "nats/NatsHandOff.h"
 #include "nats/NatsSubject.h"
 #include "nats/NatsWatchList.h"
-#include "sources/nats/NatsHeaders.h"
+#include "sources/nats/NatsClient.h"
 
 #include <algorithm>
 #include <chrono>
 #include <QDateTime>
 #include <QJsonDocument>
 #include <QLoggingCategory>
-#include <QRandomGenerator>
 #include <QRegularExpression>
 
 #include <nats/nats.h>
@@ -21,9 +22,6 @@ namespace tw {
 
 namespace {
 
-using natsheaders::kJournal;
-using natsheaders::kOperation;
-using natsheaders::kSeq;
 // Committed events kept in memory for the publisher; past it they are read back from
 // the journal. 65 536 events of 1 KiB is 64 MiB at most, a few seconds of a flood.
 constexpr size_t kMaxBuffered = 65536;
@@ -39,14 +37,6 @@ constexpr qint64 kCheckpointEveryMs = 250;
 // treated as lost.
 constexpr int kAckWaitMs = 5000;
 
-QString statusText(natsStatus s) {
-    const char* last = nats_GetLastError(nullptr);
-    QString text = QString::fromUtf8(natsStatus_GetText(s));
-    if (last && *last)
-        text += QStringLiteral(" (%1)").arg(QString::fromUtf8(last));
-    return text;
-}
-
 qint64 nowMs() {
     return QDateTime::currentMSecsSinceEpoch();
 }
@@ -60,14 +50,11 @@ struct NatsPublisher::Nats {
     kvStore* watchList = nullptr; // the bucket the watch list goes to; null while it cannot be opened
 
     static void onAck(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* closure) {
-        const char* value = nullptr;
-        qint64 seq = 0;
-        if (natsMsgHeader_Get(msg, kSeq, &value) == NATS_OK && value)
-            seq = QByteArray(value).toLongLong();
+        const qint64 seq = NatsEventMessage::seqOf(msg);
         QString why;
         bool rejected = false;
         if (!ack && error) {
-            why = error->ErrText ? QString::fromUtf8(error->ErrText) : statusText(error->Err);
+            why = error->ErrText ? QString::fromUtf8(error->ErrText) : natsclient::statusText(error->Err);
             // Only a verdict on the message itself is final: a full stream, missing
             // storage or a timeout pass, so those are sent again after a backoff.
             rejected = error->ErrCode == JSStreamMessageExceedsMaximumErr;
@@ -141,10 +128,11 @@ bool NatsPublisher::start(QString* error) {
             m_commitTimes.emplace_back(m_head, nowMs());
     }
     m_stopping = false;
-    // Direct: it runs on the engine thread and only appends to the bounded buffer under
-    // our mutex, so the thread hop is the buffer, not the event queue (which would grow
-    // without bound while the server is away).
-    connect(m_engine, &Engine::committed, this, &NatsPublisher::onCommitted, Qt::DirectConnection);
+    // On the engine thread; what was committed before it is connected is read from the
+    // journal, so the thread has a look as soon as it is.
+    m_commits = std::make_unique<NatsCommitHook>(
+        m_engine, [this](const CommittedBatch& batch) { onCommitted(batch); },
+        [this] { m_wake.notify_one(); });
     m_thread = std::thread([this] { run(); });
     return true;
 }
@@ -152,7 +140,7 @@ bool NatsPublisher::start(QString* error) {
 void NatsPublisher::stop() {
     if (!m_thread.joinable())
         return;
-    QObject::disconnect(m_engine, &Engine::committed, this, &NatsPublisher::onCommitted);
+    m_commits.reset();
     m_stopping = true;
     m_wake.notify_all();
     m_thread.join();
@@ -185,7 +173,8 @@ void NatsPublisher::setState(State state, const QString& reason) {
         m_status.state = state;
         m_status.reason = reason;
     }
-    Q_EMIT stateChanged(state, reason);
+    // Emitted on the thread we live in: see NatsHandOff.
+    NatsHandOff::post(this, [this, state, reason] { Q_EMIT stateChanged(state, reason); });
 }
 
 bool NatsPublisher::waitFor(int ms) {
@@ -195,7 +184,7 @@ bool NatsPublisher::waitFor(int ms) {
 }
 
 void NatsPublisher::run() {
-    m_backoffMs = m_options.initialBackoffMs;
+    NatsBackoff backoff(m_options.maxBackoffMs, m_options.initialBackoffMs);
     bool connectedOnce = false;
     while (!m_stopping) {
         setState(State::Connecting);
@@ -207,22 +196,19 @@ void NatsPublisher::run() {
             }
             connectedOnce = true;
             setState(State::Publishing);
-            m_backoffMs = m_options.initialBackoffMs;
-            m_watchList.clear(); // put again on every connection
-            m_watchListAtMs = 0;
+            backoff.reset();
+            m_watchList.reset(); // put again on every connection
             while (!m_stopping && publishWindow(&why))
-                putWatchList();
+                m_watchList.put(&m_nats->watchList, m_nats->js, m_streamName, *m_engine);
             storeCheckpoint(true);
             if (m_stopping)
                 break;
         }
         disconnect();
-        const double jitter = 0.75 + 0.5 * QRandomGenerator::global()->generateDouble();
-        const int delay = int(m_backoffMs * jitter);
+        const int delay = backoff.next();
         qCWarning(lcNats).noquote() << "publishing to" << m_options.url << "paused:" << why << "- retrying in"
                                     << delay << "ms";
         setState(State::Backoff, why);
-        m_backoffMs = std::min(m_backoffMs * 2, m_options.maxBackoffMs);
         if (!waitFor(delay))
             break;
     }
@@ -231,20 +217,10 @@ void NatsPublisher::run() {
 
 bool NatsPublisher::connectToServer(QString* why) {
     m_nats = std::make_unique<Nats>();
-    natsStatus s = natsOptions_Create(&m_nats->options);
-    const QByteArray url = m_options.url.toUtf8();
-    if (s == NATS_OK)
-        s = natsOptions_SetURL(m_nats->options, url.constData());
-    if (s == NATS_OK)
-        s = natsOptions_SetName(m_nats->options, "tidewatch");
     // We reconnect ourselves (resync first): libnats' own reconnection would resend
     // what it buffered, behind our back and out of our window.
-    if (s == NATS_OK)
-        s = natsOptions_SetAllowReconnect(m_nats->options, false);
-    if (s == NATS_OK)
-        s = natsOptions_SetTimeout(m_nats->options, 2000);
-    if (s == NATS_OK)
-        s = natsConnection_Connect(&m_nats->connection, m_nats->options);
+    natsStatus s =
+        natsclient::connect(&m_nats->options, &m_nats->connection, m_options.url.toUtf8(), "tidewatch", 2000);
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.Wait = kAckWaitMs;
@@ -256,7 +232,7 @@ bool NatsPublisher::connectToServer(QString* why) {
     if (s == NATS_OK)
         s = natsConnection_JetStream(&m_nats->js, m_nats->connection, &jo);
     if (s != NATS_OK) {
-        *why = QStringLiteral("cannot connect to %1: %2").arg(m_options.url, statusText(s));
+        *why = QStringLiteral("cannot connect to %1: %2").arg(m_options.url, natsclient::statusText(s));
         return false;
     }
     return true;
@@ -275,7 +251,7 @@ bool NatsPublisher::ensureStream(QString* why) {
         return true;
     }
     if (s != NATS_NOT_FOUND) {
-        *why = QStringLiteral("cannot read stream %1: %2").arg(m_options.stream, statusText(s));
+        *why = QStringLiteral("cannot read stream %1: %2").arg(m_options.stream, natsclient::statusText(s));
         return false;
     }
     jsStreamConfig config;
@@ -294,8 +270,9 @@ bool NatsPublisher::ensureStream(QString* why) {
         config.MaxMsgs = m_options.maxMessages;
     s = js_AddStream(&info, m_nats->js, &config, nullptr, &code);
     if (s != NATS_OK) {
-        *why = QStringLiteral("cannot create stream %1 on %2 (subjects %3): %4")
-                   .arg(m_options.stream, m_options.url, QString::fromUtf8(subjects), statusText(s));
+        *why =
+            QStringLiteral("cannot create stream %1 on %2 (subjects %3): %4")
+                .arg(m_options.stream, m_options.url, QString::fromUtf8(subjects), natsclient::statusText(s));
         return false;
     }
     jsStreamInfo_Destroy(info);
@@ -308,7 +285,7 @@ bool NatsPublisher::resync(QString* why) {
     jsErrCode code = jsErrCode(0);
     natsStatus s = js_GetStreamInfo(&info, m_nats->js, m_streamName.constData(), nullptr, &code);
     if (s != NATS_OK) {
-        *why = QStringLiteral("cannot read stream %1: %2").arg(m_options.stream, statusText(s));
+        *why = QStringLiteral("cannot read stream %1: %2").arg(m_options.stream, natsclient::statusText(s));
         return false;
     }
     const uint64_t first = info->State.FirstSeq;
@@ -326,15 +303,12 @@ bool NatsPublisher::resync(QString* why) {
         if (s != NATS_OK) {
             *why = QStringLiteral("cannot read message %1 of stream %2: %3")
                        .arg(seq)
-                       .arg(m_options.stream, statusText(s));
+                       .arg(m_options.stream, natsclient::statusText(s));
             return false;
         }
-        const char* journal = nullptr;
-        const char* value = nullptr;
-        const bool ours =
-            natsMsgHeader_Get(msg, kJournal, &journal) == NATS_OK && journal && m_journalId == journal;
-        if (ours && natsMsgHeader_Get(msg, kSeq, &value) == NATS_OK && value)
-            found = QByteArray(value).toLongLong();
+        const bool ours = NatsEventMessage::journalOf(msg) == m_journalId;
+        if (ours)
+            found = NatsEventMessage::seqOf(msg);
         natsMsg_Destroy(msg);
         if (ours)
             break;
@@ -421,26 +395,6 @@ bool NatsPublisher::publishWindow(QString* why) {
         std::lock_guard lock(m_mutex);
         m_window.open(m_generation, std::move(seqs));
     }
-    auto publish = [this](const ChangeEvent& event, const QByteArray& json) {
-        const QByteArray subject = NatsSubject::forEvent(event);
-        const QByteArray seq = QByteArray::number(event.seq());
-        const QByteArray msgId = m_journalId + ':' + seq;
-        natsMsg* msg = nullptr;
-        natsStatus s = natsMsg_Create(&msg, subject.constData(), nullptr, json.constData(), int(json.size()));
-        if (s == NATS_OK)
-            s = natsMsgHeader_Set(msg, kJournal, m_journalId.constData());
-        if (s == NATS_OK)
-            s = natsMsgHeader_Set(msg, kSeq, seq.constData());
-        if (s == NATS_OK)
-            s = natsMsgHeader_Set(msg, kOperation, event.operationType().constData());
-        jsPubOptions po;
-        jsPubOptions_Init(&po);
-        po.MsgId = msgId.constData();
-        if (s == NATS_OK)
-            s = js_PublishMsgAsync(m_nats->js, &msg, &po); // takes the message on success
-        natsMsg_Destroy(msg);
-        return s;
-    };
     // Seqs sent as a stub in place of the event: counted once acknowledged.
     std::vector<qint64> stubs;
     natsStatus s = NATS_OK;
@@ -455,7 +409,7 @@ bool NatsPublisher::publishWindow(QString* why) {
         // which was most of the publisher's CPU when catching up from the journal).
         QByteArray json = event.toJson();
         const int bytes = int(json.size());
-        const qint64 size = bytes + headerBytes(event);
+        const qint64 size = bytes + NatsEventMessage::headerBytes(event, m_journalId);
         QString refusal;
         if (m_rejectedSeq != 0 && event.seq() == m_rejectedSeq)
             refusal = m_rejectedWhy;
@@ -468,11 +422,11 @@ bool NatsPublisher::publishWindow(QString* why) {
         if (!refusal.isEmpty()) {
             qCWarning(lcNats).noquote() << "event" << event.seq() << "cannot be published:" << refusal
                                         << "- publishing a stub in its place";
-            event = rejectionStub(event, bytes, refusal);
+            event = NatsEventMessage::rejectionStub(event, bytes, refusal);
             json = event.toJson();
             stubs.push_back(event.seq());
         }
-        s = publish(event, json);
+        s = NatsEventMessage::publishAsync(m_nats->js, event, json, m_journalId);
         if (s != NATS_OK)
             break;
     }
@@ -503,7 +457,7 @@ bool NatsPublisher::publishWindow(QString* why) {
         if (i > 0)
             ackedThrough = m_window.seqAt(i - 1);
         if (i < m_window.size()) {
-            failure = m_window.error().isEmpty() ? statusText(complete) : m_window.error();
+            failure = m_window.error().isEmpty() ? natsclient::statusText(complete) : m_window.error();
             if (m_window.isRejectionAt(i) && m_window.isComplete())
                 rejectedAt = m_window.seqAt(i);
         }
@@ -546,54 +500,11 @@ bool NatsPublisher::publishWindow(QString* why) {
     return true;
 }
 
-void NatsPublisher::putWatchList() {
-    // At most every 250 ms: a window of 1 024 events takes about that long when
-    // behind, and a change of state need not reach the gateways sooner.
-    if (nowMs() - m_watchListAtMs < 250)
-        return;
-    m_watchListAtMs = nowMs();
-    const QByteArray json = QJsonDocument(NatsWatchList::build(*m_engine)).toJson(QJsonDocument::Compact);
-    if (json == m_watchList)
-        return;
-    QString why;
-    if (!m_nats->watchList)
-        m_nats->watchList = NatsWatchList::open(m_nats->js, m_streamName, &why);
-    if (m_nats->watchList && NatsWatchList::put(m_nats->watchList, json, &why))
-        m_watchList = json;
-    else if (why != m_watchListError)
-        qCWarning(lcNats).noquote() << "gateways will not see the watch list:" << why;
-    m_watchListError = why;
-}
-
 void NatsPublisher::acknowledged(quint64 generation, qint64 seq, bool ok, bool rejected,
                                  const QString& error) {
     std::lock_guard lock(m_mutex);
     if (m_window.answer(generation, seq, ok, rejected, error))
         m_acked.notify_one();
-}
-
-qint64 NatsPublisher::headerBytes(const ChangeEvent& event) const {
-    // What the server counts against the limits besides the body: "NATS/1.0\r\n", each
-    // "Key: value\r\n" (ours and Nats-Msg-Id) and the closing "\r\n". A few bytes over
-    // (the seq's digits counted twice over) only makes the check stricter.
-    const qint64 seqDigits = QByteArray::number(event.seq()).size();
-    return 10 + 2 + qint64(sizeof kJournal) + 3 + m_journalId.size() + qint64(sizeof kSeq) + 3 + seqDigits +
-           qint64(sizeof kOperation) + 3 + event.operationType().size() + qint64(sizeof "Nats-Msg-Id") + 3 +
-           m_journalId.size() + 1 + seqDigits;
-}
-
-ChangeEvent NatsPublisher::rejectionStub(const ChangeEvent& event, int bytes, const QString& why) {
-    // On the event's own subject, so the consumers that wanted the event see it.
-    ChangeEvent stub = ChangeEvent::makeGap(
-        event.sourceId(), event.ns(),
-        QStringLiteral(
-            "event %1 (%2, %3 bytes) was refused by JetStream: %4; the ingest's journal still has it")
-            .arg(event.seq())
-            .arg(QString::fromUtf8(event.operationType()))
-            .arg(bytes)
-            .arg(why));
-    stub.finalize(event.seq());
-    return stub;
 }
 
 void NatsPublisher::storeCheckpoint(bool force) {
@@ -607,7 +518,8 @@ void NatsPublisher::storeCheckpoint(bool force) {
     ChangeBatch batch;
     batch.sourceId = checkpointSource();
     batch.checkpoint.token = QByteArray::number(acked);
-    m_engine->submit(batch);
+    // Through the engine's thread, which submit() posts from: see NatsHandOff.
+    NatsHandOff::post(m_engine, [engine = m_engine, batch] { engine->submit(batch); });
     m_storedSeq = acked;
     m_storedAtMs = nowMs();
 }

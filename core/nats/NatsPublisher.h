@@ -3,6 +3,9 @@
 #include "journal/JournalReader.h"
 #include "model/ChangeBatch.h"
 #include "nats/NatsAckWindow.h"
+#include "nats/NatsCommitHook.h"
+#include "nats/NatsWatchList.h"
+#include "sources/nats/NatsBackoff.h"
 
 #include <atomic>
 #include <condition_variable>
@@ -52,8 +55,8 @@ public:
         // of 1 KiB orders in flight, which is what one acknowledgement round trip on
         // loopback needs to stay busy.
         int window = 1024;
-        // Reconnection backoff: doubles from the first to the last, with ±25 % jitter.
-        int initialBackoffMs = 500;
+        // Reconnection backoff (NatsBackoff): doubles from the first to the last.
+        int initialBackoffMs = NatsBackoff::kInitialMs;
         int maxBackoffMs = 30000;
     };
 
@@ -91,7 +94,7 @@ public:
     QString checkpointSource() const { return QStringLiteral("~nats/") + m_options.stream; }
 
 Q_SIGNALS:
-    // Emitted on the publisher's thread; connect with Qt::QueuedConnection.
+    // Emitted on the thread the publisher lives in, queued from wherever the state changed.
     void stateChanged(tw::NatsPublisher::State state, const QString& reason);
 
 private:
@@ -109,25 +112,20 @@ private:
     bool ensureStream(QString* why);
     bool resync(QString* why);
     bool publishWindow(QString* why);
-    // The ingest's sources and watches for the gateways (NatsWatchList), when they changed.
-    void putWatchList();
     ChangeEventList take(int limit, QString* why);
     void storeCheckpoint(bool force);
     void setState(State state, const QString& reason = {});
     bool waitFor(int ms); // false when stopping
     // libnats' thread. rejected: JetStream answered with an error code for the message.
     void acknowledged(quint64 generation, qint64 seq, bool ok, bool rejected, const QString& error);
-    // The `gap` message published in place of an event JetStream refused.
-    static ChangeEvent rejectionStub(const ChangeEvent& event, int bytes, const QString& why);
-    // The bytes of an event's headers, as the server counts them against its limits.
-    qint64 headerBytes(const ChangeEvent& event) const;
 
     Engine* m_engine; // not owned
     Options m_options;
     QByteArray m_journalId;
     QByteArray m_streamName;
     std::unique_ptr<Nats> m_nats;
-    JournalReader m_reader; // publisher thread
+    std::unique_ptr<NatsCommitHook> m_commits; // while started
+    JournalReader m_reader;                    // publisher thread
     std::thread m_thread;
     std::atomic<bool> m_stopping{false};
 
@@ -135,11 +133,8 @@ private:
     qint64 m_next = 1; // the next journal seq to publish
     qint64 m_storedSeq = 0;
     qint64 m_storedAtMs = 0;
-    int m_backoffMs = 0;
-    QByteArray m_watchList; // as last put
-    qint64 m_watchListAtMs = 0;
-    QString m_watchListError;
-    quint64 m_generation = 0; // of the current connection
+    NatsWatchList::Writer m_watchList; // the ingest's sources and watches, for the gateways
+    quint64 m_generation = 0;          // of the current connection
     // Every connection's context, kept until the publisher goes: libnats may run the
     // handler of a closed connection once more, and it must find its context alive.
     std::vector<std::unique_ptr<AckContext>> m_ackContexts;

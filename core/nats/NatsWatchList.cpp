@@ -3,9 +3,14 @@
 #include "engine/Engine.h"
 #include "sources/nats/NatsHeaders.h"
 
+#include <QDateTime>
 #include <QJsonArray>
+#include <QJsonDocument>
+#include <QLoggingCategory>
 
 #include <nats/nats.h>
+
+Q_DECLARE_LOGGING_CATEGORY(lcNats) // NatsPublisher.cpp
 
 namespace tw {
 
@@ -59,6 +64,31 @@ bool NatsWatchList::put(kvStore* kv, const QByteArray& json, QString* why) {
         *why =
             QStringLiteral("cannot store the watch list: %1").arg(QString::fromUtf8(natsStatus_GetText(s)));
     return s == NATS_OK;
+}
+
+void NatsWatchList::Writer::reset() {
+    m_json.clear();
+    m_atMs = 0;
+}
+
+void NatsWatchList::Writer::put(kvStore** kv, jsCtx* js, const QByteArray& stream, const Engine& engine) {
+    // At most every 250 ms: a window of 1 024 events takes about that long when
+    // behind, and a change of state need not reach the gateways sooner.
+    const qint64 now = QDateTime::currentMSecsSinceEpoch();
+    if (now - m_atMs < 250)
+        return;
+    m_atMs = now;
+    const QByteArray json = QJsonDocument(build(engine)).toJson(QJsonDocument::Compact);
+    if (json == m_json)
+        return;
+    QString why;
+    if (!*kv)
+        *kv = open(js, stream, &why);
+    if (*kv && NatsWatchList::put(*kv, json, &why))
+        m_json = json;
+    else if (why != m_error)
+        qCWarning(lcNats).noquote() << "gateways will not see the watch list:" << why;
+    m_error = why;
 }
 
 } // namespace tw

@@ -25,6 +25,22 @@ struct NatsWatchList {
     // null with a message on failure.
     static kvStore* open(jsCtx* js, const QByteArray& stream, QString* why);
     static bool put(kvStore* kv, const QByteArray& json, QString* why);
+
+    // The publisher's side: puts the list again when it changed, checked at most every
+    // 250 ms. Publisher thread only.
+    class Writer {
+    public:
+        // On every (re)connection: the next put() sends the list whatever it holds.
+        void reset();
+        // *kv is the bucket, opened here on first use; the caller's connection owns it
+        // and destroys it with the connection. A failure is logged once per reason.
+        void put(kvStore** kv, jsCtx* js, const QByteArray& stream, const Engine& engine);
+
+    private:
+        QByteArray m_json; // as last put
+        qint64 m_atMs = 0;
+        QString m_error;
+    };
 };
 
 } // namespace tw

@@ -1,5 +1,6 @@
 #include "NatsGatewaySource.h"
 
+#include "sources/nats/NatsClient.h"
 #include "sources/nats/NatsHeaders.h"
 
 #include <algorithm>
@@ -7,7 +8,6 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QLoggingCategory>
-#include <QRandomGenerator>
 #include <QRegularExpression>
 #include <QTimer>
 #include <QUrl>
@@ -29,20 +29,9 @@ constexpr int kMaxBatch = 4096;
 // How often the ingest's watch list is read again (one request): a state change shows
 // on the gateway within about a second.
 constexpr qint64 kWatchListEveryMs = 1000;
-// Reconnection backoff: doubles from the first to the last, with ±25 % jitter.
-constexpr int kInitialBackoffMs = 500;
-constexpr int kMaxBackoffMs = 10000;
 // A consumer that delivers nothing this long while the stream holds messages past the
 // last one read is replaced (checkStalled()).
 constexpr qint64 kStalledAfterMs = 3000;
-
-QString statusText(natsStatus s) {
-    const char* last = nats_GetLastError(nullptr);
-    QString text = QString::fromUtf8(natsStatus_GetText(s));
-    if (last && *last)
-        text += QStringLiteral(" (%1)").arg(QString::fromUtf8(last));
-    return text;
-}
 
 QByteArray header(natsMsg* msg, const char* key) {
     const char* value = nullptr;
@@ -132,33 +121,23 @@ void NatsGatewaySource::start(const SourceRestore& restore) {
             retryLater(why);
             return;
         }
-        m_backoffMs = kInitialBackoffMs;
+        m_backoff.reset();
         setStatus(SourceStatus::State::Watching);
         for (const Namespace& ns : std::as_const(m_watches))
             Q_EMIT watchReady(id(), ns);
         m_pumpTimer->start();
     });
-    m_backoffMs = kInitialBackoffMs;
+    m_backoff.reset();
     m_retryTimer->start(0);
 }
 
 bool NatsGatewaySource::connectToServer(QString* why) {
     m_nats = std::make_unique<Nats>();
-    natsStatus s = natsOptions_Create(&m_nats->options);
-    const QByteArray url = m_url.toUtf8();
-    if (s == NATS_OK)
-        s = natsOptions_SetURL(m_nats->options, url.constData());
-    if (s == NATS_OK)
-        s = natsOptions_SetName(m_nats->options, "tidewatch-gateway");
     // We reconnect ourselves, from the stream sequence we read last: libnats' own
-    // reconnection would have the ordered consumer restart where it decides.
-    if (s == NATS_OK)
-        s = natsOptions_SetAllowReconnect(m_nats->options, false);
-    // Under a second: the connection is made on this thread, and a queued stop() waits for it.
-    if (s == NATS_OK)
-        s = natsOptions_SetTimeout(m_nats->options, 900);
-    if (s == NATS_OK)
-        s = natsConnection_Connect(&m_nats->connection, m_nats->options);
+    // reconnection would have the ordered consumer restart where it decides. Under a
+    // second: the connection is made on this thread, and a queued stop() waits for it.
+    natsStatus s =
+        natsclient::connect(&m_nats->options, &m_nats->connection, m_url.toUtf8(), "tidewatch-gateway", 900);
     // Each request (consumer info, the watch list) waits at most this long, so a server
     // that accepts connections but does not answer holds this thread, and stop(), briefly.
     jsOptions jo;
@@ -167,7 +146,7 @@ bool NatsGatewaySource::connectToServer(QString* why) {
     if (s == NATS_OK)
         s = natsConnection_JetStream(&m_nats->js, m_nats->connection, &jo);
     if (s != NATS_OK) {
-        *why = QStringLiteral("cannot connect to %1: %2").arg(m_url, statusText(s));
+        *why = QStringLiteral("cannot connect to %1: %2").arg(m_url, natsclient::statusText(s));
         m_nats.reset();
         return false;
     }
@@ -204,7 +183,8 @@ bool NatsGatewaySource::subscribe(QString* why) {
         *why = s == NATS_NOT_FOUND
                    ? QStringLiteral("%1 has no stream %2 yet (start the ingest with --publish %1)")
                          .arg(m_url, m_stream)
-                   : QStringLiteral("cannot read stream %1 on %2: %3").arg(m_stream, m_url, statusText(s));
+                   : QStringLiteral("cannot read stream %1 on %2: %3")
+                         .arg(m_stream, m_url, natsclient::statusText(s));
         return false;
     }
     m_sinceMessage.start();
@@ -252,9 +232,7 @@ void NatsGatewaySource::disconnect() {
 
 void NatsGatewaySource::retryLater(const QString& why) {
     disconnect();
-    const double jitter = 0.75 + 0.5 * QRandomGenerator::global()->generateDouble();
-    const int delay = int(m_backoffMs * jitter);
-    m_backoffMs = std::min(m_backoffMs * 2, kMaxBackoffMs);
+    const int delay = m_backoff.next();
     qCWarning(lcGateway).noquote() << why << "- retrying in" << delay << "ms";
     setStatus(SourceStatus::State::Backoff, why, QDateTime::currentDateTime().addMSecs(delay));
     m_retryTimer->start(delay);
@@ -295,12 +273,13 @@ void NatsGatewaySource::pump() {
     if (s == NATS_SLOW_CONSUMER) {
         // libnats dropped messages it could not queue; the ordered consumer notices the
         // hole and restarts after the last message it handed over, so nothing is lost.
-        qCWarning(lcGateway).noquote() << "stream" << m_stream << "reads behind:" << statusText(s);
+        qCWarning(lcGateway).noquote()
+            << "stream" << m_stream << "reads behind:" << natsclient::statusText(s);
         return;
     }
     // Anything else (the server went away): start again after what was read, which the
     // engine commits whatever happens to the connection.
-    retryLater(QStringLiteral("lost stream %1 on %2: %3").arg(m_stream, m_url, statusText(s)));
+    retryLater(QStringLiteral("lost stream %1 on %2: %3").arg(m_stream, m_url, natsclient::statusText(s)));
 }
 
 void NatsGatewaySource::take(natsMsg* msg, ChangeEventList* events) {

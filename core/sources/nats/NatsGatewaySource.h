@@ -1,5 +1,6 @@
 #pragma once
 
+#include "sources/nats/NatsBackoff.h"
 #include "sources/Source.h"
 
 #include <memory>
@@ -82,7 +83,9 @@ private:
     std::unique_ptr<Nats> m_nats;
     QTimer* m_pumpTimer = nullptr;  // child; runs while subscribed
     QTimer* m_retryTimer = nullptr; // child
-    int m_backoffMs = 0;
+    // At most 10 s between tries (12.5 with the jitter): once the server is back, the
+    // gateway's clients wait no longer than that for what it missed.
+    NatsBackoff m_backoff{10000};
     bool m_stopped = false;
 
     // What the journal holds (from the checkpoint token, then from each batch sent).
