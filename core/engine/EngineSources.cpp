@@ -1,0 +1,185 @@
+// Engine: its sources, each on a thread of its own (adding, starting, stopping and
+// removing them), and the snapshots of them the other threads read.
+#include "Engine.h"
+
+#include "sources/SourceFactory.h"
+#include "threads/Threads.h"
+
+#include <QCoreApplication>
+#include <QLoggingCategory>
+
+Q_DECLARE_LOGGING_CATEGORY(lcEngine)
+
+namespace tw {
+
+void Engine::stopSources(const QList<SourceEntry>& entries) {
+    // Stop them in parallel, then wait: each stop() returns within a second.
+    for (const SourceEntry& entry : entries) {
+        Source* source = entry.source;
+        QThread* thread = entry.thread;
+        if (!source)
+            continue; // paused for the journal's backlog: nothing runs
+        QMetaObject::invokeMethod(
+            source,
+            [source, thread] {
+                source->stop();
+                thread->quit();
+            },
+            Qt::QueuedConnection);
+    }
+    for (const SourceEntry& entry : entries) {
+        if (!entry.source)
+            continue;
+        entry.thread->wait();
+        // Batches the source emitted before stopping are queued to us: commit them.
+        QCoreApplication::sendPostedEvents(this, QEvent::MetaCall);
+        delete entry.source;
+        delete entry.thread;
+    }
+}
+
+bool Engine::addSource(const QString& id, const QString& uri, QString* error) {
+    if (!m_thread.isRunning()) {
+        if (error)
+            *error = QStringLiteral("The engine is not running.");
+        return false;
+    }
+    {
+        QMutexLocker lock(&m_mutex);
+        if (m_sources.contains(id)) {
+            if (error)
+                *error = QStringLiteral("A source named \"%1\" exists already; pick another name.").arg(id);
+            return false;
+        }
+    }
+    SourceEntry entry;
+    if (!launchSource(id, uri, &entry, error))
+        return false;
+    Source* source = entry.source;
+    {
+        QMutexLocker lock(&m_mutex);
+        m_sources.insert(id, entry);
+    }
+    QMetaObject::invokeMethod(
+        this,
+        [this, source, id] {
+            const SourceRestore restore = m_journal.restore(id);
+            QMetaObject::invokeMethod(
+                source, [source, restore] { source->start(restore); }, Qt::QueuedConnection);
+        },
+        Qt::QueuedConnection);
+    return true;
+}
+
+bool Engine::launchSource(const QString& id, const QString& uri, SourceEntry* entry, QString* error) {
+    Source* source = SourceFactory::create(id, uri, error);
+    if (!source)
+        return false;
+    auto* thread = new QThread;
+    thread->setObjectName(QStringLiteral("tidewatch-source-") + id);
+    source->setBodyCodec(m_codec); // before the move: the source's thread only reads it
+    source->setJournalId(m_journalId);
+    source->moveToThread(thread);
+    connect(source, &Source::batchReady, this, &Engine::onBatchReady, Qt::QueuedConnection);
+    connect(
+        source, &Source::statusChanged, this,
+        [this, source](const QString& sourceId, const SourceStatus& status) {
+            {
+                QMutexLocker lock(&m_mutex);
+                auto it = m_sources.find(sourceId);
+                // Not a source paused for the journal's backlog, saying it stopped.
+                if (it == m_sources.end() || it->source != source)
+                    return;
+                it->status = status;
+            }
+            Q_EMIT sourceStatusChanged(sourceId, status);
+        },
+        Qt::QueuedConnection);
+    connect(source, &Source::namespacesListed, this, &Engine::namespacesListed, Qt::QueuedConnection);
+    connect(source, &Source::watchFailed, this, &Engine::onWatchFailed, Qt::QueuedConnection);
+    connect(source, &Source::watchReady, this, &Engine::watchReady, Qt::QueuedConnection);
+    entry->uri = Source::redactUri(uri);
+    entry->fullUri = uri;
+    entry->source = source;
+    entry->thread = thread;
+    entry->status = source->status();
+    startThread(thread);
+    return true;
+}
+
+void Engine::removeSource(const QString& id, bool releaseServerState) {
+    QMetaObject::invokeMethod(
+        this,
+        [this, id, releaseServerState] {
+            if (m_pausing) {
+                // Delivered by a pause's stopSources(): done once that has finished.
+                m_deferredRemovals.append({id, releaseServerState});
+                return;
+            }
+            removeSourceNow(id, releaseServerState);
+        },
+        Qt::QueuedConnection);
+}
+
+void Engine::removeSourceNow(const QString& id, bool releaseServerState) {
+    SourceEntry entry;
+    {
+        QMutexLocker lock(&m_mutex);
+        if (!m_sources.contains(id)) {
+            lock.unlock();
+            Q_EMIT sourceRemoved(id); // free already: a waiter need not wait
+            return;
+        }
+        entry = m_sources.take(id);
+    }
+    m_watches.remove(id);
+    publishWatchedScopes();
+    if (releaseServerState && !entry.source) {
+        // Paused for the journal's backlog: a source of its own, started from the
+        // journal's checkpoint so it knows what it keeps on the server (a slot named
+        // after the journal, or an older one it adopted), releases it. What it reads
+        // meanwhile is dropped (it is in m_paused).
+        QString error;
+        if (launchSource(id, entry.fullUri, &entry, &error)) {
+            m_paused.insert(id);
+            Source* source = entry.source;
+            const SourceRestore restore = m_journal.restore(id);
+            QMetaObject::invokeMethod(
+                source, [source, restore] { source->start(restore); }, Qt::QueuedConnection);
+        } else {
+            qCWarning(lcEngine).noquote()
+                << "source" << id << "cannot release what it keeps on the server:" << error;
+        }
+    }
+    if (releaseServerState && entry.source) {
+        // Queued to the source's thread ahead of stopSources()' stop().
+        Source* source = entry.source;
+        QMetaObject::invokeMethod(
+            source, [source] { source->releaseServerState(); }, Qt::QueuedConnection);
+    }
+    stopSources({entry});
+    m_paused.remove(id);
+    Q_EMIT sourceRemoved(id);
+}
+
+QStringList Engine::sourceIds() const {
+    QMutexLocker lock(&m_mutex);
+    QStringList ids = m_sources.keys();
+    ids.sort();
+    return ids;
+}
+
+QHash<QString, SourceStatus> Engine::sourceStatuses() const {
+    QMutexLocker lock(&m_mutex);
+    QHash<QString, SourceStatus> result;
+    for (auto it = m_sources.cbegin(); it != m_sources.cend(); ++it)
+        result.insert(it.key(), it->status);
+    return result;
+}
+
+QString Engine::sourceUri(const QString& id) const {
+    QMutexLocker lock(&m_mutex);
+    return m_sources.value(id).uri;
+}
+
+} // namespace tw
