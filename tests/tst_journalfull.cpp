@@ -31,6 +31,7 @@ private Q_SLOTS:
     void fullDiskIsReportedAndEveryRowArrivesOnceWhenSpaceReturns();
     void stopWhileFullLosesNothingAfterRestart();
     void aLongOutagePausesTheSourceAndLosesNothing();
+    void aCheckpointTheJournalCannotReadKeepsTheSourceWaiting();
 
 private:
     QString dbPath() const { return m_dir->filePath(QStringLiteral("shop.sqlite")); }
@@ -257,6 +258,49 @@ void TestJournalFull::aLongOutagePausesTheSourceAndLosesNothing() {
     // And it is live again.
     QCOMPARE(insertRows(dbPath(), 30, 31), QString());
     QTRY_COMPARE_WITH_TIMEOUT(insertedIds(f.events), range(2, 31), 20000);
+}
+
+// The journal cannot read a source's checkpoint when the source starts (here its table
+// is moved away by another connection, as a damaged file or a failing disk would make
+// it unreadable). Started without it, the source would begin at the present and skip
+// the rows written while Tidewatch was stopped; it waits instead, says why, and starts
+// from the checkpoint once it can be read.
+void TestJournalFull::aCheckpointTheJournalCannotReadKeepsTheSourceWaiting() {
+    {
+        EngineFixture f(journalPath());
+        QVERIFY(startWatchingOrders(f));
+        QTRY_VERIFY_WITH_TIMEOUT(!f.ready.isEmpty(), 20000);
+        QCOMPARE(insertRows(dbPath(), 2, 4), QString());
+        QTRY_COMPARE_WITH_TIMEOUT(insertedIds(f.events), range(2, 4), 20000);
+        f.stop();
+    }
+    QCOMPARE(insertRows(dbPath(), 4, 8), QString());
+
+    EngineFixture f(journalPath());
+    QVERIFY(f.start());
+    QCOMPARE(
+        runSqlite3(journalPath(), QStringLiteral("ALTER TABLE checkpoints RENAME TO checkpoints_aside;")),
+        QString());
+    QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + dbPath()));
+    f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
+    auto shop = [&] { return f.engine->sourceStatuses().value(QStringLiteral("shop")); };
+    QTRY_COMPARE_WITH_TIMEOUT(shop().state, SourceStatus::State::Backoff, 20000);
+    QVERIFY2(
+        shop().reason.contains(QLatin1String("cannot read the checkpoint of source shop from the journal ") +
+                               journalPath()),
+        qPrintable(shop().reason));
+    QVERIFY2(shop().reason.contains(QLatin1String("no such table")), qPrintable(shop().reason));
+    // Over several of its retries it reads nothing.
+    QTest::qWait(2500);
+    QCOMPARE(shop().state, SourceStatus::State::Backoff);
+    QVERIFY(insertedIds(f.events).isEmpty());
+
+    QCOMPARE(
+        runSqlite3(journalPath(), QStringLiteral("ALTER TABLE checkpoints_aside RENAME TO checkpoints;")),
+        QString());
+    QTRY_COMPARE_WITH_TIMEOUT(insertedIds(f.events), range(4, 8), 20000);
+    QCOMPARE(f.events.first().seq(), 3); // after the two committed before the stop
+    QTRY_COMPARE_WITH_TIMEOUT(shop().state, SourceStatus::State::Watching, 20000);
 }
 
 QTEST_GUILESS_MAIN(TestJournalFull)

@@ -206,8 +206,8 @@ void Engine::sendWatch(const QString& sourceId, WatchRecord& record, bool force)
     record.sentReaders = options.readers;
     QMutexLocker lock(&m_mutex);
     const auto it = m_sources.constFind(sourceId);
-    if (it == m_sources.constEnd() || !it->source)
-        return; // a paused source is sent every watch when it starts again
+    if (it == m_sources.constEnd() || !it->source || !it->started)
+        return; // startFromCheckpoint() sends every watch once the source has started
     Source* source = it->source;
     const Namespace ns = record.ns;
     QMetaObject::invokeMethod(

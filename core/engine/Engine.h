@@ -164,6 +164,7 @@ private:
         Source* source = nullptr;  // owned; deleted on its thread when that thread finishes;
                                    // null while paused for the journal's backlog
         QThread* thread = nullptr; // owned; null with source
+        bool started = false;      // start() sent: watches go to it only then
         SourceStatus status;
     };
 
@@ -182,6 +183,10 @@ private:
     // journal fails, stops the sources with batches waiting (m_paused); after a commit
     // that leaves less than half of it, starts them again from the journal's checkpoint.
     void pauseSourcesForBacklog();
+    // Reads the source's checkpoint and starts it from there, then sends it its
+    // watches; while the journal cannot be read, keeps it waiting (state Backoff, the
+    // reason) and tries again.
+    void startFromCheckpoint(const QString& id, Source* source);
     void resumePausedSources();
     QString pausedReason(const QString& sourceId) const;
     void onWatchFailed(const QString& sourceId, const tw::Namespace& ns, const QString& error);

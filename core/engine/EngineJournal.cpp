@@ -190,14 +190,7 @@ void Engine::resumePausedSources() {
             entry.uri = it->uri;
             *it = entry;
         }
-        Source* source = entry.source;
-        const SourceRestore restore = m_journal.restore(id);
-        QMetaObject::invokeMethod(
-            source, [source, restore] { source->start(restore); }, Qt::QueuedConnection);
-        const auto watches = m_watches.find(id);
-        if (watches != m_watches.end())
-            for (WatchRecord& record : *watches)
-                sendWatch(id, record, true);
+        startFromCheckpoint(id, entry.source);
         qCInfo(lcEngine).noquote() << "source" << id << "starts again from the journal's checkpoint";
     }
 }

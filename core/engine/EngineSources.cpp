@@ -7,10 +7,17 @@
 
 #include <QCoreApplication>
 #include <QLoggingCategory>
+#include <QTimer>
 
 Q_DECLARE_LOGGING_CATEGORY(lcEngine)
 
 namespace tw {
+
+namespace {
+// A checkpoint the journal could not read is asked for again after this long: long
+// enough not to spin on a locked or failing disk, short next to a source's backoff.
+constexpr int kCheckpointRetryMs = 1000;
+} // namespace
 
 void Engine::stopSources(const QList<SourceEntry>& entries) {
     // Stop them in parallel, then wait: each stop() returns within a second.
@@ -61,14 +68,54 @@ bool Engine::addSource(const QString& id, const QString& uri, QString* error) {
         m_sources.insert(id, entry);
     }
     QMetaObject::invokeMethod(
-        this,
-        [this, source, id] {
-            const SourceRestore restore = m_journal.restore(id);
-            QMetaObject::invokeMethod(
-                source, [source, restore] { source->start(restore); }, Qt::QueuedConnection);
-        },
-        Qt::QueuedConnection);
+        this, [this, source, id] { startFromCheckpoint(id, source); }, Qt::QueuedConnection);
     return true;
+}
+
+void Engine::startFromCheckpoint(const QString& id, Source* source) {
+    QString error;
+    const SourceRestore restore = m_journal.restore(id, &error);
+    if (error.isEmpty()) {
+        {
+            QMutexLocker lock(&m_mutex);
+            const auto it = m_sources.find(id);
+            if (it == m_sources.end() || it->source != source)
+                return; // removed, or paused and started again, meanwhile
+            it->started = true;
+        }
+        QMetaObject::invokeMethod(
+            source, [source, restore] { source->start(restore); }, Qt::QueuedConnection);
+        // Watches wait for the start (sendWatch): a watch that reached a source before
+        // its start, while the checkpoint could not be read, was dropped.
+        const auto watches = m_watches.find(id);
+        if (watches != m_watches.end())
+            for (WatchRecord& record : *watches)
+                sendWatch(id, record, true);
+        return;
+    }
+    // Started without its checkpoint, the source would begin at the upstream's present
+    // and skip what changed since the last commit. It waits, says why, and asks again.
+    SourceStatus status;
+    {
+        QMutexLocker lock(&m_mutex);
+        const auto it = m_sources.find(id);
+        if (it == m_sources.end() || it->source != source)
+            return; // removed, or paused and started again, meanwhile
+        it->status.state = SourceStatus::State::Backoff;
+        it->status.reason = error + QStringLiteral("; the source waits for it and asks again every second");
+        it->status.nextRetry = QDateTime::currentDateTimeUtc().addMSecs(kCheckpointRetryMs);
+        status = it->status;
+    }
+    qCWarning(lcEngine).noquote() << status.reason;
+    Q_EMIT sourceStatusChanged(id, status);
+    QTimer::singleShot(kCheckpointRetryMs, this, [this, id, source] {
+        QMutexLocker lock(&m_mutex);
+        const auto it = m_sources.constFind(id);
+        const bool same = it != m_sources.constEnd() && it->source == source;
+        lock.unlock();
+        if (same)
+            startFromCheckpoint(id, source);
+    });
 }
 
 bool Engine::launchSource(const QString& id, const QString& uri, SourceEntry* entry, QString* error) {
@@ -142,10 +189,7 @@ void Engine::removeSourceNow(const QString& id, bool releaseServerState) {
         QString error;
         if (launchSource(id, entry.fullUri, &entry, &error)) {
             m_paused.insert(id);
-            Source* source = entry.source;
-            const SourceRestore restore = m_journal.restore(id);
-            QMetaObject::invokeMethod(
-                source, [source, restore] { source->start(restore); }, Qt::QueuedConnection);
+            startFromCheckpoint(id, entry.source);
         } else {
             qCWarning(lcEngine).noquote()
                 << "source" << id << "cannot release what it keeps on the server:" << error;

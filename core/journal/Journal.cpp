@@ -209,25 +209,44 @@ bool Journal::append(QList<ChangeBatch>& batches, QString* error) {
     return true;
 }
 
-SourceRestore Journal::restore(const QString& sourceId) {
+SourceRestore Journal::restore(const QString& sourceId, QString* error) {
     SourceRestore result;
+    // A failed read is not "no checkpoint": a source started without its token would
+    // begin at the upstream's present and silently skip what changed since the last
+    // commit. The caller waits and asks again instead.
+    const auto failed = [&](const char* what) {
+        if (error)
+            *error = QStringLiteral("cannot read the %1 of source %2 from the journal %3: %4")
+                         .arg(QLatin1String(what), sourceId, m_path,
+                              m_db ? sqliteMessage(m_db) : QStringLiteral("it is not open"));
+        return SourceRestore{};
+    };
     if (!m_db)
-        return result;
+        return failed("checkpoint");
     const QByteArray source = sourceId.toUtf8();
     sqlite3_stmt* s = prepare("SELECT token FROM checkpoints WHERE source = ?1");
-    if (s) {
-        sqlite3_bind_text(s, 1, source.constData(), int(source.size()), SQLITE_STATIC);
-        if (sqlite3_step(s) == SQLITE_ROW)
-            result.token = columnBlob(s, 0);
-        sqlite3_finalize(s);
+    if (!s)
+        return failed("checkpoint");
+    sqlite3_bind_text(s, 1, source.constData(), int(source.size()), SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        result.token = columnBlob(s, 0);
+        rc = sqlite3_step(s);
     }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return failed("checkpoint");
     s = prepare("SELECT key, value FROM source_state WHERE source = ?1");
-    if (s) {
-        sqlite3_bind_text(s, 1, source.constData(), int(source.size()), SQLITE_STATIC);
-        while (sqlite3_step(s) == SQLITE_ROW)
-            result.state.insert(columnBlob(s, 0), columnBlob(s, 1));
-        sqlite3_finalize(s);
-    }
+    if (!s)
+        return failed("state");
+    sqlite3_bind_text(s, 1, source.constData(), int(source.size()), SQLITE_STATIC);
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        result.state.insert(columnBlob(s, 0), columnBlob(s, 1));
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return failed("state");
+    if (error)
+        error->clear();
     return result;
 }
 

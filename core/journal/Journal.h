@@ -68,7 +68,9 @@ public:
     // the seqs its events carry (see ChangeBatch::keepSeqs); on failure they keep them.
     bool append(QList<ChangeBatch>& batches, QString* error = nullptr);
 
-    SourceRestore restore(const QString& sourceId);
+    // A source's last committed token and state. On a failed read `error` says what
+    // failed and the result is empty: not the same as a source with no checkpoint.
+    SourceRestore restore(const QString& sourceId, QString* error = nullptr);
     void forgetSource(const QString& sourceId);
 
     qint64 lastSeq() const { return m_lastSeq; }
