@@ -28,8 +28,11 @@
 #include <QTcpServer>
 #include <QTcpSocket>
 #include <QTemporaryDir>
+#include <QThread>
 #include <QTimer>
 
+#include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <memory>
@@ -50,26 +53,24 @@ quint16 freePort() {
     return probe.serverPort();
 }
 
-// What every consumer counts, whichever way it reads.
+// What every consumer counts, whichever way it reads. The SSE clients run on threads of
+// their own (one thread of 500 QTcpSockets fell behind the server and its events), the
+// sampler reads the counters from the main thread: atomics.
 struct Tally {
-    qint64 delivered = 0;
-    qint64 lost = 0;     // ids skipped
-    qint64 repeated = 0; // ids at or below one already seen
-    qint64 gaps = 0;     // `gap` events (history the server no longer had)
-    qint64 reconnects = 0;
-    qint64 drops = 0; // connections the server ended, or requests that failed
+    std::atomic<qint64> delivered{0};
+    std::atomic<qint64> lost{0};     // ids skipped
+    std::atomic<qint64> repeated{0}; // ids at or below one already seen
+    std::atomic<qint64> gaps{0};     // `gap` events (history the server no longer had)
+    std::atomic<qint64> reconnects{0};
+    std::atomic<qint64> drops{0};     // connections the server ended, or requests that failed
+    std::atomic<int> connectedNow{0}; // SSE connections open at the moment
 
     void see(qint64 id, qint64* last, qint64 sinceConnect = -1) {
-        if (*last >= 0) {
-            if (id <= *last || id != *last + 1) {
-                if (id <= *last)
-                    ++repeated;
-                else
-                    lost += id - *last - 1;
-                if (repeated + lost <= 20)
-                    std::fprintf(stderr, "bench_soak: id %lld after %lld (%lld events into its connection)\n",
-                                 id, *last, sinceConnect);
-            }
+        if (*last >= 0 && id != *last + 1) {
+            const qint64 bad = id <= *last ? ++repeated : (lost += id - *last - 1);
+            if (bad > 0 && lost + repeated <= 20)
+                std::fprintf(stderr, "bench_soak: id %lld after %lld (%lld events into its connection)\n", id,
+                             *last, sinceConnect);
         }
         if (id > *last)
             *last = id;
@@ -78,11 +79,13 @@ struct Tally {
 };
 
 // One SSE client on a raw socket: connects, reads for a while, leaves, comes back with
-// the last id it saw.
+// the last id it saw. Lives on one of the client threads.
 class SseClient : public QObject {
 public:
-    SseClient(quint16 port, QByteArray path, Tally* tally)
-        : m_port(port)
+    SseClient(quint16 port, QByteArray path, Tally* tally, QObject* parent)
+        : QObject(parent)
+        , m_socket(this)
+        , m_port(port)
         , m_path(std::move(path))
         , m_tally(tally) {
         connect(&m_socket, &QTcpSocket::connected, this, &SseClient::sendRequest);
@@ -94,10 +97,11 @@ public:
         });
     }
     void start() { m_socket.connectToHost(QHostAddress::LocalHost, m_port); }
-    bool connected() const { return m_socket.state() == QAbstractSocket::ConnectedState; }
 
 private:
     void sendRequest() {
+        ++m_tally->connectedNow;
+        m_counted = true;
         QByteArray request = "GET " + m_path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer " +
                              kToken + "\r\nAccept: text/event-stream\r\n";
         if (m_last >= 0)
@@ -105,47 +109,71 @@ private:
         m_socket.write(request + "\r\n");
         // What the last connection left half-read is not part of this one.
         m_headerDone = false;
-        m_buffer.clear();
-        m_id.clear();
-        m_event.clear();
+        m_partial.clear();
+        m_id = -1;
+        m_event = Event::Change;
         m_sinceConnect = 0;
         const int generation = ++m_generation;
         QTimer::singleShot(1000 + QRandomGenerator::global()->bounded(19000), this, [this, generation] {
-            if (generation != m_generation || !connected())
+            if (generation != m_generation || m_socket.state() != QAbstractSocket::ConnectedState)
                 return; // that connection ended already
             m_leaving = true;
             m_socket.abort();
             comeBackLater();
         });
     }
+    // Lines are parsed where the read put them; only a line cut by the end of a read is
+    // copied (appending every read to a buffer and removing its front was most of this
+    // client's CPU).
     void read() {
-        m_buffer.append(m_socket.readAll());
+        const QByteArray chunk = m_socket.readAll();
+        QByteArrayView data(chunk);
         if (!m_headerDone) {
-            const qsizetype end = m_buffer.indexOf("\r\n\r\n");
+            m_partial.append(data);
+            const qsizetype end = m_partial.indexOf("\r\n\r\n");
             if (end < 0)
                 return;
-            m_buffer.remove(0, end + 4);
+            const QByteArray rest = m_partial.mid(end + 4);
+            m_partial.clear();
             m_headerDone = true;
+            parse(rest);
+            return;
         }
+        parse(data);
+    }
+    void parse(QByteArrayView data) {
         qsizetype start = 0;
-        for (qsizetype nl; (nl = m_buffer.indexOf('\n', start)) >= 0; start = nl + 1) {
-            const QByteArray line = m_buffer.mid(start, nl - start);
-            if (line.isEmpty()) {
-                if (m_event == "gap")
-                    ++m_tally->gaps;
-                else if (!m_id.isEmpty() && m_event != "ready")
-                    m_tally->see(m_id.toLongLong(), &m_last, m_sinceConnect++);
-                m_id.clear();
-                m_event.clear();
-            } else if (line.startsWith("id: ")) {
-                m_id = line.mid(4);
-            } else if (line.startsWith("event: ")) {
-                m_event = line.mid(7);
+        for (qsizetype nl; (nl = data.indexOf('\n', start)) >= 0; start = nl + 1) {
+            if (m_partial.isEmpty()) {
+                line(data.sliced(start, nl - start));
+            } else {
+                m_partial.append(data.sliced(start, nl - start));
+                const QByteArray whole = std::exchange(m_partial, {});
+                line(whole);
             }
         }
-        m_buffer.remove(0, start);
+        m_partial.append(data.sliced(start));
+    }
+    void line(QByteArrayView line) {
+        if (line.isEmpty()) {
+            if (m_event == Event::Gap)
+                ++m_tally->gaps;
+            else if (m_id >= 0 && m_event == Event::Change)
+                m_tally->see(m_id, &m_last, m_sinceConnect++);
+            m_id = -1;
+            m_event = Event::Change;
+        } else if (line.startsWith("id: ")) {
+            m_id = line.sliced(4).toLongLong();
+        } else if (line.startsWith("event: ")) {
+            const QByteArrayView name = line.sliced(7);
+            m_event = name == "gap" ? Event::Gap : name == "ready" ? Event::Ready : Event::Change;
+        }
     }
     void comeBackLater() {
+        if (m_counted) {
+            --m_tally->connectedNow;
+            m_counted = false;
+        }
         if (m_waiting)
             return;
         m_waiting = true;
@@ -159,15 +187,19 @@ private:
         });
     }
 
-    QTcpSocket m_socket;
+    enum class Event { Change, Ready, Gap };
+    QTcpSocket m_socket; // a child, so that it lives on this client's thread
     quint16 m_port;
     QByteArray m_path;
     Tally* m_tally;
-    QByteArray m_buffer, m_id, m_event;
+    QByteArray m_partial;
+    qint64 m_id = -1;
+    Event m_event = Event::Change;
     qint64 m_last = -1;
     bool m_headerDone = false;
     bool m_leaving = false;
     bool m_waiting = false;
+    bool m_counted = false;
     int m_generation = 0;
     qint64 m_sinceConnect = 0;
 };
@@ -270,6 +302,12 @@ double slope(const std::vector<double>& x, const std::vector<double>& y) {
 int main(int argc, char** argv) {
     QCoreApplication app(argc, argv);
     const QStringList args = app.arguments();
+    if (args.contains(QStringLiteral("--help")) || args.contains(QStringLiteral("-h"))) {
+        std::printf(
+            "usage: bench_soak [--minutes 30] [--rate 2000] [--clients 500] [--pollers 10] [--sample 10] "
+            "[--headless]\n");
+        return 0;
+    }
     const double minutes = arg(args, QStringLiteral("--minutes"), QStringLiteral("30")).toDouble();
     const int rate = arg(args, QStringLiteral("--rate"), QStringLiteral("2000")).toInt();
     const int clientCount = arg(args, QStringLiteral("--clients"), QStringLiteral("500")).toInt();
@@ -359,10 +397,23 @@ int main(int argc, char** argv) {
 
     Tally sse, polls;
     const QByteArray path = "/v1/subscriptions/" + subscription.toUtf8() + "/events";
-    std::vector<std::unique_ptr<SseClient>> clients;
-    for (int i = 0; i < clientCount; ++i) {
-        clients.push_back(std::make_unique<SseClient>(port, path, &sse));
-        QTimer::singleShot(i * 2, clients.back().get(), [c = clients.back().get()] { c->start(); });
+    // The SSE clients on two threads of their own, each client a child of its thread's
+    // context object, created there.
+    constexpr int kClientThreads = 2;
+    std::vector<std::unique_ptr<QThread>> threads;
+    std::vector<QObject*> contexts;
+    for (int t = 0; t < kClientThreads; ++t) {
+        threads.push_back(std::make_unique<QThread>());
+        threads.back()->setObjectName(QStringLiteral("soak-clients-%1").arg(t));
+        contexts.push_back(new QObject);
+        contexts.back()->moveToThread(threads.back().get());
+        threads.back()->start();
+        QMetaObject::invokeMethod(contexts.back(), [=, &sse, ctx = contexts.back()] {
+            for (int i = t; i < clientCount; i += kClientThreads) {
+                auto* client = new SseClient(port, path, &sse, ctx);
+                QTimer::singleShot(i * 2, client, [client] { client->start(); });
+            }
+        });
     }
     std::vector<std::unique_ptr<LongPoller>> pollers;
     const QUrl changes =
@@ -375,58 +426,95 @@ int main(int argc, char** argv) {
     std::printf("%8s %10s %8s %6s %8s %11s %13s %8s %8s %6s %10s %6s %8s\n", "t_s", "events/s", "rss_MiB",
                 "fds", "threads", "journal_MiB", "sse_deliv/s", "lost", "repeated", "gaps", "reconnects",
                 "drops", "polled");
-    std::vector<double> t, rss, fds, threads, journalMiB;
+    std::vector<double> t, rss, fds, threadCount, journalMiB;
     QElapsedTimer clock;
     clock.start();
     qint64 lastDelivered = 0;
-    qint64 lastSeq = 0;
+    qint64 lastSeq = -1;
+    double lastSeconds = 0;
+    bool sampling = false;
     QTimer sampler;
+    // Asynchronous: a sample that waited for the server's answer in a nested event loop
+    // stacked one loop on another while the server was busy, printed nothing more after
+    // two minutes and kept every reply finished inside them (deleteLater waits for the
+    // loop it was called in): 1.7 GB.
     auto sample = [&] {
+        if (sampling)
+            return; // the last answer has not come yet; its row is still to print
+        sampling = true;
         const double seconds = double(clock.elapsed()) / 1000.0;
         const ProcessSample p = sampleProcess(pid);
         const double journalSize =
             double(QFileInfo(journal).size() + QFileInfo(journal + QStringLiteral("-wal")).size()) /
             1048576.0;
-        const qint64 seq = call("GET", QStringLiteral("/v1/subscriptions"))
-                               .value(QLatin1String("next"))
-                               .toVariant()
-                               .toLongLong();
-        int connected = 0;
-        for (const auto& c : clients)
-            connected += c->connected() ? 1 : 0;
-        std::printf("%8.0f %10.0f %8.1f %6d %8d %11.1f %13.0f %8lld %8lld %6lld %10lld %6lld %8lld  (%d "
-                    "connected)\n",
-                    seconds, double(seq - lastSeq) / sampleSeconds, p.rssMiB, p.fds, p.threads, journalSize,
-                    double(sse.delivered - lastDelivered) / sampleSeconds, sse.lost + polls.lost,
-                    sse.repeated + polls.repeated, sse.gaps + polls.gaps, sse.reconnects,
-                    sse.drops + polls.drops, polls.delivered, connected);
-        std::fflush(stdout);
-        lastDelivered = sse.delivered;
-        lastSeq = seq;
-        if (seconds >= 60) {
-            t.push_back(seconds / 600.0); // slopes per 10 minutes
-            rss.push_back(p.rssMiB);
-            fds.push_back(p.fds);
-            threads.push_back(p.threads);
-            journalMiB.push_back(journalSize);
-        }
-        if (seconds >= minutes * 60)
-            app.quit();
+        QNetworkRequest request(base.resolved(QUrl(QStringLiteral("/v1/subscriptions"))));
+        request.setRawHeader("Authorization", "Bearer " + kToken);
+        request.setTransferTimeout(sampleSeconds * 1000);
+        QNetworkReply* reply = http.get(request);
+        QObject::connect(reply, &QNetworkReply::finished, &app, [&, reply, seconds, p, journalSize] {
+            reply->deleteLater();
+            sampling = false;
+            const qint64 seq = QJsonDocument::fromJson(reply->readAll())
+                                   .object()
+                                   .value(QLatin1String("next"))
+                                   .toVariant()
+                                   .toLongLong();
+            const qint64 delivered = sse.delivered;
+            // Over the time since the last row: a sample skipped while an answer was late
+            // leaves a longer interval.
+            const double span = std::max(seconds - lastSeconds, 0.001);
+            const double rate = lastSeq >= 0 && seq > 0 ? double(seq - lastSeq) / span : 0;
+            std::printf("%8.0f %10.0f %8.1f %6d %8d %11.1f %13.0f %8lld %8lld %6lld %10lld %6lld %8lld  (%d "
+                        "connected)\n",
+                        seconds, rate, p.rssMiB, p.fds, p.threads, journalSize,
+                        double(delivered - lastDelivered) / span, sse.lost + polls.lost,
+                        sse.repeated + polls.repeated, sse.gaps + polls.gaps, qint64(sse.reconnects),
+                        sse.drops + polls.drops, qint64(polls.delivered), int(sse.connectedNow));
+            std::fflush(stdout);
+            lastDelivered = delivered;
+            lastSeconds = seconds;
+            if (seq > 0)
+                lastSeq = seq;
+            if (seconds >= 60) {
+                t.push_back(seconds / 600.0); // slopes per 10 minutes
+                rss.push_back(p.rssMiB);
+                fds.push_back(p.fds);
+                threadCount.push_back(p.threads);
+                journalMiB.push_back(journalSize);
+            }
+            if (seconds >= minutes * 60)
+                app.quit();
+        });
     };
     QObject::connect(&sampler, &QTimer::timeout, &app, sample);
     sampler.start(sampleSeconds * 1000);
     app.exec();
 
+    const auto secondHalf = [&](const std::vector<double>& v) {
+        return std::vector<double>(v.begin() + qsizetype(v.size() / 2), v.end());
+    };
     std::printf("slopes per 10 min after the first minute: rss %+.2f MiB, fds %+.2f, threads %+.2f, journal "
                 "%+.2f MiB\n",
-                slope(t, rss), slope(t, fds), slope(t, threads), slope(t, journalMiB));
-    std::printf("SSE: %lld lost, %lld repeated; long poll: %lld lost, %lld repeated\n", sse.lost,
-                sse.repeated, polls.lost, polls.repeated);
+                slope(t, rss), slope(t, fds), slope(t, threadCount), slope(t, journalMiB));
+    // The Live Feed's ring and the replay cache fill during the first minutes; the
+    // second half says whether anything still grows once they are full.
+    std::printf("slopes per 10 min over the second half: rss %+.2f MiB, fds %+.2f, threads %+.2f, journal "
+                "%+.2f MiB\n",
+                slope(secondHalf(t), secondHalf(rss)), slope(secondHalf(t), secondHalf(fds)),
+                slope(secondHalf(t), secondHalf(threadCount)), slope(secondHalf(t), secondHalf(journalMiB)));
+    std::printf("SSE: %lld lost, %lld repeated; long poll: %lld lost, %lld repeated\n", qint64(sse.lost),
+                qint64(sse.repeated), qint64(polls.lost), qint64(polls.repeated));
     std::printf("totals: %lld SSE deliveries, %lld long-poll deliveries, %lld lost, %lld repeated, %lld gap "
                 "events, %lld SSE reconnects, %lld dropped by the server\n",
-                sse.delivered, polls.delivered, sse.lost + polls.lost, sse.repeated + polls.repeated,
-                sse.gaps + polls.gaps, sse.reconnects, sse.drops + polls.drops);
-    clients.clear();
+                qint64(sse.delivered), qint64(polls.delivered), sse.lost + polls.lost,
+                sse.repeated + polls.repeated, sse.gaps + polls.gaps, qint64(sse.reconnects),
+                sse.drops + polls.drops);
+    for (size_t i = 0; i < threads.size(); ++i) {
+        QMetaObject::invokeMethod(
+            contexts[i], [ctx = contexts[i]] { delete ctx; }, Qt::BlockingQueuedConnection);
+        threads[i]->quit();
+        threads[i]->wait();
+    }
     // Under xvfb-run the program is a grandchild: ending the wrapper leaves it running.
     // xvfb-run then ends by itself, and its X server with it.
     if (pid > 0)
