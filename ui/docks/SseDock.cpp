@@ -16,12 +16,18 @@
 #include <QLineEdit>
 #include <QLocale>
 #include <QPushButton>
+#include <QSet>
 #include <QSpinBox>
 #include <QToolButton>
 #include <QTreeWidget>
 #include <QVBoxLayout>
 
 namespace tw::ui {
+
+namespace {
+// Twice a second is as fresh as a person reads a list of connections.
+constexpr int kClientsRefreshMs = 500;
+} // namespace
 
 SseDock::SseDock(AppSession* session, QWidget* parent)
     : QDockWidget(tr("SSE Server"), parent)
@@ -121,7 +127,17 @@ SseDock::SseDock(AppSession* session, QWidget* parent)
             [this] { QApplication::clipboard()->setText(m_token->text()); });
     connect(m_curl, &QPushButton::clicked, this,
             [this] { QApplication::clipboard()->setText(curlCommand()); });
-    connect(m_session, &AppSession::sseClientsChanged, this, &SseDock::refreshClients);
+    // Rebuilding the list for every connection made and ended, 500 clients coming and
+    // going ~45 times a second, took the GUI thread most of a core (items, local-time
+    // formatting) and left the Live Feed minutes behind the journal.
+    m_coalesce.setSingleShot(true);
+    m_coalesce.setInterval(kClientsRefreshMs);
+    connect(&m_coalesce, &QTimer::timeout, this, &SseDock::refreshClients);
+    connect(m_session, &AppSession::sseClientsChanged, this, &SseDock::scheduleClientsRefresh);
+    connect(this, &QDockWidget::visibilityChanged, this, [this](bool visible) {
+        if (visible)
+            refreshClients();
+    });
     connect(m_session, &AppSession::sseStarted, this, [this] {
         // Persisted once it serves, so a failed start leaves the settings as they were.
         Settings settings;
@@ -204,23 +220,44 @@ void SseDock::updateState() {
     Q_EMIT runningChanged(running, url);
 }
 
+void SseDock::scheduleClientsRefresh() {
+    if (!m_coalesce.isActive())
+        m_coalesce.start();
+}
+
 void SseDock::refreshClients() {
     const QList<SseServer::ClientInfo> clients = server()->clients();
-    const qint64 head = m_session->engine()->lastCommittedSeq();
-    const QLocale locale;
-    m_clients->clear();
-    for (const SseServer::ClientInfo& c : clients) {
-        auto* item = new QTreeWidgetItem(m_clients);
-        item->setText(0, c.peer);
-        item->setText(1, c.subscriptionId);
-        item->setText(2, QString::number(c.lastSentSeq));
-        item->setText(3, locale.toString(std::max<qint64>(0, head - c.lastSentSeq)));
-        item->setText(4, locale.formattedDataSize(c.pendingBytes));
-        item->setText(5, c.connectedAt.toLocalTime().toString(QStringLiteral("HH:mm:ss")));
-    }
     if (isRunning())
         m_state->setText(
             tr("<span style='color:#2da44e'>●</span> <b>Serving</b> · %1 client(s)").arg(clients.size()));
+    if (!isVisible())
+        return; // a tab behind another: filled when shown
+    const qint64 head = m_session->engine()->lastCommittedSeq();
+    const QLocale locale;
+    // Items are kept by client id: what never changes is set once.
+    QSet<quint64> present;
+    present.reserve(clients.size());
+    for (const SseServer::ClientInfo& c : clients) {
+        present.insert(c.id);
+        QTreeWidgetItem*& item = m_clientItems[c.id];
+        if (!item) {
+            item = new QTreeWidgetItem(m_clients);
+            item->setText(0, c.peer);
+            item->setText(1, c.subscriptionId);
+            item->setText(5, c.connectedAt.toLocalTime().toString(QStringLiteral("HH:mm:ss")));
+        }
+        item->setText(2, QString::number(c.lastSentSeq));
+        item->setText(3, locale.toString(std::max<qint64>(0, head - c.lastSentSeq)));
+        item->setText(4, locale.formattedDataSize(c.pendingBytes));
+    }
+    for (auto it = m_clientItems.begin(); it != m_clientItems.end();) {
+        if (present.contains(it.key())) {
+            ++it;
+        } else {
+            delete it.value();
+            it = m_clientItems.erase(it);
+        }
+    }
 }
 
 } // namespace tw::ui

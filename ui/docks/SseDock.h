@@ -1,6 +1,7 @@
 #pragma once
 
 #include <QDockWidget>
+#include <QHash>
 #include <QTimer>
 
 class QComboBox;
@@ -44,6 +45,9 @@ Q_SIGNALS:
 
 private:
     void updateState();
+    // The client list changes with every connection: refreshed at most every
+    // kClientsRefreshMs, and only while the dock is shown.
+    void scheduleClientsRefresh();
     void refreshClients();
     void showError(const QString& message);
 
@@ -51,6 +55,8 @@ private:
     QString m_subscriptionId;
     QString m_subscriptionName;
     QTimer m_refresh;
+    QTimer m_coalesce;
+    QHash<quint64, QTreeWidgetItem*> m_clientItems; // by client id; items owned by m_clients
 
     QLabel* m_state = nullptr; // children, all of them
     QPushButton* m_toggle = nullptr;
