@@ -314,6 +314,13 @@ int main(int argc, char** argv) {
     const int pollerCount = arg(args, QStringLiteral("--pollers"), QStringLiteral("10")).toInt();
     const int sampleSeconds = arg(args, QStringLiteral("--sample"), QStringLiteral("10")).toInt();
     const bool headless = args.contains(QStringLiteral("--headless"));
+    // The Live Feed's ring (ui/feedRowCap, 250 000 by default): a small one fills in
+    // seconds, so that what still grows after it is not the ring.
+    const int feedRows = arg(args, QStringLiteral("--feed-rows"), QStringLiteral("0")).toInt();
+    // Runs the program under this wrapper (e.g. "heaptrack"), for finding what grows.
+    const QString wrapper = arg(args, QStringLiteral("--wrap"), QString());
+    // Another build of the program (a copy that a rebuild during the run leaves alone).
+    const QString binary = arg(args, QStringLiteral("--program"), QStringLiteral(TIDEWATCH_BINARY));
 
     QTemporaryDir dir;
     const quint16 port = freePort();
@@ -322,6 +329,8 @@ int main(int argc, char** argv) {
         QFile ini(dir.filePath(QStringLiteral("tidewatch.ini")));
         ini.open(QIODevice::WriteOnly);
         ini.write(QStringLiteral("[sse]\nenabled=true\naddress=127.0.0.1\nport=%1\n").arg(port).toUtf8());
+        if (feedRows > 0)
+            ini.write(QStringLiteral("[ui]\nfeedRowCap=%1\n").arg(feedRows).toUtf8());
     }
     QProcess server;
     QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
@@ -332,13 +341,15 @@ int main(int argc, char** argv) {
     server.setStandardErrorFile(dir.filePath(QStringLiteral("server.log")));
     QStringList serverArgs{QStringLiteral("--demo"), QStringLiteral("--demo-rate"), QString::number(rate),
                            QStringLiteral("--journal"), journal};
+    QStringList program{binary};
+    if (!wrapper.isEmpty())
+        program.prepend(wrapper);
     if (headless) {
         serverArgs << QStringLiteral("--headless") << QStringLiteral("--sse")
                    << QStringLiteral("127.0.0.1:%1").arg(port);
-        server.start(QStringLiteral(TIDEWATCH_BINARY), serverArgs);
+        server.start(program.first(), program.mid(1) + serverArgs);
     } else {
-        server.start(QStringLiteral("xvfb-run"),
-                     QStringList{QStringLiteral("-a"), QStringLiteral(TIDEWATCH_BINARY)} + serverArgs);
+        server.start(QStringLiteral("xvfb-run"), QStringList{QStringLiteral("-a")} + program + serverArgs);
     }
     if (!server.waitForStarted()) {
         std::fprintf(stderr, "cannot start %s\n", headless ? TIDEWATCH_BINARY : "xvfb-run");
