@@ -330,6 +330,8 @@ void PostgresSource::disconnectAll() {
         m_notifier->deleteLater();
         m_notifier = nullptr;
     }
+    if (m_readTimer)
+        m_readTimer->stop();
     m_replication.close();
     m_sql.close();
     m_connected = false;

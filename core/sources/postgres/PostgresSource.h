@@ -135,6 +135,7 @@ private:
     PgReplication m_replication;
     QSocketNotifier* m_notifier = nullptr; // owned (child); remade with each connection
     QTimer* m_tick = nullptr;              // owned (child): status updates, lag, retries
+    QTimer* m_readTimer = nullptr;         // owned (child): the end of a pause between reads
     bool m_started = false;
     bool m_connected = false;
     bool m_everConnected = false; // a later connection counts as a reconnect
