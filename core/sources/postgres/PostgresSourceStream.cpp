@@ -1,7 +1,8 @@
 // The stream half of PostgresSource: reading pgoutput from the COPY BOTH connection,
 // turning its messages into batches, the standby status updates that confirm what the
 // journal committed, and the switch to PgFallback's polling or capture when there is
-// no replication. The connection, the watches and the slot are in PostgresSource.cpp.
+// no replication. The connection and the slot are in PostgresSource.cpp, the watches in
+// PostgresSourceWatches.cpp.
 
 #include "PostgresSource.h"
 
