@@ -99,6 +99,7 @@ void PostgresSource::start(const SourceRestore& restore) {
     m_restore = restore;
     if (!m_slotNameSet)
         m_slotName = PgSlotName::forJournal(journalId(), id());
+    m_reader = m_slotName;
     m_status.slotName = m_slotName;
     m_restoredLsn = lsnOf(restore.token);
     m_committedLsn = m_restoredLsn;
@@ -147,6 +148,7 @@ bool PostgresSource::connectAll() {
         m_nextReplicationTryMs = nowMs() + kWaitForWatchesMs;
         return false;
     }
+    releaseLeftCapture();
     adoptLegacySlot();
     if (!PgCatalog::ensurePublication(m_sql, m_slotName, &error)) {
         m_sql.close();
@@ -213,6 +215,24 @@ bool PostgresSource::connectAll() {
     m_streamDeadlineMs = nowMs() + kWaitForWatchesMs;
     maybeStartStreaming();
     return true;
+}
+
+void PostgresSource::releaseLeftCapture() {
+    // A switch from capture to the slot removes the triggers once the journal has
+    // committed it (checkpointCommitted); a crash in between left them logging every
+    // change, with nobody to read or prune the rows. This run streams, so whatever is
+    // registered to this reader is left over. Not while this run's own switch waits
+    // for its commit: a crash now would still read from capture.
+    if (m_retiredFallback)
+        return;
+    QStringList released;
+    QString error;
+    if (!PgCapture::release(m_sql, m_reader, &released, &error))
+        qCWarning(lcPostgres) << "source" << id()
+                              << "cannot remove the capture triggers a previous run left:" << error;
+    else if (!released.isEmpty())
+        qCInfo(lcPostgres) << "source" << id() << "removed the capture a previous run left on"
+                           << released.join(QLatin1String(", "));
 }
 
 void PostgresSource::adoptLegacySlot() {
@@ -429,6 +449,8 @@ void PostgresSource::dropReplicationState() {
             QThread::msleep(50);
         PgCatalog::dropSlot(conn, m_slotName, &error);
         PgCatalog::dropPublication(conn, m_slotName, &error);
+        QString ignored; // what a crashed switch left; gone at the next start anyway
+        PgCapture::release(conn, m_reader.isEmpty() ? m_slotName : m_reader, nullptr, &ignored);
     }
     m_watched.clear();
     m_started = false;

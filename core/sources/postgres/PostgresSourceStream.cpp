@@ -314,7 +314,7 @@ void PostgresSource::enterFallback(const QString& why) {
     const QString retry = QStringLiteral(" Tidewatch looks again every %1 s and then switches to logical "
                                          "replication by itself, without a restart.")
                               .arg(std::max<qint64>(1, m_replicationRetryMs / 1000));
-    m_fallback = new PgFallback(id(), m_conninfo, m_described, why + retry, m_restore, this);
+    m_fallback = new PgFallback(id(), m_reader, m_conninfo, m_described, why + retry, m_restore, this);
     connect(m_fallback, &PgFallback::batchReady, this, [this](const ChangeBatch& b) { publishBatch(b); });
     connect(m_fallback, &PgFallback::statusChanged, this,
             [this](SourceStatus::State state, const QString& reason, const QDateTime& retry) {
