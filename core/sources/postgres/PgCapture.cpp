@@ -32,6 +32,50 @@ CREATE TABLE IF NOT EXISTS tidewatch.changelog (
 CREATE INDEX IF NOT EXISTS changelog_xid ON tidewatch.changelog (xid);
 )sql";
 
+// Who reads which table's rows, and from where: a changelog row of a table goes once
+// every reader's bound is past its xid.
+constexpr char kCreateReaders[] = R"sql(
+CREATE TABLE IF NOT EXISTS tidewatch.readers (
+    reader text NOT NULL,
+    tbl text NOT NULL,
+    bound bigint NOT NULL,
+    PRIMARY KEY (reader, tbl));
+)sql";
+
+// Unregisters reader %1 from table %2 (every table when NULL). Under a lock that an
+// install's registration waits for: a trigger is never dropped under a reader that
+// has just registered. A table whose last reader left loses its triggers (found by
+// name on the table the changelog names, so a table dropped meanwhile is no error) and
+// its rows; otherwise the rows below the other readers' bounds go.
+constexpr char kRelease[] = R"sql(
+DO $tw$
+DECLARE
+    t text;
+    rel regclass;
+BEGIN
+    IF to_regclass('tidewatch.readers') IS NULL THEN
+        RETURN;
+    END IF;
+    LOCK TABLE tidewatch.readers IN SHARE ROW EXCLUSIVE MODE;
+    FOR t IN DELETE FROM tidewatch.readers WHERE reader = %1 AND (%2::text IS NULL OR tbl = %2)
+             RETURNING tbl LOOP
+        IF EXISTS (SELECT 1 FROM tidewatch.readers WHERE tbl = t) THEN
+            DELETE FROM tidewatch.changelog
+            WHERE tbl = t AND xid < (SELECT min(bound) FROM tidewatch.readers WHERE tbl = t);
+        ELSE
+            FOR rel IN SELECT DISTINCT g.tgrelid::regclass FROM pg_trigger g
+                       JOIN pg_class c ON c.oid = g.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+                       WHERE g.tgname IN ('tidewatch_capture', 'tidewatch_capture_truncate')
+                         AND n.nspname || '.' || c.relname = t LOOP
+                EXECUTE format('DROP TRIGGER IF EXISTS tidewatch_capture ON %s', rel);
+                EXECUTE format('DROP TRIGGER IF EXISTS tidewatch_capture_truncate ON %s', rel);
+            END LOOP;
+            DELETE FROM tidewatch.changelog WHERE tbl = t;
+        END IF;
+    END LOOP;
+END $tw$;
+)sql";
+
 constexpr char kCreateFunction[] = R"sql(
 CREATE OR REPLACE FUNCTION tidewatch.capture() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog AS $$
@@ -61,8 +105,9 @@ bool currentBound(PgConnection& conn, qint64* bound, QString* error) {
 
 } // namespace
 
-PgCapture::PgCapture(const QString& sourceId)
-    : m_sourceId(sourceId) {}
+PgCapture::PgCapture(const QString& sourceId, const QString& reader)
+    : m_sourceId(sourceId)
+    , m_reader(reader) {}
 
 bool PgCapture::boundOf(const QByteArray& token, qint64* bound) {
     if (!token.startsWith(kTokenPrefix))
@@ -94,13 +139,26 @@ bool PgCapture::install(PgConnection& conn, const Namespace& ns, const QString& 
     // Only what is missing: an existing schema or function must not need CREATE on the
     // database or ownership again.
     if (!conn.exec(QStringLiteral("SELECT to_regclass('tidewatch.changelog') IS NULL, "
-                                  "to_regprocedure('tidewatch.capture()') IS NULL"),
+                                  "to_regprocedure('tidewatch.capture()') IS NULL, "
+                                  "to_regclass('tidewatch.readers') IS NULL"),
                    &rows, error))
         return false;
     if (rows[0][0] == QLatin1String("t"))
         sql += QString::fromLatin1(kCreateChangelog);
     if (rows[0][1] == QLatin1String("t"))
         sql += QString::fromLatin1(kCreateFunction);
+    if (rows[0][2] == QLatin1String("t"))
+        sql += QString::fromLatin1(kCreateReaders);
+    Table table{ns, qualified, keyColumns};
+    if (m_restoredBound >= 0 && m_restoredBound < m_bound)
+        table.from = m_restoredBound;
+    // Registered before the trigger is made, in the same transaction: a release by
+    // another reader holds the lock until it has dropped or kept the trigger, and then
+    // sees this reader.
+    sql += QStringLiteral("INSERT INTO tidewatch.readers (reader, tbl, bound) VALUES (%1, %2, %3) "
+                          "ON CONFLICT (reader, tbl) DO UPDATE SET bound = EXCLUDED.bound;")
+               .arg(conn.quoteLiteral(m_reader), conn.quoteLiteral(ns.coll))
+               .arg(table.from >= 0 ? table.from : m_bound);
     // TRUNCATE fires no row trigger: without its statement trigger a truncate left the
     // captured rows standing in every consumer's view. It logs one changelog row per
     // table, in changelog order with the rows written around it.
@@ -120,9 +178,6 @@ bool PgCapture::install(PgConnection& conn, const Namespace& ns, const QString& 
                 .arg(ns.coll, *error, conn.quoteIdentifier(conn.database()), role, qualified);
         return false;
     }
-    Table table{ns, qualified, keyColumns};
-    if (m_restoredBound >= 0 && m_restoredBound < m_bound)
-        table.from = m_restoredBound;
     m_tables.insert(ns.coll, table);
     return true;
 }
@@ -131,13 +186,34 @@ void PgCapture::remove(PgConnection& conn, const Namespace& ns) {
     const auto found = m_tables.constFind(ns.coll);
     if (found == m_tables.constEnd())
         return;
-    QString ignored; // a table dropped meanwhile has no trigger left to drop
-    conn.exec(
-        QStringLiteral("DROP TRIGGER IF EXISTS tidewatch_capture ON %1; DROP TRIGGER IF EXISTS %2 ON %1; "
-                       "DELETE FROM tidewatch.changelog WHERE tbl = %3")
-            .arg(found->qualified, QLatin1String(kTruncateTrigger), conn.quoteLiteral(ns.coll)),
-        nullptr, &ignored);
+    // A refusal (the table's owner changed) leaves the registration: the next release
+    // of this reader, at the next start from the slot, tries again.
+    QString ignored;
+    conn.exec(QString::fromLatin1(kRelease).arg(conn.quoteLiteral(m_reader), conn.quoteLiteral(ns.coll)),
+              nullptr, &ignored);
     m_tables.remove(ns.coll);
+}
+
+bool PgCapture::release(PgConnection& conn, const QString& reader, QStringList* tables, QString* error) {
+    QList<QStringList> rows;
+    if (!conn.exec(QStringLiteral("SELECT to_regclass('tidewatch.readers') IS NOT NULL"), &rows, error))
+        return false;
+    if (rows.isEmpty() || rows[0][0] != QLatin1String("t"))
+        return true; // capture never ran on this database with readers
+    rows.clear();
+    if (!conn.exec(QStringLiteral("SELECT tbl FROM tidewatch.readers WHERE reader = %1 ORDER BY tbl")
+                       .arg(conn.quoteLiteral(reader)),
+                   &rows, error))
+        return false;
+    if (rows.isEmpty())
+        return true;
+    if (!conn.exec(QString::fromLatin1(kRelease).arg(conn.quoteLiteral(reader), QStringLiteral("NULL")),
+                   nullptr, error))
+        return false;
+    if (tables)
+        for (const QStringList& row : std::as_const(rows))
+            tables->append(row.value(0));
+    return true;
 }
 
 bool PgCapture::readTable(PgConnection& conn, const Table& t, qint64 upTo,
@@ -256,10 +332,17 @@ bool PgCapture::pruneCommitted(PgConnection& conn, const QByteArray& token, QStr
     QStringList tables;
     for (const Table& t : std::as_const(m_tables))
         tables.append(conn.quoteLiteral(t.ns.coll));
-    if (!conn.exec(QStringLiteral("DELETE FROM tidewatch.changelog WHERE xid < %1 AND tbl IN (%2)")
-                       .arg(bound)
-                       .arg(tables.join(QLatin1String(", "))),
-                   nullptr, error))
+    // This reader's bound moves; a row goes only below every reader's bound, so what
+    // another journal or source still has to read stays.
+    const QString in = tables.join(QLatin1String(", "));
+    if (!conn.exec(
+            QStringLiteral("UPDATE tidewatch.readers SET bound = GREATEST(bound, %1) WHERE reader = %2 "
+                           "AND tbl IN (%3); "
+                           "DELETE FROM tidewatch.changelog c WHERE c.tbl IN (%3) AND c.xid < %1 AND "
+                           "c.xid < (SELECT min(r.bound) FROM tidewatch.readers r WHERE r.tbl = c.tbl)")
+                .arg(bound)
+                .arg(conn.quoteLiteral(m_reader), in),
+            nullptr, error))
         return false;
     m_pruned = bound;
     return true;

@@ -26,17 +26,24 @@ class PgConnection;
 // the rows of transactions from the last bound up to it: every one of them has ended,
 // so its rows are all visible or rolled back, and none is read twice. A long-running
 // transaction anywhere on the server holds the bound back, and so delays the events
-// (never loses them). The checkpoint token is "capture:<bound>"; rows below a
-// committed bound are deleted (pruneCommitted).
+// (never loses them). The checkpoint token is "capture:<bound>"; rows below the
+// committed bounds of all the table's readers are deleted (pruneCommitted).
 //
 // Installing needs CREATE on the database (for the tidewatch schema) and ownership of
-// the table (for its trigger); the message says so when the server refuses. One
-// capturing source per database: pruning deletes what this source has committed.
+// the table (for its trigger); the message says so when the server refuses.
+//
+// One trigger and one changelog serve every capturing source of a table (two journals,
+// or two sources of one journal, on the same database): each is a reader, registered
+// per table in tidewatch.readers with the bound its journal has committed. A row goes
+// only once every reader of its table has committed past it, and a table's triggers
+// only with its last reader. A reader is named like the source's slot (PgSlotName: one
+// per journal and source), so a later run finds what an earlier one left.
 class PgCapture {
 public:
     static constexpr char kChannel[] = "tidewatch_changelog";
 
-    explicit PgCapture(const QString& sourceId);
+    // reader: the name this source and journal register under (its slot name).
+    PgCapture(const QString& sourceId, const QString& reader);
 
     // Continues from a restored checkpoint token (any other token: from now).
     void restore(const QByteArray& token);
@@ -48,16 +55,22 @@ public:
     // (re)creates `ns`'s trigger. keyColumns name a row in documentKey (empty: all).
     bool install(PgConnection& conn, const Namespace& ns, const QString& qualified,
                  const QStringList& keyColumns, QString* error);
-    // Drops `ns`'s triggers and its rows in the changelog: its changes are no longer
-    // logged, and nobody reads those logged.
+    // This reader no longer reads `ns`: the rows no other reader needs go, and with
+    // the last reader the table's triggers.
     void remove(PgConnection& conn, const Namespace& ns);
+    // Removes what `reader` registered on any table, as remove() does: a source that
+    // streams from its slot again left capture behind when it stopped (a crash between
+    // the journal's commit of the switch and the removal). True when there was
+    // nothing, or it is gone; `tables` gets the tables released.
+    static bool release(PgConnection& conn, const QString& reader, QStringList* tables, QString* error);
     // The changes of every transaction that ended since the last read, in changelog
     // order, with the new token. False with the server's message. `inSnapshot`: the
     // connection reads in an imported snapshot (the switch to replication), and every
     // row it shows is read, with no bound: its transactions committed before the
     // snapshot, and those that did not are streamed by the slot instead.
     bool read(PgConnection& conn, ChangeBatch& out, QString* error, bool inSnapshot = false);
-    // The journal committed up to `token`: delete the rows it holds.
+    // The journal committed up to `token`: this reader's bound moves there, and the
+    // rows below every reader's bound are deleted.
     bool pruneCommitted(PgConnection& conn, const QByteArray& token, QString* error);
 
 private:
@@ -76,6 +89,7 @@ private:
                    QString* error) const;
 
     QString m_sourceId;
+    QString m_reader;
     QHash<QString, Table> m_tables; // by coll ("schema.table")
     qint64 m_bound = -1;            // transactions below it have been read; -1: not yet known
     qint64 m_pruned = 0;

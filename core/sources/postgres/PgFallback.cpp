@@ -18,15 +18,16 @@ constexpr int kMaxRetryMs = 30000;
 
 } // namespace
 
-PgFallback::PgFallback(const QString& sourceId, const QString& conninfo, const QString& described,
-                       const QString& why, const SourceRestore& restore, QObject* parent)
+PgFallback::PgFallback(const QString& sourceId, const QString& reader, const QString& conninfo,
+                       const QString& described, const QString& why, const SourceRestore& restore,
+                       QObject* parent)
     : QObject(parent)
     , m_sourceId(sourceId)
     , m_conninfo(conninfo)
     , m_described(described)
     , m_why(why)
     , m_restore(restore)
-    , m_capture(sourceId) {
+    , m_capture(sourceId, reader) {
     m_capture.restore(restore.token);
 }
 

@@ -30,8 +30,10 @@ class PgFallback : public QObject {
     Q_OBJECT
 public:
     // why: the reason replication is not used, a sentence naming what to change.
-    PgFallback(const QString& sourceId, const QString& conninfo, const QString& described, const QString& why,
-               const SourceRestore& restore, QObject* parent = nullptr);
+    // reader: what capture registers its tables under (PgCapture), the source's slot name.
+    PgFallback(const QString& sourceId, const QString& reader, const QString& conninfo,
+               const QString& described, const QString& why, const SourceRestore& restore,
+               QObject* parent = nullptr);
     ~PgFallback() override;
 
     // 500 ms: a change shows up within half a second, and a poll of a 10 000-row

@@ -1,3 +1,8 @@
+// The lifecycle of PostgresSource: parsing the URI, connecting (or falling back),
+// backing off, the slot at start, the tick, stopping and dropping what it keeps on the
+// server. The watches are in PostgresSourceWatches.cpp; the stream and the switch
+// between modes in PostgresSourceStream.cpp.
+
 #include "PostgresSource.h"
 
 #include "PgFallback.h"
@@ -94,6 +99,7 @@ void PostgresSource::start(const SourceRestore& restore) {
     m_restore = restore;
     if (!m_slotNameSet)
         m_slotName = PgSlotName::forJournal(journalId(), id());
+    m_reader = m_slotName;
     m_status.slotName = m_slotName;
     m_restoredLsn = lsnOf(restore.token);
     m_committedLsn = m_restoredLsn;
@@ -142,6 +148,7 @@ bool PostgresSource::connectAll() {
         m_nextReplicationTryMs = nowMs() + kWaitForWatchesMs;
         return false;
     }
+    releaseLeftCapture();
     adoptLegacySlot();
     if (!PgCatalog::ensurePublication(m_sql, m_slotName, &error)) {
         m_sql.close();
@@ -210,6 +217,24 @@ bool PostgresSource::connectAll() {
     return true;
 }
 
+void PostgresSource::releaseLeftCapture() {
+    // A switch from capture to the slot removes the triggers once the journal has
+    // committed it (checkpointCommitted); a crash in between left them logging every
+    // change, with nobody to read or prune the rows. This run streams, so whatever is
+    // registered to this reader is left over. Not while this run's own switch waits
+    // for its commit: a crash now would still read from capture.
+    if (m_retiredFallback)
+        return;
+    QStringList released;
+    QString error;
+    if (!PgCapture::release(m_sql, m_reader, &released, &error))
+        qCWarning(lcPostgres) << "source" << id()
+                              << "cannot remove the capture triggers a previous run left:" << error;
+    else if (!released.isEmpty())
+        qCInfo(lcPostgres) << "source" << id() << "removed the capture a previous run left on"
+                           << released.join(QLatin1String(", "));
+}
+
 void PostgresSource::adoptLegacySlot() {
     // Only a journal that has a position or watches of this source can own the old
     // slot; a fresh journal makes its own, and leaves another journal's slot alone.
@@ -236,34 +261,6 @@ void PostgresSource::setLagBytes(qint64 lagBytes) {
         return;
     m_status.lagBytes = lagBytes;
     Q_EMIT statusChanged(id(), m_status);
-}
-
-void PostgresSource::checkSchema(ChangeEventList* events, SourceCheckpoint* checkpoint) {
-    QSet<QString> schemas;
-    for (const WatchedTable& t : std::as_const(m_watched))
-        schemas.insert(t.ns.coll.section(QLatin1Char('.'), 0, 0));
-    const auto inScope = [this](const QString& coll) {
-        return m_watched.contains(coll) || m_expectedWatches.contains(coll);
-    };
-    QString error;
-    if (!m_schemaWatch.check(m_sql, schemas, id(), m_database, inScope, events, checkpoint, &error)) {
-        qCWarning(lcPostgres) << "cannot read the catalog of" << m_described << error;
-        return;
-    }
-    // A watched table dropped and made again is a new relation, no longer published.
-    bool republish = false;
-    for (WatchedTable& t : m_watched) {
-        const PgSchema::Table* now = m_schemaWatch.snapshot().table(t.ns.coll);
-        if (!now || now->oid == t.info.oid)
-            continue;
-        QString schema;
-        QString name;
-        PgCatalog::splitName(t.ns.coll, &schema, &name);
-        t.info = PgCatalog::table(m_sql, schema, name, &error);
-        republish = true;
-    }
-    if (republish && !syncPublication(false, &error))
-        qCWarning(lcPostgres) << error;
 }
 
 void PostgresSource::maybeStartStreaming() {
@@ -330,6 +327,8 @@ void PostgresSource::disconnectAll() {
         m_notifier->deleteLater();
         m_notifier = nullptr;
     }
+    if (m_readTimer)
+        m_readTimer->stop();
     m_replication.close();
     m_sql.close();
     m_connected = false;
@@ -417,164 +416,6 @@ void PostgresSource::checkpointCommitted(const QByteArray& token) {
         sendStatus(false);
 }
 
-bool PostgresSource::syncPublication(bool dropOthers, QString* error) {
-    QSet<QString> tables;
-    for (const WatchedTable& t : std::as_const(m_watched))
-        tables.insert(t.ns.coll);
-    // Only an unwatch takes a table out. At connect the watches have not been asked
-    // for again yet: dropping the last run's tables then would lose their changes
-    // until the watch comes.
-    if (PgCatalog::setPublicationTables(m_sql, m_slotName, tables, dropOthers, error))
-        return true;
-    *error =
-        QStringLiteral("Cannot change publication \"%1\" on %2: %3").arg(m_slotName, m_described, *error);
-    return false;
-}
-
-bool PostgresSource::addWatch(const Namespace& ns, QString* error) {
-    QString schema;
-    QString name;
-    if ((!ns.db.isEmpty() && ns.db != m_database) || !PgCatalog::splitName(ns.coll, &schema, &name)) {
-        *error = QStringLiteral("\"%1\" is not a table of database %2 on %3: name one as schema.table, e.g. "
-                                "--watch public.orders.")
-                     .arg(ns.toString(), m_database, m_described);
-        return false;
-    }
-    const PgCatalog::Table info = PgCatalog::table(m_sql, schema, name, error);
-    if (!info.exists || info.kind == 'v' || info.kind == 'm') {
-        QList<NamespaceInfo> tables;
-        QString ignored;
-        PgCatalog::listTables(m_sql, m_database, &tables, &ignored);
-        QStringList names;
-        for (const NamespaceInfo& t : std::as_const(tables))
-            if (t.kind != QLatin1String("view"))
-                names.append(t.ns.coll);
-        *error = info.exists
-                     ? QStringLiteral("\"%1.%2\" in %3 is a view; watch the tables behind it.")
-                           .arg(schema, name, m_described)
-                     : QStringLiteral("No table \"%1.%2\" in database %3 on %4 (tables: %5).")
-                           .arg(schema, name, m_database, m_described,
-                                names.isEmpty() ? QStringLiteral("none") : names.join(QLatin1String(", ")));
-        return false;
-    }
-    WatchedTable t;
-    t.ns = Namespace{m_database, schema + QLatin1Char('.') + name};
-    t.qualified = PgCatalog::qualifiedName(m_sql, schema, name);
-    t.info = info;
-    m_watched.insert(t.ns.coll, t);
-    if (!syncPublication(false, error)) {
-        m_watched.remove(t.ns.coll);
-        return false;
-    }
-    if (info.replicaIdentity != 'f')
-        m_identityNote = QStringLiteral("; %1 has REPLICA IDENTITY %2, so updates carry the new row and "
-                                        "list every column as updated (ALTER TABLE %3 REPLICA IDENTITY FULL "
-                                        "gives exact updatedFields and before-images)")
-                             .arg(t.ns.coll,
-                                  info.replicaIdentity == 'n'   ? QStringLiteral("NOTHING")
-                                  : info.replicaIdentity == 'i' ? QStringLiteral("USING INDEX")
-                                                                : QStringLiteral("DEFAULT"),
-                                  t.qualified);
-    // A relation already described by the stream takes its key from the catalog now.
-    for (auto it = m_relations.begin(); it != m_relations.end(); ++it)
-        if (it->ns == t.ns)
-            it->keysResolved = false;
-    return true;
-}
-
-void PostgresSource::watch(const Namespace& ns, const WatchOptions& options) {
-    if (m_fallback) {
-        m_fallback->watch(ns, options);
-        return;
-    }
-    const QString coll = ns.coll;
-    for (const WatchedTable& t : std::as_const(m_watched))
-        if (t.ns == ns || (ns.db.isEmpty() && t.ns.coll == coll))
-            return; // re-sent with new readers: nothing to change, the engine filters
-    if (!m_connected) {
-        m_pendingWatches.insert(ns.toString(), ns);
-        m_pendingOptions.insert(ns.toString(), options);
-        return;
-    }
-    QString error;
-    if (!addWatch(ns, &error)) {
-        Q_EMIT watchFailed(id(), ns, error);
-        return;
-    }
-    if (!m_expectedWatches.contains(ns.coll)) {
-        ChangeBatch batch;
-        batch.sourceId = id();
-        batch.checkpoint.stateUpserts.insert(kWatchKeyPrefix + ns.coll.toUtf8(), QByteArray("1"));
-        publishBatch(batch);
-        m_expectedWatches.insert(ns.coll);
-    }
-    {
-        // Schema changes are reported from watchReady on: the snapshot of a schema
-        // watched for the first time is taken now; one the checkpoint had is compared.
-        ChangeBatch batch;
-        batch.sourceId = id();
-        checkSchema(&batch.events, &batch.checkpoint);
-        if (!batch.events.isEmpty() || !batch.checkpoint.isEmpty())
-            publishBatch(batch);
-    }
-    maybeStartStreaming();
-    if (!m_gapReason.isEmpty()) {
-        // The restart that lost history came before this watch was asked for again.
-        ChangeBatch batch;
-        batch.sourceId = id();
-        batch.events.append(ChangeEvent::makeGap(id(), m_watched.value(ns.coll).ns, m_gapReason));
-        publishBatch(batch);
-    }
-    if (!m_identityNote.isEmpty())
-        setStatus(SourceStatus::State::Watching,
-                  QStringLiteral("slot and publication \"%1\"%2").arg(m_slotName, m_identityNote));
-    Q_EMIT watchReady(id(), m_watched.value(Namespace{m_database, ns.coll}.coll).ns);
-}
-
-void PostgresSource::unwatch(const Namespace& ns) {
-    if (m_fallback) {
-        m_fallback->unwatch(ns);
-        return;
-    }
-    m_pendingWatches.remove(ns.toString());
-    if (m_expectedWatches.remove(ns.coll)) {
-        ChangeBatch batch;
-        batch.sourceId = id();
-        batch.checkpoint.stateRemovals.append(kWatchKeyPrefix + ns.coll.toUtf8());
-        publishBatch(batch);
-    }
-    if (!m_watched.remove(ns.coll))
-        return;
-    QString error;
-    if (m_connected && !syncPublication(true, &error))
-        qCWarning(lcPostgres) << error;
-}
-
-void PostgresSource::listNamespaces(const QString& db) {
-    QList<NamespaceInfo> result;
-    QString error;
-    PgConnection conn;
-    if (!conn.open(m_conninfo, false, &error)) {
-        Q_EMIT namespacesListed(id(), db, result,
-                                QStringLiteral("Cannot connect to %1: %2").arg(m_described, error));
-        return;
-    }
-    if (db.isEmpty()) {
-        result.append({Namespace{conn.database(), {}}, QStringLiteral("database")});
-    } else {
-        PgCatalog::listTables(conn, conn.database(), &result, &error);
-        if (db != conn.database()) {
-            // "database.schema": the tables of one schema.
-            const QString prefix = db.section(QLatin1Char('.'), 1) + QLatin1Char('.');
-            result.erase(
-                std::remove_if(result.begin(), result.end(),
-                               [&](const NamespaceInfo& i) { return !i.ns.coll.startsWith(prefix); }),
-                result.end());
-        }
-    }
-    Q_EMIT namespacesListed(id(), db, result, error);
-}
-
 void PostgresSource::stop() {
     m_started = false;
     if (m_tick)
@@ -608,6 +449,8 @@ void PostgresSource::dropReplicationState() {
             QThread::msleep(50);
         PgCatalog::dropSlot(conn, m_slotName, &error);
         PgCatalog::dropPublication(conn, m_slotName, &error);
+        QString ignored; // what a crashed switch left; gone at the next start anyway
+        PgCapture::release(conn, m_reader.isEmpty() ? m_slotName : m_reader, nullptr, &ignored);
     }
     m_watched.clear();
     m_started = false;

@@ -125,16 +125,23 @@ private:
     bool switchToReplication(QString* error);
     // The journal holds what a fallback left (a capture bound, poll baselines).
     bool restoredFromFallback() const;
+    // Streaming from the slot: removes capture triggers and changelog rows a run of this
+    // source and journal left behind.
+    void releaseLeftCapture();
 
     QString m_conninfo;
     QString m_described; // the conninfo without its password, for messages
     QString m_slotName;
+    // The slot's name as start() made it, before any legacy slot was adopted: what
+    // capture registers under (PgCapture), the same in every run of this journal.
+    QString m_reader;
     bool m_slotNameSet = false; // setSlotName() was called: no naming after the journal
     QString m_database;
     PgConnection m_sql;
     PgReplication m_replication;
     QSocketNotifier* m_notifier = nullptr; // owned (child); remade with each connection
     QTimer* m_tick = nullptr;              // owned (child): status updates, lag, retries
+    QTimer* m_readTimer = nullptr;         // owned (child): the end of a pause between reads
     bool m_started = false;
     bool m_connected = false;
     bool m_everConnected = false; // a later connection counts as a reconnect
