@@ -326,6 +326,7 @@ void HeadlessRunner::replay(qint64 fromSeq) {
         return;
     }
     Replay history(&reader, Replay::matching(m_subscription), std::max<qint64>(0, fromSeq - 1));
+    history.limitToCoverage(m_subscription);
     while (!history.isAtHead()) {
         const Replay::Chunk chunk = history.next(5000);
         if (!chunk.error.isEmpty()) {
