@@ -36,6 +36,8 @@ QByteArray SourceReading::toJson(const QList<ScopeReading>& scopes) {
             readers.append(reader);
         }
         entry.insert(QStringLiteral("readers"), readers);
+        if (scope.anySource)
+            entry.insert(QStringLiteral("anySource"), true);
         list.append(entry);
     }
     return QJsonDocument(list).toJson(QJsonDocument::Compact);
@@ -49,7 +51,7 @@ bool SourceReading::fromJson(QByteArrayView json, QList<ScopeReading>* scopes) {
     scopes->clear();
     for (const QJsonValue& value : doc.array()) {
         const QJsonObject entry = value.toObject();
-        ScopeReading scope{nsOf(entry), {}};
+        ScopeReading scope{nsOf(entry), {}, entry.value(QLatin1String("anySource")).toBool()};
         for (const QJsonValue& rv : entry.value(QLatin1String("readers")).toArray()) {
             const QJsonObject r = rv.toObject();
             QString why;

@@ -15,12 +15,15 @@ namespace tw {
 struct ScopeReading {
     Namespace scope;
     QList<WatchOptions::Reader> readers;
+    // The scope's events keep the source ids they had upstream (a NATS gateway's), so
+    // a subscription naming any source can read them.
+    bool anySource = false;
     friend bool operator==(const ScopeReading& a, const ScopeReading& b) = default;
 };
 
 struct SourceReading {
-    // [{"db","coll","readers":[{"db","coll","filter":"<canonical Extended JSON>",
-    //   "all":bool,"schemaOnly":bool}]}]
+    // [{"db","coll","anySource":bool,"readers":[{"db","coll",
+    //   "filter":"<canonical Extended JSON>","all":bool,"schemaOnly":bool}]}]
     static QByteArray toJson(const QList<ScopeReading>& scopes);
     // False when `json` is not such a list (then nothing can be said about coverage).
     static bool fromJson(QByteArrayView json, QList<ScopeReading>* scopes);
