@@ -16,14 +16,14 @@ bool serves(const WatchOptions::Reader& reader, const Subscription& subscription
 
 bool CoverageLog::covers(const QString& sourceId, const QList<ScopeReading>& scopes,
                          const Subscription& subscription) {
-    QList<Namespace> parts; // what the subscription reads of this source
-    if (subscription.namespaces.isEmpty())
-        parts.append(Namespace{});
-    for (const SourceNamespace& sn : subscription.namespaces)
-        if (sn.sourceId.isEmpty() || sn.sourceId == sourceId)
-            parts.append(sn.ns);
-    for (const Namespace& part : std::as_const(parts)) {
-        for (const ScopeReading& scope : scopes) {
+    for (const ScopeReading& scope : scopes) {
+        QList<Namespace> parts; // what the subscription reads of this scope's source
+        if (subscription.namespaces.isEmpty())
+            parts.append(Namespace{});
+        for (const SourceNamespace& sn : subscription.namespaces)
+            if (scope.anySource || sn.sourceId.isEmpty() || sn.sourceId == sourceId)
+                parts.append(sn.ns);
+        for (const Namespace& part : std::as_const(parts)) {
             if (!scope.scope.contains(part) && !part.contains(scope.scope))
                 continue; // a scope the subscription does not see
             if (scope.readers.isEmpty())

@@ -165,6 +165,7 @@ private:
                                    // null while paused for the journal's backlog
         QThread* thread = nullptr; // owned; null with source
         SourceStatus status;
+        bool relaysSourceIds = false; // Source::relaysSourceIds(), kept while paused
     };
 
     struct WatchRecord {
