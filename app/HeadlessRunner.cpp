@@ -189,7 +189,8 @@ int HeadlessRunner::start() {
             table.clear(); // the whole file: tables created later are followed too
         Namespace ns = sqlite ? Namespace{QStringLiteral("main"), table} : Namespace::fromString(text);
         namespaces.append(ns);
-        m_subscription.namespaces.append(SourceNamespace{sourceId, ns});
+        // A gateway's events keep the ingest's source ids: any source, this namespace.
+        m_subscription.namespaces.append(SourceNamespace{gateway ? QString() : sourceId, ns});
     }
     m_subscription = m_session->addSubscription(m_subscription);
     m_shape = m_subscription.shape();
