@@ -50,6 +50,10 @@ qint64 CoverageLog::coveredAfter(const QList<JournalReader::Narrowing>& narrowin
     for (auto it = bySource.cbegin(); it != bySource.cend(); ++it) {
         const QList<const JournalReader::Narrowing*>& periods = it.value();
         for (qsizetype i = 0; i < periods.size(); ++i) {
+            // A period that ends where it begins read nothing (a source declares once
+            // per watch it starts, all at the same seq).
+            if (i + 1 < periods.size() && periods[i + 1]->afterSeq == periods[i]->afterSeq)
+                continue;
             QList<ScopeReading> scopes;
             if (SourceReading::fromJson(periods[i]->reading, &scopes) &&
                 covers(it.key(), scopes, subscription))
