@@ -215,4 +215,22 @@ int NatsStreamClient::deleteConsumers() {
     return deleted;
 }
 
+QList<QByteArray> NatsStreamClient::consumerFilters() {
+    QList<QByteArray> filters;
+    if (!m_js && !open())
+        return filters;
+    jsConsumerInfoList* list = nullptr;
+    jsErrCode code = jsErrCode(0);
+    if (js_Consumers(&list, m_js, m_stream.constData(), nullptr, &code) != NATS_OK) {
+        close();
+        return filters;
+    }
+    for (int i = 0; i < list->Count; ++i) {
+        const jsConsumerConfig* config = list->List[i]->Config;
+        filters.append(config && config->FilterSubject ? QByteArray(config->FilterSubject) : QByteArray());
+    }
+    jsConsumerInfoList_Destroy(list);
+    return filters;
+}
+
 } // namespace tw::testsupport

@@ -55,6 +55,9 @@ public:
     // Deletes every consumer of the stream, as an operator's `nats consumer rm` or a
     // server that lost them would; the count deleted, -1 when the server cannot be asked.
     int deleteConsumers();
+    // The filter subject of each consumer of the stream (empty: none); empty when the
+    // server cannot be asked.
+    QList<QByteArray> consumerFilters();
 
 private:
     bool open();
