@@ -215,6 +215,26 @@ int NatsStreamClient::deleteConsumers() {
     return deleted;
 }
 
+QString NatsStreamClient::publish(const QByteArray& subject,
+                                  const QList<QPair<QByteArray, QByteArray>>& headers,
+                                  const QByteArray& data) {
+    if (!m_js && !open())
+        return QStringLiteral("cannot connect");
+    natsMsg* msg = nullptr;
+    natsStatus s = natsMsg_Create(&msg, subject.constData(), nullptr, data.constData(), int(data.size()));
+    for (const auto& [key, value] : headers)
+        if (s == NATS_OK)
+            s = natsMsgHeader_Set(msg, key.constData(), value.constData());
+    jsPubAck* ack = nullptr;
+    jsErrCode code = jsErrCode(0);
+    if (s == NATS_OK)
+        s = js_PublishMsg(&ack, m_js, msg, nullptr, &code);
+    if (ack)
+        jsPubAck_Destroy(ack);
+    natsMsg_Destroy(msg);
+    return s == NATS_OK ? QString() : QString::fromUtf8(natsStatus_GetText(s));
+}
+
 QList<QByteArray> NatsStreamClient::consumerFilters() {
     QList<QByteArray> filters;
     if (!m_js && !open())
