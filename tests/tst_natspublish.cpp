@@ -4,7 +4,7 @@
 #include "TestUtil.h"
 
 #include "nats/NatsAckWindow.h"
-#include "nats/NatsSubject.h"
+#include "sources/nats/NatsSubject.h"
 
 #include <QJsonArray>
 #include <QNetworkAccessManager>

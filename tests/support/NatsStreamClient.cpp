@@ -1,7 +1,7 @@
 #include "NatsStreamClient.h"
 
-#include "nats/NatsSubject.h"
 #include "sources/nats/NatsHeaders.h"
+#include "sources/nats/NatsSubject.h"
 
 #include <QDeadlineTimer>
 #include <QThread>

@@ -2,8 +2,8 @@
 // messages (NatsSubject::wide()) merged in by stream sequence.
 #include "NatsGatewaySource.h"
 
-#include "nats/NatsSubject.h"
 #include "sources/nats/NatsGatewayNats.h"
+#include "sources/nats/NatsSubject.h"
 #include "sources/SourceReading.h"
 
 #include <algorithm>

@@ -1,9 +1,9 @@
 #include "NatsGatewaySource.h"
 
-#include "nats/NatsSubject.h"
 #include "sources/nats/NatsClient.h"
 #include "sources/nats/NatsGatewayNats.h"
 #include "sources/nats/NatsHeaders.h"
+#include "sources/nats/NatsSubject.h"
 
 #include <algorithm>
 #include <QDateTime>
