@@ -200,10 +200,10 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
             return false;
         }
         o->gateway += QLatin1Char('/') + stream;
-        if (!p.value(source).isEmpty() || p.isSet(demo) || !p.values(watch).isEmpty()) {
-            *error =
-                QStringLiteral("--gateway serves every namespace its ingest publishes: give no --source, "
-                               "--demo or --watch (narrow with --filter)");
+        if (!p.value(source).isEmpty() || p.isSet(demo)) {
+            *error = QStringLiteral(
+                "--gateway serves the namespaces its ingest publishes: give no --source or --demo (--watch "
+                "db.coll limits the command line's subscription, and what the gateway consumes, to it)");
             return false;
         }
     }
@@ -256,7 +256,7 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
         *error = QStringLiteral("--source needs at least one --watch NS (e.g. --watch orders)");
         return false;
     }
-    if (!o->watches.isEmpty() && o->source.isEmpty() && !o->demo) {
+    if (!o->watches.isEmpty() && o->source.isEmpty() && !o->demo && o->gateway.isEmpty()) {
         *error = QStringLiteral("--watch needs --source URI");
         return false;
     }

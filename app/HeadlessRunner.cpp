@@ -189,7 +189,8 @@ int HeadlessRunner::start() {
             table.clear(); // the whole file: tables created later are followed too
         Namespace ns = sqlite ? Namespace{QStringLiteral("main"), table} : Namespace::fromString(text);
         namespaces.append(ns);
-        m_subscription.namespaces.append(SourceNamespace{sourceId, ns});
+        // A gateway's events keep the ingest's source ids: any source, this namespace.
+        m_subscription.namespaces.append(SourceNamespace{gateway ? QString() : sourceId, ns});
     }
     m_subscription = m_session->addSubscription(m_subscription);
     m_shape = m_subscription.shape();
@@ -326,6 +327,7 @@ void HeadlessRunner::replay(qint64 fromSeq) {
         return;
     }
     Replay history(&reader, Replay::matching(m_subscription), std::max<qint64>(0, fromSeq - 1));
+    history.limitToCoverage(m_subscription);
     while (!history.isAtHead()) {
         const Replay::Chunk chunk = history.next(5000);
         if (!chunk.error.isEmpty()) {

@@ -334,7 +334,7 @@ void TestHeadless::badInputGetsOneLineErrorAndNonZeroExit_data() {
                        QStringLiteral("DB"),
                        QStringLiteral("--watch"),
                        QStringLiteral("orders")}
-        << QStringLiteral("--gateway serves every namespace its ingest publishes");
+        << QStringLiteral("--gateway serves the namespaces its ingest publishes");
 }
 
 void TestHeadless::badInputGetsOneLineErrorAndNonZeroExit() {

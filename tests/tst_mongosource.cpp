@@ -4,6 +4,7 @@
 
 #include "BsonPaths.h"
 #include "engine/Engine.h"
+#include "engine/Replay.h"
 #include "filter/Filter.h"
 #include "MongoPeer.h"
 #include "sources/mongo/ChangeEventMapper.h"
@@ -257,6 +258,7 @@ private Q_SLOTS:
     void unionMatchCombinesSubscriptionFilters();
     void pushDownIsUnionAndChangingItReopensLosingNothing();
     void engineDerivesPushDownFromItsSubscriptions();
+    void replayFromBeforeThePushDownWidenedStartsWithAGap();
     void engineLeavesOutDataChangesForSchemaSubscriptions();
     void oneUpstreamStreamPerScope();
     void backoffScheduleAgainstDeadPeer();
@@ -1002,6 +1004,85 @@ void TestMongoSource::engineDerivesPushDownFromItsSubscriptions() {
         e->stop();
         return 0;
     });
+}
+
+void TestMongoSource::replayFromBeforeThePushDownWidenedStartsWithAGap() {
+    // The $match keeps out of the journal what nobody wanted. A subscription made later
+    // that replays from before its filter was pushed down is told so by a gap, and
+    // learns it from the journal, after a restart too; one whose events were read all
+    // along replays without one.
+    MongoPeer peer;
+    QVERIFY(peer.listen());
+    QTemporaryDir dir;
+    Engine::Options options;
+    options.journalPath = dir.filePath(QStringLiteral("journal.sqlite"));
+    auto engine = std::make_unique<Engine>(options);
+    QString error;
+    QVERIFY2(engine->start(&error), qPrintable(error));
+    ChangeEventList committed;
+    QObject receiver;
+    connect(
+        engine.get(), &Engine::committed, &receiver,
+        [&](const CommittedBatch& batch) { committed.append(batch.events); }, Qt::QueuedConnection);
+    const Namespace ns{QStringLiteral("shop"), QStringLiteral("orders")};
+    auto subscription = [&](const QString& id, const char* filter) {
+        Subscription s;
+        s.id = id;
+        s.namespaces = {SourceNamespace{QStringLiteral("m"), ns}};
+        s.filter = Filter::compile(filter);
+        return s;
+    };
+    const Subscription paid = subscription(QStringLiteral("paid"), R"({"fullDocument.status": "paid"})");
+    const Subscription pending =
+        subscription(QStringLiteral("pending"), R"({"fullDocument.status": "pending"})");
+    engine->addSubscription(paid);
+    QVERIFY2(engine->addSource(QStringLiteral("m"), peer.uri(), &error), qPrintable(error));
+    engine->watch(QStringLiteral("m"), ns);
+    QTRY_COMPARE_WITH_TIMEOUT(peer.openChangeStreamCount(), 1, kWait);
+    peer.pushChange(ns.db, ns.coll, insertEvent(1, "pending")); // dropped by the server's $match
+    peer.pushChange(ns.db, ns.coll, insertEvent(2, "paid"));
+    QTRY_COMPARE_WITH_TIMEOUT(ids(committed), (QList<int>{2}), kWait);
+    const qint64 widenedAfter = committed.last().seq();
+
+    const int aggregates = int(peer.receivedCommands(QStringLiteral("aggregate")).size());
+    engine->addSubscription(pending);
+    QTRY_COMPARE_WITH_TIMEOUT(int(peer.receivedCommands(QStringLiteral("aggregate")).size()), aggregates + 1,
+                              kWait);
+    peer.pushChange(ns.db, ns.coll, insertEvent(3, "pending"));
+    QTRY_COMPARE_WITH_TIMEOUT(ids(committed), (QList<int>{2, 3}), kWait);
+    Engine* e = engine.get();
+    offThread([e] {
+        e->stop();
+        return 0;
+    });
+    engine.reset();
+
+    JournalReader reader;
+    QVERIFY2(reader.open(options.journalPath, &error), qPrintable(error));
+    Replay late(&reader, Replay::matching(pending), 0);
+    late.limitToCoverage(pending);
+    QCOMPARE(late.coveredAfter(), widenedAfter);
+    const Replay::Chunk first = late.next(100);
+    QVERIFY2(first.error.isEmpty(), qPrintable(first.error));
+    QVERIFY(first.gap);
+    QCOMPARE(first.gap->id, widenedAfter);
+    QCOMPARE(num(first.gap->event.extra(), "requested"), 0);
+    QCOMPARE(num(first.gap->event.extra(), "firstAvailable"), widenedAfter + 1);
+    QCOMPARE(ids(first.events), (QList<int>{3}));
+
+    Replay allAlong(&reader, Replay::matching(paid), 0);
+    allAlong.limitToCoverage(paid);
+    QCOMPARE(allAlong.coveredAfter(), 0);
+    const Replay::Chunk whole = allAlong.next(100);
+    QVERIFY(!whole.gap);
+    QCOMPARE(ids(whole.events), (QList<int>{2}));
+
+    // From after the widening there is nothing to say.
+    Replay recent(&reader, Replay::matching(pending), widenedAfter);
+    recent.limitToCoverage(pending);
+    const Replay::Chunk tail = recent.next(100);
+    QVERIFY(!tail.gap);
+    QCOMPARE(ids(tail.events), (QList<int>{3}));
 }
 
 void TestMongoSource::pushDownIsUnionAndChangingItReopensLosingNothing() {

@@ -18,6 +18,7 @@ using namespace tw;
 using namespace tw::test;
 using tw::testsupport::NatsServer;
 using tw::testsupport::NatsStreamClient;
+using tw::testsupport::NatsStreamMessage;
 
 namespace {
 
@@ -61,6 +62,29 @@ QJsonObject getJson(QNetworkAccessManager& http, const QUrl& url, int* status = 
     return parseJson(reply->readAll());
 }
 
+// POST with the test's token and a JSON body; the status, and the answer in *answer.
+int postJson(QNetworkAccessManager& http, const QUrl& url, const QJsonObject& body, QByteArray* answer) {
+    QNetworkRequest request(url);
+    request.setRawHeader("Authorization", QByteArray("Bearer ") + kToken);
+    request.setHeader(QNetworkRequest::ContentTypeHeader, QByteArrayLiteral("application/json"));
+    std::unique_ptr<QNetworkReply> reply(http.post(request, QJsonDocument(body).toJson()));
+    QSignalSpy done(reply.get(), &QNetworkReply::finished);
+    if (!done.wait(10000))
+        return 0;
+    *answer = reply->readAll();
+    return reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
+}
+
+// The seqs of the events of `stream` on subjects ending in `.<coll token>`, after `after`.
+QList<qint64> seqsOn(const QList<tw::testsupport::NatsStreamMessage>& stream, const QByteArray& coll,
+                     qint64 after = 0) {
+    QList<qint64> out;
+    for (const auto& m : stream)
+        if (m.subject.endsWith('.' + coll) && m.seq() > after)
+            out.append(m.seq());
+    return out;
+}
+
 QByteArray readFile(const QString& path) {
     QFile file(path);
     return file.open(QIODevice::ReadOnly) ? file.readAll() : QByteArray();
@@ -82,6 +106,7 @@ private Q_SLOTS:
     void eventsTheStreamNoLongerHoldsAreAGapOnANewGateway();
     void gatewayWhoseConsumerVanishesSubscribesAgain();
     void serverOutageUnderLoadStallsNoClientAndLosesNothing();
+    void gatewayConsumesOnlyWhatItsSubscriptionsNeed();
 
 private:
     QString db() const { return m_dir->filePath(QStringLiteral("shop.sqlite")); }
@@ -483,3 +508,106 @@ void TestNatsGateway::serverOutageUnderLoadStallsNoClientAndLosesNothing() {
 
 QTEST_GUILESS_MAIN(TestNatsGateway)
 #include "tst_natsgateway.moc"
+
+void TestNatsGateway::gatewayConsumesOnlyWhatItsSubscriptionsNeed() {
+    // B's table has a dot, a space and both wildcards in its name: its subject token
+    // escapes them, so the narrowed filter names it and nothing else.
+    QCOMPARE(runSqlite3(db(), QStringLiteral(
+                                  "CREATE TABLE \"line items.*>\"(id INTEGER PRIMARY KEY, qty INTEGER);")),
+             QString());
+    const QByteArray itemsToken = "line%20items%2E%2A%3E";
+    QProcess ingest, gateway;
+    QUrl base;
+    START(startIngest(ingest, {QStringLiteral("--watch"), QStringLiteral("line items.*>")}));
+    // The command line's subscription reads main.orders only.
+    START(startProcess(gateway, QStringLiteral("a"),
+                       {QStringLiteral("--gateway"), m_nats->url(), QStringLiteral("--sse"),
+                        QStringLiteral("0"), QStringLiteral("--watch"), QStringLiteral("main.orders")},
+                       &base));
+    NatsStreamClient stream(m_nats->url());
+    QTRY_VERIFY_WITH_TIMEOUT(stream.consumerFilters().contains("tidewatch.*.main.orders"), 20000);
+    SseTestClient fromA;
+    fromA.open(events(base), kToken);
+    QTRY_COMPARE_WITH_TIMEOUT(fromA.readyCount(), 1, 20000);
+    const QString itemsSql = m_dir->filePath(QStringLiteral("items.sql"));
+    {
+        QFile sql(itemsSql);
+        QVERIFY(sql.open(QIODevice::WriteOnly));
+        sql.write("PRAGMA busy_timeout=5000; INSERT INTO \"line items.*>\"(qty) VALUES(1);\n");
+    }
+    auto writeItems = [&](int n) {
+        for (int i = 0; i < n; ++i) {
+            QProcess p;
+            p.setStandardInputFile(itemsSql);
+            p.start(QStringLiteral("sqlite3"), {db()});
+            QVERIFY(p.waitForFinished(30000));
+            QCOMPARE(p.exitCode(), 0);
+        }
+    };
+    write(3);
+    writeItems(3);
+    write(1);
+    // A's fourth event comes after every item in the stream: by then the gateway has
+    // passed them, and journaled none.
+    QTRY_COMPARE_WITH_TIMEOUT(fromA.seqs().size(), 4, 20000);
+    const QString journal = m_dir->filePath(QStringLiteral("a.journal"));
+    QCOMPARE(sqliteCount(journal, QStringLiteral("SELECT count(*) FROM events")), 4);
+    // A message wider than one collection (here of another journal, which the gateway
+    // names in its log and skips) reaches it beside the narrowed filter.
+    QCOMPARE(stream.publish("tidewatch.other.%.%",
+                            {{"Tidewatch-Journal", "another-journal"},
+                             {"Tidewatch-Seq", "1"},
+                             {"Tidewatch-Operation", "gap"}},
+                            "{}"),
+             QString());
+    QTRY_VERIFY_WITH_TIMEOUT(
+        readFile(m_dir->filePath(QStringLiteral("a.log"))).contains("journal another-journal"), 20000);
+
+    // Continuous writes to both tables while B subscribes.
+    QProcess writer;
+    writer.start(
+        QStringLiteral("sh"),
+        {QStringLiteral("-c"),
+         QStringLiteral("while [ ! -e '%2' ]; do sqlite3 '%1' \"PRAGMA busy_timeout=5000; INSERT INTO "
+                        "orders(status, total) VALUES('new', 1);\" >/dev/null || exit 1; sqlite3 '%1' "
+                        "< '%3' >/dev/null || exit 1; done")
+             .arg(db(), stopFile(), itemsSql)});
+    QVERIFY(writer.waitForStarted());
+    QTRY_VERIFY_WITH_TIMEOUT(fromA.seqs().size() >= 14, 20000);
+    QNetworkAccessManager http;
+    const QJsonObject items{
+        {QStringLiteral("id"), QStringLiteral("items")},
+        {QStringLiteral("namespaces"),
+         QJsonArray{QJsonObject{{QStringLiteral("ns"), QStringLiteral("main.line items.*>")}}}}};
+    QByteArray answer;
+    QVERIFY2(postJson(http, base.resolved(QUrl(QStringLiteral("/v1/subscriptions"))), items, &answer) == 201,
+             answer.constData());
+    QTRY_VERIFY_WITH_TIMEOUT(stream.consumerFilters().contains("tidewatch.*.main.*"), 20000);
+    const QUrl itemsEvents = base.resolved(QUrl(QStringLiteral("/v1/subscriptions/items/events")));
+    SseTestClient liveB, oldB;
+    liveB.open(itemsEvents, kToken);
+    QTRY_COMPARE_WITH_TIMEOUT(liveB.readyCount(), 1, 20000);
+    const qint64 readyAt = parseJson(liveB.messages.first().data)[QStringLiteral("lastEventId")].toInteger();
+    oldB.open(itemsEvents, kToken, "1");
+    QTRY_VERIFY_WITH_TIMEOUT(liveB.seqs().size() >= 5, 20000);
+    START(stopWriting(writer));
+    // Every insert is one event in the stream once the ingest has published them all.
+    const qint64 rows = sqliteCount(db(), QStringLiteral("SELECT (SELECT count(*) FROM orders) + "
+                                                         "(SELECT count(*) FROM \"line items.*>\")"));
+    QTRY_COMPARE_WITH_TIMEOUT(stream.messageCount(), rows + 1, 20000); // and the other journal's
+    const QList<NatsStreamMessage> all = stream.readAll();
+    const QList<qint64> orders = seqsOn(all, "orders");
+    QTRY_COMPARE_WITH_TIMEOUT(fromA.seqs(), orders, 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(liveB.seqs(), seqsOn(all, itemsToken, readyAt), 20000);
+    // From before B's events were read: a gap first, at the last seq before they were,
+    // then every one of them.
+    QTRY_VERIFY_WITH_TIMEOUT(!oldB.seqs().isEmpty() && oldB.seqs().last() == liveB.seqs().last(), 20000);
+    const SseMessage gap = oldB.messages.first();
+    QCOMPARE(gap.event, QByteArray("gap"));
+    QVERIFY2(gap.seq() > 7 && gap.seq() <= readyAt, gap.data.constData());
+    QCOMPARE(oldB.seqs(), seqsOn(all, itemsToken, gap.seq()));
+    for (QProcess* p : {&gateway, &ingest}) {
+        p->terminate();
+        QVERIFY(p->waitForFinished(20000));
+    }
+}

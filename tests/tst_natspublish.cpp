@@ -4,7 +4,7 @@
 #include "TestUtil.h"
 
 #include "nats/NatsAckWindow.h"
-#include "nats/NatsSubject.h"
+#include "sources/nats/NatsSubject.h"
 
 #include <QJsonArray>
 #include <QNetworkAccessManager>
@@ -65,6 +65,8 @@ private Q_SLOTS:
     void cleanup();
     void subjectTokensEscapeAnyName_data();
     void subjectTokensEscapeAnyName();
+    void filterSubjectNamesTheUnionOfNamespaces_data();
+    void filterSubjectNamesTheUnionOfNamespaces();
     void everyEventOnceInOrderWithHeaders();
     void killNineDuringWritesLeavesEachEventOnceInOrder();
     void serverOutageKeepsSseFlowingAndPublisherCatchesUp();
@@ -171,6 +173,38 @@ void TestNatsPublish::subjectTokensEscapeAnyName() {
     QFETCH(QByteArray, token);
     QCOMPARE(NatsSubject::token(name), token);
     QCOMPARE(NatsSubject::fromToken(token), name);
+}
+
+void TestNatsPublish::filterSubjectNamesTheUnionOfNamespaces_data() {
+    QTest::addColumn<QStringList>("namespaces");
+    QTest::addColumn<QByteArray>("filter");
+    QTest::addColumn<QString>("reads"); // NatsSubject::namespaceOf(filter)
+    QTest::newRow("none") << QStringList{} << QByteArray("tidewatch.>") << QString();
+    QTest::newRow("one") << QStringList{"main.orders"} << QByteArray("tidewatch.*.main.orders")
+                         << QStringLiteral("main.orders");
+    QTest::newRow("one, named twice")
+        << QStringList{"main.orders", "main.orders"} << QByteArray("tidewatch.*.main.orders")
+        << QStringLiteral("main.orders");
+    QTest::newRow("two in one database") << QStringList{"main.orders", "main.items"}
+                                         << QByteArray("tidewatch.*.main.*") << QStringLiteral("main");
+    QTest::newRow("a database") << QStringList{"shop"} << QByteArray("tidewatch.*.shop.*")
+                                << QStringLiteral("shop");
+    QTest::newRow("two databases") << QStringList{"a.x", "b.x"} << QByteArray("tidewatch.>") << QString();
+    QTest::newRow("everything") << QStringList{""} << QByteArray("tidewatch.>") << QString();
+    QTest::newRow("dots, spaces and wildcards escaped")
+        << QStringList{"main.line items.*>"} << QByteArray("tidewatch.*.main.line%20items%2E%2A%3E")
+        << QStringLiteral("main.line items.*>");
+}
+
+void TestNatsPublish::filterSubjectNamesTheUnionOfNamespaces() {
+    QFETCH(QStringList, namespaces);
+    QFETCH(QByteArray, filter);
+    QFETCH(QString, reads);
+    QList<Namespace> list;
+    for (const QString& ns : std::as_const(namespaces))
+        list.append(Namespace::fromString(ns));
+    QCOMPARE(NatsSubject::filterFor(list), filter);
+    QCOMPARE(NatsSubject::namespaceOf(filter), Namespace::fromString(reads));
 }
 
 void TestNatsPublish::everyEventOnceInOrderWithHeaders() {

@@ -1,5 +1,6 @@
 #include "TestUtil.h"
 
+#include "engine/CoverageLog.h"
 #include "engine/Replay.h"
 #include "journal/Journal.h"
 
@@ -63,6 +64,9 @@ private Q_SLOTS:
     void cursorBeyondTheHeadIsAGapAtTheHead();
     void rewindReadsAgainAfterTheLastKept();
     void unreadableJournalIsAnErrorAndTheCursorStays();
+    void coverageOfOnePeriod_data();
+    void coverageOfOnePeriod();
+    void replayFromBeforeCoverageIsOneGapThenTheEvents();
 
 private:
     std::unique_ptr<QTemporaryDir> m_dir;
@@ -221,4 +225,89 @@ void TestReplay::unreadableJournalIsAnErrorAndTheCursorStays() {
 }
 
 QTEST_GUILESS_MAIN(TestReplay)
+void TestReplay::coverageOfOnePeriod_data() {
+    QTest::addColumn<QString>("subscribed"); // db.coll the subscription reads (of any source)
+    QTest::addColumn<QByteArray>("filter");  // the subscription's
+    QTest::addColumn<QString>("readerNs");   // what the watch on `shop` (the db) read; empty: all
+    QTest::addColumn<QByteArray>("readerFilter");
+    QTest::addColumn<bool>("covered");
+    const QByteArray paid = R"({"fullDocument.status": "paid"})";
+    QTest::newRow("read whole") << "shop.orders" << paid << QString() << QByteArray() << true;
+    QTest::newRow("same namespace, takes everything")
+        << "shop.orders" << paid << "shop.orders" << QByteArray("{}") << true;
+    QTest::newRow("containing namespace, same filter") << "shop.orders" << paid << "shop" << paid << true;
+    QTest::newRow("same namespace, other filter")
+        << "shop.orders" << paid << "shop.orders" << QByteArray(R"({"operationType": "delete"})") << false;
+    QTest::newRow("other namespace") << "shop.orders" << QByteArray("{}") << "shop.items" << QByteArray("{}")
+                                     << false;
+    QTest::newRow("narrower reader than the subscription")
+        << "shop" << QByteArray("{}") << "shop.orders" << QByteArray("{}") << false;
+    QTest::newRow("a scope the subscription does not see")
+        << "other.orders" << QByteArray("{}") << "shop.items" << QByteArray("{}") << true;
+}
+
+void TestReplay::coverageOfOnePeriod() {
+    QFETCH(QString, subscribed);
+    QFETCH(QByteArray, filter);
+    QFETCH(QString, readerNs);
+    QFETCH(QByteArray, readerFilter);
+    QFETCH(bool, covered);
+    Subscription sub;
+    sub.namespaces = {SourceNamespace{QString(), Namespace::fromString(subscribed)}};
+    sub.filter = Filter::compile(filter);
+    ScopeReading scope{Namespace{QStringLiteral("shop"), {}}, {}};
+    if (!readerNs.isEmpty()) {
+        const Filter f = Filter::compile(readerFilter);
+        scope.readers.append(
+            WatchOptions::Reader{Namespace::fromString(readerNs), f.query(), f.matchesEverything()});
+    }
+    // Through the journal's JSON, as a replay reads it.
+    QList<ScopeReading> read;
+    QVERIFY(SourceReading::fromJson(SourceReading::toJson({scope}), &read));
+    QCOMPARE(read, QList<ScopeReading>{scope});
+    QCOMPARE(CoverageLog::covers(QStringLiteral("m"), read, sub), covered);
+}
+
+void TestReplay::replayFromBeforeCoverageIsOneGapThenTheEvents() {
+    // Events 1-3 read with only shop.items wanted, 4-6 with shop.orders too.
+    auto batchOf = [](int first, const QString& coll, const QByteArray& reading) {
+        ChangeBatch b;
+        b.sourceId = QStringLiteral("s");
+        b.narrowings.append(SourceNarrowing{0, reading});
+        for (int i = first; i < first + 3; ++i)
+            b.events.append(makeEvent(b.sourceId, coll, i));
+        return b;
+    };
+    const Namespace items{QStringLiteral("main"), QStringLiteral("items")};
+    const Namespace orders{QStringLiteral("main"), QStringLiteral("orders")};
+    const WatchOptions::Reader itemsReader{items, Bson::empty(), true};
+    const WatchOptions::Reader ordersReader{orders, Bson::empty(), true};
+    const Namespace scope{QStringLiteral("main"), {}};
+    QList<ChangeBatch> batches{
+        batchOf(1, QStringLiteral("items"), SourceReading::toJson({ScopeReading{scope, {itemsReader}}})),
+        batchOf(4, QStringLiteral("orders"),
+                SourceReading::toJson({ScopeReading{scope, {itemsReader, ordersReader}}}))};
+    QVERIFY(m_journal->append(batches));
+    Subscription onOrders;
+    onOrders.namespaces = {SourceNamespace{QString(), orders}};
+    Replay replay(m_reader.get(), Replay::matching(onOrders), 1);
+    replay.limitToCoverage(onOrders);
+    QCOMPARE(replay.coveredAfter(), 3);
+    const Replay::Chunk chunk = replay.next(100);
+    QVERIFY(chunk.gap);
+    QCOMPARE(chunk.gap->id, 3);
+    const QJsonObject gap = parse(chunk.gap->event.toJson());
+    QCOMPARE(gap[QStringLiteral("requested")].toInteger(), 1);
+    QCOMPARE(gap[QStringLiteral("firstAvailable")].toInteger(), 4);
+    QCOMPARE(seqsOf(chunk.events), range(4, 6));
+    // Items were read all along: no gap.
+    Subscription onItems;
+    onItems.namespaces = {SourceNamespace{QString(), items}};
+    Replay itemsReplay(m_reader.get(), Replay::matching(onItems), 0);
+    itemsReplay.limitToCoverage(onItems);
+    const Replay::Chunk all = itemsReplay.next(100);
+    QVERIFY(!all.gap);
+    QCOMPARE(seqsOf(all.events), range(1, 3));
+}
+
 #include "tst_replay.moc"

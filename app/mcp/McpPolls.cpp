@@ -156,6 +156,7 @@ void McpPolls::poll(const Subscription& subscription, qint64 after, int timeoutM
                     Done done) {
     const View view = viewOf(subscription);
     Replay replay(&m_reader, Replay::matching(subscription), after);
+    replay.limitToCoverage(subscription);
     const Replay::Chunk chunk = replay.next(view.limit);
     if (!chunk.error.isEmpty()) {
         const JsonRpc::Error error{JsonRpc::InternalError,

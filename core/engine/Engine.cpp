@@ -216,13 +216,18 @@ void Engine::sendWatch(const QString& sourceId, WatchRecord& record, bool force)
 
 QList<WatchOptions::Reader> Engine::pushDownFor(const QString& sourceId, const Namespace& scope) const {
     QList<WatchOptions::Reader> readers;
+    bool anySource = false; // a gateway's events keep their upstream source ids
+    {
+        QMutexLocker lock(&m_mutex);
+        anySource = m_sources.value(sourceId).relaysSourceIds;
+    }
     const QList<Subscription> all = m_index.all();
     for (const Subscription& sub : all) {
         QList<Namespace> visible; // the parts of `scope` this subscription sees
         if (sub.namespaces.isEmpty())
             visible.append(scope);
         for (const SourceNamespace& sn : sub.namespaces) {
-            if (!sn.sourceId.isEmpty() && sn.sourceId != sourceId)
+            if (!anySource && !sn.sourceId.isEmpty() && sn.sourceId != sourceId)
                 continue;
             if (sn.ns.contains(scope))
                 visible.append(scope);

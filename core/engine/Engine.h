@@ -166,6 +166,7 @@ private:
         QThread* thread = nullptr; // owned; null with source
         bool started = false;      // start() sent: watches go to it only then
         SourceStatus status;
+        bool relaysSourceIds = false; // Source::relaysSourceIds(), kept while paused
     };
 
     struct WatchRecord {

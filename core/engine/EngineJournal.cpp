@@ -41,12 +41,18 @@ void Engine::dropSeqsAlreadyTaken(QList<ChangeBatch>& batches) {
             continue;
         }
         const qsizetype before = batch.events.size();
-        batch.events.removeIf([&seq](const ChangeEvent& event) {
-            if (event.seq() <= seq)
-                return true;
-            seq = event.seq();
-            return false;
-        });
+        QList<bool> kept(before, false);
+        for (qsizetype i = 0; i < before; ++i) {
+            kept[i] = batch.events[i].seq() > seq;
+            if (kept[i])
+                seq = batch.events[i].seq();
+        }
+        // A narrowing stays between the same events it stood between.
+        for (SourceNarrowing& n : batch.narrowings)
+            n.atEvent =
+                int(std::count(kept.cbegin(), kept.cbegin() + std::min<qsizetype>(n.atEvent, before), true));
+        qsizetype index = 0;
+        batch.events.removeIf([&kept, &index](const ChangeEvent&) { return !kept[index++]; });
         if (batch.events.size() != before)
             qCWarning(lcEngine).noquote()
                 << QStringLiteral(

@@ -150,6 +150,7 @@ bool Engine::launchSource(const QString& id, const QString& uri, SourceEntry* en
     entry->source = source;
     entry->thread = thread;
     entry->status = source->status();
+    entry->relaysSourceIds = source->relaysSourceIds();
     startThread(thread);
     return true;
 }

@@ -1,5 +1,7 @@
 #include "Replay.h"
 
+#include "engine/CoverageLog.h"
+
 namespace tw {
 
 Replay::Replay(JournalReader* reader, Matcher match, qint64 after)
@@ -11,25 +13,40 @@ Replay::Matcher Replay::matching(const Subscription& subscription) {
     return [subscription](const ChangeEvent& event) { return subscription.matches(event); };
 }
 
+void Replay::limitToCoverage(const Subscription& subscription) {
+    m_coverageError.clear();
+    const QList<JournalReader::Narrowing> narrowings = m_reader->narrowings(&m_coverageError);
+    if (m_coverageError.isEmpty())
+        m_coveredAfter = CoverageLog::coveredAfter(narrowings, subscription, m_reader->lastSeq());
+}
+
 Replay::Chunk Replay::next(int limit) {
     Chunk chunk;
-    const JournalReader::Result r = m_reader->readAfter(m_cursor, limit, m_match);
+    if (!m_coverageError.isEmpty()) {
+        chunk.error = m_coverageError;
+        return chunk;
+    }
+    // Before the coverage began the journal may lack matching events: read after it.
+    const bool uncovered = m_cursor < m_coveredAfter;
+    const JournalReader::Result r = m_reader->readAfter(std::max(m_cursor, m_coveredAfter), limit, m_match);
     if (!r.error.isEmpty()) {
         chunk.error = r.error;
         return chunk;
     }
-    if (r.gap) {
+    if (r.gap || uncovered) {
         GapPosition position;
         position.requested = m_cursor;
-        position.firstAvailable = r.firstAvailable;
-        chunk.gap = Gap{
-            ChangeEvent::makeGap(QString(), Namespace(),
-                                 QStringLiteral("events after %1 were removed by retention; the first still "
-                                                "stored is %2")
-                                     .arg(m_cursor)
-                                     .arg(r.firstAvailable),
-                                 position),
-            r.firstAvailable - 1};
+        position.firstAvailable = r.gap ? r.firstAvailable : m_coveredAfter + 1;
+        const QString reason =
+            r.gap ? QStringLiteral("events after %1 were removed by retention; the first still stored is %2")
+                        .arg(m_cursor)
+                        .arg(r.firstAvailable)
+                  : QStringLiteral("events %1 to %2 may be missing for this subscription: its source then "
+                                   "read only what the subscriptions of that time wanted")
+                        .arg(m_cursor + 1)
+                        .arg(m_coveredAfter);
+        chunk.gap =
+            Gap{ChangeEvent::makeGap(QString(), Namespace(), reason, position), position.firstAvailable - 1};
     }
     chunk.events = r.events;
     // Without more to read, every row up to the head of this snapshot was looked at.

@@ -43,6 +43,14 @@ public:
     // The matcher of a subscription, on a copy of it.
     static Matcher matching(const Subscription& subscription);
 
+    // Limits the replay to the part of the journal that holds every event
+    // `subscription` can match (CoverageLog): a cursor from before that gets a gap that
+    // says so, like one from before retention's mark, then the events after it. Read
+    // once, when called; a journal whose record cannot be read fails the next read.
+    void limitToCoverage(const Subscription& subscription);
+    // The seq after which the journal covers the subscription (0: from the start).
+    qint64 coveredAfter() const { return m_coveredAfter; }
+
     // Reads up to `limit` matching events after the cursor and moves the cursor past
     // everything looked at.
     Chunk next(int limit);
@@ -64,6 +72,8 @@ private:
     Matcher m_match;
     qint64 m_cursor = 0;
     bool m_atHead = false;
+    qint64 m_coveredAfter = 0;
+    QString m_coverageError;
 };
 
 } // namespace tw

@@ -85,6 +85,7 @@ void LongPolls::handle(const HttpRequest& request, HttpResponder&& out, const QS
                                   QStringLiteral("timeout must be 0 … %1 seconds").arg(kMaxLongPollTimeoutS));
 
     Replay replay(m_reader, Replay::matching(*sub), after);
+    replay.limitToCoverage(*sub);
     const Replay::Chunk chunk = replay.next(int(limit));
     if (!chunk.error.isEmpty())
         return m_reply->sendError(request, out, 503,

@@ -176,6 +176,7 @@ void SseStreams::open(const HttpRequest& request, HttpResponder&& out, const Htt
     Client* raw = client.get();
     client->replay.emplace(
         m_reader, [raw](const ChangeEvent& event) { return raw->subscription.matches(event); }, *lastEventId);
+    client->replay->limitToCoverage(client->subscription);
     if (const std::optional<Replay::Gap> gap = client->replay->skipUnknownCursor()) {
         // An id this journal never issued: say so, and carry on from now.
         writeFrame(raw, EventRenderer::renderFrame(gap->event, client->shape, gap->id), 0);
@@ -248,7 +249,8 @@ void SseStreams::replayStep(quint64 clientId) {
 
 bool SseStreams::replayFromCache(Client* client) {
     const JournalReader::Bounds bounds = journalBounds();
-    if (client->cursor < bounds.prunedThrough)
+    // Before the prune mark or the subscription's coverage: Replay says what was lost.
+    if (client->cursor < bounds.prunedThrough || client->cursor < client->replay->coveredAfter())
         return false;
     // Every batch this thread has fanned out is in the journal: a client goes live only
     // past it, as the live events of its replay were not buffered.

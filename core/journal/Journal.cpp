@@ -7,6 +7,8 @@
 
 #include <QDateTime>
 
+#include <limits>
+
 #include <sqlite3.h>
 
 Q_LOGGING_CATEGORY(lcJournal, "tidewatch.journal")
@@ -119,7 +121,24 @@ bool Journal::append(QList<ChangeBatch>& batches, QString* error) {
 
     for (ChangeBatch& batch : batches) {
         const QByteArray source = batch.sourceId.toUtf8();
-        for (ChangeEvent& event : batch.events) {
+        qsizetype narrowing = 0;
+        // A narrowing at event i applies after the seq before it: the last one written.
+        auto writeNarrowings = [&](qsizetype beforeEvent) {
+            for (; narrowing < batch.narrowings.size() && batch.narrowings[narrowing].atEvent <= beforeEvent;
+                 ++narrowing) {
+                Statement st(m_insertNarrowing);
+                sqlite3_bind_int64(st.s, 1, seq);
+                sqlite3_bind_text(st.s, 2, source.constData(), int(source.size()), SQLITE_STATIC);
+                bindBlob(st.s, 3, batch.narrowings[narrowing].reading);
+                if (sqlite3_step(st.s) != SQLITE_DONE)
+                    return false;
+            }
+            return true;
+        };
+        for (qsizetype i = 0; i < batch.events.size(); ++i) {
+            ChangeEvent& event = batch.events[i];
+            if (!writeNarrowings(i))
+                return rollback(sqliteMessage(m_db));
             if (!batch.keepSeqs) {
                 event.finalize(++seq);
             } else if (event.seq() > seq) {
@@ -148,6 +167,8 @@ bool Journal::append(QList<ChangeBatch>& batches, QString* error) {
             if (sqlite3_step(st.s) != SQLITE_DONE)
                 return rollback(sqliteMessage(m_db));
         }
+        if (!writeNarrowings(std::numeric_limits<qsizetype>::max()))
+            return rollback(sqliteMessage(m_db));
         const SourceCheckpoint& cp = batch.checkpoint;
         if (!cp.token.isEmpty()) {
             Statement st(m_upsertCheckpoint);

@@ -140,6 +140,7 @@ private:
     sqlite3_stmt* m_deleteState = nullptr;
     sqlite3_stmt* m_deleteStatePrefix = nullptr;
     sqlite3_stmt* m_setMeta = nullptr;
+    sqlite3_stmt* m_insertNarrowing = nullptr;
     std::function<void()> m_beforeCommit;
 
     // Compression: samples of the first documents, a dictionary trained from them on a

@@ -83,6 +83,26 @@ QByteArray JournalReader::checkpointToken(const QString& sourceId) {
     return token;
 }
 
+QList<JournalReader::Narrowing> JournalReader::narrowings(QString* error) {
+    QList<Narrowing> list;
+    sqlite3_stmt* s = nullptr;
+    if (!m_db || sqlite3_prepare_v2(m_db, "SELECT after_seq, source, reading FROM narrowings ORDER BY rowid",
+                                    -1, &s, nullptr) != SQLITE_OK) {
+        if (error)
+            *error = m_db ? sqliteMessage(m_db) : QStringLiteral("journal not open");
+        return list;
+    }
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        list.append(Narrowing{sqlite3_column_int64(s, 0),
+                              QString::fromUtf8(reinterpret_cast<const char*>(sqlite3_column_text(s, 1))),
+                              columnBlob(s, 2)});
+    if (rc != SQLITE_DONE && error)
+        *error = sqliteMessage(m_db);
+    sqlite3_finalize(s);
+    return list;
+}
+
 JournalReader::Bounds JournalReader::bounds() {
     Bounds b;
     if (!m_meta)

@@ -51,6 +51,14 @@ public:
         qint64 prunedThrough = 0;
     };
     Bounds bounds();
+    // What narrowing sources said they read (ChangeBatch::narrowings), oldest first: from
+    // the event after `afterSeq` on, source `sourceId` read only `reading`.
+    struct Narrowing {
+        qint64 afterSeq = 0;
+        QString sourceId;
+        QByteArray reading;
+    };
+    QList<Narrowing> narrowings(QString* error = nullptr);
 
 private:
     sqlite3* m_db = nullptr;

@@ -24,7 +24,9 @@ namespace {
 constexpr int kApplicationId = 0x54574A4C;
 // 2: events.doc may be a zstd frame (BodyCodec), and the dictionaries table. A version 1
 // journal is upgraded in place (its rows stay as they are); a version 1 Tidewatch
-// refuses a version 2 journal instead of misreading it.
+// refuses a version 2 journal instead of misreading it. The narrowings table (what a
+// narrowing source read from which seq on) came later within version 2: an older
+// Tidewatch ignores it, and a journal without it only has no narrowing recorded.
 constexpr int kSchemaVersion = 2;
 
 const char* kSchema = R"sql(
@@ -52,6 +54,10 @@ CREATE TABLE IF NOT EXISTS dictionaries(
   id INTEGER PRIMARY KEY,
   data BLOB NOT NULL,
   created_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS narrowings(
+  after_seq INTEGER NOT NULL,
+  source TEXT NOT NULL,
+  reading BLOB NOT NULL);
 )sql";
 
 } // namespace
@@ -154,8 +160,9 @@ bool Journal::open(const QString& path, QString* error) {
     m_deleteState = prepare("DELETE FROM source_state WHERE source = ?1 AND key = ?2");
     m_deleteStatePrefix = prepare("DELETE FROM source_state WHERE source = ?1 AND key >= ?2 AND key < ?3");
     m_setMeta = prepare("INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)");
+    m_insertNarrowing = prepare("INSERT INTO narrowings(after_seq, source, reading) VALUES(?1, ?2, ?3)");
     if (!m_insertEvent || !m_upsertCheckpoint || !m_upsertState || !m_deleteState || !m_deleteStatePrefix ||
-        !m_setMeta) {
+        !m_setMeta || !m_insertNarrowing) {
         const QString message = sqliteMessage(m_db);
         close();
         m_path = path;
@@ -262,7 +269,7 @@ void Journal::close() {
     m_codec->reset();
     m_folder.reset();
     for (sqlite3_stmt** s : {&m_insertEvent, &m_upsertCheckpoint, &m_upsertState, &m_deleteState,
-                             &m_deleteStatePrefix, &m_setMeta}) {
+                             &m_deleteStatePrefix, &m_setMeta, &m_insertNarrowing}) {
         sqlite3_finalize(*s);
         *s = nullptr;
     }

@@ -32,6 +32,16 @@ struct SourceRestore {
     QHash<QByteArray, QByteArray> state;
 };
 
+// A source that journals only what its subscriptions want (a MongoDB $match push-down,
+// a NATS gateway's narrowed consumer) says what it reads from a point of a batch on, so
+// that a replay from before that point can tell a subscription the journal lacks its
+// events (CoverageLog in the engine). `reading` is a SourceReading (sources/) as JSON:
+// the journal stores it and never reads it.
+struct SourceNarrowing {
+    int atEvent = 0; // applies to the events of the batch from this index on
+    QByteArray reading;
+};
+
 // Events from one source plus the checkpoint valid after the last of them. A batch
 // may carry no events (a checkpoint advance, or a first snapshot).
 struct ChangeBatch {
@@ -44,6 +54,8 @@ struct ChangeBatch {
     // past the journal's last seq (a jump is fine: the ingest may have pruned), else the
     // whole append is refused (Journal::Error::SeqNotIncreasing).
     bool keepSeqs = false;
+    // In order of atEvent; committed in the same transaction as the events.
+    QList<SourceNarrowing> narrowings;
 };
 
 // What the Engine publishes after a commit: every event with its final seq, and the

@@ -1,7 +1,7 @@
 #include "NatsEventMessage.h"
 
-#include "nats/NatsSubject.h"
 #include "sources/nats/NatsHeaders.h"
+#include "sources/nats/NatsSubject.h"
 
 namespace tw {
 

@@ -3,9 +3,9 @@
 #include "engine/Engine.h"
 #include "nats/NatsEventMessage.h"
 #include "nats/NatsHandOff.h"
-#include "nats/NatsSubject.h"
 #include "nats/NatsWatchList.h"
 #include "sources/nats/NatsClient.h"
+#include "sources/nats/NatsSubject.h"
 
 #include <algorithm>
 #include <chrono>

@@ -100,6 +100,10 @@ public:
     // it (a replication slot) with it.
     void setJournalId(const QString& id) { m_journalId = id; }
     QString journalId() const { return m_journalId; }
+    // The source's events keep the source ids they had upstream (a NATS gateway's), so
+    // every subscription, whatever source it names, counts among its readers. Fixed at
+    // construction: the Engine reads it from its own thread.
+    bool relaysSourceIds() const { return m_relaysSourceIds; }
 
 public Q_SLOTS:
     // Called once on the source's thread before any watch, with what the journal holds.
@@ -136,6 +140,7 @@ protected:
     void publishBatch(const ChangeBatch& batch);
     void setStatus(SourceStatus::State state, const QString& reason = {}, const QDateTime& nextRetry = {});
     SourceStatus m_status;
+    bool m_relaysSourceIds = false; // set in a subclass's constructor only
 
 private:
     QString m_id;

@@ -1,7 +1,7 @@
 #include "NatsStreamClient.h"
 
-#include "nats/NatsSubject.h"
 #include "sources/nats/NatsHeaders.h"
+#include "sources/nats/NatsSubject.h"
 
 #include <QDeadlineTimer>
 #include <QThread>
@@ -213,6 +213,44 @@ int NatsStreamClient::deleteConsumers() {
             ++deleted;
     jsConsumerNamesList_Destroy(names);
     return deleted;
+}
+
+QString NatsStreamClient::publish(const QByteArray& subject,
+                                  const QList<QPair<QByteArray, QByteArray>>& headers,
+                                  const QByteArray& data) {
+    if (!m_js && !open())
+        return QStringLiteral("cannot connect");
+    natsMsg* msg = nullptr;
+    natsStatus s = natsMsg_Create(&msg, subject.constData(), nullptr, data.constData(), int(data.size()));
+    for (const auto& [key, value] : headers)
+        if (s == NATS_OK)
+            s = natsMsgHeader_Set(msg, key.constData(), value.constData());
+    jsPubAck* ack = nullptr;
+    jsErrCode code = jsErrCode(0);
+    if (s == NATS_OK)
+        s = js_PublishMsg(&ack, m_js, msg, nullptr, &code);
+    if (ack)
+        jsPubAck_Destroy(ack);
+    natsMsg_Destroy(msg);
+    return s == NATS_OK ? QString() : QString::fromUtf8(natsStatus_GetText(s));
+}
+
+QList<QByteArray> NatsStreamClient::consumerFilters() {
+    QList<QByteArray> filters;
+    if (!m_js && !open())
+        return filters;
+    jsConsumerInfoList* list = nullptr;
+    jsErrCode code = jsErrCode(0);
+    if (js_Consumers(&list, m_js, m_stream.constData(), nullptr, &code) != NATS_OK) {
+        close();
+        return filters;
+    }
+    for (int i = 0; i < list->Count; ++i) {
+        const jsConsumerConfig* config = list->List[i]->Config;
+        filters.append(config && config->FilterSubject ? QByteArray(config->FilterSubject) : QByteArray());
+    }
+    jsConsumerInfoList_Destroy(list);
+    return filters;
 }
 
 } // namespace tw::testsupport

@@ -2,6 +2,7 @@
 
 #include <QByteArray>
 #include <QList>
+#include <QPair>
 #include <QString>
 
 typedef struct __natsConnection natsConnection;
@@ -55,6 +56,13 @@ public:
     // Deletes every consumer of the stream, as an operator's `nats consumer rm` or a
     // server that lost them would; the count deleted, -1 when the server cannot be asked.
     int deleteConsumers();
+    // Publishes one message with these headers to the stream, as another publisher
+    // would. Empty on success, else why not.
+    QString publish(const QByteArray& subject, const QList<QPair<QByteArray, QByteArray>>& headers,
+                    const QByteArray& data);
+    // The filter subject of each consumer of the stream (empty: none); empty when the
+    // server cannot be asked.
+    QList<QByteArray> consumerFilters();
 
 private:
     bool open();

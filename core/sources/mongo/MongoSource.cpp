@@ -56,6 +56,7 @@ void MongoSource::start(const SourceRestore& restore) {
     m_restore = restore;
     m_tokens.restore(restore.token);
     m_started = true;
+    m_hasDeclared = false;
     m_stopRequested.store(false);
     if (!m_timer) {
         m_timer = new QTimer(this);
@@ -88,13 +89,16 @@ void MongoSource::watch(const Namespace& ns, const WatchOptions& options) {
     const QString key = scopeKey(ns);
     const auto found = m_scopes.constFind(key);
     if (found != m_scopes.constEnd()) {
-        if ((*found)->setOptions(options))
+        if ((*found)->setOptions(options)) {
+            declareReading();
             schedule();
+        }
         return;
     }
     const MongoWatch::Context context{id(),       m_connection.get(), &m_tokens, m_mapper.get(),
                                       &m_restore, &m_stopRequested,   this};
     m_scopes.insert(key, std::make_shared<MongoWatch>(context, ns, options));
+    declareReading();
     updateStatus();
     schedule();
 }
@@ -185,8 +189,29 @@ void MongoSource::tick() {
     schedule();
 }
 
+void MongoSource::declareReading() {
+    QList<ScopeReading> scopes;
+    for (const auto& scope : std::as_const(m_scopes)) {
+        const WatchOptions& options = scope->options();
+        ScopeReading reading{scope->ns(), {}};
+        // No $match reads the scope whole; an explicit one serves only its own filter.
+        if (!MongoPushDown::matchOf(scope->ns(), options).isAbsent())
+            reading.readers = options.match.isAbsent()
+                                  ? options.readers
+                                  : QList<WatchOptions::Reader>{{scope->ns(), options.match, false, false}};
+        scopes.append(reading);
+    }
+    if (m_hasDeclared && scopes == m_declared)
+        return;
+    m_hasDeclared = true;
+    m_declared = scopes;
+    // The reopened streams hand over their first events after the ones pending now.
+    m_pending.narrowings.append(SourceNarrowing{int(m_pending.events.size()), SourceReading::toJson(scopes)});
+}
+
 void MongoSource::flush(bool checkpointOnly) {
-    const bool hasData = !m_pending.events.isEmpty() || !m_pending.checkpoint.isEmpty();
+    const bool hasData =
+        !m_pending.events.isEmpty() || !m_pending.checkpoint.isEmpty() || !m_pending.narrowings.isEmpty();
     const qint64 now = MongoWatch::nowMs();
     const bool tokenDue = m_tokens.isDue(hasData, checkpointOnly, now);
     if (!hasData && !tokenDue)

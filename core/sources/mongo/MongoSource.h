@@ -3,6 +3,7 @@
 #include "MongoResumeTokens.h"
 #include "MongoWatch.h"
 #include "sources/Source.h"
+#include "sources/SourceReading.h"
 
 #include <QMap>
 
@@ -85,6 +86,9 @@ private:
     void schedule();
     void flush(bool checkpointOnly = false);
     void updateStatus();
+    // Tells the journal, with the next batch, what the watches read now that their
+    // options changed (SourceReading), so a replay knows what the $match left out.
+    void declareReading();
 
     // MongoWatchHost
     ChangeBatch& pendingBatch() override { return m_pending; }
@@ -99,6 +103,8 @@ private:
     MongoResumeTokens m_tokens;                    // the checkpoint
     SourceRestore m_restore;
     ChangeBatch m_pending;
+    QList<ScopeReading> m_declared; // what declareReading() last said
+    bool m_hasDeclared = false;     // since start(): the journal's last word may be another run's
     std::atomic<bool> m_stopRequested{false};
     QTimer* m_timer = nullptr;                           // owned (child)
     QMap<QString, std::shared_ptr<MongoWatch>> m_scopes; // by scopeKey

@@ -1,7 +1,9 @@
 #include "NatsGatewaySource.h"
 
 #include "sources/nats/NatsClient.h"
+#include "sources/nats/NatsGatewayNats.h"
 #include "sources/nats/NatsHeaders.h"
+#include "sources/nats/NatsSubject.h"
 
 #include <algorithm>
 #include <QDateTime>
@@ -11,6 +13,7 @@
 #include <QRegularExpression>
 #include <QTimer>
 #include <QUrl>
+#include <utility>
 
 #include <nats/nats.h>
 
@@ -20,8 +23,6 @@ namespace tw {
 
 namespace {
 
-// Every subject an ingest publishes on (NatsSubject::all(): tidewatch.<source>.<db>.<coll>).
-constexpr char kSubjects[] = "tidewatch.>";
 // One wait for a message at most this long, so a queued stop() runs within a second.
 constexpr int kPollMs = 100;
 // Messages per batch at most: the Engine commits in steps of about 4 096 events.
@@ -40,38 +41,19 @@ QByteArray header(natsMsg* msg, const char* key) {
 
 } // namespace
 
-struct NatsGatewaySource::Nats {
-    natsOptions* options = nullptr;
-    natsConnection* connection = nullptr;
-    jsCtx* js = nullptr;
-    natsSubscription* subscription = nullptr;
-    kvStore* watchList = nullptr; // the ingest's watch list; null until its bucket exists
-
-    ~Nats() {
-        if (watchList)
-            kvStore_Destroy(watchList);
-        if (subscription) {
-            natsSubscription_Unsubscribe(subscription);
-            natsSubscription_Destroy(subscription);
-        }
-        if (js)
-            jsCtx_Destroy(js);
-        if (connection) {
-            natsConnection_Close(connection);
-            natsConnection_Destroy(connection);
-        }
-        if (options)
-            natsOptions_Destroy(options);
-    }
-};
-
 NatsGatewaySource::NatsGatewaySource(const QString& id, const QString& url, const QString& stream)
     : Source(id)
     , m_url(url)
     , m_stream(stream)
-    , m_streamName(stream.toUtf8()) {}
+    , m_streamName(stream.toUtf8())
+    , m_filter(NatsSubject::all()) {
+    m_relaysSourceIds = true; // the events keep the ingest's source ids
+}
 
-NatsGatewaySource::~NatsGatewaySource() = default;
+NatsGatewaySource::~NatsGatewaySource() {
+    if (m_wide)
+        natsMsg_Destroy(m_wide);
+}
 
 bool NatsGatewaySource::parseUri(const QString& uri, QString* url, QString* stream, QString* error) {
     const QUrl parsed(uri, QUrl::StrictMode);
@@ -107,6 +89,7 @@ void NatsGatewaySource::start(const SourceRestore& restore) {
     m_journalId = token.value(QLatin1String("journal")).toString().toUtf8();
     m_lastSeq = token.value(QLatin1String("seq")).toInteger();
     m_streamSeq = quint64(std::max<qint64>(0, token.value(QLatin1String("streamSeq")).toInteger()));
+    m_filterDeclared = false;
     m_pumpTimer = new QTimer(this);
     m_pumpTimer->setInterval(0); // each pass waits for messages itself, at most kPollMs
     connect(m_pumpTimer, &QTimer::timeout, this, &NatsGatewaySource::pump);
@@ -176,8 +159,15 @@ bool NatsGatewaySource::subscribe(QString* why) {
     } else {
         so.Config.DeliverPolicy = js_DeliverAll;
     }
+    // A wide message looked up for the old consumer is looked up again for this one.
+    if (m_wide)
+        natsMsg_Destroy(m_wide);
+    m_wide = nullptr;
+    m_wideFrom = m_streamSeq + 1;
+    m_consumerSeq = 0;
     jsErrCode code = jsErrCode(0);
-    const natsStatus s = js_SubscribeSync(&m_nats->subscription, m_nats->js, kSubjects, nullptr, &so, &code);
+    const natsStatus s =
+        js_SubscribeSync(&m_nats->subscription, m_nats->js, m_filter.constData(), nullptr, &so, &code);
     if (s != NATS_OK) {
         m_nats->subscription = nullptr;
         *why = s == NATS_NOT_FOUND
@@ -227,6 +217,9 @@ void NatsGatewaySource::checkStalled() {
 void NatsGatewaySource::disconnect() {
     if (m_pumpTimer)
         m_pumpTimer->stop();
+    if (m_wide)
+        natsMsg_Destroy(m_wide);
+    m_wide = nullptr;
     m_nats.reset();
 }
 
@@ -241,28 +234,39 @@ void NatsGatewaySource::retryLater(const QString& why) {
 void NatsGatewaySource::pump() {
     if (!m_nats || m_stopped)
         return;
-    ChangeEventList events;
+    QList<Delivered> delivered;
     natsMsg* msg = nullptr;
     natsStatus s = natsSubscription_NextMsg(&msg, m_nats->subscription, kPollMs);
     if (s == NATS_OK)
         m_sinceMessage.start();
     while (s == NATS_OK) {
-        take(msg, &events);
-        natsMsg_Destroy(msg);
+        Delivered d{msg, 0, 0};
+        jsMsgMetaData* meta = nullptr;
+        if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
+            d.streamSeq = meta->Sequence.Stream;
+            d.consumerSeq = meta->Sequence.Consumer;
+            jsMsgMetaData_Destroy(meta);
+        }
+        delivered.append(d);
         msg = nullptr;
-        if (events.size() >= kMaxBatch)
+        if (delivered.size() >= kMaxBatch)
             break;
         s = natsSubscription_NextMsg(&msg, m_nats->subscription, 0); // what is already here
     }
-    if (!events.isEmpty()) {
+    ChangeEventList events;
+    takeInOrder(delivered, &events);
+    if (!events.isEmpty() || !m_narrowings.isEmpty()) {
         ChangeBatch batch;
         batch.sourceId = id();
         batch.events = events;
         batch.keepSeqs = true;
+        batch.narrowings = std::exchange(m_narrowings, {});
         batch.checkpoint.token = checkpointToken();
         m_status.lastEventMs = QDateTime::currentMSecsSinceEpoch();
         publishBatch(batch);
     }
+    if (!m_nats)
+        return; // takeInOrder() could not look up the wide messages, and retries later
     if (m_watchListTimer.hasExpired(kWatchListEveryMs)) {
         readWatchList();
         if (s == NATS_TIMEOUT)
@@ -283,6 +287,7 @@ void NatsGatewaySource::pump() {
 }
 
 void NatsGatewaySource::take(natsMsg* msg, ChangeEventList* events) {
+    const quint64 readBefore = m_streamSeq;
     jsMsgMetaData* meta = nullptr;
     if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
         m_streamSeq = std::max<quint64>(m_streamSeq, meta->Sequence.Stream);
@@ -308,7 +313,7 @@ void NatsGatewaySource::take(natsMsg* msg, ChangeEventList* events) {
     if (seq <= m_lastSeq)
         return; // held already (a consumer restarted before it)
     const QByteArray operation = header(msg, natsheaders::kOperation);
-    if (seq > m_lastSeq + 1 && operation != "gap") {
+    if (seq > m_lastSeq + 1 && operation != "gap" && lostBefore(readBefore)) {
         GapPosition position;
         position.requested = m_lastSeq;
         position.firstAvailable = seq;
@@ -379,15 +384,20 @@ QByteArray NatsGatewaySource::checkpointToken() const {
 }
 
 void NatsGatewaySource::watch(const Namespace& ns, const WatchOptions& options) {
-    Q_UNUSED(options); // the ingest reads the database; a gateway takes what it publishes
+    // The ingest reads the database; a gateway takes what it publishes, of the
+    // namespaces its readers need.
     if (!m_watches.contains(ns))
         m_watches.append(ns);
+    m_readers.insert(ns, options.readers);
+    applyFilter();
     if (m_nats)
         Q_EMIT watchReady(id(), ns);
 }
 
 void NatsGatewaySource::unwatch(const Namespace& ns) {
     m_watches.removeAll(ns);
+    m_readers.remove(ns);
+    applyFilter();
 }
 
 void NatsGatewaySource::listNamespaces(const QString& db) {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <QByteArray>
 #include <QElapsedTimer>
+#include <QHash>
 #include <QList>
 #include <QSet>
 #include <QString>
@@ -42,6 +43,17 @@ namespace tw {
 // SourceStatus::upstream, for the gateway's /v1/sources, /v1/health and the 404 for an
 // unwatched namespace.
 //
+// Narrowing (NatsGatewayNarrowing.cpp): the consumer takes only the subjects its
+// readers (WatchOptions::readers) need: NatsSubject::filterFor() of their namespaces,
+// one filter subject, as nats-server 2.9 has no more per consumer. Beside it, the
+// events wider than one collection (NatsSubject::wide(): a database's or the whole
+// deployment's, the ingest's own gaps), which no such filter can name, are looked up
+// by stream sequence (one direct get per pass) and merged in stream order, so a gap of
+// the ingest that concerns everyone is never filtered away. When the readers change
+// the consumer is made again after the last stream sequence read, and the next batch
+// tells the journal what is read from there on (ChangeBatch::narrowings), so a replay
+// from before it ends in a gap instead of missing events in silence.
+//
 // URI: nats://HOST:PORT[/STREAM] (stream TIDEWATCH by default).
 class NatsGatewaySource : public Source {
     Q_OBJECT
@@ -74,6 +86,32 @@ private:
     // One message: appended to `events` (or skipped: another journal's, already held).
     void take(natsMsg* msg, ChangeEventList* events);
     QByteArray checkpointToken() const;
+
+    // NatsGatewayNarrowing.cpp.
+    struct Delivered {
+        natsMsg* msg = nullptr; // owned until handed to take()
+        quint64 streamSeq = 0;
+        quint64 consumerSeq = 0;
+    };
+    enum class Lookup { Found, None, Failed };
+    bool isNarrowed() const;
+    // The filter the readers need now, and what it reads as the journal records it.
+    QByteArray wantedFilter() const;
+    QByteArray readingOf(const QByteArray& filter) const;
+    // Re-creates the consumer when the wanted filter changed, and records what is read
+    // for the next batch.
+    void applyFilter();
+    // Hands `delivered` (this pass's messages, in order) to take() with the wide
+    // messages before them merged in; destroys every message.
+    void takeInOrder(QList<Delivered>& delivered, ChangeEventList* events);
+    // The next message on a wide subject from m_wideFrom on, into m_wide.
+    Lookup lookUpWide();
+    void takeWide(ChangeEventList* events);
+    // The consumer has handed over everything it matched so far.
+    bool isCaughtUp();
+    // Whether the stream may have removed messages after stream sequence `readBefore`
+    // and before the one take() is given (retention): the seq jump is then a loss.
+    bool lostBefore(quint64 readBefore) const;
     // Reads the ingest's watch list (NatsWatchList) into m_status.upstream when it changed.
     void readWatchList();
 
@@ -93,6 +131,18 @@ private:
     qint64 m_lastSeq = 0;    // the ingest seq of the last event sent
     quint64 m_streamSeq = 0; // the stream sequence of the last message read
     QList<Namespace> m_watches;
+    QHash<Namespace, QList<WatchOptions::Reader>> m_readers; // by watched scope
+    QByteArray m_filter;                                     // the consumer's filter subject
+    QList<SourceNarrowing> m_narrowings;                     // for the next batch
+    bool m_filterDeclared = false;      // since start(): the journal's record may be older
+    natsMsg* m_wide = nullptr;          // owned: the next wide message, not yet taken
+    quint64 m_wideSeq = 0;              // its stream sequence
+    quint64 m_wideFrom = 1;             // no wide message before this stream sequence is untaken
+    quint64 m_consumerSeq = 0;          // the consumer sequence of the last message read
+    quint64 m_streamFirstSeq = 0;       // the stream's first sequence, asked once per pass
+    quint64 m_passLast = 0;             // the last stream sequence in hand this pass
+    quint64 m_takingStreamSeq = 0;      // the stream sequence of the message take() is given
+    QByteArray m_declaredReading;       // what the journal was last told
     QSet<QString> m_seen;               // "db\ncoll" of the events read, for listNamespaces()
     QSet<QByteArray> m_foreignJournals; // other journals met in the stream (warned once)
     QElapsedTimer m_watchListTimer;     // since the watch list was last read

@@ -1,6 +1,9 @@
 #pragma once
 
+#include "model/Namespace.h"
+
 #include <QByteArray>
+#include <QList>
 #include <QString>
 
 namespace tw {
@@ -21,6 +24,17 @@ struct NatsSubject {
     static QByteArray forEvent(const ChangeEvent& event);
     // What a stream must hold to receive every subject above.
     static QByteArray all() { return QByteArray(kPrefix) + ".>"; }
+    // The one filter subject (nats-server 2.9 takes one per consumer) that receives the
+    // events of every namespace in `namespaces`, whatever their source: one namespace,
+    // tidewatch.*.<db>.<coll>; several in one database, tidewatch.*.<db>.*; anything
+    // wider, all(). Empty list: all().
+    static QByteArray filterFor(const QList<Namespace>& namespaces);
+    // What filterFor() receives, as a namespace (the whole deployment for all()).
+    static Namespace namespaceOf(const QByteArray& filter);
+    // Every subject of an event wider than one collection (a database's or the whole
+    // deployment's: a dropDatabase, the gap of a database watch, the ingest's own gaps),
+    // which a narrowed filter leaves out and a gateway reads beside it.
+    static QByteArray wide() { return QByteArray(kPrefix) + ".*.*.%"; }
 };
 
 } // namespace tw

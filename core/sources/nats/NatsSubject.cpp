@@ -37,4 +37,28 @@ QByteArray NatsSubject::forEvent(const ChangeEvent& event) {
     return QByteArray(kPrefix) + '.' + token(event.sourceId()) + '.' + token(ns.db) + '.' + token(ns.coll);
 }
 
+QByteArray NatsSubject::filterFor(const QList<Namespace>& namespaces) {
+    if (namespaces.isEmpty())
+        return all();
+    const Namespace& first = namespaces.first();
+    bool oneDb = !first.db.isEmpty();
+    bool oneNs = oneDb && !first.coll.isEmpty();
+    for (const Namespace& ns : namespaces) {
+        oneDb = oneDb && ns.db == first.db;
+        oneNs = oneNs && ns == first;
+    }
+    if (oneNs)
+        return QByteArray(kPrefix) + ".*." + token(first.db) + '.' + token(first.coll);
+    if (oneDb)
+        return QByteArray(kPrefix) + ".*." + token(first.db) + ".*";
+    return all();
+}
+
+Namespace NatsSubject::namespaceOf(const QByteArray& filter) {
+    const QList<QByteArray> parts = filter.split('.');
+    if (parts.size() != 4 || parts[2] == "*")
+        return {};
+    return Namespace{fromToken(parts[2]), parts[3] == "*" ? QString() : fromToken(parts[3])};
+}
+
 } // namespace tw
