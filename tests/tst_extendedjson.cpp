@@ -1,5 +1,8 @@
 #include "model/Bson.h"
 #include "model/ExtendedJson.h"
+#include "model/JsonToBson.h"
+
+#include "TestUtil.h"
 
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -19,6 +22,10 @@ private Q_SLOTS:
     void invalidUtf8BecomesReplacementCharacter();
     void roundTripsThroughTheParser();
     void escapesAtEveryOffsetOfLongStrings();
+    void fastReaderMakesWhatLibbsonMakes_data();
+    void fastReaderMakesWhatLibbsonMakes();
+    void fastReaderLeavesTheRestToLibbson_data();
+    void fastReaderLeavesTheRestToLibbson();
 };
 
 // Strings are scanned eight bytes at a time; put each character that needs escaping
@@ -136,6 +143,81 @@ void TestExtendedJson::roundTripsThroughTheParser() {
     const Bson again = Bson::fromJson(doc.toJson());
     QVERIFY(!again.isAbsent());
     QCOMPARE(again.toJson(Bson::JsonMode::Canonical), doc.toJson(Bson::JsonMode::Canonical));
+}
+
+// The gateway's reader (relaxedJsonToBson) on what our renderer writes: the same BSON,
+// byte for byte, as libbson's parser makes of the same text.
+void TestExtendedJson::fastReaderMakesWhatLibbsonMakes_data() {
+    QTest::addColumn<QByteArray>("json");
+    // Rendered by appendRelaxedJson from canonical input, as an ingest renders events.
+    const QList<QPair<const char*, QByteArray>> canonical = {
+        {"numbers",
+         R"({"i": {"$numberInt": "-7"}, "big": {"$numberInt": "2147483647"}, "small": {"$numberInt": "-2147483648"}, "l": {"$numberLong": "9007199254740993"}, "l2": {"$numberLong": "2147483648"}, "l3": {"$numberLong": "-9223372036854775808"}, "d": {"$numberDouble": "3.25"}, "z": {"$numberDouble": "20.0"}, "e": {"$numberDouble": "1e+300"}, "t": {"$numberDouble": "1.5e-7"}, "p": {"$numberDouble": "0.1"}})"},
+        {"strings",
+         R"({"s": "plain", "q": "quote \" back \\ slash / ", "c": "tab\tnl\ncr\r\u0001\u001f\b\f", "u": "é中😀", "": "empty key"})"},
+        {"nesting",
+         R"({"a": [1, [2, {"b": null}], {"c": true, "d": false}], "e": {}, "f": [], "g": [[[]]]})"},
+        {"oid date ts",
+         R"({"o": {"$oid": "5f1a2b3c4d5e6f7081920a1b"}, "t": {"$date": {"$numberLong": "1763800000123"}}, "t0": {"$date": {"$numberLong": "0"}}, "leap": {"$date": {"$numberLong": "951782400000"}}, "last": {"$date": {"$numberLong": "253402300799999"}}, "ts": {"$timestamp": {"t": 4294967295, "i": 3}}})"},
+        {"keys that need escaping", R"({"we\"ird": 1, "new\nline": 2, "é": 3})"},
+    };
+    for (const auto& [name, text] : canonical) {
+        const Bson doc = Bson::fromJson(text);
+        QVERIFY2(!doc.isAbsent(), name);
+        QTest::newRow(name) << doc.toJson();
+    }
+    for (int i : {0, 1, 7, 42})
+        QTest::newRow(qPrintable(QStringLiteral("order %1").arg(i))) << tw::test::makeOrderEvent(i).toJson();
+    QTest::newRow("spaces between tokens")
+        << QByteArray(" {\n \"a\" : [ 1 , 2.5 ,\t{ } ] , \"b\":{\"$oid\" : \"5F1A2B3C4D5E6F7081920A1B\"} } ");
+    QTest::newRow("minus zero integer") << QByteArray(R"({"z":-0})");
+    QTest::newRow("exponent forms") << QByteArray(R"({"a":1E2,"b":-2e-3,"c":0.5E+1})");
+    QTest::newRow("escaped BMP characters") << QByteArray(R"({"s":"\u00e9\u4e2d\u0041"})");
+}
+
+void TestExtendedJson::fastReaderMakesWhatLibbsonMakes() {
+    QFETCH(QByteArray, json);
+    QString error;
+    const Bson theirs = Bson::fromJson(json, &error);
+    QVERIFY2(!theirs.isAbsent(), qPrintable(error));
+    QByteArray mine;
+    QVERIFY2(relaxedJsonToBson(json, &mine), json.constData());
+    QCOMPARE(mine.toHex(), theirs.raw().toHex());
+}
+
+// What the fast reader does not take, it must refuse (and libbson then decides), never
+// read some other way.
+void TestExtendedJson::fastReaderLeavesTheRestToLibbson_data() {
+    QTest::addColumn<QByteArray>("json");
+    QTest::newRow("$numberDouble") << QByteArray(R"({"d":{"$numberDouble":"NaN"}})");
+    QTest::newRow("$date before 1970") << QByteArray(R"({"t":{"$date":{"$numberLong":"-1"}}})");
+    QTest::newRow("$date with offset") << QByteArray(R"({"t":{"$date":"2025-11-22T08:26:40+01:00"}})");
+    QTest::newRow("$date 30 February") << QByteArray(R"({"t":{"$date":"2025-02-30T00:00:00Z"}})");
+    QTest::newRow("$binary") << QByteArray(R"({"b":{"$binary":{"base64":"AAEC/w==","subType":"04"}}})");
+    QTest::newRow("$numberDecimal") << QByteArray(R"({"n":{"$numberDecimal":"1.5E+3"}})");
+    QTest::newRow("$ key after the first")
+        << QByteArray(R"({"a":{"x":1,"$oid":"5f1a2b3c4d5e6f7081920a1b"}})");
+    QTest::newRow("$oid not hex") << QByteArray(R"({"o":{"$oid":"5f1a2b3c4d5e6f7081920a1z"}})");
+    QTest::newRow("$timestamp i first") << QByteArray(R"({"ts":{"$timestamp":{"i":1,"t":2}}})");
+    QTest::newRow("surrogate pair") << QByteArray(R"({"s":"\ud83d\ude00"})");
+    QTest::newRow("escaped NUL") << QByteArray(R"({"s":"a\u0000b"})");
+    QTest::newRow("invalid UTF-8") << QByteArray("{\"s\":\"a\xff\"}");
+    QTest::newRow("raw control character") << QByteArray("{\"s\":\"a\x01\"}");
+    QTest::newRow("integer past int64") << QByteArray(R"({"i":9223372036854775808})");
+    QTest::newRow("double past range") << QByteArray(R"({"d":1e400})");
+    QTest::newRow("leading zero") << QByteArray(R"({"i":01})");
+    QTest::newRow("trailing comma") << QByteArray(R"({"a":1,})");
+    QTest::newRow("text after the object") << QByteArray(R"({"a":1} x)");
+    QTest::newRow("not an object") << QByteArray(R"([1,2])");
+    QTest::newRow("cut short") << QByteArray(R"({"a":"xy)");
+    QTest::newRow("65 levels")
+        << QByteArray(65, '[').prepend("{\"a\":").append(QByteArray(65, ']')).append('}');
+}
+
+void TestExtendedJson::fastReaderLeavesTheRestToLibbson() {
+    QFETCH(QByteArray, json);
+    QByteArray mine;
+    QVERIFY(!relaxedJsonToBson(json, &mine));
 }
 
 QTEST_GUILESS_MAIN(TestExtendedJson)
