@@ -7,9 +7,13 @@
 // values: the same keys in the same order (arrays: the same elements), numbers of the same value (Relaxed
 // JSON may turn an int64 that fits into an int32, never a double into an integer), dates to the millisecond,
 // and every other value byte for byte.
+//
+// The gateway's reader (relaxedJsonToBson) on the same written JSON: whatever it takes,
+// it must make libbson's very bytes of it.
 #include "FuzzInput.h"
 
 #include "model/ExtendedJson.h"
+#include "model/JsonToBson.h"
 
 #include <QByteArray>
 
@@ -177,6 +181,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const bool comparable =
         bson_validate(&doc, bson_validate_flags_t(BSON_VALIDATE_UTF8 | BSON_VALIDATE_DOLLAR_KEYS), &offset) &&
         canonicalRegexOptions(&doc);
+    QByteArray fast;
+    if (relaxedJsonToBson(json, &fast)) {
+        fuzz::check(parsed != nullptr, "the fast reader took JSON that libbson refuses");
+        fuzz::check(
+            fast == QByteArray(reinterpret_cast<const char*>(bson_get_data(parsed)), qsizetype(parsed->len)),
+            "the fast reader read other bytes than libbson");
+    }
     if (!parsed) {
         if (comparable) {
             std::fprintf(stderr, "%s\n%s\n", json.constData(), error.message);
