@@ -19,12 +19,18 @@
 //       in the same run (each run its own nats-server and ingest), ~300-byte events.
 //       Prints total deliveries/s, every gateway's peak RSS and CPU, and how the total
 //       scales from one gateway to two.
+//   bench_nats read [events=20000]
+//       A gateway's reading of one message body back into the event it commits, in
+//       thread CPU time per event, both ways in the same run: libbson's parser and the
+//       event rendered again (as before), and NatsEventReader (the fast reader, the
+//       body kept as the event's JSON). The bodies are the ingest's JSON of 1 KiB orders.
 #include "NatsServer.h"
 #include "SseClientGroup.h"
 #include "TestUtil.h"
 
 #include "engine/Engine.h"
 #include "nats/NatsPublisher.h"
+#include "sources/nats/NatsEventReader.h"
 
 #include <QCoreApplication>
 #include <QDir>
@@ -37,6 +43,7 @@
 #include <QTimer>
 
 #include <nats/nats.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -463,6 +470,50 @@ bool runGateways(int gateways, int clientsEach, int rate, int seconds, bool orde
     return true;
 }
 
+double threadCpuUs() {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) * 1e6 + double(ts.tv_nsec) / 1e3;
+}
+
+// The two ways a gateway has read a message body, alternated in rounds so that the
+// machine's load moves both alike; the best round of each (the least disturbed).
+void benchRead(int events) {
+    QList<QByteArray> bodies;
+    for (int i = 1; i <= events; ++i) {
+        ChangeEvent e = test::makeOrderEvent(i);
+        e.finalize(i);
+        bodies.append(e.toJson());
+    }
+    qint64 bytes = 0;
+    for (const QByteArray& b : std::as_const(bodies))
+        bytes += b.size();
+    std::printf("reading %d order bodies (%.0f bytes of JSON each) back into events, thread CPU:\n", events,
+                double(bytes) / events);
+    double best[2] = {1e18, 1e18};
+    qint64 check[2] = {0, 0};
+    for (int round = 0; round < 5; ++round) {
+        for (int way = 0; way < 2; ++way) {
+            const double start = threadCpuUs();
+            for (int i = 0; i < events; ++i) {
+                QString error;
+                ChangeEvent e;
+                if (way == 0)
+                    e = ChangeEvent::fromDocument(Bson::fromJson(bodies.at(i), &error), i + 1, &error);
+                else
+                    e = NatsEventReader::read(bodies.at(i), i + 1, &error);
+                check[way] += e.toJson().size() + qint64(e.document().size());
+            }
+            best[way] = std::min(best[way], (threadCpuUs() - start) / events);
+        }
+    }
+    std::printf("  libbson's parser, rendered again: %.2f us per event\n", best[0]);
+    std::printf("  NatsEventReader, JSON kept:       %.2f us per event (%.1fx less)\n", best[1],
+                best[1] > 0 ? best[0] / best[1] : 0);
+    std::printf("  (bytes of JSON and BSON made: %lld and %lld)\n", static_cast<long long>(check[0]),
+                static_cast<long long>(check[1]));
+}
+
 void printFigures(const char* what, const GatewayFigures& f) {
     std::printf("%s: %lld events committed in %.1f s (%.0f events/s); delivered %lld of %lld, %lld clients "
                 "complete, %lld out of order; %.0f deliveries/s (first → last receipt %.2f s)\n",
@@ -474,8 +525,9 @@ void printFigures(const char* what, const GatewayFigures& f) {
     std::printf("  commit on the ingest → SSE receipt: p50 %.2f ms, p99 %.2f ms, max %.2f ms\n", f.p50, f.p99,
                 f.maxMs);
     for (size_t g = 0; g < f.cpu.size(); ++g)
-        std::printf("  gateway %zu: peak RSS %lld KiB, CPU %.2f s\n", g,
-                    static_cast<long long>(f.peakRssKiB[g]), f.cpu[g]);
+        std::printf("  gateway %zu: peak RSS %lld KiB, CPU %.2f s (%.1f us per event committed)\n", g,
+                    static_cast<long long>(f.peakRssKiB[g]), f.cpu[g],
+                    f.committed > 0 ? f.cpu[g] * 1e6 / double(f.committed) : 0);
     std::fflush(stdout);
 }
 
@@ -487,6 +539,10 @@ int main(int argc, char** argv) {
     bench::raiseDescriptorLimit();
     const QStringList args = app.arguments();
     const QString mode = args.size() > 1 ? args[1] : QStringLiteral("ingest");
+    if (mode == QLatin1String("read")) {
+        benchRead(args.size() > 2 ? args[2].toInt() : 20000);
+        return 0;
+    }
     if (mode == QLatin1String("latency")) {
         const int rate = arg(args, QStringLiteral("--rate"), QStringLiteral("10000")).toInt();
         const int seconds = arg(args, QStringLiteral("--seconds"), QStringLiteral("10")).toInt();

@@ -14,6 +14,7 @@ class TestChangeEvent : public QObject {
     Q_OBJECT
 private Q_SLOTS:
     void committedEventIsJsonWithItsSeq();
+    void renderedEventKeepsItsBytes();
     void malformedFullDocumentStillRendersAsJson();
     void serverFieldsNamedLikeOursReplayAlike_data();
     void serverFieldsNamedLikeOursReplayAlike();
@@ -33,6 +34,37 @@ void TestChangeEvent::committedEventIsJsonWithItsSeq() {
     QCOMPARE(o.value(QLatin1String("seq")).toInteger(), 12);
     QCOMPARE(o.value(QLatin1String("fullDocument")).toObject().value(QLatin1String("status")).toString(),
              QStringLiteral("paid"));
+}
+
+// A gateway's event (fromRendered) sends the ingest's bytes as they are, and is the
+// same event as fromDocument() makes of them otherwise; bytes that are not the
+// rendering of that seq are rendered again.
+void TestChangeEvent::renderedEventKeepsItsBytes() {
+    ChangeEvent e;
+    e.setSourceId(QStringLiteral("shop-db"));
+    e.setNs({QStringLiteral("shop"), QStringLiteral("orders")});
+    e.setOperation(Operation::Update);
+    e.setFullDocument(Bson::fromJson(R"({"_id": 7, "total": {"$numberDouble": "5.0"}})"));
+    e.finalize(12);
+    // Spacing the renderer never writes, so a rendering of the event again would differ.
+    QByteArray json = e.toJson();
+    json.replace(",\"", ", \"");
+    const Bson doc = Bson::fromJson(json);
+    QString error;
+    const ChangeEvent kept = ChangeEvent::fromRendered(doc, 12, json, &error);
+    QCOMPARE(error, QString());
+    QCOMPARE(kept.toJson(), json);
+    const ChangeEvent read = ChangeEvent::fromDocument(doc, 12);
+    QCOMPARE(kept.document(), read.document());
+    QCOMPARE(kept.ns().coll, QStringLiteral("orders"));
+    QCOMPARE(kept.operationType(), QByteArray("update"));
+    QVERIFY(kept.toJson() != read.toJson());
+    // Another seq than the one rendered: rendered again, with the right one.
+    const ChangeEvent other = ChangeEvent::fromRendered(doc, 120, json, &error);
+    QCOMPARE(other.toJson(), ChangeEvent::fromDocument(doc, 120).toJson());
+    QVERIFY(other.toJson().startsWith("{\"seq\":120,"));
+    QCOMPARE(ChangeEvent::fromRendered(doc, 1, json, &error).toJson(),
+             ChangeEvent::fromDocument(doc, 1).toJson());
 }
 
 // Found by fuzz_changeeventmapper: a change event whose fullDocument is malformed inside

@@ -101,6 +101,7 @@ private Q_SLOTS:
     void init();
     void cleanup();
     void twoGatewaysServeEveryChangeOnceInOrderWithTheSameIds();
+    void gatewaySendsTheIngestsBytes();
     void clientMovesToTheOtherGatewayAfterKillNineAndTheKilledOneCatchesUp();
     void gatewayTellsWhatItsIngestWatches();
     void eventsTheStreamNoLongerHoldsAreAGapOnANewGateway();
@@ -273,6 +274,41 @@ void TestNatsGateway::twoGatewaysServeEveryChangeOnceInOrderWithTheSameIds() {
     QCOMPARE(onA.gapCount(), 0);
     QCOMPARE(onB.gapCount(), 0);
     for (QProcess* p : {&a, &b, &ingest}) {
+        p->terminate();
+        QVERIFY(p->waitForFinished(20000));
+    }
+}
+
+// A gateway keeps each message's body as the event's JSON: its client gets the very
+// bytes the ingest's client gets, on values whose text a second rendering could change
+// (escapes, non-ASCII, doubles, integers past 32 bits, null).
+void TestNatsGateway::gatewaySendsTheIngestsBytes() {
+    QProcess ingest, gateway;
+    QUrl ingestBase, base;
+    START(startIngest(ingest, {QStringLiteral("--sse"), QStringLiteral("0")}, &ingestBase));
+    START(startGateway(gateway, QStringLiteral("a"), &base));
+    SseTestClient local, remote;
+    local.open(events(ingestBase), kToken);
+    remote.open(events(base), kToken);
+    QTRY_COMPARE_WITH_TIMEOUT(local.readyCount(), 1, 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(remote.readyCount(), 1, 20000);
+    QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO orders(status, total) VALUES"
+                                             "('é \"q\" \\ ' || char(9) || char(1) || '/', 0.1),"
+                                             "(5000000000, 1e300), ('中😀', -2.5e-7), (NULL, 5.0)")),
+             QString());
+    QTRY_COMPARE_WITH_TIMEOUT(local.seqs().size(), 4, 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(remote.seqs().size(), 4, 20000);
+    QCOMPARE(runSqlite3(db(), QStringLiteral("UPDATE orders SET total = 1.5 WHERE id = 2")), QString());
+    QTRY_COMPARE_WITH_TIMEOUT(remote.seqs().size(), 5, 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(local.seqs().size(), 5, 20000);
+    const QList<QPair<QByteArray, QByteArray>> sent = changes(local);
+    QCOMPARE(sent.size(), 5);
+    QVERIFY(sent.at(1).second.contains("5000000000"));
+    QVERIFY(sent.at(2).second.contains("中😀"));
+    for (int i = 0; i < sent.size(); ++i)
+        QCOMPARE(changes(remote).at(i).second, sent.at(i).second);
+    QCOMPARE(remote.gapCount(), 0);
+    for (QProcess* p : {&gateway, &ingest}) {
         p->terminate();
         QVERIFY(p->waitForFinished(20000));
     }

@@ -5,6 +5,8 @@
 #include <QDateTime>
 #include <QtEndian>
 
+#include <charconv>
+#include <cstring>
 #include <utility>
 
 namespace tw {
@@ -262,9 +264,14 @@ QByteArray ChangeEvent::takeStoredBytes() {
 }
 
 void ChangeEvent::finalize(qint64 seq) {
+    finalizeWith(seq, QByteArray());
+}
+
+void ChangeEvent::finalizeWith(qint64 seq, const QByteArray& rendered) {
     if (d->body.isAbsent()) {
         d->body = buildDocument(false);
-        d->bodyJson = d->body.toJson();
+        if (rendered.isEmpty())
+            d->bodyJson = d->body.toJson();
     }
     d->seq = seq;
     // BSON: header, then the int64 "seq" element, then the body's elements as they are.
@@ -282,6 +289,12 @@ void ChangeEvent::finalize(qint64 seq) {
     memcpy(p + 17, body.constData() + 4, size_t(elements));
     p[raw.size() - 1] = 0;
     d->document = Bson::fromRaw(raw);
+    if (!rendered.isEmpty()) {
+        d->json = rendered;
+        d->body = Bson();
+        d->bodyJson = QByteArray();
+        return;
+    }
     // JSON: {"seq":N, + the body without its opening brace.
     QByteArray json;
     json.reserve(d->bodyJson.size() + 24);
@@ -316,12 +329,36 @@ QByteArray ChangeEvent::toCanonicalJson() const {
 
 ChangeEvent ChangeEvent::fromDocument(const Bson& source, qint64 seq, QString* error) {
     ChangeEvent e;
+    if (readFields(source, &e, error))
+        e.finalize(seq);
+    return e;
+}
+
+ChangeEvent ChangeEvent::fromRendered(const Bson& source, qint64 seq, const QByteArray& json,
+                                      QString* error) {
+    ChangeEvent e;
+    if (!readFields(source, &e, error))
+        return e;
+    // Only the rendering of an event with this seq in front, as finalize() makes it;
+    // anything else is rendered here as fromDocument() would.
+    char prefix[32] = "{\"seq\":";
+    const auto end = std::to_chars(prefix + 7, prefix + sizeof prefix, seq).ptr;
+    const qsizetype n = end - prefix;
+    const bool ours = json.size() > n && json.endsWith('}') &&
+                      memcmp(json.constData(), prefix, size_t(n)) == 0 &&
+                      (json.at(n) == ',' || json.at(n) == '}');
+    e.finalizeWith(seq, ours ? json : QByteArray());
+    return e;
+}
+
+bool ChangeEvent::readFields(const Bson& source, ChangeEvent* out, QString* error) {
+    ChangeEvent& e = *out;
     bson_t doc;
     bson_iter_t it;
     if (!source.view(&doc) || !bson_iter_init(&it, &doc)) {
         if (error)
             *error = QStringLiteral("not a BSON document");
-        return e;
+        return false;
     }
     BsonBuilder extra;
     bool haveExtra = false;
@@ -365,8 +402,7 @@ ChangeEvent ChangeEvent::fromDocument(const Bson& source, qint64 seq, QString* e
     }
     if (haveExtra)
         e.d->extra = extra.take();
-    e.finalize(seq);
-    return e;
+    return true;
 }
 
 } // namespace tw

@@ -101,11 +101,20 @@ public:
     // Rebuilds an event from document() output (journal replay). `seq` is taken from
     // the argument, not the document.
     static ChangeEvent fromDocument(const Bson& doc, qint64 seq, QString* error = nullptr);
+    // fromDocument() for an event that arrives rendered, `doc` read from `json` (a
+    // gateway's, from its ingest's message): `json` becomes its toJson() as it is, not
+    // rendered again, when it is an event's rendering with this seq ({"seq":<seq>,…).
+    static ChangeEvent fromRendered(const Bson& doc, qint64 seq, const QByteArray& json,
+                                    QString* error = nullptr);
 
 private:
     class Data;
     QSharedDataPointer<Data> d;
     Bson buildDocument(bool withSeq) const;
+    // finalize(), with `rendered` (when not empty) as the JSON instead of a rendering.
+    void finalizeWith(qint64 seq, const QByteArray& rendered);
+    // The fields of `doc` (fromDocument() without the finalize()); false: not BSON.
+    static bool readFields(const Bson& doc, ChangeEvent* e, QString* error);
 };
 
 using ChangeEventList = QList<ChangeEvent>;

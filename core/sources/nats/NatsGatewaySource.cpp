@@ -2,6 +2,7 @@
 
 #include "sources/nats/NatsClient.h"
 #include "sources/nats/NatsGatewayNats.h"
+#include "sources/nats/NatsEventReader.h"
 #include "sources/nats/NatsHeaders.h"
 #include "sources/nats/NatsSubject.h"
 
@@ -331,11 +332,9 @@ void NatsGatewaySource::take(natsMsg* msg, ChangeEventList* events) {
         events->append(gap);
     }
     QString error;
-    const Bson doc = Bson::fromJson(QByteArrayView(natsMsg_GetData(msg), natsMsg_GetDataLength(msg)), &error);
-    ChangeEvent event;
-    if (!doc.isAbsent())
-        event = ChangeEvent::fromDocument(doc, seq, &error);
-    if (doc.isAbsent() || !error.isEmpty()) {
+    ChangeEvent event =
+        NatsEventReader::read(QByteArrayView(natsMsg_GetData(msg), natsMsg_GetDataLength(msg)), seq, &error);
+    if (!error.isEmpty()) {
         // Never a silence: a reader learns that this seq exists and could not be read.
         event = ChangeEvent::makeGap(
             QString(), {},
