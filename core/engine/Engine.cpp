@@ -262,9 +262,15 @@ void Engine::unwatch(const QString& sourceId, const Namespace& ns) {
                           records.end());
             publishWatchedScopes();
             QMutexLocker lock(&m_mutex);
-            const auto it = m_sources.constFind(sourceId);
-            if (it == m_sources.constEnd() || !it->source)
+            const auto it = m_sources.find(sourceId);
+            if (it == m_sources.end() || !it->source)
                 return;
+            if (!it->started) {
+                // Ahead of its start() it would be dropped, and what the source restores
+                // of that watch kept: sent once it has started (startFromCheckpoint).
+                it->unwatchedBeforeStart.append(ns);
+                return;
+            }
             Source* source = it->source;
             QMetaObject::invokeMethod(
                 source, [source, ns] { source->unwatch(ns); }, Qt::QueuedConnection);

@@ -159,12 +159,13 @@ Q_SIGNALS:
 
 private:
     struct SourceEntry {
-        QString uri;               // password redacted, for showing
-        QString fullUri;           // as given, to start the source again; never shown
-        Source* source = nullptr;  // owned; deleted on its thread when that thread finishes;
-                                   // null while paused for the journal's backlog
-        QThread* thread = nullptr; // owned; null with source
-        bool started = false;      // start() sent: watches go to it only then
+        QString uri;                           // password redacted, for showing
+        QString fullUri;                       // as given, to start the source again; never shown
+        Source* source = nullptr;              // owned; deleted on its thread when that thread finishes;
+                                               // null while paused for the journal's backlog
+        QThread* thread = nullptr;             // owned; null with source
+        bool started = false;                  // start() sent: watches go to it only then
+        QList<Namespace> unwatchedBeforeStart; // sent right after start()
         SourceStatus status;
         bool relaysSourceIds = false; // Source::relaysSourceIds(), kept while paused
     };

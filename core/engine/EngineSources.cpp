@@ -76,15 +76,23 @@ void Engine::startFromCheckpoint(const QString& id, Source* source) {
     QString error;
     const SourceRestore restore = m_journal.restore(id, &error);
     if (error.isEmpty()) {
+        QList<Namespace> unwatched;
         {
             QMutexLocker lock(&m_mutex);
             const auto it = m_sources.find(id);
             if (it == m_sources.end() || it->source != source)
                 return; // removed, or paused and started again, meanwhile
             it->started = true;
+            unwatched = std::exchange(it->unwatchedBeforeStart, {});
         }
         QMetaObject::invokeMethod(
-            source, [source, restore] { source->start(restore); }, Qt::QueuedConnection);
+            source,
+            [source, restore, unwatched] {
+                source->start(restore);
+                for (const Namespace& ns : unwatched)
+                    source->unwatch(ns);
+            },
+            Qt::QueuedConnection);
         // Watches wait for the start (sendWatch): a watch that reached a source before
         // its start, while the checkpoint could not be read, was dropped.
         const auto watches = m_watches.find(id);
@@ -187,10 +195,14 @@ void Engine::removeSourceNow(const QString& id, bool releaseServerState) {
         // journal's checkpoint so it knows what it keeps on the server (a slot named
         // after the journal, or an older one it adopted), releases it. What it reads
         // meanwhile is dropped (it is in m_paused).
+        // Started here, not through startFromCheckpoint(): the entry has left m_sources.
         QString error;
-        if (launchSource(id, entry.fullUri, &entry, &error)) {
+        const SourceRestore restore = m_journal.restore(id, &error);
+        if (error.isEmpty() && launchSource(id, entry.fullUri, &entry, &error)) {
             m_paused.insert(id);
-            startFromCheckpoint(id, entry.source);
+            Source* source = entry.source;
+            QMetaObject::invokeMethod(
+                source, [source, restore] { source->start(restore); }, Qt::QueuedConnection);
         } else {
             qCWarning(lcEngine).noquote()
                 << "source" << id << "cannot release what it keeps on the server:" << error;
