@@ -157,8 +157,9 @@ bool PgCapture::install(PgConnection& conn, const Namespace& ns, const QString& 
     // sees this reader.
     sql += QStringLiteral("INSERT INTO tidewatch.readers (reader, tbl, bound) VALUES (%1, %2, %3) "
                           "ON CONFLICT (reader, tbl) DO UPDATE SET bound = EXCLUDED.bound;")
-               .arg(conn.quoteLiteral(m_reader), conn.quoteLiteral(ns.coll))
-               .arg(table.from >= 0 ? table.from : m_bound);
+               // One arg(): a table named "x%3" must not take the number.
+               .arg(conn.quoteLiteral(m_reader), conn.quoteLiteral(ns.coll),
+                    QString::number(table.from >= 0 ? table.from : m_bound));
     // TRUNCATE fires no row trigger: without its statement trigger a truncate left the
     // captured rows standing in every consumer's view. It logs one changelog row per
     // table, in changelog order with the rows written around it.
@@ -225,9 +226,8 @@ bool PgCapture::readTable(PgConnection& conn, const Table& t, qint64 upTo,
                        "FROM tidewatch.changelog c, LATERAL jsonb_populate_record(NULL::%1, c.old_row) o, "
                        "LATERAL jsonb_populate_record(NULL::%1, c.new_row) n "
                        "WHERE c.tbl = %2 AND c.xid >= %3 AND c.xid < %4 ORDER BY c.id")
-            .arg(t.qualified, conn.quoteLiteral(t.ns.coll))
-            .arg(t.from >= 0 ? t.from : m_bound)
-            .arg(upTo);
+            .arg(t.qualified, conn.quoteLiteral(t.ns.coll), QString::number(t.from >= 0 ? t.from : m_bound),
+                 QString::number(upTo));
     PGresult* result = PQexec(conn.raw(), sql.toUtf8().constData());
     if (PQresultStatus(result) != PGRES_TUPLES_OK) {
         *error = QStringLiteral("Cannot read the changelog of %1: %2")
