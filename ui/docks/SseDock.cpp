@@ -230,8 +230,13 @@ void SseDock::refreshClients() {
     if (isRunning())
         m_state->setText(
             tr("<span style='color:#2da44e'>●</span> <b>Serving</b> · %1 client(s)").arg(clients.size()));
-    if (!isVisible())
-        return; // a tab behind another: filled when shown
+    if (!isVisible()) {
+        // A tab behind another: filled again when shown (ids start over with a new
+        // server, so kept items could show another client's peer).
+        m_clients->clear();
+        m_clientItems.clear();
+        return;
+    }
     const qint64 head = m_session->engine()->lastCommittedSeq();
     const QLocale locale;
     // Items are kept by client id: what never changes is set once.
