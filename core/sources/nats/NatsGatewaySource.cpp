@@ -1,8 +1,8 @@
 #include "NatsGatewaySource.h"
 
 #include "sources/nats/NatsClient.h"
-#include "sources/nats/NatsGatewayNats.h"
 #include "sources/nats/NatsEventReader.h"
+#include "sources/nats/NatsGatewayNats.h"
 #include "sources/nats/NatsHeaders.h"
 #include "sources/nats/NatsSubject.h"
 
