@@ -67,6 +67,7 @@ private Q_SLOTS:
     void coverageOfOnePeriod_data();
     void coverageOfOnePeriod();
     void replayFromBeforeCoverageIsOneNoticeThenEveryStoredEvent();
+    void aNarrowingEqualToTheSourcesLastIsNotWritten();
 
 private:
     std::unique_ptr<QTemporaryDir> m_dir;
@@ -336,6 +337,48 @@ void TestReplay::replayFromBeforeCoverageIsOneNoticeThenEveryStoredEvent() {
     const Replay::Chunk all = itemsReplay.next(100);
     QVERIFY(!all.gap);
     QCOMPARE(seqsOf(all.events), (QList<qint64>{1, 3}));
+}
+
+void TestReplay::aNarrowingEqualToTheSourcesLastIsNotWritten() {
+    // A source declares again on every watch change; the table is read whole per replay.
+    QTemporaryDir dir;
+    const QString path = dir.filePath(QStringLiteral("n.sqlite"));
+    const QByteArray a = SourceReading::toJson({ScopeReading{Namespace{QStringLiteral("main"), {}}, {}}});
+    const QByteArray b = SourceReading::toJson({});
+    auto declare = [](Journal& journal, const QString& source, const QList<QByteArray>& readings) {
+        ChangeBatch batch;
+        batch.sourceId = source;
+        for (const QByteArray& r : readings)
+            batch.narrowings.append(SourceNarrowing{0, r});
+        batch.events.append(makeEvent(source, QStringLiteral("items"), 1));
+        QList<ChangeBatch> batches{batch};
+        return journal.append(batches);
+    };
+    auto rows = [&path] {
+        JournalReader reader;
+        QList<QByteArray> list;
+        if (!reader.open(path))
+            return list;
+        for (const JournalReader::Narrowing& n : reader.narrowings())
+            list.append(n.sourceId.toUtf8() + ':' + n.reading);
+        return list;
+    };
+    {
+        Journal journal;
+        QVERIFY(journal.open(path));
+        QVERIFY(declare(journal, QStringLiteral("s"), {a, a}));
+        QVERIFY(declare(journal, QStringLiteral("t"), {a}));
+        QVERIFY(declare(journal, QStringLiteral("s"), {a}));
+        QVERIFY(declare(journal, QStringLiteral("s"), {b, a}));
+    }
+    const QByteArray sa = "s:" + a, sb = "s:" + b, ta = "t:" + a;
+    QCOMPARE(rows(), (QList<QByteArray>{sa, ta, sb, sa}));
+    // After a reopen the last row of each source is still known.
+    Journal journal;
+    QVERIFY(journal.open(path));
+    QVERIFY(declare(journal, QStringLiteral("s"), {a}));
+    QVERIFY(declare(journal, QStringLiteral("t"), {b}));
+    QCOMPARE(rows(), (QList<QByteArray>{sa, ta, sb, sa, "t:" + b}));
 }
 
 #include "tst_replay.moc"
