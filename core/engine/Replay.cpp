@@ -15,9 +15,10 @@ Replay::Matcher Replay::matching(const Subscription& subscription) {
 
 void Replay::limitToCoverage(const Subscription& subscription) {
     m_coverageError.clear();
-    const QList<JournalReader::Narrowing> narrowings = m_reader->narrowings(&m_coverageError);
+    qint64 head = 0;
+    const QList<JournalReader::Narrowing> narrowings = m_reader->narrowings(&m_coverageError, &head);
     if (m_coverageError.isEmpty())
-        m_coveredAfter = CoverageLog::coveredAfter(narrowings, subscription, m_reader->lastSeq());
+        m_coveredAfter = CoverageLog::coveredAfter(narrowings, subscription, head);
 }
 
 Replay::Chunk Replay::next(int limit) {
