@@ -259,6 +259,7 @@ private Q_SLOTS:
     void pushDownIsUnionAndChangingItReopensLosingNothing();
     void engineDerivesPushDownFromItsSubscriptions();
     void replayFromBeforeThePushDownWidenedStartsWithAGap();
+    void unwatchEndsTheNarrowedPeriod();
     void engineLeavesOutDataChangesForSchemaSubscriptions();
     void oneUpstreamStreamPerScope();
     void backoffScheduleAgainstDeadPeer();
@@ -1065,9 +1066,11 @@ void TestMongoSource::replayFromBeforeThePushDownWidenedStartsWithAGap() {
     const Replay::Chunk first = late.next(100);
     QVERIFY2(first.error.isEmpty(), qPrintable(first.error));
     QVERIFY(first.gap);
-    QCOMPARE(first.gap->id, widenedAfter);
+    // A notice that skips nothing: it stands at the cursor, and every stored event after.
+    QCOMPARE(first.gap->id, 0);
     QCOMPARE(num(first.gap->event.extra(), "requested"), 0);
-    QCOMPARE(num(first.gap->event.extra(), "firstAvailable"), widenedAfter + 1);
+    QCOMPARE(num(first.gap->event.extra(), "firstAvailable"), 1);
+    QVERIFY(first.gap->event.reason().contains(QStringLiteral("1 to %1").arg(widenedAfter)));
     QCOMPARE(ids(first.events), (QList<int>{3}));
 
     Replay allAlong(&reader, Replay::matching(paid), 0);
@@ -1083,6 +1086,93 @@ void TestMongoSource::replayFromBeforeThePushDownWidenedStartsWithAGap() {
     const Replay::Chunk tail = recent.next(100);
     QVERIFY(!tail.gap);
     QCOMPARE(ids(tail.events), (QList<int>{3}));
+}
+
+void TestMongoSource::unwatchEndsTheNarrowedPeriod() {
+    // After an unwatch the source no longer reads the scope, so the period it read it
+    // narrowed ends there: a poll from after that (what a long poll or an MCP poll reads)
+    // gets no gap notice for events of the scopes still watched. An explicit match is
+    // the watch's own filter, not a narrowing: it never makes a notice either.
+    MongoPeer peer;
+    QVERIFY(peer.listen());
+    QTemporaryDir dir;
+    Engine::Options options;
+    options.journalPath = dir.filePath(QStringLiteral("journal.sqlite"));
+    auto engine = std::make_unique<Engine>(options);
+    QString error;
+    QVERIFY2(engine->start(&error), qPrintable(error));
+    ChangeEventList committed;
+    QObject receiver;
+    connect(
+        engine.get(), &Engine::committed, &receiver,
+        [&](const CommittedBatch& batch) { committed.append(batch.events); }, Qt::QueuedConnection);
+    const Namespace orders{QStringLiteral("shop"), QStringLiteral("orders")};
+    const Namespace items{QStringLiteral("shop"), QStringLiteral("items")};
+    const Namespace notes{QStringLiteral("shop"), QStringLiteral("notes")};
+    auto subscription = [&](const QString& id, const Namespace& ns, const char* filter) {
+        Subscription s;
+        s.id = id;
+        s.namespaces = {SourceNamespace{QStringLiteral("m"), ns}};
+        s.filter = Filter::compile(filter);
+        return s;
+    };
+    const Subscription paid =
+        subscription(QStringLiteral("paid"), orders, R"({"fullDocument.status": "paid"})");
+    const Subscription onShop =
+        subscription(QStringLiteral("shop"), Namespace{QStringLiteral("shop"), {}}, "{}");
+    const Subscription onNotes =
+        subscription(QStringLiteral("notes"), notes, R"({"fullDocument.status": "pending"})");
+    engine->addSubscription(paid);
+    engine->addSubscription(subscription(QStringLiteral("items"), items, "{}")); // reads items whole
+    QVERIFY2(engine->addSource(QStringLiteral("m"), peer.uri(), &error), qPrintable(error));
+    engine->watch(QStringLiteral("m"), orders);
+    engine->watch(QStringLiteral("m"), items);
+    WatchOptions explicitMatch;
+    explicitMatch.match = json(R"({"fullDocument.status": "paid"})");
+    engine->watch(QStringLiteral("m"), notes, explicitMatch);
+    QTRY_COMPARE_WITH_TIMEOUT(peer.openChangeStreamCount(), 3, kWait);
+    peer.pushChange(orders.db, orders.coll, insertEvent(1, "paid"));
+    QTRY_COMPARE_WITH_TIMEOUT(ids(committed), (QList<int>{1}), kWait);
+
+    engine->unwatch(QStringLiteral("m"), orders);
+    QTRY_COMPARE_WITH_TIMEOUT(peer.openChangeStreamCount(), 2, kWait);
+    peer.pushChange(items.db, items.coll, insertEvent(2));
+    peer.pushChange(notes.db, notes.coll, insertEvent(3, "paid"));
+    // Two streams: their events commit in either order.
+    QTRY_COMPARE_WITH_TIMEOUT(committed.size(), 3, kWait);
+    QList<int> seen = ids(committed);
+    std::sort(seen.begin(), seen.end());
+    QCOMPARE(seen, (QList<int>{1, 2, 3}));
+    const qint64 unwatchedAt = committed.first().seq();
+    Engine* e = engine.get();
+    offThread([e] {
+        e->stop();
+        return 0;
+    });
+    engine.reset();
+
+    JournalReader reader;
+    QVERIFY2(reader.open(options.journalPath, &error), qPrintable(error));
+    // A poll from after the unwatch: items were read whole, orders no longer are.
+    Replay poll(&reader, Replay::matching(onShop), unwatchedAt);
+    poll.limitToCoverage(onShop);
+    QCOMPARE(poll.coveredAfter(), unwatchedAt);
+    const Replay::Chunk chunk = poll.next(100);
+    QVERIFY2(chunk.error.isEmpty(), qPrintable(chunk.error));
+    QVERIFY(!chunk.gap);
+    QCOMPARE(chunk.events.size(), 2);
+    // From before it, the narrowed period of orders is still told.
+    Replay early(&reader, Replay::matching(onShop), 0);
+    early.limitToCoverage(onShop);
+    const Replay::Chunk all = early.next(100);
+    QVERIFY(all.gap);
+    QCOMPARE(all.gap->id, 0);
+    QCOMPARE(all.events.size(), 3);
+    // The explicit match of notes narrows nothing, whatever the subscription's filter.
+    Replay notesReplay(&reader, Replay::matching(onNotes), 0);
+    notesReplay.limitToCoverage(onNotes);
+    QCOMPARE(notesReplay.coveredAfter(), 0);
+    QVERIFY(!notesReplay.next(100).gap);
 }
 
 void TestMongoSource::pushDownIsUnionAndChangingItReopensLosingNothing() {

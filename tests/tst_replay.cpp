@@ -66,7 +66,8 @@ private Q_SLOTS:
     void unreadableJournalIsAnErrorAndTheCursorStays();
     void coverageOfOnePeriod_data();
     void coverageOfOnePeriod();
-    void replayFromBeforeCoverageIsOneGapThenTheEvents();
+    void replayFromBeforeCoverageIsOneNoticeThenEveryStoredEvent();
+    void aNarrowingEqualToTheSourcesLastIsNotWritten();
 
 private:
     std::unique_ptr<QTemporaryDir> m_dir;
@@ -268,38 +269,66 @@ void TestReplay::coverageOfOnePeriod() {
     QCOMPARE(CoverageLog::covers(QStringLiteral("m"), read, sub), covered);
 }
 
-void TestReplay::replayFromBeforeCoverageIsOneGapThenTheEvents() {
-    // Events 1-3 read with only shop.items wanted, 4-6 with shop.orders too.
-    auto batchOf = [](int first, const QString& coll, const QByteArray& reading) {
-        ChangeBatch b;
-        b.sourceId = QStringLiteral("s");
-        b.narrowings.append(SourceNarrowing{0, reading});
-        for (int i = first; i < first + 3; ++i)
-            b.events.append(makeEvent(b.sourceId, coll, i));
-        return b;
-    };
+void TestReplay::replayFromBeforeCoverageIsOneNoticeThenEveryStoredEvent() {
+    // Events 1-3 read with shop.items wanted whole and shop.orders only through a filter
+    // (order 2 matched it and is stored), 4-6 with shop.orders wanted whole too.
     const Namespace items{QStringLiteral("main"), QStringLiteral("items")};
     const Namespace orders{QStringLiteral("main"), QStringLiteral("orders")};
+    const Filter big = Filter::compile(R"({"fullDocument.total": {"$gt": 100}})");
     const WatchOptions::Reader itemsReader{items, Bson::empty(), true};
+    const WatchOptions::Reader bigOrdersReader{orders, big.query(), false};
     const WatchOptions::Reader ordersReader{orders, Bson::empty(), true};
     const Namespace scope{QStringLiteral("main"), {}};
-    QList<ChangeBatch> batches{
-        batchOf(1, QStringLiteral("items"), SourceReading::toJson({ScopeReading{scope, {itemsReader}}})),
-        batchOf(4, QStringLiteral("orders"),
-                SourceReading::toJson({ScopeReading{scope, {itemsReader, ordersReader}}}))};
+    ChangeBatch narrow;
+    narrow.sourceId = QStringLiteral("s");
+    narrow.narrowings.append(
+        SourceNarrowing{0, SourceReading::toJson({ScopeReading{scope, {itemsReader, bigOrdersReader}}})});
+    narrow.events = {makeEvent(narrow.sourceId, QStringLiteral("items"), 1),
+                     makeEvent(narrow.sourceId, QStringLiteral("orders"), 2),
+                     makeEvent(narrow.sourceId, QStringLiteral("items"), 3)};
+    ChangeBatch wide;
+    wide.sourceId = narrow.sourceId;
+    wide.narrowings.append(
+        SourceNarrowing{0, SourceReading::toJson({ScopeReading{scope, {itemsReader, ordersReader}}})});
+    for (int i = 4; i <= 6; ++i)
+        wide.events.append(makeEvent(wide.sourceId, QStringLiteral("orders"), i));
+    QList<ChangeBatch> batches{narrow, wide};
     QVERIFY(m_journal->append(batches));
     Subscription onOrders;
     onOrders.namespaces = {SourceNamespace{QString(), orders}};
     Replay replay(m_reader.get(), Replay::matching(onOrders), 1);
     replay.limitToCoverage(onOrders);
     QCOMPARE(replay.coveredAfter(), 3);
-    const Replay::Chunk chunk = replay.next(100);
-    QVERIFY(chunk.gap);
-    QCOMPARE(chunk.gap->id, 3);
-    const QJsonObject gap = parse(chunk.gap->event.toJson());
-    QCOMPARE(gap[QStringLiteral("requested")].toInteger(), 1);
-    QCOMPARE(gap[QStringLiteral("firstAvailable")].toInteger(), 4);
-    QCOMPARE(seqsOf(chunk.events), range(4, 6));
+    // A chunk at a time, as a long replay goes: one notice, at the cursor, and every
+    // stored order after it, the one of the narrowed period too.
+    QList<QJsonObject> gaps;
+    QList<qint64> gapIds;
+    ChangeEventList events;
+    for (int reads = 0; !replay.isAtHead() && reads < 10; ++reads) {
+        const Replay::Chunk chunk = replay.next(1);
+        QVERIFY2(chunk.error.isEmpty(), qPrintable(chunk.error));
+        if (chunk.gap) {
+            gaps.append(parse(chunk.gap->event.toJson()));
+            gapIds.append(chunk.gap->id);
+        }
+        events.append(chunk.events);
+    }
+    QVERIFY(replay.isAtHead());
+    QCOMPARE(gaps.size(), 1);
+    QCOMPARE(gapIds.first(), 1); // skips nothing: resuming from it reads 2 on again
+    QCOMPARE(gaps.first()[QStringLiteral("requested")].toInteger(), 1);
+    QCOMPARE(gaps.first()[QStringLiteral("firstAvailable")].toInteger(), 2);
+    QCOMPARE(gaps.first()[QStringLiteral("resumeAfter")].toInteger(), 1);
+    QVERIFY2(
+        gaps.first()[QStringLiteral("reason")].toString().contains(QStringLiteral("events 2 to 3 may be")),
+        qPrintable(gaps.first()[QStringLiteral("reason")].toString()));
+    QCOMPARE(seqsOf(events), (QList<qint64>{2, 4, 5, 6}));
+    // From the floor on there is nothing to say.
+    Replay recent(m_reader.get(), Replay::matching(onOrders), 3);
+    recent.limitToCoverage(onOrders);
+    const Replay::Chunk tail = recent.next(100);
+    QVERIFY(!tail.gap);
+    QCOMPARE(seqsOf(tail.events), range(4, 6));
     // Items were read all along: no gap.
     Subscription onItems;
     onItems.namespaces = {SourceNamespace{QString(), items}};
@@ -307,7 +336,49 @@ void TestReplay::replayFromBeforeCoverageIsOneGapThenTheEvents() {
     itemsReplay.limitToCoverage(onItems);
     const Replay::Chunk all = itemsReplay.next(100);
     QVERIFY(!all.gap);
-    QCOMPARE(seqsOf(all.events), range(1, 3));
+    QCOMPARE(seqsOf(all.events), (QList<qint64>{1, 3}));
+}
+
+void TestReplay::aNarrowingEqualToTheSourcesLastIsNotWritten() {
+    // A source declares again on every watch change; the table is read whole per replay.
+    QTemporaryDir dir;
+    const QString path = dir.filePath(QStringLiteral("n.sqlite"));
+    const QByteArray a = SourceReading::toJson({ScopeReading{Namespace{QStringLiteral("main"), {}}, {}}});
+    const QByteArray b = SourceReading::toJson({});
+    auto declare = [](Journal& journal, const QString& source, const QList<QByteArray>& readings) {
+        ChangeBatch batch;
+        batch.sourceId = source;
+        for (const QByteArray& r : readings)
+            batch.narrowings.append(SourceNarrowing{0, r});
+        batch.events.append(makeEvent(source, QStringLiteral("items"), 1));
+        QList<ChangeBatch> batches{batch};
+        return journal.append(batches);
+    };
+    auto rows = [&path] {
+        JournalReader reader;
+        QList<QByteArray> list;
+        if (!reader.open(path))
+            return list;
+        for (const JournalReader::Narrowing& n : reader.narrowings())
+            list.append(n.sourceId.toUtf8() + ':' + n.reading);
+        return list;
+    };
+    {
+        Journal journal;
+        QVERIFY(journal.open(path));
+        QVERIFY(declare(journal, QStringLiteral("s"), {a, a}));
+        QVERIFY(declare(journal, QStringLiteral("t"), {a}));
+        QVERIFY(declare(journal, QStringLiteral("s"), {a}));
+        QVERIFY(declare(journal, QStringLiteral("s"), {b, a}));
+    }
+    const QByteArray sa = "s:" + a, sb = "s:" + b, ta = "t:" + a;
+    QCOMPARE(rows(), (QList<QByteArray>{sa, ta, sb, sa}));
+    // After a reopen the last row of each source is still known.
+    Journal journal;
+    QVERIFY(journal.open(path));
+    QVERIFY(declare(journal, QStringLiteral("s"), {a}));
+    QVERIFY(declare(journal, QStringLiteral("t"), {b}));
+    QCOMPARE(rows(), (QList<QByteArray>{sa, ta, sb, sa, "t:" + b}));
 }
 
 #include "tst_replay.moc"

@@ -15,9 +15,10 @@ Replay::Matcher Replay::matching(const Subscription& subscription) {
 
 void Replay::limitToCoverage(const Subscription& subscription) {
     m_coverageError.clear();
-    const QList<JournalReader::Narrowing> narrowings = m_reader->narrowings(&m_coverageError);
+    qint64 head = 0;
+    const QList<JournalReader::Narrowing> narrowings = m_reader->narrowings(&m_coverageError, &head);
     if (m_coverageError.isEmpty())
-        m_coveredAfter = CoverageLog::coveredAfter(narrowings, subscription, m_reader->lastSeq());
+        m_coveredAfter = CoverageLog::coveredAfter(narrowings, subscription, head);
 }
 
 Replay::Chunk Replay::next(int limit) {
@@ -26,28 +27,41 @@ Replay::Chunk Replay::next(int limit) {
         chunk.error = m_coverageError;
         return chunk;
     }
-    // Before the coverage began the journal may lack matching events: read after it.
-    const bool uncovered = m_cursor < m_coveredAfter;
-    const JournalReader::Result r = m_reader->readAfter(std::max(m_cursor, m_coveredAfter), limit, m_match);
+    // Before the coverage began the journal may lack events the subscription could match,
+    // but every event it holds is still read: a notice says what may be missing, once.
+    const bool notice = owesCoverageNotice(m_cursor);
+    const JournalReader::Result r = m_reader->readAfter(m_cursor, limit, m_match);
     if (!r.error.isEmpty()) {
         chunk.error = r.error;
         return chunk;
     }
-    if (r.gap || uncovered) {
+    const QString coverageReason =
+        QStringLiteral("events %1 to %2 may be missing for this subscription: its source then read only "
+                       "what the subscriptions of that time wanted");
+    if (r.gap) {
         GapPosition position;
         position.requested = m_cursor;
-        position.firstAvailable = r.gap ? r.firstAvailable : m_coveredAfter + 1;
-        const QString reason =
-            r.gap ? QStringLiteral("events after %1 were removed by retention; the first still stored is %2")
-                        .arg(m_cursor)
-                        .arg(r.firstAvailable)
-                  : QStringLiteral("events %1 to %2 may be missing for this subscription: its source then "
-                                   "read only what the subscriptions of that time wanted")
-                        .arg(m_cursor + 1)
-                        .arg(m_coveredAfter);
+        position.firstAvailable = r.firstAvailable;
+        QString reason =
+            QStringLiteral("events after %1 were removed by retention; the first still stored is %2")
+                .arg(m_cursor)
+                .arg(r.firstAvailable);
+        if (notice && r.firstAvailable <= m_coveredAfter)
+            reason += QStringLiteral("; ") + coverageReason.arg(r.firstAvailable).arg(m_coveredAfter);
         chunk.gap =
             Gap{ChangeEvent::makeGap(QString(), Namespace(), reason, position), position.firstAvailable - 1};
+    } else if (notice) {
+        // Nothing stored is skipped: the notice stands at the cursor, so a client that
+        // resumes from its id reads every stored event after the cursor again.
+        GapPosition position;
+        position.requested = m_cursor;
+        position.firstAvailable = m_cursor + 1;
+        position.resumeAfter = m_cursor;
+        chunk.gap = Gap{ChangeEvent::makeGap(QString(), Namespace(),
+                                             coverageReason.arg(m_cursor + 1).arg(m_coveredAfter), position),
+                        m_cursor};
     }
+    m_coverageNoticed = m_coverageNoticed || notice;
     chunk.events = r.events;
     // Without more to read, every row up to the head of this snapshot was looked at.
     m_cursor = r.hasMore ? r.scannedThrough : std::max(r.scannedThrough, r.lastSeq);

@@ -24,7 +24,8 @@ public:
     using Matcher = std::function<bool(const ChangeEvent&)>;
 
     // A gap, and the id it stands at in a stream keyed by seq (an SSE event id): the
-    // last seq lost, so a client that resumes from it resumes after the gap.
+    // last seq lost, so a client that resumes from it resumes after the gap (a coverage
+    // notice loses nothing: it stands at the cursor).
     struct Gap {
         ChangeEvent event; // operationType "gap", not sequenced (seq 0)
         qint64 id = 0;
@@ -43,13 +44,16 @@ public:
     // The matcher of a subscription, on a copy of it.
     static Matcher matching(const Subscription& subscription);
 
-    // Limits the replay to the part of the journal that holds every event
-    // `subscription` can match (CoverageLog): a cursor from before that gets a gap that
-    // says so, like one from before retention's mark, then the events after it. Read
-    // once, when called; a journal whose record cannot be read fails the next read.
+    // Learns which part of the journal holds every event `subscription` can match
+    // (CoverageLog): a cursor from before that gets one gap notice that says so (at the
+    // cursor: it skips nothing), then every stored matching event after the cursor, as
+    // without coverage. One notice per Replay, however many chunks the replay takes.
+    // Read once, when called; a journal whose record cannot be read fails the next read.
     void limitToCoverage(const Subscription& subscription);
     // The seq after which the journal covers the subscription (0: from the start).
     qint64 coveredAfter() const { return m_coveredAfter; }
+    // Whether a read from `cursor` still owes the notice of limitToCoverage().
+    bool owesCoverageNotice(qint64 cursor) const { return !m_coverageNoticed && cursor < m_coveredAfter; }
 
     // Reads up to `limit` matching events after the cursor and moves the cursor past
     // everything looked at.
@@ -73,6 +77,7 @@ private:
     qint64 m_cursor = 0;
     bool m_atHead = false;
     qint64 m_coveredAfter = 0;
+    bool m_coverageNoticed = false;
     QString m_coverageError;
 };
 

@@ -249,8 +249,9 @@ void SseStreams::replayStep(quint64 clientId) {
 
 bool SseStreams::replayFromCache(Client* client) {
     const JournalReader::Bounds bounds = journalBounds();
-    // Before the prune mark or the subscription's coverage: Replay says what was lost.
-    if (client->cursor < bounds.prunedThrough || client->cursor < client->replay->coveredAfter())
+    // Before the prune mark, or owed the notice of the subscription's coverage: Replay
+    // says what was lost or may be missing.
+    if (client->cursor < bounds.prunedThrough || client->replay->owesCoverageNotice(client->cursor))
         return false;
     // Every batch this thread has fanned out is in the journal: a client goes live only
     // past it, as the live events of its replay were not buffered.

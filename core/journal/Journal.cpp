@@ -119,6 +119,7 @@ bool Journal::append(QList<ChangeBatch>& batches, QString* error) {
         }
     }
 
+    QHash<QByteArray, QByteArray> lastReading; // written now, known once committed
     for (ChangeBatch& batch : batches) {
         const QByteArray source = batch.sourceId.toUtf8();
         qsizetype narrowing = 0;
@@ -126,6 +127,15 @@ bool Journal::append(QList<ChangeBatch>& batches, QString* error) {
         auto writeNarrowings = [&](qsizetype beforeEvent) {
             for (; narrowing < batch.narrowings.size() && batch.narrowings[narrowing].atEvent <= beforeEvent;
                  ++narrowing) {
+                // The same as the source's last row: its period simply goes on.
+                const QByteArray& reading = batch.narrowings[narrowing].reading;
+                const auto written = lastReading.constFind(source);
+                const auto committed = m_lastReading.constFind(source);
+                if (written != lastReading.constEnd()
+                        ? *written == reading
+                        : committed != m_lastReading.constEnd() && *committed == reading)
+                    continue;
+                lastReading.insert(source, reading);
                 Statement st(m_insertNarrowing);
                 sqlite3_bind_int64(st.s, 1, seq);
                 sqlite3_bind_text(st.s, 2, source.constData(), int(source.size()), SQLITE_STATIC);
@@ -218,6 +228,7 @@ bool Journal::append(QList<ChangeBatch>& batches, QString* error) {
     if (!exec("COMMIT", &commitError))
         return rollback(commitError);
     m_lastSeq = seq;
+    m_lastReading.insert(lastReading);
     if (dictionaryId != 0) {
         m_dictionaryIds.insert(dictionaryId);
         m_trainer.committed();

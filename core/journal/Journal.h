@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <QByteArray>
+#include <QHash>
 #include <QList>
 #include <QSet>
 #include <QString>
@@ -122,6 +123,7 @@ private:
     bool initSchema(QString* error);
     bool loadMeta(QString* error);
     bool loadDictionary(QString* error);
+    bool loadLastReadings(QString* error);
     // JournalRetention.cpp.
     qint64 firstSeq();
     qint64 firstSeqAtOrAfterTime(qint64 cutoffMs);
@@ -141,6 +143,9 @@ private:
     sqlite3_stmt* m_deleteStatePrefix = nullptr;
     sqlite3_stmt* m_setMeta = nullptr;
     sqlite3_stmt* m_insertNarrowing = nullptr;
+    // Each source's last committed narrowings row: a row equal to it is not written, as
+    // a source declares again on every watch change and the table is read whole per replay.
+    QHash<QByteArray, QByteArray> m_lastReading;
     std::function<void()> m_beforeCommit;
 
     // Compression: samples of the first documents, a dictionary trained from them on a

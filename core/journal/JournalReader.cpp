@@ -83,13 +83,24 @@ QByteArray JournalReader::checkpointToken(const QString& sourceId) {
     return token;
 }
 
-QList<JournalReader::Narrowing> JournalReader::narrowings(QString* error) {
+QList<JournalReader::Narrowing> JournalReader::narrowings(QString* error, qint64* head) {
     QList<Narrowing> list;
-    sqlite3_stmt* s = nullptr;
-    if (!m_db || sqlite3_prepare_v2(m_db, "SELECT after_seq, source, reading FROM narrowings ORDER BY rowid",
-                                    -1, &s, nullptr) != SQLITE_OK) {
+    if (!m_db) {
         if (error)
-            *error = m_db ? sqliteMessage(m_db) : QStringLiteral("journal not open");
+            *error = QStringLiteral("journal not open");
+        return list;
+    }
+    // One read transaction: a commit between the two reads would end a period at a head
+    // that does not know of it.
+    sqlite3_exec(m_db, "BEGIN", nullptr, nullptr, nullptr);
+    if (head)
+        *head = lastSeq();
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(m_db, "SELECT after_seq, source, reading FROM narrowings ORDER BY rowid", -1, &s,
+                           nullptr) != SQLITE_OK) {
+        if (error)
+            *error = sqliteMessage(m_db);
+        sqlite3_exec(m_db, "COMMIT", nullptr, nullptr, nullptr);
         return list;
     }
     int rc;
@@ -100,6 +111,7 @@ QList<JournalReader::Narrowing> JournalReader::narrowings(QString* error) {
     if (rc != SQLITE_DONE && error)
         *error = sqliteMessage(m_db);
     sqlite3_finalize(s);
+    sqlite3_exec(m_db, "COMMIT", nullptr, nullptr, nullptr);
     return list;
 }
 

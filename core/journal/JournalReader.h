@@ -58,7 +58,8 @@ public:
         QString sourceId;
         QByteArray reading;
     };
-    QList<Narrowing> narrowings(QString* error = nullptr);
+    // With `head`, the journal's head is read in the same read transaction.
+    QList<Narrowing> narrowings(QString* error = nullptr, qint64* head = nullptr);
 
 private:
     sqlite3* m_db = nullptr;

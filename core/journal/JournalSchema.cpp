@@ -169,7 +169,7 @@ bool Journal::open(const QString& path, QString* error) {
         return fail(Error::Io,
                     QStringLiteral("The journal %1 cannot be used: %2.").arg(shown, message) + remedy, error);
     }
-    if (!ensureId(&sqlError) || !loadDictionary(&sqlError)) {
+    if (!ensureId(&sqlError) || !loadDictionary(&sqlError) || !loadLastReadings(&sqlError)) {
         close();
         m_path = path;
         return fail(Error::Io,
@@ -179,6 +179,24 @@ bool Journal::open(const QString& path, QString* error) {
     m_folder = std::make_unique<WalFolder>(path);
     sqlite3_wal_hook(m_db, &Journal::onWalCommit, this);
     return true;
+}
+
+bool Journal::loadLastReadings(QString* error) {
+    m_lastReading.clear();
+    sqlite3_stmt* s = prepare("SELECT source, reading FROM narrowings ORDER BY rowid");
+    if (!s) {
+        *error = sqliteMessage(m_db);
+        return false;
+    }
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        m_lastReading.insert(
+            QByteArray(reinterpret_cast<const char*>(sqlite3_column_text(s, 0))),
+            QByteArray(static_cast<const char*>(sqlite3_column_blob(s, 1)), sqlite3_column_bytes(s, 1)));
+    if (rc != SQLITE_DONE)
+        *error = sqliteMessage(m_db);
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE;
 }
 
 bool Journal::loadDictionary(QString* error) {

@@ -111,6 +111,9 @@ void MongoSource::unwatch(const Namespace& ns) {
     scope->release();
     // An explicit unwatch forgets the position: a later watch starts from now.
     m_tokens.remove(key);
+    // The scope is no longer read: a period left running with it would make every
+    // replay overlapping it from now on a gap notice. No scopes left covers everything.
+    declareReading();
     flush(true);
     updateStatus();
     schedule();
@@ -194,11 +197,11 @@ void MongoSource::declareReading() {
     for (const auto& scope : std::as_const(m_scopes)) {
         const WatchOptions& options = scope->options();
         ScopeReading reading{scope->ns(), {}};
-        // No $match reads the scope whole; an explicit one serves only its own filter.
-        if (!MongoPushDown::matchOf(scope->ns(), options).isAbsent())
-            reading.readers = options.match.isAbsent()
-                                  ? options.readers
-                                  : QList<WatchOptions::Reader>{{scope->ns(), options.match, false, false}};
+        // No $match reads the scope whole. So does an explicit one, for coverage: it is
+        // the filter the user chose for the watch, so the journal never holds more of it
+        // for any subscription; only a $match pushed down from the readers narrows.
+        if (options.match.isAbsent() && !MongoPushDown::matchOf(scope->ns(), options).isAbsent())
+            reading.readers = options.readers;
         scopes.append(reading);
     }
     if (m_hasDeclared && scopes == m_declared)

@@ -2,6 +2,7 @@
 // messages (NatsSubject::wide()) merged in by stream sequence.
 #include "NatsGatewaySource.h"
 
+#include "sources/nats/NatsClient.h"
 #include "sources/nats/NatsGatewayNats.h"
 #include "sources/nats/NatsSubject.h"
 #include "sources/SourceReading.h"
@@ -92,6 +93,7 @@ void NatsGatewaySource::takeInOrder(QList<Delivered>& delivered, ChangeEventList
         return;
     }
     m_passLast = m_streamSeq;
+    bool failed = false;
     bool jumped = false;
     for (const Delivered& d : std::as_const(delivered)) {
         jumped = jumped || d.streamSeq > m_passLast + 1;
@@ -103,15 +105,20 @@ void NatsGatewaySource::takeInOrder(QList<Delivered>& delivered, ChangeEventList
         // means that what the filter skipped was still there when it was skipped.
         jsStreamInfo* info = nullptr;
         jsErrCode code = jsErrCode(0);
-        if (js_GetStreamInfo(&info, m_nats->js, m_streamName.constData(), nullptr, &code) == NATS_OK &&
-            info) {
+        const natsStatus st = js_GetStreamInfo(&info, m_nats->js, m_streamName.constData(), nullptr, &code);
+        if (st == NATS_OK && info) {
             m_streamFirstSeq = info->State.FirstSeq;
             jsStreamInfo_Destroy(info);
         } else {
-            m_streamFirstSeq = std::numeric_limits<quint64>::max(); // unknown: count it as lost
+            // Unknown, it would turn every jump of this pass (each a message of another
+            // namespace, skipped by the filter) into a gap: a failed lookup, tried again.
+            m_lookupError =
+                QStringLiteral("cannot read the info of stream %1 (%2): grant $JS.API.STREAM.INFO.%1")
+                    .arg(QString::fromUtf8(m_streamName), natsclient::statusText(st));
+            failed = true;
         }
     }
-    bool failed = !m_wide && lookUpWide() == Lookup::Failed;
+    failed = failed || (!m_wide && lookUpWide() == Lookup::Failed);
     qsizetype i = 0;
     for (; i < delivered.size() && !failed; ++i) {
         Delivered& d = delivered[i];
@@ -131,8 +138,8 @@ void NatsGatewaySource::takeInOrder(QList<Delivered>& delivered, ChangeEventList
     delivered.clear();
     if (failed) {
         // What was not taken is delivered again after the last stream sequence taken.
-        retryLater(
-            QStringLiteral("cannot look up the wide messages of stream %1 on %2").arg(m_stream, m_url));
+        retryLater(QStringLiteral("cannot look up the wide messages of stream %1 on %2: %3")
+                       .arg(m_stream, m_url, m_lookupError));
         return;
     }
     // Idle: a wide message ahead of everything delivered goes once the consumer has
@@ -155,9 +162,14 @@ NatsGatewaySource::Lookup NatsGatewaySource::lookUpWide() {
                                   {QStringLiteral("next_by_subj"), QString::fromLatin1(NatsSubject::wide())}})
             .toJson(QJsonDocument::Compact);
     natsMsg* reply = nullptr;
-    if (natsConnection_Request(&reply, m_nats->connection, subject.constData(), request.constData(),
-                               int(request.size()), kRequestMs) != NATS_OK)
+    const natsStatus st = natsConnection_Request(&reply, m_nats->connection, subject.constData(),
+                                                 request.constData(), int(request.size()), kRequestMs);
+    if (st != NATS_OK) {
+        // A user without the permission gets no reply at all (a timeout).
+        m_lookupError = QStringLiteral("the request on %1 failed (%2): grant %1")
+                            .arg(QString::fromUtf8(subject), natsclient::statusText(st));
         return Lookup::Failed;
+    }
     const QJsonObject answer =
         QJsonDocument::fromJson(QByteArray(natsMsg_GetData(reply), natsMsg_GetDataLength(reply))).object();
     natsMsg_Destroy(reply);
@@ -170,14 +182,25 @@ NatsGatewaySource::Lookup NatsGatewaySource::lookUpWide() {
     }
     const QJsonObject message = answer.value(QLatin1String("message")).toObject();
     const quint64 seq = quint64(message.value(QLatin1String("seq")).toInteger());
-    if (!error.isEmpty() || seq < m_wideFrom)
+    if (!error.isEmpty() || seq < m_wideFrom) {
+        m_lookupError = error.isEmpty() ? QStringLiteral("%1 answered seq %2 for a request from %3")
+                                              .arg(QString::fromUtf8(subject))
+                                              .arg(seq)
+                                              .arg(m_wideFrom)
+                                        : QStringLiteral("%1 answered: %2")
+                                              .arg(QString::fromUtf8(subject),
+                                                   error.value(QLatin1String("description")).toString());
         return Lookup::Failed;
+    }
     const QByteArray wideSubject = message.value(QLatin1String("subject")).toString().toUtf8();
     const QByteArray data =
         QByteArray::fromBase64(message.value(QLatin1String("data")).toString().toLatin1());
     natsMsg* msg = nullptr;
-    if (natsMsg_Create(&msg, wideSubject.constData(), nullptr, data.constData(), int(data.size())) != NATS_OK)
+    if (natsMsg_Create(&msg, wideSubject.constData(), nullptr, data.constData(), int(data.size())) !=
+        NATS_OK) {
+        m_lookupError = QStringLiteral("out of memory");
         return Lookup::Failed;
+    }
     // "NATS/1.0\r\nKey: value\r\n…\r\n"
     const QByteArray headers =
         QByteArray::fromBase64(message.value(QLatin1String("hdrs")).toString().toLatin1());

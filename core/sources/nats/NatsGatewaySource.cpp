@@ -193,7 +193,12 @@ void NatsGatewaySource::checkStalled() {
         return; // the next read tells whether the connection is gone
     // Left to deliver, or delivered and never handed over (lost between libnats and
     // the server); a consumer the server has dropped counts as stalled too.
-    const quint64 delivered = info ? info->Delivered.Stream : 0;
+    // Narrowed, the server moves the delivered stream sequence past the messages the
+    // filter skips, so it would look lost whenever the namespace is quiet (a new
+    // consumer every 3 s): the consumer sequence counts only what was delivered to us.
+    const bool narrowed = isNarrowed();
+    const quint64 delivered = info ? (narrowed ? info->Delivered.Consumer : info->Delivered.Stream) : 0;
+    const quint64 readThrough = narrowed ? m_consumerSeq : m_streamSeq;
     const quint64 pending = info ? info->NumPending : 1;
     if (info)
         jsConsumerInfo_Destroy(info);
@@ -201,7 +206,7 @@ void NatsGatewaySource::checkStalled() {
     // and libnats, or messages the stream no longer holds (expired, purged: the server
     // then reports the sequence before its first one). A new consumer recovers the
     // first and finds the second the same; so once per such sequence, not again.
-    const bool lostInTransit = pending == 0 && delivered > m_streamSeq && delivered != m_stalledAt;
+    const bool lostInTransit = pending == 0 && delivered > readThrough && delivered != m_stalledAt;
     if (info && pending == 0 && !lostInTransit) {
         m_sinceMessage.start(); // idle, not stalled: ask again in a while
         return;

@@ -139,6 +139,7 @@ private:
     quint64 m_wideSeq = 0;              // its stream sequence
     quint64 m_wideFrom = 1;             // no wide message before this stream sequence is untaken
     quint64 m_consumerSeq = 0;          // the consumer sequence of the last message read
+    QString m_lookupError;              // why the last lookUpWide() or stream info failed
     quint64 m_streamFirstSeq = 0;       // the stream's first sequence, asked once per pass
     quint64 m_passLast = 0;             // the last stream sequence in hand this pass
     quint64 m_takingStreamSeq = 0;      // the stream sequence of the message take() is given
