@@ -31,6 +31,7 @@ enum class EventLoop {
 };
 
 // Starts `thread` (not owned) with the given event loop. In ThreadSanitizer builds
+// (where Threads.cpp also redirects QCoreApplication::postEvent to release first)
 // every thread gets a dispatcher that tells the sanitizer about the hand-off through
 // Qt's event queue: QCoreApplication::postEvent and the delivering thread synchronise
 // on Qt's internal futex mutex, which the sanitizer cannot see, so every queued call
