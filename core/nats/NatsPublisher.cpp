@@ -324,16 +324,16 @@ bool NatsPublisher::resync(QString* why) {
     return true;
 }
 
-ChangeEventList NatsPublisher::take(int limit, QString* why) {
+ChangeEventList NatsPublisher::take(qint64 from, int limit, QString* why) {
     ChangeEventList events;
     qint64 head = 0;
     {
         std::lock_guard lock(m_mutex);
-        while (!m_buffer.empty() && m_buffer.front().seq() < m_next)
+        while (!m_buffer.empty() && m_buffer.front().seq() < from)
             m_buffer.pop_front();
-        if (!m_buffer.empty() && m_buffer.front().seq() == m_next) {
+        if (!m_buffer.empty() && m_buffer.front().seq() == from) {
             // Consecutive seqs only: a window never jumps over a hole.
-            qint64 expected = m_next;
+            qint64 expected = from;
             while (!m_buffer.empty() && events.size() < limit && m_buffer.front().seq() == expected) {
                 events.append(m_buffer.front());
                 m_buffer.pop_front();
@@ -343,25 +343,25 @@ ChangeEventList NatsPublisher::take(int limit, QString* why) {
         }
         head = std::max(m_head, m_engine->lastCommittedSeq());
     }
-    if (head < m_next)
+    if (head < from)
         return events;
     // Behind the buffer (the publisher was away, or the buffer was full): the journal
     // has every event in between.
-    const JournalReader::Result r = m_reader.readAfter(m_next - 1, limit);
+    const JournalReader::Result r = m_reader.readAfter(from - 1, limit);
     if (!r.error.isEmpty()) {
         *why = QStringLiteral("cannot read the journal: %1").arg(r.error);
         return events;
     }
     if (r.gap) {
         GapPosition position;
-        position.requested = m_next - 1;
+        position.requested = from - 1;
         position.firstAvailable = r.firstAvailable;
         position.resumeAfter = r.firstAvailable - 1;
         ChangeEvent gap = ChangeEvent::makeGap(
             QString(), {},
             QStringLiteral("events %1 to %2 were removed from the journal by retention before they were "
                            "published")
-                .arg(m_next)
+                .arg(from)
                 .arg(r.firstAvailable - 1),
             position);
         // The gap stands in for the last lost seq, so the stream stays in seq order.
@@ -370,6 +370,18 @@ ChangeEventList NatsPublisher::take(int limit, QString* why) {
     }
     events.append(r.events);
     return events;
+}
+
+void NatsPublisher::prefetch(qint64 from) {
+    QString why;
+    Prepared next;
+    next.events = take(from, m_options.window, &why);
+    if (!why.isEmpty())
+        return; // the next window reads again, and says why
+    next.json.reserve(next.events.size());
+    for (const ChangeEvent& e : std::as_const(next.events))
+        next.json.append(e.toJson());
+    m_prefetched = std::move(next);
 }
 
 bool NatsPublisher::publishWindow(QString* why) {
@@ -382,7 +394,15 @@ bool NatsPublisher::publishWindow(QString* why) {
     }
     if (m_stopping)
         return false;
-    ChangeEventList events = take(m_options.window, why);
+    ChangeEventList events;
+    QList<QByteArray> rendered;
+    if (!m_prefetched.events.isEmpty() && m_prefetched.events.constFirst().seq() == m_next) {
+        events = std::move(m_prefetched.events);
+        rendered = std::move(m_prefetched.json);
+    } else {
+        events = take(m_next, m_options.window, why);
+    }
+    m_prefetched = {};
     if (events.isEmpty()) {
         storeCheckpoint(false);
         return why->isEmpty();
@@ -403,11 +423,12 @@ bool NatsPublisher::publishWindow(QString* why) {
     // stores the messages after a refused one, so a stub sent after the refusal
     // would come behind them, out of seq order.
     const qint64 payloadLimit = natsConnection_GetMaxPayload(m_nats->connection);
-    for (ChangeEvent& event : events) {
+    for (qsizetype i = 0; i < events.size(); ++i) {
+        ChangeEvent& event = events[i];
         // Rendered once: an event read back from the journal carries no JSON, and
         // toJson() renders it at every call (the size check and the message made two,
         // which was most of the publisher's CPU when catching up from the journal).
-        QByteArray json = event.toJson();
+        QByteArray json = i < rendered.size() ? rendered.at(i) : event.toJson();
         const int bytes = int(json.size());
         const qint64 size = bytes + NatsEventMessage::headerBytes(event, m_journalId);
         QString refusal;
@@ -430,6 +451,10 @@ bool NatsPublisher::publishWindow(QString* why) {
         if (s != NATS_OK)
             break;
     }
+    // The next window is read from the journal and rendered while this one is
+    // acknowledged, which overlaps the two when catching up.
+    if (s == NATS_OK && !m_stopping)
+        prefetch(events.constLast().seq() + 1);
     jsPubOptions wait;
     jsPubOptions_Init(&wait);
     wait.MaxWait = kAckWaitMs;

@@ -112,7 +112,12 @@ private:
     bool ensureStream(QString* why);
     bool resync(QString* why);
     bool publishWindow(QString* why);
-    ChangeEventList take(int limit, QString* why);
+    // Up to `limit` consecutive committed events from seq `from` on (from the buffer, or
+    // the journal when the buffer does not start there).
+    ChangeEventList take(qint64 from, int limit, QString* why);
+    // Reads and renders the window after `from - 1` while JetStream acknowledges the one
+    // in flight (m_prefetched).
+    void prefetch(qint64 from);
     void storeCheckpoint(bool force);
     void setState(State state, const QString& reason = {});
     bool waitFor(int ms); // false when stopping
@@ -142,6 +147,13 @@ private:
     qint64 m_rejectedSeq = 0;
     qint64 m_streamMaxMessageBytes = 0; // the stream's max_msg_size, read at resync; 0: none
     QString m_rejectedWhy;
+    // The next window, taken and rendered while the last was being acknowledged; used
+    // only when it starts at m_next (a failed or partly refused window moves m_next back).
+    struct Prepared {
+        ChangeEventList events;
+        QList<QByteArray> json; // events[i].toJson()
+    };
+    Prepared m_prefetched;
 
     // Shared with the engine thread (committed batches) and libnats' thread (acks).
     mutable std::mutex m_mutex;
