@@ -117,11 +117,20 @@ double plainPublisher(const QString& url, const QList<QByteArray>& bodies) {
     QElapsedTimer timer;
     timer.start();
     for (qsizetype i = 0; i < bodies.size(); ++i) {
-        const QByteArray id = "floor:" + QByteArray::number(i + 1);
+        // The same bytes on the wire as the ingest's: the body, its three headers and
+        // a message id.
+        const QByteArray seq = QByteArray::number(i + 1);
+        const QByteArray id = "floor:" + seq;
+        natsMsg* msg = nullptr;
+        natsMsg_Create(&msg, "floor.shop.main.orders", nullptr, bodies[i].constData(), int(bodies[i].size()));
+        natsMsgHeader_Set(msg, "Tidewatch-Journal", "floor");
+        natsMsgHeader_Set(msg, "Tidewatch-Seq", seq.constData());
+        natsMsgHeader_Set(msg, "Tidewatch-Operation", "insert");
         jsPubOptions po;
         jsPubOptions_Init(&po);
         po.MsgId = id.constData();
-        js_PublishAsync(js, "floor.shop.main.orders", bodies[i].constData(), int(bodies[i].size()), &po);
+        if (js_PublishMsgAsync(js, &msg, &po) != NATS_OK)
+            natsMsg_Destroy(msg);
         if ((i + 1) % kWindow == 0)
             js_PublishAsyncComplete(js, nullptr);
     }
