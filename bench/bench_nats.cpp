@@ -3,8 +3,8 @@
 //
 //   bench_nats [ingest] [events=100000] [rounds=1]
 //       Ingest → JetStream, acknowledged, 1 KiB orders. In the same run: the floor, a
-//       plain libnats asynchronous publisher sending the same JSON bytes with the same
-//       window of unacknowledged messages to a stream of its own; then Engine::submit →
+//       plain libnats asynchronous publisher sending the same JSON bytes and headers with
+//       the same window of unacknowledged messages to a stream of its own; then Engine::submit →
 //       journal commit → NatsPublisher → acknowledged by JetStream. Prints events/s for
 //       both and the ratio; rounds alternate the two.
 //   bench_nats latency [--rate 10000] [--seconds 10] [--clients 1]
