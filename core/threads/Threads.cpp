@@ -89,9 +89,9 @@ void releaseBeforePosting(QObject* receiver, QEvent* event, int priority) {
 constexpr unsigned char kPrologue[] = {0x41, 0x55, 0x41, 0x54, 0x55, 0x48, 0x89,
                                        0xf5, 0x53, 0x48, 0x83, 0xec, 0x58};
 
-// The sanitizer keeps no shadow for a library's code, so what reads or writes QtCore's
-// code is not instrumented (and copies byte by byte rather than through memcpy/memcmp,
-// which it intercepts).
+// An instrumented store into QtCore's code crashed in the sanitizer's shadow update
+// (the first try of this hook), so what reads or writes QtCore's code is not instrumented (and copies byte by
+// byte rather than through memcpy/memcmp, which it intercepts).
 #define TW_UNINSTRUMENTED __attribute__((no_sanitize("thread"), noinline))
 
 // movabs $target, %rax; jmp *%rax (%rax is free at a call's entry and after a prologue).
