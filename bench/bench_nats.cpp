@@ -41,6 +41,7 @@
 #include <QTemporaryDir>
 #include <QThread>
 #include <QTimer>
+#include <QUuid>
 
 #include <nats/nats.h>
 #include <time.h>
@@ -114,16 +115,18 @@ double plainPublisher(const QString& url, const QList<QByteArray>& bodies) {
     config.Storage = js_FileStorage;
     jsErrCode code = jsErrCode(0);
     js_AddStream(nullptr, js, &config, nullptr, &code);
+    // As long as the ingest's journal id (a UUID), in the header and the message id.
+    const QByteArray journal = QUuid::createUuid().toString(QUuid::WithoutBraces).toUtf8();
     QElapsedTimer timer;
     timer.start();
     for (qsizetype i = 0; i < bodies.size(); ++i) {
         // The same bytes on the wire as the ingest's: the body, its three headers and
         // a message id.
         const QByteArray seq = QByteArray::number(i + 1);
-        const QByteArray id = "floor:" + seq;
+        const QByteArray id = journal + ':' + seq;
         natsMsg* msg = nullptr;
         natsMsg_Create(&msg, "floor.shop.main.orders", nullptr, bodies[i].constData(), int(bodies[i].size()));
-        natsMsgHeader_Set(msg, "Tidewatch-Journal", "floor");
+        natsMsgHeader_Set(msg, "Tidewatch-Journal", journal.constData());
         natsMsgHeader_Set(msg, "Tidewatch-Seq", seq.constData());
         natsMsgHeader_Set(msg, "Tidewatch-Operation", "insert");
         jsPubOptions po;
