@@ -3,8 +3,7 @@
 // request when the source is removed over HTTP, and the slot of the name older
 // versions gave kept when it holds the journal's position. Against a real cluster
 // (initdb, pg_ctl) and the application session with its HTTP server.
-#include "EngineFixture.h"
-#include "PgCluster.h"
+#include "PgSuite.h"
 
 #include "AppSession.h"
 #include "http/SseServer.h"
@@ -19,7 +18,6 @@
 
 using namespace tw;
 using namespace tw::test;
-using tw::testsupport::PgCluster;
 
 namespace {
 
@@ -31,7 +29,7 @@ struct HttpResult {
 
 } // namespace
 
-class TestPostgresSlot : public QObject {
+class TestPostgresSlot : public QObject, public PgSuite {
     Q_OBJECT
 private Q_SLOTS:
     void initTestCase();
@@ -45,7 +43,6 @@ private Q_SLOTS:
     void legacySlotHoldingTheJournalsPositionIsKeptAndLosesNothing();
 
 private:
-    QString journal() const { return m_dir->filePath(QStringLiteral("journal.sqlite")); }
     std::unique_ptr<AppSession> startSession();
     HttpResult request(const QByteArray& method, const QString& path, const QJsonObject& body = {},
                        bool withBody = false);
@@ -60,21 +57,18 @@ private:
             QStringLiteral("SELECT count(*) FROM pg_publication WHERE pubname = '%1'").arg(name));
     }
 
-    std::unique_ptr<PgCluster> m_cluster;
-    std::unique_ptr<QTemporaryDir> m_dir;
     std::unique_ptr<QNetworkAccessManager> m_nam;
     QUrl m_base;
 };
 
 void TestPostgresSlot::initTestCase() {
-    m_cluster = std::make_unique<PgCluster>();
-    const QString error = m_cluster->start();
+    const QString error = startCluster();
     QVERIFY2(error.isEmpty(), qPrintable(error));
     QCOMPARE(m_cluster->exec(QStringLiteral("CREATE TABLE items(id int PRIMARY KEY, name text)")), QString());
 }
 
 void TestPostgresSlot::init() {
-    m_dir = std::make_unique<QTemporaryDir>();
+    makeCaseDir();
     QVERIFY(m_dir->isValid());
     qputenv("TIDEWATCH_DATA_DIR", m_dir->filePath(QStringLiteral("data")).toLocal8Bit());
     qputenv("TIDEWATCH_TOKEN", "slot-token");
@@ -84,21 +78,13 @@ void TestPostgresSlot::init() {
 void TestPostgresSlot::cleanup() {
     m_nam.reset();
     qunsetenv("TIDEWATCH_TOKEN");
-    // Each case leaves the server without Tidewatch's slots and publications. The
-    // server releases a slot a moment after its stream's connection closed.
-    QTRY_COMPARE_WITH_TIMEOUT(
-        m_cluster->value(QStringLiteral("SELECT count(*) FROM pg_replication_slots WHERE active")),
-        QStringLiteral("0"), 20000);
-    m_cluster->exec(QStringLiteral("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"));
-    const QList<QStringList> pubs = m_cluster->query(QStringLiteral("SELECT pubname FROM pg_publication"));
-    for (const QStringList& row : pubs)
-        m_cluster->exec(QStringLiteral("DROP PUBLICATION \"%1\"").arg(row[0]));
+    dropSlotsAndPublications();
     m_dir.reset();
 }
 
 std::unique_ptr<AppSession> TestPostgresSlot::startSession() {
     AppSession::Options options;
-    options.journalPath = journal();
+    options.journalPath = journalPath();
     auto session = std::make_unique<AppSession>(options);
     QString error;
     if (!session->start(&error) || !session->startSse(QStringLiteral("127.0.0.1"), 0, &error)) {
@@ -264,11 +250,8 @@ void TestPostgresSlot::legacySlotHoldingTheJournalsPositionIsKeptAndLosesNothing
     const QString legacy = PgSlotName::legacy(QStringLiteral("old"));
     QString current;
     {
-        EngineFixture f(journal());
-        QVERIFY(f.start());
-        QVERIFY(f.engine->addSource(QStringLiteral("old"), m_cluster->uri()));
-        f.engine->watch(QStringLiteral("old"),
-                        Namespace{QStringLiteral("tidewatch"), QStringLiteral("public.items")});
+        EngineFixture f(journalPath());
+        QVERIFY(startWatching(f, QStringLiteral("old"), QStringLiteral("items")));
         QTRY_COMPARE_WITH_TIMEOUT(f.ready.size(), 1, 20000);
         QCOMPARE(m_cluster->exec(QStringLiteral("INSERT INTO items VALUES (1, 'before')")), QString());
         QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1, 20000);
@@ -296,11 +279,8 @@ void TestPostgresSlot::legacySlotHoldingTheJournalsPositionIsKeptAndLosesNothing
     // Written while Tidewatch was closed: the old slot holds them.
     QCOMPARE(m_cluster->exec(QStringLiteral("INSERT INTO items VALUES (2, 'while closed')")), QString());
 
-    EngineFixture f(journal());
-    QVERIFY(f.start());
-    QVERIFY(f.engine->addSource(QStringLiteral("old"), m_cluster->uri()));
-    f.engine->watch(QStringLiteral("old"),
-                    Namespace{QStringLiteral("tidewatch"), QStringLiteral("public.items")});
+    EngineFixture f(journalPath());
+    QVERIFY(startWatching(f, QStringLiteral("old"), QStringLiteral("items")));
     QTRY_COMPARE_WITH_TIMEOUT(f.ready.size(), 1, 20000);
     QCOMPARE(m_cluster->exec(QStringLiteral("INSERT INTO items VALUES (3, 'after')")), QString());
     QTRY_COMPARE_WITH_TIMEOUT(f.ofOperation(Operation::Insert).size(), 2, 20000);
