@@ -3,6 +3,7 @@
 // request when the source is removed over HTTP, and the slot of the name older
 // versions gave kept when it holds the journal's position. Against a real cluster
 // (initdb, pg_ctl) and the application session with its HTTP server.
+#include "ControlRequest.h"
 #include "PgSuite.h"
 
 #include "AppSession.h"
@@ -18,16 +19,6 @@
 
 using namespace tw;
 using namespace tw::test;
-
-namespace {
-
-struct HttpResult {
-    int status = 0;
-    QJsonObject body;
-    QByteArray raw;
-};
-
-} // namespace
 
 class TestPostgresSlot : public QObject, public PgSuite {
     Q_OBJECT
@@ -97,28 +88,7 @@ std::unique_ptr<AppSession> TestPostgresSlot::startSession() {
 
 HttpResult TestPostgresSlot::request(const QByteArray& method, const QString& path, const QJsonObject& body,
                                      bool withBody) {
-    QUrl url = m_base;
-    const qsizetype query = path.indexOf(QLatin1Char('?'));
-    url.setPath(query < 0 ? path : path.left(query));
-    if (query >= 0)
-        url.setQuery(path.mid(query + 1));
-    QNetworkRequest r(url);
-    r.setRawHeader("Authorization", "Bearer slot-token");
-    r.setHeader(QNetworkRequest::ContentTypeHeader, QByteArrayLiteral("application/json"));
-    const QByteArray payload = withBody ? QJsonDocument(body).toJson(QJsonDocument::Compact) : QByteArray();
-    QNetworkReply* reply = m_nam->sendCustomRequest(r, method, payload);
-    HttpResult result;
-    // A watch answers once the slot exists and the stream is open: generous for a loaded machine.
-    if (!QTest::qWaitFor([reply] { return reply->isFinished(); }, 40000)) {
-        reply->abort();
-        reply->deleteLater();
-        return result;
-    }
-    result.status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
-    result.raw = reply->readAll();
-    result.body = parseJson(result.raw);
-    reply->deleteLater();
-    return result;
+    return controlRequest(*m_nam, m_base, "slot-token", method, path, body, withBody);
 }
 
 bool TestPostgresSlot::addAndWatch(const QString& id) {
