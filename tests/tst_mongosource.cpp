@@ -7,6 +7,7 @@
 #include "engine/Replay.h"
 #include "filter/Filter.h"
 #include "MongoPeer.h"
+#include "OffThread.h"
 #include "sources/mongo/ChangeEventMapper.h"
 #include "sources/mongo/MongoSource.h"
 #include "sources/SourceFactory.h"
@@ -29,18 +30,6 @@ using tw::test::MongoPeer;
 namespace {
 
 using namespace tw::test;
-
-// Runs f on a plain thread while this thread keeps serving the peer.
-template <typename F> auto offThread(F&& f) -> decltype(f()) {
-    using R = decltype(f());
-    std::packaged_task<R()> task(std::forward<F>(f));
-    std::future<R> result = task.get_future();
-    std::thread worker(std::move(task));
-    while (result.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready)
-        QTest::qWait(2);
-    worker.join();
-    return result.get();
-}
 
 // One command through a client of its own, as another program would send it.
 bool runCommand(const QString& uri, const char* db, const char* command) {
