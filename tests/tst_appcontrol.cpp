@@ -1,6 +1,7 @@
 // Run-time control of sources and watches over real HTTP: an application session with
 // its SSE server, a real SQLite file written by the sqlite3 program (another process),
 // the journal and the workspace in a temporary folder.
+#include "ControlRequest.h"
 #include "TestUtil.h"
 
 #include "AppSession.h"
@@ -19,16 +20,6 @@
 
 using namespace tw;
 using namespace tw::test;
-
-namespace {
-
-struct HttpResult {
-    int status = 0;
-    QJsonObject body;
-    QByteArray raw;
-};
-
-} // namespace
 
 class TestAppControl : public QObject {
     Q_OBJECT
@@ -103,28 +94,7 @@ std::unique_ptr<AppSession> TestAppControl::startSession() {
 
 HttpResult TestAppControl::request(const QByteArray& method, const QString& path, const QJsonObject& body,
                                    bool withBody) {
-    QUrl url = m_base;
-    const qsizetype query = path.indexOf(QLatin1Char('?'));
-    url.setPath(query < 0 ? path : path.left(query));
-    if (query >= 0)
-        url.setQuery(path.mid(query + 1));
-    QNetworkRequest r(url);
-    r.setRawHeader("Authorization", "Bearer control-token");
-    r.setHeader(QNetworkRequest::ContentTypeHeader, QByteArrayLiteral("application/json"));
-    const QByteArray payload = withBody ? QJsonDocument(body).toJson(QJsonDocument::Compact) : QByteArray();
-    QNetworkReply* reply = m_nam->sendCustomRequest(r, method, payload);
-    HttpResult result;
-    // A watch answers once the source has read its table: generous for a loaded machine.
-    if (!QTest::qWaitFor([reply] { return reply->isFinished(); }, 40000)) {
-        reply->abort();
-        reply->deleteLater();
-        return result;
-    }
-    result.status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
-    result.raw = reply->readAll();
-    result.body = parseJson(result.raw);
-    reply->deleteLater();
-    return result;
+    return controlRequest(*m_nam, m_base, "control-token", method, path, body, withBody);
 }
 
 HttpResult TestAppControl::addShop(const QJsonObject& options) {

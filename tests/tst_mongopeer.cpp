@@ -5,6 +5,7 @@
 #include "BsonPaths.h"
 #include "MongoPeer.h"
 #include "MongoPeerBson.h"
+#include "OffThread.h"
 
 #include <QElapsedTimer>
 #include <QSignalSpy>
@@ -29,19 +30,9 @@ namespace {
 
 using namespace tw::test;
 
-// The peer lives on this thread and the driver blocks, so driver calls run on a
-// worker thread while this one spins the event loop until they return. The driver's
-// own timeouts (serverSelectionTimeoutMS, socketTimeoutMS in the URI) bound the wait.
-template <typename F> auto offThread(F&& f) -> decltype(f()) {
-    using R = decltype(f());
-    std::packaged_task<R()> task(std::forward<F>(f));
-    std::future<R> result = task.get_future();
-    std::thread worker(std::move(task));
-    while (result.wait_for(0ms) != std::future_status::ready)
-        QTest::qWait(2);
-    worker.join();
-    return result.get();
-}
+// The peer lives on this thread and the driver blocks, so driver calls run through
+// offThread(); the driver's own timeouts (serverSelectionTimeoutMS, socketTimeoutMS in
+// the URI) bound the wait.
 
 struct ClientDeleter {
     void operator()(mongoc_client_t* client) const {

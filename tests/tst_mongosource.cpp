@@ -7,6 +7,7 @@
 #include "engine/Replay.h"
 #include "filter/Filter.h"
 #include "MongoPeer.h"
+#include "OffThread.h"
 #include "sources/mongo/ChangeEventMapper.h"
 #include "sources/mongo/MongoSource.h"
 #include "sources/SourceFactory.h"
@@ -29,18 +30,6 @@ using tw::test::MongoPeer;
 namespace {
 
 using namespace tw::test;
-
-// Runs f on a plain thread while this thread keeps serving the peer.
-template <typename F> auto offThread(F&& f) -> decltype(f()) {
-    using R = decltype(f());
-    std::packaged_task<R()> task(std::forward<F>(f));
-    std::future<R> result = task.get_future();
-    std::thread worker(std::move(task));
-    while (result.wait_for(std::chrono::milliseconds(0)) != std::future_status::ready)
-        QTest::qWait(2);
-    worker.join();
-    return result.get();
-}
 
 // One command through a client of its own, as another program would send it.
 bool runCommand(const QString& uri, const char* db, const char* command) {
@@ -222,6 +211,51 @@ QList<int> range(int from, int to) {
 Bson changeStreamStage(const Bson& aggregate) {
     return sub(aggregate, "pipeline.0.$changeStream");
 }
+
+// A subscription with `filter` to `ns` of source "m".
+Subscription subscriptionOn(const QString& id, const Namespace& ns, const char* filter) {
+    Subscription s;
+    s.id = id;
+    s.namespaces = {SourceNamespace{QStringLiteral("m"), ns}};
+    s.filter = Filter::compile(filter);
+    return s;
+}
+
+// An Engine on a journal in a temporary folder, collecting what it commits on this
+// thread. Engine::stop blocks its caller while the sources stop, and the peer answers
+// on this thread: stop() runs it on another.
+class EngineOnPeer : public QObject {
+public:
+    bool start(QString* error) {
+        Engine::Options options;
+        options.journalPath = journalPath();
+        engine = std::make_unique<Engine>(options);
+        if (!engine->start(error))
+            return false;
+        connect(
+            engine.get(), &Engine::committed, this,
+            [this](const CommittedBatch& batch) { committed.append(batch.events); }, Qt::QueuedConnection);
+        return true;
+    }
+    void stop() {
+        if (!engine)
+            return;
+        Engine* e = engine.get();
+        offThread([e] {
+            e->stop();
+            return 0;
+        });
+        engine.reset();
+    }
+    ~EngineOnPeer() override { stop(); }
+    QString journalPath() const { return m_dir.filePath(QStringLiteral("journal.sqlite")); }
+
+    std::unique_ptr<Engine> engine;
+    ChangeEventList committed;
+
+private:
+    QTemporaryDir m_dir;
+};
 
 constexpr int kWait = 15000;
 
@@ -760,33 +794,22 @@ void TestMongoSource::reopensFromStoredTokenAfterDriverResumeFails() {
 void TestMongoSource::engineRestartResumesWithStartAfterStoredToken() {
     MongoPeer peer;
     QVERIFY(peer.listen());
-    QTemporaryDir dir;
-    Engine::Options options;
-    options.journalPath = dir.filePath(QStringLiteral("journal.sqlite"));
     const Namespace ns{QStringLiteral("shop"), QStringLiteral("orders")};
 
-    ChangeEventList committed;
+    // One journal, and what each run of an engine on it committed, in order.
+    EngineOnPeer engines;
+    const ChangeEventList& committed = engines.committed;
     auto run = [&](int from, int to, int expectTotal) {
-        auto engine = std::make_unique<Engine>(options);
         QString error;
-        QVERIFY2(engine->start(&error), qPrintable(error));
-        QObject receiver;
-        connect(
-            engine.get(), &Engine::committed, &receiver,
-            [&](const CommittedBatch& batch) { committed.append(batch.events); }, Qt::QueuedConnection);
-        QVERIFY2(engine->addSource(QStringLiteral("m"), peer.uri(), &error), qPrintable(error));
+        QVERIFY2(engines.start(&error), qPrintable(error));
+        QVERIFY2(engines.engine->addSource(QStringLiteral("m"), peer.uri(), &error), qPrintable(error));
         const int streams = peer.openChangeStreamCount();
-        engine->watch(QStringLiteral("m"), ns);
+        engines.engine->watch(QStringLiteral("m"), ns);
         QTRY_COMPARE_WITH_TIMEOUT(peer.openChangeStreamCount(), streams + 1, kWait);
         for (int i = from; i <= to; ++i)
             peer.pushChange(ns.db, ns.coll, insertEvent(i));
         QTRY_COMPARE_WITH_TIMEOUT(ids(committed), range(1, expectTotal), kWait);
-        // Engine::stop blocks its caller; the peer must keep answering meanwhile.
-        Engine* e = engine.get();
-        offThread([e] {
-            e->stop();
-            return 0;
-        });
+        engines.stop();
     };
     run(1, 3, 3);
     const Bson lastToken = committed.last().resumeToken();
@@ -953,36 +976,24 @@ void TestMongoSource::engineDerivesPushDownFromItsSubscriptions() {
     // union to the server and re-sends it when a subscription comes or goes.
     MongoPeer peer;
     QVERIFY(peer.listen());
-    QTemporaryDir dir;
-    Engine::Options options;
-    options.journalPath = dir.filePath(QStringLiteral("journal.sqlite"));
-    auto engine = std::make_unique<Engine>(options);
+    EngineOnPeer run;
     QString error;
-    QVERIFY2(engine->start(&error), qPrintable(error));
-    ChangeEventList committed;
-    QObject receiver;
-    connect(
-        engine.get(), &Engine::committed, &receiver,
-        [&](const CommittedBatch& batch) { committed.append(batch.events); }, Qt::QueuedConnection);
+    QVERIFY2(run.start(&error), qPrintable(error));
     const Namespace ns{QStringLiteral("shop"), QStringLiteral("orders")};
     auto subscribe = [&](const QString& id, const QString& coll, const char* filter) {
-        Subscription s;
-        s.id = id;
-        s.namespaces = {SourceNamespace{QStringLiteral("m"), Namespace{QStringLiteral("shop"), coll}}};
-        s.filter = Filter::compile(filter);
-        engine->addSubscription(s);
+        run.engine->addSubscription(subscriptionOn(id, Namespace{QStringLiteral("shop"), coll}, filter));
     };
     subscribe(QStringLiteral("paid"), QStringLiteral("orders"), R"({"fullDocument.status": "paid"})");
     subscribe(QStringLiteral("other"), QStringLiteral("customers"), R"({"operationType": "insert"})");
-    QVERIFY2(engine->addSource(QStringLiteral("m"), peer.uri(), &error), qPrintable(error));
-    engine->watch(QStringLiteral("m"), ns);
+    QVERIFY2(run.engine->addSource(QStringLiteral("m"), peer.uri(), &error), qPrintable(error));
+    run.engine->watch(QStringLiteral("m"), ns);
     QTRY_COMPARE_WITH_TIMEOUT(peer.openChangeStreamCount(), 1, kWait);
     // Only the subscription that sees shop.orders counts.
     QCOMPARE(sub(peer.receivedCommands(QStringLiteral("aggregate")).last(), "pipeline.1.$match"),
              json(R"({"fullDocument.status": "paid"})"));
     peer.pushChange(ns.db, ns.coll, insertEvent(1, "pending")); // dropped by the server
     peer.pushChange(ns.db, ns.coll, insertEvent(2, "paid"));
-    QTRY_COMPARE_WITH_TIMEOUT(ids(committed), (QList<int>{2}), kWait);
+    QTRY_COMPARE_WITH_TIMEOUT(ids(run.committed), (QList<int>{2}), kWait);
 
     const int aggregates = int(peer.receivedCommands(QStringLiteral("aggregate")).size());
     subscribe(QStringLiteral("deletes"), QStringLiteral("orders"), R"({"operationType": "delete"})");
@@ -998,13 +1009,7 @@ void TestMongoSource::engineDerivesPushDownFromItsSubscriptions() {
                               kWait);
     QVERIFY(!has(peer.receivedCommands(QStringLiteral("aggregate")).last(), "pipeline.1"));
     peer.pushChange(ns.db, ns.coll, insertEvent(3, "pending"));
-    QTRY_COMPARE_WITH_TIMEOUT(ids(committed), (QList<int>{2, 3}), kWait);
-
-    Engine* e = engine.get();
-    offThread([e] {
-        e->stop();
-        return 0;
-    });
+    QTRY_COMPARE_WITH_TIMEOUT(ids(run.committed), (QList<int>{2, 3}), kWait);
 }
 
 void TestMongoSource::replayFromBeforeThePushDownWidenedStartsWithAGap() {
@@ -1014,52 +1019,33 @@ void TestMongoSource::replayFromBeforeThePushDownWidenedStartsWithAGap() {
     // along replays without one.
     MongoPeer peer;
     QVERIFY(peer.listen());
-    QTemporaryDir dir;
-    Engine::Options options;
-    options.journalPath = dir.filePath(QStringLiteral("journal.sqlite"));
-    auto engine = std::make_unique<Engine>(options);
+    EngineOnPeer run;
     QString error;
-    QVERIFY2(engine->start(&error), qPrintable(error));
-    ChangeEventList committed;
-    QObject receiver;
-    connect(
-        engine.get(), &Engine::committed, &receiver,
-        [&](const CommittedBatch& batch) { committed.append(batch.events); }, Qt::QueuedConnection);
+    QVERIFY2(run.start(&error), qPrintable(error));
     const Namespace ns{QStringLiteral("shop"), QStringLiteral("orders")};
-    auto subscription = [&](const QString& id, const char* filter) {
-        Subscription s;
-        s.id = id;
-        s.namespaces = {SourceNamespace{QStringLiteral("m"), ns}};
-        s.filter = Filter::compile(filter);
-        return s;
-    };
-    const Subscription paid = subscription(QStringLiteral("paid"), R"({"fullDocument.status": "paid"})");
+    const Subscription paid =
+        subscriptionOn(QStringLiteral("paid"), ns, R"({"fullDocument.status": "paid"})");
     const Subscription pending =
-        subscription(QStringLiteral("pending"), R"({"fullDocument.status": "pending"})");
-    engine->addSubscription(paid);
-    QVERIFY2(engine->addSource(QStringLiteral("m"), peer.uri(), &error), qPrintable(error));
-    engine->watch(QStringLiteral("m"), ns);
+        subscriptionOn(QStringLiteral("pending"), ns, R"({"fullDocument.status": "pending"})");
+    run.engine->addSubscription(paid);
+    QVERIFY2(run.engine->addSource(QStringLiteral("m"), peer.uri(), &error), qPrintable(error));
+    run.engine->watch(QStringLiteral("m"), ns);
     QTRY_COMPARE_WITH_TIMEOUT(peer.openChangeStreamCount(), 1, kWait);
     peer.pushChange(ns.db, ns.coll, insertEvent(1, "pending")); // dropped by the server's $match
     peer.pushChange(ns.db, ns.coll, insertEvent(2, "paid"));
-    QTRY_COMPARE_WITH_TIMEOUT(ids(committed), (QList<int>{2}), kWait);
-    const qint64 widenedAfter = committed.last().seq();
+    QTRY_COMPARE_WITH_TIMEOUT(ids(run.committed), (QList<int>{2}), kWait);
+    const qint64 widenedAfter = run.committed.last().seq();
 
     const int aggregates = int(peer.receivedCommands(QStringLiteral("aggregate")).size());
-    engine->addSubscription(pending);
+    run.engine->addSubscription(pending);
     QTRY_COMPARE_WITH_TIMEOUT(int(peer.receivedCommands(QStringLiteral("aggregate")).size()), aggregates + 1,
                               kWait);
     peer.pushChange(ns.db, ns.coll, insertEvent(3, "pending"));
-    QTRY_COMPARE_WITH_TIMEOUT(ids(committed), (QList<int>{2, 3}), kWait);
-    Engine* e = engine.get();
-    offThread([e] {
-        e->stop();
-        return 0;
-    });
-    engine.reset();
+    QTRY_COMPARE_WITH_TIMEOUT(ids(run.committed), (QList<int>{2, 3}), kWait);
+    run.stop();
 
     JournalReader reader;
-    QVERIFY2(reader.open(options.journalPath, &error), qPrintable(error));
+    QVERIFY2(reader.open(run.journalPath(), &error), qPrintable(error));
     Replay late(&reader, Replay::matching(pending), 0);
     late.limitToCoverage(pending);
     QCOMPARE(late.coveredAfter(), widenedAfter);
@@ -1095,64 +1081,44 @@ void TestMongoSource::unwatchEndsTheNarrowedPeriod() {
     // the watch's own filter, not a narrowing: it never makes a notice either.
     MongoPeer peer;
     QVERIFY(peer.listen());
-    QTemporaryDir dir;
-    Engine::Options options;
-    options.journalPath = dir.filePath(QStringLiteral("journal.sqlite"));
-    auto engine = std::make_unique<Engine>(options);
+    EngineOnPeer run;
     QString error;
-    QVERIFY2(engine->start(&error), qPrintable(error));
-    ChangeEventList committed;
-    QObject receiver;
-    connect(
-        engine.get(), &Engine::committed, &receiver,
-        [&](const CommittedBatch& batch) { committed.append(batch.events); }, Qt::QueuedConnection);
+    QVERIFY2(run.start(&error), qPrintable(error));
     const Namespace orders{QStringLiteral("shop"), QStringLiteral("orders")};
     const Namespace items{QStringLiteral("shop"), QStringLiteral("items")};
     const Namespace notes{QStringLiteral("shop"), QStringLiteral("notes")};
-    auto subscription = [&](const QString& id, const Namespace& ns, const char* filter) {
-        Subscription s;
-        s.id = id;
-        s.namespaces = {SourceNamespace{QStringLiteral("m"), ns}};
-        s.filter = Filter::compile(filter);
-        return s;
-    };
     const Subscription paid =
-        subscription(QStringLiteral("paid"), orders, R"({"fullDocument.status": "paid"})");
+        subscriptionOn(QStringLiteral("paid"), orders, R"({"fullDocument.status": "paid"})");
     const Subscription onShop =
-        subscription(QStringLiteral("shop"), Namespace{QStringLiteral("shop"), {}}, "{}");
+        subscriptionOn(QStringLiteral("shop"), Namespace{QStringLiteral("shop"), {}}, "{}");
     const Subscription onNotes =
-        subscription(QStringLiteral("notes"), notes, R"({"fullDocument.status": "pending"})");
-    engine->addSubscription(paid);
-    engine->addSubscription(subscription(QStringLiteral("items"), items, "{}")); // reads items whole
-    QVERIFY2(engine->addSource(QStringLiteral("m"), peer.uri(), &error), qPrintable(error));
-    engine->watch(QStringLiteral("m"), orders);
-    engine->watch(QStringLiteral("m"), items);
+        subscriptionOn(QStringLiteral("notes"), notes, R"({"fullDocument.status": "pending"})");
+    run.engine->addSubscription(paid);
+    run.engine->addSubscription(subscriptionOn(QStringLiteral("items"), items, "{}")); // reads items whole
+    QVERIFY2(run.engine->addSource(QStringLiteral("m"), peer.uri(), &error), qPrintable(error));
+    run.engine->watch(QStringLiteral("m"), orders);
+    run.engine->watch(QStringLiteral("m"), items);
     WatchOptions explicitMatch;
     explicitMatch.match = json(R"({"fullDocument.status": "paid"})");
-    engine->watch(QStringLiteral("m"), notes, explicitMatch);
+    run.engine->watch(QStringLiteral("m"), notes, explicitMatch);
     QTRY_COMPARE_WITH_TIMEOUT(peer.openChangeStreamCount(), 3, kWait);
     peer.pushChange(orders.db, orders.coll, insertEvent(1, "paid"));
-    QTRY_COMPARE_WITH_TIMEOUT(ids(committed), (QList<int>{1}), kWait);
+    QTRY_COMPARE_WITH_TIMEOUT(ids(run.committed), (QList<int>{1}), kWait);
 
-    engine->unwatch(QStringLiteral("m"), orders);
+    run.engine->unwatch(QStringLiteral("m"), orders);
     QTRY_COMPARE_WITH_TIMEOUT(peer.openChangeStreamCount(), 2, kWait);
     peer.pushChange(items.db, items.coll, insertEvent(2));
     peer.pushChange(notes.db, notes.coll, insertEvent(3, "paid"));
     // Two streams: their events commit in either order.
-    QTRY_COMPARE_WITH_TIMEOUT(committed.size(), 3, kWait);
-    QList<int> seen = ids(committed);
+    QTRY_COMPARE_WITH_TIMEOUT(run.committed.size(), 3, kWait);
+    QList<int> seen = ids(run.committed);
     std::sort(seen.begin(), seen.end());
     QCOMPARE(seen, (QList<int>{1, 2, 3}));
-    const qint64 unwatchedAt = committed.first().seq();
-    Engine* e = engine.get();
-    offThread([e] {
-        e->stop();
-        return 0;
-    });
-    engine.reset();
+    const qint64 unwatchedAt = run.committed.first().seq();
+    run.stop();
 
     JournalReader reader;
-    QVERIFY2(reader.open(options.journalPath, &error), qPrintable(error));
+    QVERIFY2(reader.open(run.journalPath(), &error), qPrintable(error));
     // A poll from after the unwatch: items were read whole, orders no longer are.
     Replay poll(&reader, Replay::matching(onShop), unwatchedAt);
     poll.limitToCoverage(onShop);
@@ -1231,25 +1197,17 @@ void TestMongoSource::engineLeavesOutDataChangesForSchemaSubscriptions() {
     // the schema events it wants still come.
     MongoPeer peer;
     QVERIFY(peer.listen());
-    QTemporaryDir dir;
-    Engine::Options options;
-    options.journalPath = dir.filePath(QStringLiteral("journal.sqlite"));
-    auto engine = std::make_unique<Engine>(options);
+    EngineOnPeer run;
     QString error;
-    QVERIFY2(engine->start(&error), qPrintable(error));
-    ChangeEventList committed;
-    QObject receiver;
-    connect(
-        engine.get(), &Engine::committed, &receiver,
-        [&](const CommittedBatch& batch) { committed.append(batch.events); }, Qt::QueuedConnection);
+    QVERIFY2(run.start(&error), qPrintable(error));
     const Namespace ns{QStringLiteral("shop"), QStringLiteral("orders")};
     Subscription schema;
     schema.id = QStringLiteral("schema");
     schema.changes = Subscription::Changes::Schema;
     schema.filter = Filter::compile("{}");
-    engine->addSubscription(schema);
-    QVERIFY2(engine->addSource(QStringLiteral("m"), peer.uri(), &error), qPrintable(error));
-    engine->watch(QStringLiteral("m"), ns);
+    run.engine->addSubscription(schema);
+    QVERIFY2(run.engine->addSource(QStringLiteral("m"), peer.uri(), &error), qPrintable(error));
+    run.engine->watch(QStringLiteral("m"), ns);
     QTRY_COMPARE_WITH_TIMEOUT(peer.openChangeStreamCount(), 1, kWait);
     const Bson aggregate = peer.receivedCommands(QStringLiteral("aggregate")).last();
     QCOMPARE(sub(aggregate, "pipeline.1.$match"),
@@ -1261,7 +1219,7 @@ void TestMongoSource::engineLeavesOutDataChangesForSchemaSubscriptions() {
                        R"({"createIndexes": "orders", "indexes": [{"key": {"n": 1}, "name": "n_1"}]})"));
     const auto operations = [&] {
         QStringList out;
-        for (const ChangeEvent& e : committed)
+        for (const ChangeEvent& e : run.committed)
             out.append(QString::fromUtf8(e.operationType()));
         return out;
     };
@@ -1274,18 +1232,12 @@ void TestMongoSource::engineLeavesOutDataChangesForSchemaSubscriptions() {
     data.changes = Subscription::Changes::Data;
     data.filter = Filter::compile("{}");
     const int aggregates = int(peer.receivedCommands(QStringLiteral("aggregate")).size());
-    engine->addSubscription(data);
+    run.engine->addSubscription(data);
     QTRY_COMPARE_WITH_TIMEOUT(int(peer.receivedCommands(QStringLiteral("aggregate")).size()), aggregates + 1,
                               kWait);
     QVERIFY(!has(peer.receivedCommands(QStringLiteral("aggregate")).last(), "pipeline.1"));
     peer.pushChange(ns.db, ns.coll, insertEvent(2));
-    QTRY_COMPARE_WITH_TIMEOUT(ids(committed), (QList<int>{2}), kWait);
-
-    Engine* e = engine.get();
-    offThread([e] {
-        e->stop();
-        return 0;
-    });
+    QTRY_COMPARE_WITH_TIMEOUT(ids(run.committed), (QList<int>{2}), kWait);
 }
 
 void TestMongoSource::oneUpstreamStreamPerScope() {

@@ -1,5 +1,4 @@
-#include "EngineFixture.h"
-#include "PgCluster.h"
+#include "PgSuite.h"
 
 #include "sources/postgres/PgCapture.h"
 #include "sources/postgres/PgConnection.h"
@@ -8,12 +7,11 @@
 
 using namespace tw;
 using namespace tw::test;
-using tw::testsupport::PgCluster;
 
 // Capture mode's triggers and changelog (PgCapture) when more than one reader captures
 // a table, and what a crash left of them, against a real throwaway cluster. Writes come
 // from another connection (PgCluster::exec).
-class TestPostgresCapture : public QObject {
+class TestPostgresCapture : public QObject, public PgSuite {
     Q_OBJECT
 private Q_SLOTS:
     void initTestCase();
@@ -24,8 +22,6 @@ private Q_SLOTS:
     void streamingStartRemovesTheCaptureACrashedSwitchLeft();
 
 private:
-    QString exec(const QString& sql) const { return m_cluster->exec(sql); }
-    QString value(const QString& sql) const { return m_cluster->value(sql); }
     QString triggersOn(const QString& table) const {
         return value(QStringLiteral("SELECT count(*) FROM pg_trigger WHERE tgrelid = '%1'::regclass AND NOT "
                                     "tgisinternal")
@@ -57,19 +53,15 @@ private:
             *token = batch.checkpoint.token;
         return int(batch.events.size());
     }
-
-    std::unique_ptr<PgCluster> m_cluster;
-    std::unique_ptr<QTemporaryDir> m_dir;
 };
 
 void TestPostgresCapture::initTestCase() {
-    m_cluster = std::make_unique<PgCluster>();
-    const QString error = m_cluster->start();
+    const QString error = startCluster();
     QVERIFY2(error.isEmpty(), qPrintable(error));
 }
 
 void TestPostgresCapture::init() {
-    m_dir = std::make_unique<QTemporaryDir>();
+    makeCaseDir();
 }
 
 void TestPostgresCapture::twoReadersOfATableEachReadEveryChange() {
@@ -143,14 +135,10 @@ void TestPostgresCapture::streamingStartRemovesTheCaptureACrashedSwitchLeft() {
     // the process died before it dropped the triggers. The next start streams from the
     // slot, so the triggers would log every change for ever with nobody pruning.
     QCOMPARE(exec(QStringLiteral("CREATE TABLE crashed(id int PRIMARY KEY)")), QString());
-    const QString journal = m_dir->filePath(QStringLiteral("journal.sqlite"));
-    const Namespace ns{QStringLiteral("tidewatch"), QStringLiteral("public.crashed")};
     QString reader;
     {
-        EngineFixture f(journal);
-        QVERIFY(f.start());
-        QVERIFY(f.engine->addSource(QStringLiteral("pg"), m_cluster->uri()));
-        f.engine->watch(QStringLiteral("pg"), ns);
+        EngineFixture f(journalPath());
+        QVERIFY(startWatching(f, QStringLiteral("pg"), QStringLiteral("crashed")));
         QTRY_COMPARE_WITH_TIMEOUT(f.ready.size(), 1, 20000);
         QTRY_VERIFY_WITH_TIMEOUT(
             !f.statuses.isEmpty() && f.statuses.last().state == SourceStatus::State::Watching, 20000);
@@ -170,10 +158,8 @@ void TestPostgresCapture::streamingStartRemovesTheCaptureACrashedSwitchLeft() {
     QCOMPARE(exec(QStringLiteral("INSERT INTO crashed VALUES (2)")), QString());
     QCOMPARE(triggersOn(QStringLiteral("crashed")), QStringLiteral("2"));
 
-    EngineFixture f(journal);
-    QVERIFY(f.start());
-    QVERIFY(f.engine->addSource(QStringLiteral("pg"), m_cluster->uri()));
-    f.engine->watch(QStringLiteral("pg"), ns);
+    EngineFixture f(journalPath());
+    QVERIFY(startWatching(f, QStringLiteral("pg"), QStringLiteral("crashed")));
     QTRY_VERIFY_WITH_TIMEOUT(
         !f.statuses.isEmpty() && f.statuses.last().state == SourceStatus::State::Watching, 20000);
     // The stream goes on exactly after the committed row, and the leftover is gone.
@@ -192,10 +178,8 @@ void TestPostgresCapture::streamingStartRemovesTheCaptureACrashedSwitchLeft() {
     QVERIFY(install(capture, left, QStringLiteral("crashed")));
     QCOMPARE(triggersOn(QStringLiteral("crashed")), QStringLiteral("2"));
     f.stop();
-    EngineFixture again(journal);
-    QVERIFY(again.start());
-    QVERIFY(again.engine->addSource(QStringLiteral("pg"), m_cluster->uri()));
-    again.engine->watch(QStringLiteral("pg"), ns);
+    EngineFixture again(journalPath());
+    QVERIFY(startWatching(again, QStringLiteral("pg"), QStringLiteral("crashed")));
     QTRY_VERIFY_WITH_TIMEOUT(
         !again.statuses.isEmpty() && again.statuses.last().state == SourceStatus::State::Watching, 20000);
     QTRY_COMPARE_WITH_TIMEOUT(triggersOn(QStringLiteral("crashed")), QStringLiteral("0"), 20000);

@@ -1,5 +1,4 @@
-#include "EngineFixture.h"
-#include "PgCluster.h"
+#include "PgSuite.h"
 
 #include "sources/postgres/PgConnection.h"
 #include "sources/postgres/PgPoller.h"
@@ -26,7 +25,7 @@ constexpr int kTestPollMs = 100;
 // throwaway cluster with wal_level = replica: the status says what to change, tables
 // are polled (by primary key and row hash, or by a monotonic column) or captured by
 // triggers into tidewatch.changelog. Writes come from other connections.
-class TestPostgresFallback : public QObject {
+class TestPostgresFallback : public QObject, public PgSuite {
     Q_OBJECT
 private Q_SLOTS:
     void initTestCase();
@@ -49,13 +48,9 @@ private Q_SLOTS:
     void captureModeTableWatchedLaterAfterARestartMissesNothing();
 
 private:
-    bool startWatching(EngineFixture& f, const QString& id, const QString& table, const WatchOptions& options,
-                       const QString& user = QStringLiteral("postgres")) {
-        if (!f.start() || !f.engine->addSource(id, m_cluster->uri(QStringLiteral("tidewatch"), user)))
-            return false;
-        f.engine->watch(id, Namespace{QStringLiteral("tidewatch"), QStringLiteral("public.") + table},
-                        options);
-        return true;
+    // The role without REPLICATION the cluster has.
+    QString asWatcher() const {
+        return m_cluster->uri(QStringLiteral("tidewatch"), QStringLiteral("watcher"));
     }
     static WatchOptions polling(const QString& pollField = {}) {
         WatchOptions o;
@@ -69,13 +64,11 @@ private:
         o.captureMode = true;
         return o;
     }
-    QString exec(const QString& sql) const { return m_cluster->exec(sql); }
     // A table the role without REPLICATION owns, as capture mode needs.
     QString createOwned(const QString& table, const QString& columns) const {
         return exec(
             QStringLiteral("CREATE TABLE %1(%2); ALTER TABLE %1 OWNER TO watcher").arg(table, columns));
     }
-    QString journalPath() const { return m_dir->filePath(QStringLiteral("journal.sqlite")); }
     static QJsonObject json(const Bson& doc) { return parseJson(doc.toJson()); }
     static QJsonObject updatedFields(const ChangeEvent& e) {
         return parseJson(e.toJson())
@@ -84,22 +77,18 @@ private:
             .value(QLatin1String("updatedFields"))
             .toObject();
     }
-
-    std::unique_ptr<PgCluster> m_cluster;
-    std::unique_ptr<QTemporaryDir> m_dir;
 };
 
 void TestPostgresFallback::initTestCase() {
     PgCluster::Options options;
     options.walLevel = QStringLiteral("replica");
     options.plainRole = QStringLiteral("watcher");
-    m_cluster = std::make_unique<PgCluster>(options);
-    const QString error = m_cluster->start();
+    const QString error = startCluster(options);
     QVERIFY2(error.isEmpty(), qPrintable(error));
 }
 
 void TestPostgresFallback::init() {
-    m_dir = std::make_unique<QTemporaryDir>();
+    makeCaseDir();
 }
 
 void TestPostgresFallback::explanationNamesTheSettingWhilePolling() {
@@ -327,8 +316,7 @@ void TestPostgresFallback::captureModeGivesExactBeforeAndAfterImages() {
     QCOMPARE(exec(QStringLiteral("INSERT INTO captured VALUES (1, 'a', 1.50, 5)")), QString());
     EngineFixture f(journalPath());
     // A role without REPLICATION: capture needs CREATE on the database and the table.
-    QVERIFY(startWatching(f, QStringLiteral("captured"), QStringLiteral("captured"), capture(),
-                          QStringLiteral("watcher")));
+    QVERIFY(startWatching(f, QStringLiteral("captured"), QStringLiteral("captured"), capture(), asWatcher()));
     QTRY_COMPARE_WITH_TIMEOUT(f.ready.size(), 1, 20000);
     QCOMPARE(exec(QStringLiteral("UPDATE captured SET b = 6 WHERE id = 1")), QString());
     QCOMPARE(exec(QStringLiteral("INSERT INTO captured VALUES (2, NULL, 2, 7)")), QString());
@@ -364,8 +352,7 @@ void TestPostgresFallback::captureModeGivesExactBeforeAndAfterImages() {
 void TestPostgresFallback::captureModeTransactionOfManyRowsArrivesWhole() {
     QCOMPARE(createOwned(QStringLiteral("bulk"), QStringLiteral("id int PRIMARY KEY")), QString());
     EngineFixture f(journalPath());
-    QVERIFY(startWatching(f, QStringLiteral("bulk"), QStringLiteral("bulk"), capture(),
-                          QStringLiteral("watcher")));
+    QVERIFY(startWatching(f, QStringLiteral("bulk"), QStringLiteral("bulk"), capture(), asWatcher()));
     QTRY_COMPARE_WITH_TIMEOUT(f.ready.size(), 1, 20000);
     QCOMPARE(exec(QStringLiteral("INSERT INTO bulk SELECT generate_series(1, 1000)")), QString());
     QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1000, 30000);
@@ -379,8 +366,7 @@ void TestPostgresFallback::captureModeTruncateIsOneEventPerTableInOrder() {
     QCOMPARE(createOwned(QStringLiteral("cut_a"), QStringLiteral("id int PRIMARY KEY")), QString());
     QCOMPARE(createOwned(QStringLiteral("cut_b"), QStringLiteral("id int PRIMARY KEY")), QString());
     EngineFixture f(journalPath());
-    QVERIFY(startWatching(f, QStringLiteral("cut"), QStringLiteral("cut_a"), capture(),
-                          QStringLiteral("watcher")));
+    QVERIFY(startWatching(f, QStringLiteral("cut"), QStringLiteral("cut_a"), capture(), asWatcher()));
     f.engine->watch(QStringLiteral("cut"),
                     Namespace{QStringLiteral("tidewatch"), QStringLiteral("public.cut_b")}, capture());
     QTRY_COMPARE_WITH_TIMEOUT(f.ready.size(), 2, 20000);
@@ -411,8 +397,7 @@ void TestPostgresFallback::removingWithServerStateDropsTheTriggers() {
     const QString triggers = QStringLiteral("SELECT count(*) FROM pg_trigger WHERE tgname = "
                                             "'tidewatch_capture' AND tgrelid = 'leaving'::regclass");
     EngineFixture f(journalPath());
-    QVERIFY(startWatching(f, QStringLiteral("leaving"), QStringLiteral("leaving"), capture(),
-                          QStringLiteral("watcher")));
+    QVERIFY(startWatching(f, QStringLiteral("leaving"), QStringLiteral("leaving"), capture(), asWatcher()));
     QTRY_COMPARE_WITH_TIMEOUT(f.ready.size(), 1, 20000);
     QCOMPARE(m_cluster->value(triggers), QStringLiteral("1"));
     // What the window's "drop what the connection left on the server" does.
@@ -457,8 +442,8 @@ void TestPostgresFallback::captureModeRestartResumesWithNothingRepeated() {
     QCOMPARE(createOwned(QStringLiteral("resumed"), QStringLiteral("id int PRIMARY KEY")), QString());
     {
         EngineFixture f(journalPath());
-        QVERIFY(startWatching(f, QStringLiteral("resumed"), QStringLiteral("resumed"), capture(),
-                              QStringLiteral("watcher")));
+        QVERIFY(
+            startWatching(f, QStringLiteral("resumed"), QStringLiteral("resumed"), capture(), asWatcher()));
         QTRY_COMPARE_WITH_TIMEOUT(f.ready.size(), 1, 20000);
         for (int i = 1; i <= 3; ++i)
             QCOMPARE(exec(QStringLiteral("INSERT INTO resumed VALUES (%1)").arg(i)), QString());
@@ -469,8 +454,7 @@ void TestPostgresFallback::captureModeRestartResumesWithNothingRepeated() {
                                  "DELETE FROM resumed WHERE id = 2")),
              QString());
     EngineFixture f(journalPath());
-    QVERIFY(startWatching(f, QStringLiteral("resumed"), QStringLiteral("resumed"), capture(),
-                          QStringLiteral("watcher")));
+    QVERIFY(startWatching(f, QStringLiteral("resumed"), QStringLiteral("resumed"), capture(), asWatcher()));
     QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 3, 20000);
     QCOMPARE(f.events.first().seq(), 4);
     QCOMPARE(f.events[0].operation(), Operation::Insert);
@@ -492,8 +476,7 @@ void TestPostgresFallback::captureModeTableWatchedLaterAfterARestartMissesNothin
     const Namespace second{QStringLiteral("tidewatch"), QStringLiteral("public.second_t")};
     {
         EngineFixture f(journalPath());
-        QVERIFY(startWatching(f, QStringLiteral("pair"), QStringLiteral("first_t"), capture(),
-                              QStringLiteral("watcher")));
+        QVERIFY(startWatching(f, QStringLiteral("pair"), QStringLiteral("first_t"), capture(), asWatcher()));
         f.engine->watch(QStringLiteral("pair"), second, capture());
         QTRY_COMPARE_WITH_TIMEOUT(f.ready.size(), 2, 20000);
         QCOMPARE(exec(QStringLiteral("INSERT INTO first_t VALUES (1); INSERT INTO second_t VALUES (1)")),
@@ -504,8 +487,7 @@ void TestPostgresFallback::captureModeTableWatchedLaterAfterARestartMissesNothin
     QCOMPARE(exec(QStringLiteral("INSERT INTO first_t VALUES (2)")), QString());
     QCOMPARE(exec(QStringLiteral("INSERT INTO second_t VALUES (2)")), QString());
     EngineFixture f(journalPath());
-    QVERIFY(startWatching(f, QStringLiteral("pair"), QStringLiteral("first_t"), capture(),
-                          QStringLiteral("watcher")));
+    QVERIFY(startWatching(f, QStringLiteral("pair"), QStringLiteral("first_t"), capture(), asWatcher()));
     QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1, 20000);
     // Reads of the first table move on past the journal's bound...
     QCOMPARE(exec(QStringLiteral("INSERT INTO first_t VALUES (3)")), QString());
@@ -526,8 +508,7 @@ void TestPostgresFallback::captureModeRefusedSaysWhatToGrant() {
         exec(QStringLiteral("CREATE TABLE notmine(id int PRIMARY KEY); GRANT SELECT ON notmine TO watcher")),
         QString());
     EngineFixture f(journalPath());
-    QVERIFY(startWatching(f, QStringLiteral("notmine"), QStringLiteral("notmine"), capture(),
-                          QStringLiteral("watcher")));
+    QVERIFY(startWatching(f, QStringLiteral("notmine"), QStringLiteral("notmine"), capture(), asWatcher()));
     QTRY_COMPARE_WITH_TIMEOUT(f.watchErrors.size(), 1, 20000);
     const QString error = f.watchErrors.first();
     QVERIFY2(error.contains(QLatin1String("permission denied for table notmine")) &&

@@ -2,17 +2,15 @@
 // from another connection becomes create, drop, rename, modify, createIndexes and
 // dropIndexes, in the shapes SQLite and MongoDB give them; what changed while
 // Tidewatch was closed is reported after a restart.
-#include "EngineFixture.h"
-#include "PgCluster.h"
+#include "PgSuite.h"
 
 #include <QJsonArray>
 #include <QtTest>
 
 using namespace tw;
 using namespace tw::test;
-using tw::testsupport::PgCluster;
 
-class TestPostgresSchema : public QObject {
+class TestPostgresSchema : public QObject, public PgSuite {
     Q_OBJECT
 private Q_SLOTS:
     void initTestCase();
@@ -27,15 +25,9 @@ private Q_SLOTS:
     void truncateIsADataChangeNamedTruncate();
 
 private:
-    bool startWatching(EngineFixture& f, const QString& table) {
-        if (!f.start() || !f.engine->addSource(QStringLiteral("pg"), m_cluster->uri()))
-            return false;
-        f.engine->watch(QStringLiteral("pg"),
-                        Namespace{QStringLiteral("tidewatch"), QStringLiteral("public.") + table});
-        return true;
+    bool startWatching(EngineFixture& f, const QString& table) const {
+        return PgSuite::startWatching(f, QStringLiteral("pg"), table);
     }
-    QString exec(const QString& sql) const { return m_cluster->exec(sql); }
-    QString journalPath() const { return m_dir->filePath(QStringLiteral("journal.sqlite")); }
     static QJsonObject description(const ChangeEvent& e) {
         return parseJson(e.toJson()).value(QLatin1String("operationDescription")).toObject();
     }
@@ -51,19 +43,15 @@ private:
             out.append(e.operationType());
         return out;
     }
-
-    std::unique_ptr<PgCluster> m_cluster;
-    std::unique_ptr<QTemporaryDir> m_dir;
 };
 
 void TestPostgresSchema::initTestCase() {
-    m_cluster = std::make_unique<PgCluster>();
-    const QString error = m_cluster->start();
+    const QString error = startCluster();
     QVERIFY2(error.isEmpty(), qPrintable(error));
 }
 
 void TestPostgresSchema::init() {
-    m_dir = std::make_unique<QTemporaryDir>();
+    makeCaseDir();
     QCOMPARE(
         exec(QStringLiteral("DROP TABLE IF EXISTS orders, invoices, other CASCADE;"
                             "CREATE TABLE orders(id int PRIMARY KEY, status text NOT NULL, total numeric);"
@@ -72,13 +60,7 @@ void TestPostgresSchema::init() {
 }
 
 void TestPostgresSchema::cleanup() {
-    // The server releases a slot a moment after its stream's connection closed.
-    QTRY_COMPARE_WITH_TIMEOUT(
-        m_cluster->value(QStringLiteral("SELECT count(*) FROM pg_replication_slots WHERE active")),
-        QStringLiteral("0"), 20000);
-    m_cluster->exec(QStringLiteral("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"));
-    for (const QStringList& row : m_cluster->query(QStringLiteral("SELECT pubname FROM pg_publication")))
-        m_cluster->exec(QStringLiteral("DROP PUBLICATION \"%1\"").arg(row[0]));
+    dropSlotsAndPublications();
 }
 
 void TestPostgresSchema::addedColumnIsModifyAheadOfTheRowsThatHaveIt() {

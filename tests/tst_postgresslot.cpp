@@ -3,8 +3,8 @@
 // request when the source is removed over HTTP, and the slot of the name older
 // versions gave kept when it holds the journal's position. Against a real cluster
 // (initdb, pg_ctl) and the application session with its HTTP server.
-#include "EngineFixture.h"
-#include "PgCluster.h"
+#include "ControlRequest.h"
+#include "PgSuite.h"
 
 #include "AppSession.h"
 #include "http/SseServer.h"
@@ -19,19 +19,8 @@
 
 using namespace tw;
 using namespace tw::test;
-using tw::testsupport::PgCluster;
 
-namespace {
-
-struct HttpResult {
-    int status = 0;
-    QJsonObject body;
-    QByteArray raw;
-};
-
-} // namespace
-
-class TestPostgresSlot : public QObject {
+class TestPostgresSlot : public QObject, public PgSuite {
     Q_OBJECT
 private Q_SLOTS:
     void initTestCase();
@@ -45,7 +34,6 @@ private Q_SLOTS:
     void legacySlotHoldingTheJournalsPositionIsKeptAndLosesNothing();
 
 private:
-    QString journal() const { return m_dir->filePath(QStringLiteral("journal.sqlite")); }
     std::unique_ptr<AppSession> startSession();
     HttpResult request(const QByteArray& method, const QString& path, const QJsonObject& body = {},
                        bool withBody = false);
@@ -60,21 +48,18 @@ private:
             QStringLiteral("SELECT count(*) FROM pg_publication WHERE pubname = '%1'").arg(name));
     }
 
-    std::unique_ptr<PgCluster> m_cluster;
-    std::unique_ptr<QTemporaryDir> m_dir;
     std::unique_ptr<QNetworkAccessManager> m_nam;
     QUrl m_base;
 };
 
 void TestPostgresSlot::initTestCase() {
-    m_cluster = std::make_unique<PgCluster>();
-    const QString error = m_cluster->start();
+    const QString error = startCluster();
     QVERIFY2(error.isEmpty(), qPrintable(error));
     QCOMPARE(m_cluster->exec(QStringLiteral("CREATE TABLE items(id int PRIMARY KEY, name text)")), QString());
 }
 
 void TestPostgresSlot::init() {
-    m_dir = std::make_unique<QTemporaryDir>();
+    makeCaseDir();
     QVERIFY(m_dir->isValid());
     qputenv("TIDEWATCH_DATA_DIR", m_dir->filePath(QStringLiteral("data")).toLocal8Bit());
     qputenv("TIDEWATCH_TOKEN", "slot-token");
@@ -84,21 +69,13 @@ void TestPostgresSlot::init() {
 void TestPostgresSlot::cleanup() {
     m_nam.reset();
     qunsetenv("TIDEWATCH_TOKEN");
-    // Each case leaves the server without Tidewatch's slots and publications. The
-    // server releases a slot a moment after its stream's connection closed.
-    QTRY_COMPARE_WITH_TIMEOUT(
-        m_cluster->value(QStringLiteral("SELECT count(*) FROM pg_replication_slots WHERE active")),
-        QStringLiteral("0"), 20000);
-    m_cluster->exec(QStringLiteral("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots"));
-    const QList<QStringList> pubs = m_cluster->query(QStringLiteral("SELECT pubname FROM pg_publication"));
-    for (const QStringList& row : pubs)
-        m_cluster->exec(QStringLiteral("DROP PUBLICATION \"%1\"").arg(row[0]));
+    dropSlotsAndPublications();
     m_dir.reset();
 }
 
 std::unique_ptr<AppSession> TestPostgresSlot::startSession() {
     AppSession::Options options;
-    options.journalPath = journal();
+    options.journalPath = journalPath();
     auto session = std::make_unique<AppSession>(options);
     QString error;
     if (!session->start(&error) || !session->startSse(QStringLiteral("127.0.0.1"), 0, &error)) {
@@ -111,28 +88,7 @@ std::unique_ptr<AppSession> TestPostgresSlot::startSession() {
 
 HttpResult TestPostgresSlot::request(const QByteArray& method, const QString& path, const QJsonObject& body,
                                      bool withBody) {
-    QUrl url = m_base;
-    const qsizetype query = path.indexOf(QLatin1Char('?'));
-    url.setPath(query < 0 ? path : path.left(query));
-    if (query >= 0)
-        url.setQuery(path.mid(query + 1));
-    QNetworkRequest r(url);
-    r.setRawHeader("Authorization", "Bearer slot-token");
-    r.setHeader(QNetworkRequest::ContentTypeHeader, QByteArrayLiteral("application/json"));
-    const QByteArray payload = withBody ? QJsonDocument(body).toJson(QJsonDocument::Compact) : QByteArray();
-    QNetworkReply* reply = m_nam->sendCustomRequest(r, method, payload);
-    HttpResult result;
-    // A watch answers once the slot exists and the stream is open: generous for a loaded machine.
-    if (!QTest::qWaitFor([reply] { return reply->isFinished(); }, 40000)) {
-        reply->abort();
-        reply->deleteLater();
-        return result;
-    }
-    result.status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
-    result.raw = reply->readAll();
-    result.body = parseJson(result.raw);
-    reply->deleteLater();
-    return result;
+    return controlRequest(*m_nam, m_base, "slot-token", method, path, body, withBody);
 }
 
 bool TestPostgresSlot::addAndWatch(const QString& id) {
@@ -264,11 +220,8 @@ void TestPostgresSlot::legacySlotHoldingTheJournalsPositionIsKeptAndLosesNothing
     const QString legacy = PgSlotName::legacy(QStringLiteral("old"));
     QString current;
     {
-        EngineFixture f(journal());
-        QVERIFY(f.start());
-        QVERIFY(f.engine->addSource(QStringLiteral("old"), m_cluster->uri()));
-        f.engine->watch(QStringLiteral("old"),
-                        Namespace{QStringLiteral("tidewatch"), QStringLiteral("public.items")});
+        EngineFixture f(journalPath());
+        QVERIFY(startWatching(f, QStringLiteral("old"), QStringLiteral("items")));
         QTRY_COMPARE_WITH_TIMEOUT(f.ready.size(), 1, 20000);
         QCOMPARE(m_cluster->exec(QStringLiteral("INSERT INTO items VALUES (1, 'before')")), QString());
         QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1, 20000);
@@ -296,11 +249,8 @@ void TestPostgresSlot::legacySlotHoldingTheJournalsPositionIsKeptAndLosesNothing
     // Written while Tidewatch was closed: the old slot holds them.
     QCOMPARE(m_cluster->exec(QStringLiteral("INSERT INTO items VALUES (2, 'while closed')")), QString());
 
-    EngineFixture f(journal());
-    QVERIFY(f.start());
-    QVERIFY(f.engine->addSource(QStringLiteral("old"), m_cluster->uri()));
-    f.engine->watch(QStringLiteral("old"),
-                    Namespace{QStringLiteral("tidewatch"), QStringLiteral("public.items")});
+    EngineFixture f(journalPath());
+    QVERIFY(startWatching(f, QStringLiteral("old"), QStringLiteral("items")));
     QTRY_COMPARE_WITH_TIMEOUT(f.ready.size(), 1, 20000);
     QCOMPARE(m_cluster->exec(QStringLiteral("INSERT INTO items VALUES (3, 'after')")), QString());
     QTRY_COMPARE_WITH_TIMEOUT(f.ofOperation(Operation::Insert).size(), 2, 20000);

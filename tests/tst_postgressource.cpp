@@ -1,5 +1,4 @@
-#include "EngineFixture.h"
-#include "PgCluster.h"
+#include "PgSuite.h"
 
 #include "sources/postgres/PostgresSource.h"
 #include "sources/SourceFactory.h"
@@ -19,7 +18,7 @@ using tw::testsupport::PgCluster;
 
 // The PostgreSQL source against a real throwaway cluster (initdb, pg_ctl): writes
 // come from other connections, changes arrive through a pgoutput slot.
-class TestPostgresSource : public QObject {
+class TestPostgresSource : public QObject, public PgSuite {
     Q_OBJECT
 private Q_SLOTS:
     void initTestCase();
@@ -43,16 +42,6 @@ private Q_SLOTS:
     void killNineMidStreamTwentyTimesDeliversEachChangeOnce();
 
 private:
-    bool startWatching(EngineFixture& f, const QString& id, const QString& table,
-                       PgCluster* cluster = nullptr) {
-        PgCluster& c = cluster ? *cluster : *m_cluster;
-        if (!f.start() || !f.engine->addSource(id, c.uri()))
-            return false;
-        f.engine->watch(id, Namespace{QStringLiteral("tidewatch"), QStringLiteral("public.") + table});
-        return true;
-    }
-    QString exec(const QString& sql) const { return m_cluster->exec(sql); }
-    QString journalPath() const { return m_dir->filePath(QStringLiteral("journal.sqlite")); }
     static QJsonObject json(const ChangeEvent& e) { return parseJson(e.toJson()); }
     static QJsonObject updatedFields(const ChangeEvent& e) {
         return json(e)
@@ -61,19 +50,15 @@ private:
             .value(QLatin1String("updatedFields"))
             .toObject();
     }
-
-    std::unique_ptr<PgCluster> m_cluster;
-    std::unique_ptr<QTemporaryDir> m_dir;
 };
 
 void TestPostgresSource::initTestCase() {
-    m_cluster = std::make_unique<PgCluster>();
-    const QString error = m_cluster->start();
+    const QString error = startCluster();
     QVERIFY2(error.isEmpty(), qPrintable(error));
 }
 
 void TestPostgresSource::init() {
-    m_dir = std::make_unique<QTemporaryDir>();
+    makeCaseDir();
     if (!m_cluster->isRunning())
         QCOMPARE(m_cluster->start(), QString());
 }
@@ -385,7 +370,7 @@ void TestPostgresSource::walLevelReplicaIsExplained() {
     QCOMPARE(replica.start(), QString());
     QCOMPARE(replica.exec(QStringLiteral("CREATE TABLE orders(id int PRIMARY KEY)")), QString());
     EngineFixture f(journalPath());
-    QVERIFY(startWatching(f, QStringLiteral("replica"), QStringLiteral("orders"), &replica));
+    QVERIFY(startWatching(f, QStringLiteral("replica"), QStringLiteral("orders"), {}, replica.uri()));
     // The explanation stays in the status while the table is polled instead.
     QTRY_VERIFY_WITH_TIMEOUT(!f.statuses.isEmpty() && f.statuses.last().state == SourceStatus::State::Polling,
                              20000);
@@ -461,7 +446,7 @@ void TestPostgresSource::invalidatedSlotGivesOneGapThenLive() {
     QString slot;
     {
         EngineFixture f(journalPath());
-        QVERIFY(startWatching(f, QStringLiteral("lossy"), QStringLiteral("lossy"), &small));
+        QVERIFY(startWatching(f, QStringLiteral("lossy"), QStringLiteral("lossy"), {}, small.uri()));
         slot = PgSlotName::forJournal(f.engine->journalId(), QStringLiteral("lossy"));
         QTRY_COMPARE_WITH_TIMEOUT(f.ready.size(), 1, 20000);
         QCOMPARE(small.exec(QStringLiteral("INSERT INTO lossy VALUES (1, 'a')")), QString());
@@ -484,7 +469,7 @@ void TestPostgresSource::invalidatedSlotGivesOneGapThenLive() {
                              .arg(slot)),
              QStringLiteral("lost"));
     EngineFixture f(journalPath());
-    QVERIFY(startWatching(f, QStringLiteral("lossy"), QStringLiteral("lossy"), &small));
+    QVERIFY(startWatching(f, QStringLiteral("lossy"), QStringLiteral("lossy"), {}, small.uri()));
     QTRY_COMPARE_WITH_TIMEOUT(f.ofOperation(Operation::Gap).size(), 1, 20000);
     QTRY_COMPARE_WITH_TIMEOUT(f.ready.size(), 1, 20000);
     QCOMPARE(small.exec(QStringLiteral("INSERT INTO lossy VALUES (2, 'live')")), QString());

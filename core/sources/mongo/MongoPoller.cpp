@@ -1,5 +1,7 @@
 #include "MongoPoller.h"
 
+#include "sources/RowHash.h"
+
 #include <QDateTime>
 
 #include <cstring>
@@ -7,17 +9,6 @@
 namespace tw {
 
 namespace {
-
-// FNV-1a, 64 bit: stable across runs, platforms and Qt versions, which matters because
-// the hashes are persisted in the journal.
-quint64 fnv1a(const void* data, size_t len, quint64 h = 0xcbf29ce484222325ULL) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    for (size_t i = 0; i < len; ++i) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
 
 // Hash of one element's type and value (not its key). The element is re-encoded under
 // an empty key so the hash covers exactly the bytes BSON stores for the value; values

@@ -46,6 +46,16 @@ bool splitName(const QString& coll, QString* schema, QString* table) {
     return !schema->isEmpty() && !table->isEmpty();
 }
 
+bool splitWatched(const Namespace& ns, const QString& database, const QString& described, QString* schema,
+                  QString* table, QString* error) {
+    if ((ns.db.isEmpty() || ns.db == database) && splitName(ns.coll, schema, table))
+        return true;
+    *error = QStringLiteral("\"%1\" is not a table of database %2 on %3: name one as schema.table, e.g. "
+                            "--watch public.orders.")
+                 .arg(ns.toString(), database, described);
+    return false;
+}
+
 QString qualifiedName(PgConnection& conn, const QString& schema, const QString& table) {
     return conn.quoteIdentifier(schema) + QLatin1Char('.') + conn.quoteIdentifier(table);
 }

@@ -39,6 +39,11 @@ struct Slot {
 // "schema.table" → {schema, table}; a name without a schema is in "public". Quoted
 // parts ("My Schema"."Orders") keep their case and dots.
 bool splitName(const QString& coll, QString* schema, QString* table);
+// The table a watch of `ns` names: `ns.db` empty or `database`, `ns.coll` as splitName
+// takes it. Otherwise false, with a message in *error that shows the form a watch
+// takes; `described` names the server in it.
+bool splitWatched(const Namespace& ns, const QString& database, const QString& described, QString* schema,
+                  QString* table, QString* error);
 QString qualifiedName(PgConnection& conn, const QString& schema, const QString& table);
 
 // The user's tables, views and partitions of every schema but the system ones.

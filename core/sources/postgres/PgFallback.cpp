@@ -83,7 +83,7 @@ bool PgFallback::connectNow() {
     return true;
 }
 
-void PgFallback::lose(const QString& error) {
+void PgFallback::closeConnection() {
     if (m_notifier) {
         // Possibly inside its own activated(): deleted once the signal has returned.
         m_notifier->setEnabled(false);
@@ -92,6 +92,10 @@ void PgFallback::lose(const QString& error) {
     }
     m_conn.close();
     m_connected = false;
+}
+
+void PgFallback::lose(const QString& error) {
+    closeConnection();
     m_listening = false;
     ++m_failures;
     const int retry = intervalMs();
@@ -108,24 +112,14 @@ void PgFallback::lose(const QString& error) {
 void PgFallback::stop() {
     if (m_timer)
         m_timer->stop();
-    if (m_notifier) {
-        m_notifier->setEnabled(false);
-        m_notifier->deleteLater();
-        m_notifier = nullptr;
-    }
-    m_conn.close();
-    m_connected = false;
+    closeConnection();
 }
 
 bool PgFallback::addWatch(const Namespace& ns, const WatchOptions& options, QString* error) {
     QString schema;
     QString name;
-    if ((!ns.db.isEmpty() && ns.db != m_database) || !PgCatalog::splitName(ns.coll, &schema, &name)) {
-        *error = QStringLiteral("\"%1\" is not a table of database %2 on %3: name one as schema.table, e.g. "
-                                "--watch public.orders.")
-                     .arg(ns.toString(), m_database, m_described);
+    if (!PgCatalog::splitWatched(ns, m_database, m_described, &schema, &name, error))
         return false;
-    }
     const Namespace table{m_database, schema + QLatin1Char('.') + name};
     if (m_pollers.contains(table.coll) || m_captured.contains(table.coll)) {
         Q_EMIT watchReady(m_sourceId, table); // re-sent with new readers: the engine filters

@@ -68,6 +68,8 @@ Q_SIGNALS:
 
 private:
     bool connectNow();
+    // Closes the connection and stops watching its socket; the watches stay.
+    void closeConnection();
     void lose(const QString& error);
     void pollAll();
     void readCapture();

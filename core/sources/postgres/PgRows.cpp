@@ -1,6 +1,7 @@
 #include "PgRows.h"
 
 #include "PgTypes.h"
+#include "sources/RowHash.h"
 
 #include <QHash>
 
@@ -12,15 +13,6 @@
 namespace tw::PgRows {
 
 namespace {
-
-quint64 fnv1a(const void* data, size_t len, quint64 h = 0xcbf29ce484222325ULL) {
-    const auto* p = static_cast<const unsigned char*>(data);
-    for (size_t i = 0; i < len; ++i) {
-        h ^= p[i];
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
 
 void appendColumn(bson_t* doc, const PGresult* result, int row, int column) {
     const char* name = PQfname(result, column);

@@ -58,12 +58,8 @@ bool PostgresSource::syncPublication(bool dropOthers, QString* error) {
 bool PostgresSource::addWatch(const Namespace& ns, QString* error) {
     QString schema;
     QString name;
-    if ((!ns.db.isEmpty() && ns.db != m_database) || !PgCatalog::splitName(ns.coll, &schema, &name)) {
-        *error = QStringLiteral("\"%1\" is not a table of database %2 on %3: name one as schema.table, e.g. "
-                                "--watch public.orders.")
-                     .arg(ns.toString(), m_database, m_described);
+    if (!PgCatalog::splitWatched(ns, m_database, m_described, &schema, &name, error))
         return false;
-    }
     const PgCatalog::Table info = PgCatalog::table(m_sql, schema, name, error);
     if (!info.exists || info.kind == 'v' || info.kind == 'm') {
         QList<NamespaceInfo> tables;
