@@ -102,6 +102,7 @@ private Q_SLOTS:
     void cleanup();
     void twoGatewaysServeEveryChangeOnceInOrderWithTheSameIds();
     void gatewaySendsTheIngestsBytes();
+    void gatewayBehindABacklogOfManyPassesServesItAllInOrder();
     void clientMovesToTheOtherGatewayAfterKillNineAndTheKilledOneCatchesUp();
     void gatewayTellsWhatItsIngestWatches();
     void eventsTheStreamNoLongerHoldsAreAGapOnANewGateway();
@@ -308,6 +309,41 @@ void TestNatsGateway::gatewaySendsTheIngestsBytes() {
     for (int i = 0; i < sent.size(); ++i)
         QCOMPARE(changes(remote).at(i).second, sent.at(i).second);
     QCOMPARE(remote.gapCount(), 0);
+    for (QProcess* p : {&gateway, &ingest}) {
+        p->terminate();
+        QVERIFY(p->waitForFinished(20000));
+    }
+}
+
+// A gateway started behind the stream reads its backlog in passes of at most 256
+// messages, each handed to its journal on its own: every event arrives, once, in order,
+// with the ingest's seqs, across the passes' boundaries.
+void TestNatsGateway::gatewayBehindABacklogOfManyPassesServesItAllInOrder() {
+    constexpr int kRows = 2000; // about eight passes
+    QProcess ingest, gateway;
+    QUrl ingestBase, base;
+    START(startIngest(ingest, {QStringLiteral("--sse"), QStringLiteral("0")}, &ingestBase));
+    write(kRows);
+    // Everything in the stream before the gateway starts.
+    QNetworkAccessManager http;
+    const QUrl health = ingestBase.resolved(QUrl(QStringLiteral("/v1/health")));
+    QTRY_COMPARE_WITH_TIMEOUT(
+        getJson(http, health)[QStringLiteral("publisher")].toObject()[QStringLiteral("ackedSeq")].toInteger(),
+        qint64(kRows), 20000);
+    START(startGateway(gateway, QStringLiteral("a"), &base));
+    // From the start of the gateway's journal: it may have read the backlog before the
+    // client connects, and a client without an id gets what comes after it.
+    SseTestClient client;
+    client.open(events(base), kToken, "0");
+    QTRY_COMPARE_WITH_TIMEOUT(client.seqs().size(), kRows, 30000);
+    QCOMPARE(client.seqs(), range(1, kRows));
+    QCOMPARE(client.gapCount(), 0);
+    const QList<QPair<QByteArray, QByteArray>> got = changes(client);
+    QCOMPARE(got.size(), kRows);
+    for (int i : {0, 255, 256, 257, 1999})
+        QCOMPARE(
+            parseJson(got.at(i).second)[QStringLiteral("fullDocument")][QStringLiteral("total")].toDouble(),
+            double(i + 1));
     for (QProcess* p : {&gateway, &ingest}) {
         p->terminate();
         QVERIFY(p->waitForFinished(20000));

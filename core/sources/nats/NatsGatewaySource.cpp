@@ -26,8 +26,12 @@ namespace {
 
 // One wait for a message at most this long, so a queued stop() runs within a second.
 constexpr int kPollMs = 100;
-// Messages per batch at most: the Engine commits in steps of about 4 096 events.
-constexpr int kMaxBatch = 4096;
+// Messages per batch at most. Each message costs the reading about 20 µs, and no message
+// of a pass reaches the journal before the pass ends: behind the stream, passes of 4 096
+// held each message 220 ms (p50) between its reading and its hand-over. Passes of 256
+// (about 5 ms) let the engine commit, and SSE send, one pass while the next is read; the
+// engine still joins the passes waiting for it into one commit (up to 4 096 events).
+constexpr int kMaxBatch = 256;
 // How often the ingest's watch list is read again (one request): a state change shows
 // on the gateway within about a second.
 constexpr qint64 kWatchListEveryMs = 1000;
@@ -294,11 +298,9 @@ void NatsGatewaySource::pump() {
 
 void NatsGatewaySource::take(natsMsg* msg, ChangeEventList* events) {
     const quint64 readBefore = m_streamSeq;
-    jsMsgMetaData* meta = nullptr;
-    if (natsMsg_GetMetaData(&meta, msg) == NATS_OK) {
-        m_streamSeq = std::max<quint64>(m_streamSeq, meta->Sequence.Stream);
-        jsMsgMetaData_Destroy(meta);
-    }
+    // Read from the message's metadata once, by pump() (parsing it again here, with its
+    // allocations, was paid on every message).
+    m_streamSeq = std::max<quint64>(m_streamSeq, m_takingStreamSeq);
     const QByteArray journal = header(msg, natsheaders::kJournal);
     bool ok = false;
     const qint64 seq = header(msg, natsheaders::kSeq).toLongLong(&ok);
