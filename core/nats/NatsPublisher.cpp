@@ -399,6 +399,16 @@ bool NatsPublisher::publishWindow(QString* why) {
     if (!m_prefetched.events.isEmpty() && m_prefetched.events.constFirst().seq() == m_next) {
         events = std::move(m_prefetched.events);
         rendered = std::move(m_prefetched.json);
+        // What was committed while the last window was acknowledged goes in this one
+        // too, rather than waiting for the next (rendered in the loop below).
+        if (events.size() < m_options.window)
+            events.append(take(events.constLast().seq() + 1, m_options.window - int(events.size()), why));
+        if (!why->isEmpty()) {
+            // The prefetched part is whole; the rest is read again (and its error
+            // reported) by the next window.
+            events.resize(rendered.size());
+            why->clear();
+        }
     } else {
         events = take(m_next, m_options.window, why);
     }
