@@ -7,7 +7,7 @@
 //       the same window of unacknowledged messages to a stream of its own; then Engine::submit →
 //       journal commit → NatsPublisher → acknowledged by JetStream. Prints events/s for
 //       both and the ratio; rounds alternate the two.
-//   bench_nats latency [--rate 10000] [--seconds 10] [--clients 1]
+//   bench_nats latency [--rate 10000] [--seconds 10] [--clients 1]   (TIDEWATCH_BENCH_DUMP=FILE: per event)
 //       Commit on the ingest → receipt by an SSE client of a gateway. The ingest (Engine +
 //       NatsPublisher) runs here, the gateway is the built program (`tidewatch --headless
 //       --gateway nats://… --sse 0`), the clients run here on an epoll thread. Each event
@@ -482,6 +482,19 @@ bool runGateways(int gateways, int clientsEach, int rate, int seconds, bool orde
     f->p50 = h.percentileMs(0.5);
     f->p99 = h.percentileMs(0.99);
     f->maxMs = double(h.maxNs) / 1e6;
+    // TIDEWATCH_BENCH_DUMP=FILE: each event's commit time (ms from the first) and its
+    // slowest receipt (ms), to see when the slow ones were committed.
+    if (const QByteArray dump = qgetenv("TIDEWATCH_BENCH_DUMP"); !dump.isEmpty() && !groups.empty()) {
+        if (FILE* out = std::fopen(dump.constData(), "w")) {
+            const std::vector<qint64>& worst = groups.front()->worstBySeq;
+            const qint64 origin = commitNs.size() > 1 ? commitNs[1] : 0;
+            for (size_t seq = 1; seq < worst.size() && seq < commitNs.size(); ++seq)
+                if (commitNs[seq] > 0 && worst[seq] > 0)
+                    std::fprintf(out, "%zu %.3f %.3f\n", seq, double(commitNs[seq] - origin) / 1e6,
+                                 double(worst[seq]) / 1e6);
+            std::fclose(out);
+        }
+    }
     for (Gateway& gw : gws)
         gw.stop();
     publisher.stop();
