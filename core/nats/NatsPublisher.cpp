@@ -401,13 +401,14 @@ bool NatsPublisher::publishWindow(QString* why) {
         rendered = std::move(m_prefetched.json);
         // What was committed while the last window was acknowledged goes in this one
         // too, rather than waiting for the next (rendered in the loop below).
-        if (events.size() < m_options.window)
-            events.append(take(events.constLast().seq() + 1, m_options.window - int(events.size()), why));
-        if (!why->isEmpty()) {
-            // The prefetched part is whole; the rest is read again (and its error
-            // reported) by the next window.
-            events.resize(rendered.size());
-            why->clear();
+        // On an error the prefetched part stays whole, and the rest is read again (and its
+        // error reported) by the next window.
+        QString topUpError;
+        if (events.size() < m_options.window) {
+            ChangeEventList more =
+                take(events.constLast().seq() + 1, m_options.window - int(events.size()), &topUpError);
+            if (topUpError.isEmpty())
+                events.append(more);
         }
     } else {
         events = take(m_next, m_options.window, why);
