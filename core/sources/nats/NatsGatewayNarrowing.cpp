@@ -220,8 +220,7 @@ NatsGatewaySource::Lookup NatsGatewaySource::lookUpWide() {
 
 void NatsGatewaySource::takeWide(ChangeEventList* events) {
     m_takingStreamSeq = m_wideSeq;
-    take(m_wide, events); // has no metadata: the stream sequence is ours to keep
-    m_streamSeq = std::max(m_streamSeq, m_wideSeq);
+    take(m_wide, events); // has no metadata: take() raises m_streamSeq to m_takingStreamSeq
     natsMsg_Destroy(m_wide);
     m_wide = nullptr;
 }

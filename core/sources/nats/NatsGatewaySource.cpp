@@ -26,11 +26,11 @@ namespace {
 
 // One wait for a message at most this long, so a queued stop() runs within a second.
 constexpr int kPollMs = 100;
-// Messages per batch at most. Each message costs the reading about 20 µs, and no message
-// of a pass reaches the journal before the pass ends: behind the stream, passes of 4 096
-// held each message 220 ms (p50) between its reading and its hand-over. Passes of 256
-// (about 5 ms) let the engine commit, and SSE send, one pass while the next is read; the
-// engine still joins the passes waiting for it into one commit (up to 4 096 events).
+// Messages per batch at most. No message of a pass reaches the journal before the pass
+// ends, so behind the stream a long pass holds every message in it (bench/README.md,
+// "Where the latency goes"); short passes let the engine commit, and SSE send, one pass
+// while the next is read, and the engine still joins the passes waiting for it into one
+// commit (up to 4 096 events).
 constexpr int kMaxBatch = 256;
 // How often the ingest's watch list is read again (one request): a state change shows
 // on the gateway within about a second.
