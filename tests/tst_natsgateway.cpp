@@ -75,6 +75,15 @@ int postJson(QNetworkAccessManager& http, const QUrl& url, const QJsonObject& bo
     return reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
 }
 
+// The seqs of `a` that `b` lacks, for a failure's message.
+QString notIn(const QList<qint64>& a, const QList<qint64>& b) {
+    QStringList out;
+    for (const qint64 seq : a)
+        if (!b.contains(seq))
+            out << QString::number(seq);
+    return QLatin1Char('[') + out.join(QLatin1Char(',')) + QLatin1Char(']');
+}
+
 // The seqs of the events of `stream` on subjects ending in `.<coll token>`, after `after`.
 QList<qint64> seqsOn(const QList<tw::testsupport::NatsStreamMessage>& stream, const QByteArray& coll,
                      qint64 after = 0) {
@@ -670,7 +679,13 @@ void TestNatsGateway::gatewayConsumesOnlyWhatItsSubscriptionsNeed() {
     const QList<NatsStreamMessage> all = stream.readAll();
     const QList<qint64> orders = seqsOn(all, "orders");
     QTRY_COMPARE_WITH_TIMEOUT(fromA.seqs(), orders, 20000);
-    QTRY_COMPARE_WITH_TIMEOUT(liveB.seqs(), seqsOn(all, itemsToken, readyAt), 20000);
+    const QList<qint64> itemsAfterReady = seqsOn(all, itemsToken, readyAt);
+    auto differences = [&] {
+        return QStringLiteral("ready at %1; not received %2; not expected %3")
+            .arg(readyAt)
+            .arg(notIn(itemsAfterReady, liveB.seqs()), notIn(liveB.seqs(), itemsAfterReady));
+    };
+    QTRY_VERIFY2_WITH_TIMEOUT(liveB.seqs() == itemsAfterReady, qPrintable(differences()), 20000);
     // From before B's events were read: a notice first, at the cursor (it skips
     // nothing), naming the last seq before they were, then every one of them.
     QTRY_VERIFY_WITH_TIMEOUT(!oldB.seqs().isEmpty() && oldB.seqs().last() == liveB.seqs().last(), 20000);
