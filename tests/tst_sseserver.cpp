@@ -4,6 +4,7 @@
 
 #include "http/SseServer.h"
 #include "journal/Journal.h"
+#include "sources/SourceReading.h"
 
 #include <QJsonArray>
 #include <QNetworkAccessManager>
@@ -46,6 +47,7 @@ private Q_SLOTS:
     void eventsArriveInOrderWithIdsAndTypes();
     void replayThenLiveWithConcurrentWritesHasNoGapNoDuplicate();
     void prunedIdGetsGapNamingFirstAvailable();
+    void liveClientOfANamespaceNotReadYetIsToldWhatMayBeMissing();
     void unknownIdBeyondHeadGetsGap();
     void auth_data();
     void auth();
@@ -169,6 +171,80 @@ bool TestSseServer::isExactlyAscending(const QList<qint64>& seqs, qint64 from, q
 }
 
 // --- streams ---------------------------------------------------------------------------------
+
+void TestSseServer::liveClientOfANamespaceNotReadYetIsToldWhatMayBeMissing() {
+    // A narrowing source (a MongoDB push-down, a NATS gateway) reads the namespace of a
+    // new subscription only some commits after it is made. A client that joins live in
+    // between learns from a notice what may be missing, before anything read for it; a
+    // client of a namespace read all along, or one that joins later, gets none.
+    const Namespace scope{QStringLiteral("main"), {}};
+    const Namespace items{QStringLiteral("main"), QStringLiteral("items")};
+    const WatchOptions::Reader ordersOnly{Namespace{QStringLiteral("main"), QStringLiteral("orders")},
+                                          Bson::empty(), true};
+    auto batchOf = [this](const QStringList& colls) {
+        ChangeBatch batch;
+        batch.sourceId = QStringLiteral("t");
+        for (const QString& coll : colls)
+            batch.events.append(makeEvent(batch.sourceId, coll, m_nextKey++));
+        return batch;
+    };
+    ChangeBatch narrow = batchOf({QStringLiteral("orders"), QStringLiteral("orders")}); // 1, 2
+    narrow.narrowings.append(SourceNarrowing{0, SourceReading::toJson({ScopeReading{scope, {ordersOnly}}})});
+    m_fx->engine->submit(narrow);
+    QTRY_COMPARE_WITH_TIMEOUT(m_fx->events.size(), 2, 10000);
+    Subscription onItems;
+    onItems.id = QStringLiteral("items");
+    onItems.namespaces = {SourceNamespace{QStringLiteral("t"), items}};
+    m_fx->engine->addSubscription(onItems);
+    QTRY_VERIFY(m_fx->engine->subscription(onItems.id).has_value());
+    startServer();
+    const QUrl itemsUrl = url(QStringLiteral("/v1/subscriptions/items/events"));
+    SseTestClient live, fromStart, ordersClient;
+    live.open(itemsUrl, kToken);
+    fromStart.open(itemsUrl, kToken, "0");
+    ordersClient.open(url(QStringLiteral("/v1/subscriptions/orders/events")), kToken);
+    for (SseTestClient* c : {&live, &fromStart, &ordersClient})
+        QTRY_COMPARE_WITH_TIMEOUT(c->readyCount(), 1, 10000);
+    // The replay told what may be missing so far (1 to 2), before it went live.
+    QCOMPARE(fromStart.gapCount(), 1);
+
+    m_fx->engine->submit(
+        batchOf({QStringLiteral("orders"), QStringLiteral("orders")})); // 3, 4: still narrowed
+    QTRY_COMPARE_WITH_TIMEOUT(ordersClient.seqs(), (QList<qint64>{3, 4}), 10000);
+    ChangeBatch wide = batchOf({QStringLiteral("items"), QStringLiteral("orders")}); // 5, 6: read whole
+    wide.narrowings.append(SourceNarrowing{0, SourceReading::toJson({ScopeReading{scope, {}}})});
+    m_fx->engine->submit(wide);
+    QTRY_COMPARE_WITH_TIMEOUT(live.seqs(), QList<qint64>{5}, 10000);
+    QTRY_COMPARE_WITH_TIMEOUT(fromStart.seqs(), QList<qint64>{5}, 10000);
+    for (SseTestClient* c : {&live, &fromStart}) {
+        // ready or the replay's notice, ready, then this notice, then 5.
+        const qsizetype at = c->messages.size() - 2;
+        const SseMessage& gap = c->messages.at(at);
+        QCOMPARE(gap.event, QByteArray("gap"));
+        QCOMPARE(gap.seq(), 2); // at the cursor: it skips nothing
+        const QJsonObject notice = parseJson(gap.data);
+        QVERIFY2(notice[QStringLiteral("reason")].toString().contains(
+                     QStringLiteral("events 3 to 4 may be missing")),
+                 gap.data.constData());
+        QCOMPARE(notice[QStringLiteral("resumeAfter")].toInteger(), 2);
+        QCOMPARE(c->messages.at(at - 1).event, QByteArray("ready"));
+    }
+    QCOMPARE(live.gapCount(), 1);
+    QCOMPARE(fromStart.gapCount(), 2);
+
+    // Read whole from 4 on: nothing more to tell, to them or to a client that joins now.
+    SseTestClient later;
+    later.open(itemsUrl, kToken);
+    QTRY_COMPARE_WITH_TIMEOUT(later.readyCount(), 1, 10000);
+    m_fx->engine->submit(batchOf({QStringLiteral("items")})); // 7
+    for (SseTestClient* c : {&live, &fromStart})
+        QTRY_COMPARE_WITH_TIMEOUT(c->seqs(), (QList<qint64>{5, 7}), 10000);
+    QTRY_COMPARE_WITH_TIMEOUT(later.seqs(), QList<qint64>{7}, 10000);
+    QCOMPARE(later.gapCount(), 0);
+    QCOMPARE(live.gapCount(), 1);
+    QCOMPARE(ordersClient.gapCount(), 0);
+    QCOMPARE(ordersClient.seqs(), (QList<qint64>{3, 4, 6}));
+}
 
 void TestSseServer::eventsArriveInOrderWithIdsAndTypes() {
     startServer();

@@ -1,5 +1,6 @@
 #include "CoverageLog.h"
 
+#include <limits>
 #include <QHash>
 
 namespace tw {
@@ -63,6 +64,13 @@ qint64 CoverageLog::coveredAfter(const QList<JournalReader::Narrowing>& narrowin
         }
     }
     return std::min(floor, head);
+}
+
+bool CoverageLog::coversFromNowOn(const QList<JournalReader::Narrowing>& narrowings,
+                                  const Subscription& subscription) {
+    // A period still running ends at the head: with no head, only it reaches that far.
+    constexpr qint64 kNoHead = std::numeric_limits<qint64>::max();
+    return coveredAfter(narrowings, subscription, kNoHead) < kNoHead;
 }
 
 } // namespace tw

@@ -21,6 +21,10 @@ public:
     // always did; `head` when a period still running does not cover it.
     static qint64 coveredAfter(const QList<JournalReader::Narrowing>& narrowings,
                                const Subscription& subscription, qint64 head);
+    // Whether every period still running covers `subscription`: what commits from now on
+    // holds every event it could match, until a source narrows again.
+    static bool coversFromNowOn(const QList<JournalReader::Narrowing>& narrowings,
+                                const Subscription& subscription);
     // Whether `sourceId` reading `scopes` journals every event `subscription` could match.
     static bool covers(const QString& sourceId, const QList<ScopeReading>& scopes,
                        const Subscription& subscription);

@@ -469,7 +469,9 @@ void Engine::flush() {
         resumePausedSources();
     CommittedBatch out;
     QHash<QString, QByteArray> tokens;
+    bool narrowed = false;
     for (const ChangeBatch& batch : std::as_const(batches)) {
+        narrowed = narrowed || !batch.narrowings.isEmpty();
         if (!batch.checkpoint.token.isEmpty())
             tokens.insert(batch.sourceId, batch.checkpoint.token);
         for (const ChangeEvent& event : batch.events) {
@@ -499,6 +501,8 @@ void Engine::flush() {
                 source, [source, token] { source->checkpointCommitted(token); }, Qt::QueuedConnection);
         }
     }
+    if (narrowed)
+        Q_EMIT coverageChanged();
     if (!out.events.isEmpty())
         Q_EMIT committed(out);
 }

@@ -141,6 +141,10 @@ public:
 Q_SIGNALS:
     // Emitted on the engine thread after each group commit.
     void committed(const tw::CommittedBatch& batch);
+    // A commit carried what narrowing sources read (ChangeBatch::narrowings), so the part
+    // of the journal that covers a subscription may have changed (CoverageLog). Emitted
+    // right after the commit, before its committed().
+    void coverageChanged();
     void sourceStatusChanged(const QString& sourceId, const tw::SourceStatus& status);
     // removeSource(id) has taken effect: the source's thread has finished (or there was
     // no such source) and addSource() may use the id again.

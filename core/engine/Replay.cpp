@@ -13,6 +13,25 @@ Replay::Matcher Replay::matching(const Subscription& subscription) {
     return [subscription](const ChangeEvent& event) { return subscription.matches(event); };
 }
 
+namespace {
+
+QString coverageReason(qint64 from, qint64 through) {
+    return QStringLiteral("events %1 to %2 may be missing for this subscription: its source then read only "
+                          "what the subscriptions of that time wanted")
+        .arg(from)
+        .arg(through);
+}
+
+} // namespace
+
+Replay::Gap Replay::coverageNotice(qint64 cursor, qint64 from, qint64 through) {
+    GapPosition position;
+    position.requested = cursor;
+    position.firstAvailable = cursor + 1;
+    position.resumeAfter = cursor;
+    return Gap{ChangeEvent::makeGap(QString(), Namespace(), coverageReason(from, through), position), cursor};
+}
+
 void Replay::limitToCoverage(const Subscription& subscription) {
     m_coverageError.clear();
     qint64 head = 0;
@@ -35,9 +54,6 @@ Replay::Chunk Replay::next(int limit) {
         chunk.error = r.error;
         return chunk;
     }
-    const QString coverageReason =
-        QStringLiteral("events %1 to %2 may be missing for this subscription: its source then read only "
-                       "what the subscriptions of that time wanted");
     if (r.gap) {
         GapPosition position;
         position.requested = m_cursor;
@@ -47,19 +63,11 @@ Replay::Chunk Replay::next(int limit) {
                 .arg(m_cursor)
                 .arg(r.firstAvailable);
         if (notice && r.firstAvailable <= m_coveredAfter)
-            reason += QStringLiteral("; ") + coverageReason.arg(r.firstAvailable).arg(m_coveredAfter);
+            reason += QStringLiteral("; ") + coverageReason(r.firstAvailable, m_coveredAfter);
         chunk.gap =
             Gap{ChangeEvent::makeGap(QString(), Namespace(), reason, position), position.firstAvailable - 1};
     } else if (notice) {
-        // Nothing stored is skipped: the notice stands at the cursor, so a client that
-        // resumes from its id reads every stored event after the cursor again.
-        GapPosition position;
-        position.requested = m_cursor;
-        position.firstAvailable = m_cursor + 1;
-        position.resumeAfter = m_cursor;
-        chunk.gap = Gap{ChangeEvent::makeGap(QString(), Namespace(),
-                                             coverageReason.arg(m_cursor + 1).arg(m_coveredAfter), position),
-                        m_cursor};
+        chunk.gap = coverageNotice(m_cursor, m_cursor + 1, m_coveredAfter);
     }
     m_coverageNoticed = m_coverageNoticed || notice;
     chunk.events = r.events;

@@ -43,6 +43,12 @@ public:
     Replay(JournalReader* reader, Matcher match, qint64 after);
     // The matcher of a subscription, on a copy of it.
     static Matcher matching(const Subscription& subscription);
+    // The notice that events `from` to `through` may be missing for a subscription (its
+    // source then read only what the subscriptions of that time wanted), at `cursor`: it
+    // skips nothing, so a client that resumes from its id reads every stored event after
+    // the cursor again. A replay sends it (limitToCoverage), and so does a live SSE
+    // client whose subscription a narrowing source had not read yet when it joined.
+    static Gap coverageNotice(qint64 cursor, qint64 from, qint64 through);
 
     // Learns which part of the journal holds every event `subscription` can match
     // (CoverageLog): a cursor from before that gets one gap notice that says so (at the

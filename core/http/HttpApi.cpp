@@ -87,6 +87,9 @@ void HttpApi::initOnThread() {
     m_streams->start(m_engineCalls.lastCommittedSeq());
     // The engine emits on its own thread: queued, so the slots run here.
     connect(m_engineCalls.engine(), &Engine::committed, this, &HttpApi::onCommitted, Qt::QueuedConnection);
+    connect(
+        m_engineCalls.engine(), &Engine::coverageChanged, this, [this] { m_streams->onCoverageChanged(); },
+        Qt::QueuedConnection);
     connect(m_engineCalls.engine(), &Engine::subscriptionsChanged, this, &HttpApi::onSubscriptionsChanged,
             Qt::QueuedConnection);
 }

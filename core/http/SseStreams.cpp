@@ -1,5 +1,6 @@
 #include "SseStreams.h"
 
+#include "engine/CoverageLog.h"
 #include "http/EngineCalls.h"
 #include "journal/Journal.h"
 #include "journal/JournalReader.h"
@@ -60,6 +61,7 @@ void SseStreams::closeAll() {
     }
     m_clients.clear();
     m_clientsBySubscription.clear();
+    m_uncovered.clear();
     m_pendingBatches.clear();
     delete m_keepAlive;
     m_keepAlive = nullptr;
@@ -88,13 +90,22 @@ QList<SseStreams::Position> SseStreams::positions() const {
 void SseStreams::refreshSubscription(const Subscription& subscription) {
     // What matched before may not match now: the old blocks are of no use to anyone.
     m_cache.removeKeys(subscription.id.toUtf8() + '\n');
+    QList<Client*> live;
     for (quint64 clientId : m_clientsBySubscription.value(subscription.id))
         if (const auto client = m_clients.value(clientId)) {
             client->subscription = subscription;
             if (client->shapeFollowsSubscription)
                 client->shape = subscription.shape(client->shape.isCanonical());
             client->cacheKey = cacheKeyOf(client->subscription, client->shape);
+            if (client->state == State::Live) {
+                // What it was sent so far it was sent under the old definition.
+                client->coverageTold = std::max(client->coverageTold, client->cursor);
+                live.append(client.get());
+            }
         }
+    // A namespace added to it may not be read yet.
+    if (!live.isEmpty())
+        settleCoverage(live);
 }
 
 QByteArray SseStreams::cacheKeyOf(const Subscription& subscription, const EventShape& shape) {
@@ -167,7 +178,7 @@ void SseStreams::open(const HttpRequest& request, HttpResponder&& out, const Htt
 
     client->out.write("retry: " + QByteArray::number(m_options.retryMs) + "\n\n");
     if (!lastEventId) {
-        client->cursor = m_engineCalls->lastCommittedSeq();
+        client->cursor = client->coverageTold = m_engineCalls->lastCommittedSeq();
         goLive(client.get());
         return;
     }
@@ -177,10 +188,12 @@ void SseStreams::open(const HttpRequest& request, HttpResponder&& out, const Htt
     client->replay.emplace(
         m_reader, [raw](const ChangeEvent& event) { return raw->subscription.matches(event); }, *lastEventId);
     client->replay->limitToCoverage(client->subscription);
+    // The replay's notice tells what may be missing through the coverage it read now.
+    client->coverageTold = std::max(*lastEventId, client->replay->coveredAfter());
     if (const std::optional<Replay::Gap> gap = client->replay->skipUnknownCursor()) {
         // An id this journal never issued: say so, and carry on from now.
         writeFrame(raw, EventRenderer::renderFrame(gap->event, client->shape, gap->id), 0);
-        client->cursor = client->replay->cursor();
+        client->cursor = client->coverageTold = client->replay->cursor();
         goLive(raw);
         return;
     }
@@ -364,8 +377,11 @@ void SseStreams::goLive(Client* client) {
     client->replay.reset();
     if (count)
         writeFrame(client, bytes, count);
-    if (client->state != State::Closed)
-        client->state = State::Live;
+    if (client->state == State::Closed)
+        return;
+    client->state = State::Live;
+    // Its subscription may be one a narrowing source does not read yet (just made).
+    settleCoverage({client});
     JsonWriter data;
     data.beginObject()
         .key("lastEventId")
@@ -374,6 +390,43 @@ void SseStreams::goLive(Client* client) {
         .string(client->subscription.id)
         .endObject();
     writeFrame(client, EventRenderer::controlFrame("ready", data.take(), client->cursor), 0);
+}
+
+void SseStreams::onCoverageChanged() {
+    QList<Client*> waiting;
+    for (quint64 id : std::as_const(m_uncovered))
+        if (Client* client = m_clients.value(id).get())
+            waiting.append(client);
+    if (!waiting.isEmpty())
+        settleCoverage(waiting);
+}
+
+void SseStreams::settleCoverage(const QList<Client*>& clients) {
+    // Read when asked, not cached: a narrowing committed since the client's cursor was
+    // read is in it, and any committed later comes with an onCoverageChanged().
+    QString error;
+    qint64 head = 0;
+    const QList<JournalReader::Narrowing> narrowings = m_reader->narrowings(&error, &head);
+    for (Client* client : clients) {
+        if (client->state != State::Live)
+            continue;
+        if (!error.isEmpty() || !CoverageLog::coversFromNowOn(narrowings, client->subscription)) {
+            // Asked again when coverage changes (a journal that cannot be read now, too).
+            m_uncovered.insert(client->id);
+            continue;
+        }
+        m_uncovered.remove(client->id);
+        // The source reads it now; before that, from where it joined, it read less.
+        const qint64 coveredAfter = CoverageLog::coveredAfter(narrowings, client->subscription, head);
+        if (coveredAfter <= client->coverageTold)
+            continue;
+        const Replay::Gap notice =
+            Replay::coverageNotice(client->cursor, client->coverageTold + 1, coveredAfter);
+        client->coverageTold = coveredAfter;
+        writeFrame(client, EventRenderer::renderFrame(notice.event, client->shape, notice.id), 0);
+    }
+    if (!error.isEmpty())
+        qCWarning(lcSse).noquote() << "cannot read what the sources read from the journal:" << error;
 }
 
 void SseStreams::writeFrame(Client* client, const QByteArray& frame, int events) {
@@ -408,6 +461,7 @@ void SseStreams::removeClient(quint64 clientId) {
     if (!client)
         return;
     client->state = State::Closed;
+    m_uncovered.remove(clientId);
     auto it = m_clientsBySubscription.find(client->subscription.id);
     if (it != m_clientsBySubscription.end()) {
         it->removeOne(clientId);

@@ -16,6 +16,7 @@
 #include <QHash>
 #include <QList>
 #include <QObject>
+#include <QSet>
 
 class QTimer;
 
@@ -54,6 +55,9 @@ public:
               const Subscription& subscription, bool adhoc, std::optional<qint64> lastEventId,
               const EventShape& shape);
     void onCommitted(const tw::CommittedBatch& batch);
+    // A commit changed what narrowing sources read (Engine::coverageChanged): the live
+    // clients still waiting for their subscription to be read learn what they missed.
+    void onCoverageChanged();
 
     QStringList subscriptionIds() const { return m_clientsBySubscription.keys(); }
     // A changed subscription: replay matches with the new snapshot from now on, and the
@@ -98,7 +102,10 @@ private:
         QByteArray cacheKey;          // the ReplayCache key of `subscription` and `shape`
         qint64 cursor = 0;            // every seq <= cursor was sent to this client or does not match
         qint64 lastSent = 0;          // seq of the last event written
-        ChangeEventList buffer;       // live events that arrived during the replay
+        // Every event the subscription could match from where the client joined through
+        // this seq is in the journal, or the client was told it may be missing.
+        qint64 coverageTold = 0;
+        ChangeEventList buffer; // live events that arrived during the replay
         std::shared_ptr<SseShared::ClientStats> stats;
     };
 
@@ -120,6 +127,10 @@ private:
     // high-water mark's worth per step.
     qint64 drainMark() const { return m_cache.isEnabled() ? 0 : m_replayHighWater; }
     void goLive(Client* client);
+    // A live client whose subscription a narrowing source does not read whole yet (one
+    // just made, or changed) waits in m_uncovered; once the source reads it, the client
+    // gets the notice a replay would give for what commits before then, at its cursor.
+    void settleCoverage(const QList<Client*>& clients);
     void writeFrame(Client* client, const QByteArray& frame, int events);
     void disconnectSlow(Client* client);
     void removeClient(quint64 clientId);
@@ -140,6 +151,7 @@ private:
     JournalReader::Bounds m_bounds;         // journalBounds()'s last snapshot
     QElapsedTimer m_boundsAge;              // since m_bounds was read; invalid: never
     QList<CommittedBatch> m_pendingBatches; // received, not yet fanned out (coalesceLive)
+    QSet<quint64> m_uncovered;              // live clients waiting for coverage (settleCoverage)
     bool m_flushQueued = false;
 };
 
