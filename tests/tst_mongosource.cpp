@@ -11,9 +11,11 @@
 #include "sources/mongo/ChangeEventMapper.h"
 #include "sources/mongo/MongoSource.h"
 #include "sources/SourceFactory.h"
+#include "TestUtil.h"
 #include "threads/Threads.h"
 
 #include <QElapsedTimer>
+#include <QSignalSpy>
 #include <QTcpServer>
 #include <QTemporaryDir>
 #include <QTest>
@@ -294,6 +296,7 @@ private Q_SLOTS:
     void engineDerivesPushDownFromItsSubscriptions();
     void replayFromBeforeThePushDownWidenedStartsWithAGap();
     void unwatchEndsTheNarrowedPeriod();
+    void removingANarrowingSourceEndsItsPeriod();
     void engineLeavesOutDataChangesForSchemaSubscriptions();
     void oneUpstreamStreamPerScope();
     void backoffScheduleAgainstDeadPeer();
@@ -1072,6 +1075,54 @@ void TestMongoSource::replayFromBeforeThePushDownWidenedStartsWithAGap() {
     const Replay::Chunk tail = recent.next(100);
     QVERIFY(!tail.gap);
     QCOMPARE(ids(tail.events), (QList<int>{3}));
+}
+
+void TestMongoSource::removingANarrowingSourceEndsItsPeriod() {
+    // A removed source reads nothing from then on: its narrowed period ends where it was
+    // removed, so a replay or a poll from after that is told of nothing missing however
+    // much other sources commit later, and one from before is told up to the removal.
+    MongoPeer peer;
+    QVERIFY(peer.listen());
+    EngineOnPeer run;
+    QString error;
+    QVERIFY2(run.start(&error), qPrintable(error));
+    const Namespace orders{QStringLiteral("shop"), QStringLiteral("orders")};
+    run.engine->addSubscription(
+        subscriptionOn(QStringLiteral("paid"), orders, R"({"fullDocument.status": "paid"})"));
+    // Never added: the push-down never read what it wants.
+    const Subscription deletes =
+        subscriptionOn(QStringLiteral("deletes"), orders, R"({"operationType": "delete"})");
+    QVERIFY2(run.engine->addSource(QStringLiteral("m"), peer.uri(), &error), qPrintable(error));
+    run.engine->watch(QStringLiteral("m"), orders);
+    QTRY_COMPARE_WITH_TIMEOUT(peer.openChangeStreamCount(), 1, kWait);
+    peer.pushChange(orders.db, orders.coll, insertEvent(1, "paid"));
+    QTRY_COMPARE_WITH_TIMEOUT(ids(run.committed), (QList<int>{1}), kWait);
+    const qint64 removedAt = run.committed.last().seq();
+    QSignalSpy removed(run.engine.get(), &Engine::sourceRemoved);
+    run.engine->removeSource(QStringLiteral("m"));
+    QTRY_COMPARE_WITH_TIMEOUT(removed.count(), 1, kWait);
+    ChangeBatch later;
+    later.sourceId = QStringLiteral("other");
+    for (int i = 2; i <= 3; ++i)
+        later.events.append(tw::test::makeEvent(later.sourceId, QStringLiteral("orders"), i));
+    run.engine->submit(later);
+    QTRY_COMPARE_WITH_TIMEOUT(run.committed.size(), 3, kWait);
+    run.stop();
+
+    JournalReader reader;
+    QVERIFY2(reader.open(run.journalPath(), &error), qPrintable(error));
+    Replay fromRemoval(&reader, Replay::matching(deletes), removedAt);
+    fromRemoval.limitToCoverage(deletes);
+    QCOMPARE(fromRemoval.coveredAfter(), removedAt);
+    const Replay::Chunk after = fromRemoval.next(100);
+    QVERIFY2(after.error.isEmpty(), qPrintable(after.error));
+    QVERIFY(!after.gap);
+    Replay fromStart(&reader, Replay::matching(deletes), 0);
+    fromStart.limitToCoverage(deletes);
+    const Replay::Chunk all = fromStart.next(100);
+    QVERIFY(all.gap);
+    QVERIFY2(all.gap->event.reason().contains(QStringLiteral("events 1 to %1 may be").arg(removedAt)),
+             qPrintable(all.gap->event.reason()));
 }
 
 void TestMongoSource::unwatchEndsTheNarrowedPeriod() {

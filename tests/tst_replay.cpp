@@ -68,6 +68,7 @@ private Q_SLOTS:
     void coverageOfOnePeriod();
     void replayFromBeforeCoverageIsOneNoticeThenEveryStoredEvent();
     void aNarrowingEqualToTheSourcesLastIsNotWritten();
+    void narrowingsBeforeThePruneMarkAreDropped();
 
 private:
     std::unique_ptr<QTemporaryDir> m_dir;
@@ -223,6 +224,58 @@ void TestReplay::unreadableJournalIsAnErrorAndTheCursorStays() {
     QVERIFY(chunk.events.isEmpty());
     QCOMPARE(replay.cursor(), qint64(7));
     QVERIFY(!replay.isAtHead());
+}
+
+void TestReplay::narrowingsBeforeThePruneMarkAreDropped() {
+    // Each change of what a source reads is a row, and every replay reads them all: once
+    // retention removed a period's events, its row goes, and nothing a replay from the
+    // mark on is told changes.
+    const Namespace scope{QStringLiteral("main"), {}};
+    const QByteArray ordersOnly = SourceReading::toJson(
+        {ScopeReading{scope,
+                      {WatchOptions::Reader{Namespace{QStringLiteral("main"), QStringLiteral("orders")},
+                                            Bson::empty(), true}}}});
+    const QByteArray whole = SourceReading::toJson({ScopeReading{scope, {}}});
+    const QByteArray nothing = SourceReading::toJson({});
+    auto batch = [](const QString& source, const QByteArray& reading, int first, int count) {
+        ChangeBatch b;
+        b.sourceId = source;
+        b.narrowings.append(SourceNarrowing{0, reading});
+        for (int i = first; i < first + count; ++i)
+            b.events.append(makeEvent(source, QStringLiteral("items"), i));
+        return b;
+    };
+    // s: orders only (1-3), whole (4-6), orders only (7-9); t: orders only, then removed.
+    QList<ChangeBatch> early{
+        batch(QStringLiteral("t"), ordersOnly, 0, 0), batch(QStringLiteral("s"), ordersOnly, 1, 3),
+        batch(QStringLiteral("s"), whole, 4, 2), batch(QStringLiteral("t"), nothing, 0, 0),
+        batch(QStringLiteral("s"), whole, 6, 1)};
+    QVERIFY(m_journal->append(early));
+    QCOMPARE(m_reader->narrowings().size(), 4);
+    RetentionPolicy policy;
+    policy.maxBytes = 0;
+    policy.maxAgeSeconds = 3600;
+    QCOMPARE(m_journal->prune(policy, QDateTime::currentMSecsSinceEpoch() + 2 * 3600 * 1000), 6);
+    QList<ChangeBatch> late{batch(QStringLiteral("s"), ordersOnly, 7, 3)};
+    QVERIFY(m_journal->append(late));
+
+    QList<QByteArray> rows;
+    for (const JournalReader::Narrowing& n : m_reader->narrowings())
+        rows.append(n.sourceId.toUtf8() + '@' + QByteArray::number(n.afterSeq) + ':' + n.reading);
+    QCOMPARE(rows, (QList<QByteArray>{"s@3:" + whole, "s@6:" + ordersOnly}));
+    // What a replay from the mark is told: items are read only until 6, orders all along.
+    Subscription onItems;
+    onItems.namespaces = {
+        SourceNamespace{QString(), Namespace{QStringLiteral("main"), QStringLiteral("items")}}};
+    Replay items(m_reader.get(), Replay::matching(onItems), 6);
+    items.limitToCoverage(onItems);
+    QCOMPARE(items.coveredAfter(), 9);
+    Subscription onOrders;
+    onOrders.namespaces = {
+        SourceNamespace{QString(), Namespace{QStringLiteral("main"), QStringLiteral("orders")}}};
+    Replay orders(m_reader.get(), Replay::matching(onOrders), 6);
+    orders.limitToCoverage(onOrders);
+    QCOMPARE(orders.coveredAfter(), 0);
 }
 
 QTEST_GUILESS_MAIN(TestReplay)

@@ -3,6 +3,7 @@
 #include "Engine.h"
 
 #include "sources/SourceFactory.h"
+#include "sources/SourceReading.h"
 #include "threads/Threads.h"
 
 #include <QCoreApplication>
@@ -216,6 +217,15 @@ void Engine::removeSourceNow(const QString& id, bool releaseServerState) {
     }
     stopSources({entry});
     m_paused.remove(id);
+    if (m_journal.isOpen() && m_journal.hasNarrowings(id)) {
+        // A narrowing source's last period would otherwise run on for ever, and every
+        // replay or poll from before the head would be told its events may be missing.
+        // Once it is gone it reads nothing, which leaves nothing out: the period ends.
+        ChangeBatch closing;
+        closing.sourceId = id;
+        closing.narrowings.append(SourceNarrowing{0, SourceReading::toJson({})});
+        onBatchReady(closing);
+    }
     Q_EMIT sourceRemoved(id);
 }
 

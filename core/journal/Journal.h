@@ -80,6 +80,8 @@ public:
     QString id() const { return m_id; }
     // Every seq <= prunedThrough() was removed by retention (0: nothing ever pruned).
     qint64 prunedThrough() const { return m_prunedThrough; }
+    // Whether `sourceId` ever said what it reads (ChangeBatch::narrowings).
+    bool hasNarrowings(const QString& sourceId) const { return m_lastReading.contains(sourceId.toUtf8()); }
 
     // Inserts or replaces the subscription with this id.
     bool saveSubscription(const StoredSubscription& subscription, QString* error = nullptr);
@@ -128,6 +130,8 @@ private:
     qint64 firstSeq();
     qint64 firstSeqAtOrAfterTime(qint64 cutoffMs);
     qint64 deleteThrough(qint64 seq);
+    // Drops what the narrowings table says of the history before the prune mark.
+    void pruneNarrowings();
 
     sqlite3* m_db = nullptr;
     std::unique_ptr<WalFolder> m_folder; // owned; runs while the journal is open

@@ -4,8 +4,11 @@
 #include "JournalSqlite.h"
 
 #include <algorithm>
+#include <QLoggingCategory>
 
 #include <sqlite3.h>
+
+Q_DECLARE_LOGGING_CATEGORY(lcJournal)
 
 namespace tw {
 
@@ -74,7 +77,30 @@ qint64 Journal::deleteThrough(qint64 seq) {
         start = upto;
     }
     sqlite3_finalize(del);
+    pruneNarrowings();
     return removed;
+}
+
+void Journal::pruneNarrowings() {
+    // A period that ends at or before the prune mark says nothing any reader can use: a
+    // reader from before the mark gets retention's gap, one from after it is past the
+    // period. A source's period ends where its next one starts; a period that reads
+    // nothing (a source removed, SourceReading "[]") covers everything, so it goes too
+    // once it starts before the mark and no later one follows. Every answer of
+    // CoverageLog for a cursor at or after the mark stays the same; the table, read whole
+    // by every replay and every live SSE client that joins, stays as small as the
+    // sources' changes of the retained history.
+    sqlite3_stmt* s = prepare(
+        "DELETE FROM narrowings WHERE EXISTS (SELECT 1 FROM narrowings AS later WHERE later.source = "
+        "narrowings.source AND later.rowid > narrowings.rowid AND later.after_seq <= ?1) OR (reading = "
+        "X'5B5D' AND after_seq <= ?1 AND NOT EXISTS (SELECT 1 FROM narrowings AS later WHERE later.source = "
+        "narrowings.source AND later.rowid > narrowings.rowid))");
+    if (!s)
+        return;
+    sqlite3_bind_int64(s, 1, m_prunedThrough);
+    if (sqlite3_step(s) != SQLITE_DONE)
+        qCWarning(lcJournal).noquote() << "cannot prune the narrowings:" << sqliteMessage(m_db);
+    sqlite3_finalize(s);
 }
 
 qint64 Journal::prune(const RetentionPolicy& policy, qint64 nowMs) {
