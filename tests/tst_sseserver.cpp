@@ -244,6 +244,41 @@ void TestSseServer::liveClientOfANamespaceNotReadYetIsToldWhatMayBeMissing() {
     QCOMPARE(live.gapCount(), 1);
     QCOMPARE(ordersClient.gapCount(), 0);
     QCOMPARE(ordersClient.seqs(), (QList<qint64>{3, 4, 6}));
+
+    // Covered when it joins, then narrowed past before read (a source's readers change
+    // one at a time): told too, from where it was last known covered.
+    Subscription onNotes = onItems;
+    onNotes.id = QStringLiteral("notes");
+    onNotes.namespaces = {
+        SourceNamespace{QStringLiteral("t"), Namespace{QStringLiteral("main"), QStringLiteral("notes")}}};
+    m_fx->engine->addSubscription(onNotes);
+    QTRY_VERIFY(m_fx->engine->subscription(onNotes.id).has_value());
+    SseTestClient notes;
+    notes.open(url(QStringLiteral("/v1/subscriptions/notes/events")), kToken);
+    QTRY_COMPARE_WITH_TIMEOUT(notes.readyCount(), 1, 10000);
+    ChangeBatch narrowAgain = batchOf({QStringLiteral("orders")}); // 8
+    narrowAgain.narrowings.append(
+        SourceNarrowing{0, SourceReading::toJson({ScopeReading{scope, {ordersOnly}}})});
+    m_fx->engine->submit(narrowAgain);
+    QTRY_COMPARE_WITH_TIMEOUT(ordersClient.seqs().size(), 4, 10000);
+    ChangeBatch widenAgain = batchOf({QStringLiteral("notes")}); // 9
+    widenAgain.narrowings.append(SourceNarrowing{0, SourceReading::toJson({ScopeReading{scope, {}}})});
+    m_fx->engine->submit(widenAgain);
+    QTRY_COMPARE_WITH_TIMEOUT(notes.seqs(), QList<qint64>{9}, 10000);
+    QCOMPARE(notes.gapCount(), 1);
+    const SseMessage& notice = notes.messages.at(notes.messages.size() - 2);
+    QCOMPARE(notice.event, QByteArray("gap"));
+    QCOMPARE(notice.seq(), 7);
+    QVERIFY2(parseJson(notice.data)[QStringLiteral("reason")].toString().contains(
+                 QStringLiteral("events 8 to 8 may be missing")),
+             notice.data.constData());
+    // The items clients were narrowed past as well, and are told the same; the orders
+    // client was read all along.
+    QTRY_COMPARE_WITH_TIMEOUT(live.gapCount(), 2, 10000);
+    QTRY_COMPARE_WITH_TIMEOUT(later.gapCount(), 1, 10000);
+    QCOMPARE(later.messages.last().event, QByteArray("gap"));
+    QCOMPARE(later.messages.last().seq(), 7);
+    QCOMPARE(ordersClient.gapCount(), 0);
 }
 
 void TestSseServer::eventsArriveInOrderWithIdsAndTypes() {

@@ -61,7 +61,6 @@ void SseStreams::closeAll() {
     }
     m_clients.clear();
     m_clientsBySubscription.clear();
-    m_uncovered.clear();
     m_pendingBatches.clear();
     delete m_keepAlive;
     m_keepAlive = nullptr;
@@ -393,40 +392,52 @@ void SseStreams::goLive(Client* client) {
 }
 
 void SseStreams::onCoverageChanged() {
-    QList<Client*> waiting;
-    for (quint64 id : std::as_const(m_uncovered))
-        if (Client* client = m_clients.value(id).get())
-            waiting.append(client);
-    if (!waiting.isEmpty())
-        settleCoverage(waiting);
+    // Every live client, not only those still waiting: a source whose readers change one
+    // at a time may narrow past a subscription before it reads it.
+    QList<Client*> live;
+    for (const auto& client : std::as_const(m_clients))
+        if (client->state == State::Live)
+            live.append(client.get());
+    if (!live.isEmpty())
+        settleCoverage(live);
 }
 
 void SseStreams::settleCoverage(const QList<Client*>& clients) {
-    // Read when asked, not cached: a narrowing committed since the client's cursor was
-    // read is in it, and any committed later comes with an onCoverageChanged().
+    // Read when asked, not cached: a narrowing committed since a client's cursor was read
+    // is in it, and every one committed later comes with an onCoverageChanged().
     QString error;
     qint64 head = 0;
     const QList<JournalReader::Narrowing> narrowings = m_reader->narrowings(&error, &head);
+    if (!error.isEmpty()) {
+        // Asked again with the next change of coverage.
+        qCWarning(lcSse).noquote() << "cannot read what the sources read from the journal:" << error;
+        return;
+    }
+    struct Coverage {
+        bool fromNowOn = false;
+        qint64 after = 0;
+    };
+    QHash<QString, Coverage> bySubscription; // clients of one subscription share its snapshot
     for (Client* client : clients) {
         if (client->state != State::Live)
             continue;
-        if (!error.isEmpty() || !CoverageLog::coversFromNowOn(narrowings, client->subscription)) {
-            // Asked again when coverage changes (a journal that cannot be read now, too).
-            m_uncovered.insert(client->id);
-            continue;
+        auto it = bySubscription.find(client->subscription.id);
+        if (it == bySubscription.end())
+            it = bySubscription.insert(
+                client->subscription.id,
+                Coverage{CoverageLog::coversFromNowOn(narrowings, client->subscription),
+                         CoverageLog::coveredAfter(narrowings, client->subscription, head)});
+        if (!it->fromNowOn)
+            continue; // not read yet: told once it is
+        if (it->after > client->coverageTold) {
+            // Read now; from where the client was last known covered, it was read less.
+            const Replay::Gap notice =
+                Replay::coverageNotice(client->cursor, client->coverageTold + 1, it->after);
+            writeFrame(client, EventRenderer::renderFrame(notice.event, client->shape, notice.id), 0);
         }
-        m_uncovered.remove(client->id);
-        // The source reads it now; before that, from where it joined, it read less.
-        const qint64 coveredAfter = CoverageLog::coveredAfter(narrowings, client->subscription, head);
-        if (coveredAfter <= client->coverageTold)
-            continue;
-        const Replay::Gap notice =
-            Replay::coverageNotice(client->cursor, client->coverageTold + 1, coveredAfter);
-        client->coverageTold = coveredAfter;
-        writeFrame(client, EventRenderer::renderFrame(notice.event, client->shape, notice.id), 0);
+        // Everything through the head is in the journal, or the client was told.
+        client->coverageTold = std::max({client->coverageTold, it->after, head});
     }
-    if (!error.isEmpty())
-        qCWarning(lcSse).noquote() << "cannot read what the sources read from the journal:" << error;
 }
 
 void SseStreams::writeFrame(Client* client, const QByteArray& frame, int events) {
@@ -461,7 +472,6 @@ void SseStreams::removeClient(quint64 clientId) {
     if (!client)
         return;
     client->state = State::Closed;
-    m_uncovered.remove(clientId);
     auto it = m_clientsBySubscription.find(client->subscription.id);
     if (it != m_clientsBySubscription.end()) {
         it->removeOne(clientId);

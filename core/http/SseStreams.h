@@ -16,7 +16,6 @@
 #include <QHash>
 #include <QList>
 #include <QObject>
-#include <QSet>
 
 class QTimer;
 
@@ -55,8 +54,8 @@ public:
               const Subscription& subscription, bool adhoc, std::optional<qint64> lastEventId,
               const EventShape& shape);
     void onCommitted(const tw::CommittedBatch& batch);
-    // A commit changed what narrowing sources read (Engine::coverageChanged): the live
-    // clients still waiting for their subscription to be read learn what they missed.
+    // A commit changed what narrowing sources read (Engine::coverageChanged): live
+    // clients whose subscription is read again learn what may be missing.
     void onCoverageChanged();
 
     QStringList subscriptionIds() const { return m_clientsBySubscription.keys(); }
@@ -103,7 +102,8 @@ private:
         qint64 cursor = 0;            // every seq <= cursor was sent to this client or does not match
         qint64 lastSent = 0;          // seq of the last event written
         // Every event the subscription could match from where the client joined through
-        // this seq is in the journal, or the client was told it may be missing.
+        // this seq is in the journal, or the client was told it may be missing
+        // (settleCoverage).
         qint64 coverageTold = 0;
         ChangeEventList buffer; // live events that arrived during the replay
         std::shared_ptr<SseShared::ClientStats> stats;
@@ -127,9 +127,10 @@ private:
     // high-water mark's worth per step.
     qint64 drainMark() const { return m_cache.isEnabled() ? 0 : m_replayHighWater; }
     void goLive(Client* client);
-    // A live client whose subscription a narrowing source does not read whole yet (one
-    // just made, or changed) waits in m_uncovered; once the source reads it, the client
-    // gets the notice a replay would give for what commits before then, at its cursor.
+    // A live client whose subscription a narrowing source does not read yet (one just
+    // made, or changed) is checked again on each change of coverage; once the source
+    // reads it, the client gets the notice a replay would give, at its cursor, for what
+    // committed since it was last known covered (Client::coverageTold).
     void settleCoverage(const QList<Client*>& clients);
     void writeFrame(Client* client, const QByteArray& frame, int events);
     void disconnectSlow(Client* client);
@@ -151,7 +152,6 @@ private:
     JournalReader::Bounds m_bounds;         // journalBounds()'s last snapshot
     QElapsedTimer m_boundsAge;              // since m_bounds was read; invalid: never
     QList<CommittedBatch> m_pendingBatches; // received, not yet fanned out (coalesceLive)
-    QSet<quint64> m_uncovered;              // live clients waiting for coverage (settleCoverage)
     bool m_flushQueued = false;
 };
 
