@@ -172,7 +172,10 @@ void TestSqliteSource::lockedFileDelaysChangesButLosesNone() {
     QProcess writer;
     writer.start(QStringLiteral("sqlite3"), {QStringLiteral("-bail"), dbPath()});
     QVERIFY(writer.waitForStarted());
-    writer.write("BEGIN EXCLUSIVE;\n"
+    // Its own busy timeout: without one, a BEGIN that meets the source mid-read fails at
+    // once and -bail ends the writer, so the lock was never taken (seen once in CI).
+    writer.write(".timeout 10000\n"
+                 "BEGIN EXCLUSIVE;\n"
                  "INSERT INTO orders(status, total) VALUES('held', 1), ('held', 2), ('held', 3);\n");
     // Another reader is refused: the lock is held.
     QTRY_VERIFY_WITH_TIMEOUT(
