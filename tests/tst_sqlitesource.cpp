@@ -1,5 +1,6 @@
 #include "EngineFixture.h"
 
+#include "demo/DemoWriter.h"
 #include "sources/SourceFactory.h"
 #include "sources/sqlite/SqliteSource.h"
 
@@ -27,6 +28,7 @@ private Q_SLOTS:
     void deletedFileIsSaidAndItsReturnIsDiffed();
     void replacedFileIsReopenedAndDiffed();
     void truncatedFileReportsDropsNotACrash();
+    void demoWriterKeepsWritingAndStopsAtOnce();
 
 private:
     // Starts the engine with the test database as source "shop", watching main.orders.
@@ -494,6 +496,24 @@ void TestSqliteSource::truncatedFileReportsDropsNotACrash() {
     };
     QTRY_VERIFY_WITH_TIMEOUT(sawNewRow(), 10000);
     QTRY_VERIFY_WITH_TIMEOUT(lastStatus(f).state == SourceStatus::State::Watching, 10000);
+}
+
+// The demo writer sleeps between changes in slices; it once read the clock twice per
+// slice, and when the deadline passed between the two readings the negative rest, made
+// unsigned, slept for ever: the demo stopped within seconds on a busy machine and the
+// window could not close. At thousands of changes a second that moment comes often.
+void TestSqliteSource::demoWriterKeepsWritingAndStopsAtOnce() {
+    const QString path = m_dir->filePath(QStringLiteral("demo.sqlite"));
+    DemoWriter writer(path);
+    writer.setRate(5000);
+    writer.start();
+    qint64 seen = 0;
+    for (int step = 0; step < 40; ++step) { // about 3 s
+        QTRY_VERIFY_WITH_TIMEOUT(writer.changesWritten() > seen + 400, 5000);
+        seen = writer.changesWritten();
+    }
+    writer.requestStop();
+    QVERIFY2(writer.wait(5000), "the demo writer did not stop within 5 s");
 }
 
 QTEST_GUILESS_MAIN(TestSqliteSource)

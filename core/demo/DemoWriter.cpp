@@ -180,11 +180,16 @@ void DemoWriter::run() {
         const double rate = std::max(0.1, m_rate.load());
         next += std::chrono::microseconds(qint64(1e6 / rate));
         const auto wake = next;
-        // Sleep in slices of at most 50 ms so requestStop() is honoured quickly.
-        while (!m_stop.load() && clock::now() < wake)
-            QThread::usleep(quint64(std::min<qint64>(
-                50000,
-                std::chrono::duration_cast<std::chrono::microseconds>(wake - clock::now()).count() + 1)));
+        // Sleep in slices of at most 50 ms so requestStop() is honoured quickly. What is
+        // left is read once per slice: read again after the test, it could have become
+        // negative, and a negative count made unsigned slept for ever.
+        while (!m_stop.load()) {
+            const qint64 left =
+                std::chrono::duration_cast<std::chrono::microseconds>(wake - clock::now()).count();
+            if (left <= 0)
+                break;
+            QThread::usleep(quint64(std::min<qint64>(50000, left)));
+        }
         if (m_stop.load())
             break;
         if (clock::now() - next > std::chrono::seconds(1))
