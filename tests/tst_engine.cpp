@@ -1,5 +1,8 @@
 #include "EngineFixture.h"
 
+#include "journal/JournalReader.h"
+#include "sources/SourceReading.h"
+
 #include <QtTest>
 
 #include <sqlite3.h>
@@ -18,6 +21,7 @@ private Q_SLOTS:
     void journalWriteFailureIsRetriedWithoutLoss();
     void secondEngineOnTheSameJournalIsRefused();
     void groupCommitSharesOneTransaction();
+    void removingASourceEndsAPeriodStillUncommitted();
 
 private:
     QString db() const { return m_dir->filePath(QStringLiteral("shop.sqlite")); }
@@ -212,6 +216,60 @@ void TestEngine::groupCommitSharesOneTransaction() {
     QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 50, 10000);
     QVERIFY2(f.engine->commits() < 50, qPrintable(QString::number(f.engine->commits())));
     QCOMPARE(f.engine->eventsCommitted(), 50);
+}
+
+// A source removed while the batch that carries its first narrowing still waits to be
+// committed (the journal cannot be written): its period ends all the same, with a row
+// that reads nothing.
+void TestEngine::removingASourceEndsAPeriodStillUncommitted() {
+    EngineFixture f(journal());
+    QVERIFY(f.start());
+    QVERIFY(f.engine->addSource(QStringLiteral("shop"), QStringLiteral("sqlite:") + db()));
+    f.engine->watch(QStringLiteral("shop"), Namespace{QStringLiteral("main"), QStringLiteral("orders")});
+    QTRY_VERIFY_WITH_TIMEOUT(!f.ready.isEmpty(), 10000);
+    // Emitted on the engine's thread: flags set on this one.
+    bool failed = false;
+    bool removed = false;
+    QObject receiver;
+    connect(
+        f.engine.get(), &Engine::journalFailed, &receiver, [&failed] { failed = true; },
+        Qt::QueuedConnection);
+    connect(
+        f.engine.get(), &Engine::sourceRemoved, &receiver, [&removed] { removed = true; },
+        Qt::QueuedConnection);
+    // Another connection holds the journal's write lock longer than the busy timeout.
+    sqlite3* holder = nullptr;
+    QCOMPARE(sqlite3_open(QFile::encodeName(journal()).constData(), &holder), SQLITE_OK);
+    QCOMPARE(sqlite3_exec(holder, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr), SQLITE_OK);
+
+    WatchOptions::Reader reader;
+    reader.ns = Namespace{QStringLiteral("main"), QStringLiteral("orders")};
+    reader.matchesEverything = true;
+    const QByteArray narrowed =
+        SourceReading::toJson({ScopeReading{Namespace{QStringLiteral("main"), {}}, {reader}}});
+    ChangeBatch b;
+    b.sourceId = QStringLiteral("shop");
+    b.events = {makeEvent(QStringLiteral("shop"), QStringLiteral("orders"), 1)};
+    b.narrowings.append(SourceNarrowing{0, narrowed});
+    f.engine->submit(b);
+    QTRY_VERIFY_WITH_TIMEOUT(failed, 20000);
+    f.engine->removeSource(QStringLiteral("shop"));
+    QTRY_VERIFY_WITH_TIMEOUT(removed, 20000);
+    sqlite3_exec(holder, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_close(holder);
+    QTRY_COMPARE_WITH_TIMEOUT(f.events.size(), 1, 20000);
+    f.stop();
+
+    JournalReader journalReader;
+    QString error;
+    QVERIFY2(journalReader.open(journal(), &error), qPrintable(error));
+    const QList<JournalReader::Narrowing> rows = journalReader.narrowings(&error);
+    QVERIFY2(error.isEmpty(), qPrintable(error));
+    QList<QByteArray> readings;
+    for (const JournalReader::Narrowing& n : rows)
+        if (n.sourceId == QLatin1String("shop"))
+            readings.append(n.reading);
+    QCOMPARE(readings, (QList<QByteArray>{narrowed, SourceReading::toJson({})}));
 }
 
 QTEST_GUILESS_MAIN(TestEngine)

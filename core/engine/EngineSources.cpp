@@ -6,6 +6,7 @@
 #include "sources/SourceReading.h"
 #include "threads/Threads.h"
 
+#include <algorithm>
 #include <QCoreApplication>
 #include <QLoggingCategory>
 #include <QTimer>
@@ -217,7 +218,12 @@ void Engine::removeSourceNow(const QString& id, bool releaseServerState) {
     }
     stopSources({entry});
     m_paused.remove(id);
-    if (m_journal.isOpen() && m_journal.hasNarrowings(id)) {
+    // Its first narrowing may still wait in m_pending, uncommitted.
+    const bool narrowed = m_journal.hasNarrowings(id) ||
+                          std::any_of(m_pending.cbegin(), m_pending.cend(), [&id](const ChangeBatch& batch) {
+                              return batch.sourceId == id && !batch.narrowings.isEmpty();
+                          });
+    if (m_journal.isOpen() && narrowed) {
         // A narrowing source's last period would otherwise run on for ever, and every
         // replay or poll from before the head would be told its events may be missing.
         // Once it is gone it reads nothing, which leaves nothing out: the period ends.

@@ -58,6 +58,8 @@ CREATE TABLE IF NOT EXISTS narrowings(
   after_seq INTEGER NOT NULL,
   source TEXT NOT NULL,
   reading BLOB NOT NULL);
+-- Retention looks for a source's later rows (pruneNarrowings).
+CREATE INDEX IF NOT EXISTS narrowings_by_source ON narrowings(source);
 )sql";
 
 } // namespace
