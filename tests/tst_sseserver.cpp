@@ -196,14 +196,22 @@ void TestSseServer::liveClientOfANamespaceNotReadYetIsToldWhatMayBeMissing() {
     onItems.id = QStringLiteral("items");
     onItems.namespaces = {SourceNamespace{QStringLiteral("t"), items}};
     m_fx->engine->addSubscription(onItems);
+    // Half read: it receives the orders while it waits for the items.
+    Subscription onBoth = onItems;
+    onBoth.id = QStringLiteral("both");
+    onBoth.namespaces.append(
+        SourceNamespace{QStringLiteral("t"), Namespace{QStringLiteral("main"), QStringLiteral("orders")}});
+    m_fx->engine->addSubscription(onBoth);
     QTRY_VERIFY(m_fx->engine->subscription(onItems.id).has_value());
+    QTRY_VERIFY(m_fx->engine->subscription(onBoth.id).has_value());
     startServer();
     const QUrl itemsUrl = url(QStringLiteral("/v1/subscriptions/items/events"));
-    SseTestClient live, fromStart, ordersClient;
+    SseTestClient live, fromStart, ordersClient, both;
     live.open(itemsUrl, kToken);
     fromStart.open(itemsUrl, kToken, "0");
     ordersClient.open(url(QStringLiteral("/v1/subscriptions/orders/events")), kToken);
-    for (SseTestClient* c : {&live, &fromStart, &ordersClient})
+    both.open(url(QStringLiteral("/v1/subscriptions/both/events")), kToken);
+    for (SseTestClient* c : {&live, &fromStart, &ordersClient, &both})
         QTRY_COMPARE_WITH_TIMEOUT(c->readyCount(), 1, 10000);
     // The replay told what may be missing so far (1 to 2), before it went live.
     QCOMPARE(fromStart.gapCount(), 1);
@@ -211,6 +219,14 @@ void TestSseServer::liveClientOfANamespaceNotReadYetIsToldWhatMayBeMissing() {
     m_fx->engine->submit(
         batchOf({QStringLiteral("orders"), QStringLiteral("orders")})); // 3, 4: still narrowed
     QTRY_COMPARE_WITH_TIMEOUT(ordersClient.seqs(), (QList<qint64>{3, 4}), 10000);
+    QTRY_COMPARE_WITH_TIMEOUT(both.seqs(), (QList<qint64>{3, 4}), 10000);
+    // Another subscription comes and goes meanwhile: the clients still waiting are still
+    // owed all of their notice.
+    Subscription unrelated;
+    unrelated.id = QStringLiteral("unrelated");
+    m_fx->engine->addSubscription(unrelated);
+    QTRY_VERIFY(m_fx->engine->subscription(unrelated.id).has_value());
+    QVERIFY(m_fx->engine->removeSubscription(unrelated.id));
     ChangeBatch wide = batchOf({QStringLiteral("items"), QStringLiteral("orders")}); // 5, 6: read whole
     wide.narrowings.append(SourceNarrowing{0, SourceReading::toJson({ScopeReading{scope, {}}})});
     m_fx->engine->submit(wide);
@@ -231,6 +247,14 @@ void TestSseServer::liveClientOfANamespaceNotReadYetIsToldWhatMayBeMissing() {
     }
     QCOMPARE(live.gapCount(), 1);
     QCOMPARE(fromStart.gapCount(), 2);
+    QTRY_COMPARE_WITH_TIMEOUT(both.seqs(), (QList<qint64>{3, 4, 5, 6}), 10000);
+    QCOMPARE(both.gapCount(), 1);
+    const SseMessage& bothGap = both.messages.at(both.messages.size() - 3);
+    QCOMPARE(bothGap.event, QByteArray("gap"));
+    QCOMPARE(bothGap.seq(), 4);
+    QVERIFY2(parseJson(bothGap.data)[QStringLiteral("reason")].toString().contains(
+                 QStringLiteral("events 3 to 4 may be missing")),
+             bothGap.data.constData());
 
     // Read whole from 4 on: nothing more to tell, to them or to a client that joins now.
     SseTestClient later;

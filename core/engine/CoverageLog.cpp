@@ -41,36 +41,39 @@ bool CoverageLog::covers(const QString& sourceId, const QList<ScopeReading>& sco
     return true;
 }
 
-qint64 CoverageLog::coveredAfter(const QList<JournalReader::Narrowing>& narrowings,
-                                 const Subscription& subscription, qint64 head) {
+CoverageLog::CoverageLog(const QList<JournalReader::Narrowing>& narrowings) {
     // Each source's periods in order: one runs from its afterSeq to the next one's.
     QHash<QString, QList<const JournalReader::Narrowing*>> bySource;
     for (const JournalReader::Narrowing& n : narrowings)
         bySource[n.sourceId].append(&n);
-    qint64 floor = 0;
     for (auto it = bySource.cbegin(); it != bySource.cend(); ++it) {
-        const QList<const JournalReader::Narrowing*>& periods = it.value();
-        for (qsizetype i = 0; i < periods.size(); ++i) {
+        const QList<const JournalReader::Narrowing*>& rows = it.value();
+        for (qsizetype i = 0; i < rows.size(); ++i) {
+            const bool running = i + 1 == rows.size();
             // A period that ends where it begins read nothing (a source declares once
             // per watch it starts, all at the same seq).
-            if (i + 1 < periods.size() && periods[i + 1]->afterSeq == periods[i]->afterSeq)
+            if (!running && rows[i + 1]->afterSeq == rows[i]->afterSeq)
                 continue;
-            QList<ScopeReading> scopes;
-            if (SourceReading::fromJson(periods[i]->reading, &scopes) &&
-                covers(it.key(), scopes, subscription))
-                continue;
-            const qint64 end = i + 1 < periods.size() ? periods[i + 1]->afterSeq : head;
-            floor = std::max(floor, end);
+            Period period;
+            period.sourceId = it.key();
+            period.running = running;
+            period.end = running ? 0 : rows[i + 1]->afterSeq;
+            period.readable = SourceReading::fromJson(rows[i]->reading, &period.scopes);
+            m_periods.append(std::move(period));
         }
     }
-    return std::min(floor, head);
 }
 
-bool CoverageLog::coversFromNowOn(const QList<JournalReader::Narrowing>& narrowings,
-                                  const Subscription& subscription) {
-    // A period still running ends at the head: with no head, only it reaches that far.
-    constexpr qint64 kNoHead = std::numeric_limits<qint64>::max();
-    return coveredAfter(narrowings, subscription, kNoHead) < kNoHead;
+qint64 CoverageLog::coveredAfter(const Subscription& subscription, qint64 head) const {
+    qint64 floor = 0;
+    for (const Period& period : m_periods) {
+        const qint64 end = period.running ? head : period.end;
+        if (end <= floor)
+            continue; // cannot raise the floor, covered or not
+        if (!period.readable || !covers(period.sourceId, period.scopes, subscription))
+            floor = end;
+    }
+    return std::min(floor, head);
 }
 
 } // namespace tw

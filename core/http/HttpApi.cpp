@@ -434,13 +434,15 @@ void HttpApi::onSubscriptionsChanged() {
     // A subscription removed elsewhere (the UI) ends its streams; a changed one
     // refreshes the snapshot replay matches with.
     const QStringList ids = m_streams->subscriptionIds();
+    QList<Subscription> current;
     for (const QString& id : ids) {
-        const std::optional<Subscription> sub = m_engineCalls.subscription(id);
+        std::optional<Subscription> sub = m_engineCalls.subscription(id);
         if (!sub)
             closeClientsOf(id);
         else
-            m_streams->refreshSubscription(*sub);
+            current.append(std::move(*sub));
     }
+    m_streams->refreshSubscriptions(current);
 }
 
 // --- event streams -----------------------------------------------------------------------------

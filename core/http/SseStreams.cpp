@@ -86,23 +86,33 @@ QList<SseStreams::Position> SseStreams::positions() const {
     return list;
 }
 
-void SseStreams::refreshSubscription(const Subscription& subscription) {
-    // What matched before may not match now: the old blocks are of no use to anyone.
-    m_cache.removeKeys(subscription.id.toUtf8() + '\n');
+void SseStreams::refreshSubscriptions(const QList<Subscription>& subscriptions) {
     QList<Client*> live;
-    for (quint64 clientId : m_clientsBySubscription.value(subscription.id))
-        if (const auto client = m_clients.value(clientId)) {
+    for (const Subscription& subscription : subscriptions) {
+        const QByteArray definition = subscription.toJson();
+        bool changed = false;
+        for (quint64 clientId : m_clientsBySubscription.value(subscription.id)) {
+            const auto client = m_clients.value(clientId);
+            if (!client || client->subscription.toJson() == definition)
+                continue; // unchanged: nothing it was told or will be told moves
+            changed = true;
             client->subscription = subscription;
             if (client->shapeFollowsSubscription)
                 client->shape = subscription.shape(client->shape.isCanonical());
             client->cacheKey = cacheKeyOf(client->subscription, client->shape);
             if (client->state == State::Live) {
-                // What it was sent so far it was sent under the old definition.
-                client->coverageTold = std::max(client->coverageTold, client->cursor);
+                // What it was sent so far it was sent under the old definition; a client
+                // still waiting for coverage is still owed the notice of what it missed.
+                if (!client->coverageWaiting)
+                    client->coverageTold = std::max(client->coverageTold, client->cursor);
                 live.append(client.get());
             }
         }
-    // A namespace added to it may not be read yet.
+        // What matched before may not match now: the old blocks are of no use to anyone.
+        if (changed)
+            m_cache.removeKeys(subscription.id.toUtf8() + '\n');
+    }
+    // A namespace added to one may not be read yet.
     if (!live.isEmpty())
         settleCoverage(live);
 }
@@ -182,7 +192,7 @@ void SseStreams::open(const HttpRequest& request, HttpResponder&& out, const Htt
         return;
     }
     // The client owns its replay, so the matcher may read the client's snapshot, which
-    // refreshSubscription() keeps current.
+    // refreshSubscriptions() keeps current.
     Client* raw = client.get();
     client->replay.emplace(
         m_reader, [raw](const ChangeEvent& event) { return raw->subscription.matches(event); }, *lastEventId);
@@ -413,30 +423,28 @@ void SseStreams::settleCoverage(const QList<Client*>& clients) {
         qCWarning(lcSse).noquote() << "cannot read what the sources read from the journal:" << error;
         return;
     }
-    struct Coverage {
-        bool fromNowOn = false;
-        qint64 after = 0;
-    };
-    QHash<QString, Coverage> bySubscription; // clients of one subscription share its snapshot
+    const CoverageLog log(narrowings);
+    QHash<QString, qint64> bySubscription; // clients of one subscription share its snapshot
     for (Client* client : clients) {
         if (client->state != State::Live)
             continue;
         auto it = bySubscription.find(client->subscription.id);
         if (it == bySubscription.end())
-            it = bySubscription.insert(
-                client->subscription.id,
-                Coverage{CoverageLog::coversFromNowOn(narrowings, client->subscription),
-                         CoverageLog::coveredAfter(narrowings, client->subscription, head)});
-        if (!it->fromNowOn)
-            continue; // not read yet: told once it is
-        if (it->after > client->coverageTold) {
+            it = bySubscription.insert(client->subscription.id,
+                                       log.coveredAfter(client->subscription, CoverageLog::kNoHead));
+        // A period still running does not cover it: not read yet, told once it is.
+        client->coverageWaiting = *it == CoverageLog::kNoHead;
+        if (client->coverageWaiting)
+            continue;
+        const qint64 after = std::min(*it, head);
+        if (after > client->coverageTold) {
             // Read now; from where the client was last known covered, it was read less.
             const Replay::Gap notice =
-                Replay::coverageNotice(client->cursor, client->coverageTold + 1, it->after);
+                Replay::coverageNotice(client->cursor, client->coverageTold + 1, after);
             writeFrame(client, EventRenderer::renderFrame(notice.event, client->shape, notice.id), 0);
         }
         // Everything through the head is in the journal, or the client was told.
-        client->coverageTold = std::max({client->coverageTold, it->after, head});
+        client->coverageTold = std::max({client->coverageTold, after, head});
     }
 }
 

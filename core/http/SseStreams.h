@@ -59,9 +59,10 @@ public:
     void onCoverageChanged();
 
     QStringList subscriptionIds() const { return m_clientsBySubscription.keys(); }
-    // A changed subscription: replay matches with the new snapshot from now on, and the
-    // clients that took the subscription's shape take its new one.
-    void refreshSubscription(const Subscription& subscription);
+    // Subscriptions as they are now: the clients of each one changed match with its new
+    // snapshot from now on, and those that took its shape take the new one. Clients of
+    // an unchanged one are left as they are.
+    void refreshSubscriptions(const QList<Subscription>& subscriptions);
     // The subscription is gone: its clients get a `deleted` event and are closed.
     void closeSubscription(const QString& subscriptionId);
     // Shutdown: closes every client (ad hoc subscriptions are removed) and the timer.
@@ -105,6 +106,9 @@ private:
         // this seq is in the journal, or the client was told it may be missing
         // (settleCoverage).
         qint64 coverageTold = 0;
+        // Live, and a narrowing source does not read its subscription yet (or coverage
+        // could not be read): its notice is owed from coverageTold on.
+        bool coverageWaiting = true;
         ChangeEventList buffer; // live events that arrived during the replay
         std::shared_ptr<SseShared::ClientStats> stats;
     };
