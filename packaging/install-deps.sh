@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config ccache git file
   qt6-base-dev qt6-base-dev-tools qt6-base-private-dev qt6-httpserver-dev qt6-websockets-dev
   qt6-svg-dev qt6-qpa-plugins qtkeychain-qt6-dev libgl-dev
-  libbson-dev libmongoc-dev libsqlite3-dev sqlite3 libpq-dev libzstd-dev
+  libbson-dev libmongoc-dev libsqlite3-dev sqlite3 libpq-dev libzstd-dev libsimdjson-dev
   fonts-dejavu-core curl xvfb xauth clang-format
   clang libclang-rt-14-dev
   postgresql-15 postgresql-client-15

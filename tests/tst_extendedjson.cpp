@@ -1,5 +1,6 @@
 #include "model/Bson.h"
 #include "model/ExtendedJson.h"
+#include "model/JsonToBson.h"
 
 #include <QJsonDocument>
 #include <QJsonObject>
@@ -19,6 +20,9 @@ private Q_SLOTS:
     void invalidUtf8BecomesReplacementCharacter();
     void roundTripsThroughTheParser();
     void escapesAtEveryOffsetOfLongStrings();
+    void fastReaderMatchesLibbson_data();
+    void fastReaderMatchesLibbson();
+    void fastReaderReadsWhatTheWriterWrites();
 };
 
 // Strings are scanned eight bytes at a time; put each character that needs escaping
@@ -42,6 +46,130 @@ void TestExtendedJson::escapesAtEveryOffsetOfLongStrings() {
             }
         }
     }
+}
+
+// The fast reader gives libbson's very bytes, or leaves the text to libbson; what it
+// takes is named, so a reader that took nothing would fail.
+void TestExtendedJson::fastReaderMatchesLibbson_data() {
+    QTest::addColumn<QByteArray>("json");
+    QTest::addColumn<bool>("fast");
+    QTest::newRow("plain")
+        << QByteArray(
+               R"({"s": "a \" \\ \n \u00e9 \ud83d\ude00", "t": true, "f": false, "n": null, "a": [1, [2, {}], []], "e": {}})")
+        << true;
+    QTest::newRow("int32 edges") << QByteArray(R"({"a": 2147483647, "b": -2147483648, "c": 0})") << true;
+    QTest::newRow("int64 edges")
+        << QByteArray(
+               R"({"a": 2147483648, "b": -2147483649, "c": 9223372036854775807, "d": -9223372036854775808})")
+        << true;
+    QTest::newRow("doubles")
+        << QByteArray(R"({"a": 20.0, "b": 0.1, "c": 1e2, "d": -1.5E-3, "e": 1.7976931348623157e308})")
+        << true;
+    QTest::newRow("duplicate keys") << QByteArray(R"({"a": 1, "a": 2})") << true;
+    QTest::newRow("writer's wrappers")
+        << QByteArray(
+               R"({"o": {"$oid": "5f1a2b3c4d5e6f7081920A1B"}, "d": {"$date": "2025-11-22T08:26:40.123Z"}, )"
+               R"("d0": {"$date": "1970-01-01T00:00:00Z"}, "leap": {"$date": "2000-02-29T23:59:59.999Z"}, )"
+               R"("dl": {"$date": {"$numberLong": "-1"}}, "l": {"$numberLong": "-42"}, )"
+               R"("nan": {"$numberDouble": "NaN"}, "inf": {"$numberDouble": "Infinity"}, )"
+               R"("ninf": {"$numberDouble": "-Infinity"}, "nz": {"$numberDouble": "-0.0"}, )"
+               R"("b": {"$binary": {"base64": "AAEC/w==", "subType": "04"}}, "b0": {"$binary": {"base64": "", "subType": "00"}}, )"
+               R"("bu": {"$binary": {"base64": "AQID", "subType": "80"}}, "ts": {"$timestamp": {"t": 4294967295, "i": 0}}, )"
+               R"("min": {"$minKey": 1}, "max": {"$maxKey": 1}, "u": {"$undefined": true}, "in": [{"$oid": "000000000000000000000000"}]})")
+        << true;
+    QTest::newRow("past int64") << QByteArray(R"({"a": 9223372036854775808})") << false;
+    QTest::newRow("negative zero") << QByteArray(R"({"a": -0.0})") << false;
+    QTest::newRow("negative zero integer") << QByteArray(R"({"a": -0})") << true;
+    QTest::newRow("nul in a string") << QByteArray(R"({"a": "x\u0000y"})") << false;
+    QTest::newRow("nul in a key") << QByteArray(R"({"x\u0000y": 1})") << false;
+    QTest::newRow("regex") << QByteArray(
+                                  R"({"r": {"$regularExpression": {"pattern": "a", "options": "mi"}}})")
+                           << false;
+    QTest::newRow("decimal") << QByteArray(R"({"n": {"$numberDecimal": "1.5"}})") << false;
+    QTest::newRow("dbref") << QByteArray(R"({"r": {"$ref": "c", "$id": 1}})") << false;
+    QTest::newRow("dollar key later") << QByteArray(R"({"a": {"x": 1, "$y": 2}})") << false;
+    QTest::newRow("date of another shape")
+        << QByteArray(R"({"d": {"$date": "2025-11-22T08:26:40+01:00"}})") << false;
+    QTest::newRow("date before 1970") << QByteArray(R"({"d": {"$date": "1969-12-31T23:59:59Z"}})") << false;
+    QTest::newRow("no such day") << QByteArray(R"({"d": {"$date": "2023-02-29T00:00:00Z"}})") << false;
+    QTest::newRow("oid too short") << QByteArray(R"({"o": {"$oid": "5f1a"}})") << false;
+    QTest::newRow("base64 unpadded") << QByteArray(
+                                            R"({"b": {"$binary": {"base64": "AAE", "subType": "00"}}})")
+                                     << false;
+    QTest::newRow("numberLong leading zero") << QByteArray(R"({"l": {"$numberLong": "007"}})") << false;
+    QTest::newRow("top-level array") << QByteArray("[1, 2]") << false;
+    QTest::newRow("trailing text") << QByteArray(R"({"a": 1} x)") << false;
+    QTest::newRow("truncated") << QByteArray(R"({"a": [1, 2)") << false;
+    QTest::newRow("invalid utf-8") << QByteArray("{\"a\": \"\xff\"}") << false;
+    QTest::newRow("empty") << QByteArray() << false;
+    QByteArray deep = "{\"a\":";
+    for (int i = 0; i < 95; ++i)
+        deep += "{\"a\":";
+    deep += "1" + QByteArray(96, '}');
+    QTest::newRow("deep") << deep << false;
+}
+
+void TestExtendedJson::fastReaderMatchesLibbson() {
+    QFETCH(QByteArray, json);
+    QFETCH(bool, fast);
+    bson_t mine;
+    bson_init(&mine);
+    const bool took = jsonToBsonFast(json, &mine);
+    const QByteArray mineBytes(reinterpret_cast<const char*>(bson_get_data(&mine)), qsizetype(mine.len));
+    bson_destroy(&mine);
+    QCOMPARE(took, fast);
+    if (!took) {
+        QCOMPARE(mineBytes, Bson::empty().raw()); // left empty
+        return;
+    }
+    bson_t theirs;
+    bson_error_t error;
+    QVERIFY2(bson_init_from_json(&theirs, json.constData(), json.size(), &error), error.message);
+    const QByteArray theirBytes(reinterpret_cast<const char*>(bson_get_data(&theirs)), qsizetype(theirs.len));
+    bson_destroy(&theirs);
+    QCOMPARE(mineBytes.toHex(), theirBytes.toHex());
+    QCOMPARE(Bson::fromJson(json).raw(), theirBytes);
+}
+
+// What the writer writes for a document of every type it writes in wrappers the fast
+// reader knows comes back byte for byte.
+void TestExtendedJson::fastReaderReadsWhatTheWriterWrites() {
+    bson_t doc = BSON_INITIALIZER;
+    bson_oid_t oid;
+    bson_oid_init_from_string(&oid, "5f1a2b3c4d5e6f7081920a1b");
+    BSON_APPEND_OID(&doc, "_id", &oid);
+    BSON_APPEND_INT32(&doc, "i", -7);
+    BSON_APPEND_INT64(&doc, "l", 5000000000LL);
+    BSON_APPEND_DOUBLE(&doc, "d", 20.0);
+    BSON_APPEND_DOUBLE(&doc, "pi", 3.141592653589793);
+    BSON_APPEND_DOUBLE(&doc, "nz", -0.0);
+    BSON_APPEND_DOUBLE(&doc, "inf", std::numeric_limits<double>::infinity());
+    BSON_APPEND_DATE_TIME(&doc, "t", 1763800000123LL);
+    BSON_APPEND_DATE_TIME(&doc, "old", -86400000LL);
+    BSON_APPEND_DATE_TIME(&doc, "far", 253402300799999LL);
+    BSON_APPEND_TIMESTAMP(&doc, "ts", 1700000000, 3);
+    const uint8_t bytes[] = {0, 1, 2, 0xff};
+    BSON_APPEND_BINARY(&doc, "bin", BSON_SUBTYPE_UUID, bytes, sizeof bytes);
+    BSON_APPEND_UTF8(&doc, "s", "caf\xc3\xa9 \"quoted\"\n");
+    bson_t child;
+    BSON_APPEND_ARRAY_BEGIN(&doc, "arr", &child);
+    BSON_APPEND_NULL(&child, "0");
+    BSON_APPEND_BOOL(&child, "1", true);
+    BSON_APPEND_MINKEY(&child, "2");
+    BSON_APPEND_MAXKEY(&child, "3");
+    BSON_APPEND_UNDEFINED(&child, "4");
+    bson_append_array_end(&doc, &child);
+    QByteArray json;
+    QVERIFY(appendRelaxedJson(json, &doc));
+    const Bson original = Bson::fromBsonT(&doc);
+    bson_destroy(&doc);
+    bson_t read;
+    bson_init(&read);
+    QVERIFY2(jsonToBsonFast(json, &read), json.constData());
+    const Bson back = Bson::fromBsonT(&read);
+    bson_destroy(&read);
+    QCOMPARE(back.toJson(Bson::JsonMode::Canonical), original.toJson(Bson::JsonMode::Canonical));
+    QCOMPARE(back.raw().toHex(), original.raw().toHex());
 }
 
 void TestExtendedJson::agreesWithLibbson_data() {

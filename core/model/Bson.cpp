@@ -1,6 +1,7 @@
 #include "Bson.h"
 
 #include "ExtendedJson.h"
+#include "JsonToBson.h"
 
 namespace tw {
 
@@ -15,8 +16,16 @@ Bson Bson::fromBsonT(const bson_t* doc) {
 }
 
 Bson Bson::fromJson(QByteArrayView json, QString* error) {
-    bson_error_t err;
     bson_t doc;
+    bson_init(&doc);
+    if (jsonToBsonFast(json, &doc)) {
+        Bson result = fromBsonT(&doc);
+        bson_destroy(&doc);
+        return result;
+    }
+    bson_destroy(&doc);
+    // Anything the fast reader leaves: libbson reads it, or says why not.
+    bson_error_t err;
     if (!bson_init_from_json(&doc, json.data(), json.size(), &err)) {
         if (error)
             *error = QString::fromUtf8(err.message);

@@ -6,10 +6,12 @@
 // {"$oid": …} is ambiguous by design), what libbson reads back must hold the same
 // values: the same keys in the same order (arrays: the same elements), numbers of the same value (Relaxed
 // JSON may turn an int64 that fits into an int32, never a double into an integer), dates to the millisecond,
-// and every other value byte for byte.
+// and every other value byte for byte. The fast reader (model/JsonToBson) reads the same
+// text into libbson's very bytes, or leaves it.
 #include "FuzzInput.h"
 
 #include "model/ExtendedJson.h"
+#include "model/JsonToBson.h"
 
 #include <QByteArray>
 
@@ -184,6 +186,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
         return 0;
     }
+    // The fast reader takes what the writer writes or leaves it, and reads libbson's bytes.
+    bson_t fast;
+    bson_init(&fast);
+    if (jsonToBsonFast(json, &fast))
+        fuzz::check(fast.len == parsed->len &&
+                        std::memcmp(bson_get_data(&fast), bson_get_data(parsed), fast.len) == 0,
+                    "the fast reader reads the writer's JSON into other bytes than libbson");
+    bson_destroy(&fast);
     if (comparable && !sameDocument(&doc, parsed)) {
         // Both sides in libbson's own Canonical form, to show which value changed.
         char* before = bson_as_canonical_extended_json(&doc, nullptr);
