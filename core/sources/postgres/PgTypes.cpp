@@ -1,5 +1,7 @@
 #include "PgTypes.h"
 
+#include "model/Bson.h"
+
 #include <QByteArray>
 
 #include <charconv>
@@ -87,16 +89,12 @@ void appendJson(bson_t* doc, const char* key, int keyLength, QByteArrayView text
     wrapped.append("{\"v\":");
     wrapped.append(text.data(), text.size());
     wrapped.append('}');
-    bson_t parsed;
-    bson_error_t error;
-    if (bson_init_from_json(&parsed, wrapped.constData(), wrapped.size(), &error)) {
-        bson_iter_t it;
-        if (bson_iter_init_find(&it, &parsed, "v")) {
-            bson_append_value(doc, key, keyLength, bson_iter_value(&it));
-            bson_destroy(&parsed);
-            return;
-        }
-        bson_destroy(&parsed);
+    const Bson parsed = Bson::fromJson(wrapped);
+    bson_t view;
+    bson_iter_t it;
+    if (parsed.view(&view) && bson_iter_init_find(&it, &view, "v")) {
+        bson_append_value(doc, key, keyLength, bson_iter_value(&it));
+        return;
     }
     appendText(doc, key, keyLength, text);
 }
