@@ -96,6 +96,13 @@ void TestExtendedJson::fastReaderMatchesLibbson_data() {
     QTest::newRow("base64 unpadded") << QByteArray(
                                             R"({"b": {"$binary": {"base64": "AAE", "subType": "00"}}})")
                                      << false;
+    // Found by fuzz_jsontobson: Qt decodes it, libbson refuses it.
+    QTest::newRow("base64 with stray bits before the padding")
+        << QByteArray(R"({"b": {"$binary": {"base64": "AAEC/v==", "subType": "04"}}})") << false;
+    QTest::newRow("base64 with stray bits, one byte")
+        << QByteArray(R"({"b": {"$binary": {"base64": "AB==", "subType": "00"}}})") << false;
+    QTest::newRow("base64 with stray bits, two bytes")
+        << QByteArray(R"({"b": {"$binary": {"base64": "AAB=", "subType": "00"}}})") << false;
     QTest::newRow("numberLong leading zero") << QByteArray(R"({"l": {"$numberLong": "007"}})") << false;
     QTest::newRow("top-level array") << QByteArray("[1, 2]") << false;
     QTest::newRow("trailing text") << QByteArray(R"({"a": 1} x)") << false;

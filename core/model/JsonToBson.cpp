@@ -208,7 +208,9 @@ bool appendWrapper(bson_t* out, const char* key, int keyLength, dom::object obj)
         auto decoded =
             QByteArray::fromBase64Encoding(QByteArray::fromRawData(data.data(), qsizetype(data.size())),
                                            QByteArray::AbortOnBase64DecodingErrors);
-        if (!decoded)
+        // libbson refuses non-canonical text (stray bits before the padding, AAEC/v==),
+        // which Qt decodes: only what encodes back to the very text is taken.
+        if (!decoded || decoded.decoded.toBase64() != QByteArrayView(data.data(), qsizetype(data.size())))
             return false;
         return bson_append_binary(out, key, keyLength, bson_subtype_t(subtype),
                                   reinterpret_cast<const uint8_t*>(decoded.decoded.constData()),
@@ -293,7 +295,11 @@ bool appendValue(bson_t* out, const char* key, int keyLength, dom::element value
 } // namespace
 
 bool jsonToBsonFast(QByteArrayView json, bson_t* out) {
-    // One parser per thread, its buffers kept between documents.
+    // One parser per thread, its buffers kept between documents; they grow to about ten
+    // times the largest document read, so a large one is left to libbson.
+    constexpr qsizetype kMaxFastBytes = 4 * 1024 * 1024;
+    if (json.isEmpty() || json.size() > kMaxFastBytes)
+        return false;
     thread_local dom::parser parser;
     dom::element root;
     dom::object obj;

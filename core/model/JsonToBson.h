@@ -15,9 +15,10 @@ namespace tw {
 //
 // Returns false, leaving `out` empty, for anything else: invalid JSON, a top level that
 // is not an object, any other $-prefixed key, a number libbson would read another way
-// (past int64, a negative zero), NUL in a string, nesting past 90 levels. The caller
-// then asks libbson, which gives the answer, or the error, it always gave. `out` must
-// be initialised (bson_init) by the caller, who destroys it in either case.
+// (past int64, a negative zero), NUL in a string, nesting past 90 levels, non-canonical
+// base64, a text past 4 MiB. The caller then asks libbson, which gives the answer, or
+// the error, it always gave. `out` must be initialised (bson_init) by the caller, who
+// destroys it in either case.
 bool jsonToBsonFast(QByteArrayView json, bson_t* out);
 
 } // namespace tw
