@@ -103,6 +103,8 @@ void TestExtendedJson::fastReaderMatchesLibbson_data() {
         << QByteArray(R"({"b": {"$binary": {"base64": "AB==", "subType": "00"}}})") << false;
     QTest::newRow("base64 with stray bits, two bytes")
         << QByteArray(R"({"b": {"$binary": {"base64": "AAB=", "subType": "00"}}})") << false;
+    QTest::newRow("signed subType") << QByteArray(R"({"b": {"$binary": {"base64": "", "subType": "-1"}}})")
+                                    << false;
     QTest::newRow("numberLong leading zero") << QByteArray(R"({"l": {"$numberLong": "007"}})") << false;
     QTest::newRow("top-level array") << QByteArray("[1, 2]") << false;
     QTest::newRow("trailing text") << QByteArray(R"({"a": 1} x)") << false;

@@ -80,14 +80,10 @@ bool parseIsoDate(std::string_view s, qint64* ms) {
     return true;
 }
 
-int hexDigit(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
+// Two hex digits, either case: a $binary's subType (unsigned: no sign is read).
+bool parseSubtype(std::string_view s, unsigned* value) {
+    const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), *value, 16);
+    return s.size() == 2 && ec == std::errc() && end == s.data() + s.size();
 }
 
 // The only member of `obj`, when it has exactly one.
@@ -149,8 +145,7 @@ bool appendWrapper(bson_t* out, const char* key, int keyLength, dom::object obj)
         return false;
     std::string_view text;
     if (name == "$oid") {
-        if (inner.get_string().get(text) || text.size() != 24 ||
-            !std::all_of(text.begin(), text.end(), [](char c) { return hexDigit(c) >= 0; }))
+        if (inner.get_string().get(text) || !bson_oid_is_valid(text.data(), text.size()))
             return false;
         char hex[25];
         std::memcpy(hex, text.data(), 24);
@@ -199,10 +194,11 @@ bool appendWrapper(bson_t* out, const char* key, int keyLength, dom::object obj)
         dom::element base64, subType;
         std::string_view data, type;
         if (inner.get_object().get(fields) || !pair(fields, "base64", "subType", &base64, &subType) ||
-            base64.get_string().get(data) || subType.get_string().get(type) || data.size() % 4 != 0 ||
-            type.size() != 2 || hexDigit(type[0]) < 0 || hexDigit(type[1]) < 0)
+            base64.get_string().get(data) || subType.get_string().get(type) || data.size() % 4 != 0)
             return false;
-        const int subtype = hexDigit(type[0]) * 16 + hexDigit(type[1]);
+        unsigned subtype = 0;
+        if (!parseSubtype(type, &subtype))
+            return false;
         if (subtype == BSON_SUBTYPE_BINARY_DEPRECATED)
             return false; // its inner length is libbson's business
         auto decoded =
