@@ -13,7 +13,13 @@
 //       --gateway nats://… --sse 0`), the clients run here on an epoll thread. Each event
 //       (a 1 KiB order) is stamped when the ingest's journal commits it (a direct
 //       connection to Engine::committed) and again when its SSE frame arrives; both are
-//       CLOCK_MONOTONIC in this process. Prints p50/p99/max and the rate achieved.
+//       CLOCK_MONOTONIC in this process. Prints p50/p99/max and the rate achieved. Then,
+//       on the same server, the floor: a plain libnats publisher and ordered push
+//       consumer with the same bytes at the same rate (latencyFloor).
+//   bench_nats floor [--rate 10000] [--seconds 5] [--rounds 3]
+//       The floor alone, each run on a new nats-server: publish → a core subscriber with
+//       no consumer on the stream, then with an ordered push consumer reading it (and
+//       publish → that consumer).
 //   bench_nats gateways [--clients 2000] [--rate 1000] [--seconds 5]
 //       One gateway with --clients SSE clients, then two gateways with --clients each,
 //       in the same run (each run its own nats-server and ingest), ~300-byte events.
@@ -152,6 +158,161 @@ double plainPublisher(const QString& url, const QList<QByteArray>& bodies) {
     jsCtx_Destroy(js);
     natsConnection_Destroy(nc);
     return bodies.size() / seconds;
+}
+
+// --- latency: a plain libnats publisher and consumer, the floor -----------------------
+
+// What nats-server and libnats alone give at the same rate, with the same bytes, on the
+// same server: a plain asynchronous publisher sending each 10 ms tick's messages and
+// waiting for their acknowledgements (the ingest's discipline), and a plain ordered
+// push consumer (the gateway's kind) on a stream of its own. Publish → receipt by the
+// consumer, both stamped in this process. Every event counts, the first second too, as
+// in the ingest's figure.
+// A plain core subscriber beside it times publish → routed by the server; `consumer`
+// false leaves the stream without a consumer (`bench_nats floor` compares the two).
+struct FloorFigures {
+    qint64 received = 0; // by the consumer
+    double p50 = -1, p99 = -1, maxMs = -1;
+    double coreP50 = -1, coreP99 = -1; // publish → the core subscriber
+};
+
+void onFloorCoreMessage(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
+
+struct FloorTap {
+    const std::vector<qint64>* sentNs = nullptr;
+    std::mutex mutex;
+    bench::Histogram histogram;
+};
+
+void onFloorCoreMessage(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+    auto* tap = static_cast<FloorTap*>(closure);
+    const qint64 now = bench::monoNs();
+    const char* value = nullptr;
+    if (natsMsgHeader_Get(msg, natsheaders::kSeq, &value) == NATS_OK && value) {
+        const long long seq = std::atoll(value);
+        if (seq > 0 && size_t(seq) < tap->sentNs->size() && (*tap->sentNs)[size_t(seq)] > 0) {
+            std::lock_guard lock(tap->mutex);
+            tap->histogram.add(now - (*tap->sentNs)[size_t(seq)]);
+        }
+    }
+    natsMsg_Destroy(msg);
+}
+
+FloorFigures latencyFloor(const QString& url, const QList<QByteArray>& bodies, int rate,
+                          bool consumer = true) {
+    FloorFigures f;
+    const QByteArray address = url.toUtf8();
+    natsConnection* pc = nullptr;
+    natsConnection* cc = nullptr;
+    jsCtx* pjs = nullptr;
+    jsCtx* cjs = nullptr;
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.PublishAsync.MaxPending = kWindow;
+    if (natsConnection_ConnectTo(&pc, address.constData()) != NATS_OK ||
+        natsConnection_ConnectTo(&cc, address.constData()) != NATS_OK ||
+        natsConnection_JetStream(&pjs, pc, &jo) != NATS_OK ||
+        natsConnection_JetStream(&cjs, cc, &jo) != NATS_OK) {
+        std::fprintf(stderr, "floor: cannot connect to %s\n", address.constData());
+        return f;
+    }
+    jsStreamConfig config;
+    jsStreamConfig_Init(&config);
+    const char* subjects[] = {"floorlat.>"};
+    config.Name = "FLOORLAT";
+    config.Subjects = subjects;
+    config.SubjectsLen = 1;
+    config.Storage = js_FileStorage;
+    jsErrCode code = jsErrCode(0);
+    js_AddStream(nullptr, pjs, &config, nullptr, &code);
+    const qsizetype total = bodies.size();
+    std::vector<qint64> sentNs(size_t(total + 1), 0);
+    FloorTap tap;
+    tap.sentNs = &sentNs;
+    natsSubscription* core = nullptr;
+    natsConnection_Subscribe(&core, cc, "floorlat.>", &onFloorCoreMessage, &tap);
+    natsSubscription_SetPendingLimits(core, -1, -1);
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = "FLOORLAT";
+    so.Ordered = true;
+    natsSubscription* sub = nullptr;
+    if (consumer && js_SubscribeSync(&sub, cjs, "floorlat.>", nullptr, &so, &code) != NATS_OK) {
+        std::fprintf(stderr, "floor: cannot subscribe\n");
+        return f;
+    }
+    bench::Histogram histogram;
+    std::atomic<qint64> received{0};
+    std::thread reader([&] {
+        QElapsedTimer idle;
+        idle.start();
+        while (sub && received.load() < total && !idle.hasExpired(10000)) {
+            natsMsg* msg = nullptr;
+            if (natsSubscription_NextMsg(&msg, sub, 100) != NATS_OK)
+                continue;
+            idle.start();
+            const qint64 now = bench::monoNs();
+            const char* value = nullptr;
+            if (natsMsgHeader_Get(msg, natsheaders::kSeq, &value) == NATS_OK && value) {
+                const long long seq = std::atoll(value);
+                if (seq > 0 && seq <= total && sentNs[size_t(seq)] > 0)
+                    histogram.add(now - sentNs[size_t(seq)]);
+            }
+            natsMsg_Destroy(msg);
+            received.fetch_add(1);
+        }
+    });
+    const QByteArray journal = QUuid::createUuid().toString(QUuid::WithoutBraces).toUtf8();
+    QElapsedTimer clock;
+    clock.start();
+    qsizetype sent = 0;
+    for (qint64 tick = 0; sent < total; ++tick) {
+        while (clock.elapsed() < tick * 10)
+            QThread::usleep(200);
+        const qsizetype due = std::min<qsizetype>(total, qsizetype(clock.elapsed() * rate / 1000));
+        while (sent < due) {
+            const QByteArray seq = QByteArray::number(sent + 1);
+            const QByteArray id = journal + ':' + seq;
+            natsMsg* msg = nullptr;
+            natsMsg_Create(&msg, "floorlat.shop.main.orders", nullptr, bodies[sent].constData(),
+                           int(bodies[sent].size()));
+            natsMsgHeader_Set(msg, "Tidewatch-Journal", journal.constData());
+            natsMsgHeader_Set(msg, natsheaders::kSeq, seq.constData());
+            natsMsgHeader_Set(msg, "Tidewatch-Operation", "update");
+            jsPubOptions po;
+            jsPubOptions_Init(&po);
+            po.MsgId = id.constData();
+            sentNs[size_t(sent + 1)] = bench::monoNs();
+            if (js_PublishMsgAsync(pjs, &msg, &po) != NATS_OK)
+                natsMsg_Destroy(msg);
+            ++sent;
+        }
+        js_PublishAsyncComplete(pjs, nullptr);
+    }
+    reader.join();
+    natsConnection_Flush(cc);
+    natsSubscription_Unsubscribe(core);
+    f.received = received.load();
+    if (histogram.count > 0) {
+        f.p50 = histogram.percentileMs(0.5);
+        f.p99 = histogram.percentileMs(0.99);
+        f.maxMs = double(histogram.maxNs) / 1e6;
+    }
+    {
+        std::lock_guard lock(tap.mutex);
+        if (tap.histogram.count > 0) {
+            f.coreP50 = tap.histogram.percentileMs(0.5);
+            f.coreP99 = tap.histogram.percentileMs(0.99);
+        }
+    }
+    natsSubscription_Destroy(core);
+    if (sub)
+        natsSubscription_Destroy(sub);
+    jsCtx_Destroy(cjs);
+    jsCtx_Destroy(pjs);
+    natsConnection_Destroy(cc);
+    natsConnection_Destroy(pc);
+    return f;
 }
 
 struct IngestFigures {
@@ -389,7 +550,10 @@ private:
 
 // `gateways` gateways with `clientsEach` SSE clients each; `rate` events/s for `seconds`.
 // `orders`: 1 KiB order updates, else ~300-byte inserts.
-bool runGateways(int gateways, int clientsEach, int rate, int seconds, bool orders, GatewayFigures* f) {
+// `floor`: then the floor (latencyFloor) at the same rate on the same server, after the
+// ingest and gateways have stopped.
+bool runGateways(int gateways, int clientsEach, int rate, int seconds, bool orders, GatewayFigures* f,
+                 FloorFigures* floor = nullptr) {
     const qint64 total = qint64(rate) * seconds;
     testsupport::NatsServer nats;
     if (const QString error = nats.start(); !error.isEmpty()) {
@@ -557,6 +721,16 @@ bool runGateways(int gateways, int clientsEach, int rate, int seconds, bool orde
         gw.stop();
     publisher.stop();
     engine.stop();
+    if (floor) {
+        QList<QByteArray> bodies;
+        bodies.reserve(total);
+        for (qint64 i = 1; i <= total; ++i)
+            bodies.append(orders
+                              ? test::makeOrderEvent(int(i)).toJson()
+                              : test::makeEvent(QStringLiteral("shop"), QStringLiteral("orders"), int(i), 100)
+                                    .toJson());
+        *floor = latencyFloor(nats.url(), bodies, rate);
+    }
     return true;
 }
 
@@ -713,9 +887,45 @@ int main(int argc, char** argv) {
                     "%d client(s)\n",
                     rate, seconds, clients);
         GatewayFigures f;
-        if (!runGateways(1, clients, rate, seconds, true, &f))
+        FloorFigures floor;
+        if (!runGateways(1, clients, rate, seconds, true, &f, &floor))
             return 1;
         printFigures("latency", f);
+        std::printf(
+            "floor on the same server (plain libnats publisher → ordered push consumer, same bytes "
+            "and rate): %lld received, p50 %.2f ms, p99 %.2f ms, max %.2f ms; Tidewatch's p99 %.1f× the "
+            "floor's\n",
+            static_cast<long long>(floor.received), floor.p50, floor.p99, floor.maxMs,
+            floor.p99 > 0 ? f.p99 / floor.p99 : 0);
+        return 0;
+    }
+    if (mode == QLatin1String("floor")) {
+        const int rate = arg(args, QStringLiteral("--rate"), QStringLiteral("10000")).toInt();
+        const int seconds = arg(args, QStringLiteral("--seconds"), QStringLiteral("5")).toInt();
+        const int rounds = arg(args, QStringLiteral("--rounds"), QStringLiteral("3")).toInt();
+        QList<QByteArray> bodies;
+        for (qint64 i = 1; i <= qint64(rate) * seconds; ++i)
+            bodies.append(test::makeOrderEvent(int(i)).toJson());
+        std::printf("the floor alone: plain libnats, 1 KiB orders at %d/s for %d s, each run on a new "
+                    "nats-server\n",
+                    rate, seconds);
+        for (int round = 0; round < rounds; ++round)
+            for (const bool consumer : {false, true}) {
+                testsupport::NatsServer server;
+                if (const QString why = server.start(); !why.isEmpty()) {
+                    std::fprintf(stderr, "%s\n", qPrintable(why));
+                    return 1;
+                }
+                const FloorFigures f = latencyFloor(server.url(), bodies, rate, consumer);
+                std::printf("  %s: publish → core subscriber p50 %.2f ms, p99 %.2f ms",
+                            consumer ? "with an ordered consumer" : "no consumer             ", f.coreP50,
+                            f.coreP99);
+                if (consumer)
+                    std::printf("; → the consumer (%lld) p50 %.2f ms, p99 %.2f ms",
+                                static_cast<long long>(f.received), f.p50, f.p99);
+                std::printf("\n");
+                std::fflush(stdout);
+            }
         return 0;
     }
     if (mode == QLatin1String("gateways")) {
