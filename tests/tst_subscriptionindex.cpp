@@ -158,6 +158,24 @@ void tst_SubscriptionIndex::gapReachesEveryCoveringSubscription() {
     QCOMPARE(sorted(index.route(gap)),
              (QStringList{QStringLiteral("byField"), QStringLiteral("byId"), QStringLiteral("wholeDb")}));
     QCOMPARE(sorted(index.route(gap)), sorted(bruteForce(index, gap)));
+
+    // A gap wider than a scope may have held that scope's events: a database's concerns
+    // the collections in it, one of no source and no namespace (an ingest's or a
+    // gateway's own) every subscription.
+    const ChangeEvent dbGap = ChangeEvent::makeGap(QStringLiteral("src"), {QStringLiteral("shop"), QString()},
+                                                   QStringLiteral("lost"));
+    QCOMPARE(sorted(index.route(dbGap)),
+             (QStringList{QStringLiteral("byField"), QStringLiteral("byId"), QStringLiteral("otherColl"),
+                          QStringLiteral("wholeDb")}));
+    QCOMPARE(sorted(index.route(dbGap)), sorted(bruteForce(index, dbGap)));
+    const ChangeEvent otherDbGap = ChangeEvent::makeGap(
+        QStringLiteral("src"), {QStringLiteral("crm"), QString()}, QStringLiteral("lost"));
+    QCOMPARE(sorted(index.route(otherDbGap)), (QStringList{QStringLiteral("byField")}));
+    const ChangeEvent everyoneGap = ChangeEvent::makeGap(QString(), {}, QStringLiteral("stream made again"));
+    QCOMPARE(sorted(index.route(everyoneGap)),
+             (QStringList{QStringLiteral("byField"), QStringLiteral("byId"), QStringLiteral("otherColl"),
+                          QStringLiteral("otherSource"), QStringLiteral("wholeDb")}));
+    QCOMPARE(sorted(index.route(everyoneGap)), sorted(bruteForce(index, everyoneGap)));
 }
 
 void tst_SubscriptionIndex::dataAndSchemaChanges() {

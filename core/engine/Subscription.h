@@ -56,6 +56,19 @@ struct Subscription {
                 return true;
         return false;
     }
+    // Whether a gap of `ns` concerns this subscription: one of a namespace it covers, and
+    // one wider than a scope of it (a database's or the whole deployment's, such as a
+    // stream a gateway found made again), which may have held events of that scope. A
+    // gap of no source (the ingest's or a gateway's own) concerns every source.
+    bool concernedByGap(const QString& sourceId, const Namespace& ns) const {
+        if (coversNamespace(sourceId, ns))
+            return true;
+        for (const SourceNamespace& scope : namespaces)
+            if ((sourceId.isEmpty() || scope.sourceId.isEmpty() || scope.sourceId == sourceId) &&
+                ns.contains(scope.ns))
+                return true;
+        return false;
+    }
     bool wantsKind(Operation op) const {
         if (changes == Changes::All || op == Operation::Gap)
             return true;
@@ -63,9 +76,11 @@ struct Subscription {
     }
     bool matches(const ChangeEvent& event) const {
         // A gap concerns every subscription of its namespace, whatever the filter.
+        if (event.operation() == Operation::Gap)
+            return concernedByGap(event.sourceId(), event.ns());
         if (!coversNamespace(event.sourceId(), event.ns()))
             return false;
-        return event.operation() == Operation::Gap || (wantsKind(event.operation()) && filter.matches(event));
+        return wantsKind(event.operation()) && filter.matches(event);
     }
     // What a consumer of the subscription receives, in Relaxed or Canonical Extended JSON.
     EventShape shape(bool canonical = false) const;

@@ -301,7 +301,7 @@ QStringList SubscriptionIndex::route(const ChangeEvent& event) const {
     // A gap concerns every subscription of its namespace, whatever the filter.
     if (event.operation() == Operation::Gap) {
         for (const auto& entry : d->entries)
-            if (entry.live && entry.subscription.coversNamespace(sourceId, ns))
+            if (entry.live && entry.subscription.concernedByGap(sourceId, ns))
                 matched.append(entry.subscription.id);
         return matched;
     }
