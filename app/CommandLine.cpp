@@ -121,7 +121,12 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
     const QCommandLineOption natsMaxBytes(
         QStringLiteral("nats-max-bytes"),
         QStringLiteral("Bytes a stream made by --publish keeps (default: no limit)."), QStringLiteral("N"));
-    for (const auto* option : {&publish, &gateway, &natsStream, &natsMaxAge, &natsMaxBytes})
+    const QCommandLineOption natsStorage(
+        QStringLiteral("nats-storage"),
+        QStringLiteral("How a stream made by --publish is stored: file (default; survives a restart of "
+                       "nats-server) or memory (faster; lost when nats-server stops)."),
+        QStringLiteral("file|memory"));
+    for (const auto* option : {&publish, &gateway, &natsStream, &natsMaxAge, &natsMaxBytes, &natsStorage})
         p.addOption(*option);
 
     if (!p.parse(arguments)) {
@@ -178,6 +183,19 @@ bool parseCommandLine(const QStringList& arguments, AppOptions* o, QString* erro
             *error = QStringLiteral("--publish %1").arg(why);
             return false;
         }
+    }
+    if (p.isSet(natsStorage)) {
+        const QString storage = p.value(natsStorage);
+        if (storage != QLatin1String("file") && storage != QLatin1String("memory")) {
+            *error = QStringLiteral("--nats-storage needs file or memory, not \"%1\"").arg(storage);
+            return false;
+        }
+        if (o->publish.isEmpty()) {
+            *error = QStringLiteral("--nats-storage needs --publish nats://HOST:PORT (a gateway reads the "
+                                    "stream as the ingest made it)");
+            return false;
+        }
+        o->natsMemoryStorage = storage == QLatin1String("memory");
     }
     if (!o->natsStream.isEmpty() && o->publish.isEmpty() && !p.isSet(gateway)) {
         *error = QStringLiteral("--nats-stream needs --publish or --gateway nats://HOST:PORT");

@@ -24,6 +24,7 @@ struct AppOptions {
     QString natsStream;           // empty: TIDEWATCH
     qint64 natsMaxAgeSeconds = 0; // limits of a stream --publish creates; 0: none
     qint64 natsMaxBytes = 0;
+    bool natsMemoryStorage = false; // --nats-storage memory
     qint64 fromSeq = -1;
     QString workspace;
     QString journal;

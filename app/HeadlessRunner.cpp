@@ -270,6 +270,7 @@ bool HeadlessRunner::startPublisher() {
         options.stream = m_options.natsStream;
     options.maxAgeSeconds = m_options.natsMaxAgeSeconds;
     options.maxBytes = m_options.natsMaxBytes;
+    options.memoryStorage = m_options.natsMemoryStorage;
     QString error;
     if (!m_session->startPublisher(options, &error)) {
         logLine(QStringLiteral("--publish: %1").arg(error));

@@ -335,6 +335,21 @@ void TestHeadless::badInputGetsOneLineErrorAndNonZeroExit_data() {
                        QStringLiteral("--watch"),
                        QStringLiteral("orders")}
         << QStringLiteral("--gateway serves the namespaces its ingest publishes");
+    QTest::newRow("bad nats storage") << QStringList{QStringLiteral("--headless"),
+                                                     QStringLiteral("--source"),
+                                                     QStringLiteral("DB"),
+                                                     QStringLiteral("--watch"),
+                                                     QStringLiteral("orders"),
+                                                     QStringLiteral("--publish"),
+                                                     QStringLiteral("nats://127.0.0.1:4222"),
+                                                     QStringLiteral("--nats-storage"),
+                                                     QStringLiteral("disk")}
+                                      << QStringLiteral("--nats-storage needs file or memory, not \"disk\"");
+    QTest::newRow("nats storage without publish")
+        << QStringList{QStringLiteral("--headless"), QStringLiteral("--gateway"),
+                       QStringLiteral("nats://127.0.0.1:4222"), QStringLiteral("--nats-storage"),
+                       QStringLiteral("memory")}
+        << QStringLiteral("--nats-storage needs --publish nats://HOST:PORT");
 }
 
 void TestHeadless::badInputGetsOneLineErrorAndNonZeroExit() {

@@ -117,6 +117,8 @@ private Q_SLOTS:
     void eventsTheStreamNoLongerHoldsAreAGapOnANewGateway();
     void gatewayWhoseConsumerVanishesSubscribesAgain();
     void serverOutageUnderLoadStallsNoClientAndLosesNothing();
+    void streamInMemoryMadeAgainIsReadFromItsStart();
+    void narrowedGatewayRestartedAfterAStreamMadeAgainStillGivesTheGap();
     void gatewayConsumesOnlyWhatItsSubscriptionsNeed();
 
 private:
@@ -581,6 +583,128 @@ void TestNatsGateway::serverOutageUnderLoadStallsNoClientAndLosesNothing() {
     QCOMPARE(back[QStringLiteral("state")].toString(), QStringLiteral("publishing"));
     QCOMPARE(back[QStringLiteral("ackedSeq")].toInteger(), rows);
     QVERIFY(back[QStringLiteral("reconnects")].toInteger() >= 1);
+    // The stream on files came back as it was: the gateway went on where it was.
+    QVERIFY(!readFile(m_dir->filePath(QStringLiteral("a.log"))).contains("was made again"));
+    for (QProcess* p : {&gateway, &ingest}) {
+        p->terminate();
+        QVERIFY(p->waitForFinished(20000));
+    }
+}
+
+void TestNatsGateway::streamInMemoryMadeAgainIsReadFromItsStart() {
+    QProcess ingest, gateway;
+    QUrl ingestBase, base;
+    START(startIngest(ingest,
+                      {QStringLiteral("--nats-storage"), QStringLiteral("memory"), QStringLiteral("--sse"),
+                       QStringLiteral("0")},
+                      &ingestBase));
+    START(startGateway(gateway, QStringLiteral("a"), &base));
+    QNetworkAccessManager http;
+    auto acked = [&] {
+        return getJson(http, ingestBase.resolved(QUrl(QStringLiteral(
+                                 "/v1/health"))))[QStringLiteral("publisher")][QStringLiteral("ackedSeq")]
+            .toInteger();
+    };
+    SseTestClient client;
+    client.open(events(base), kToken);
+    QTRY_COMPARE_WITH_TIMEOUT(client.readyCount(), 1, 20000);
+    write(5);
+    QTRY_COMPARE_WITH_TIMEOUT(client.seqs(), range(1, 5), 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(acked(), 5, 20000); // else the ingest sends some again to the new stream
+    QCOMPARE(NatsStreamClient(m_nats->url()).storage(), QStringLiteral("memory"));
+
+    // nats-server stops, and the stream with it. The rows written meanwhile wait in the
+    // ingest, which makes the stream again and sends them as its messages 1 to 5: the
+    // gateway, at stream sequence 5 of the old stream, must read the new one from its
+    // start, not after 5.
+    QCOMPARE(m_nats->stop(), QString());
+    write(5);
+    QCOMPARE(m_nats->start(), QString());
+    QTRY_COMPARE_WITH_TIMEOUT(client.seqs(), range(1, 10), 60000);
+    QCOMPARE(client.gapCount(), 0);
+    QCOMPARE(NatsStreamClient(m_nats->url()).messageCount(), 5);
+    QVERIFY(readFile(m_dir->filePath(QStringLiteral("a.log"))).contains("was made again"));
+
+    // With the gateway away, JetStream acknowledges 11 to 15, and loses them with the
+    // server: the gateway, back, has no way to read them, and says so.
+    gateway.terminate();
+    QVERIFY(gateway.waitForFinished(20000));
+    write(5);
+    QTRY_COMPARE_WITH_TIMEOUT(acked(), 15, 20000);
+    QCOMPARE(m_nats->stop(), QString());
+    QCOMPARE(m_nats->start(), QString());
+    write(5);
+    QTRY_COMPARE_WITH_TIMEOUT(acked(), 20, 60000);
+    START(startGateway(gateway, QStringLiteral("a"), &base));
+    SseTestClient after;
+    after.open(events(base), kToken, "10");
+    QTRY_COMPARE_WITH_TIMEOUT(after.seqs(), range(16, 20), 30000);
+    QCOMPARE(after.gapCount(), 1);
+    const auto gap = std::find_if(after.messages.cbegin(), after.messages.cend(),
+                                  [](const SseMessage& m) { return m.event == "gap"; });
+    QVERIFY(gap != after.messages.cend());
+    QVERIFY2(gap->data.contains("events 11 to 15 are not in stream TIDEWATCH: the stream was made again"),
+             gap->data.constData());
+    for (QProcess* p : {&gateway, &ingest}) {
+        p->terminate();
+        QVERIFY(p->waitForFinished(20000));
+    }
+}
+
+void TestNatsGateway::narrowedGatewayRestartedAfterAStreamMadeAgainStillGivesTheGap() {
+    // A gateway reading main.orders only finds the stream made again, with nothing of
+    // its namespace in it yet, and is restarted: what it owes its readers (a gap for
+    // the orders that were only in the lost stream) must survive the restart.
+    QCOMPARE(runSqlite3(db(), QStringLiteral("CREATE TABLE items(id INTEGER PRIMARY KEY, qty INTEGER);")),
+             QString());
+    QProcess ingest, gateway;
+    QUrl ingestBase, base;
+    START(startIngest(ingest,
+                      {QStringLiteral("--watch"), QStringLiteral("items"), QStringLiteral("--nats-storage"),
+                       QStringLiteral("memory"), QStringLiteral("--sse"), QStringLiteral("0")},
+                      &ingestBase));
+    const QStringList gatewayArgs{QStringLiteral("--gateway"), m_nats->url(),
+                                  QStringLiteral("--sse"),     QStringLiteral("0"),
+                                  QStringLiteral("--watch"),   QStringLiteral("main.orders")};
+    START(startProcess(gateway, QStringLiteral("a"), gatewayArgs, &base));
+    QNetworkAccessManager http;
+    auto acked = [&] {
+        return getJson(http, ingestBase.resolved(QUrl(QStringLiteral(
+                                 "/v1/health"))))[QStringLiteral("publisher")][QStringLiteral("ackedSeq")]
+            .toInteger();
+    };
+    SseTestClient client;
+    client.open(events(base), kToken);
+    QTRY_COMPARE_WITH_TIMEOUT(client.readyCount(), 1, 20000);
+    write(5);
+    QTRY_COMPARE_WITH_TIMEOUT(client.seqs(), range(1, 5), 20000);
+    QTRY_COMPARE_WITH_TIMEOUT(acked(), 5, 20000);
+    gateway.terminate();
+    QVERIFY(gateway.waitForFinished(20000));
+
+    write(5); // 6 to 10, lost with the stream
+    QTRY_COMPARE_WITH_TIMEOUT(acked(), 10, 20000);
+    QCOMPARE(m_nats->stop(), QString());
+    QCOMPARE(m_nats->start(), QString());
+    QCOMPARE(runSqlite3(db(), QStringLiteral("INSERT INTO items(qty) VALUES(1);")), QString()); // 11
+    QTRY_COMPARE_WITH_TIMEOUT(acked(), 11, 60000);
+    START(startProcess(gateway, QStringLiteral("a"), gatewayArgs, &base));
+    QTRY_VERIFY_WITH_TIMEOUT(readFile(m_dir->filePath(QStringLiteral("a.log"))).contains("was made again"),
+                             20000);
+    gateway.terminate();
+    QVERIFY(gateway.waitForFinished(20000));
+
+    START(startProcess(gateway, QStringLiteral("a"), gatewayArgs, &base));
+    write(5); // 12 to 16
+    SseTestClient after;
+    after.open(events(base), kToken, "5");
+    QTRY_COMPARE_WITH_TIMEOUT(after.seqs(), range(12, 16), 30000);
+    QCOMPARE(after.gapCount(), 1);
+    const auto gap = std::find_if(after.messages.cbegin(), after.messages.cend(),
+                                  [](const SseMessage& m) { return m.event == "gap"; });
+    QVERIFY(gap != after.messages.cend());
+    QVERIFY2(gap->data.contains("events 6 to 11 are not in stream TIDEWATCH: the stream was made again"),
+             gap->data.constData());
     for (QProcess* p : {&gateway, &ingest}) {
         p->terminate();
         QVERIFY(p->waitForFinished(20000));

@@ -17,10 +17,12 @@
 #include "models/ChangeFeedModel.h"
 #include "nats/NatsPublisher.h"
 #include "NatsServer.h"
+#include "NatsStreamClient.h"
 #include "TestUtil.h"
 #include "widgets/FeedView.h"
 #include "Workspace.h"
 
+#include <QCheckBox>
 #include <QDockWidget>
 #include <QLabel>
 #include <QLineEdit>
@@ -276,7 +278,9 @@ void tst_UiMainWindow::publishDockPublishesAndGoesOnAtTheNextStart() {
         auto* url = dock->findChild<QLineEdit*>(QStringLiteral("publishUrl"));
         auto* toggle = dock->findChild<QPushButton*>(QStringLiteral("publishToggle"));
         auto* shownError = dock->findChild<QLabel*>(QStringLiteral("publishError"));
-        QVERIFY(url && toggle && shownError);
+        auto* memory = dock->findChild<QCheckBox*>(QStringLiteral("publishMemory"));
+        QVERIFY(url && toggle && shownError && memory);
+        QVERIFY(!memory->isChecked()); // files unless asked
 
         // A URL of another kind: said, and nothing starts.
         url->setText(QStringLiteral("http://127.0.0.1:%1").arg(nats.port()));
@@ -286,8 +290,10 @@ void tst_UiMainWindow::publishDockPublishesAndGoesOnAtTheNextStart() {
         QVERIFY2(shownError->text().contains(QLatin1String("nats://")), qPrintable(shownError->text()));
 
         url->setText(nats.url());
+        memory->setChecked(true);
         toggle->click();
         QVERIFY(dock->isPublishing());
+        QVERIFY(!memory->isEnabled());
         QVERIFY(shownError->isHidden());
         NatsPublisher* publisher = window.session()->publisher();
         QVERIFY(publisher);
@@ -296,6 +302,8 @@ void tst_UiMainWindow::publishDockPublishesAndGoesOnAtTheNextStart() {
         QTRY_VERIFY_WITH_TIMEOUT(dock->stateText().startsWith(QLatin1String("Publishing")), 5000);
         QVERIFY(Settings().boolValue(Settings::Key::NatsPublish));
         QCOMPARE(Settings().stringValue(Settings::Key::NatsUrl), nats.url());
+        QVERIFY(Settings().boolValue(Settings::Key::NatsMemoryStorage));
+        QCOMPARE(testsupport::NatsStreamClient(nats.url()).storage(), QStringLiteral("memory"));
         acked = publisher->status().ackedSeq;
     }
     // The next start publishes again, on from where the last one stopped.
@@ -304,6 +312,7 @@ void tst_UiMainWindow::publishDockPublishesAndGoesOnAtTheNextStart() {
     QVERIFY2(window.start(&error), qPrintable(error));
     PublishDock* dock = window.publish();
     QVERIFY(dock->isPublishing());
+    QVERIFY(dock->findChild<QCheckBox*>(QStringLiteral("publishMemory"))->isChecked());
     NatsPublisher* publisher = window.session()->publisher();
     QTRY_VERIFY_WITH_TIMEOUT(publisher->status().ackedSeq > acked, 20000);
 

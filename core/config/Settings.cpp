@@ -34,6 +34,7 @@ const QList<Entry>& table() {
         {Settings::Key::NatsPublish, "nats/publish", false},
         {Settings::Key::NatsUrl, "nats/url", QStringLiteral("nats://127.0.0.1:4222")},
         {Settings::Key::NatsStream, "nats/stream", QStringLiteral("TIDEWATCH")},
+        {Settings::Key::NatsMemoryStorage, "nats/memoryStorage", false},
     };
     return entries;
 }

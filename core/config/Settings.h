@@ -30,6 +30,7 @@ public:
         NatsPublish,            // bool, false: the window publishes to JetStream at start
         NatsUrl,                // QString, "nats://127.0.0.1:4222"
         NatsStream,             // QString, "TIDEWATCH"
+        NatsMemoryStorage,      // bool, false: a stream the window makes is kept on files, else in memory
     };
 
     Settings();

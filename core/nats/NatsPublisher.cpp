@@ -191,7 +191,16 @@ bool NatsPublisher::ensureStream(QString* why) {
     jsErrCode code = jsErrCode(0);
     natsStatus s = js_GetStreamInfo(&info, m_nats->js, m_streamName.constData(), nullptr, &code);
     if (s == NATS_OK) {
+        const bool inMemory = info->Config && info->Config->Storage == js_MemoryStorage;
         jsStreamInfo_Destroy(info);
+        if (inMemory != m_options.memoryStorage && !m_storageWarned) {
+            m_storageWarned = true;
+            qCWarning(lcNats).noquote()
+                << "stream" << m_options.stream << "exists" << (inMemory ? "in memory" : "on files")
+                << "and not" << (m_options.memoryStorage ? "in memory" : "on files")
+                << "as --nats-storage asks; it is used as it is (JetStream cannot change a stream's storage: "
+                   "delete the stream to have it made again)";
+        }
         return true;
     }
     if (s != NATS_NOT_FOUND) {
@@ -205,7 +214,7 @@ bool NatsPublisher::ensureStream(QString* why) {
     config.Name = m_streamName.constData();
     config.Subjects = subjectList;
     config.SubjectsLen = 1;
-    config.Storage = js_FileStorage;
+    config.Storage = m_options.memoryStorage ? js_MemoryStorage : js_FileStorage;
     if (m_options.maxAgeSeconds > 0)
         config.MaxAge = m_options.maxAgeSeconds * 1000000000LL;
     if (m_options.maxBytes > 0)
@@ -220,7 +229,8 @@ bool NatsPublisher::ensureStream(QString* why) {
         return false;
     }
     jsStreamInfo_Destroy(info);
-    qCInfo(lcNats).noquote() << "created stream" << m_options.stream << "on" << m_options.url;
+    qCInfo(lcNats).noquote() << "created stream" << m_options.stream << "on" << m_options.url << "with"
+                             << (m_options.memoryStorage ? "memory" : "file") << "storage";
     return true;
 }
 

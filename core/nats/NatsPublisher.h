@@ -46,11 +46,18 @@ public:
     struct Options {
         QString url; // nats://HOST:PORT
         QString stream = QStringLiteral("TIDEWATCH");
-        // Limits of a stream the publisher creates (file storage); an existing stream
-        // keeps its own. 0: no limit.
+        // Limits of a stream the publisher creates; an existing stream keeps its own.
+        // 0: no limit.
         qint64 maxAgeSeconds = 0;
         qint64 maxBytes = 0;
         qint64 maxMessages = 0;
+        // How a stream the publisher creates is stored. On files (the default) it
+        // survives a restart of nats-server. In memory, nats-server 2.9 answers in a
+        // fraction of the time once a consumer reads the stream (bench/README.md, "On a
+        // quiet machine"), and the stream is gone when nats-server stops: the publisher
+        // makes it again and goes on after its last acknowledged seq, and a gateway
+        // reads the new stream from its start, with a `gap` for what it had not read.
+        bool memoryStorage = false;
         // Messages published and not yet acknowledged, at most. 1 024 keeps about 1 MiB
         // of 1 KiB orders in flight, which is what one acknowledgement round trip on
         // loopback needs to stay busy.
@@ -146,6 +153,7 @@ private:
     // An event JetStream refused: the next window sends its stub instead.
     qint64 m_rejectedSeq = 0;
     qint64 m_streamMaxMessageBytes = 0; // the stream's max_msg_size, read at resync; 0: none
+    bool m_storageWarned = false;       // that an existing stream's storage is not the one asked for
     QString m_rejectedWhy;
     // The next window, taken and rendered while the last was being acknowledged; used
     // only when it starts at m_next (a failed or partly refused window moves m_next back).

@@ -122,6 +122,19 @@ qint64 NatsStreamClient::duplicateWindowMs() {
     return ms;
 }
 
+QString NatsStreamClient::storage() {
+    if (!m_js && !open())
+        return {};
+    jsStreamInfo* info = nullptr;
+    jsErrCode code = jsErrCode(0);
+    if (js_GetStreamInfo(&info, m_js, m_stream.constData(), nullptr, &code) != NATS_OK)
+        return {};
+    const QString storage =
+        info->Config->Storage == js_MemoryStorage ? QStringLiteral("memory") : QStringLiteral("file");
+    jsStreamInfo_Destroy(info);
+    return storage;
+}
+
 QString NatsStreamClient::waitOutDuplicateWindow(int timeoutMs) {
     if (!m_js && !open())
         return QStringLiteral("cannot connect to %1").arg(QString::fromUtf8(m_url));

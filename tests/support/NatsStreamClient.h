@@ -42,6 +42,8 @@ public:
     QString createStream(qint32 maxMsgSize, qint64 duplicatesMs);
     // Changes the stream's max_msg_size while it is in use. Empty on success.
     QString setMaxMsgSize(qint32 bytes);
+    // "file" or "memory", how the stream is stored; empty when it cannot be read.
+    QString storage();
     // The stream's duplicate window in ms; -1 when it cannot be read.
     qint64 duplicateWindowMs();
     // Returns once the stream has forgotten every Nats-Msg-Id it stored so far, so that a

@@ -4,6 +4,7 @@
 #include "config/Settings.h"
 #include "nats/NatsPublisher.h"
 
+#include <QCheckBox>
 #include <QFormLayout>
 #include <QHBoxLayout>
 #include <QLabel>
@@ -41,8 +42,14 @@ PublishDock::PublishDock(AppSession* session, QWidget* parent)
     form->addRow(tr("Server:"), m_url);
     m_stream = new QLineEdit(body);
     m_stream->setPlaceholderText(QStringLiteral("TIDEWATCH"));
-    m_stream->setToolTip(tr("The JetStream stream; made with file storage when it does not exist"));
+    m_stream->setToolTip(tr("The JetStream stream; made when it does not exist"));
     form->addRow(tr("Stream:"), m_stream);
+    m_memory = new QCheckBox(tr("Keep a new stream in memory"), body);
+    m_memory->setObjectName(QStringLiteral("publishMemory"));
+    m_memory->setToolTip(tr("Faster once gateways read it, but lost when nats-server stops: gateways then "
+                            "report a gap for what they had not read. Off: the stream is kept on files. "
+                            "An existing stream keeps its own storage."));
+    form->addRow(QString(), m_memory);
     layout->addLayout(form);
 
     auto* note = new QLabel(tr("Every committed event goes to subject tidewatch.<source>.<db>.<coll>, once "
@@ -64,6 +71,7 @@ PublishDock::PublishDock(AppSession* session, QWidget* parent)
     const Settings settings;
     m_url->setText(settings.stringValue(Settings::Key::NatsUrl));
     m_stream->setText(settings.stringValue(Settings::Key::NatsStream));
+    m_memory->setChecked(settings.boolValue(Settings::Key::NatsMemoryStorage));
 
     connect(m_toggle, &QPushButton::clicked, this, [this] {
         if (isPublishing()) {
@@ -94,6 +102,7 @@ bool PublishDock::startPublishing(QString* error) {
         options.url = m_url->placeholderText();
     if (!m_stream->text().trimmed().isEmpty())
         options.stream = m_stream->text().trimmed();
+    options.memoryStorage = m_memory->isChecked();
     if (!NatsPublisher::checkUrl(options.url, error) || !m_session->startPublisher(options, error)) {
         updateState();
         return false;
@@ -102,6 +111,7 @@ bool PublishDock::startPublishing(QString* error) {
     settings.setValue(Settings::Key::NatsPublish, true);
     settings.setValue(Settings::Key::NatsUrl, options.url);
     settings.setValue(Settings::Key::NatsStream, options.stream);
+    settings.setValue(Settings::Key::NatsMemoryStorage, options.memoryStorage);
     m_error->hide();
     updateState();
     return true;
@@ -122,6 +132,7 @@ void PublishDock::updateState() {
     m_toggle->setText(publisher ? tr("Stop") : tr("Publish"));
     m_url->setEnabled(!publisher);
     m_stream->setEnabled(!publisher);
+    m_memory->setEnabled(!publisher);
     if (!publisher) {
         m_state->setText(tr("Not publishing."));
         return;

@@ -3,6 +3,7 @@
 #include <QDockWidget>
 #include <QTimer>
 
+class QCheckBox;
 class QLabel;
 class QLineEdit;
 class QPushButton;
@@ -41,6 +42,7 @@ private:
     QPushButton* m_toggle = nullptr;
     QLineEdit* m_url = nullptr;
     QLineEdit* m_stream = nullptr;
+    QCheckBox* m_memory = nullptr;
     QLabel* m_error = nullptr;
 };
 

@@ -13,6 +13,7 @@
 #include <QLoggingCategory>
 #include <QRegularExpression>
 #include <QTimer>
+#include <QTimeZone>
 #include <QUrl>
 #include <utility>
 
@@ -94,6 +95,11 @@ void NatsGatewaySource::start(const SourceRestore& restore) {
     m_journalId = token.value(QLatin1String("journal")).toString().toUtf8();
     m_lastSeq = token.value(QLatin1String("seq")).toInteger();
     m_streamSeq = quint64(std::max<qint64>(0, token.value(QLatin1String("streamSeq")).toInteger()));
+    // A string: nanoseconds since 1970 are past what a JSON number holds exactly.
+    m_streamCreated = token.value(QLatin1String("streamCreated")).toString().toLongLong();
+    // Saved until the first event after it is taken: a restart in between must still
+    // put the gap before it.
+    m_streamRenewed = token.value(QLatin1String("renewed")).toBool();
     m_filterDeclared = false;
     m_pumpTimer = new QTimer(this);
     m_pumpTimer->setInterval(0); // each pass waits for messages itself, at most kPollMs
@@ -154,6 +160,8 @@ bool NatsGatewaySource::subscribe(QString* why) {
         natsSubscription_Destroy(m_nats->subscription);
         m_nats->subscription = nullptr;
     }
+    if (!checkStreamIsTheOneRead(why))
+        return false;
     jsSubOptions so;
     jsSubOptions_Init(&so);
     so.Stream = m_streamName.constData();
@@ -175,14 +183,56 @@ bool NatsGatewaySource::subscribe(QString* why) {
         js_SubscribeSync(&m_nats->subscription, m_nats->js, m_filter.constData(), nullptr, &so, &code);
     if (s != NATS_OK) {
         m_nats->subscription = nullptr;
-        *why = s == NATS_NOT_FOUND
-                   ? QStringLiteral("%1 has no stream %2 yet (start the ingest with --publish %1)")
-                         .arg(m_url, m_stream)
-                   : QStringLiteral("cannot read stream %1 on %2: %3")
-                         .arg(m_stream, m_url, natsclient::statusText(s));
+        *why = streamError(s);
         return false;
     }
     m_sinceMessage.start();
+    return true;
+}
+
+QString NatsGatewaySource::streamError(int status) const {
+    return status == NATS_NOT_FOUND
+               ? QStringLiteral("%1 has no stream %2 yet (start the ingest with --publish %1)")
+                     .arg(m_url, m_stream)
+               : QStringLiteral("cannot read stream %1 on %2: %3")
+                     .arg(m_stream, m_url, natsclient::statusText(natsStatus(status)));
+}
+
+bool NatsGatewaySource::checkStreamIsTheOneRead(QString* why) {
+    jsStreamInfo* info = nullptr;
+    jsErrCode code = jsErrCode(0);
+    const natsStatus s = js_GetStreamInfo(&info, m_nats->js, m_streamName.constData(), nullptr, &code);
+    if (s != NATS_OK) {
+        *why = streamError(s);
+        if (s != NATS_NOT_FOUND)
+            *why += QStringLiteral(" (a user that reads the stream needs $JS.API.STREAM.INFO.%1 too)")
+                        .arg(m_stream);
+        return false;
+    }
+    const qint64 created = info->Created;
+    const quint64 last = info->State.LastSeq;
+    // lostBefore() compares against the first sequence of this stream, not of an old one.
+    m_streamFirstSeq = info->State.FirstSeq;
+    jsStreamInfo_Destroy(info);
+    // A stream made again (one kept in memory when nats-server restarted, or one deleted
+    // and made again) numbers its messages from 1: a consumer started after the position
+    // read in the old one would skip every message until the new stream passed it. Told
+    // by the stream's creation time, or, for a checkpoint from before it was kept, by a
+    // stream that ends before that position.
+    const bool renewed = m_streamCreated != 0 ? created != m_streamCreated : m_streamSeq > last;
+    if (renewed && (m_streamSeq > 0 || m_lastSeq > 0)) {
+        qCWarning(lcGateway).noquote()
+            << "stream" << m_stream << "on" << m_url << "was made again at"
+            << QDateTime::fromMSecsSinceEpoch(created / 1000000, QTimeZone::utc()).toString(Qt::ISODateWithMs)
+            << QStringLiteral(
+                   "after this gateway read its stream sequence %1 (seq %2): reading it from its start")
+                   .arg(m_streamSeq)
+                   .arg(m_lastSeq);
+        m_streamSeq = 0;
+        m_stalledAt = 0;
+        m_streamRenewed = true;
+    }
+    m_streamCreated = created;
     return true;
 }
 
@@ -321,20 +371,26 @@ void NatsGatewaySource::take(natsMsg* msg, ChangeEventList* events) {
     if (seq <= m_lastSeq)
         return; // held already (a consumer restarted before it)
     const QByteArray operation = header(msg, natsheaders::kOperation);
-    if (seq > m_lastSeq + 1 && operation != "gap" && lostBefore(readBefore)) {
+    // The first event taken from a stream made again: what came between was in the old
+    // one. Narrowed, some of those seqs may be other namespaces' events; the gap is then
+    // wider than what this gateway's readers lost, never narrower.
+    const bool afterRenewal = std::exchange(m_streamRenewed, false);
+    if (seq > m_lastSeq + 1 && operation != "gap" && (afterRenewal || lostBefore(readBefore))) {
         GapPosition position;
         position.requested = m_lastSeq;
         position.firstAvailable = seq;
         position.resumeAfter = seq - 1;
-        ChangeEvent gap = ChangeEvent::makeGap(
-            QString(), {},
-            QStringLiteral(
-                "events %1 to %2 are no longer in stream %3: its retention removed them before this "
-                "gateway read them")
-                .arg(m_lastSeq + 1)
-                .arg(seq - 1)
-                .arg(m_stream),
-            position);
+        const QString why =
+            afterRenewal
+                ? QStringLiteral(
+                      "events %1 to %2 are not in stream %3: the stream was made again (nats-server "
+                      "lost a stream kept in memory, or the stream was deleted) before this gateway "
+                      "read them")
+                : QStringLiteral(
+                      "events %1 to %2 are no longer in stream %3: its retention removed them before "
+                      "this gateway read them");
+        ChangeEvent gap =
+            ChangeEvent::makeGap(QString(), {}, why.arg(m_lastSeq + 1).arg(seq - 1).arg(m_stream), position);
         gap.finalize(seq - 1);
         events->append(gap);
     }
@@ -383,9 +439,12 @@ void NatsGatewaySource::readWatchList() {
 }
 
 QByteArray NatsGatewaySource::checkpointToken() const {
-    const QJsonObject token{{QStringLiteral("journal"), QString::fromUtf8(m_journalId)},
-                            {QStringLiteral("seq"), m_lastSeq},
-                            {QStringLiteral("streamSeq"), qint64(m_streamSeq)}};
+    QJsonObject token{{QStringLiteral("journal"), QString::fromUtf8(m_journalId)},
+                      {QStringLiteral("seq"), m_lastSeq},
+                      {QStringLiteral("streamSeq"), qint64(m_streamSeq)},
+                      {QStringLiteral("streamCreated"), QString::number(m_streamCreated)}};
+    if (m_streamRenewed)
+        token.insert(QStringLiteral("renewed"), true);
     return QJsonDocument(token).toJson(QJsonDocument::Compact);
 }
 

@@ -78,6 +78,11 @@ private:
     bool connectToServer(QString* why);
     // (Re)creates the ordered consumer, after m_streamSeq (or from the start).
     bool subscribe(QString* why);
+    // Reads the stream's info: one made again since m_streamSeq was read is read from its
+    // start (m_streamRenewed). False with why when it cannot be read.
+    bool checkStreamIsTheOneRead(QString* why);
+    // What a failed request about the stream means (a natsStatus), in a sentence.
+    QString streamError(int status) const;
     // Replaces a consumer that delivers nothing while the stream has more.
     void checkStalled();
     void disconnect();
@@ -127,9 +132,11 @@ private:
     bool m_stopped = false;
 
     // What the journal holds (from the checkpoint token, then from each batch sent).
-    QByteArray m_journalId;  // the ingest journal followed; empty until the first message
-    qint64 m_lastSeq = 0;    // the ingest seq of the last event sent
-    quint64 m_streamSeq = 0; // the stream sequence of the last message read
+    QByteArray m_journalId;       // the ingest journal followed; empty until the first message
+    qint64 m_lastSeq = 0;         // the ingest seq of the last event sent
+    quint64 m_streamSeq = 0;      // the stream sequence of the last message read
+    qint64 m_streamCreated = 0;   // when the stream m_streamSeq is in was made (ns since 1970); 0: unknown
+    bool m_streamRenewed = false; // read again from a new stream's start: its first event may follow a gap
     QList<Namespace> m_watches;
     QHash<Namespace, QList<WatchOptions::Reader>> m_readers; // by watched scope
     QByteArray m_filter;                                     // the consumer's filter subject
