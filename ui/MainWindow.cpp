@@ -64,6 +64,14 @@ MainWindow::MainWindow(const AppOptions& options, QWidget* parent)
     m_statusBar = new SessionStatusBar(m_session.get(), this);
     setStatusBar(m_statusBar);
     connect(m_statusBar, &SessionStatusBar::ticked, this, &MainWindow::updateStatusBar);
+    m_commitRefresh = new QTimer(this);
+    m_commitRefresh->setSingleShot(true);
+    m_commitRefresh->setInterval(50);
+    connect(m_commitRefresh, &QTimer::timeout, this, &MainWindow::updateStatusBar);
+    connect(m_session.get(), &AppSession::committed, this, [this] {
+        if (!m_commitRefresh->isActive())
+            m_commitRefresh->start();
+    });
     updateStatusBar();
 }
 

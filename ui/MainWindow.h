@@ -10,6 +10,8 @@
 #include <QHash>
 #include <QMainWindow>
 
+class QTimer;
+
 namespace tw {
 class AppSession;
 } // namespace tw
@@ -111,6 +113,9 @@ private:
     SseDock* m_sseDock = nullptr;
     PublishDock* m_publishDock = nullptr;
     SessionStatusBar* m_statusBar = nullptr;
+    // Commits refresh the journal's line soon after they land, not only at the bar's
+    // once-a-second tick: else the feed shows seqs the line has not reached yet.
+    QTimer* m_commitRefresh = nullptr;
     QAction* m_pauseAction = nullptr;
     QMenu* m_viewMenu = nullptr;
 };
