@@ -7,7 +7,8 @@
 //       the same window of unacknowledged messages to a stream of its own; then Engine::submit →
 //       journal commit → NatsPublisher → acknowledged by JetStream. Prints events/s for
 //       both and the ratio; rounds alternate the two.
-//   bench_nats latency [--rate 10000] [--seconds 10] [--clients 1]   (TIDEWATCH_BENCH_DUMP=FILE: per event)
+//   bench_nats latency [--rate 10000] [--seconds 10] [--clients 1] [--storage file|memory]
+//                                                   (TIDEWATCH_BENCH_DUMP=FILE: per event)
 //       Commit on the ingest → receipt by an SSE client of a gateway. The ingest (Engine +
 //       NatsPublisher) runs here, the gateway is the built program (`tidewatch --headless
 //       --gateway nats://… --sse 0`), the clients run here on an epoll thread. Each event
@@ -16,7 +17,7 @@
 //       CLOCK_MONOTONIC in this process. Prints p50/p99/max and the rate achieved. Then,
 //       on the same server, the floor: a plain libnats publisher and ordered push
 //       consumer with the same bytes at the same rate (latencyFloor).
-//   bench_nats floor [--rate 10000] [--seconds 5] [--rounds 3]
+//   bench_nats floor [--rate 10000] [--seconds 5] [--rounds 3] [--storage file|memory]
 //       The floor alone, each run on a new nats-server: publish → a core subscriber with
 //       no consumer on the stream, then with an ordered push consumer reading it (and
 //       publish → that consumer).
@@ -81,6 +82,16 @@ constexpr char kToken[] = "bench-token";
 QString arg(const QStringList& args, const QString& name, const QString& fallback) {
     const qsizetype i = args.indexOf(name);
     return i >= 0 && i + 1 < args.size() ? args[i + 1] : fallback;
+}
+
+// --storage file|memory: true for memory; anything else ends the benchmark.
+bool storageArg(const QStringList& args) {
+    const QString storage = arg(args, QStringLiteral("--storage"), QStringLiteral("file"));
+    if (storage != QLatin1String("file") && storage != QLatin1String("memory")) {
+        std::fprintf(stderr, "--storage needs file or memory, not \"%s\"\n", qPrintable(storage));
+        std::exit(2);
+    }
+    return storage == QLatin1String("memory");
 }
 
 // A field of /proc/PID/status in KiB (VmRSS now, VmHWM the peak).
@@ -178,8 +189,11 @@ struct FloorFigures {
 
 void onFloorCoreMessage(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
 
+// Send times by seq: written by the publishing loop, read by libnats' threads.
+using SendTimes = std::vector<std::atomic<qint64>>;
+
 struct FloorTap {
-    const std::vector<qint64>* sentNs = nullptr;
+    const SendTimes* sentNs = nullptr;
     std::mutex mutex;
     bench::Histogram histogram;
 };
@@ -190,16 +204,19 @@ void onFloorCoreMessage(natsConnection*, natsSubscription*, natsMsg* msg, void* 
     const char* value = nullptr;
     if (natsMsgHeader_Get(msg, natsheaders::kSeq, &value) == NATS_OK && value) {
         const long long seq = std::atoll(value);
-        if (seq > 0 && size_t(seq) < tap->sentNs->size() && (*tap->sentNs)[size_t(seq)] > 0) {
+        const qint64 sent = seq > 0 && size_t(seq) < tap->sentNs->size()
+                                ? (*tap->sentNs)[size_t(seq)].load(std::memory_order_relaxed)
+                                : 0;
+        if (sent > 0) {
             std::lock_guard lock(tap->mutex);
-            tap->histogram.add(now - (*tap->sentNs)[size_t(seq)]);
+            tap->histogram.add(now - sent);
         }
     }
     natsMsg_Destroy(msg);
 }
 
-FloorFigures latencyFloor(const QString& url, const QList<QByteArray>& bodies, int rate,
-                          bool consumer = true) {
+FloorFigures latencyFloor(const QString& url, const QList<QByteArray>& bodies, int rate, bool consumer = true,
+                          bool memory = false) {
     FloorFigures f;
     const QByteArray address = url.toUtf8();
     natsConnection* pc = nullptr;
@@ -209,11 +226,24 @@ FloorFigures latencyFloor(const QString& url, const QList<QByteArray>& bodies, i
     jsOptions jo;
     jsOptions_Init(&jo);
     jo.PublishAsync.MaxPending = kWindow;
+    natsSubscription* core = nullptr;
+    natsSubscription* sub = nullptr;
+    auto close = [&] {
+        if (sub)
+            natsSubscription_Destroy(sub);
+        if (core)
+            natsSubscription_Destroy(core);
+        jsCtx_Destroy(cjs);
+        jsCtx_Destroy(pjs);
+        natsConnection_Destroy(cc);
+        natsConnection_Destroy(pc);
+    };
     if (natsConnection_ConnectTo(&pc, address.constData()) != NATS_OK ||
         natsConnection_ConnectTo(&cc, address.constData()) != NATS_OK ||
         natsConnection_JetStream(&pjs, pc, &jo) != NATS_OK ||
         natsConnection_JetStream(&cjs, cc, &jo) != NATS_OK) {
         std::fprintf(stderr, "floor: cannot connect to %s\n", address.constData());
+        close();
         return f;
     }
     jsStreamConfig config;
@@ -222,23 +252,23 @@ FloorFigures latencyFloor(const QString& url, const QList<QByteArray>& bodies, i
     config.Name = "FLOORLAT";
     config.Subjects = subjects;
     config.SubjectsLen = 1;
-    config.Storage = js_FileStorage;
+    config.Storage = memory ? js_MemoryStorage : js_FileStorage;
     jsErrCode code = jsErrCode(0);
-    js_AddStream(nullptr, pjs, &config, nullptr, &code);
     const qsizetype total = bodies.size();
-    std::vector<qint64> sentNs(size_t(total + 1), 0);
+    SendTimes sentNs(size_t(total + 1));
     FloorTap tap;
     tap.sentNs = &sentNs;
-    natsSubscription* core = nullptr;
-    natsConnection_Subscribe(&core, cc, "floorlat.>", &onFloorCoreMessage, &tap);
-    natsSubscription_SetPendingLimits(core, -1, -1);
     jsSubOptions so;
     jsSubOptions_Init(&so);
     so.Stream = "FLOORLAT";
     so.Ordered = true;
-    natsSubscription* sub = nullptr;
-    if (consumer && js_SubscribeSync(&sub, cjs, "floorlat.>", nullptr, &so, &code) != NATS_OK) {
-        std::fprintf(stderr, "floor: cannot subscribe\n");
+    if (js_AddStream(nullptr, pjs, &config, nullptr, &code) != NATS_OK ||
+        natsConnection_Subscribe(&core, cc, "floorlat.>", &onFloorCoreMessage, &tap) != NATS_OK ||
+        natsSubscription_SetPendingLimits(core, -1, -1) != NATS_OK ||
+        (consumer && js_SubscribeSync(&sub, cjs, "floorlat.>", nullptr, &so, &code) != NATS_OK)) {
+        std::fprintf(stderr, "floor: cannot make stream FLOORLAT or subscribe to it (JetStream error %d)\n",
+                     int(code));
+        close();
         return f;
     }
     bench::Histogram histogram;
@@ -255,8 +285,10 @@ FloorFigures latencyFloor(const QString& url, const QList<QByteArray>& bodies, i
             const char* value = nullptr;
             if (natsMsgHeader_Get(msg, natsheaders::kSeq, &value) == NATS_OK && value) {
                 const long long seq = std::atoll(value);
-                if (seq > 0 && seq <= total && sentNs[size_t(seq)] > 0)
-                    histogram.add(now - sentNs[size_t(seq)]);
+                const qint64 sent =
+                    seq > 0 && seq <= total ? sentNs[size_t(seq)].load(std::memory_order_relaxed) : 0;
+                if (sent > 0)
+                    histogram.add(now - sent);
             }
             natsMsg_Destroy(msg);
             received.fetch_add(1);
@@ -282,7 +314,7 @@ FloorFigures latencyFloor(const QString& url, const QList<QByteArray>& bodies, i
             jsPubOptions po;
             jsPubOptions_Init(&po);
             po.MsgId = id.constData();
-            sentNs[size_t(sent + 1)] = bench::monoNs();
+            sentNs[size_t(sent + 1)].store(bench::monoNs(), std::memory_order_relaxed);
             if (js_PublishMsgAsync(pjs, &msg, &po) != NATS_OK)
                 natsMsg_Destroy(msg);
             ++sent;
@@ -290,8 +322,10 @@ FloorFigures latencyFloor(const QString& url, const QList<QByteArray>& bodies, i
         js_PublishAsyncComplete(pjs, nullptr);
     }
     reader.join();
-    natsConnection_Flush(cc);
-    natsSubscription_Unsubscribe(core);
+    // Every message through the core subscriber's callback before `tap` goes: drained,
+    // and the drain waited for.
+    natsSubscription_Drain(core);
+    natsSubscription_WaitForDrainCompletion(core, 10000);
     f.received = received.load();
     if (histogram.count > 0) {
         f.p50 = histogram.percentileMs(0.5);
@@ -305,13 +339,7 @@ FloorFigures latencyFloor(const QString& url, const QList<QByteArray>& bodies, i
             f.coreP99 = tap.histogram.percentileMs(0.99);
         }
     }
-    natsSubscription_Destroy(core);
-    if (sub)
-        natsSubscription_Destroy(sub);
-    jsCtx_Destroy(cjs);
-    jsCtx_Destroy(pjs);
-    natsConnection_Destroy(cc);
-    natsConnection_Destroy(pc);
+    close();
     return f;
 }
 
@@ -552,8 +580,9 @@ private:
 // `orders`: 1 KiB order updates, else ~300-byte inserts.
 // `floor`: then the floor (latencyFloor) at the same rate on the same server, after the
 // ingest and gateways have stopped.
+// `memory`: the publisher makes its stream in memory (and the floor its own).
 bool runGateways(int gateways, int clientsEach, int rate, int seconds, bool orders, GatewayFigures* f,
-                 FloorFigures* floor = nullptr) {
+                 FloorFigures* floor = nullptr, bool memory = false) {
     const qint64 total = qint64(rate) * seconds;
     testsupport::NatsServer nats;
     if (const QString error = nats.start(); !error.isEmpty()) {
@@ -584,6 +613,7 @@ bool runGateways(int gateways, int clientsEach, int rate, int seconds, bool orde
     StreamTap tap(nats.url(), commitNs);
     NatsPublisher::Options po;
     po.url = nats.url();
+    po.memoryStorage = memory;
     NatsPublisher publisher(&engine, po);
     if (!publisher.start(&error)) {
         std::fprintf(stderr, "%s\n", qPrintable(error));
@@ -729,7 +759,7 @@ bool runGateways(int gateways, int clientsEach, int rate, int seconds, bool orde
                               ? test::makeOrderEvent(int(i)).toJson()
                               : test::makeEvent(QStringLiteral("shop"), QStringLiteral("orders"), int(i), 100)
                                     .toJson());
-        *floor = latencyFloor(nats.url(), bodies, rate);
+        *floor = latencyFloor(nats.url(), bodies, rate, true, memory);
     }
     return true;
 }
@@ -883,12 +913,13 @@ int main(int argc, char** argv) {
         const int rate = arg(args, QStringLiteral("--rate"), QStringLiteral("10000")).toInt();
         const int seconds = arg(args, QStringLiteral("--seconds"), QStringLiteral("10")).toInt();
         const int clients = arg(args, QStringLiteral("--clients"), QStringLiteral("1")).toInt();
+        const bool memory = storageArg(args);
         std::printf("commit on the ingest → SSE client of a gateway: 1 KiB orders at %d events/s for %d s, "
-                    "%d client(s)\n",
-                    rate, seconds, clients);
+                    "%d client(s), the stream in %s\n",
+                    rate, seconds, clients, memory ? "memory" : "files");
         GatewayFigures f;
         FloorFigures floor;
-        if (!runGateways(1, clients, rate, seconds, true, &f, &floor))
+        if (!runGateways(1, clients, rate, seconds, true, &f, &floor, memory))
             return 1;
         printFigures("latency", f);
         std::printf(
@@ -903,6 +934,7 @@ int main(int argc, char** argv) {
         const int rate = arg(args, QStringLiteral("--rate"), QStringLiteral("10000")).toInt();
         const int seconds = arg(args, QStringLiteral("--seconds"), QStringLiteral("5")).toInt();
         const int rounds = arg(args, QStringLiteral("--rounds"), QStringLiteral("3")).toInt();
+        const bool memory = storageArg(args);
         QList<QByteArray> bodies;
         for (qint64 i = 1; i <= qint64(rate) * seconds; ++i)
             bodies.append(test::makeOrderEvent(int(i)).toJson());
@@ -916,7 +948,7 @@ int main(int argc, char** argv) {
                     std::fprintf(stderr, "%s\n", qPrintable(why));
                     return 1;
                 }
-                const FloorFigures f = latencyFloor(server.url(), bodies, rate, consumer);
+                const FloorFigures f = latencyFloor(server.url(), bodies, rate, consumer, memory);
                 std::printf("  %s: publish → core subscriber p50 %.2f ms, p99 %.2f ms",
                             consumer ? "with an ordered consumer" : "no consumer             ", f.coreP50,
                             f.coreP99);
