@@ -76,7 +76,7 @@ bool Engine::addSource(const QString& id, const QString& uri, QString* error) {
 
 void Engine::startFromCheckpoint(const QString& id, Source* source) {
     QString error;
-    const SourceRestore restore = m_journal.restore(id, &error);
+    SourceRestore restore = m_journal.restore(id, &error);
     if (error.isEmpty()) {
         QList<Namespace> unwatched;
         {
@@ -89,7 +89,10 @@ void Engine::startFromCheckpoint(const QString& id, Source* source) {
         }
         QMetaObject::invokeMethod(
             source,
-            [source, restore, unwatched] {
+            // Moved, not copied: the token's bytes then belong to the source's thread
+            // alone once posted, and are freed there (not here, after the source read
+            // them, through a reference count released inside QtCore).
+            [source, restore = std::move(restore), unwatched] {
                 source->start(restore);
                 for (const Namespace& ns : unwatched)
                     source->unwatch(ns);
@@ -199,12 +202,13 @@ void Engine::removeSourceNow(const QString& id, bool releaseServerState) {
         // meanwhile is dropped (it is in m_paused).
         // Started here, not through startFromCheckpoint(): the entry has left m_sources.
         QString error;
-        const SourceRestore restore = m_journal.restore(id, &error);
+        SourceRestore restore = m_journal.restore(id, &error);
         if (error.isEmpty() && launchSource(id, entry.fullUri, &entry, &error)) {
             m_paused.insert(id);
             Source* source = entry.source;
             QMetaObject::invokeMethod(
-                source, [source, restore] { source->start(restore); }, Qt::QueuedConnection);
+                source, [source, restore = std::move(restore)] { source->start(restore); },
+                Qt::QueuedConnection);
         } else {
             qCWarning(lcEngine).noquote()
                 << "source" << id << "cannot release what it keeps on the server:" << error;
