@@ -109,6 +109,16 @@ void NatsPublisher::onCommitted(const CommittedBatch& batch) {
     m_wake.notify_one();
 }
 
+namespace {
+// A copy that shares no data with `text`. The reason held in m_status is replaced (and
+// its data freed) on the publisher's thread; a copy another thread still shared would be
+// released there inside QtCore, whose reference counting the sanitizer cannot see, and
+// every such free would look like a race with that thread's reads.
+QString unshared(const QString& text) {
+    return QString(text.constData(), text.size());
+}
+} // namespace
+
 void NatsPublisher::setState(State state, const QString& reason) {
     {
         std::lock_guard lock(m_mutex);
@@ -118,7 +128,7 @@ void NatsPublisher::setState(State state, const QString& reason) {
         m_status.reason = reason;
     }
     // Emitted on the thread we live in: see NatsHandOff.
-    NatsHandOff::post(this, [this, state, reason] { Q_EMIT stateChanged(state, reason); });
+    NatsHandOff::post(this, [this, state, reason = unshared(reason)] { Q_EMIT stateChanged(state, reason); });
 }
 
 bool NatsPublisher::waitFor(int ms) {
@@ -281,6 +291,7 @@ bool NatsPublisher::resync(QString* why) {
 NatsPublisher::Status NatsPublisher::status() const {
     std::lock_guard lock(m_mutex);
     Status s = m_status;
+    s.reason = unshared(m_status.reason); // see unshared()
     const qint64 head = std::max(m_head, m_engine->lastCommittedSeq());
     s.lagEvents = std::max<qint64>(0, head - s.ackedSeq);
     if (s.lagEvents > 0) {
