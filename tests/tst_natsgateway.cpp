@@ -62,6 +62,13 @@ QJsonObject getJson(QNetworkAccessManager& http, const QUrl& url, int* status = 
     return parseJson(reply->readAll());
 }
 
+// The last seq JetStream acknowledged to the ingest at `ingestBase`, from its /v1/health.
+qint64 ackedSeq(QNetworkAccessManager& http, const QUrl& ingestBase) {
+    return getJson(http, ingestBase.resolved(QUrl(QStringLiteral(
+                             "/v1/health"))))[QStringLiteral("publisher")][QStringLiteral("ackedSeq")]
+        .toInteger();
+}
+
 // POST with the test's token and a JSON body; the status, and the answer in *answer.
 int postJson(QNetworkAccessManager& http, const QUrl& url, const QJsonObject& body, QByteArray* answer) {
     QNetworkRequest request(url);
@@ -473,11 +480,7 @@ void TestNatsGateway::eventsTheStreamNoLongerHoldsAreAGapOnANewGateway() {
                       &ingestBase));
     write(30);
     QNetworkAccessManager http;
-    auto acked = [&] {
-        return getJson(http, ingestBase.resolved(QUrl(QStringLiteral(
-                                 "/v1/health"))))[QStringLiteral("publisher")][QStringLiteral("ackedSeq")]
-            .toInteger();
-    };
+    auto acked = [&] { return ackedSeq(http, ingestBase); };
     QTRY_COMPARE_WITH_TIMEOUT(acked(), 30, 20000);
     START(startGateway(gateway, QStringLiteral("late"), &base));
     SseTestClient client;
@@ -600,11 +603,7 @@ void TestNatsGateway::streamInMemoryMadeAgainIsReadFromItsStart() {
                       &ingestBase));
     START(startGateway(gateway, QStringLiteral("a"), &base));
     QNetworkAccessManager http;
-    auto acked = [&] {
-        return getJson(http, ingestBase.resolved(QUrl(QStringLiteral(
-                                 "/v1/health"))))[QStringLiteral("publisher")][QStringLiteral("ackedSeq")]
-            .toInteger();
-    };
+    auto acked = [&] { return ackedSeq(http, ingestBase); };
     SseTestClient client;
     client.open(events(base), kToken);
     QTRY_COMPARE_WITH_TIMEOUT(client.readyCount(), 1, 20000);
@@ -668,11 +667,7 @@ void TestNatsGateway::narrowedGatewayRestartedAfterAStreamMadeAgainStillGivesThe
                                   QStringLiteral("--watch"),   QStringLiteral("main.orders")};
     START(startProcess(gateway, QStringLiteral("a"), gatewayArgs, &base));
     QNetworkAccessManager http;
-    auto acked = [&] {
-        return getJson(http, ingestBase.resolved(QUrl(QStringLiteral(
-                                 "/v1/health"))))[QStringLiteral("publisher")][QStringLiteral("ackedSeq")]
-            .toInteger();
-    };
+    auto acked = [&] { return ackedSeq(http, ingestBase); };
     SseTestClient client;
     client.open(events(base), kToken);
     QTRY_COMPARE_WITH_TIMEOUT(client.readyCount(), 1, 20000);
