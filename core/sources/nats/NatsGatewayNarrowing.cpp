@@ -81,15 +81,13 @@ void NatsGatewaySource::applyFilter() {
         retryLater(why);
 }
 
-void NatsGatewaySource::takeInOrder(QList<Delivered>& delivered, ChangeEventList* events) {
+void NatsGatewaySource::takeInOrder(const QList<Delivered>& delivered, ChangeEventList* events) {
     const bool idle = delivered.isEmpty();
     if (!isNarrowed()) {
-        for (Delivered& d : delivered) {
+        for (const Delivered& d : std::as_const(delivered)) {
             m_takingStreamSeq = d.streamSeq;
             take(d.msg, events);
-            natsMsg_Destroy(d.msg);
         }
-        delivered.clear();
         return;
     }
     m_passLast = m_streamSeq;
@@ -121,7 +119,7 @@ void NatsGatewaySource::takeInOrder(QList<Delivered>& delivered, ChangeEventList
     failed = failed || (!m_wide && lookUpWide() == Lookup::Failed);
     qsizetype i = 0;
     for (; i < delivered.size() && !failed; ++i) {
-        Delivered& d = delivered[i];
+        const Delivered& d = delivered[i];
         while (m_wide && m_wideSeq < d.streamSeq && !failed) {
             takeWide(events);
             failed = lookUpWide() == Lookup::Failed;
@@ -131,11 +129,7 @@ void NatsGatewaySource::takeInOrder(QList<Delivered>& delivered, ChangeEventList
         m_consumerSeq = d.consumerSeq;
         m_takingStreamSeq = d.streamSeq;
         take(d.msg, events);
-        natsMsg_Destroy(d.msg);
     }
-    for (; i < delivered.size(); ++i)
-        natsMsg_Destroy(delivered[i].msg);
-    delivered.clear();
     if (failed) {
         // What was not taken is delivered again after the last stream sequence taken.
         retryLater(QStringLiteral("cannot look up the wide messages of stream %1 on %2: %3")

@@ -325,6 +325,12 @@ void NatsGatewaySource::pump() {
         m_status.lastEventMs = QDateTime::currentMSecsSinceEpoch();
         publishBatch(batch);
     }
+    // Only now, with the batch handed over: libnats gives every destroyed message to its
+    // collector thread and wakes that thread if it sleeps, which one by one was a wake-up
+    // (and often a preemption of this thread) per message, a fifth of this thread's time
+    // at 10 000 events/s. Destroyed together, a pass wakes it about once.
+    for (const Delivered& d : std::as_const(delivered))
+        natsMsg_Destroy(d.msg);
     if (!m_nats)
         return; // takeInOrder() could not look up the wide messages, and retries later
     if (m_watchListTimer.hasExpired(kWatchListEveryMs)) {

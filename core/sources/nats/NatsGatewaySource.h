@@ -94,7 +94,7 @@ private:
 
     // NatsGatewayNarrowing.cpp.
     struct Delivered {
-        natsMsg* msg = nullptr; // owned until handed to take()
+        natsMsg* msg = nullptr; // owned by pump(), which destroys the pass's messages
         quint64 streamSeq = 0;
         quint64 consumerSeq = 0;
     };
@@ -108,7 +108,7 @@ private:
     void applyFilter();
     // Hands `delivered` (this pass's messages, in order) to take() with the wide
     // messages before them merged in; destroys every message.
-    void takeInOrder(QList<Delivered>& delivered, ChangeEventList* events);
+    void takeInOrder(const QList<Delivered>& delivered, ChangeEventList* events);
     // The next message on a wide subject from m_wideFrom on, into m_wide.
     Lookup lookUpWide();
     void takeWide(ChangeEventList* events);
