@@ -140,6 +140,8 @@ struct HttpResponder::Private {
 
 void HttpResponder::Private::startStreaming() {
     QTcpSocket* s = socket;
+    if (streaming || !s)
+        return;
     streaming = true;
     connected = s->state() == QAbstractSocket::ConnectedState;
     socketMayHold = true; // the header block
