@@ -78,6 +78,7 @@ private Q_SLOTS:
     void clientBeforeThePruneMarkGetsItsGapThoughTheRangeIsCached();
     void changedSubscriptionIsNotServedItsOldFrames();
     void stalledReplayKeepsAtMostOneWriteInUserSpace();
+    void stalledLiveClientGetsEveryEventInOrderOnceItReadsAgain();
 
 private:
     void startServer(qint64 cacheBytes = qint64(64) << 20);
@@ -357,6 +358,49 @@ void TestReplayCache::stalledReplayKeepsAtMostOneWriteInUserSpace() {
     client->resumeReading();
     QTRY_COMPARE_WITH_TIMEOUT(readyCount(*client), 1, 60000);
     QVERIFY(isExactly(seqsOf(*client), 1, 20000));
+}
+
+void TestReplayCache::stalledLiveClientGetsEveryEventInOrderOnceItReadsAgain() {
+    // A live client that stops reading: the kernel refuses part of a write, a slice of it
+    // waits in the socket's own buffer and the rest in the responder's queue. Batches
+    // keep coming while it reads again, and it must get every one, in order, without
+    // being dropped as slow. (tst_httpresponder makes the one moment where a write could
+    // overtake the socket's bytes happen on purpose.)
+    startServer();
+    auto client = openStream("/v1/subscriptions/orders/events");
+    QVERIFY(client);
+    QTRY_COMPARE_WITH_TIMEOUT(readyCount(*client), 1, 10000);
+    // A small receive window (still above loopback's 64 KiB segments, or the sender would
+    // wait for window probes), so that the kernel refuses after a megabyte or so.
+    client->socket().setSocketOption(QAbstractSocket::ReceiveBufferSizeSocketOption, 128 * 1024);
+    client->stopReading();
+    auto pending = [this] {
+        const QList<SseServer::ClientInfo> clients = m_server->clients();
+        return clients.isEmpty() ? qint64(-1) : clients.first().pendingBytes;
+    };
+    int batches = 0;
+    auto submitBatch = [&] {
+        submit(100, 200);
+        ++batches;
+        QTRY_COMPARE_WITH_TIMEOUT(m_fx->engine->lastCommittedSeq(), qint64(batches) * 100, 30000);
+    };
+    while (pending() <= 0 && batches < 400)
+        submitBatch();
+    QVERIFY2(pending() > 0, "the server never had to hold bytes for the stalled client");
+    for (int i = 0; i < 5; ++i)
+        submitBatch();
+    client->resumeReading();
+    for (int i = 0; i < 60; ++i) {
+        submitBatch();
+        QTest::qWait(2);
+    }
+    const qint64 total = qint64(batches) * 100;
+    QTRY_VERIFY_WITH_TIMEOUT(!seqsOf(*client).isEmpty() && seqsOf(*client).constLast() >= total, 30000);
+    const QList<qint64> seqs = seqsOf(*client);
+    QVERIFY2(isExactly(seqs, 1, total),
+             qPrintable(
+                 QStringLiteral("%1 events for %2, first %3").arg(seqs.size()).arg(total).arg(seqs.first())));
+    QVERIFY(client->isConnected()); // not dropped as a slow client
 }
 
 QTEST_GUILESS_MAIN(TestReplayCache)
