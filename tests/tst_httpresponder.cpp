@@ -4,7 +4,6 @@
 // says, so that the kernel's buffers fill exactly when the test wants them full.
 #include "http/HttpAdapter.h"
 
-#include <cerrno>
 #include <memory>
 #include <QtTest>
 
@@ -80,7 +79,7 @@ private slots:
 private:
     // Connects a peer, lets the adapter answer with a stream, and waits until the header
     // block has left the socket.
-    void openStream(int receiveBuffer = 128 * 1024);
+    void openStream();
 
     std::unique_ptr<HttpAdapter> m_adapter;
     std::unique_ptr<HttpResponder> m_responder;
@@ -103,9 +102,9 @@ void TestHttpResponder::cleanup() {
     m_adapter.reset();
 }
 
-void TestHttpResponder::openStream(int receiveBuffer) {
+void TestHttpResponder::openStream() {
     m_peer = std::make_unique<Peer>();
-    QVERIFY(m_peer->connectTo(m_adapter->port(), receiveBuffer));
+    QVERIFY(m_peer->connectTo(m_adapter->port(), 128 * 1024));
     m_peer->send("GET /stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     QTRY_VERIFY_WITH_TIMEOUT(m_responder && m_responder->isOpen(), 10000);
     QTRY_COMPARE_WITH_TIMEOUT(m_responder->pendingBytes(), 0, 10000);

@@ -524,7 +524,7 @@ void SseStreams::deliver(const QHash<QString, ChangeEventList>& bySubscription, 
                 continue;
             if (firstSeq > c->cursor) {
                 const QByteArray& key = c->shape.key();
-                if (!lastRun || !(lastKey.constData() == key.constData() || lastKey == key)) {
+                if (!lastRun || key != lastKey) {
                     lastRun = &runs[key];
                     lastKey = key;
                 }

@@ -107,7 +107,7 @@ private:
     // for the next batch.
     void applyFilter();
     // Hands `delivered` (this pass's messages, in order) to take() with the wide
-    // messages before them merged in; destroys every message.
+    // messages before them merged in; pump() destroys them afterwards.
     void takeInOrder(const QList<Delivered>& delivered, ChangeEventList* events);
     // The next message on a wide subject from m_wideFrom on, into m_wide.
     Lookup lookUpWide();
